@@ -1,0 +1,318 @@
+//! In-memory bit sets: a plain one, and one with a summary hierarchy that
+//! finds a zero bit in a few word operations however large or fragmented the
+//! set is (contract S3). No I/O here.
+
+const WORD_BITS: u64 = 64;
+
+fn words_for(bits: u64) -> usize {
+    bits.div_ceil(WORD_BITS) as usize
+}
+
+/// A growable set of bits, all zero when created.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BitVec {
+    words: Vec<u64>,
+    len: u64,
+}
+
+impl BitVec {
+    pub fn new(len: u64) -> BitVec {
+        BitVec {
+            words: vec![0; words_for(len)],
+            len,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Extends the set to `len` bits; the new bits are zero.
+    pub fn grow(&mut self, len: u64) {
+        if len > self.len {
+            self.words.resize(words_for(len), 0);
+            self.len = len;
+        }
+    }
+
+    pub fn get(&self, bit: u64) -> bool {
+        self.words
+            .get((bit / WORD_BITS) as usize)
+            .is_some_and(|w| w & (1 << (bit % WORD_BITS)) != 0)
+    }
+
+    pub fn set(&mut self, bit: u64, value: bool) {
+        if let Some(word) = self.words.get_mut((bit / WORD_BITS) as usize) {
+            let mask = 1 << (bit % WORD_BITS);
+            if value {
+                *word |= mask;
+            } else {
+                *word &= !mask;
+            }
+        }
+    }
+
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
+    pub fn words_mut(&mut self) -> &mut [u64] {
+        &mut self.words
+    }
+
+    /// The lowest set bit at or after `from`.
+    pub fn next_one(&self, from: u64) -> Option<u64> {
+        if from >= self.len {
+            return None;
+        }
+        let mut index = (from / WORD_BITS) as usize;
+        let mut word = self.words.get(index)? & (!0u64 << (from % WORD_BITS));
+        loop {
+            if word != 0 {
+                let bit = index as u64 * WORD_BITS + u64::from(word.trailing_zeros());
+                return (bit < self.len).then_some(bit);
+            }
+            index += 1;
+            word = *self.words.get(index)?;
+        }
+    }
+}
+
+/// A bit set that answers "lowest zero bit" in `O(log64 n)` word operations.
+///
+/// Level 0 is the set itself; bit `j` of level `k + 1` is one when word `j`
+/// of level `k` is full. Bits past the end read as one, so they are never
+/// found free.
+#[derive(Clone, Debug)]
+pub(crate) struct SummaryBitVec {
+    levels: Vec<Vec<u64>>,
+    len: u64,
+    zeros: u64,
+}
+
+impl SummaryBitVec {
+    /// A set of `len` zero bits.
+    pub fn new(len: u64) -> SummaryBitVec {
+        let mut set = SummaryBitVec {
+            levels: vec![Vec::new()],
+            len: 0,
+            zeros: 0,
+        };
+        set.grow(len);
+        set
+    }
+
+    /// A set whose first `len` bits are the bits of `words`.
+    pub fn from_words(words: Vec<u64>, len: u64) -> SummaryBitVec {
+        let mut set = SummaryBitVec {
+            levels: vec![words],
+            len,
+            zeros: 0,
+        };
+        set.levels[0].resize(words_for(len), 0);
+        set.rebuild();
+        set
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// How many bits are zero.
+    pub fn zeros(&self) -> u64 {
+        self.zeros
+    }
+
+    /// Extends the set to `len` bits; the new bits are zero.
+    pub fn grow(&mut self, len: u64) {
+        if len <= self.len && !self.levels[0].is_empty() {
+            return;
+        }
+        let old_len = self.len;
+        let base = &mut self.levels[0];
+        // Clear the padding of the old last word, which read as ones.
+        if !old_len.is_multiple_of(WORD_BITS) {
+            if let Some(last) = base.last_mut() {
+                *last &= (1u64 << (old_len % WORD_BITS)) - 1;
+            }
+        }
+        base.resize(words_for(len).max(1), 0);
+        self.len = len;
+        self.rebuild();
+    }
+
+    /// Recomputes padding, the summary levels and the zero count from level 0.
+    fn rebuild(&mut self) {
+        let len = self.len;
+        let base = &mut self.levels[0];
+        if base.is_empty() {
+            base.push(0);
+        }
+        let used_words = words_for(len);
+        for (i, word) in base.iter_mut().enumerate() {
+            if i >= used_words {
+                *word = !0;
+            } else if i + 1 == used_words && !len.is_multiple_of(WORD_BITS) {
+                *word |= !0u64 << (len % WORD_BITS);
+            }
+        }
+        self.zeros = base.iter().map(|w| u64::from(w.count_zeros())).sum();
+        self.levels.truncate(1);
+        while self.levels.last().is_some_and(|l| l.len() > 1) {
+            let below = self.levels.last().map(Vec::as_slice).unwrap_or_default();
+            let mut level = vec![!0u64; below.len().div_ceil(64)];
+            for (i, word) in below.iter().enumerate() {
+                if *word != !0 {
+                    level[i / 64] &= !(1u64 << (i % 64));
+                }
+            }
+            self.levels.push(level);
+        }
+    }
+
+    pub fn get(&self, bit: u64) -> bool {
+        bit < self.len
+            && self.levels[0]
+                .get((bit / WORD_BITS) as usize)
+                .is_some_and(|w| w & (1 << (bit % WORD_BITS)) != 0)
+    }
+
+    /// Sets `bit` to one. Returns false (and changes nothing) if it was one.
+    pub fn set(&mut self, bit: u64) -> bool {
+        if bit >= self.len || self.get(bit) {
+            return false;
+        }
+        let mut index = bit as usize;
+        for level in &mut self.levels {
+            let word = &mut level[index / 64];
+            *word |= 1 << (index % 64);
+            if *word != !0 {
+                break;
+            }
+            index /= 64;
+        }
+        self.zeros -= 1;
+        true
+    }
+
+    /// Sets `bit` to zero. Returns false (and changes nothing) if it was zero.
+    pub fn clear(&mut self, bit: u64) -> bool {
+        if !self.get(bit) {
+            return false;
+        }
+        let mut index = bit as usize;
+        for level in &mut self.levels {
+            let word = &mut level[index / 64];
+            let was_full = *word == !0;
+            *word &= !(1 << (index % 64));
+            if !was_full {
+                break;
+            }
+            index /= 64;
+        }
+        self.zeros += 1;
+        true
+    }
+
+    /// The lowest zero bit, if any.
+    pub fn first_zero(&self) -> Option<u64> {
+        let mut index = 0usize;
+        for level in self.levels.iter().rev() {
+            let word = *level.get(index)?;
+            if word == !0 {
+                return None;
+            }
+            index = index * 64 + word.trailing_ones() as usize;
+        }
+        Some(index as u64).filter(|&bit| bit < self.len)
+    }
+
+    /// Sets the `count` lowest zero bits to one and returns them in ascending
+    /// order, or `None` (changing nothing) if fewer than `count` are zero.
+    pub fn take_lowest_zeros(&mut self, count: u64) -> Option<Vec<u64>> {
+        if count > self.zeros {
+            return None;
+        }
+        let mut taken = Vec::with_capacity(count as usize);
+        while (taken.len() as u64) < count {
+            let first = self.first_zero()?;
+            let word_index = (first / WORD_BITS) as usize;
+            let mut free = !self.levels[0][word_index];
+            while free != 0 && (taken.len() as u64) < count {
+                let bit = word_index as u64 * WORD_BITS + u64::from(free.trailing_zeros());
+                free &= free - 1;
+                self.set(bit);
+                taken.push(bit);
+            }
+        }
+        Some(taken)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn padding_is_never_free_and_growth_frees_it() {
+        let mut set = SummaryBitVec::new(3);
+        assert_eq!(set.zeros(), 3);
+        assert_eq!(set.take_lowest_zeros(3), Some(vec![0, 1, 2]));
+        assert_eq!(set.first_zero(), None);
+        assert_eq!(set.take_lowest_zeros(1), None);
+        set.grow(200);
+        assert_eq!(set.first_zero(), Some(3));
+        assert_eq!(set.zeros(), 197);
+    }
+
+    #[test]
+    fn deep_hierarchy_finds_the_one_hole() {
+        let len = 64 * 64 * 64 * 3 + 17;
+        let mut words = vec![!0u64; words_for(len)];
+        let hole = len - 5;
+        words[(hole / 64) as usize] &= !(1 << (hole % 64));
+        let set = SummaryBitVec::from_words(words, len);
+        assert_eq!(set.first_zero(), Some(hole));
+        assert_eq!(set.zeros(), 1);
+    }
+
+    proptest! {
+        #[test]
+        fn behaves_like_a_vec_of_bools(
+            len in 1u64..5000,
+            ops in prop::collection::vec((0u8..4, 0u64..5000), 1..200),
+        ) {
+            let mut set = SummaryBitVec::new(len);
+            let mut model = vec![false; len as usize];
+            for (op, arg) in ops {
+                let bit = arg % len;
+                match op {
+                    0 => prop_assert_eq!(set.set(bit), !std::mem::replace(&mut model[bit as usize], true)),
+                    1 => prop_assert_eq!(set.clear(bit), std::mem::replace(&mut model[bit as usize], false)),
+                    2 => {
+                        let n = arg % 70;
+                        let expect: Vec<u64> = (0..len).filter(|&b| !model[b as usize]).take(n as usize).collect();
+                        let got = set.take_lowest_zeros(n);
+                        if (expect.len() as u64) < n {
+                            prop_assert_eq!(got, None);
+                        } else {
+                            for &b in &expect { model[b as usize] = true; }
+                            prop_assert_eq!(got, Some(expect));
+                        }
+                    }
+                    _ => prop_assert_eq!(set.first_zero(), model.iter().position(|b| !b).map(|p| p as u64)),
+                }
+                prop_assert_eq!(set.zeros(), model.iter().filter(|b| !**b).count() as u64);
+            }
+        }
+
+        #[test]
+        fn bitvec_next_one_matches_scan(bits in prop::collection::vec(any::<bool>(), 0..300), from in 0u64..320) {
+            let mut v = BitVec::new(bits.len() as u64);
+            for (i, b) in bits.iter().enumerate() { v.set(i as u64, *b); }
+            let expect = (from..bits.len() as u64).find(|&i| bits[i as usize]);
+            prop_assert_eq!(v.next_one(from), expect);
+        }
+    }
+}

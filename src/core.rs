@@ -1,0 +1,236 @@
+//! The page-size-independent engine behind [`crate::Pager`]: the file, the
+//! free map and the journal, and the regular-page operations. The public
+//! `Pager<PAGE_SIZE>` is a thin typed face over it.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::commit::{runs, Journal};
+use crate::error::{MappedPageError, Result};
+use crate::format::record::Record;
+use crate::format::root::{Root, FLAG_SYNCED};
+use crate::format::{superblock, MAX_PAGES, ROOT_PAGES, SUPERBLOCK_PAGE};
+use crate::freemap::{FreeMap, PageUse};
+use crate::io::Storage;
+use crate::options::{Durability, RecoveryReport};
+use crate::page_tree::PageTree;
+
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub store: Storage,
+    pub map: FreeMap,
+    pub journal: Journal,
+    pub page_size: usize,
+    pub durability: Durability,
+    pub max_growth_pages: u64,
+    pub preallocate: bool,
+    /// Regular or staged protected pages written since the last sync.
+    pub data_dirty: bool,
+    /// Set after an I/O failure left memory and file out of step.
+    pub poisoned: bool,
+    pub recovery: RecoveryReport,
+    /// What a protected page that was never committed reads as.
+    pub zero_page: Box<[u8]>,
+}
+
+/// Settings the engine needs, independent of the page-size type parameter.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
+    pub page_size: usize,
+    pub durability: Durability,
+    pub max_growth_pages: u64,
+    pub preallocate: bool,
+    pub initial_pages: u64,
+}
+
+impl Core {
+    pub(crate) fn assemble(
+        store: Storage,
+        map: FreeMap,
+        journal: Journal,
+        settings: Settings,
+        recovery: RecoveryReport,
+    ) -> Core {
+        Core {
+            store,
+            map,
+            journal,
+            page_size: settings.page_size,
+            durability: settings.durability,
+            max_growth_pages: settings.max_growth_pages,
+            preallocate: settings.preallocate,
+            data_dirty: false,
+            poisoned: false,
+            recovery,
+            zero_page: vec![0u8; settings.page_size].into_boxed_slice(),
+        }
+    }
+
+    /// Creates a new file: superblock, root A at generation 1, root B blank.
+    pub(crate) fn create(path: &Path, settings: Settings) -> Result<Core> {
+        let page_size = settings.page_size;
+        let total = settings.initial_pages.max(4);
+        let len = total
+            .checked_mul(page_size as u64)
+            .ok_or(MappedPageError::InvalidCount { count: total })?;
+        let mut store = Storage::create(path, len, settings.preallocate)?;
+        let mut page = vec![0u8; page_size];
+        superblock::encode(&mut page, page_size as u64);
+        store.write_at(SUPERBLOCK_PAGE * page_size as u64, &page)?;
+        let map = FreeMap::new(total);
+        let root = Root {
+            generation: 1,
+            total_pages: total,
+            regular_count: 0,
+            bitmap: Default::default(),
+            dir_len: 0,
+            directory: Default::default(),
+            flags: FLAG_SYNCED,
+            log: Vec::new(),
+        };
+        root.encode(&mut page);
+        store.write_at(ROOT_PAGES[0] * page_size as u64, &page)?;
+        store.write_at(ROOT_PAGES[1] * page_size as u64, &vec![0u8; page_size])?;
+        store.sync()?;
+        Storage::sync_parent_dir(path)?;
+        let journal = Journal {
+            generation: 1,
+            log: Vec::new(),
+            bitmap_tree: PageTree::empty(page_size, 1),
+            dir_tree: PageTree::empty(page_size, 1),
+            last_slot: 0,
+            durable_slot: 0,
+            awaiting_durable: Vec::new(),
+            flipped_since_durable: HashSet::new(),
+        };
+        let recovery = RecoveryReport {
+            generation: 1,
+            root_copy: 0,
+            last_commit_synced: true,
+            fell_back: false,
+            other_copy_problem: None,
+        };
+        Ok(Core::assemble(store, map, journal, settings, recovery))
+    }
+
+    pub(crate) fn check_usable(&self) -> Result<()> {
+        if self.poisoned {
+            Err(MappedPageError::Unavailable)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Byte range of `page` in the file.
+    pub(crate) fn page_range(&self, page: u64) -> std::ops::Range<usize> {
+        let start = page as usize * self.page_size;
+        start..start + self.page_size
+    }
+
+    /// The bytes of an allocated regular page.
+    pub(crate) fn regular_page(&self, page: u64) -> Result<&[u8]> {
+        self.check_regular(page)?;
+        let range = self.page_range(page);
+        self.store
+            .bytes()
+            .get(range)
+            .ok_or(MappedPageError::OutOfBounds { page })
+    }
+
+    /// The bytes of an allocated regular page, writable. Marks data dirty so
+    /// the next commit syncs it before its metadata (D3).
+    pub(crate) fn regular_page_mut(&mut self, page: u64) -> Result<&mut [u8]> {
+        self.check_regular(page)?;
+        self.data_dirty = true;
+        let range = self.page_range(page);
+        self.store
+            .bytes_mut()
+            .get_mut(range)
+            .ok_or(MappedPageError::OutOfBounds { page })
+    }
+
+    #[inline]
+    fn check_regular(&self, page: u64) -> Result<()> {
+        self.check_usable()?;
+        if self.map.is_regular(page) {
+            return Ok(());
+        }
+        Err(match self.map.classify(page) {
+            PageUse::Reserved => MappedPageError::ReservedPage { page },
+            PageUse::OutOfBounds => MappedPageError::OutOfBounds { page },
+            _ => MappedPageError::NotAllocated { page },
+        })
+    }
+
+    fn check_count(count: u64) -> Result<()> {
+        if count == 0 || count >= MAX_PAGES {
+            return Err(MappedPageError::InvalidCount { count });
+        }
+        Ok(())
+    }
+
+    /// Allocates `count` regular pages in one commit.
+    pub(crate) fn alloc_regular(&mut self, count: u64) -> Result<Vec<u64>> {
+        self.check_usable()?;
+        Self::check_count(count)?;
+        self.ensure_free(count)?;
+        let pages = self
+            .map
+            .alloc_regular(count)
+            .ok_or(MappedPageError::Unavailable)?;
+        self.touch_pages(pages.iter().copied());
+        let records = runs(&pages)
+            .into_iter()
+            .map(|(start, count)| Record::Alloc { start, count })
+            .collect();
+        self.commit(records, Vec::new())?;
+        Ok(pages)
+    }
+
+    /// Frees regular pages in one commit, after checking every one of them.
+    pub(crate) fn free_regular(&mut self, pages: &[u64]) -> Result<()> {
+        self.check_usable()?;
+        Self::check_count(pages.len() as u64)?;
+        let mut sorted = pages.to_vec();
+        sorted.sort_unstable();
+        for (i, &page) in sorted.iter().enumerate() {
+            if i > 0 && sorted[i - 1] == page {
+                return Err(MappedPageError::DoubleFree { page });
+            }
+            match self.map.classify(page) {
+                PageUse::Regular => {}
+                PageUse::Free => return Err(MappedPageError::DoubleFree { page }),
+                PageUse::Reserved => return Err(MappedPageError::ReservedPage { page }),
+                PageUse::OutOfBounds => return Err(MappedPageError::OutOfBounds { page }),
+                PageUse::Internal => return Err(MappedPageError::NotAllocated { page }),
+            }
+        }
+        self.map.retire_regular(&sorted);
+        self.touch_pages(sorted.iter().copied());
+        let records = runs(&sorted)
+            .into_iter()
+            .map(|(start, count)| Record::Free { start, count })
+            .collect();
+        self.commit(records, sorted)
+    }
+
+    /// Makes every byte written and every commit so far durable.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.check_usable()?;
+        let result = self.sync_everything();
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if self.durability == Durability::Deferred && !self.poisoned {
+            // Best effort: a failure here leaves the file at an older but
+            // consistent commit, which is what Deferred promises anyway.
+            let _ = self.sync_everything();
+        }
+    }
+}

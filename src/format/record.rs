@@ -1,0 +1,192 @@
+//! The change log carried in each metadata root, and the protected-page
+//! directory entry it shares with the directory's leaf pages.
+//! See `FORMAT.md`, "Log records" and "Directory entries".
+
+use super::{read_u64, write_u64, MAX_PAGES};
+
+/// Size of one encoded [`Record`].
+pub(crate) const RECORD_LEN: usize = 24;
+/// Size of one encoded [`DirEntry`].
+pub(crate) const DIR_ENTRY_LEN: usize = 16;
+
+const KIND_SHIFT: u32 = 56;
+const KIND_ALLOC: u64 = 1;
+const KIND_FREE: u64 = 2;
+const KIND_ENTRY: u64 = 3;
+const STATE_SHIFT: u32 = 62;
+const PAGE_MASK: u64 = (1 << STATE_SHIFT) - 1;
+
+/// Which copy of a protected page holds its committed bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EntryState {
+    /// The slot is not in use.
+    Free,
+    /// Allocated and never committed: reads as zeros.
+    Fresh,
+    /// The committed bytes are in `copies[0]` or `copies[1]`.
+    Active(u8),
+}
+
+/// One slot of the protected-page directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DirEntry {
+    pub copies: [u64; 2],
+    pub state: EntryState,
+}
+
+impl DirEntry {
+    pub const FREE: DirEntry = DirEntry {
+        copies: [0, 0],
+        state: EntryState::Free,
+    };
+
+    pub fn in_use(&self) -> bool {
+        self.state != EntryState::Free
+    }
+
+    pub fn encode(&self, out: &mut [u8]) {
+        let state = match self.state {
+            EntryState::Free => 0u64,
+            EntryState::Fresh => 1,
+            EntryState::Active(0) => 2,
+            EntryState::Active(_) => 3,
+        };
+        write_u64(out, 0, self.copies[0]);
+        write_u64(out, 8, self.copies[1] | (state << STATE_SHIFT));
+    }
+
+    /// Decodes an entry; `None` when its bytes cannot be an entry.
+    pub fn decode(bytes: &[u8]) -> Option<DirEntry> {
+        let copy0 = read_u64(bytes, 0)?;
+        let word1 = read_u64(bytes, 8)?;
+        let copy1 = word1 & PAGE_MASK;
+        let state = match word1 >> STATE_SHIFT {
+            0 => EntryState::Free,
+            1 => EntryState::Fresh,
+            2 => EntryState::Active(0),
+            _ => EntryState::Active(1),
+        };
+        let entry = DirEntry {
+            copies: [copy0, copy1],
+            state,
+        };
+        let well_formed = match state {
+            EntryState::Free => copy0 == 0 && copy1 == 0,
+            _ => copy0 != copy1 && copy0 < MAX_PAGES && copy1 < MAX_PAGES,
+        };
+        well_formed.then_some(entry)
+    }
+}
+
+/// One change since the last checkpoint of the page trees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// Regular pages `start .. start + count` became allocated.
+    Alloc { start: u64, count: u64 },
+    /// Regular pages `start .. start + count` became free.
+    Free { start: u64, count: u64 },
+    /// Protected directory slot `slot` now holds `entry`.
+    Entry { slot: u64, entry: DirEntry },
+}
+
+impl Record {
+    pub fn encode(&self, out: &mut [u8]) {
+        let (kind, x, w1, w2) = match *self {
+            Record::Alloc { start, count } => (KIND_ALLOC, start, count, 0),
+            Record::Free { start, count } => (KIND_FREE, start, count, 0),
+            Record::Entry { slot, entry } => {
+                let mut buf = [0u8; DIR_ENTRY_LEN];
+                entry.encode(&mut buf);
+                let w1 = read_u64(&buf, 0).unwrap_or_default();
+                let w2 = read_u64(&buf, 8).unwrap_or_default();
+                (KIND_ENTRY, slot, w1, w2)
+            }
+        };
+        write_u64(out, 0, (kind << KIND_SHIFT) | x);
+        write_u64(out, 8, w1);
+        write_u64(out, 16, w2);
+    }
+
+    /// Decodes a record; `None` when its bytes cannot be a record.
+    pub fn decode(bytes: &[u8]) -> Option<Record> {
+        let w0 = read_u64(bytes, 0)?;
+        let (kind, x) = (w0 >> KIND_SHIFT, w0 & (MAX_PAGES - 1));
+        let w1 = read_u64(bytes, 8)?;
+        let w2 = read_u64(bytes, 16)?;
+        match kind {
+            KIND_ALLOC | KIND_FREE if w2 == 0 && w1 > 0 && w1 < MAX_PAGES => {
+                let (start, count) = (x, w1);
+                Some(if kind == KIND_ALLOC {
+                    Record::Alloc { start, count }
+                } else {
+                    Record::Free { start, count }
+                })
+            }
+            KIND_ENTRY => {
+                let mut buf = [0u8; DIR_ENTRY_LEN];
+                write_u64(&mut buf, 0, w1);
+                write_u64(&mut buf, 8, w2);
+                Some(Record::Entry {
+                    slot: x,
+                    entry: DirEntry::decode(&buf)?,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let samples = [
+            Record::Alloc { start: 3, count: 1 },
+            Record::Free {
+                start: (1 << 40) + 5,
+                count: 1 << 20,
+            },
+            Record::Entry {
+                slot: 17,
+                entry: DirEntry {
+                    copies: [9, 10],
+                    state: EntryState::Active(1),
+                },
+            },
+            Record::Entry {
+                slot: 0,
+                entry: DirEntry::FREE,
+            },
+        ];
+        for record in samples {
+            let mut buf = [0u8; RECORD_LEN];
+            record.encode(&mut buf);
+            assert_eq!(Record::decode(&buf), Some(record));
+        }
+    }
+
+    #[test]
+    fn entry_layout_matches_format_md() {
+        let entry = DirEntry {
+            copies: [0x11, 0x22],
+            state: EntryState::Fresh,
+        };
+        let mut buf = [0u8; DIR_ENTRY_LEN];
+        entry.encode(&mut buf);
+        assert_eq!(read_u64(&buf, 0), Some(0x11));
+        assert_eq!(read_u64(&buf, 8), Some(0x22 | (1 << 62)));
+    }
+
+    #[test]
+    fn garbage_is_rejected_not_trusted() {
+        assert_eq!(Record::decode(&[0u8; RECORD_LEN]), None);
+        assert_eq!(Record::decode(&[0xFF; RECORD_LEN]), None);
+        assert_eq!(Record::decode(&[1, 2, 3]), None);
+        // A free entry must not name pages.
+        let mut buf = [0u8; DIR_ENTRY_LEN];
+        write_u64(&mut buf, 0, 5);
+        assert_eq!(DirEntry::decode(&buf), None);
+    }
+}

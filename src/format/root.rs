@@ -1,0 +1,260 @@
+//! Pages 1 and 2: the two metadata roots. Each commit writes a complete root
+//! into one of them; `open` takes the newest root whose checks hold.
+//! See `FORMAT.md`, "Metadata root" and "Commit protocol".
+
+use super::record::{Record, RECORD_LEN};
+use super::tree_node::NodeRef;
+use super::{checksum, read_u32, read_u64, write_u32, write_u64, FORMAT_VERSION, MAX_PAGES};
+
+pub(crate) const MAGIC: [u8; 8] = *b"MPGROOT\0";
+pub(crate) const OFF_MAGIC: usize = 0;
+pub(crate) const OFF_VERSION: usize = 8;
+pub(crate) const OFF_LOG_LEN: usize = 12;
+pub(crate) const OFF_PAGE_SIZE: usize = 16;
+pub(crate) const OFF_GENERATION: usize = 24;
+pub(crate) const OFF_TOTAL_PAGES: usize = 32;
+pub(crate) const OFF_REGULAR_COUNT: usize = 40;
+pub(crate) const OFF_BITMAP_TOP: usize = 48;
+pub(crate) const OFF_BITMAP_CRC: usize = 56;
+pub(crate) const OFF_BITMAP_HEIGHT: usize = 60;
+pub(crate) const OFF_DIR_LEN: usize = 64;
+pub(crate) const OFF_DIR_TOP: usize = 72;
+pub(crate) const OFF_DIR_CRC: usize = 80;
+pub(crate) const OFF_DIR_HEIGHT: usize = 84;
+pub(crate) const OFF_FLAGS: usize = 88;
+pub(crate) const OFF_LOG: usize = 128;
+/// Size of the checksum at the very end of the page.
+pub(crate) const CHECKSUM_LEN: usize = 4;
+
+/// Flag bit: the commit that wrote this root was synced before it returned.
+pub(crate) const FLAG_SYNCED: u32 = 1;
+
+/// The deepest page tree the format allows: with 64 references per interior
+/// page (1 KiB pages) and 8192 bits per leaf, 8 levels reach 2^61 pages.
+pub(crate) const MAX_TREE_HEIGHT: u32 = 8;
+
+/// The top of one page tree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TreeTop {
+    pub top: NodeRef,
+    pub height: u32,
+}
+
+/// A decoded metadata root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Root {
+    pub generation: u64,
+    pub total_pages: u64,
+    pub regular_count: u64,
+    pub bitmap: TreeTop,
+    pub dir_len: u64,
+    pub directory: TreeTop,
+    pub flags: u32,
+    pub log: Vec<Record>,
+}
+
+/// Why a root page was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RootError {
+    /// The page is not a valid root (torn, zeroed, corrupt): the reason.
+    Damaged(&'static str),
+    /// A valid-looking root of a format version this build does not know.
+    Version(u32),
+}
+
+/// How many log records fit in a root of `page_size` bytes.
+pub(crate) const fn log_capacity(page_size: usize) -> usize {
+    (page_size - OFF_LOG - CHECKSUM_LEN) / RECORD_LEN
+}
+
+impl Root {
+    /// Encodes this root into `page` (exactly one page). The log must fit:
+    /// the commit code checkpoints before it would not.
+    pub fn encode(&self, page: &mut [u8]) {
+        page.fill(0);
+        let page_size = page.len();
+        debug_assert!(self.log.len() <= log_capacity(page_size));
+        page[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&MAGIC);
+        write_u32(page, OFF_VERSION, FORMAT_VERSION);
+        write_u32(page, OFF_LOG_LEN, self.log.len() as u32);
+        write_u64(page, OFF_PAGE_SIZE, page_size as u64);
+        write_u64(page, OFF_GENERATION, self.generation);
+        write_u64(page, OFF_TOTAL_PAGES, self.total_pages);
+        write_u64(page, OFF_REGULAR_COUNT, self.regular_count);
+        write_u64(page, OFF_BITMAP_TOP, self.bitmap.top.page);
+        write_u32(page, OFF_BITMAP_CRC, self.bitmap.top.crc);
+        write_u32(page, OFF_BITMAP_HEIGHT, self.bitmap.height);
+        write_u64(page, OFF_DIR_LEN, self.dir_len);
+        write_u64(page, OFF_DIR_TOP, self.directory.top.page);
+        write_u32(page, OFF_DIR_CRC, self.directory.top.crc);
+        write_u32(page, OFF_DIR_HEIGHT, self.directory.height);
+        write_u32(page, OFF_FLAGS, self.flags);
+        for (i, record) in self.log.iter().enumerate() {
+            let at = OFF_LOG + i * RECORD_LEN;
+            record.encode(&mut page[at..at + RECORD_LEN]);
+        }
+        let end = page_size - CHECKSUM_LEN;
+        let crc = checksum(&page[..end]);
+        write_u32(page, end, crc);
+    }
+
+    /// Decodes and checks a root page of a file with `page_size`-byte pages.
+    /// Only the root itself is checked here; the trees it references are
+    /// checked when they are loaded.
+    pub fn decode(page: &[u8], page_size: usize) -> Result<Root, RootError> {
+        use RootError::Damaged;
+        if page.len() != page_size || page_size < OFF_LOG + CHECKSUM_LEN {
+            return Err(Damaged("root page has the wrong size"));
+        }
+        if page.get(..8) != Some(&MAGIC[..]) {
+            return Err(Damaged("no root magic (never written, zeroed or torn)"));
+        }
+        let end = page_size - CHECKSUM_LEN;
+        let stored = read_u32(page, end).ok_or(Damaged("short root"))?;
+        if checksum(page.get(..end).unwrap_or_default()) != stored {
+            return Err(Damaged("root checksum mismatch (torn or corrupt write)"));
+        }
+        let u32_at = |off| read_u32(page, off).ok_or(Damaged("short root"));
+        let u64_at = |off| read_u64(page, off).ok_or(Damaged("short root"));
+        let version = u32_at(OFF_VERSION)?;
+        if version != FORMAT_VERSION {
+            return Err(RootError::Version(version));
+        }
+        if u64_at(OFF_PAGE_SIZE)? != page_size as u64 {
+            return Err(Damaged("root records another page size"));
+        }
+        let log_len = u32_at(OFF_LOG_LEN)? as usize;
+        if log_len > log_capacity(page_size) {
+            return Err(Damaged("log length exceeds the root's capacity"));
+        }
+        let mut log = Vec::with_capacity(log_len);
+        for i in 0..log_len {
+            let at = OFF_LOG + i * RECORD_LEN;
+            let bytes = page.get(at..at + RECORD_LEN).unwrap_or_default();
+            log.push(Record::decode(bytes).ok_or(Damaged("malformed log record"))?);
+        }
+        let root = Root {
+            generation: u64_at(OFF_GENERATION)?,
+            total_pages: u64_at(OFF_TOTAL_PAGES)?,
+            regular_count: u64_at(OFF_REGULAR_COUNT)?,
+            bitmap: TreeTop {
+                top: NodeRef {
+                    page: u64_at(OFF_BITMAP_TOP)?,
+                    crc: u32_at(OFF_BITMAP_CRC)?,
+                },
+                height: u32_at(OFF_BITMAP_HEIGHT)?,
+            },
+            dir_len: u64_at(OFF_DIR_LEN)?,
+            directory: TreeTop {
+                top: NodeRef {
+                    page: u64_at(OFF_DIR_TOP)?,
+                    crc: u32_at(OFF_DIR_CRC)?,
+                },
+                height: u32_at(OFF_DIR_HEIGHT)?,
+            },
+            flags: u32_at(OFF_FLAGS)?,
+            log,
+        };
+        if root.total_pages < super::FIRST_DATA_PAGE || root.total_pages > MAX_PAGES {
+            return Err(Damaged("page count out of range"));
+        }
+        if root.dir_len > MAX_PAGES || root.regular_count > root.total_pages {
+            return Err(Damaged("count out of range"));
+        }
+        if root.bitmap.height > MAX_TREE_HEIGHT || root.directory.height > MAX_TREE_HEIGHT {
+            return Err(Damaged("page tree too deep"));
+        }
+        Ok(root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::record::{DirEntry, EntryState};
+    use super::*;
+
+    fn sample() -> Root {
+        Root {
+            generation: 42,
+            total_pages: 1 << 33,
+            regular_count: 1000,
+            bitmap: TreeTop {
+                top: NodeRef {
+                    page: 77,
+                    crc: 0xdead,
+                },
+                height: 2,
+            },
+            dir_len: 9,
+            directory: TreeTop {
+                top: NodeRef {
+                    page: 78,
+                    crc: 0xbeef,
+                },
+                height: 0,
+            },
+            flags: FLAG_SYNCED,
+            log: vec![
+                Record::Alloc { start: 5, count: 2 },
+                Record::Entry {
+                    slot: 3,
+                    entry: DirEntry {
+                        copies: [10, 11],
+                        state: EntryState::Fresh,
+                    },
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn offsets_match_format_md() {
+        let offsets = [
+            OFF_MAGIC,
+            OFF_VERSION,
+            OFF_LOG_LEN,
+            OFF_PAGE_SIZE,
+            OFF_GENERATION,
+            OFF_TOTAL_PAGES,
+            OFF_REGULAR_COUNT,
+            OFF_BITMAP_TOP,
+            OFF_BITMAP_CRC,
+            OFF_BITMAP_HEIGHT,
+            OFF_DIR_LEN,
+            OFF_DIR_TOP,
+            OFF_DIR_CRC,
+            OFF_DIR_HEIGHT,
+            OFF_FLAGS,
+            OFF_LOG,
+        ];
+        assert_eq!(
+            offsets,
+            [0, 8, 12, 16, 24, 32, 40, 48, 56, 60, 64, 72, 80, 84, 88, 128]
+        );
+        assert_eq!(log_capacity(1024), 37);
+        assert_eq!(log_capacity(4096), 165);
+    }
+
+    #[test]
+    fn round_trip() {
+        let mut page = vec![0u8; 1024];
+        sample().encode(&mut page);
+        assert_eq!(Root::decode(&page, 1024), Ok(sample()));
+    }
+
+    #[test]
+    fn any_flipped_bit_or_torn_tail_is_damage() {
+        let mut page = vec![0u8; 1024];
+        sample().encode(&mut page);
+        for i in (0..1024).step_by(7) {
+            let mut bad = page.clone();
+            bad[i] ^= 1;
+            assert!(Root::decode(&bad, 1024).is_err(), "flip at {i}");
+        }
+        let mut torn = page.clone();
+        torn[512..].fill(0);
+        assert!(Root::decode(&torn, 1024).is_err());
+        assert!(Root::decode(&vec![0u8; 1024], 1024).is_err());
+        assert!(Root::decode(&page, 2048).is_err());
+    }
+}

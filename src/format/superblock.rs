@@ -1,0 +1,92 @@
+//! Page 0: the superblock. Written once by `create`, never rewritten, so no
+//! commit can tear it. See `FORMAT.md`, "Superblock".
+
+use super::{checksum, read_u32, read_u64, write_u32, write_u64, FORMAT_VERSION};
+use crate::error::{MappedPageError, Result};
+
+pub(crate) const MAGIC: [u8; 8] = *b"MAPPEDPG";
+pub(crate) const OFF_MAGIC: usize = 0;
+pub(crate) const OFF_VERSION: usize = 8;
+pub(crate) const OFF_PAGE_SIZE: usize = 16;
+pub(crate) const OFF_CHECKSUM: usize = 60;
+/// Bytes of page 0 that carry meaning; the rest of the page is zero.
+pub(crate) const SUPERBLOCK_LEN: usize = 64;
+
+/// Encodes the superblock for a file of `page_size`-byte pages into `page`.
+pub(crate) fn encode(page: &mut [u8], page_size: u64) {
+    page.fill(0);
+    page[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&MAGIC);
+    write_u32(page, OFF_VERSION, FORMAT_VERSION);
+    write_u64(page, OFF_PAGE_SIZE, page_size);
+    let crc = checksum(&page[..OFF_CHECKSUM]);
+    write_u32(page, OFF_CHECKSUM, crc);
+}
+
+/// Checks the superblock in `bytes` (at least its first 64 bytes) and returns
+/// the page size it records.
+pub(crate) fn decode(bytes: &[u8]) -> Result<u64> {
+    let head = bytes
+        .get(..SUPERBLOCK_LEN)
+        .ok_or(MappedPageError::CorruptSuperblock {
+            reason: "the file is too small to hold a superblock",
+        })?;
+    if head.get(OFF_MAGIC..OFF_MAGIC + 8) != Some(&MAGIC[..]) {
+        return Err(MappedPageError::CorruptSuperblock {
+            reason: "unrecognised magic: not a mappedpages file",
+        });
+    }
+    let stored_crc = read_u32(head, OFF_CHECKSUM).unwrap_or_default();
+    let actual_crc = checksum(head.get(..OFF_CHECKSUM).unwrap_or_default());
+    let version = read_u32(head, OFF_VERSION).unwrap_or_default();
+    if stored_crc != actual_crc {
+        return Err(MappedPageError::CorruptSuperblock {
+            reason: "superblock checksum mismatch",
+        });
+    }
+    if version != FORMAT_VERSION {
+        return Err(MappedPageError::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(read_u64(head, OFF_PAGE_SIZE).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_match_format_md() {
+        assert_eq!(
+            (OFF_MAGIC, OFF_VERSION, OFF_PAGE_SIZE, OFF_CHECKSUM),
+            (0, 8, 16, 60)
+        );
+    }
+
+    #[test]
+    fn round_trip_and_every_damaged_byte_is_caught() {
+        let mut page = vec![0u8; 1024];
+        encode(&mut page, 1024);
+        assert_eq!(decode(&page).unwrap(), 1024);
+        for i in 0..SUPERBLOCK_LEN {
+            let mut bad = page.clone();
+            bad[i] ^= 0x40;
+            assert!(decode(&bad).is_err(), "flip at byte {i} went unnoticed");
+        }
+        assert!(decode(&page[..10]).is_err());
+    }
+
+    #[test]
+    fn unknown_version_is_its_own_error() {
+        let mut page = vec![0u8; 1024];
+        encode(&mut page, 4096);
+        write_u32(&mut page, OFF_VERSION, 99);
+        let crc = checksum(&page[..OFF_CHECKSUM]);
+        write_u32(&mut page, OFF_CHECKSUM, crc);
+        assert!(matches!(
+            decode(&page),
+            Err(MappedPageError::UnsupportedVersion { found: 99, .. })
+        ));
+    }
+}

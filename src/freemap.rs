@@ -1,0 +1,257 @@
+//! Free-space tracking: which pages are regular, internal or free, and which
+//! protected-directory slots are in use. Pure bookkeeping, no I/O.
+//!
+//! Memory: two bits per page (`used`, `regular`) plus a summary of one bit per
+//! 64 pages, and one entry per protected slot.
+
+use crate::bitmap::{BitVec, SummaryBitVec};
+use crate::format::record::DirEntry;
+use crate::format::FIRST_DATA_PAGE;
+
+/// How a page is used, as far as a caller's id is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PageUse {
+    /// Superblock or metadata root.
+    Reserved,
+    /// Past the end of the file.
+    OutOfBounds,
+    /// Allocated regular page.
+    Regular,
+    /// Used by the pager itself (page trees, protected copies) or waiting for
+    /// the commit that freed it to become durable.
+    Internal,
+    /// Free.
+    Free,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct FreeMap {
+    /// One bit per page: not available for allocation.
+    used: SummaryBitVec,
+    /// One bit per page: an allocated regular page.
+    regular: BitVec,
+    regular_count: u64,
+    /// The protected-page directory, one entry per slot.
+    directory: Vec<DirEntry>,
+    /// One bit per directory slot: in use.
+    slots: SummaryBitVec,
+}
+
+impl FreeMap {
+    /// The map of a new file of `total_pages` pages with nothing allocated.
+    pub fn new(total_pages: u64) -> FreeMap {
+        let mut used = SummaryBitVec::new(total_pages);
+        for page in 0..FIRST_DATA_PAGE.min(total_pages) {
+            used.set(page);
+        }
+        FreeMap {
+            used,
+            regular: BitVec::new(total_pages),
+            regular_count: 0,
+            directory: Vec::new(),
+            slots: SummaryBitVec::new(0),
+        }
+    }
+
+    /// Builds the map from loaded state. `internal` lists every page the
+    /// pager uses itself; returns `Err` if two owners claim one page.
+    pub fn from_parts(
+        regular: BitVec,
+        directory: Vec<DirEntry>,
+        internal: impl IntoIterator<Item = u64>,
+    ) -> Result<FreeMap, &'static str> {
+        let total = regular.len();
+        if (0..FIRST_DATA_PAGE).any(|p| regular.get(p)) {
+            return Err("a reserved page is marked allocated");
+        }
+        let regular_count = regular
+            .words()
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum();
+        let mut used = SummaryBitVec::from_words(regular.words().to_vec(), total);
+        for page in 0..FIRST_DATA_PAGE.min(total) {
+            used.set(page);
+        }
+        let copies = directory
+            .iter()
+            .filter(|e| e.in_use())
+            .flat_map(|e| e.copies);
+        for page in internal.into_iter().chain(copies) {
+            if page < FIRST_DATA_PAGE || page >= total {
+                return Err("an internal page is out of range");
+            }
+            if !used.set(page) {
+                return Err("a page has two owners");
+            }
+        }
+        let mut slots = SummaryBitVec::new(directory.len() as u64);
+        for (slot, entry) in directory.iter().enumerate() {
+            if entry.in_use() {
+                slots.set(slot as u64);
+            }
+        }
+        Ok(FreeMap {
+            used,
+            regular,
+            regular_count,
+            directory,
+            slots,
+        })
+    }
+
+    pub fn total_pages(&self) -> u64 {
+        self.used.len()
+    }
+
+    pub fn free_pages(&self) -> u64 {
+        self.used.zeros()
+    }
+
+    pub fn regular_count(&self) -> u64 {
+        self.regular_count
+    }
+
+    pub fn regular_bits(&self) -> &BitVec {
+        &self.regular
+    }
+
+    pub fn directory(&self) -> &[DirEntry] {
+        &self.directory
+    }
+
+    pub fn entry(&self, slot: u64) -> Option<&DirEntry> {
+        usize::try_from(slot)
+            .ok()
+            .and_then(|s| self.directory.get(s))
+    }
+
+    /// Extends the file to `total_pages` pages, all new ones free.
+    pub fn grow(&mut self, total_pages: u64) {
+        self.used.grow(total_pages);
+        self.regular.grow(total_pages);
+    }
+
+    pub fn classify(&self, page: u64) -> PageUse {
+        if page < FIRST_DATA_PAGE {
+            PageUse::Reserved
+        } else if page >= self.total_pages() {
+            PageUse::OutOfBounds
+        } else if self.regular.get(page) {
+            PageUse::Regular
+        } else if self.used.get(page) {
+            PageUse::Internal
+        } else {
+            PageUse::Free
+        }
+    }
+
+    /// Whether `page` is an allocated regular page (the check behind `get`).
+    #[inline]
+    pub fn is_regular(&self, page: u64) -> bool {
+        self.regular.get(page)
+    }
+
+    /// Allocates the `count` lowest free pages as regular pages, or `None`
+    /// (changing nothing) if fewer are free.
+    pub fn alloc_regular(&mut self, count: u64) -> Option<Vec<u64>> {
+        let pages = self.used.take_lowest_zeros(count)?;
+        for &page in &pages {
+            self.regular.set(page, true);
+        }
+        self.regular_count += count;
+        Some(pages)
+    }
+
+    /// Allocates one free page for the pager's own use.
+    pub fn alloc_internal(&mut self) -> Option<u64> {
+        let page = self.used.first_zero()?;
+        self.used.set(page);
+        Some(page)
+    }
+
+    /// Turns allocated regular pages into internal ones: no longer visible,
+    /// not yet reusable (see [`FreeMap::release`]).
+    pub fn retire_regular(&mut self, pages: &[u64]) {
+        for &page in pages {
+            if self.regular.get(page) {
+                self.regular.set(page, false);
+                self.regular_count -= 1;
+            }
+        }
+    }
+
+    /// Makes internal pages free for allocation again.
+    pub fn release(&mut self, pages: &[u64]) {
+        for &page in pages {
+            if !self.regular.get(page) {
+                self.used.clear(page);
+            }
+        }
+    }
+
+    /// The lowest free directory slot, growing the directory if all are in use.
+    pub fn free_slot(&mut self) -> u64 {
+        match self.slots.first_zero() {
+            Some(slot) => slot,
+            None => {
+                let slot = self.directory.len() as u64;
+                self.directory.push(DirEntry::FREE);
+                self.slots.grow(slot + 1);
+                slot
+            }
+        }
+    }
+
+    /// Sets directory slot `slot` (which must exist) to `entry`.
+    pub fn set_entry(&mut self, slot: u64, entry: DirEntry) {
+        if let Some(e) = usize::try_from(slot)
+            .ok()
+            .and_then(|s| self.directory.get_mut(s))
+        {
+            *e = entry;
+            if entry.in_use() {
+                self.slots.set(slot);
+            } else {
+                self.slots.clear(slot);
+            }
+        }
+    }
+
+    pub fn dir_len(&self) -> u64 {
+        self.directory.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_pages_are_never_handed_out_and_release_recycles() {
+        let mut map = FreeMap::new(8);
+        assert_eq!(map.free_pages(), 5);
+        assert_eq!(map.alloc_regular(2), Some(vec![3, 4]));
+        assert_eq!(map.alloc_internal(), Some(5));
+        assert_eq!(map.classify(4), PageUse::Regular);
+        assert_eq!(map.classify(5), PageUse::Internal);
+        assert_eq!(map.classify(1), PageUse::Reserved);
+        assert_eq!(map.classify(8), PageUse::OutOfBounds);
+        map.retire_regular(&[3]);
+        assert_eq!(map.classify(3), PageUse::Internal);
+        assert_eq!(map.alloc_regular(3), None);
+        map.release(&[3]);
+        assert_eq!(map.alloc_regular(3), Some(vec![3, 6, 7]));
+        map.grow(10);
+        assert_eq!(map.alloc_regular(2), Some(vec![8, 9]));
+    }
+
+    #[test]
+    fn two_owners_of_one_page_are_rejected() {
+        let mut regular = BitVec::new(10);
+        regular.set(4, true);
+        assert!(FreeMap::from_parts(regular.clone(), Vec::new(), [4]).is_err());
+        assert!(FreeMap::from_parts(regular.clone(), Vec::new(), [5, 5]).is_err());
+        assert!(FreeMap::from_parts(regular, Vec::new(), [12]).is_err());
+    }
+}

@@ -1,0 +1,49 @@
+//! A crash-consistent, memory-mapped, file-backed provider of fixed-size
+//! pages, for storage engines: B-trees, key-value stores, caches and
+//! allocators.
+//!
+//! A [`Pager`] manages one file cut into pages of `PAGE_SIZE` bytes. Regular
+//! pages ([`PageId`]) are plain memory the caller reads and writes through the
+//! map; their bytes are durable after [`Pager::sync`] or the next commit.
+//! Protected pages ([`ProtectedPageId`]) are copy-on-write: a write is staged
+//! and published atomically by [`ProtectedPageWriter::commit`], so a crash
+//! leaves the old bytes or the new ones. Allocation state changes atomically
+//! with each call, and reopening after a crash shows the state after the last
+//! call that returned `Ok` (or after the call in flight).
+//!
+//! The on-disk format and the commit protocol are specified in `FORMAT.md`.
+//!
+//! # Safety of the memory map
+//! The pager maps the file and hands out references into the map. It locks
+//! the file exclusively (`flock`) while open, so a second `Pager`, in this
+//! process or another, gets [`MappedPageError::Locked`]. The lock is advisory:
+//! a program that ignores it and writes or truncates the file while a `Pager`
+//! has it open can change bytes under a live reference or make an access fault
+//! (`SIGBUS`). Do not share the file with such programs.
+
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![doc(test(attr(deny(warnings))))]
+
+mod bitmap;
+mod commit;
+mod core;
+mod error;
+mod format;
+mod freemap;
+mod io;
+mod options;
+mod page;
+mod page_tree;
+mod pager;
+mod protected;
+mod recovery;
+
+pub use crate::error::{MappedPageError, Result};
+pub use crate::options::{
+    Durability, PagerOptions, RecoveryReport, DEFAULT_INITIAL_PAGES, DEFAULT_MAX_GROWTH_STEP,
+};
+pub use crate::page::{MappedPage, PageId};
+pub use crate::pager::{AllocatedPageIter, AllocatedProtectedPageIter, Pager};
+pub use crate::protected::{ProtectedPageId, ProtectedPageWriter};

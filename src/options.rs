@@ -1,0 +1,145 @@
+//! How a file is opened: durability, growth, initial size; and what `open`
+//! found.
+
+use std::marker::PhantomData;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::pager::Pager;
+
+/// When a commit becomes durable (contract D4).
+///
+/// In every mode each call is atomic and the file is consistent after a crash
+/// of the process or the machine. The modes differ only in how many of the
+/// latest commits a power loss may take back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Durable when the call returns: one sync per commit (two when regular
+    /// pages written through `get_mut`, or a protected page, must reach the
+    /// disk before the commit's metadata).
+    #[default]
+    Immediate,
+    /// The commit's metadata is written but not synced, like LMDB's
+    /// `MDB_NOMETASYNC`: a plain `alloc`/`free` makes no sync call at all.
+    /// Bytes a commit depends on (protected page contents, regular pages
+    /// written before it) are still synced before its metadata is written, so
+    /// whatever survives a power loss is consistent; a power loss may undo
+    /// the commits since the last sync. [`Pager::sync`] makes everything
+    /// durable; dropping the pager syncs too.
+    Deferred,
+}
+
+/// Settings for creating or opening a file, made with [`Pager::options`].
+///
+/// ```
+/// use mappedpages::{Durability, Pager};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.bin");
+/// let pager = Pager::<4096>::options()
+///     .durability(Durability::Deferred)
+///     .initial_pages(1024)
+///     .max_growth_step(64 << 20)
+///     .create(&path)?;
+/// assert_eq!(pager.page_count(), 1024);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct PagerOptions<const PAGE_SIZE: usize> {
+    pub(crate) durability: Durability,
+    pub(crate) initial_pages: u64,
+    pub(crate) max_growth_step: u64,
+    pub(crate) preallocate: bool,
+    _page_size: PhantomData<[u8; PAGE_SIZE]>,
+}
+
+/// Default initial size of a new file, in pages (reserved pages included).
+pub const DEFAULT_INITIAL_PAGES: u64 = 64;
+/// Default cap on one growth step, in bytes (1 GiB).
+pub const DEFAULT_MAX_GROWTH_STEP: u64 = 1 << 30;
+
+impl<const PAGE_SIZE: usize> Default for PagerOptions<PAGE_SIZE> {
+    fn default() -> Self {
+        PagerOptions {
+            durability: Durability::Immediate,
+            initial_pages: DEFAULT_INITIAL_PAGES,
+            max_growth_step: DEFAULT_MAX_GROWTH_STEP,
+            preallocate: true,
+            _page_size: PhantomData,
+        }
+    }
+}
+
+impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
+    /// The defaults: [`Durability::Immediate`], 64 initial pages, growth
+    /// steps of at most 1 GiB, disk blocks reserved as the file grows.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// When commits become durable. Default [`Durability::Immediate`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Size of a newly created file in pages, the three reserved pages
+    /// included (at least 4; smaller values are raised to 4). Used by
+    /// `create` only.
+    pub fn initial_pages(mut self, pages: u64) -> Self {
+        self.initial_pages = pages.max(4);
+        self
+    }
+
+    /// The most one growth step adds, in bytes (at least one page). The file
+    /// doubles while it is smaller than this, then grows by this much, so a
+    /// 1 TiB file grows by 1 GiB at a time, not to 2 TiB (contract S5). A
+    /// single bulk call that needs more grows by what it needs.
+    pub fn max_growth_step(mut self, bytes: u64) -> Self {
+        self.max_growth_step = bytes.max(PAGE_SIZE as u64);
+        self
+    }
+
+    /// Whether growth reserves disk blocks (`fallocate`), default `true`.
+    ///
+    /// With `false` the file grows sparse: cheaper for huge, mostly empty
+    /// files, but a write through [`crate::MappedPage::as_bytes_mut`] into a
+    /// page with no block behind it on a full disk makes the kernel raise
+    /// `SIGBUS`, which ends the process.
+    pub fn preallocate(mut self, preallocate: bool) -> Self {
+        self.preallocate = preallocate;
+        self
+    }
+
+    /// Creates a new file with these options; fails if it exists.
+    pub fn create(&self, path: impl AsRef<Path>) -> Result<Pager<PAGE_SIZE>> {
+        Pager::create_with(path.as_ref(), self)
+    }
+
+    /// Opens an existing file with these options.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Pager<PAGE_SIZE>> {
+        Pager::open_with(path.as_ref(), self)
+    }
+
+    pub(crate) fn max_growth_pages(&self) -> u64 {
+        (self.max_growth_step / PAGE_SIZE as u64).max(1)
+    }
+}
+
+/// What `open` found and did (contract D6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Generation of the metadata root that was opened (one per commit).
+    pub generation: u64,
+    /// Which metadata copy was opened: 0 for copy A (page 1), 1 for B (page 2).
+    pub root_copy: u8,
+    /// Whether the commit that wrote the opened root was synced before it
+    /// returned ([`Durability::Immediate`]).
+    pub last_commit_synced: bool,
+    /// True when the other copy was damaged or was newer but failed its
+    /// checks: the file was opened at an older commit than it last tried to
+    /// write (the commit in flight at a crash, or corruption).
+    pub fell_back: bool,
+    /// Why the other copy was not used, when it was damaged or rejected.
+    pub other_copy_problem: Option<String>,
+}

@@ -1,0 +1,328 @@
+//! A copy-on-write tree of pages with checksums in the parents.
+//!
+//! Both the free-space bitmap and the protected-page directory are long byte
+//! arrays cut into leaf pages. Interior pages hold [`NodeRef`]s (page number
+//! and CRC-32C of the child), the metadata root holds the top reference, so one
+//! checksum chain covers every byte the root depends on. A leaf or subtree of
+//! zeros is a null reference and takes no page. A checkpoint writes only the
+//! leaves that changed and their ancestors (contract S2) to fresh pages; the
+//! pages it replaces are handed back to be freed once the new root is durable.
+//!
+//! The in-memory part is the references of every node (16 bytes per leaf page,
+//! a fraction of a bit per data page); leaf bytes belong to the caller.
+
+use std::collections::BTreeSet;
+
+use crate::format::root::{TreeTop, MAX_TREE_HEIGHT};
+use crate::format::tree_node::{NodeRef, NODE_REF_LEN};
+
+/// A page the checkpoint wants written.
+pub(crate) struct PageWrite {
+    pub page: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// What loading a tree found wrong.
+pub(crate) type TreeDamage = &'static str;
+
+#[derive(Clone, Debug)]
+pub(crate) struct PageTree {
+    page_size: usize,
+    /// `levels[0]` are the leaf references; the last level is the single top.
+    levels: Vec<Vec<NodeRef>>,
+    /// Leaves changed since the last checkpoint.
+    dirty: BTreeSet<u64>,
+}
+
+impl PageTree {
+    fn fanout(&self) -> u64 {
+        (self.page_size / NODE_REF_LEN) as u64
+    }
+
+    /// An empty tree (every leaf null) for `leaf_count` leaves.
+    pub fn empty(page_size: usize, leaf_count: u64) -> PageTree {
+        let mut tree = PageTree {
+            page_size,
+            levels: vec![vec![NodeRef::NULL]],
+            dirty: BTreeSet::new(),
+        };
+        tree.resize(leaf_count);
+        tree
+    }
+
+    pub fn top(&self) -> TreeTop {
+        TreeTop {
+            top: self
+                .levels
+                .last()
+                .and_then(|l| l.first())
+                .copied()
+                .unwrap_or_default(),
+            height: (self.levels.len() - 1) as u32,
+        }
+    }
+
+    pub fn leaf_count(&self) -> u64 {
+        self.levels[0].len() as u64
+    }
+
+    /// Every page the tree occupies.
+    #[cfg(test)]
+    pub fn node_pages(&self) -> impl Iterator<Item = u64> + '_ {
+        self.levels
+            .iter()
+            .flatten()
+            .filter(|r| !r.is_null())
+            .map(|r| r.page)
+    }
+
+    /// Marks a leaf as changed; the next checkpoint rewrites it.
+    pub fn mark_dirty(&mut self, leaf: u64) {
+        self.dirty.insert(leaf);
+    }
+
+    pub fn dirty_count(&self) -> usize {
+        self.dirty.len()
+    }
+
+    pub fn dirty_leaves(&self) -> impl Iterator<Item = u64> + '_ {
+        self.dirty.iter().copied()
+    }
+
+    /// Number of nodes on `level` for `leaf_count` leaves.
+    fn nodes_on_level(&self, leaf_count: u64, level: usize) -> usize {
+        let span = self.fanout().saturating_pow(level as u32);
+        leaf_count.div_ceil(span).max(1) as usize
+    }
+
+    /// Grows the tree to address `leaf_count` leaves (never shrinks). Returns
+    /// the old height, so the checkpoint can write the new upper nodes.
+    fn resize(&mut self, leaf_count: u64) -> usize {
+        let old_height = self.levels.len() - 1;
+        let leaf_count = leaf_count.max(self.leaf_count()).max(1);
+        let mut height = 0usize;
+        while self.fanout().saturating_pow(height as u32) < leaf_count {
+            height += 1;
+        }
+        let height = height.max(old_height);
+        self.levels.resize_with(height + 1, Vec::new);
+        for level in 0..=height {
+            let n = self.nodes_on_level(leaf_count, level);
+            self.levels[level].resize(n, NodeRef::NULL);
+        }
+        old_height
+    }
+
+    /// Loads and verifies the tree under `top`. `read` returns the bytes of a
+    /// page, or `None` for a page that does not exist; `visit_leaf` gets each
+    /// non-null leaf's index and verified bytes; `visit_node` every page the
+    /// tree occupies. Nothing is trusted before its checksum is checked.
+    pub fn load<'a>(
+        page_size: usize,
+        top: TreeTop,
+        leaf_count: u64,
+        read: impl Fn(u64) -> Option<&'a [u8]>,
+        mut visit_leaf: impl FnMut(u64, &'a [u8]) -> Result<(), TreeDamage>,
+        mut visit_node: impl FnMut(u64) -> Result<(), TreeDamage>,
+    ) -> Result<PageTree, TreeDamage> {
+        if top.height > MAX_TREE_HEIGHT {
+            return Err("page tree too deep");
+        }
+        let mut tree = PageTree::empty(page_size, 1);
+        let height = top.height as usize;
+        tree.levels = vec![Vec::new(); height + 1];
+        let fanout = tree.fanout();
+        // A file that grew since the last checkpoint has more leaves than the
+        // tree reaches; the leaves past its reach are null until the next
+        // checkpoint raises the tree, so the top level may hold null siblings.
+        for level in 0..=height {
+            let n = tree.nodes_on_level(leaf_count, level);
+            tree.levels[level] = vec![NodeRef::NULL; n];
+        }
+        tree.levels[height][0] = top.top;
+        for level in (0..=height).rev() {
+            for index in 0..tree.levels[level].len() {
+                let node = tree.levels[level][index];
+                if node.is_null() {
+                    continue;
+                }
+                let bytes = read(node.page).ok_or("page tree points past the end")?;
+                if !node.matches(bytes) {
+                    return Err("page tree checksum mismatch");
+                }
+                visit_node(node.page)?;
+                if level == 0 {
+                    visit_leaf(index as u64, bytes)?;
+                    continue;
+                }
+                let below = &mut tree.levels[level - 1];
+                for child in 0..fanout as usize {
+                    let r = NodeRef::decode(bytes, child).ok_or("short interior page")?;
+                    match below.get_mut(index * fanout as usize + child) {
+                        Some(slot) => *slot = r,
+                        None if r.is_null() => {}
+                        None => return Err("page tree reference past its length"),
+                    }
+                }
+            }
+        }
+        Ok(tree)
+    }
+
+    /// Writes every dirty leaf (bytes from `leaf_bytes`) and its ancestors to
+    /// pages from `alloc`, for a tree of `leaf_count` leaves. Pages it replaces
+    /// go to `freed`; they stay readable until the caller frees them.
+    pub fn checkpoint<E>(
+        &mut self,
+        leaf_count: u64,
+        mut leaf_bytes: impl FnMut(u64, &mut [u8]),
+        mut alloc: impl FnMut() -> Result<u64, E>,
+        writes: &mut Vec<PageWrite>,
+        freed: &mut Vec<u64>,
+    ) -> Result<(), E> {
+        let old_height = self.resize(leaf_count);
+        let height = self.levels.len() - 1;
+        let fanout = self.fanout();
+        let mut dirty: BTreeSet<u64> = std::mem::take(&mut self.dirty);
+        dirty.retain(|&leaf| leaf < self.leaf_count());
+        let grew_over_content = height > old_height && !self.levels[old_height][0].is_null();
+        for level in 0..=height {
+            if grew_over_content && level > old_height {
+                dirty.insert(0);
+            }
+            for &index in &dirty {
+                let mut buf = vec![0u8; self.page_size];
+                if level == 0 {
+                    leaf_bytes(index, &mut buf);
+                } else {
+                    let start = (index * fanout) as usize;
+                    let children = self.levels[level - 1]
+                        .iter()
+                        .skip(start)
+                        .take(fanout as usize);
+                    for (i, child) in children.enumerate() {
+                        child.encode(&mut buf[i * NODE_REF_LEN..(i + 1) * NODE_REF_LEN]);
+                    }
+                }
+                let slot = &mut self.levels[level][index as usize];
+                if !slot.is_null() {
+                    freed.push(slot.page);
+                }
+                *slot = if buf.iter().all(|&b| b == 0) {
+                    NodeRef::NULL
+                } else {
+                    let page = alloc()?;
+                    let r = NodeRef::to_page(page, &buf);
+                    writes.push(PageWrite { page, bytes: buf });
+                    r
+                };
+            }
+            dirty = dirty.iter().map(|&index| index / fanout).collect();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Checkpoints `leaves` (index -> fill byte) into a fake disk, reloads.
+    #[test]
+    fn checkpoint_then_load_round_trips_and_rewrites_only_the_path() {
+        const PS: usize = 1024; // fanout 64
+        let mut disk: HashMap<u64, Vec<u8>> = HashMap::new();
+        let mut next = 3u64;
+        let mut tree = PageTree::empty(PS, 1);
+        let leaves: HashMap<u64, u8> = [(0, 1), (5, 2), (4000, 3)].into();
+        for &leaf in leaves.keys() {
+            tree.mark_dirty(leaf);
+        }
+        let mut writes = Vec::new();
+        let mut freed = Vec::new();
+        tree.checkpoint(
+            4001,
+            |i, buf| buf.fill(leaves[&i]),
+            || -> Result<u64, ()> {
+                next += 1;
+                Ok(next)
+            },
+            &mut writes,
+            &mut freed,
+        )
+        .unwrap();
+        assert_eq!(tree.top().height, 2);
+        assert!(freed.is_empty());
+        // 3 leaves, 2 level-1 nodes, 1 top.
+        assert_eq!(writes.len(), 6);
+        for w in writes.drain(..) {
+            disk.insert(w.page, w.bytes);
+        }
+        let mut seen = HashMap::new();
+        let loaded = PageTree::load(
+            PS,
+            tree.top(),
+            4001,
+            |p| disk.get(&p).map(Vec::as_slice),
+            |i, bytes| {
+                seen.insert(i, bytes[0]);
+                Ok(())
+            },
+            |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(seen, leaves);
+        assert_eq!(loaded.node_pages().count(), 6);
+
+        // Change one leaf: exactly the leaf and its two ancestors are rewritten.
+        let mut tree = loaded;
+        tree.mark_dirty(5);
+        tree.checkpoint(
+            4001,
+            |_, buf| buf.fill(9),
+            || -> Result<u64, ()> {
+                next += 1;
+                Ok(next)
+            },
+            &mut writes,
+            &mut freed,
+        )
+        .unwrap();
+        assert_eq!((writes.len(), freed.len()), (3, 3));
+
+        // A damaged page is caught.
+        let top = tree.top();
+        for w in writes.drain(..) {
+            disk.insert(w.page, w.bytes);
+        }
+        disk.get_mut(&next).unwrap()[0] ^= 1; // the new top
+        let result = PageTree::load(
+            PS,
+            top,
+            4001,
+            |p| disk.get(&p).map(Vec::as_slice),
+            |_, _| Ok(()),
+            |_| Ok(()),
+        );
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn zero_leaves_take_no_page() {
+        let mut tree = PageTree::empty(1024, 10);
+        tree.mark_dirty(3);
+        let mut writes = Vec::new();
+        let mut freed = Vec::new();
+        tree.checkpoint(
+            10,
+            |_, _| {},
+            || -> Result<u64, ()> { Ok(99) },
+            &mut writes,
+            &mut freed,
+        )
+        .unwrap();
+        assert!(writes.is_empty());
+        assert!(tree.top().top.is_null());
+    }
+}

@@ -1,0 +1,295 @@
+//! `Pager`: the public face. Thin: every method checks types and delegates
+//! to the engine in `core.rs`.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::core::{Core, Settings};
+use crate::error::Result;
+use crate::options::{Durability, PagerOptions, RecoveryReport};
+use crate::page::PageId;
+use crate::protected::ProtectedPageId;
+
+/// A file of fixed-size pages, memory-mapped, with crash-consistent
+/// allocation and protected (copy-on-write) pages.
+///
+/// `PAGE_SIZE` is a power of two of at least 1024 bytes; anything else is a
+/// compile error:
+///
+/// ```compile_fail
+/// # let dir = tempfile::tempdir().unwrap();
+/// let pager = mappedpages::Pager::<1000>::create(dir.path().join("x"));
+/// ```
+///
+/// ```compile_fail
+/// # let dir = tempfile::tempdir().unwrap();
+/// let pager = mappedpages::Pager::<512>::create(dir.path().join("x"));
+/// ```
+///
+/// Every method that changes allocation state is one atomic commit: after a
+/// crash at any instant the file reopens to the state after the last call
+/// that returned `Ok`, or after the call in flight, never a mix.
+///
+/// ```
+/// use mappedpages::Pager;
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.bin");
+/// let mut pager = Pager::<4096>::create(&path)?;
+/// let id = pager.alloc()?;
+/// id.get_mut(&mut pager)?.as_bytes_mut().fill(0xAB);
+/// pager.sync()?;
+/// drop(pager);
+///
+/// let pager = Pager::<4096>::open(&path)?;
+/// assert_eq!(id.get(&pager)?.as_bytes()[0], 0xAB);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
+pub struct Pager<const PAGE_SIZE: usize> {
+    core: Core,
+}
+
+impl<const PAGE_SIZE: usize> fmt::Debug for Pager<PAGE_SIZE> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pager")
+            .field("page_size", &PAGE_SIZE)
+            .field("page_count", &self.page_count())
+            .field("free_page_count", &self.free_page_count())
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
+    const VALID_PAGE_SIZE: () = assert!(
+        PAGE_SIZE.is_power_of_two() && PAGE_SIZE >= 1024 && PAGE_SIZE <= 1 << 30,
+        "PAGE_SIZE must be a power of two from 1024 to 2^30"
+    );
+
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
+
+    pub(crate) fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    /// Settings for creating or opening a file: durability, growth, initial
+    /// size. See [`PagerOptions`].
+    pub fn options() -> PagerOptions<PAGE_SIZE> {
+        PagerOptions::new()
+    }
+
+    fn settings(options: &PagerOptions<PAGE_SIZE>) -> Settings {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::VALID_PAGE_SIZE;
+        Settings {
+            page_size: PAGE_SIZE,
+            durability: options.durability,
+            max_growth_pages: options.max_growth_pages(),
+            preallocate: options.preallocate,
+            initial_pages: options.initial_pages,
+        }
+    }
+
+    pub(crate) fn create_with(path: &Path, options: &PagerOptions<PAGE_SIZE>) -> Result<Self> {
+        let core = Core::create(path, Self::settings(options))?;
+        Ok(Pager { core })
+    }
+
+    pub(crate) fn open_with(path: &Path, options: &PagerOptions<PAGE_SIZE>) -> Result<Self> {
+        let core = Core::open(path, Self::settings(options))?;
+        Ok(Pager { core })
+    }
+
+    /// Creates a new file with the default options; fails with an `Io` error
+    /// of kind `AlreadyExists` if the file exists.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        Self::options().create(path)
+    }
+
+    /// Opens an existing file with the default options, recovering from an
+    /// interrupted commit if there was one (see [`Pager::recovery`]).
+    ///
+    /// # Errors
+    /// `Io` (kind `NotFound` for a missing file), `Locked` if another `Pager`
+    /// holds the file, `InvalidPageSize` for a file of another page size,
+    /// `CorruptSuperblock`, `CorruptMetadata`, `UnsupportedVersion`,
+    /// `FileTruncated`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::options().open(path)
+    }
+
+    /// Allocates a regular page, growing the file if needed. One commit.
+    pub fn alloc(&mut self) -> Result<PageId<PAGE_SIZE>> {
+        let pages = self.core.alloc_regular(1)?;
+        Ok(PageId(pages.first().copied().unwrap_or_default()))
+    }
+
+    /// Frees a regular page. One commit.
+    ///
+    /// # Errors
+    /// `DoubleFree` if it is free, `OutOfBounds`, `ReservedPage`,
+    /// `NotAllocated` for an internal page. Nothing changes on error.
+    pub fn free(&mut self, id: PageId<PAGE_SIZE>) -> Result<()> {
+        self.core.free_regular(&[id.0])
+    }
+
+    /// Allocates `count` regular pages in one commit, lowest page numbers
+    /// first.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.bin");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let ids = pager.alloc_bulk(10)?;
+    /// assert_eq!(ids.len(), 10);
+    /// pager.free_bulk(ids)?;
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidCount` for zero or a count no file could hold.
+    pub fn alloc_bulk(&mut self, count: usize) -> Result<Vec<PageId<PAGE_SIZE>>> {
+        let pages = self.core.alloc_regular(count as u64)?;
+        Ok(pages.into_iter().map(PageId).collect())
+    }
+
+    /// Frees regular pages in one commit. Every id is checked first: one bad
+    /// id (or one named twice, `DoubleFree`) and nothing changes.
+    pub fn free_bulk(&mut self, ids: Vec<PageId<PAGE_SIZE>>) -> Result<()> {
+        let pages: Vec<u64> = ids.iter().map(|id| id.0).collect();
+        self.core.free_regular(&pages)
+    }
+
+    /// Allocates a protected page, which reads as zeros until its first
+    /// commit. One commit.
+    pub fn alloc_protected(&mut self) -> Result<ProtectedPageId<PAGE_SIZE>> {
+        let slots = self.core.alloc_protected(1)?;
+        Ok(ProtectedPageId(slots.first().copied().unwrap_or_default()))
+    }
+
+    /// Frees a protected page and both its copies. One commit.
+    ///
+    /// # Errors
+    /// `OutOfBounds` if the id names no protected page in use.
+    pub fn free_protected(&mut self, id: ProtectedPageId<PAGE_SIZE>) -> Result<()> {
+        self.core.free_protected(&[id.0])
+    }
+
+    /// Allocates `count` protected pages in one commit (all or none).
+    pub fn alloc_protected_bulk(
+        &mut self,
+        count: usize,
+    ) -> Result<Vec<ProtectedPageId<PAGE_SIZE>>> {
+        let slots = self.core.alloc_protected(count as u64)?;
+        Ok(slots.into_iter().map(ProtectedPageId).collect())
+    }
+
+    /// Frees protected pages in one commit; every id is checked first.
+    pub fn free_protected_bulk(&mut self, ids: Vec<ProtectedPageId<PAGE_SIZE>>) -> Result<()> {
+        let slots: Vec<u64> = ids.iter().map(|id| id.0).collect();
+        self.core.free_protected(&slots)
+    }
+
+    /// Makes every byte written to regular pages, and every commit, durable.
+    pub fn sync(&mut self) -> Result<()> {
+        self.core.sync()
+    }
+
+    /// The allocated regular pages in ascending order. Internal pages and
+    /// protected pages are never shown.
+    pub fn iter_allocated_pages(&self) -> AllocatedPageIter<'_, PAGE_SIZE> {
+        AllocatedPageIter {
+            pager: self,
+            next: 0,
+        }
+    }
+
+    /// The protected pages in use, in ascending order of id.
+    pub fn iter_allocated_protected_pages(&self) -> AllocatedProtectedPageIter<'_, PAGE_SIZE> {
+        AllocatedProtectedPageIter {
+            pager: self,
+            next: 0,
+        }
+    }
+
+    /// The page size in bytes: `PAGE_SIZE`.
+    pub fn page_size(&self) -> usize {
+        PAGE_SIZE
+    }
+
+    /// Pages in the file, the reserved pages 0 to 2 included.
+    pub fn page_count(&self) -> u64 {
+        self.core.map.total_pages()
+    }
+
+    /// Pages available for allocation without growing the file.
+    pub fn free_page_count(&self) -> u64 {
+        self.core.map.free_pages()
+    }
+
+    /// Allocated regular pages.
+    pub fn allocated_page_count(&self) -> u64 {
+        self.core.map.regular_count()
+    }
+
+    /// The generation of the newest commit (one per committing call).
+    pub fn generation(&self) -> u64 {
+        self.core.journal.generation
+    }
+
+    /// The durability mode this pager was opened with.
+    pub fn durability(&self) -> Durability {
+        self.core.durability
+    }
+
+    /// What `open` found: the generation it opened and whether it fell back
+    /// from a damaged newer metadata copy.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.core.recovery
+    }
+
+    /// Sync calls this pager has made since it was opened (for tests and
+    /// benchmarks of the sync budget).
+    pub fn sync_count(&self) -> u64 {
+        self.core.store.sync_count()
+    }
+}
+
+/// Iterator over allocated regular pages; see [`Pager::iter_allocated_pages`].
+#[derive(Debug)]
+pub struct AllocatedPageIter<'a, const PAGE_SIZE: usize> {
+    pager: &'a Pager<PAGE_SIZE>,
+    next: u64,
+}
+
+impl<const PAGE_SIZE: usize> Iterator for AllocatedPageIter<'_, PAGE_SIZE> {
+    type Item = PageId<PAGE_SIZE>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let page = self.pager.core.map.regular_bits().next_one(self.next)?;
+        self.next = page + 1;
+        Some(PageId(page))
+    }
+}
+
+/// Iterator over protected pages in use; see
+/// [`Pager::iter_allocated_protected_pages`].
+#[derive(Debug)]
+pub struct AllocatedProtectedPageIter<'a, const PAGE_SIZE: usize> {
+    pager: &'a Pager<PAGE_SIZE>,
+    next: u64,
+}
+
+impl<const PAGE_SIZE: usize> Iterator for AllocatedProtectedPageIter<'_, PAGE_SIZE> {
+    type Item = ProtectedPageId<PAGE_SIZE>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let directory = self.pager.core.map.directory();
+        let start = usize::try_from(self.next).ok()?;
+        let offset = directory.get(start..)?.iter().position(|e| e.in_use())?;
+        let slot = (start + offset) as u64;
+        self.next = slot + 1;
+        Some(ProtectedPageId(slot))
+    }
+}

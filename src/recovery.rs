@@ -1,0 +1,266 @@
+//! Opening a file: pick the newest metadata root whose every check holds,
+//! load the state it describes, and say what was found (contract D5, D6).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::bitmap::BitVec;
+use crate::commit::Journal;
+use crate::core::{Core, Settings};
+use crate::error::{MappedPageError, Result};
+use crate::format::record::{DirEntry, Record, DIR_ENTRY_LEN};
+use crate::format::root::{Root, RootError, FLAG_SYNCED};
+use crate::format::{superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES};
+use crate::freemap::FreeMap;
+use crate::io::Storage;
+use crate::options::RecoveryReport;
+use crate::page_tree::PageTree;
+
+/// Why a root that passed its own checksum could not be used.
+enum LoadError {
+    Damaged(String),
+    Truncated { expected: u64, actual: u64 },
+}
+
+impl From<&'static str> for LoadError {
+    fn from(reason: &'static str) -> Self {
+        LoadError::Damaged(reason.to_string())
+    }
+}
+
+struct Loaded {
+    map: FreeMap,
+    bitmap_tree: PageTree,
+    dir_tree: PageTree,
+}
+
+/// Loads and checks everything `root` references.
+fn load(bytes: &[u8], page_size: usize, root: &Root) -> Result<Loaded, LoadError> {
+    let ps = page_size as u64;
+    let total = root.total_pages;
+    let expected = total.checked_mul(ps).ok_or("page count overflows")?;
+    if (bytes.len() as u64) < expected {
+        return Err(LoadError::Truncated {
+            expected,
+            actual: bytes.len() as u64,
+        });
+    }
+    if root.dir_len > total / 2 {
+        return Err("directory longer than the file can back".into());
+    }
+    let read = |page: u64| {
+        if (FIRST_DATA_PAGE..total).contains(&page) {
+            let start = usize::try_from(page * ps).ok()?;
+            bytes.get(start..start + page_size)
+        } else {
+            None
+        }
+    };
+    let mut internal = Vec::new();
+
+    let bits_per_leaf = ps * 8;
+    let mut regular = BitVec::new(total);
+    let words_per_leaf = page_size / 8;
+    let bitmap_leaves = total.div_ceil(bits_per_leaf);
+    let mut bitmap_tree = PageTree::load(
+        page_size,
+        root.bitmap,
+        bitmap_leaves,
+        read,
+        |leaf, leaf_bytes| {
+            let first_word = leaf as usize * words_per_leaf;
+            let words = regular.words_mut();
+            for (i, chunk) in leaf_bytes.chunks_exact(8).enumerate() {
+                let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+                match words.get_mut(first_word + i) {
+                    Some(slot) => *slot = word,
+                    None if word == 0 => {}
+                    None => return Err("bitmap marks pages past the end"),
+                }
+            }
+            Ok(())
+        },
+        |page| {
+            internal.push(page);
+            Ok(())
+        },
+    )?;
+    if !total.is_multiple_of(64) {
+        let last = regular.words().last().copied().unwrap_or_default();
+        if last >> (total % 64) != 0 {
+            return Err("bitmap marks pages past the end".into());
+        }
+    }
+
+    let per_leaf = (page_size / DIR_ENTRY_LEN) as u64;
+    let dir_len = root.dir_len as usize;
+    let mut directory = vec![DirEntry::FREE; dir_len];
+    let dir_tree = PageTree::load(
+        page_size,
+        root.directory,
+        root.dir_len.div_ceil(per_leaf),
+        read,
+        |leaf, leaf_bytes| {
+            for (i, chunk) in leaf_bytes.chunks_exact(DIR_ENTRY_LEN).enumerate() {
+                let entry = DirEntry::decode(chunk).ok_or("malformed directory entry")?;
+                match directory.get_mut((leaf * per_leaf) as usize + i) {
+                    Some(slot) => *slot = entry,
+                    None if !entry.in_use() => {}
+                    None => return Err("directory entry past its length"),
+                }
+            }
+            Ok(())
+        },
+        |page| {
+            internal.push(page);
+            Ok(())
+        },
+    )?;
+    let mut dir_tree = dir_tree;
+
+    for record in &root.log {
+        match *record {
+            Record::Alloc { start, count } | Record::Free { start, count } => {
+                let allocate = matches!(record, Record::Alloc { .. });
+                let end = start.checked_add(count).ok_or("log range overflows")?;
+                if start < FIRST_DATA_PAGE || end > total {
+                    return Err("log range out of bounds".into());
+                }
+                for page in start..end {
+                    if regular.get(page) == allocate {
+                        return Err("log record contradicts the bitmap".into());
+                    }
+                    regular.set(page, allocate);
+                    bitmap_tree.mark_dirty(page / bits_per_leaf);
+                }
+            }
+            Record::Entry { slot, entry } => {
+                let target = directory
+                    .get_mut(slot as usize)
+                    .ok_or("log names a directory slot past the end")?;
+                *target = entry;
+                dir_tree.mark_dirty(slot / per_leaf);
+            }
+        }
+    }
+    let counted: u64 = regular
+        .words()
+        .iter()
+        .map(|w| u64::from(w.count_ones()))
+        .sum();
+    if counted != root.regular_count {
+        return Err("allocated page count does not match the bitmap".into());
+    }
+    let map = FreeMap::from_parts(regular, directory, internal)?;
+    Ok(Loaded {
+        map,
+        bitmap_tree,
+        dir_tree,
+    })
+}
+
+impl Core {
+    /// Opens an existing file (see the module docs).
+    pub(crate) fn open(path: &Path, settings: Settings) -> Result<Core> {
+        let mut store = Storage::open(path)?;
+        let page_size = settings.page_size;
+        let found = superblock::decode(store.bytes())?;
+        if found != page_size as u64 {
+            return Err(MappedPageError::InvalidPageSize {
+                expected: page_size,
+                found,
+            });
+        }
+
+        // Decode both roots, newest generation first.
+        let mut candidates = Vec::new();
+        let mut problems: [Option<String>; 2] = [None, None];
+        for (slot, &page) in ROOT_PAGES.iter().enumerate() {
+            let start = page as usize * page_size;
+            let bytes = store.bytes().get(start..start + page_size);
+            let decoded = match bytes {
+                Some(b) => Root::decode(b, page_size),
+                None => Err(RootError::Damaged("file too short to hold this root")),
+            };
+            match decoded {
+                Ok(root) => candidates.push((slot, root)),
+                Err(RootError::Version(found)) => {
+                    return Err(MappedPageError::UnsupportedVersion {
+                        found,
+                        supported: FORMAT_VERSION,
+                    })
+                }
+                Err(RootError::Damaged(why)) => {
+                    let blank = bytes.is_some_and(|b| b.iter().all(|&x| x == 0));
+                    if !blank {
+                        problems[slot] = Some(why.to_string());
+                    } else {
+                        problems[slot] = Some(String::new());
+                    }
+                }
+            }
+        }
+        candidates.sort_by_key(|(_, root)| std::cmp::Reverse(root.generation));
+
+        let mut truncated = None;
+        let mut rejected_newer = false;
+        for (slot, root) in candidates {
+            match load(store.bytes(), page_size, &root) {
+                Ok(loaded) => {
+                    let other = 1 - slot;
+                    let other_problem = problems[other].take().filter(|p| !p.is_empty());
+                    let recovery = RecoveryReport {
+                        generation: root.generation,
+                        root_copy: slot as u8,
+                        last_commit_synced: root.flags & FLAG_SYNCED != 0,
+                        fell_back: rejected_newer || other_problem.is_some(),
+                        other_copy_problem: other_problem,
+                    };
+                    // What we opened may so far live only in the page cache
+                    // (a process crash in Deferred mode): make it durable
+                    // before anything is written on top of it.
+                    store.sync()?;
+                    let journal = Journal {
+                        generation: root.generation,
+                        log: root.log,
+                        bitmap_tree: loaded.bitmap_tree,
+                        dir_tree: loaded.dir_tree,
+                        last_slot: slot,
+                        durable_slot: slot,
+                        awaiting_durable: Vec::new(),
+                        flipped_since_durable: HashSet::new(),
+                    };
+                    return Ok(Core::assemble(
+                        store, loaded.map, journal, settings, recovery,
+                    ));
+                }
+                Err(LoadError::Truncated { expected, actual }) => {
+                    truncated.get_or_insert(MappedPageError::FileTruncated { expected, actual });
+                    problems[slot] = Some(format!(
+                        "generation {} needs {expected} bytes, the file has {actual}",
+                        root.generation
+                    ));
+                    rejected_newer = true;
+                }
+                Err(LoadError::Damaged(why)) => {
+                    problems[slot] = Some(format!("generation {}: {why}", root.generation));
+                    rejected_newer = true;
+                }
+            }
+        }
+        if let Some(err) = truncated {
+            return Err(err);
+        }
+        let describe = |p: &Option<String>| match p.as_deref() {
+            Some("") | None => "blank".to_string(),
+            Some(p) => p.to_string(),
+        };
+        Err(MappedPageError::CorruptMetadata {
+            reason: format!(
+                "copy A: {}; copy B: {}",
+                describe(&problems[0]),
+                describe(&problems[1])
+            ),
+        })
+    }
+}

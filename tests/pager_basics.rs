@@ -1,0 +1,259 @@
+//! Behaviour of the public API on ordinary and bad input.
+
+use mappedpages::{MappedPageError, PageId, Pager, ProtectedPageId};
+use std::io::ErrorKind;
+
+fn temp() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pages.bin");
+    (dir, path)
+}
+
+#[test]
+fn create_refuses_an_existing_file_and_open_a_missing_one() {
+    let (_dir, path) = temp();
+    drop(Pager::<1024>::create(&path).unwrap());
+    match Pager::<1024>::create(&path) {
+        Err(MappedPageError::Io(e)) => assert_eq!(e.kind(), ErrorKind::AlreadyExists),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    let missing = path.with_extension("missing");
+    match Pager::<1024>::open(&missing) {
+        Err(MappedPageError::Io(e)) => assert_eq!(e.kind(), ErrorKind::NotFound),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[test]
+fn open_with_another_page_size_is_invalid_page_size() {
+    let (_dir, path) = temp();
+    drop(Pager::<4096>::create(&path).unwrap());
+    assert!(matches!(
+        Pager::<1024>::open(&path),
+        Err(MappedPageError::InvalidPageSize {
+            expected: 1024,
+            found: 4096
+        })
+    ));
+    assert!(Pager::<4096>::open(&path).is_ok());
+}
+
+#[test]
+fn a_second_pager_on_a_locked_file_gets_the_lock_error() {
+    let (_dir, path) = temp();
+    let pager = Pager::<1024>::create(&path).unwrap();
+    assert!(matches!(
+        Pager::<1024>::open(&path),
+        Err(MappedPageError::Locked)
+    ));
+    drop(pager);
+    assert!(Pager::<1024>::open(&path).is_ok());
+}
+
+#[test]
+fn regular_pages_round_trip_through_reopen() {
+    let (_dir, path) = temp();
+    let mut pager = Pager::<1024>::create(&path).unwrap();
+    let ids = pager.alloc_bulk(5).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        id.get_mut(&mut pager)
+            .unwrap()
+            .as_bytes_mut()
+            .fill(i as u8 + 1);
+    }
+    pager.free(ids[2]).unwrap();
+    pager.sync().unwrap();
+    drop(pager);
+    let pager = Pager::<1024>::open(&path).unwrap();
+    let live: Vec<_> = pager.iter_allocated_pages().collect();
+    assert_eq!(live, vec![ids[0], ids[1], ids[3], ids[4]]);
+    for (i, id) in ids.iter().enumerate() {
+        if i == 2 {
+            assert!(matches!(
+                id.get(&pager),
+                Err(MappedPageError::NotAllocated { .. })
+            ));
+        } else {
+            let page = id.get(&pager).unwrap();
+            assert_eq!(page.len(), 1024);
+            assert!(page.as_bytes().iter().all(|&b| b == i as u8 + 1));
+        }
+    }
+}
+
+#[test]
+fn bad_ids_get_typed_errors_and_change_nothing() {
+    let (_dir, path) = temp();
+    let mut pager = Pager::<1024>::create(&path).unwrap();
+    let a = pager.alloc().unwrap();
+    let p = pager.alloc_protected().unwrap();
+    let generation = pager.generation();
+    let free_before = pager.free_page_count();
+
+    assert!(matches!(
+        PageId::<1024>(0).get(&pager),
+        Err(MappedPageError::ReservedPage { page: 0 })
+    ));
+    assert!(matches!(
+        PageId::<1024>(1 << 40).get(&pager),
+        Err(MappedPageError::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        pager.free(PageId(2)),
+        Err(MappedPageError::ReservedPage { page: 2 })
+    ));
+    assert!(matches!(
+        pager.free(PageId(1 << 40)),
+        Err(MappedPageError::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        pager.free_bulk(vec![a, a]),
+        Err(MappedPageError::DoubleFree { .. })
+    ));
+    assert!(matches!(
+        pager.alloc_bulk(0),
+        Err(MappedPageError::InvalidCount { count: 0 })
+    ));
+    assert!(matches!(
+        pager.alloc_bulk(usize::MAX),
+        Err(MappedPageError::InvalidCount { .. })
+    ));
+    assert!(matches!(
+        pager.free_protected(ProtectedPageId(99)),
+        Err(MappedPageError::OutOfBounds { page: 99 })
+    ));
+    // Every page that is not a live regular page is refused by get.
+    let internal: Vec<u64> = (3..pager.page_count())
+        .filter(|&p| p != a.0 && PageId::<1024>(p).get(&pager).is_ok())
+        .collect();
+    assert!(internal.is_empty(), "internal pages visible: {internal:?}");
+    for raw in 3..pager.page_count() {
+        if raw != a.0 {
+            assert!(pager.free(PageId(raw)).is_err());
+        }
+    }
+    assert_eq!(pager.generation(), generation);
+    assert_eq!(pager.free_page_count(), free_before);
+    assert!(a.get(&pager).is_ok());
+    assert!(p.get(&pager).is_ok());
+    pager.free(a).unwrap();
+    assert!(matches!(
+        pager.free(a),
+        Err(MappedPageError::DoubleFree { .. })
+    ));
+}
+
+#[test]
+fn protected_pages_start_zero_and_partial_writes_keep_committed_bytes() {
+    let (_dir, path) = temp();
+    let mut pager = Pager::<1024>::create(&path).unwrap();
+    let id = pager.alloc_protected().unwrap();
+    assert!(id.get(&pager).unwrap().as_bytes().iter().all(|&b| b == 0));
+    for round in 1..=4u8 {
+        let mut w = id.get_mut(&mut pager).unwrap();
+        w.page_mut().as_bytes_mut()[round as usize] = round;
+        w.commit().unwrap();
+    }
+    // A dropped writer changes nothing, and the next partial write starts
+    // from the committed bytes (A3), not from the dropped or older copy.
+    {
+        let mut w = id.get_mut(&mut pager).unwrap();
+        w.page_mut().as_bytes_mut().fill(0xEE);
+    }
+    let mut w = id.get_mut(&mut pager).unwrap();
+    w.page_mut().as_bytes_mut()[10] = 10;
+    w.commit().unwrap();
+    let expect: Vec<u8> = (0..1024)
+        .map(|i| {
+            if (1..=4).contains(&i) || i == 10 {
+                i as u8
+            } else {
+                0
+            }
+        })
+        .collect();
+    assert_eq!(id.get(&pager).unwrap().as_bytes(), &expect[..]);
+    drop(pager);
+    let mut pager = Pager::<1024>::open(&path).unwrap();
+    assert_eq!(id.get(&pager).unwrap().as_bytes(), &expect[..]);
+    assert_eq!(
+        pager.iter_allocated_protected_pages().collect::<Vec<_>>(),
+        vec![id]
+    );
+    assert_eq!(pager.iter_allocated_pages().count(), 0);
+    pager.free_protected(id).unwrap();
+    assert!(matches!(
+        id.get(&pager),
+        Err(MappedPageError::OutOfBounds { .. })
+    ));
+}
+
+#[test]
+fn sync_budget_per_call() {
+    let (_dir, path) = temp();
+    let mut pager = Pager::<4096>::create(&path).unwrap();
+    pager.alloc_bulk(8).unwrap(); // make sure no growth happens below
+    let s = pager.sync_count();
+    let id = pager.alloc().unwrap();
+    assert_eq!(pager.sync_count() - s, 1, "alloc");
+    let s = pager.sync_count();
+    pager.free(id).unwrap();
+    assert_eq!(pager.sync_count() - s, 1, "free");
+    let p = pager.alloc_protected().unwrap();
+    let s = pager.sync_count();
+    let mut w = p.get_mut(&mut pager).unwrap();
+    w.page_mut().as_bytes_mut()[0] = 1;
+    w.commit().unwrap();
+    assert_eq!(pager.sync_count() - s, 2, "protected commit");
+}
+
+#[test]
+fn deferred_mode_skips_syncs_and_stays_consistent() {
+    let (_dir, path) = temp();
+    let mut pager = Pager::<1024>::options()
+        .durability(mappedpages::Durability::Deferred)
+        .create(&path)
+        .unwrap();
+    let s = pager.sync_count();
+    let ids = pager.alloc_bulk(3).unwrap();
+    let id = pager.alloc().unwrap();
+    pager.free(ids[0]).unwrap();
+    assert_eq!(pager.sync_count(), s, "deferred alloc/free made a sync");
+    let p = pager.alloc_protected().unwrap();
+    for v in 1..=3u8 {
+        let mut w = p.get_mut(&mut pager).unwrap();
+        w.page_mut().as_bytes_mut()[0] = v;
+        w.commit().unwrap();
+    }
+    drop(pager);
+    let pager = Pager::<1024>::open(&path).unwrap();
+    assert_eq!(
+        pager.iter_allocated_pages().collect::<Vec<_>>(),
+        vec![ids[1], ids[2], id]
+    );
+    assert_eq!(p.get(&pager).unwrap().as_bytes()[0], 3);
+    assert!(!pager.recovery().last_commit_synced);
+}
+
+#[test]
+fn growth_is_capped_by_the_growth_step() {
+    let (_dir, path) = temp();
+    let mut pager = Pager::<1024>::options()
+        .initial_pages(16)
+        .max_growth_step(64 * 1024)
+        .create(&path)
+        .unwrap();
+    pager.alloc_bulk(1000).unwrap();
+    let before = pager.page_count();
+    pager.alloc_bulk(before as usize - 1000).unwrap_or_default();
+    while pager.free_page_count() > 0 {
+        pager.alloc().unwrap();
+    }
+    let full = pager.page_count();
+    pager.alloc().unwrap();
+    assert!(
+        pager.page_count() - full <= 64,
+        "grew by {}",
+        pager.page_count() - full
+    );
+}
