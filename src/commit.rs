@@ -4,7 +4,10 @@
 //! log [`Record`]s, and calls [`Core::commit`]. A commit:
 //!
 //! 1. syncs first if bytes it depends on are dirty (regular pages written
-//!    through `get_mut`, a staged protected page): write-before ordering, D3;
+//!    through `get_mut`; in Deferred mode also staged protected pages):
+//!    write-before ordering, D3. In Immediate mode staged protected pages are
+//!    not synced first: the root lists their CRC-32C, and open rejects a root
+//!    whose listed pages did not land, so a protected commit is one sync;
 //! 2. appends the records to the log carried in the root; when the log is
 //!    full, checkpoints instead: the changed leaves of the page trees and
 //!    their ancestors go to fresh pages, and the log starts empty;
@@ -20,9 +23,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::core::Core;
 use crate::error::{MappedPageError, Result};
-use crate::format::record::{Record, DIR_ENTRY_LEN};
+use crate::format::record::{PageCheck, Record, DIR_ENTRY_LEN};
 use crate::format::root::{log_capacity, Root, FLAG_SYNCED, MAX_TREE_HEIGHT};
-use crate::format::{MAX_PAGES, ROOT_PAGES};
+use crate::format::{checksum, MAX_PAGES, ROOT_PAGES};
 use crate::options::Durability;
 use crate::page_tree::PageTree;
 
@@ -97,8 +100,13 @@ impl Core {
     /// Marks the bitmap leaves holding `pages` as changed.
     pub(crate) fn touch_pages(&mut self, pages: impl IntoIterator<Item = u64>) {
         let per_leaf = self.bits_per_leaf();
+        let mut last = None;
         for page in pages {
-            self.journal.bitmap_tree.mark_dirty(page / per_leaf);
+            let leaf = page / per_leaf;
+            if last != Some(leaf) {
+                self.journal.bitmap_tree.mark_dirty(leaf);
+                last = Some(leaf);
+            }
         }
     }
 
@@ -111,6 +119,12 @@ impl Core {
     /// Grows the file until at least `count` pages are free. On error nothing
     /// in memory has changed.
     pub(crate) fn ensure_free(&mut self, count: u64) -> Result<()> {
+        if self.map.free_pages() < count && !self.journal.awaiting_durable.is_empty() {
+            // Pages freed since the last sync become reusable once it is
+            // made: cheaper than growing the file (Deferred mode only; in
+            // Immediate mode nothing waits after a commit returns).
+            self.sync_everything()?;
+        }
         let free = self.map.free_pages();
         if free >= count {
             return Ok(());
@@ -141,17 +155,39 @@ impl Core {
     }
 
     fn try_commit(&mut self, records: Vec<Record>, mut freed: Vec<u64>) -> Result<()> {
-        if self.data_dirty {
+        let immediate = self.durability == Durability::Immediate;
+        // Bytes this commit depends on must be durable before its root can
+        // be seen (D3). Regular pages written through the map are synced
+        // first. Staged protected copies are too in Deferred mode; in
+        // Immediate mode the root lists their CRCs instead, so that one sync
+        // covers both and open rejects the root if they did not land (P2).
+        if self.data_dirty || (!immediate && !self.staged.is_empty()) {
             self.sync_everything()?;
         }
         for record in records {
             push_merged(&mut self.journal.log, record);
         }
-        if self.journal.log.len() > log_capacity(self.page_size) {
+        let capacity = log_capacity(self.page_size);
+        if self.journal.log.len() + self.staged.len() > capacity {
             self.checkpoint(&mut freed)?;
+            if self.staged.len() > capacity {
+                self.sync_everything()?;
+            }
         }
+        let checks = self
+            .staged
+            .iter()
+            .map(|&page| PageCheck {
+                page,
+                crc: checksum(
+                    self.store
+                        .bytes()
+                        .get(self.page_range(page))
+                        .unwrap_or_default(),
+                ),
+            })
+            .collect();
         self.journal.generation += 1;
-        let synced = self.durability == Durability::Immediate;
         let root = Root {
             generation: self.journal.generation,
             total_pages: self.map.total_pages(),
@@ -159,8 +195,9 @@ impl Core {
             bitmap: self.journal.bitmap_tree.top(),
             dir_len: self.map.dir_len(),
             directory: self.journal.dir_tree.top(),
-            flags: if synced { FLAG_SYNCED } else { 0 },
+            flags: if immediate { FLAG_SYNCED } else { 0 },
             log: self.journal.log.clone(),
+            checks,
         };
         let mut page = vec![0u8; self.page_size];
         root.encode(&mut page);
@@ -169,7 +206,7 @@ impl Core {
             .write_at(ROOT_PAGES[slot] * self.page_size as u64, &page)?;
         self.journal.last_slot = slot;
         self.journal.awaiting_durable.extend(freed);
-        if synced {
+        if immediate {
             self.sync_everything()?;
         }
         Ok(())
@@ -177,9 +214,15 @@ impl Core {
 
     /// One sync: everything written so far, the newest root included, is
     /// durable afterwards, so what waited for durability is released.
+    /// A failed sync leaves the page cache in an unknown state, so the pager
+    /// becomes unavailable (reopening reads what the disk really holds).
     pub(crate) fn sync_everything(&mut self) -> Result<()> {
-        self.store.sync()?;
+        if let Err(err) = self.store.sync() {
+            self.poisoned = true;
+            return Err(err.into());
+        }
         self.data_dirty = false;
+        self.staged.clear();
         self.journal.durable_slot = self.journal.last_slot;
         let released = std::mem::take(&mut self.journal.awaiting_durable);
         self.map.release(&released);

@@ -24,8 +24,10 @@ pub(crate) struct Core {
     pub durability: Durability,
     pub max_growth_pages: u64,
     pub preallocate: bool,
-    /// Regular or staged protected pages written since the last sync.
+    /// Regular pages written through the map since the last sync.
     pub data_dirty: bool,
+    /// Staged protected copies the next commit publishes.
+    pub staged: Vec<u64>,
     /// Set after an I/O failure left memory and file out of step.
     pub poisoned: bool,
     pub recovery: RecoveryReport,
@@ -60,6 +62,7 @@ impl Core {
             max_growth_pages: settings.max_growth_pages,
             preallocate: settings.preallocate,
             data_dirty: false,
+            staged: Vec::new(),
             poisoned: false,
             recovery,
             zero_page: vec![0u8; settings.page_size].into_boxed_slice(),
@@ -87,6 +90,7 @@ impl Core {
             directory: Default::default(),
             flags: FLAG_SYNCED,
             log: Vec::new(),
+            checks: Vec::new(),
         };
         root.encode(&mut page);
         store.write_at(ROOT_PAGES[0] * page_size as u64, &page)?;
@@ -217,11 +221,7 @@ impl Core {
     /// Makes every byte written and every commit so far durable.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.check_usable()?;
-        let result = self.sync_everything();
-        if result.is_err() {
-            self.poisoned = true;
-        }
-        result
+        self.sync_everything()
     }
 }
 

@@ -4,8 +4,9 @@
 //! Each protected page is a directory slot naming two internal pages and which
 //! of them holds the committed bytes. A write is staged in the other copy
 //! (which starts as a copy of the committed bytes, contract A3); `commit`
-//! syncs the staged copy and then publishes the flipped slot in one metadata
-//! commit, so a crash leaves either the old or the new bytes (D2). A slot that
+//! publishes the flipped slot in one metadata commit whose root carries the
+//! staged copy's CRC-32C, so one sync covers both and a crash leaves either
+//! the old or the new bytes (D2). A slot that
 //! was never committed reads as zeros without touching its copies.
 
 use std::fmt;
@@ -110,10 +111,7 @@ impl Core {
         if self.durability == Durability::Deferred
             && self.journal.flipped_since_durable.contains(&slot)
         {
-            if let Err(err) = self.sync_everything() {
-                self.poisoned = true;
-                return Err(err);
-            }
+            self.sync_everything()?;
         }
         let (target, source) = match entry.state {
             EntryState::Active(copy) => (1 - copy, Some(entry.copies[usize::from(copy)])),
@@ -138,7 +136,7 @@ impl Core {
     fn commit_protected_write(&mut self, slot: u64, target: u8) -> Result<()> {
         let mut entry = self.live_entry(slot)?;
         entry.state = EntryState::Active(target);
-        self.data_dirty = true;
+        self.staged.push(entry.copies[usize::from(target)]);
         self.map.set_entry(slot, entry);
         self.touch_slot(slot);
         self.journal.flipped_since_durable.insert(slot);
@@ -244,9 +242,10 @@ impl<const PAGE_SIZE: usize> ProtectedPageWriter<'_, PAGE_SIZE> {
         MappedPage::from_bytes(core.store.bytes().get(range).unwrap_or_default())
     }
 
-    /// Makes the staged bytes the page's committed bytes, atomically: with
-    /// [`crate::Durability::Immediate`] two syncs, one for the bytes and one
-    /// for the metadata that points at them.
+    /// Makes the staged bytes the page's committed bytes, atomically. With
+    /// [`crate::Durability::Immediate`] this is one sync (two if regular
+    /// pages were written through `get_mut` since the last sync: those are
+    /// made durable first).
     ///
     /// # Errors
     /// An I/O error; the pager is then unavailable and the file reopens with

@@ -10,7 +10,7 @@ use crate::core::{Core, Settings};
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, Record, DIR_ENTRY_LEN};
 use crate::format::root::{Root, RootError, FLAG_SYNCED};
-use crate::format::{superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES};
+use crate::format::{checksum, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES};
 use crate::freemap::FreeMap;
 use crate::io::Storage;
 use crate::options::RecoveryReport;
@@ -141,6 +141,12 @@ fn load(bytes: &[u8], page_size: usize, root: &Root) -> Result<Loaded, LoadError
                 *target = entry;
                 dir_tree.mark_dirty(slot / per_leaf);
             }
+        }
+    }
+    for check in &root.checks {
+        let bytes = read(check.page).ok_or("a page check names a page out of range")?;
+        if checksum(bytes) != check.crc {
+            return Err("a page the last commit wrote did not reach the disk".into());
         }
     }
     let counted: u64 = regular

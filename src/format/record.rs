@@ -13,6 +13,7 @@ const KIND_SHIFT: u32 = 56;
 const KIND_ALLOC: u64 = 1;
 const KIND_FREE: u64 = 2;
 const KIND_ENTRY: u64 = 3;
+const KIND_CHECK: u64 = 4;
 const STATE_SHIFT: u32 = 62;
 const PAGE_MASK: u64 = (1 << STATE_SHIFT) - 1;
 
@@ -136,6 +137,34 @@ impl Record {
     }
 }
 
+/// A page the commit that wrote the root wrote without syncing it first,
+/// with the CRC-32C its bytes must have. Open rejects a root whose checks
+/// fail: the commit did not complete. Kept in the same 24-byte slots as
+/// [`Record`], after the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PageCheck {
+    pub page: u64,
+    pub crc: u32,
+}
+
+impl PageCheck {
+    pub fn encode(&self, out: &mut [u8]) {
+        write_u64(out, 0, (KIND_CHECK << KIND_SHIFT) | self.page);
+        write_u64(out, 8, u64::from(self.crc));
+        write_u64(out, 16, 0);
+    }
+
+    /// Decodes a check; `None` when its bytes cannot be one.
+    pub fn decode(bytes: &[u8]) -> Option<PageCheck> {
+        let w0 = read_u64(bytes, 0)?;
+        let crc = u32::try_from(read_u64(bytes, 8)?).ok()?;
+        (w0 >> KIND_SHIFT == KIND_CHECK && read_u64(bytes, 16)? == 0).then_some(PageCheck {
+            page: w0 & (MAX_PAGES - 1),
+            crc,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +194,21 @@ mod tests {
             record.encode(&mut buf);
             assert_eq!(Record::decode(&buf), Some(record));
         }
+    }
+
+    #[test]
+    fn checks_round_trip_and_are_not_records() {
+        let check = PageCheck {
+            page: 123,
+            crc: 0xFFFF_0001,
+        };
+        let mut buf = [0u8; RECORD_LEN];
+        check.encode(&mut buf);
+        assert_eq!(PageCheck::decode(&buf), Some(check));
+        assert_eq!(Record::decode(&buf), None);
+        let mut rec = [0u8; RECORD_LEN];
+        Record::Alloc { start: 1, count: 1 }.encode(&mut rec);
+        assert_eq!(PageCheck::decode(&rec), None);
     }
 
     #[test]

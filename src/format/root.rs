@@ -2,7 +2,7 @@
 //! into one of them; `open` takes the newest root whose checks hold.
 //! See `FORMAT.md`, "Metadata root" and "Commit protocol".
 
-use super::record::{Record, RECORD_LEN};
+use super::record::{PageCheck, Record, RECORD_LEN};
 use super::tree_node::NodeRef;
 use super::{checksum, read_u32, read_u64, write_u32, write_u64, FORMAT_VERSION, MAX_PAGES};
 
@@ -22,6 +22,7 @@ pub(crate) const OFF_DIR_TOP: usize = 72;
 pub(crate) const OFF_DIR_CRC: usize = 80;
 pub(crate) const OFF_DIR_HEIGHT: usize = 84;
 pub(crate) const OFF_FLAGS: usize = 88;
+pub(crate) const OFF_CHECK_LEN: usize = 92;
 pub(crate) const OFF_LOG: usize = 128;
 /// Size of the checksum at the very end of the page.
 pub(crate) const CHECKSUM_LEN: usize = 4;
@@ -51,6 +52,8 @@ pub(crate) struct Root {
     pub directory: TreeTop,
     pub flags: u32,
     pub log: Vec<Record>,
+    /// Pages this commit wrote without a prior sync, which must verify.
+    pub checks: Vec<PageCheck>,
 }
 
 /// Why a root page was not accepted.
@@ -62,7 +65,8 @@ pub(crate) enum RootError {
     Version(u32),
 }
 
-/// How many log records fit in a root of `page_size` bytes.
+/// How many log records and page checks, together, fit in a root of
+/// `page_size` bytes.
 pub(crate) const fn log_capacity(page_size: usize) -> usize {
     (page_size - OFF_LOG - CHECKSUM_LEN) / RECORD_LEN
 }
@@ -73,7 +77,7 @@ impl Root {
     pub fn encode(&self, page: &mut [u8]) {
         page.fill(0);
         let page_size = page.len();
-        debug_assert!(self.log.len() <= log_capacity(page_size));
+        debug_assert!(self.log.len() + self.checks.len() <= log_capacity(page_size));
         page[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&MAGIC);
         write_u32(page, OFF_VERSION, FORMAT_VERSION);
         write_u32(page, OFF_LOG_LEN, self.log.len() as u32);
@@ -89,9 +93,14 @@ impl Root {
         write_u32(page, OFF_DIR_CRC, self.directory.top.crc);
         write_u32(page, OFF_DIR_HEIGHT, self.directory.height);
         write_u32(page, OFF_FLAGS, self.flags);
-        for (i, record) in self.log.iter().enumerate() {
-            let at = OFF_LOG + i * RECORD_LEN;
-            record.encode(&mut page[at..at + RECORD_LEN]);
+        write_u32(page, OFF_CHECK_LEN, self.checks.len() as u32);
+        let slots = page[OFF_LOG..].chunks_exact_mut(RECORD_LEN);
+        let mut slots = slots.take(log_capacity(page_size));
+        for (record, slot) in self.log.iter().zip(&mut slots) {
+            record.encode(slot);
+        }
+        for (check, slot) in self.checks.iter().zip(&mut slots) {
+            check.encode(slot);
         }
         let end = page_size - CHECKSUM_LEN;
         let crc = checksum(&page[..end]);
@@ -124,15 +133,20 @@ impl Root {
             return Err(Damaged("root records another page size"));
         }
         let log_len = u32_at(OFF_LOG_LEN)? as usize;
-        if log_len > log_capacity(page_size) {
+        let check_len = u32_at(OFF_CHECK_LEN)? as usize;
+        if log_len.saturating_add(check_len) > log_capacity(page_size) {
             return Err(Damaged("log length exceeds the root's capacity"));
         }
-        let mut log = Vec::with_capacity(log_len);
-        for i in 0..log_len {
+        let slot = |i: usize| {
             let at = OFF_LOG + i * RECORD_LEN;
-            let bytes = page.get(at..at + RECORD_LEN).unwrap_or_default();
-            log.push(Record::decode(bytes).ok_or(Damaged("malformed log record"))?);
-        }
+            page.get(at..at + RECORD_LEN).unwrap_or_default()
+        };
+        let log = (0..log_len)
+            .map(|i| Record::decode(slot(i)).ok_or(Damaged("malformed log record")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let checks = (log_len..log_len + check_len)
+            .map(|i| PageCheck::decode(slot(i)).ok_or(Damaged("malformed page check")))
+            .collect::<Result<Vec<_>, _>>()?;
         let root = Root {
             generation: u64_at(OFF_GENERATION)?,
             total_pages: u64_at(OFF_TOTAL_PAGES)?,
@@ -154,6 +168,7 @@ impl Root {
             },
             flags: u32_at(OFF_FLAGS)?,
             log,
+            checks,
         };
         if root.total_pages < super::FIRST_DATA_PAGE || root.total_pages > MAX_PAGES {
             return Err(Damaged("page count out of range"));
@@ -170,7 +185,7 @@ impl Root {
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::{DirEntry, EntryState};
+    use super::super::record::{DirEntry, EntryState, PageCheck};
     use super::*;
 
     fn sample() -> Root {
@@ -204,6 +219,7 @@ mod tests {
                     },
                 },
             ],
+            checks: vec![PageCheck { page: 10, crc: 7 }],
         }
     }
 
@@ -225,11 +241,12 @@ mod tests {
             OFF_DIR_CRC,
             OFF_DIR_HEIGHT,
             OFF_FLAGS,
+            OFF_CHECK_LEN,
             OFF_LOG,
         ];
         assert_eq!(
             offsets,
-            [0, 8, 12, 16, 24, 32, 40, 48, 56, 60, 64, 72, 80, 84, 88, 128]
+            [0, 8, 12, 16, 24, 32, 40, 48, 56, 60, 64, 72, 80, 84, 88, 92, 128]
         );
         assert_eq!(log_capacity(1024), 37);
         assert_eq!(log_capacity(4096), 165);
