@@ -35,6 +35,7 @@ impl BitVec {
         }
     }
 
+    #[inline]
     pub fn get(&self, bit: u64) -> bool {
         self.words
             .get((bit / WORD_BITS) as usize)

@@ -117,6 +117,7 @@ impl Core {
         Ok(Core::assemble(store, map, journal, settings, recovery))
     }
 
+    #[inline]
     pub(crate) fn check_usable(&self) -> Result<()> {
         if self.poisoned {
             Err(MappedPageError::Unavailable)
@@ -126,12 +127,14 @@ impl Core {
     }
 
     /// Byte range of `page` in the file.
+    #[inline]
     pub(crate) fn page_range(&self, page: u64) -> std::ops::Range<usize> {
         let start = page as usize * self.page_size;
         start..start + self.page_size
     }
 
     /// The bytes of an allocated regular page.
+    #[inline]
     pub(crate) fn regular_page(&self, page: u64) -> Result<&[u8]> {
         self.check_regular(page)?;
         let range = self.page_range(page);
@@ -143,6 +146,7 @@ impl Core {
 
     /// The bytes of an allocated regular page, writable. Marks data dirty so
     /// the next commit syncs it before its metadata (D3).
+    #[inline]
     pub(crate) fn regular_page_mut(&mut self, page: u64) -> Result<&mut [u8]> {
         self.check_regular(page)?;
         self.data_dirty = true;

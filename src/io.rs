@@ -119,12 +119,14 @@ impl Storage {
     }
 
     /// The whole file.
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         &self.map
     }
 
     /// The whole file, writable. Writes here are ordinary page-cache writes:
     /// durable only after the next [`Storage::sync`].
+    #[inline]
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.map
     }

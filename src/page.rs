@@ -16,6 +16,7 @@ use crate::pager::Pager;
 pub struct MappedPage([u8]);
 
 impl MappedPage {
+    #[inline]
     pub(crate) fn from_bytes(bytes: &[u8]) -> &MappedPage {
         // SAFETY: `MappedPage` is `repr(transparent)` over `[u8]`, so the two
         // fat pointers have the same layout and metadata (the length); the
@@ -23,22 +24,26 @@ impl MappedPage {
         unsafe { &*(bytes as *const [u8] as *const MappedPage) }
     }
 
+    #[inline]
     pub(crate) fn from_bytes_mut(bytes: &mut [u8]) -> &mut MappedPage {
         // SAFETY: as in `from_bytes`; the unique borrow is carried over.
         unsafe { &mut *(bytes as *mut [u8] as *mut MappedPage) }
     }
 
     /// The page's bytes.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
     /// The page's bytes, writable.
+    #[inline]
     pub fn as_bytes_mut(&mut self) -> &mut [u8] {
         &mut self.0
     }
 
     /// The page size in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.0.len()
     }
