@@ -61,6 +61,51 @@ impl BitVec {
         &mut self.words
     }
 
+    /// Calls `f` with each word index and the mask of bits in `start..end`.
+    fn for_each_word(start: u64, end: u64, mut f: impl FnMut(usize, u64)) {
+        let mut bit = start;
+        while bit < end {
+            let offset = bit % WORD_BITS;
+            let span = (WORD_BITS - offset).min(end - bit);
+            let mask = if span == WORD_BITS {
+                !0
+            } else {
+                ((1u64 << span) - 1) << offset
+            };
+            f((bit / WORD_BITS) as usize, mask);
+            bit += span;
+        }
+    }
+
+    /// Whether every bit in `start..end` equals `value` (false past the end).
+    pub fn range_is(&self, start: u64, end: u64, value: bool) -> bool {
+        if end > self.len || start > end {
+            return false;
+        }
+        let mut all = true;
+        Self::for_each_word(start, end, |index, mask| {
+            let word = self.words.get(index).copied().unwrap_or_default();
+            let expect = if value { mask } else { 0 };
+            all &= word & mask == expect;
+        });
+        all
+    }
+
+    /// Sets every bit in `start..end` (clamped to the length) to `value`.
+    pub fn set_range(&mut self, start: u64, end: u64, value: bool) {
+        let end = end.min(self.len);
+        let words = &mut self.words;
+        Self::for_each_word(start, end, |index, mask| {
+            if let Some(word) = words.get_mut(index) {
+                if value {
+                    *word |= mask;
+                } else {
+                    *word &= !mask;
+                }
+            }
+        });
+    }
+
     /// The lowest set bit at or after `from`.
     pub fn next_one(&self, from: u64) -> Option<u64> {
         if from >= self.len {
@@ -143,6 +188,7 @@ impl SummaryBitVec {
     }
 
     /// Recomputes padding, the summary levels and the zero count from level 0.
+    /// One pass over the words (this runs on open, over up to 2^32 bits).
     fn rebuild(&mut self) {
         let len = self.len;
         let base = &mut self.levels[0];
@@ -150,15 +196,32 @@ impl SummaryBitVec {
             base.push(0);
         }
         let used_words = words_for(len);
-        for (i, word) in base.iter_mut().enumerate() {
-            if i >= used_words {
-                *word = !0;
-            } else if i + 1 == used_words && !len.is_multiple_of(WORD_BITS) {
-                *word |= !0u64 << (len % WORD_BITS);
+        for word in base.iter_mut().skip(used_words) {
+            *word = !0;
+        }
+        if !len.is_multiple_of(WORD_BITS) {
+            if let Some(last) = base.get_mut(used_words - 1) {
+                *last |= !0u64 << (len % WORD_BITS);
             }
         }
-        self.zeros = base.iter().map(|w| u64::from(w.count_zeros())).sum();
+        let mut zeros = 0u64;
+        let mut level = Vec::with_capacity(base.len().div_ceil(64));
+        for chunk in base.chunks(64) {
+            let mut full = !0u64;
+            for (i, &word) in chunk.iter().enumerate() {
+                zeros += u64::from(word.count_zeros());
+                if word != !0 {
+                    full &= !(1u64 << i);
+                }
+            }
+            level.push(full);
+        }
+        let more_than_one_word = base.len() > 1;
+        self.zeros = zeros;
         self.levels.truncate(1);
+        if more_than_one_word {
+            self.levels.push(level);
+        }
         while self.levels.last().is_some_and(|l| l.len() > 1) {
             let below = self.levels.last().map(Vec::as_slice).unwrap_or_default();
             let mut level = vec![!0u64; below.len().div_ceil(64)];
@@ -230,23 +293,43 @@ impl SummaryBitVec {
 
     /// Sets the `count` lowest zero bits to one and returns them in ascending
     /// order, or `None` (changing nothing) if fewer than `count` are zero.
+    /// Works a word at a time.
     pub fn take_lowest_zeros(&mut self, count: u64) -> Option<Vec<u64>> {
         if count > self.zeros {
             return None;
         }
-        let mut taken = Vec::with_capacity(count as usize);
+        let mut taken = Vec::with_capacity(usize::try_from(count).ok()?);
         while (taken.len() as u64) < count {
             let first = self.first_zero()?;
-            let word_index = (first / WORD_BITS) as usize;
-            let mut free = !self.levels[0][word_index];
+            let index = (first / WORD_BITS) as usize;
+            let word = self.levels[0][index];
+            let mut free = !word;
+            let mut take = 0u64;
             while free != 0 && (taken.len() as u64) < count {
-                let bit = word_index as u64 * WORD_BITS + u64::from(free.trailing_zeros());
-                free &= free - 1;
-                self.set(bit);
-                taken.push(bit);
+                let low = free & free.wrapping_neg();
+                take |= low;
+                free ^= low;
+                taken.push(index as u64 * WORD_BITS + u64::from(low.trailing_zeros()));
+            }
+            self.levels[0][index] = word | take;
+            self.zeros -= u64::from(take.count_ones());
+            if word | take == !0 {
+                self.propagate_full(index);
             }
         }
         Some(taken)
+    }
+
+    /// Records in the summary that word `index` of level 0 became full.
+    fn propagate_full(&mut self, mut index: usize) {
+        for level in self.levels.iter_mut().skip(1) {
+            let word = &mut level[index / 64];
+            *word |= 1 << (index % 64);
+            if *word != !0 {
+                break;
+            }
+            index /= 64;
+        }
     }
 }
 
@@ -305,6 +388,24 @@ mod tests {
                     _ => prop_assert_eq!(set.first_zero(), model.iter().position(|b| !b).map(|p| p as u64)),
                 }
                 prop_assert_eq!(set.zeros(), model.iter().filter(|b| !**b).count() as u64);
+            }
+        }
+
+        #[test]
+        fn bitvec_ranges_match_scan(
+            bits in prop::collection::vec(any::<bool>(), 1..300),
+            a in 0u64..310, b in 0u64..310, value: bool,
+        ) {
+            let mut v = BitVec::new(bits.len() as u64);
+            for (i, x) in bits.iter().enumerate() { v.set(i as u64, *x); }
+            let (start, end) = (a.min(b), a.max(b));
+            let expect = end <= bits.len() as u64
+                && (start..end).all(|i| bits[i as usize] == value);
+            prop_assert_eq!(v.range_is(start, end, value), expect);
+            v.set_range(start, end, value);
+            for i in 0..bits.len() as u64 {
+                let want = if (start..end).contains(&i) { value } else { bits[i as usize] };
+                prop_assert_eq!(v.get(i), want);
             }
         }
 

@@ -141,7 +141,7 @@ impl Core {
         self.store
             .bytes()
             .get(range)
-            .ok_or(MappedPageError::OutOfBounds { page })
+            .ok_or_else(|| MappedPageError::OutOfBounds { page })
     }
 
     /// The bytes of an allocated regular page, writable. Marks data dirty so
@@ -154,7 +154,7 @@ impl Core {
         self.store
             .bytes_mut()
             .get_mut(range)
-            .ok_or(MappedPageError::OutOfBounds { page })
+            .ok_or_else(|| MappedPageError::OutOfBounds { page })
     }
 
     #[inline]

@@ -64,12 +64,16 @@ impl FreeMap {
         if (0..FIRST_DATA_PAGE).any(|p| regular.get(p)) {
             return Err("a reserved page is marked allocated");
         }
-        let regular_count = regular
+        let mut regular_count = 0u64;
+        let used_words = regular
             .words()
             .iter()
-            .map(|w| u64::from(w.count_ones()))
-            .sum();
-        let mut used = SummaryBitVec::from_words(regular.words().to_vec(), total);
+            .map(|&w| {
+                regular_count += u64::from(w.count_ones());
+                w
+            })
+            .collect();
+        let mut used = SummaryBitVec::from_words(used_words, total);
         for page in 0..FIRST_DATA_PAGE.min(total) {
             used.set(page);
         }

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::bitmap::BitVec;
 use crate::format::root::{TreeTop, MAX_TREE_HEIGHT};
 use crate::format::tree_node::{NodeRef, NODE_REF_LEN};
 
@@ -30,8 +31,9 @@ pub(crate) struct PageTree {
     page_size: usize,
     /// `levels[0]` are the leaf references; the last level is the single top.
     levels: Vec<Vec<NodeRef>>,
-    /// Leaves changed since the last checkpoint.
-    dirty: BTreeSet<u64>,
+    /// Leaves changed since the last checkpoint, one bit each.
+    dirty: BitVec,
+    dirty_count: usize,
 }
 
 impl PageTree {
@@ -44,7 +46,8 @@ impl PageTree {
         let mut tree = PageTree {
             page_size,
             levels: vec![vec![NodeRef::NULL]],
-            dirty: BTreeSet::new(),
+            dirty: BitVec::new(0),
+            dirty_count: 0,
         };
         tree.resize(leaf_count);
         tree
@@ -78,15 +81,33 @@ impl PageTree {
 
     /// Marks a leaf as changed; the next checkpoint rewrites it.
     pub fn mark_dirty(&mut self, leaf: u64) {
-        self.dirty.insert(leaf);
+        self.mark_dirty_range(leaf, leaf);
+    }
+
+    /// Marks leaves `first..=last` as changed.
+    pub fn mark_dirty_range(&mut self, first: u64, last: u64) {
+        if last >= self.dirty.len() {
+            self.dirty.grow(last + 1);
+        }
+        for leaf in first..=last {
+            if !self.dirty.get(leaf) {
+                self.dirty.set(leaf, true);
+                self.dirty_count += 1;
+            }
+        }
     }
 
     pub fn dirty_count(&self) -> usize {
-        self.dirty.len()
+        self.dirty_count
     }
 
     pub fn dirty_leaves(&self) -> impl Iterator<Item = u64> + '_ {
-        self.dirty.iter().copied()
+        let mut next = 0;
+        std::iter::from_fn(move || {
+            let leaf = self.dirty.next_one(next)?;
+            next = leaf + 1;
+            Some(leaf)
+        })
     }
 
     /// Number of nodes on `level` for `leaf_count` leaves.
@@ -183,8 +204,10 @@ impl PageTree {
         let old_height = self.resize(leaf_count);
         let height = self.levels.len() - 1;
         let fanout = self.fanout();
-        let mut dirty: BTreeSet<u64> = std::mem::take(&mut self.dirty);
-        dirty.retain(|&leaf| leaf < self.leaf_count());
+        let leaf_count = self.leaf_count();
+        let mut dirty: BTreeSet<u64> = self.dirty_leaves().filter(|&l| l < leaf_count).collect();
+        self.dirty = BitVec::new(0);
+        self.dirty_count = 0;
         let grew_over_content = height > old_height && !self.levels[old_height][0].is_null();
         for level in 0..=height {
             if grew_over_content && level > old_height {

@@ -25,7 +25,7 @@ impl Core {
             .entry(slot)
             .copied()
             .filter(DirEntry::in_use)
-            .ok_or(MappedPageError::OutOfBounds { page: slot })
+            .ok_or_else(|| MappedPageError::OutOfBounds { page: slot })
     }
 
     /// Allocates `count` protected pages in one commit.
@@ -96,7 +96,7 @@ impl Core {
                 self.store
                     .bytes()
                     .get(range)
-                    .ok_or(MappedPageError::OutOfBounds { page: slot })
+                    .ok_or_else(|| MappedPageError::OutOfBounds { page: slot })
             }
             _ => Ok(&self.zero_page),
         }

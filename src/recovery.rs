@@ -126,13 +126,11 @@ fn load(bytes: &[u8], page_size: usize, root: &Root) -> Result<Loaded, LoadError
                 if start < FIRST_DATA_PAGE || end > total {
                     return Err("log range out of bounds".into());
                 }
-                for page in start..end {
-                    if regular.get(page) == allocate {
-                        return Err("log record contradicts the bitmap".into());
-                    }
-                    regular.set(page, allocate);
-                    bitmap_tree.mark_dirty(page / bits_per_leaf);
+                if !regular.range_is(start, end, !allocate) {
+                    return Err("log record contradicts the bitmap".into());
                 }
+                regular.set_range(start, end, allocate);
+                bitmap_tree.mark_dirty_range(start / bits_per_leaf, (end - 1) / bits_per_leaf);
             }
             Record::Entry { slot, entry } => {
                 let target = directory
@@ -149,15 +147,10 @@ fn load(bytes: &[u8], page_size: usize, root: &Root) -> Result<Loaded, LoadError
             return Err("a page the last commit wrote did not reach the disk".into());
         }
     }
-    let counted: u64 = regular
-        .words()
-        .iter()
-        .map(|w| u64::from(w.count_ones()))
-        .sum();
-    if counted != root.regular_count {
+    let map = FreeMap::from_parts(regular, directory, internal)?;
+    if map.regular_count() != root.regular_count {
         return Err("allocated page count does not match the bitmap".into());
     }
-    let map = FreeMap::from_parts(regular, directory, internal)?;
     Ok(Loaded {
         map,
         bitmap_tree,
