@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::commit::{runs, Journal};
 use crate::error::{MappedPageError, Result};
+use crate::fault::HookSlot;
 use crate::format::record::Record;
 use crate::format::root::{Root, FLAG_SYNCED};
 use crate::format::{superblock, MAX_PAGES, ROOT_PAGES, SUPERBLOCK_PAGE};
@@ -36,13 +37,14 @@ pub(crate) struct Core {
 }
 
 /// Settings the engine needs, independent of the page-size type parameter.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Settings {
     pub page_size: usize,
     pub durability: Durability,
     pub max_growth_pages: u64,
     pub preallocate: bool,
     pub initial_pages: u64,
+    pub hook: HookSlot,
 }
 
 impl Core {
@@ -76,7 +78,7 @@ impl Core {
         let len = total
             .checked_mul(page_size as u64)
             .ok_or(MappedPageError::InvalidCount { count: total })?;
-        let mut store = Storage::create(path, len, settings.preallocate)?;
+        let mut store = Storage::create(path, len, settings.preallocate, settings.hook.clone())?;
         let mut page = vec![0u8; page_size];
         superblock::encode(&mut page, page_size as u64);
         store.write_at(SUPERBLOCK_PAGE * page_size as u64, &page)?;

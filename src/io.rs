@@ -23,6 +23,7 @@ use std::path::Path;
 use memmap2::MmapMut;
 
 use crate::error::{MappedPageError, Result};
+use crate::fault::{HookSlot, IoEvent};
 
 /// The open, locked, mapped file.
 #[derive(Debug)]
@@ -30,6 +31,7 @@ pub(crate) struct Storage {
     file: File,
     map: MmapMut,
     syncs: u64,
+    hook: HookSlot,
 }
 
 /// Maps the whole file read-write.
@@ -76,24 +78,26 @@ fn to_off(value: u64) -> io::Result<libc::off_t> {
 impl Storage {
     /// Creates a new file of `len` bytes (failing if it exists), locks it and
     /// maps it. The caller writes the initial metadata and syncs.
-    pub fn create(path: &Path, len: u64, preallocate: bool) -> Result<Storage> {
+    pub fn create(path: &Path, len: u64, preallocate: bool, hook: HookSlot) -> Result<Storage> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(path)?;
         lock(&file)?;
+        hook.fire(IoEvent::Grow { new_len: len })?;
         extend(&file, 0, len, preallocate)?;
         let map = map_file(&file)?;
         Ok(Storage {
             file,
             map,
             syncs: 0,
+            hook,
         })
     }
 
     /// Opens, locks and maps an existing file.
-    pub fn open(path: &Path) -> Result<Storage> {
+    pub fn open(path: &Path, hook: HookSlot) -> Result<Storage> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         lock(&file)?;
         let map = map_file(&file)?;
@@ -101,6 +105,7 @@ impl Storage {
             file,
             map,
             syncs: 0,
+            hook,
         })
     }
 
@@ -133,6 +138,10 @@ impl Storage {
 
     /// Writes `data` at byte `offset`. Durable only after the next sync.
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.hook.fire(IoEvent::Write {
+            offset,
+            len: data.len(),
+        })?;
         let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
         let dst = start
             .checked_add(data.len())
@@ -145,6 +154,7 @@ impl Storage {
     /// Makes every write so far durable: one `fdatasync`, which on Linux also
     /// writes back pages dirtied through the map.
     pub fn sync(&mut self) -> io::Result<()> {
+        self.hook.fire(IoEvent::Sync { file: &self.map })?;
         self.syncs += 1;
         self.file.sync_data()
     }
@@ -162,6 +172,7 @@ impl Storage {
         if new_len <= old_len {
             return Ok(());
         }
+        self.hook.fire(IoEvent::Grow { new_len })?;
         extend(&self.file, old_len, new_len, preallocate)?;
         self.sync()?;
         self.map = map_file(&self.file)?;

@@ -30,6 +30,10 @@ mod bitmap;
 mod commit;
 mod core;
 mod error;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+#[cfg(not(feature = "fault-injection"))]
+mod fault;
 mod format;
 mod freemap;
 mod io;

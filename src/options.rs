@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::path::Path;
 
 use crate::error::Result;
+use crate::fault::HookSlot;
 use crate::pager::Pager;
 
 /// When a commit becomes durable (contract D4).
@@ -50,6 +51,7 @@ pub struct PagerOptions<const PAGE_SIZE: usize> {
     pub(crate) initial_pages: u64,
     pub(crate) max_growth_step: u64,
     pub(crate) preallocate: bool,
+    pub(crate) hook: HookSlot,
     _page_size: PhantomData<[u8; PAGE_SIZE]>,
 }
 
@@ -65,6 +67,7 @@ impl<const PAGE_SIZE: usize> Default for PagerOptions<PAGE_SIZE> {
             initial_pages: DEFAULT_INITIAL_PAGES,
             max_growth_step: DEFAULT_MAX_GROWTH_STEP,
             preallocate: true,
+            hook: HookSlot::default(),
             _page_size: PhantomData,
         }
     }
@@ -108,6 +111,15 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// `SIGBUS`, which ends the process.
     pub fn preallocate(mut self, preallocate: bool) -> Self {
         self.preallocate = preallocate;
+        self
+    }
+
+    /// Installs a hook told of every metadata write, sync and growth, which
+    /// can fail any of them: for crash-consistency tests only (feature
+    /// `fault-injection`). See [`crate::fault`].
+    #[cfg(feature = "fault-injection")]
+    pub fn io_hook(mut self, hook: crate::fault::IoHook) -> Self {
+        self.hook.hook = Some(hook);
         self
     }
 

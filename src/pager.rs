@@ -88,6 +88,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
             max_growth_pages: options.max_growth_pages(),
             preallocate: options.preallocate,
             initial_pages: options.initial_pages,
+            hook: options.hook.clone(),
         }
     }
 

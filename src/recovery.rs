@@ -161,7 +161,7 @@ fn load(bytes: &[u8], page_size: usize, root: &Root) -> Result<Loaded, LoadError
 impl Core {
     /// Opens an existing file (see the module docs).
     pub(crate) fn open(path: &Path, settings: Settings) -> Result<Core> {
-        let mut store = Storage::open(path)?;
+        let mut store = Storage::open(path, settings.hook.clone())?;
         let page_size = settings.page_size;
         let found = superblock::decode(store.bytes())?;
         if found != page_size as u64 {

@@ -1,0 +1,105 @@
+//! Fault injection at the I/O seam, for crash-consistency tests (feature
+//! `fault-injection`; without it the hook compiles to nothing).
+//!
+//! Every metadata write, every sync and every growth of the file is announced
+//! to an [`IoHook`] before it happens. The hook may record the file as the
+//! page cache holds it (to build the images a power loss could leave), or
+//! return an error, which the pager then treats as the failure of that call.
+//!
+//! ```
+//! # #[cfg(feature = "fault-injection")]
+//! # {
+//! use mappedpages::fault::{IoEvent, IoHook};
+//! use mappedpages::{MappedPageError, Pager};
+//! let dir = tempfile::tempdir().unwrap();
+//! let hook = IoHook::new(|event| match event {
+//!     IoEvent::Sync { .. } => Err(std::io::Error::other("injected")),
+//!     _ => Ok(()),
+//! });
+//! drop(Pager::<4096>::create(dir.path().join("f")).unwrap());
+//! let opened = Pager::<4096>::options().io_hook(hook).open(dir.path().join("f"));
+//! // The sync at open fails, so open does, with the injected error.
+//! assert!(matches!(opened, Err(MappedPageError::Io(_))));
+//! # }
+//! ```
+
+#[cfg(feature = "fault-injection")]
+use std::sync::{Arc, Mutex};
+use std::{fmt, io};
+
+/// An I/O step the pager is about to take.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+#[non_exhaustive]
+pub enum IoEvent<'a> {
+    /// Metadata bytes are about to be written at `offset` (not yet durable).
+    Write {
+        /// Byte offset in the file.
+        offset: u64,
+        /// Number of bytes.
+        len: usize,
+    },
+    /// A sync is about to start. `file` is the whole file as the page cache
+    /// holds it now: what the disk will hold once the sync returns.
+    Sync {
+        /// The file's bytes.
+        file: &'a [u8],
+    },
+    /// The file is about to grow to `new_len` bytes.
+    Grow {
+        /// The new length in bytes.
+        new_len: u64,
+    },
+}
+
+/// A callback told of every [`IoEvent`]; an `Err` it returns fails the step.
+#[cfg(feature = "fault-injection")]
+#[derive(Clone)]
+pub struct IoHook(Arc<Mutex<HookFn>>);
+
+#[cfg(feature = "fault-injection")]
+type HookFn = dyn FnMut(IoEvent<'_>) -> io::Result<()> + Send;
+
+#[cfg(feature = "fault-injection")]
+impl IoHook {
+    /// Wraps a callback.
+    pub fn new(hook: impl FnMut(IoEvent<'_>) -> io::Result<()> + Send + 'static) -> IoHook {
+        IoHook(Arc::new(Mutex::new(hook)))
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl fmt::Debug for IoHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IoHook")
+    }
+}
+
+/// The hook slot the storage carries: empty unless a test installed one.
+#[derive(Clone, Default)]
+pub(crate) struct HookSlot {
+    #[cfg(feature = "fault-injection")]
+    pub hook: Option<IoHook>,
+}
+
+impl fmt::Debug for HookSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HookSlot")
+    }
+}
+
+impl HookSlot {
+    /// Announces `event`; the hook's error, if any, fails the step.
+    #[inline]
+    pub fn fire(&self, event: IoEvent<'_>) -> io::Result<()> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(IoHook(hook)) = &self.hook {
+            let mut hook = hook
+                .lock()
+                .map_err(|_| io::Error::other("I/O hook panicked"))?;
+            return hook(event);
+        }
+        let _ = event;
+        Ok(())
+    }
+}
