@@ -140,10 +140,12 @@ impl Core {
     pub(crate) fn regular_page(&self, page: u64) -> Result<&[u8]> {
         self.check_regular(page)?;
         let range = self.page_range(page);
-        self.store
-            .bytes()
-            .get(range)
-            .ok_or_else(|| MappedPageError::OutOfBounds { page })
+        // A `match`, not `ok_or`: building the error on the hot path costs
+        // a destructor call per `get` (contract P4).
+        match self.store.bytes().get(range) {
+            Some(bytes) => Ok(bytes),
+            None => Err(MappedPageError::OutOfBounds { page }),
+        }
     }
 
     /// The bytes of an allocated regular page, writable. Marks data dirty so
@@ -153,10 +155,10 @@ impl Core {
         self.check_regular(page)?;
         self.data_dirty = true;
         let range = self.page_range(page);
-        self.store
-            .bytes_mut()
-            .get_mut(range)
-            .ok_or_else(|| MappedPageError::OutOfBounds { page })
+        match self.store.bytes_mut().get_mut(range) {
+            Some(bytes) => Ok(bytes),
+            None => Err(MappedPageError::OutOfBounds { page }),
+        }
     }
 
     #[inline]
@@ -212,6 +214,11 @@ impl Core {
                 PageUse::Free => return Err(MappedPageError::DoubleFree { page }),
                 PageUse::Reserved => return Err(MappedPageError::ReservedPage { page }),
                 PageUse::OutOfBounds => return Err(MappedPageError::OutOfBounds { page }),
+                // Freed since the last sync (Deferred mode): still free to
+                // the caller, so a second free is a double free.
+                PageUse::Internal if self.journal.awaiting_durable.contains(&page) => {
+                    return Err(MappedPageError::DoubleFree { page })
+                }
                 PageUse::Internal => return Err(MappedPageError::NotAllocated { page }),
             }
         }

@@ -16,14 +16,14 @@ use crate::protected::ProtectedPageId;
 /// `PAGE_SIZE` is a power of two of at least 1024 bytes; anything else is a
 /// compile error:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// # let dir = tempfile::tempdir().unwrap();
-/// let pager = mappedpages::Pager::<1000>::create(dir.path().join("x"));
+/// let _pager = mappedpages::Pager::<1000>::create(dir.path().join("x"));
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// # let dir = tempfile::tempdir().unwrap();
-/// let pager = mappedpages::Pager::<512>::create(dir.path().join("x"));
+/// let _pager = mappedpages::Pager::<512>::create(dir.path().join("x"));
 /// ```
 ///
 /// Every method that changes allocation state is one atomic commit: after a

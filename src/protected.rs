@@ -25,7 +25,7 @@ impl Core {
             .entry(slot)
             .copied()
             .filter(DirEntry::in_use)
-            .ok_or_else(|| MappedPageError::OutOfBounds { page: slot })
+            .ok_or(MappedPageError::OutOfBounds { page: slot })
     }
 
     /// Allocates `count` protected pages in one commit.
@@ -96,7 +96,7 @@ impl Core {
                 self.store
                     .bytes()
                     .get(range)
-                    .ok_or_else(|| MappedPageError::OutOfBounds { page: slot })
+                    .ok_or(MappedPageError::OutOfBounds { page: slot })
             }
             _ => Ok(&self.zero_page),
         }
@@ -139,8 +139,14 @@ impl Core {
         self.staged.push(entry.copies[usize::from(target)]);
         self.map.set_entry(slot, entry);
         self.touch_slot(slot);
-        self.journal.flipped_since_durable.insert(slot);
-        self.commit(vec![Record::Entry { slot, entry }], Vec::new())
+        self.commit(vec![Record::Entry { slot, entry }], Vec::new())?;
+        // Remembered only after the commit: its own write-before sync would
+        // otherwise forget it. Until the next sync the durable root still
+        // names the other copy, which the next write must not overwrite.
+        if self.durability == Durability::Deferred {
+            self.journal.flipped_since_durable.insert(slot);
+        }
+        Ok(())
     }
 }
 

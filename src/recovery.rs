@@ -201,13 +201,18 @@ impl Core {
         }
         candidates.sort_by_key(|(_, root)| std::cmp::Reverse(root.generation));
 
-        let mut truncated = None;
         let mut rejected_newer = false;
         for (slot, root) in candidates {
             match load(store.bytes(), page_size, &root) {
                 Ok(loaded) => {
                     let other = 1 - slot;
-                    let other_problem = problems[other].take().filter(|p| !p.is_empty());
+                    // Generation 1 is written to copy A by create, 2 to copy
+                    // B; from then on a blank copy is damage, not "unused".
+                    let other_problem = match problems[other].take() {
+                        Some(p) if p.is_empty() && root.generation < 2 => None,
+                        Some(p) if p.is_empty() => Some("zeroed".to_string()),
+                        other_problem => other_problem,
+                    };
                     let recovery = RecoveryReport {
                         generation: root.generation,
                         root_copy: slot as u8,
@@ -234,21 +239,16 @@ impl Core {
                     ));
                 }
                 Err(LoadError::Truncated { expected, actual }) => {
-                    truncated.get_or_insert(MappedPageError::FileTruncated { expected, actual });
-                    problems[slot] = Some(format!(
-                        "generation {} needs {expected} bytes, the file has {actual}",
-                        root.generation
-                    ));
-                    rejected_newer = true;
+                    // A root is written only after the length it counts on
+                    // is durable, so a shorter file was cut by someone else:
+                    // opening an older state would hide lost data.
+                    return Err(MappedPageError::FileTruncated { expected, actual });
                 }
                 Err(LoadError::Damaged(why)) => {
                     problems[slot] = Some(format!("generation {}: {why}", root.generation));
                     rejected_newer = true;
                 }
             }
-        }
-        if let Some(err) = truncated {
-            return Err(err);
         }
         let describe = |p: &Option<String>| match p.as_deref() {
             Some("") | None => "blank".to_string(),
