@@ -36,13 +36,18 @@ pub mod fault;
 mod fault;
 mod format;
 mod freemap;
+pub mod guide;
 mod io;
+#[cfg(feature = "async")]
+mod nonblocking;
 mod options;
 mod page;
 mod page_tree;
 mod pager;
 mod protected;
 mod recovery;
+mod sub_page;
+mod traits;
 
 pub use crate::error::{MappedPageError, Result};
 pub use crate::options::{
@@ -51,3 +56,10 @@ pub use crate::options::{
 pub use crate::page::{MappedPage, PageId};
 pub use crate::pager::{AllocatedPageIter, AllocatedProtectedPageIter, Pager};
 pub use crate::protected::{ProtectedPageId, ProtectedPageWriter};
+pub use crate::sub_page::{SubPageAllocator, SubPageId};
+pub use crate::traits::{BulkPageAllocator, PageAllocator, PageHandle};
+
+/// The README's examples, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
