@@ -87,19 +87,17 @@ impl Storage {
         lock(&file)?;
         hook.fire(IoEvent::Grow { new_len: len })?;
         extend(&file, 0, len, preallocate)?;
-        let map = map_file(&file)?;
-        Ok(Storage {
-            file,
-            map,
-            syncs: 0,
-            hook,
-        })
+        Storage::map_locked(file, hook)
     }
 
     /// Opens, locks and maps an existing file.
     pub fn open(path: &Path, hook: HookSlot) -> Result<Storage> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         lock(&file)?;
+        Storage::map_locked(file, hook)
+    }
+
+    fn map_locked(file: File, hook: HookSlot) -> Result<Storage> {
         let map = map_file(&file)?;
         Ok(Storage {
             file,

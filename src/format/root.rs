@@ -125,6 +125,15 @@ impl Root {
         }
         let u32_at = |off| read_u32(page, off).ok_or(Damaged("short root"));
         let u64_at = |off| read_u64(page, off).ok_or(Damaged("short root"));
+        let tree_at = |top, crc, height| {
+            Ok(TreeTop {
+                top: NodeRef {
+                    page: u64_at(top)?,
+                    crc: u32_at(crc)?,
+                },
+                height: u32_at(height)?,
+            })
+        };
         let version = u32_at(OFF_VERSION)?;
         if version != FORMAT_VERSION {
             return Err(RootError::Version(version));
@@ -151,21 +160,9 @@ impl Root {
             generation: u64_at(OFF_GENERATION)?,
             total_pages: u64_at(OFF_TOTAL_PAGES)?,
             regular_count: u64_at(OFF_REGULAR_COUNT)?,
-            bitmap: TreeTop {
-                top: NodeRef {
-                    page: u64_at(OFF_BITMAP_TOP)?,
-                    crc: u32_at(OFF_BITMAP_CRC)?,
-                },
-                height: u32_at(OFF_BITMAP_HEIGHT)?,
-            },
+            bitmap: tree_at(OFF_BITMAP_TOP, OFF_BITMAP_CRC, OFF_BITMAP_HEIGHT)?,
             dir_len: u64_at(OFF_DIR_LEN)?,
-            directory: TreeTop {
-                top: NodeRef {
-                    page: u64_at(OFF_DIR_TOP)?,
-                    crc: u32_at(OFF_DIR_CRC)?,
-                },
-                height: u32_at(OFF_DIR_HEIGHT)?,
-            },
+            directory: tree_at(OFF_DIR_TOP, OFF_DIR_CRC, OFF_DIR_HEIGHT)?,
             flags: u32_at(OFF_FLAGS)?,
             log,
             checks,
