@@ -130,7 +130,7 @@ impl Core {
             return Ok(());
         }
         let total = self.map.total_pages();
-        let step = total.clamp(16, self.max_growth_pages);
+        let step = total.max(16).min(self.max_growth_pages);
         let new_total = total
             .checked_add((count - free).max(step))
             .filter(|&t| t <= MAX_PAGES)

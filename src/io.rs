@@ -43,12 +43,25 @@ fn map_file(file: &File) -> io::Result<MmapMut> {
     unsafe { MmapMut::map_mut(file) }
 }
 
+/// Takes the exclusive lock, or fails with `Locked`.
+///
+/// A lock held by another `Pager` is reported after a short grace period
+/// (about 50 ms), not at the first refusal: while any thread of this process
+/// spawns a child, the child briefly holds copies of every descriptor until
+/// it execs, so a file a `Pager` just closed can look locked for a moment.
 fn lock(file: &File) -> Result<()> {
-    match file.try_lock() {
-        Ok(()) => Ok(()),
-        Err(TryLockError::WouldBlock) => Err(MappedPageError::Locked),
-        Err(TryLockError::Error(err)) => Err(err.into()),
+    const ATTEMPTS: u32 = 10;
+    for attempt in 1..=ATTEMPTS {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::WouldBlock) if attempt < ATTEMPTS => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => return Err(MappedPageError::Locked),
+            Err(TryLockError::Error(err)) => return Err(err.into()),
+        }
     }
+    Err(MappedPageError::Locked)
 }
 
 /// Extends `file` to `new_len` bytes, reserving disk blocks when `preallocate`
