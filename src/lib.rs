@@ -37,6 +37,7 @@ mod fault;
 mod format;
 mod freemap;
 pub mod guide;
+pub mod inspect;
 mod io;
 #[cfg(feature = "async")]
 mod nonblocking;

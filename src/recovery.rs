@@ -28,30 +28,36 @@ impl From<&'static str> for LoadError {
     }
 }
 
-struct Loaded {
-    map: FreeMap,
-    bitmap_tree: PageTree,
-    dir_tree: PageTree,
+/// The state a valid root describes, loaded and checked.
+pub(crate) struct Loaded {
+    pub map: FreeMap,
+    pub bitmap_tree: PageTree,
+    pub dir_tree: PageTree,
 }
 
-/// Loads and checks everything `root` references.
-fn load(bytes: &[u8], page_size: usize, root: &Root) -> Result<Loaded, LoadError> {
+/// Loads and checks everything `root` references, in a file of `file_len`
+/// bytes whose page `n` `page(n)` returns (`None` if it cannot be read).
+fn load<'a>(
+    file_len: u64,
+    page_size: usize,
+    root: &Root,
+    page: &impl Fn(u64) -> Option<&'a [u8]>,
+) -> Result<Loaded, LoadError> {
     let ps = page_size as u64;
     let total = root.total_pages;
     let expected = total.checked_mul(ps).ok_or("page count overflows")?;
-    if (bytes.len() as u64) < expected {
+    if file_len < expected {
         return Err(LoadError::Truncated {
             expected,
-            actual: bytes.len() as u64,
+            actual: file_len,
         });
     }
     if root.dir_len > total / 2 {
         return Err("directory longer than the file can back".into());
     }
-    let read = |page: u64| {
-        if (FIRST_DATA_PAGE..total).contains(&page) {
-            let start = usize::try_from(page * ps).ok()?;
-            bytes.get(start..start + page_size)
+    let read = |n: u64| {
+        if (FIRST_DATA_PAGE..total).contains(&n) {
+            page(n)
         } else {
             None
         }
@@ -158,6 +164,105 @@ fn load(bytes: &[u8], page_size: usize, root: &Root) -> Result<Loaded, LoadError
     })
 }
 
+/// The root `open` takes, with the state it describes and the report of
+/// what was found.
+pub(crate) struct Chosen {
+    pub root: Root,
+    pub slot: usize,
+    pub loaded: Loaded,
+    pub recovery: RecoveryReport,
+}
+
+/// Picks the newest metadata root whose every check holds, in a file of
+/// `file_len` bytes with `page_size`-byte pages whose page `n` `page(n)`
+/// returns (see the module docs). The superblock is the caller's to check.
+/// Shared by `open` and the read-only `crate::inspect`, so both apply the
+/// same rules.
+pub(crate) fn choose_root<'a>(
+    file_len: u64,
+    page_size: usize,
+    page: impl Fn(u64) -> Option<&'a [u8]>,
+) -> Result<Chosen> {
+    // Decode both roots, newest generation first.
+    let mut candidates = Vec::new();
+    let mut problems: [Option<String>; 2] = [None, None];
+    for (slot, &root_page) in ROOT_PAGES.iter().enumerate() {
+        let bytes = page(root_page);
+        let decoded = match bytes {
+            Some(b) => Root::decode(b, page_size),
+            None => Err(RootError::Damaged("file too short to hold this root")),
+        };
+        match decoded {
+            Ok(root) => candidates.push((slot, root)),
+            Err(RootError::Version(found)) => {
+                return Err(MappedPageError::UnsupportedVersion {
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Err(RootError::Damaged(why)) => {
+                let blank = bytes.is_some_and(|b| b.iter().all(|&x| x == 0));
+                if !blank {
+                    problems[slot] = Some(why.to_string());
+                } else {
+                    problems[slot] = Some(String::new());
+                }
+            }
+        }
+    }
+    candidates.sort_by_key(|(_, root)| std::cmp::Reverse(root.generation));
+
+    let mut rejected_newer = false;
+    for (slot, root) in candidates {
+        match load(file_len, page_size, &root, &page) {
+            Ok(loaded) => {
+                let other = 1 - slot;
+                // Generation 1 is written to copy A by create, 2 to copy
+                // B; from then on a blank copy is damage, not "unused".
+                let other_problem = match problems[other].take() {
+                    Some(p) if p.is_empty() && root.generation < 2 => None,
+                    Some(p) if p.is_empty() => Some("zeroed".to_string()),
+                    other_problem => other_problem,
+                };
+                let recovery = RecoveryReport {
+                    generation: root.generation,
+                    root_copy: slot as u8,
+                    last_commit_synced: root.flags & FLAG_SYNCED != 0,
+                    fell_back: rejected_newer || other_problem.is_some(),
+                    other_copy_problem: other_problem,
+                };
+                return Ok(Chosen {
+                    root,
+                    slot,
+                    loaded,
+                    recovery,
+                });
+            }
+            Err(LoadError::Truncated { expected, actual }) => {
+                // A root is written only after the length it counts on
+                // is durable, so a shorter file was cut by someone else:
+                // opening an older state would hide lost data.
+                return Err(MappedPageError::FileTruncated { expected, actual });
+            }
+            Err(LoadError::Damaged(why)) => {
+                problems[slot] = Some(format!("generation {}: {why}", root.generation));
+                rejected_newer = true;
+            }
+        }
+    }
+    let describe = |p: &Option<String>| match p.as_deref() {
+        Some("") | None => "blank".to_string(),
+        Some(p) => p.to_string(),
+    };
+    Err(MappedPageError::CorruptMetadata {
+        reason: format!(
+            "copy A: {}; copy B: {}",
+            describe(&problems[0]),
+            describe(&problems[1])
+        ),
+    })
+}
+
 impl Core {
     /// Opens an existing file (see the module docs).
     pub(crate) fn open(path: &Path, settings: Settings) -> Result<Core> {
@@ -170,96 +275,32 @@ impl Core {
                 found,
             });
         }
-
-        // Decode both roots, newest generation first.
-        let mut candidates = Vec::new();
-        let mut problems: [Option<String>; 2] = [None, None];
-        for (slot, &page) in ROOT_PAGES.iter().enumerate() {
-            let start = page as usize * page_size;
-            let bytes = store.bytes().get(start..start + page_size);
-            let decoded = match bytes {
-                Some(b) => Root::decode(b, page_size),
-                None => Err(RootError::Damaged("file too short to hold this root")),
-            };
-            match decoded {
-                Ok(root) => candidates.push((slot, root)),
-                Err(RootError::Version(found)) => {
-                    return Err(MappedPageError::UnsupportedVersion {
-                        found,
-                        supported: FORMAT_VERSION,
-                    })
-                }
-                Err(RootError::Damaged(why)) => {
-                    let blank = bytes.is_some_and(|b| b.iter().all(|&x| x == 0));
-                    if !blank {
-                        problems[slot] = Some(why.to_string());
-                    } else {
-                        problems[slot] = Some(String::new());
-                    }
-                }
-            }
-        }
-        candidates.sort_by_key(|(_, root)| std::cmp::Reverse(root.generation));
-
-        let mut rejected_newer = false;
-        for (slot, root) in candidates {
-            match load(store.bytes(), page_size, &root) {
-                Ok(loaded) => {
-                    let other = 1 - slot;
-                    // Generation 1 is written to copy A by create, 2 to copy
-                    // B; from then on a blank copy is damage, not "unused".
-                    let other_problem = match problems[other].take() {
-                        Some(p) if p.is_empty() && root.generation < 2 => None,
-                        Some(p) if p.is_empty() => Some("zeroed".to_string()),
-                        other_problem => other_problem,
-                    };
-                    let recovery = RecoveryReport {
-                        generation: root.generation,
-                        root_copy: slot as u8,
-                        last_commit_synced: root.flags & FLAG_SYNCED != 0,
-                        fell_back: rejected_newer || other_problem.is_some(),
-                        other_copy_problem: other_problem,
-                    };
-                    // What we opened may so far live only in the page cache
-                    // (a process crash in Deferred mode): make it durable
-                    // before anything is written on top of it.
-                    store.sync()?;
-                    let journal = Journal {
-                        generation: root.generation,
-                        log: root.log,
-                        bitmap_tree: loaded.bitmap_tree,
-                        dir_tree: loaded.dir_tree,
-                        last_slot: slot,
-                        durable_slot: slot,
-                        awaiting_durable: Vec::new(),
-                        flipped_since_durable: HashSet::new(),
-                    };
-                    return Ok(Core::assemble(
-                        store, loaded.map, journal, settings, recovery,
-                    ));
-                }
-                Err(LoadError::Truncated { expected, actual }) => {
-                    // A root is written only after the length it counts on
-                    // is durable, so a shorter file was cut by someone else:
-                    // opening an older state would hide lost data.
-                    return Err(MappedPageError::FileTruncated { expected, actual });
-                }
-                Err(LoadError::Damaged(why)) => {
-                    problems[slot] = Some(format!("generation {}: {why}", root.generation));
-                    rejected_newer = true;
-                }
-            }
-        }
-        let describe = |p: &Option<String>| match p.as_deref() {
-            Some("") | None => "blank".to_string(),
-            Some(p) => p.to_string(),
+        let bytes = store.bytes();
+        let page = |n: u64| {
+            let start = usize::try_from(n.checked_mul(page_size as u64)?).ok()?;
+            bytes.get(start..start.checked_add(page_size)?)
         };
-        Err(MappedPageError::CorruptMetadata {
-            reason: format!(
-                "copy A: {}; copy B: {}",
-                describe(&problems[0]),
-                describe(&problems[1])
-            ),
-        })
+        let chosen = choose_root(store.len(), page_size, page)?;
+        // What we opened may so far live only in the page cache (a process
+        // crash in Deferred mode): make it durable before anything is
+        // written on top of it.
+        store.sync()?;
+        let journal = Journal {
+            generation: chosen.root.generation,
+            log: chosen.root.log,
+            bitmap_tree: chosen.loaded.bitmap_tree,
+            dir_tree: chosen.loaded.dir_tree,
+            last_slot: chosen.slot,
+            durable_slot: chosen.slot,
+            awaiting_durable: Vec::new(),
+            flipped_since_durable: HashSet::new(),
+        };
+        Ok(Core::assemble(
+            store,
+            chosen.loaded.map,
+            journal,
+            settings,
+            chosen.recovery,
+        ))
     }
 }

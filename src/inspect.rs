@@ -1,0 +1,832 @@
+//! Read-only inspection of a page file, for tools: what it holds and whether
+//! every check holds, without opening a [`Pager`](crate::Pager).
+//!
+//! An [`Inspector`] opens the file read-only. It takes no lock and writes
+//! nothing, so it can look at a file that a running program has open; what it
+//! reads is then a snapshot that may catch a commit in flight, so a problem
+//! reported for a file in use may be one that the next commit repairs. For a
+//! stable answer, inspect a file no `Pager` has open.
+//!
+//! It decodes with the crate's own codecs and loads the state with the same
+//! function as [`Pager::open`](crate::Pager::open), so it applies exactly the
+//! rules `open` applies: the newest root whose checksum, page trees, log
+//! replay, page checks, page ownership and length all hold. The file is read
+//! page by page, only the pages the metadata uses, so inspecting a large file
+//! costs what its metadata costs, not what the file weighs.
+//!
+//! ```
+//! use mappedpages::inspect::Inspector;
+//! use mappedpages::Pager;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("data.pages");
+//! let mut pager = Pager::<4096>::create(&path)?;
+//! pager.alloc_bulk(10)?;
+//! pager.alloc_protected()?;
+//! drop(pager);
+//!
+//! let file = Inspector::open(&path)?;
+//! let info = file.info()?;
+//! assert_eq!((info.page_size, info.regular_pages, info.protected_pages), (4096, 10, 1));
+//! assert!(file.check()?.is_clean());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod reader;
+
+use std::fmt;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::error::{MappedPageError, Result};
+use crate::format::record::{DirEntry, EntryState, Record, DIR_ENTRY_LEN};
+use crate::format::root::{Root, RootError, FLAG_SYNCED};
+use crate::format::tree_node::NODE_REF_LEN;
+use crate::format::{read_u32, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES};
+use crate::freemap::PageUse;
+use crate::options::RecoveryReport;
+use crate::recovery::{choose_root, Chosen};
+use reader::PageReader;
+
+/// The smallest and largest page sizes a file can have.
+const PAGE_SIZES: std::ops::RangeInclusive<u64> = 1024..=1 << 30;
+
+/// A page file opened read-only for inspection. See the [module docs](self).
+#[derive(Debug)]
+pub struct Inspector {
+    file: File,
+    file_len: u64,
+    superblock: SuperblockInfo,
+    copies: [RootCopy; 2],
+}
+
+/// The decoded superblock (page 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SuperblockInfo {
+    /// The format version the file was written in.
+    pub format_version: u32,
+    /// The page size in bytes.
+    pub page_size: u64,
+    /// The stored CRC-32C of the superblock (it matched).
+    pub checksum: u32,
+}
+
+/// One metadata root page (page 1 is copy A, page 2 copy B), decoded on its
+/// own: its magic, checksum, version and ranges. Whether the state it
+/// describes also verifies is decided by [`Inspector::info`] and
+/// [`Inspector::check`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RootCopy {
+    /// All zeros: never written yet (copy B of a new file) or wiped.
+    Blank,
+    /// Not a valid root (a torn or corrupt write, or foreign bytes): why.
+    Damaged(String),
+    /// A root written by a format version this build does not read.
+    UnsupportedVersion(u32),
+    /// A root that passes its own checks.
+    Decoded(RootInfo),
+}
+
+/// The fields of a metadata root. `FORMAT.md` describes each one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RootInfo {
+    /// Commit counter, one more per commit.
+    pub generation: u64,
+    /// File length in pages that this root counts on.
+    pub total_pages: u64,
+    /// Allocated regular pages, as the root records them.
+    pub regular_count: u64,
+    /// Whether the commit was synced before it returned (`Immediate`).
+    pub synced: bool,
+    /// Page of the free-space bitmap tree's top node (0: all free).
+    pub bitmap_top: u64,
+    /// Levels of interior nodes above the bitmap tree's leaves.
+    pub bitmap_height: u32,
+    /// Number of protected-directory slots.
+    pub directory_slots: u64,
+    /// Page of the directory tree's top node (0: empty).
+    pub directory_top: u64,
+    /// Levels of interior nodes above the directory tree's leaves.
+    pub directory_height: u32,
+    /// The change log since the trees were last written, in order.
+    pub log: Vec<LogEntry>,
+    /// Pages the commit wrote without a sync before it, with their CRC-32C.
+    pub page_checks: Vec<PageCheckInfo>,
+    /// How many log records and page checks the root has room for.
+    pub log_capacity: usize,
+    /// The stored CRC-32C of the root page (it matched).
+    pub checksum: u32,
+}
+
+/// One record of a root's change log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogEntry {
+    /// Regular pages `start .. start + count` became allocated.
+    Alloc {
+        /// First page.
+        start: u64,
+        /// Number of pages.
+        count: u64,
+    },
+    /// Regular pages `start .. start + count` became free.
+    Free {
+        /// First page.
+        start: u64,
+        /// Number of pages.
+        count: u64,
+    },
+    /// A protected-directory slot changed.
+    Slot {
+        /// The slot.
+        slot: u64,
+        /// The two backing pages of the slot (0 when free).
+        copies: [u64; 2],
+        /// What the slot now holds.
+        state: SlotState,
+    },
+}
+
+/// The state of a protected-directory slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlotState {
+    /// Not in use.
+    Free,
+    /// Allocated and never committed: reads as zeros.
+    Fresh,
+    /// The committed bytes are in this copy (0 or 1).
+    Committed(u8),
+}
+
+/// A page the commit wrote without syncing it first, and the CRC-32C it must
+/// have for the root to be valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PageCheckInfo {
+    /// The page.
+    pub page: u64,
+    /// Its expected CRC-32C.
+    pub crc: u32,
+}
+
+/// What `open` would see: the state of the newest valid root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileInfo {
+    /// Page size in bytes.
+    pub page_size: u64,
+    /// Format version of the file.
+    pub format_version: u32,
+    /// File length in bytes (a tail past `total_pages` is ignored).
+    pub file_len: u64,
+    /// Both root copies, decoded on their own.
+    pub copies: [RootCopy; 2],
+    /// Which root `open` takes, its generation, whether its commit was
+    /// synced, and whether it fell back from a damaged or rejected copy.
+    pub recovery: RecoveryReport,
+    /// Pages the root counts on, the three reserved pages included.
+    pub total_pages: u64,
+    /// Allocated regular pages.
+    pub regular_pages: u64,
+    /// Protected pages in use (each has two backing copies).
+    pub protected_pages: u64,
+    /// Pages of the free-space bitmap and directory trees.
+    pub tree_pages: u64,
+    /// Free pages.
+    pub free_pages: u64,
+    /// Records in the root's change log.
+    pub log_len: usize,
+    /// Page checks in the root.
+    pub page_checks: usize,
+    /// Levels of interior nodes of the free-space bitmap tree.
+    pub bitmap_height: u32,
+    /// Levels of interior nodes of the protected-directory tree.
+    pub directory_height: u32,
+    /// Slots of the protected directory (in use or not).
+    pub directory_slots: u64,
+}
+
+/// What a page of the file is used for, in the state `open` would see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PageKind {
+    /// Page 0.
+    Superblock,
+    /// Page 1 (copy 0, A) or 2 (copy 1, B).
+    Root(u8),
+    /// An allocated regular page.
+    Regular,
+    /// A backing copy of a protected page.
+    ProtectedCopy {
+        /// The protected page's directory slot (its id).
+        slot: u64,
+        /// Which of its two copies (0 or 1).
+        copy: u8,
+        /// Whether this copy holds the committed bytes.
+        committed: bool,
+    },
+    /// A page of the free-space bitmap or directory tree.
+    TreePage,
+    /// A free page.
+    Free,
+    /// Past the pages the root counts on (a tail the file grew into).
+    PastEnd,
+}
+
+/// A problem [`Inspector::check`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// One metadata copy is damaged, or was newer and failed its checks; the
+    /// file opens from the other copy. After a crash in the middle of a
+    /// commit this is the commit that did not complete; otherwise the file
+    /// was damaged.
+    CopyRejected {
+        /// The rejected copy (0 for A, 1 for B).
+        copy: u8,
+        /// Why it was rejected.
+        reason: String,
+        /// The generation the file opens at.
+        opened_generation: u64,
+    },
+    /// No metadata copy is valid: `open` fails with `CorruptMetadata`.
+    NoValidRoot {
+        /// What failed for each copy.
+        reason: String,
+    },
+    /// The file is shorter than its newest metadata needs: `open` fails
+    /// with `FileTruncated`.
+    Truncated {
+        /// The length the metadata counts on, in bytes.
+        expected: u64,
+        /// The file's length, in bytes.
+        actual: u64,
+    },
+    /// A metadata copy was written by an unknown format version: `open`
+    /// fails with `UnsupportedVersion`.
+    UnsupportedVersion {
+        /// The version found.
+        found: u32,
+    },
+}
+
+/// How far a check has come, given to the callback of
+/// [`Inspector::check_with_progress`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Metadata pages read and verified so far.
+    pub pages_read: u64,
+    /// An upper bound of the pages the check reads (subtrees of zeros take
+    /// no page, so it usually reads fewer); in the last call, equal to
+    /// `pages_read`.
+    pub pages_expected: u64,
+}
+
+/// The outcome of [`Inspector::check`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// What `open` would see, or `None` when the file does not open.
+    pub info: Option<FileInfo>,
+    /// Everything found wrong; empty for a clean file.
+    pub problems: Vec<Problem>,
+    /// Pages read and verified.
+    pub pages_read: u64,
+}
+
+impl Inspector {
+    /// Opens `path` read-only, checks its superblock and decodes both root
+    /// copies.
+    ///
+    /// # Errors
+    /// `Io` if the file cannot be read (`NotFound` for a missing file);
+    /// `CorruptSuperblock` for a file that is not a page file or whose page 0
+    /// is damaged; `UnsupportedVersion` for an unknown format version.
+    ///
+    /// # Examples
+    /// ```
+    /// use mappedpages::inspect::Inspector;
+    /// use mappedpages::MappedPageError;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// drop(mappedpages::Pager::<1024>::create(&path)?);
+    /// assert_eq!(Inspector::open(&path)?.superblock().page_size, 1024);
+    ///
+    /// std::fs::write(&path, b"not a page file")?;
+    /// assert!(matches!(
+    ///     Inspector::open(&path),
+    ///     Err(MappedPageError::CorruptSuperblock { .. })
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<Inspector> {
+        let file = File::open(path.as_ref())?;
+        let file_len = file.metadata()?.len();
+        let mut head = vec![0u8; file_len.min(superblock::SUPERBLOCK_LEN as u64) as usize];
+        file.read_exact_at(&mut head, 0)?;
+        let page_size = superblock::decode(&head)?;
+        if !page_size.is_power_of_two() || !PAGE_SIZES.contains(&page_size) {
+            return Err(MappedPageError::CorruptSuperblock {
+                reason: "the page size is not a power of two from 1024 to 2^30",
+            });
+        }
+        let superblock = SuperblockInfo {
+            format_version: FORMAT_VERSION,
+            page_size,
+            checksum: read_u32(&head, superblock::OFF_CHECKSUM).unwrap_or_default(),
+        };
+        let mut inspector = Inspector {
+            file,
+            file_len,
+            superblock,
+            copies: [RootCopy::Blank, RootCopy::Blank],
+        };
+        for (copy, page) in ROOT_PAGES.into_iter().enumerate() {
+            let decoded = match inspector.read_page(page) {
+                Ok(bytes) => decode_copy(&bytes),
+                Err(MappedPageError::OutOfBounds { .. }) => {
+                    RootCopy::Damaged("file too short to hold this root".into())
+                }
+                Err(err) => return Err(err),
+            };
+            if let Some(slot) = inspector.copies.get_mut(copy) {
+                *slot = decoded;
+            }
+        }
+        Ok(inspector)
+    }
+
+    /// The decoded superblock.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// drop(mappedpages::Pager::<4096>::create(&path)?);
+    /// let sb = mappedpages::inspect::Inspector::open(&path)?.superblock().clone();
+    /// assert_eq!((sb.format_version, sb.page_size), (1, 4096));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn superblock(&self) -> &SuperblockInfo {
+        &self.superblock
+    }
+
+    /// Both root copies (pages 1 and 2), each decoded on its own.
+    ///
+    /// # Examples
+    /// ```
+    /// use mappedpages::inspect::{Inspector, RootCopy};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// drop(mappedpages::Pager::<4096>::create(&path)?);
+    /// let file = Inspector::open(&path)?;
+    /// // A new file: generation 1 in copy A, copy B not written yet.
+    /// assert!(matches!(&file.copies()[0], RootCopy::Decoded(root) if root.generation == 1));
+    /// assert_eq!(file.copies()[1], RootCopy::Blank);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn copies(&self) -> &[RootCopy; 2] {
+        &self.copies
+    }
+
+    /// The file's length in bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let pages = pager.page_count();
+    /// drop(pager);
+    /// let file = mappedpages::inspect::Inspector::open(&path)?;
+    /// assert_eq!(file.file_len(), pages * 4096);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// The bytes of page `page`, read from the file.
+    ///
+    /// # Errors
+    /// `OutOfBounds` for a page past the end of the file; `Io` if it cannot
+    /// be read.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// drop(mappedpages::Pager::<1024>::create(&path)?);
+    /// let file = mappedpages::inspect::Inspector::open(&path)?;
+    /// assert_eq!(&file.read_page(0)?[..8], b"MAPPEDPG");
+    /// assert!(file.read_page(1 << 40).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_page(&self, page: u64) -> Result<Vec<u8>> {
+        let ps = self.superblock.page_size;
+        let start = page
+            .checked_mul(ps)
+            .filter(|start| start.saturating_add(ps) <= self.file_len)
+            .ok_or(MappedPageError::OutOfBounds { page })?;
+        let mut bytes = vec![0u8; ps as usize];
+        self.file.read_exact_at(&mut bytes, start)?;
+        Ok(bytes)
+    }
+
+    /// What `open` would see: the newest valid root and the state it
+    /// describes, fully loaded and verified.
+    ///
+    /// # Errors
+    /// What [`Pager::open`](crate::Pager::open) would return:
+    /// `CorruptMetadata` when no root is valid, `FileTruncated`,
+    /// `UnsupportedVersion`, or `Io`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// pager.free(id)?;
+    /// drop(pager);
+    /// let info = mappedpages::inspect::Inspector::open(&path)?.info()?;
+    /// assert_eq!(info.recovery.generation, 3);
+    /// assert!(info.recovery.last_commit_synced && !info.recovery.fell_back);
+    /// assert_eq!((info.regular_pages, info.log_len), (0, 2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn info(&self) -> Result<FileInfo> {
+        self.load(&mut |_| {}).map(|(info, _)| info)
+    }
+
+    /// Verifies every checksum and invariant `open` relies on and lists what
+    /// is wrong. Errors that stop `open` are reported as problems, not as
+    /// `Err`. Only the root `open` would take is loaded: the older copy's
+    /// pages may have been reused since, as the commit protocol allows.
+    ///
+    /// # Errors
+    /// `Io` if the file cannot be read.
+    ///
+    /// # Examples
+    /// ```
+    /// use mappedpages::inspect::{Inspector, Problem};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// pager.alloc()?;
+    /// drop(pager);
+    /// assert!(Inspector::open(&path)?.check()?.is_clean());
+    ///
+    /// // Damage the newest root (copy B, generation 2): open falls back to A.
+    /// let mut bytes = std::fs::read(&path)?;
+    /// bytes[2 * 4096 + 100] ^= 1;
+    /// std::fs::write(&path, &bytes)?;
+    /// let report = Inspector::open(&path)?.check()?;
+    /// assert!(matches!(report.problems[..], [Problem::CopyRejected { copy: 1, .. }]));
+    /// assert_eq!(report.info.map(|i| i.recovery.generation), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check(&self) -> Result<CheckReport> {
+        self.check_with_progress(|_| {})
+    }
+
+    /// [`Inspector::check`], calling `progress` after each metadata page it
+    /// reads, and once more at the end.
+    ///
+    /// # Errors
+    /// `Io` if the file cannot be read.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// drop(mappedpages::Pager::<4096>::create(&path)?);
+    /// let file = mappedpages::inspect::Inspector::open(&path)?;
+    /// let mut last = None;
+    /// let report = file.check_with_progress(|p| last = Some(p))?;
+    /// let last = last.expect("called at least once");
+    /// assert_eq!(last.pages_read, last.pages_expected);
+    /// assert!(report.is_clean());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_with_progress(&self, mut progress: impl FnMut(Progress)) -> Result<CheckReport> {
+        let expected = self.expected_reads();
+        let mut pages_read = 0;
+        let mut report = |read: u64| {
+            pages_read = read;
+            progress(Progress {
+                pages_read: read,
+                pages_expected: expected.max(read),
+            })
+        };
+        let (info, problems) = match self.load(&mut report) {
+            Ok((info, _)) => {
+                let problems = match &info.recovery.other_copy_problem {
+                    Some(reason) if info.recovery.fell_back => vec![Problem::CopyRejected {
+                        copy: 1 - info.recovery.root_copy,
+                        reason: reason.clone(),
+                        opened_generation: info.recovery.generation,
+                    }],
+                    _ => Vec::new(),
+                };
+                (Some(info), problems)
+            }
+            Err(MappedPageError::CorruptMetadata { reason }) => {
+                (None, vec![Problem::NoValidRoot { reason }])
+            }
+            Err(MappedPageError::FileTruncated { expected, actual }) => {
+                (None, vec![Problem::Truncated { expected, actual }])
+            }
+            Err(MappedPageError::UnsupportedVersion { found, .. }) => {
+                (None, vec![Problem::UnsupportedVersion { found }])
+            }
+            Err(err) => return Err(err),
+        };
+        progress(Progress {
+            pages_read,
+            pages_expected: pages_read,
+        });
+        Ok(CheckReport {
+            info,
+            problems,
+            pages_read,
+        })
+    }
+
+    /// What page `page` is used for, in the state `open` would see.
+    ///
+    /// # Errors
+    /// As [`Inspector::info`]; `OutOfBounds` for a page past the end of the
+    /// file.
+    ///
+    /// # Examples
+    /// ```
+    /// use mappedpages::inspect::{Inspector, PageKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// drop(pager);
+    /// let file = Inspector::open(&path)?;
+    /// assert_eq!(file.page_kind(0)?, PageKind::Superblock);
+    /// assert_eq!(file.page_kind(id.0)?, PageKind::Regular);
+    /// assert_eq!(file.page_kind(id.0 + 1)?, PageKind::Free);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn page_kind(&self, page: u64) -> Result<PageKind> {
+        let ps = self.superblock.page_size;
+        if page
+            .checked_mul(ps)
+            .is_none_or(|s| s.saturating_add(ps) > self.file_len)
+        {
+            return Err(MappedPageError::OutOfBounds { page });
+        }
+        match page {
+            0 => return Ok(PageKind::Superblock),
+            1 | 2 => return Ok(PageKind::Root(page as u8 - 1)),
+            _ => {}
+        }
+        let chosen = self.choose(&mut |_| {})?.0;
+        let map = &chosen.loaded.map;
+        Ok(match map.classify(page) {
+            PageUse::Reserved => PageKind::Superblock,
+            PageUse::OutOfBounds => PageKind::PastEnd,
+            PageUse::Regular => PageKind::Regular,
+            PageUse::Free => PageKind::Free,
+            PageUse::Internal => {
+                protected_copy(map.directory(), page).unwrap_or(PageKind::TreePage)
+            }
+        })
+    }
+
+    /// Loads the newest valid root as `open` does, reading pages on demand.
+    fn choose(&self, on_read: &mut dyn FnMut(u64)) -> Result<(Chosen, u64)> {
+        let page_size = self.superblock.page_size as usize;
+        let reader = PageReader::new(&self.file, self.file_len, page_size, on_read);
+        let chosen = choose_root(self.file_len, page_size, |n| reader.page(n));
+        if let Some(err) = reader.take_error() {
+            return Err(err.into());
+        }
+        Ok((chosen?, reader.pages_read()))
+    }
+
+    fn load(&self, on_read: &mut dyn FnMut(u64)) -> Result<(FileInfo, u64)> {
+        let (chosen, pages_read) = self.choose(on_read)?;
+        let map = &chosen.loaded.map;
+        let root = &chosen.root;
+        let protected = map.directory().iter().filter(|e| e.in_use()).count() as u64;
+        let regular = map.regular_count();
+        let free = map.free_pages();
+        let internal = root
+            .total_pages
+            .saturating_sub(FIRST_DATA_PAGE + regular + free);
+        let info = FileInfo {
+            page_size: self.superblock.page_size,
+            format_version: self.superblock.format_version,
+            file_len: self.file_len,
+            copies: self.copies.clone(),
+            recovery: chosen.recovery.clone(),
+            total_pages: root.total_pages,
+            regular_pages: regular,
+            protected_pages: protected,
+            tree_pages: internal.saturating_sub(2 * protected),
+            free_pages: free,
+            log_len: root.log.len(),
+            page_checks: root.checks.len(),
+            bitmap_height: root.bitmap.height,
+            directory_height: root.directory.height,
+            directory_slots: root.dir_len,
+        };
+        Ok((info, pages_read))
+    }
+
+    /// An upper bound of the pages a check reads, from the newest root that
+    /// decodes: both roots, every node of both trees, the page checks.
+    fn expected_reads(&self) -> u64 {
+        let newest = self
+            .copies
+            .iter()
+            .filter_map(|c| match c {
+                RootCopy::Decoded(root) => Some(root),
+                _ => None,
+            })
+            .max_by_key(|root| root.generation);
+        let Some(root) = newest else {
+            return ROOT_PAGES.len() as u64;
+        };
+        let ps = self.superblock.page_size;
+        let fanout = ps / NODE_REF_LEN as u64;
+        let total = root.total_pages.min(self.file_len / ps);
+        let bitmap_leaves = total.div_ceil(ps * 8);
+        let dir_leaves = root
+            .directory_slots
+            .min(total / 2)
+            .div_ceil(ps / DIR_ENTRY_LEN as u64);
+        let nodes = tree_nodes(bitmap_leaves, fanout, root.bitmap_height)
+            .saturating_add(tree_nodes(dir_leaves, fanout, root.directory_height));
+        nodes
+            .saturating_add(root.page_checks.len() as u64)
+            .saturating_add(ROOT_PAGES.len() as u64)
+    }
+}
+
+impl CheckReport {
+    /// Whether the check found nothing wrong.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// drop(mappedpages::Pager::<4096>::create(&path)?);
+    /// let report = mappedpages::inspect::Inspector::open(&path)?.check()?;
+    /// assert!(report.is_clean() && report.problems.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Problem {
+    /// Whether this problem makes [`Pager::open`](crate::Pager::open) fail.
+    ///
+    /// # Examples
+    /// ```
+    /// use mappedpages::inspect::Problem;
+    /// let torn = Problem::NoValidRoot { reason: "copy A: blank; copy B: blank".into() };
+    /// assert!(torn.prevents_open());
+    /// ```
+    pub fn prevents_open(&self) -> bool {
+        !matches!(self, Problem::CopyRejected { .. })
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::CopyRejected {
+                copy,
+                reason,
+                opened_generation,
+            } => write!(
+                f,
+                "metadata copy {} was rejected ({reason}); the file opens at generation \
+                 {opened_generation} from copy {}",
+                copy_name(*copy),
+                copy_name(1 - copy)
+            ),
+            Problem::NoValidRoot { reason } => {
+                write!(
+                    f,
+                    "no valid metadata copy, the file does not open: {reason}"
+                )
+            }
+            Problem::Truncated { expected, actual } => write!(
+                f,
+                "the file is {actual} bytes long but its metadata needs {expected} bytes \
+                 (truncated), the file does not open"
+            ),
+            Problem::UnsupportedVersion { found } => write!(
+                f,
+                "a metadata copy has format version {found}, which this build does not read"
+            ),
+        }
+    }
+}
+
+/// `"A"` for copy 0, `"B"` for copy 1.
+fn copy_name(copy: u8) -> &'static str {
+    if copy == 0 {
+        "A"
+    } else {
+        "B"
+    }
+}
+
+/// Nodes of a tree of `leaves` leaves and `height` interior levels, at most.
+fn tree_nodes(leaves: u64, fanout: u64, height: u32) -> u64 {
+    let mut nodes = 0u64;
+    let mut level = leaves.max(1);
+    for _ in 0..=height {
+        nodes = nodes.saturating_add(level);
+        level = level.div_ceil(fanout.max(2));
+    }
+    nodes
+}
+
+/// Decodes one root page on its own.
+fn decode_copy(bytes: &[u8]) -> RootCopy {
+    match Root::decode(bytes, bytes.len()) {
+        Ok(root) => RootCopy::Decoded(root_info(&root, bytes)),
+        Err(RootError::Version(found)) => RootCopy::UnsupportedVersion(found),
+        Err(RootError::Damaged(_)) if bytes.iter().all(|&b| b == 0) => RootCopy::Blank,
+        Err(RootError::Damaged(why)) => RootCopy::Damaged(why.to_string()),
+    }
+}
+
+fn root_info(root: &Root, bytes: &[u8]) -> RootInfo {
+    let end = bytes.len().saturating_sub(4);
+    RootInfo {
+        generation: root.generation,
+        total_pages: root.total_pages,
+        regular_count: root.regular_count,
+        synced: root.flags & FLAG_SYNCED != 0,
+        bitmap_top: root.bitmap.top.page,
+        bitmap_height: root.bitmap.height,
+        directory_slots: root.dir_len,
+        directory_top: root.directory.top.page,
+        directory_height: root.directory.height,
+        log: root.log.iter().map(log_entry).collect(),
+        page_checks: root
+            .checks
+            .iter()
+            .map(|c| PageCheckInfo {
+                page: c.page,
+                crc: c.crc,
+            })
+            .collect(),
+        log_capacity: crate::format::root::log_capacity(bytes.len()),
+        checksum: read_u32(bytes, end).unwrap_or_default(),
+    }
+}
+
+fn log_entry(record: &Record) -> LogEntry {
+    match *record {
+        Record::Alloc { start, count } => LogEntry::Alloc { start, count },
+        Record::Free { start, count } => LogEntry::Free { start, count },
+        Record::Entry { slot, entry } => LogEntry::Slot {
+            slot,
+            copies: entry.copies,
+            state: slot_state(entry.state),
+        },
+    }
+}
+
+fn slot_state(state: EntryState) -> SlotState {
+    match state {
+        EntryState::Free => SlotState::Free,
+        EntryState::Fresh => SlotState::Fresh,
+        EntryState::Active(copy) => SlotState::Committed(copy),
+    }
+}
+
+/// The protected copy `page` is, if any.
+fn protected_copy(directory: &[DirEntry], page: u64) -> Option<PageKind> {
+    directory.iter().enumerate().find_map(|(slot, entry)| {
+        let copy = entry.copies.iter().position(|&c| c == page)?;
+        entry.in_use().then_some(PageKind::ProtectedCopy {
+            slot: slot as u64,
+            copy: copy as u8,
+            committed: entry.state == EntryState::Active(copy as u8),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests;
