@@ -138,7 +138,10 @@ impl Core {
         let new_len = new_total
             .checked_mul(self.page_size as u64)
             .ok_or(MappedPageError::InvalidCount { count })?;
-        self.store.grow(new_len, self.preallocate)?;
+        self.store.extend_to(new_len, self.preallocate)?;
+        // Everything written so far becomes durable with the new length.
+        self.sync_everything()?;
+        self.store.remap()?;
         self.map.grow(new_total);
         Ok(())
     }

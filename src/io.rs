@@ -18,6 +18,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use memmap2::MmapMut;
@@ -147,19 +148,22 @@ impl Storage {
         &mut self.map
     }
 
-    /// Writes `data` at byte `offset`. Durable only after the next sync.
+    /// Writes `data` at byte `offset` (within the file). Visible through the
+    /// map at once; durable only after the next sync.
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.hook.fire(IoEvent::Write {
             offset,
             len: data.len(),
         })?;
-        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let dst = start
-            .checked_add(data.len())
-            .and_then(|end| self.map.get_mut(start..end))
-            .ok_or(io::ErrorKind::InvalidInput)?;
-        dst.copy_from_slice(data);
-        Ok(())
+        let end = offset.checked_add(data.len() as u64);
+        if end.is_none_or(|end| end > self.len()) {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        // `pwrite`, not a copy into the map: a process killed in the middle
+        // of a copy leaves a half-written page in the page cache, while the
+        // kernel finishes a one-page `pwrite` it has started. A root torn by
+        // a kill would otherwise lose Deferred commits that had returned.
+        self.file.write_all_at(data, offset)
     }
 
     /// Makes every write so far durable: one `fdatasync`, which on Linux also
@@ -175,17 +179,22 @@ impl Storage {
         self.syncs
     }
 
-    /// Grows the file to `new_len` bytes, makes the new length durable (so no
-    /// metadata that counts on it can be seen before it, contract D6) and
-    /// remaps. On error the map is the old one and still valid.
-    pub fn grow(&mut self, new_len: u64, preallocate: bool) -> io::Result<()> {
+    /// Extends the file to `new_len` bytes. The map still covers the old
+    /// length: the caller syncs (so no metadata that counts on the new length
+    /// can be seen before it is durable, contract D6), then calls
+    /// [`Storage::remap`].
+    pub fn extend_to(&mut self, new_len: u64, preallocate: bool) -> io::Result<()> {
         let old_len = self.len();
         if new_len <= old_len {
             return Ok(());
         }
         self.hook.fire(IoEvent::Grow { new_len })?;
-        extend(&self.file, old_len, new_len, preallocate)?;
-        self.sync()?;
+        extend(&self.file, old_len, new_len, preallocate)
+    }
+
+    /// Maps the file at its current length. On error the old map stays and
+    /// is still valid.
+    pub fn remap(&mut self) -> io::Result<()> {
         self.map = map_file(&self.file)?;
         Ok(())
     }

@@ -34,6 +34,10 @@ pub(crate) const FLAG_SYNCED: u32 = 1;
 /// page (1 KiB pages) and 8192 bits per leaf, 8 levels reach 2^61 pages.
 pub(crate) const MAX_TREE_HEIGHT: u32 = 8;
 
+/// The largest generation a root may carry: far more commits than any file
+/// will see, and room to count on without overflow.
+pub(crate) const MAX_GENERATION: u64 = 1 << 62;
+
 /// The top of one page tree.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TreeTop {
@@ -167,6 +171,9 @@ impl Root {
             log,
             checks,
         };
+        if root.generation == 0 || root.generation > MAX_GENERATION {
+            return Err(Damaged("generation out of range"));
+        }
         if root.total_pages < super::FIRST_DATA_PAGE || root.total_pages > MAX_PAGES {
             return Err(Damaged("page count out of range"));
         }
