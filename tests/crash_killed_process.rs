@@ -1,0 +1,265 @@
+//! Killed processes (contract D1–D4): the test re-executes its own binary as
+//! a child that runs a seeded writer workload and reports `begin <call>` and
+//! `end <call>` on stdout around every call; the parent kills it with
+//! SIGKILL at a random moment, reopens the file and checks it against the
+//! model. The page cache survives a process kill, so the file must show the
+//! state after the last completed call, or after the call in flight.
+//!
+//! The model comes from a reference run of the same seed in the parent: the
+//! pager is deterministic, and the child reports each call's outcome so the
+//! parent can check that both runs agree.
+//!
+//! `MAPPEDPAGES_SOAK=<n>` multiplies the number of kills by `n`.
+
+mod crash_support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crash_support::{
+    apply, check_file, options, soak_factor, temp_dir, Expect, History, Outcome, Rng, Workload,
+};
+use mappedpages::Durability;
+
+const CHILD_ENV: &str = "MAPPEDPAGES_KILL_CHILD";
+const TEST_NAME: &str = "killed_writer_reopens_to_a_completed_or_in_flight_call";
+const CALLS: u64 = 1000;
+
+fn durability_of(name: &str) -> Durability {
+    match name {
+        "deferred" => Durability::Deferred,
+        _ => Durability::Immediate,
+    }
+}
+
+fn describe(outcome: &Outcome) -> String {
+    format!("{outcome:?}").replace(' ', "")
+}
+
+/// The workload as both the child and the reference run see it. `report` is
+/// told of each call before and after it.
+fn run_workload(
+    path: &Path,
+    durability: Durability,
+    seed: u64,
+    mut report: impl FnMut(&str),
+) -> History {
+    let mut pager = options(durability).create(path).unwrap();
+    let mut history = History::new();
+    let mut workload = Workload::new(seed);
+    for _ in 0..CALLS {
+        let call = history.last() + 1;
+        let op = workload.next_op(history.states.last().unwrap(), call);
+        report(&format!("begin {call}"));
+        let outcome = apply(&mut pager, &op).unwrap_or_else(|e| panic!("call {call} {op:?}: {e}"));
+        report(&format!("end {call} {}", describe(&outcome)));
+        history.push(&op, &outcome);
+    }
+    history
+}
+
+/// The child: runs the workload, reporting every call on stdout unbuffered.
+fn child(spec: &str) {
+    let mut parts = spec.split(';');
+    let path = parts.next().unwrap();
+    let durability = durability_of(parts.next().unwrap());
+    let seed: u64 = parts.next().unwrap().parse().unwrap();
+    let stdout = std::io::stdout();
+    run_workload(Path::new(path), durability, seed, |line| {
+        let mut out = stdout.lock();
+        out.write_all(format!("CALL {line}\n").as_bytes()).unwrap();
+        out.flush().unwrap();
+    });
+}
+
+#[derive(Default)]
+struct Tally {
+    kills: u64,
+    mid_workload: u64,
+    mid_call: u64,
+    violations: Vec<String>,
+}
+
+/// The report in a line of the child's output (libtest may print before it
+/// on the same line).
+fn call_line(line: &str) -> Option<&str> {
+    line.find("CALL ").map(|at| line[at + 5..].trim())
+}
+
+/// The child's `end` lines must be the reference run's: the reference is
+/// then the model of what the child did.
+fn check_outcome(line: &str, reference_ends: &[String]) {
+    if let Some(rest) = line.strip_prefix("end ") {
+        let call: usize = rest.split(' ').next().unwrap().parse().unwrap();
+        assert_eq!(
+            Some(line),
+            reference_ends.get(call - 1).map(String::as_str),
+            "the child diverged from the reference run"
+        );
+    }
+}
+
+/// Spawns a child on a fresh file, kills it after it reported `begin
+/// target` plus a random delay, and checks the file.
+fn spawn_child(path: &Path, mode: &str, seed: u64) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, format!("{};{mode};{seed}", path.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// How long a child takes from spawn to exit when nothing kills it (its
+/// output is read only afterwards, as in a killed run).
+fn time_full_run(dir: &Path) -> Duration {
+    let path = dir.join("timing.bin");
+    let start = Instant::now();
+    let status = spawn_child(&path, "immediate", 0).wait().unwrap();
+    let elapsed = start.elapsed();
+    assert!(status.success(), "the child workload failed on its own");
+    std::fs::remove_file(&path).unwrap();
+    elapsed
+}
+
+/// One seed's workload: its reference run and the child's expected reports.
+struct Seeded<'a> {
+    dir: &'a Path,
+    durability: Durability,
+    seed: u64,
+    reference: &'a History,
+    reference_ends: &'a [String],
+}
+
+fn kill_once(
+    run: &Seeded<'_>,
+    window: &mut (u64, u64),
+    rng: &mut Rng,
+    round: u64,
+    tally: &mut Tally,
+) {
+    let Seeded {
+        dir,
+        durability,
+        seed,
+        reference,
+        reference_ends,
+    } = *run;
+    let path = dir.join(format!("kill-{round}.bin"));
+    let mode = if durability == Durability::Deferred {
+        "deferred"
+    } else {
+        "immediate"
+    };
+    let mut child = spawn_child(&path, mode, seed);
+    // Kill at a random moment of the window where the child is inside its
+    // workload: it starts as a whole run's duration and narrows as kills
+    // land before the first call or after the last one. (The child's reports
+    // cannot pace the kill: the pipe lets it run ahead of the reader.)
+    let (from, to) = *window;
+    let delay = from + rng.below(to - from + 1);
+    std::thread::sleep(Duration::from_micros(delay));
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut lines = BufReader::new(child.stdout.take().unwrap());
+    let mut last: Option<String> = None;
+    let mut line = String::new();
+    // Everything the child wrote before it died.
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if let Some(call) = call_line(&line) {
+            check_outcome(call, reference_ends);
+            last = Some(call.to_string());
+        }
+    }
+    tally.kills += 1;
+    let Some(last) = last else {
+        // Killed before the first call: the file may not even exist yet.
+        window.0 = delay.min(window.1.saturating_sub(1));
+        return;
+    };
+    if last == format!("end {CALLS} Done") || last.starts_with(&format!("end {CALLS} ")) {
+        window.1 = delay.max(window.0 + 1);
+    }
+    let mut words = last.split(' ');
+    let kind = words.next().unwrap();
+    let call: u64 = words.next().unwrap().parse().unwrap();
+    let (lo, hi) = match kind {
+        "begin" => {
+            tally.mid_call += 1;
+            (call - 1, call)
+        }
+        _ => (call, call),
+    };
+    if call < CALLS || kind == "begin" {
+        tally.mid_workload += 1;
+    }
+    let expect = Expect {
+        history: reference,
+        lo,
+        hi,
+        durable_before: lo + 1,
+        root_calls: None,
+        deep: true,
+    };
+    if let Err(e) = check_file(&path, &expect) {
+        tally
+            .violations
+            .push(format!("{mode} seed {seed} killed after `{last}`: {e}"));
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn killed_writer_reopens_to_a_completed_or_in_flight_call() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        child(&spec);
+        return;
+    }
+    let dir = temp_dir();
+    let kills_per_mode = 24 * soak_factor();
+    let mut tally = Tally::default();
+    let mut rng = Rng::new(0x4B11);
+    let full_run = time_full_run(dir.path()).as_micros() as u64;
+    let mut window = (0, full_run);
+    for durability in [Durability::Immediate, Durability::Deferred] {
+        for seed in 0..2u64 {
+            let reference_path = dir.path().join("reference.bin");
+            let mut ends = Vec::new();
+            let reference = run_workload(&reference_path, durability, seed, |line| {
+                if line.starts_with("end") {
+                    ends.push(line.to_string());
+                }
+            });
+            std::fs::remove_file(&reference_path).unwrap();
+            let run = Seeded {
+                dir: dir.path(),
+                durability,
+                seed,
+                reference: &reference,
+                reference_ends: &ends,
+            };
+            for round in 0..kills_per_mode / 2 {
+                kill_once(&run, &mut window, &mut rng, round, &mut tally);
+            }
+        }
+    }
+    println!(
+        "killed processes: {} kills, {} mid-workload ({} inside a call), {} violations",
+        tally.kills,
+        tally.mid_workload,
+        tally.mid_call,
+        tally.violations.len()
+    );
+    for v in tally.violations.iter().take(10) {
+        println!("  violation: {v}");
+    }
+    assert!(tally.violations.is_empty(), "killed processes: violations");
+    assert!(tally.mid_workload > 0, "no kill landed inside the workload");
+}
