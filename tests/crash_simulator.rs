@@ -437,25 +437,18 @@ fn simulate(config: &Config, tally: &mut Tally) {
                 check_image(&image, &scratch, &expect, &what, tally);
             }
         }
-        for image in &cache {
-            tally.cache_images += 1;
-            let expect = Expect {
-                history: &history,
-                lo: image.lo,
-                hi: image.hi,
-                durable_before: image.durable_before,
-                root_calls: None,
-                deep: false,
-            };
-            let what = format!(
-                "{:?} seed {} process crash in call {call} ({op:?})",
-                config.durability, config.seed
-            );
-            check_image(&image.image, &scratch, &expect, &what, tally);
-        }
-        if config.torn_roots {
-            for image in &torn {
-                tally.torn_root_images += 1;
+        let torn = if config.torn_roots { torn } else { Vec::new() };
+        let kinds = [
+            (&cache, "process crash in call", false),
+            (&torn, "process killed mid root write in call", true),
+        ];
+        for (images, kind, torn_root) in kinds {
+            for image in images {
+                if torn_root {
+                    tally.torn_root_images += 1;
+                } else {
+                    tally.cache_images += 1;
+                }
                 let expect = Expect {
                     history: &history,
                     lo: image.lo,
@@ -465,7 +458,7 @@ fn simulate(config: &Config, tally: &mut Tally) {
                     deep: false,
                 };
                 let what = format!(
-                    "{:?} seed {} process killed mid root write in call {call} ({op:?})",
+                    "{:?} seed {} {kind} {call} ({op:?})",
                     config.durability, config.seed
                 );
                 check_image(&image.image, &scratch, &expect, &what, tally);
