@@ -3,23 +3,23 @@
 //! An operation changes the in-memory [`FreeMap`], describes the change as
 //! log [`Record`]s, and calls [`Core::commit`]. A commit:
 //!
-//! 1. syncs first if bytes it depends on are dirty (regular pages written
-//!    through `get_mut`; in Deferred mode also staged protected pages):
-//!    write-before ordering, D3. In Immediate mode staged protected pages are
-//!    not synced first: the root lists their CRC-32C, and open rejects a root
-//!    whose listed pages did not land, so a protected commit is one sync;
+//! 1. syncs first if regular pages were written through `get_mut`:
+//!    write-before ordering, D3. Staged protected pages are not synced
+//!    first: the root lists their CRC-32C, and open rejects a root whose
+//!    listed pages did not land, so a protected commit is one sync;
 //! 2. appends the records to the log carried in the root; when the log is
 //!    full, checkpoints instead: the changed leaves of the page trees and
 //!    their ancestors go to fresh pages, and the log starts empty;
 //! 3. writes the new root, generation + 1, into the root slot that does not
 //!    hold the newest durable root;
-//! 4. syncs ([`Durability::Immediate`]), which is the commit point.
+//! 4. syncs ([`Durability::Immediate`], or any commit of a protected page),
+//!    which is the commit point.
 //!
 //! Pages the commit stops using (replaced tree pages, freed pages) are reused
 //! only once the commit is durable, so the durable root and everything it
 //! references are never overwritten. `FORMAT.md` gives the argument in full.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use crate::core::Core;
 use crate::error::{MappedPageError, Result};
@@ -44,8 +44,6 @@ pub(crate) struct Journal {
     pub durable_slot: usize,
     /// Pages no root since the durable one references; reusable once durable.
     pub awaiting_durable: Vec<u64>,
-    /// Protected slots whose active copy changed since the durable root.
-    pub flipped_since_durable: HashSet<u64>,
 }
 
 /// Appends `record`, merging it into the last one when they are adjacent runs.
@@ -158,13 +156,15 @@ impl Core {
     }
 
     fn try_commit(&mut self, records: Vec<Record>, mut freed: Vec<u64>) -> Result<()> {
-        let immediate = self.durability == Durability::Immediate;
-        // Bytes this commit depends on must be durable before its root can
-        // be seen (D3). Regular pages written through the map are synced
-        // first. Staged protected copies are too in Deferred mode; in
-        // Immediate mode the root lists their CRCs instead, so that one sync
-        // covers both and open rejects the root if they did not land (P2).
-        if self.data_dirty || (!immediate && !self.staged.is_empty()) {
+        // A commit that publishes a staged protected copy is synced in every
+        // mode: the root lists the copy's CRC, one sync covers both, and open
+        // rejects the root if the copy did not land (P2). Were it left
+        // unsynced in Deferred mode, the next write to that page would have
+        // to sync first anyway, to spare the copy the durable root names.
+        let synced = self.durability == Durability::Immediate || !self.staged.is_empty();
+        // Regular pages written through the map must be durable before a
+        // root that follows them can be seen (D3).
+        if self.data_dirty {
             self.sync_everything()?;
         }
         for record in records {
@@ -198,7 +198,7 @@ impl Core {
             bitmap: self.journal.bitmap_tree.top(),
             dir_len: self.map.dir_len(),
             directory: self.journal.dir_tree.top(),
-            flags: if immediate { FLAG_SYNCED } else { 0 },
+            flags: if synced { FLAG_SYNCED } else { 0 },
             log: self.journal.log.clone(),
             checks,
         };
@@ -209,7 +209,7 @@ impl Core {
             .write_at(ROOT_PAGES[slot] * self.page_size as u64, &page)?;
         self.journal.last_slot = slot;
         self.journal.awaiting_durable.extend(freed);
-        if immediate {
+        if synced {
             self.sync_everything()?;
         }
         Ok(())
@@ -229,7 +229,6 @@ impl Core {
         self.journal.durable_slot = self.journal.last_slot;
         let released = std::mem::take(&mut self.journal.awaiting_durable);
         self.map.release(&released);
-        self.journal.flipped_since_durable.clear();
         Ok(())
     }
 

@@ -2,7 +2,6 @@
 //! free map and the journal, and the regular-page operations. The public
 //! `Pager<PAGE_SIZE>` is a thin typed face over it.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use crate::commit::{runs, Journal};
@@ -107,7 +106,6 @@ impl Core {
             last_slot: 0,
             durable_slot: 0,
             awaiting_durable: Vec::new(),
-            flipped_since_durable: HashSet::new(),
         };
         let recovery = RecoveryReport {
             generation: 1,

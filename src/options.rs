@@ -23,11 +23,12 @@ pub enum Durability {
     Immediate,
     /// The commit's metadata is written but not synced, like LMDB's
     /// `MDB_NOMETASYNC`: a plain `alloc`/`free` makes no sync call at all.
-    /// Bytes a commit depends on (protected page contents, regular pages
-    /// written before it) are still synced before its metadata is written, so
-    /// whatever survives a power loss is consistent; a power loss may undo
-    /// the commits since the last sync. [`Pager::sync`] makes everything
-    /// durable; dropping the pager syncs too.
+    /// Regular pages written before a commit are still synced before its
+    /// metadata is written, and a protected commit is synced as in
+    /// `Immediate` (one sync), so whatever survives a power loss is
+    /// consistent; a power loss may undo the allocation changes since the
+    /// last sync. [`Pager::sync`] makes everything durable; dropping the
+    /// pager syncs too.
     Deferred,
 }
 

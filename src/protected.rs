@@ -14,7 +14,6 @@ use std::fmt;
 use crate::core::Core;
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, EntryState, Record};
-use crate::options::Durability;
 use crate::page::MappedPage;
 use crate::pager::Pager;
 
@@ -106,13 +105,9 @@ impl Core {
     /// returns which copy it is and its page.
     fn begin_protected_write(&mut self, slot: u64) -> Result<(u8, u64)> {
         let entry = self.live_entry(slot)?;
-        // In Deferred mode the staging copy may still be the committed copy of
-        // the durable root: make the newer root durable before overwriting it.
-        if self.durability == Durability::Deferred
-            && self.journal.flipped_since_durable.contains(&slot)
-        {
-            self.sync_everything()?;
-        }
+        // Every protected commit is synced (see `commit.rs`), so the copy the
+        // newest root does not name is not named by the durable root either:
+        // it is safe to overwrite.
         let (target, source) = match entry.state {
             EntryState::Active(copy) => (1 - copy, Some(entry.copies[usize::from(copy)])),
             _ => (0, None),
@@ -139,14 +134,7 @@ impl Core {
         self.staged.push(entry.copies[usize::from(target)]);
         self.map.set_entry(slot, entry);
         self.touch_slot(slot);
-        self.commit(vec![Record::Entry { slot, entry }], Vec::new())?;
-        // Remembered only after the commit: its own write-before sync would
-        // otherwise forget it. Until the next sync the durable root still
-        // names the other copy, which the next write must not overwrite.
-        if self.durability == Durability::Deferred {
-            self.journal.flipped_since_durable.insert(slot);
-        }
-        Ok(())
+        self.commit(vec![Record::Entry { slot, entry }], Vec::new())
     }
 }
 

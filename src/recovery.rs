@@ -1,7 +1,6 @@
 //! Opening a file: pick the newest metadata root whose every check holds,
 //! load the state it describes, and say what was found (contract D5, D6).
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use crate::bitmap::BitVec;
@@ -293,7 +292,6 @@ impl Core {
             last_slot: chosen.slot,
             durable_slot: chosen.slot,
             awaiting_durable: Vec::new(),
-            flipped_since_durable: HashSet::new(),
         };
         Ok(Core::assemble(
             store,

@@ -21,6 +21,9 @@ fn file_with_state(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     let mut writer = protected[1].get_mut(&mut pager).unwrap();
     writer.page_mut().as_bytes_mut()[0] = 7;
     writer.commit().unwrap();
+    // A last commit that Deferred mode leaves unsynced (a protected commit
+    // is synced in every mode).
+    pager.free(pages[1]).unwrap();
     pager.sync().unwrap();
     path
 }
@@ -64,7 +67,7 @@ fn info_matches_the_pager() {
     let file = Inspector::open(&path).unwrap();
     let info = file.info().unwrap();
     assert_eq!(info.page_size, PS as u64);
-    assert_eq!(info.regular_pages, 2000);
+    assert_eq!(info.regular_pages, 1999);
     assert_eq!(info.protected_pages, 5);
     assert!(info.tree_pages > 0, "3000 pages at 1 KiB need a checkpoint");
     assert_eq!(
