@@ -1,0 +1,1401 @@
+//! Side-by-side comparison of `mappedpages` with its 0.2 release, redb, LMDB
+//! (heed), SQLite (rusqlite, bundled, WAL, synchronous=FULL), raw
+//! `pwrite`+`fdatasync` and raw `memmap2`, on files in one directory.
+//!
+//! ```text
+//! cd bench/compare
+//! QUICK=1 cargo run --release          # quick mode, under two minutes
+//! cargo run --release                  # full mode
+//! cargo run --release -- DIR           # files in a temporary directory inside DIR
+//! ```
+//!
+//! Every figure is the median of repeated measurements; within a workload
+//! the systems are interleaved round by round (rotating order), so drift on
+//! a busy machine hits all of them alike. The table gives each median and
+//! its ratio to the first row of its group. The table is printed and written
+//! to `bench/results/<date>-<machine>.md`; a chart of the headline ratios
+//! goes next to it as an SVG.
+//!
+//! Sync system calls per operation (W1-W3, W7) are counted with `strace`
+//! when it is installed: the program runs itself in a child under
+//! `strace -f -c`, once with 0 and once with N operations after the same
+//! setup, and divides the difference by N. `SYNCS=0` skips that.
+
+use std::error::Error;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use heed::types::Bytes;
+use heed::{byteorder::BigEndian, types::U64, EnvFlags, EnvOpenOptions};
+use mappedpages::{Durability, PageId, Pager};
+use redb::TableDefinition;
+
+type R<T> = Result<T, Box<dyn Error>>;
+/// One timed operation: returns nanoseconds (or, for read loops, ns/page).
+type Op = Box<dyn FnMut(u64) -> R<f64>>;
+
+const PAGE: usize = 4096;
+const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("t");
+type LmdbDb = heed::Database<U64<BigEndian>, Bytes>;
+
+// ---------------------------------------------------------------------------
+// Configuration and statistics.
+
+struct Config {
+    quick: bool,
+    /// Rounds of the durable single-operation workloads (W1-W3).
+    rounds: usize,
+    /// Rounds of the no-sync workloads (W7).
+    fast_rounds: usize,
+    warmup: usize,
+    /// W5: pages read, passes.
+    read_pages: u64,
+    read_passes: usize,
+    /// W4: repetitions of each bulk size.
+    bulk_reps: usize,
+    /// W6: largest file opened (pages of 1 KiB).
+    open_max_exp: u32,
+    /// W8: values written before the churn.
+    churn: u64,
+}
+
+impl Config {
+    fn new(quick: bool) -> Config {
+        Config {
+            quick,
+            rounds: if quick { 60 } else { 300 },
+            fast_rounds: if quick { 300 } else { 2000 },
+            warmup: if quick { 10 } else { 30 },
+            read_pages: if quick { 1 << 14 } else { 1 << 16 },
+            read_passes: if quick { 9 } else { 31 },
+            bulk_reps: if quick { 3 } else { 5 },
+            open_max_exp: if quick { 22 } else { 28 },
+            churn: if quick { 1 << 14 } else { 1 << 18 },
+        }
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn ns(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e9
+}
+
+fn fmt_ns(value: f64) -> String {
+    if !value.is_finite() {
+        "—".to_string()
+    } else if value >= 1e9 {
+        format!("{:.2} s", value / 1e9)
+    } else if value >= 1e6 {
+        format!("{:.2} ms", value / 1e6)
+    } else if value >= 1e3 {
+        format!("{:.1} µs", value / 1e3)
+    } else {
+        format!("{value:.2} ns")
+    }
+}
+
+/// A small deterministic generator (xorshift64*), for random orders.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Rows of the table.
+
+enum Value {
+    Time(f64),
+    /// A plain number with its unit and a note (space per live byte).
+    Number(f64, String),
+    /// Did not run; why.
+    Failed(String),
+}
+
+struct Row {
+    group: String,
+    system: String,
+    value: Value,
+    syncs: String,
+    note: String,
+}
+
+fn time_row(group: &str, system: &str, value: f64, note: &str) -> Row {
+    Row {
+        group: group.into(),
+        system: system.into(),
+        value: Value::Time(value),
+        syncs: String::new(),
+        note: note.into(),
+    }
+}
+
+fn num(v: &Value) -> Option<f64> {
+    match v {
+        Value::Time(t) => Some(*t),
+        Value::Number(n, _) => Some(*n),
+        Value::Failed(_) => None,
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    out.push_str("| workload | system | median | ratio to first row | syncs/op | note |\n");
+    out.push_str("|---|---|---|---|---|---|\n");
+    let mut first: Option<(String, Option<f64>)> = None;
+    for r in rows {
+        if first.as_ref().is_none_or(|(g, _)| *g != r.group) {
+            first = Some((r.group.clone(), num(&r.value)));
+        }
+        let base = first.as_ref().and_then(|(_, b)| *b);
+        let (shown, ratio) = match &r.value {
+            Value::Time(t) => (
+                fmt_ns(*t),
+                base.map_or("—".into(), |b| format!("{:.2}×", t / b)),
+            ),
+            Value::Number(n, unit) => (
+                format!("{n:.2} {unit}"),
+                base.map_or("—".into(), |b| format!("{:.2}×", n / b)),
+            ),
+            Value::Failed(why) => (format!("failed: {why}"), "—".into()),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.group,
+            r.system,
+            shown,
+            ratio,
+            if r.syncs.is_empty() { "—" } else { &r.syncs },
+            r.note
+        ));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Interleaved measurement.
+
+fn interleave(rounds: usize, warmup: usize, ops: &mut [(String, Op)]) -> R<Vec<Vec<f64>>> {
+    let mut out = vec![Vec::with_capacity(rounds); ops.len()];
+    let n = ops.len();
+    for round in 0..warmup + rounds {
+        for k in 0..n {
+            let i = (k + round) % n;
+            let t = (ops[i].1)(round as u64)?;
+            if round >= warmup {
+                out[i].push(t);
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Systems, set up for one workload each.
+
+const BASE_BLOCKS: u64 = 256;
+
+/// A file of written, synced blocks: a 4 KiB overwrite plus `fdatasync`
+/// flushes one data block and no allocation metadata.
+fn baseline_file(path: &Path) -> R<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let block = vec![0x5Au8; PAGE];
+    for i in 0..BASE_BLOCKS {
+        file.write_at(&block, i * PAGE as u64)?;
+    }
+    file.sync_all()?;
+    Ok(file)
+}
+
+fn raw_write_op(dir: &Path, sync: bool) -> R<Op> {
+    let file = baseline_file(&dir.join("raw.bin"))?;
+    let mut block = vec![0u8; PAGE];
+    Ok(Box::new(move |i| {
+        block[0] = i as u8;
+        let start = Instant::now();
+        file.write_at(&block, (i % BASE_BLOCKS) * PAGE as u64)?;
+        if sync {
+            file.sync_data()?;
+        }
+        Ok(ns(start.elapsed()))
+    }))
+}
+
+fn ours(dir: &Path, durability: Durability, pages: u64) -> R<Pager<PAGE>> {
+    Ok(Pager::<PAGE>::options()
+        .durability(durability)
+        .initial_pages(pages)
+        .create(dir.join("ours.pages"))?)
+}
+
+fn seed(dir: &Path, pages: usize) -> R<mappedpages_seed::Pager<PAGE>> {
+    let mut pager = mappedpages_seed::Pager::<PAGE>::create(dir.join("seed.pages"))?;
+    // Grow the file before timing, so no timed call includes a growth.
+    let ids: Vec<mappedpages_seed::PageId<PAGE>> = pager.alloc_bulk(pages)?;
+    pager.free_bulk(ids)?;
+    Ok(pager)
+}
+
+fn redb_db(dir: &Path, sync: bool) -> R<(redb::Database, redb::Durability)> {
+    let db = redb::Database::create(dir.join("redb.db"))?;
+    let tx = db.begin_write()?;
+    tx.open_table(TABLE)?;
+    tx.commit()?;
+    let durability = if sync {
+        redb::Durability::Immediate
+    } else {
+        redb::Durability::None
+    };
+    Ok((db, durability))
+}
+
+fn redb_put(db: &redb::Database, durability: redb::Durability, key: u64, value: &[u8]) -> R<()> {
+    let mut tx = db.begin_write()?;
+    tx.set_durability(durability);
+    {
+        let mut t = tx.open_table(TABLE)?;
+        t.insert(key, value)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn lmdb_env(dir: &Path, sync: bool, map_size: usize) -> R<(heed::Env, LmdbDb)> {
+    let path = dir.join("lmdb");
+    std::fs::create_dir_all(&path)?;
+    let mut opts = EnvOpenOptions::new();
+    opts.map_size(map_size).max_dbs(1);
+    if !sync {
+        // SAFETY: NO_SYNC only changes durability on power loss; the
+        // environment is used by this process alone.
+        unsafe { opts.flags(EnvFlags::NO_SYNC) };
+    }
+    // SAFETY: the directory is new and opened once, by this process only.
+    let env = unsafe { opts.open(&path)? };
+    let mut wtxn = env.write_txn()?;
+    let db: LmdbDb = env.create_database(&mut wtxn, None)?;
+    wtxn.commit()?;
+    Ok((env.clone(), db))
+}
+
+fn sqlite(dir: &Path) -> R<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(dir.join("sqlite.db"))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!("SQLite journal mode {mode}, not WAL").into());
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v BLOB NOT NULL)",
+        [],
+    )?;
+    Ok(conn)
+}
+
+/// The timed operation of `system` in `workload`, set up in `dir` for up to
+/// `cap` operations. Workloads: w1, w2, w3 (durable), w7-1, w7-2, w7-3
+/// (the same without sync).
+fn make_op(workload: &str, system: &str, dir: &Path, cap: usize) -> R<Op> {
+    let sync = !workload.starts_with("w7");
+    let kind = workload.trim_start_matches("w7-").trim_start_matches('w');
+    let pages = cap as u64 + 1024;
+    let durability = if sync {
+        Durability::Immediate
+    } else {
+        Durability::Deferred
+    };
+    let data = vec![0xA5u8; PAGE];
+    match (kind, system) {
+        (_, "raw") => raw_write_op(dir, sync),
+        ("1", "ours") => {
+            let mut p = ours(dir, durability, pages)?;
+            Ok(Box::new(move |_| {
+                let start = Instant::now();
+                let id = p.alloc()?;
+                let t = ns(start.elapsed());
+                std::hint::black_box(id);
+                Ok(t)
+            }))
+        }
+        ("1", "seed") => {
+            let mut p = seed(dir, cap + 64)?;
+            Ok(Box::new(move |_| {
+                let start = Instant::now();
+                let id: mappedpages_seed::PageId<PAGE> = p.alloc()?;
+                let t = ns(start.elapsed());
+                std::hint::black_box(id);
+                Ok(t)
+            }))
+        }
+        ("2", "ours") => {
+            let mut p = ours(dir, durability, pages)?;
+            Ok(Box::new(move |i| {
+                let start = Instant::now();
+                let id: PageId<PAGE> = p.alloc()?;
+                let page = id.get_mut(&mut p)?.as_bytes_mut();
+                page.copy_from_slice(&data);
+                page[0] = i as u8;
+                if sync {
+                    p.sync()?;
+                }
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        ("2", "ours-deferred") => {
+            let mut p = ours(dir, Durability::Deferred, pages)?;
+            Ok(Box::new(move |i| {
+                let start = Instant::now();
+                let id: PageId<PAGE> = p.alloc()?;
+                let page = id.get_mut(&mut p)?.as_bytes_mut();
+                page.copy_from_slice(&data);
+                page[0] = i as u8;
+                p.sync()?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        ("2", "redb") => {
+            let (db, d) = redb_db(dir, sync)?;
+            Ok(Box::new(move |i| {
+                let start = Instant::now();
+                redb_put(&db, d, i, &data)?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        ("2", "lmdb") => {
+            let (env, db) = lmdb_env(dir, sync, 1 << 30)?;
+            Ok(Box::new(move |i| {
+                let start = Instant::now();
+                let mut w = env.write_txn()?;
+                db.put(&mut w, &i, &data)?;
+                w.commit()?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        ("2", "sqlite") => {
+            let conn = sqlite(dir)?;
+            Ok(Box::new(move |i| {
+                let start = Instant::now();
+                conn.prepare_cached("INSERT INTO t (k, v) VALUES (?1, ?2)")?
+                    .execute(rusqlite::params![i as i64, &data[..]])?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        ("3", "ours") => {
+            let mut p = ours(dir, durability, 1024)?;
+            let id = p.alloc_protected()?;
+            Ok(Box::new(move |i| {
+                let start = Instant::now();
+                let mut w = id.get_mut(&mut p)?;
+                let page = w.page_mut().as_bytes_mut();
+                page.copy_from_slice(&data);
+                page[0] = i as u8;
+                w.commit()?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        ("3", "seed") => {
+            let mut p = seed(dir, 64)?;
+            let id: mappedpages_seed::ProtectedPageId<PAGE> = p.alloc_protected()?;
+            Ok(Box::new(move |i| {
+                let start = Instant::now();
+                let mut w = id.get_mut(&mut p)?;
+                let page = w.page_mut().as_bytes_mut();
+                page.copy_from_slice(&data);
+                page[0] = i as u8;
+                w.commit()?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        ("3", "lmdb") => {
+            let (env, db) = lmdb_env(dir, sync, 1 << 26)?;
+            Ok(Box::new(move |i| {
+                let mut v = data.clone();
+                v[0] = i as u8;
+                let start = Instant::now();
+                let mut w = env.write_txn()?;
+                db.put(&mut w, &0, &v)?;
+                w.commit()?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        ("3", "redb") => {
+            let (db, d) = redb_db(dir, sync)?;
+            Ok(Box::new(move |i| {
+                let mut v = data.clone();
+                v[0] = i as u8;
+                let start = Instant::now();
+                redb_put(&db, d, 0, &v)?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        _ => Err(format!("no system {system} in workload {workload}").into()),
+    }
+}
+
+/// The first words of a workload title, never cutting a parenthesis.
+fn short_group(title: &str) -> String {
+    let mut words = Vec::new();
+    let mut in_parens = false;
+    for word in title.split_whitespace() {
+        if words.len() >= 4 && !in_parens {
+            break;
+        }
+        in_parens |= word.starts_with('(');
+        if word.ends_with(')') {
+            in_parens = false;
+        }
+        words.push(word);
+    }
+    words.join(" ").trim_end_matches(',').to_string()
+}
+
+fn label(system: &str, sync: bool) -> String {
+    match (system, sync) {
+        ("raw", true) => "raw 4 KiB pwrite + fdatasync".into(),
+        ("raw", false) => "raw 4 KiB pwrite, no sync".into(),
+        ("ours", true) => "mappedpages (this crate), Immediate".into(),
+        ("ours", false) => "mappedpages (this crate), Deferred".into(),
+        ("ours-deferred", _) => {
+            "mappedpages (this crate), Deferred alloc + write, then sync()".into()
+        }
+        ("seed", _) => "mappedpages 0.2".into(),
+        ("redb", true) => "redb, Durability::Immediate".into(),
+        ("redb", false) => "redb, Durability::None".into(),
+        ("lmdb", true) => "LMDB (heed)".into(),
+        ("lmdb", false) => "LMDB (heed), NO_SYNC".into(),
+        ("sqlite", _) => "SQLite, WAL, synchronous=FULL".into(),
+        (other, _) => other.into(),
+    }
+}
+
+struct Group {
+    workload: &'static str,
+    title: &'static str,
+    systems: &'static [&'static str],
+}
+
+const SYNC_GROUPS: &[Group] = &[
+    Group {
+        workload: "w1",
+        title: "W1 one-page allocation, durable",
+        systems: &["raw", "ours", "seed"],
+    },
+    Group {
+        workload: "w2",
+        title: "W2 durable 4 KiB write of new data",
+        systems: &["raw", "ours", "ours-deferred", "redb", "lmdb", "sqlite"],
+    },
+    Group {
+        workload: "w3",
+        title: "W3 protected-page commit (4 KiB overwrite)",
+        systems: &["raw", "ours", "seed", "lmdb", "redb"],
+    },
+];
+
+const NOSYNC_GROUPS: &[Group] = &[
+    Group {
+        workload: "w7-1",
+        title: "W7 (W1 without sync) one-page allocation",
+        systems: &["raw", "ours"],
+    },
+    Group {
+        workload: "w7-2",
+        title: "W7 (W2 without sync) 4 KiB write of new data",
+        systems: &["raw", "ours", "redb", "lmdb"],
+    },
+    Group {
+        workload: "w7-3",
+        title: "W7 (W3 without sync) 4 KiB overwrite + commit",
+        systems: &["raw", "ours", "lmdb", "redb"],
+    },
+];
+
+fn run_group(g: &Group, dir: &Path, rounds: usize, warmup: usize, syncs: bool) -> R<Vec<Row>> {
+    let sync = !g.workload.starts_with("w7");
+    let mut ops = Vec::new();
+    let mut rows = Vec::new();
+    for &s in g.systems {
+        let sub = dir.join(format!("{}-{s}", g.workload));
+        std::fs::create_dir_all(&sub)?;
+        match make_op(g.workload, s, &sub, rounds + warmup) {
+            Ok(op) => ops.push((s.to_string(), op)),
+            Err(e) => rows.push(Row {
+                group: g.title.into(),
+                system: label(s, sync),
+                value: Value::Failed(e.to_string()),
+                syncs: String::new(),
+                note: String::new(),
+            }),
+        }
+    }
+    let results = interleave(rounds, warmup, &mut ops)?;
+    drop(ops);
+    let mut out = Vec::new();
+    for (&s, times) in g
+        .systems
+        .iter()
+        .filter(|s| rows.iter().all(|r| r.system != label(s, sync)))
+        .zip(&results)
+    {
+        let mut row = time_row(g.title, &label(s, sync), median(times), "");
+        if syncs {
+            row.syncs = count_syncs(g.workload, s, dir).unwrap_or_else(|e| format!("? ({e})"));
+        }
+        out.push(row);
+    }
+    out.extend(rows);
+    for s in g.systems {
+        let _ = std::fs::remove_dir_all(dir.join(format!("{}-{s}", g.workload)));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Sync calls under strace.
+
+const STRACE_OPS: usize = 50;
+
+fn strace_available() -> bool {
+    Command::new("strace")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn strace_total(workload: &str, system: &str, dir: &Path, n: usize) -> R<u64> {
+    let sub = dir.join(format!("strace-{workload}-{system}-{n}"));
+    std::fs::create_dir_all(&sub)?;
+    let out = sub.join("strace.txt");
+    let status = Command::new("strace")
+        .args(["-f", "-c", "-o"])
+        .arg(&out)
+        .args([
+            "-e",
+            "trace=msync,fsync,fdatasync,sync_file_range,syncfs,sync",
+        ])
+        .arg(std::env::current_exe()?)
+        .args(["child-ops", workload, system, &n.to_string()])
+        .arg(&sub)
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err("child failed".into());
+    }
+    let text = std::fs::read_to_string(&out)?;
+    let _ = std::fs::remove_dir_all(&sub);
+    let total = text
+        .lines()
+        .find(|l| l.trim_end().ends_with("total"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+        .unwrap_or(0);
+    Ok(total)
+}
+
+/// Sync calls per operation: (count with N ops - count with 0) / N.
+fn count_syncs(workload: &str, system: &str, dir: &Path) -> R<String> {
+    let zero = strace_total(workload, system, dir, 0)?;
+    let many = strace_total(workload, system, dir, STRACE_OPS)?;
+    let per = (many as f64 - zero as f64) / STRACE_OPS as f64;
+    let mut s = format!("{per:.2}");
+    if system == "lmdb" && !workload.starts_with("w7") {
+        // LMDB writes its meta page through an O_DSYNC descriptor.
+        s.push_str(" + 1 O_DSYNC write");
+    }
+    Ok(s)
+}
+
+fn child_ops(workload: &str, system: &str, n: usize, dir: &Path) -> R<()> {
+    let mut op = make_op(workload, system, dir, n)?;
+    for i in 0..n {
+        op(i as u64)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// W5: random page reads.
+
+fn run_w5(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
+    let n = cfg.read_pages;
+    let mut order: Vec<u64> = (0..n).collect();
+    Rng(0x9E37_79B9_7F4A_7C15).shuffle(&mut order);
+    let order = std::rc::Rc::new(order);
+    let mut block = vec![0u8; PAGE];
+
+    // Raw memmap2 over a plain file of n pages.
+    let raw_path = dir.join("w5-raw.bin");
+    {
+        let f = File::create(&raw_path)?;
+        for i in 0..n {
+            block[..8].copy_from_slice(&i.to_le_bytes());
+            f.write_at(&block, i * PAGE as u64)?;
+        }
+    }
+    let raw_file = File::open(&raw_path)?;
+    // SAFETY: the file is ours and nobody truncates it while mapped.
+    let map = unsafe { memmap2::Mmap::map(&raw_file)? };
+
+    let mut pager = Pager::<PAGE>::options()
+        .initial_pages(n + 64)
+        .create(dir.join("w5.pages"))?;
+    let ids = pager.alloc_bulk(n as usize)?;
+    for (i, id) in ids.iter().enumerate() {
+        id.get_mut(&mut pager)?.as_bytes_mut()[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    }
+    pager.sync()?;
+
+    let lsub = dir.join("w5-lmdb");
+    std::fs::create_dir_all(&lsub)?;
+    let (env, ldb) = lmdb_env(&lsub, true, (n as usize * PAGE * 3).max(1 << 28))?;
+    {
+        let mut w = env.write_txn()?;
+        for i in 0..n {
+            block[..8].copy_from_slice(&i.to_le_bytes());
+            ldb.put(&mut w, &i, &block)?;
+        }
+        w.commit()?;
+    }
+    let rsub = dir.join("w5-redb");
+    std::fs::create_dir_all(&rsub)?;
+    let (rdb, _) = redb_db(&rsub, true)?;
+    {
+        let tx = rdb.begin_write()?;
+        {
+            let mut t = tx.open_table(TABLE)?;
+            for i in 0..n {
+                block[..8].copy_from_slice(&i.to_le_bytes());
+                t.insert(i, &block[..])?;
+            }
+        }
+        tx.commit()?;
+    }
+
+    let first8 = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap());
+    let mut ops: Vec<(String, Op)> = Vec::new();
+    {
+        let order = order.clone();
+        ops.push((
+            "raw memmap2 slice".into(),
+            Box::new(move |_| {
+                let start = Instant::now();
+                let mut sum = 0u64;
+                for &i in order.iter() {
+                    let off = i as usize * PAGE;
+                    sum = sum.wrapping_add(first8(&map[off..off + PAGE]));
+                }
+                std::hint::black_box(sum);
+                Ok(ns(start.elapsed()) / n as f64)
+            }),
+        ));
+    }
+    {
+        let order = order.clone();
+        let ids: Vec<PageId<PAGE>> = order.iter().map(|&i| ids[i as usize]).collect();
+        ops.push((
+            "mappedpages (this crate) get".into(),
+            Box::new(move |_| {
+                let start = Instant::now();
+                let mut sum = 0u64;
+                for id in &ids {
+                    sum = sum.wrapping_add(first8(id.get(&pager)?.as_bytes()));
+                }
+                std::hint::black_box(sum);
+                Ok(ns(start.elapsed()) / n as f64)
+            }),
+        ));
+    }
+    {
+        let order = order.clone();
+        ops.push((
+            "LMDB (heed) get, one read txn per pass".into(),
+            Box::new(move |_| {
+                let start = Instant::now();
+                let r = env.read_txn()?;
+                let mut sum = 0u64;
+                for &i in order.iter() {
+                    let v = ldb.get(&r, &i)?.ok_or("missing")?;
+                    sum = sum.wrapping_add(first8(v));
+                }
+                std::hint::black_box(sum);
+                drop(r);
+                Ok(ns(start.elapsed()) / n as f64)
+            }),
+        ));
+    }
+    {
+        let order = order.clone();
+        ops.push((
+            "redb get, one read txn per pass".into(),
+            Box::new(move |_| {
+                let start = Instant::now();
+                let r = rdb.begin_read()?;
+                let t = r.open_table(TABLE)?;
+                let mut sum = 0u64;
+                for &i in order.iter() {
+                    let v = t.get(i)?.ok_or("missing")?;
+                    sum = sum.wrapping_add(first8(v.value()));
+                }
+                std::hint::black_box(sum);
+                Ok(ns(start.elapsed()) / n as f64)
+            }),
+        ));
+    }
+    let results = interleave(cfg.read_passes, 2, &mut ops)?;
+    let title = format!("W5 random 4 KiB page reads, {n} pages (per page, 8 bytes read)");
+    Ok(ops
+        .iter()
+        .zip(&results)
+        .map(|((name, _), t)| time_row(&title, name, median(t), "warm page cache"))
+        .collect())
+}
+
+// ---------------------------------------------------------------------------
+// W4 and W6: bulk allocation and open; the 0.2 crate runs in a child
+// process with a time limit, since its file stops growing near 2^14 pages.
+
+fn run_child_timed(args: &[String], limit: Duration) -> R<Result<f64, String>> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let out = child.wait_with_output()?;
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if status.success() {
+                return Ok(text.parse::<f64>().map_err(|_| text));
+            }
+            // The panic message, or else the last line.
+            let lines: Vec<&str> = err.lines().collect();
+            let last = match lines.iter().position(|l| l.contains("panicked at")) {
+                // The message only: the panic location names a local path.
+                Some(i) => format!(
+                    "panic: {}",
+                    lines.get(i + 1).unwrap_or(&"").replace('|', "/")
+                ),
+                None => lines.last().unwrap_or(&"").to_string(),
+            };
+            return Ok(Err(format!("{status}: {last}")));
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Err(format!(
+                "no result after {} s, stopped",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn child_seed_bulk(path: &Path, count: usize) -> R<()> {
+    let mut p = mappedpages_seed::Pager::<PAGE>::create(path)?;
+    let start = Instant::now();
+    let ids: Vec<mappedpages_seed::PageId<PAGE>> = p.alloc_bulk(count)?;
+    let t = ns(start.elapsed());
+    if ids.len() != count {
+        return Err(format!("got {} pages", ids.len()).into());
+    }
+    println!("{t}");
+    Ok(())
+}
+
+fn child_seed_open(path: &Path, count: usize) -> R<()> {
+    {
+        let mut p = mappedpages_seed::Pager::<1024>::create(path)?;
+        let ids: Vec<mappedpages_seed::PageId<1024>> = p.alloc_bulk(count)?;
+        std::hint::black_box(ids);
+    }
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let p = mappedpages_seed::Pager::<1024>::open(path)?;
+        times.push(ns(start.elapsed()));
+        drop(p);
+    }
+    println!("{}", median(&times));
+    Ok(())
+}
+
+fn run_w4(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
+    let mut rows = Vec::new();
+    for exp in [16u32, 20] {
+        let title = format!("W4 alloc_bulk(2^{exp}) in one commit, new file, growth included");
+        let mut times = Vec::new();
+        for rep in 0..cfg.bulk_reps {
+            let path = dir.join(format!("w4-{exp}-{rep}.pages"));
+            let mut p = Pager::<PAGE>::create(&path)?;
+            let start = Instant::now();
+            let ids = p.alloc_bulk(1 << exp)?;
+            times.push(ns(start.elapsed()));
+            std::hint::black_box(ids);
+            drop(p);
+            std::fs::remove_file(&path)?;
+        }
+        rows.push(time_row(
+            &title,
+            "mappedpages (this crate)",
+            median(&times),
+            "",
+        ));
+        let path = dir.join(format!("w4-seed-{exp}.pages"));
+        let args = vec![
+            "child-seed-bulk".to_string(),
+            path.display().to_string(),
+            (1u64 << exp).to_string(),
+        ];
+        let res = run_child_timed(&args, Duration::from_secs(if cfg.quick { 20 } else { 30 }))?;
+        let _ = std::fs::remove_file(&path);
+        rows.push(Row {
+            group: title,
+            system: "mappedpages 0.2".into(),
+            value: match res {
+                Ok(t) => Value::Time(t),
+                Err(e) => Value::Failed(e),
+            },
+            syncs: String::new(),
+            note: "one run, in a child process".into(),
+        });
+    }
+    Ok(rows)
+}
+
+fn run_w6(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
+    let mut rows = Vec::new();
+    let mut exps = vec![10u32, 20];
+    exps.push(cfg.open_max_exp);
+    for exp in exps {
+        let title = format!("W6 open, 2^{exp} allocated 1 KiB pages, warm cache");
+        let path = dir.join(format!("w6-{exp}.pages"));
+        {
+            let mut p = Pager::<1024>::options()
+                .durability(Durability::Deferred)
+                .preallocate(false)
+                .create(&path)?;
+            let mut left = 1u64 << exp;
+            let chunk = 1u64 << 24;
+            while left > 0 {
+                let c = left.min(chunk);
+                let ids = p.alloc_bulk(c as usize)?;
+                std::hint::black_box(ids);
+                left -= c;
+            }
+            p.sync()?;
+        }
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let start = Instant::now();
+            let p = Pager::<1024>::open(&path)?;
+            times.push(ns(start.elapsed()));
+            drop(p);
+        }
+        std::fs::remove_file(&path)?;
+        rows.push(time_row(
+            &title,
+            "mappedpages (this crate)",
+            median(&times),
+            "",
+        ));
+        if exp <= 20 {
+            let spath = dir.join(format!("w6-seed-{exp}.pages"));
+            let args = vec![
+                "child-seed-open".to_string(),
+                spath.display().to_string(),
+                (1u64 << exp).to_string(),
+            ];
+            let res = run_child_timed(&args, Duration::from_secs(if cfg.quick { 20 } else { 30 }))?;
+            let _ = std::fs::remove_file(&spath);
+            rows.push(Row {
+                group: title,
+                system: "mappedpages 0.2".into(),
+                value: match res {
+                    Ok(t) => Value::Time(t),
+                    Err(e) => Value::Failed(e),
+                },
+                syncs: String::new(),
+                note: String::new(),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------
+// W8: space after churn.
+
+fn dir_bytes(path: &Path) -> (u64, u64) {
+    let mut apparent = 0;
+    let mut on_disk = 0;
+    let meta = |p: &Path| std::fs::metadata(p).map(|m| (m.len(), m.blocks() * 512));
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            if let Ok((a, d)) = meta(&e.path()) {
+                apparent += a;
+                on_disk += d;
+            }
+        }
+    } else if let Ok((a, d)) = meta(path) {
+        apparent += a;
+        on_disk += d;
+    }
+    (apparent, on_disk)
+}
+
+fn run_w8(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
+    let n = cfg.churn;
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let mut keys: Vec<u64> = (0..n).collect();
+    rng.shuffle(&mut keys);
+    let freed: Vec<u64> = keys[..(n / 2) as usize].to_vec();
+    let again = n / 4;
+    let live = ((n - n / 2 + again) * PAGE as u64) as f64;
+    let data = vec![0xC3u8; PAGE];
+    let title = format!(
+        "W8 space after churn: 2^{} × 4 KiB written, half freed, a quarter written again (file bytes per live byte)",
+        n.trailing_zeros()
+    );
+    let mut rows = Vec::new();
+    let push = |system: &str, path: &Path, rows: &mut Vec<Row>| {
+        let (apparent, on_disk) = dir_bytes(path);
+        rows.push(Row {
+            group: title.clone(),
+            system: system.into(),
+            value: Value::Number(apparent as f64 / live, "B/B".into()),
+            syncs: String::new(),
+            note: format!(
+                "file {:.1} MiB, on disk {:.1} MiB ({:.2} B/B)",
+                apparent as f64 / (1 << 20) as f64,
+                on_disk as f64 / (1 << 20) as f64,
+                on_disk as f64 / live
+            ),
+        });
+    };
+    // This crate: pages are the values.
+    {
+        let path = dir.join("w8.pages");
+        let mut p = Pager::<PAGE>::options()
+            .durability(Durability::Deferred)
+            .create(&path)?;
+        let ids = p.alloc_bulk(n as usize)?;
+        for id in &ids {
+            id.get_mut(&mut p)?.as_bytes_mut().copy_from_slice(&data);
+        }
+        p.sync()?;
+        p.free_bulk(freed.iter().map(|&k| ids[k as usize]).collect())?;
+        let more = p.alloc_bulk(again as usize)?;
+        for id in &more {
+            id.get_mut(&mut p)?.as_bytes_mut().copy_from_slice(&data);
+        }
+        p.sync()?;
+        drop(p);
+        push("mappedpages (this crate)", &path, &mut rows);
+        std::fs::remove_file(&path)?;
+    }
+    const BATCH: u64 = 4096;
+    // redb.
+    {
+        let sub = dir.join("w8-redb");
+        std::fs::create_dir_all(&sub)?;
+        let (db, _) = redb_db(&sub, true)?;
+        let batch_put = |keys: &mut dyn Iterator<Item = u64>| -> R<()> {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(TABLE)?;
+                for k in keys {
+                    t.insert(k, &data[..])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        };
+        for s in (0..n).step_by(BATCH as usize) {
+            batch_put(&mut (s..(s + BATCH).min(n)))?;
+        }
+        for c in freed.chunks(BATCH as usize) {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(TABLE)?;
+                for &k in c {
+                    t.remove(k)?;
+                }
+            }
+            tx.commit()?;
+        }
+        for s in (n..n + again).step_by(BATCH as usize) {
+            batch_put(&mut (s..(s + BATCH).min(n + again)))?;
+        }
+        drop(db);
+        push("redb", &sub, &mut rows);
+        std::fs::remove_dir_all(&sub)?;
+    }
+    // LMDB.
+    {
+        let sub = dir.join("w8-lmdb");
+        std::fs::create_dir_all(&sub)?;
+        let (env, db) = lmdb_env(&sub, true, (n as usize * PAGE * 4).max(1 << 28))?;
+        let put = |keys: &mut dyn Iterator<Item = u64>| -> R<()> {
+            let mut w = env.write_txn()?;
+            for k in keys {
+                db.put(&mut w, &k, &data)?;
+            }
+            w.commit()?;
+            Ok(())
+        };
+        for s in (0..n).step_by(BATCH as usize) {
+            put(&mut (s..(s + BATCH).min(n)))?;
+        }
+        for c in freed.chunks(BATCH as usize) {
+            let mut w = env.write_txn()?;
+            for &k in c {
+                db.delete(&mut w, &k)?;
+            }
+            w.commit()?;
+        }
+        for s in (n..n + again).step_by(BATCH as usize) {
+            put(&mut (s..(s + BATCH).min(n + again)))?;
+        }
+        drop(env);
+        // data.mdb only: lock.mdb is not data.
+        push("LMDB (heed)", &sub.join("lmdb").join("data.mdb"), &mut rows);
+        std::fs::remove_dir_all(&sub)?;
+    }
+    // SQLite.
+    {
+        let sub = dir.join("w8-sqlite");
+        std::fs::create_dir_all(&sub)?;
+        let mut conn = sqlite(&sub)?;
+        let put = |conn: &mut rusqlite::Connection, keys: &mut dyn Iterator<Item = u64>| -> R<()> {
+            let tx = conn.transaction()?;
+            {
+                let mut st = tx.prepare_cached("INSERT INTO t (k, v) VALUES (?1, ?2)")?;
+                for k in keys {
+                    st.execute(rusqlite::params![k as i64, &data[..]])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        };
+        for s in (0..n).step_by(BATCH as usize) {
+            put(&mut conn, &mut (s..(s + BATCH).min(n)))?;
+        }
+        for c in freed.chunks(BATCH as usize) {
+            let tx = conn.transaction()?;
+            {
+                let mut st = tx.prepare_cached("DELETE FROM t WHERE k = ?1")?;
+                for &k in c {
+                    st.execute([k as i64])?;
+                }
+            }
+            tx.commit()?;
+        }
+        for s in (n..n + again).step_by(BATCH as usize) {
+            put(&mut conn, &mut (s..(s + BATCH).min(n + again)))?;
+        }
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        drop(conn);
+        push("SQLite (WAL, checkpointed, no VACUUM)", &sub, &mut rows);
+        std::fs::remove_dir_all(&sub)?;
+    }
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------
+// Machine description, output file and chart.
+
+fn machine() -> (String, String) {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split(':').nth(1))
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    (model, format!("{cores}"))
+}
+
+fn fs_type(dir: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return "unknown".into();
+    };
+    // SAFETY: an all-zero statfs is a valid value of this plain C struct.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated; `fs` is valid and writable.
+    if unsafe { libc::statfs(c.as_ptr(), &mut fs) } != 0 {
+        return "unknown".into();
+    }
+    match fs.f_type as i64 {
+        0xEF53 => "ext4".into(),
+        0x5846_5342 => "xfs".into(),
+        0x9123_683E => "btrfs".into(),
+        0x0102_1994 => "tmpfs".into(),
+        0x794C_7630 => "overlayfs".into(),
+        0x2FC1_2FC1 => "zfs".into(),
+        other => format!("fs-{other:x}"),
+    }
+}
+
+fn today() -> String {
+    // Civil date from the system clock (UTC), days-from-epoch algorithm.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// Horizontal bars of the headline ratios (this crate / first row of group),
+/// log scale would need more text; a plain bar per group with a 1.0 line.
+fn chart(rows: &[Row], path: &Path) -> R<()> {
+    use plotters::prelude::*;
+    // Ratio of each system to the first row of its group, for groups with
+    // timings only, as (label, ratio).
+    let mut bars: Vec<(String, f64)> = Vec::new();
+    let mut base: Option<(String, f64)> = None;
+    for r in rows {
+        let Value::Time(t) = r.value else { continue };
+        if base.as_ref().is_none_or(|(g, _)| *g != r.group) {
+            base = Some((r.group.clone(), t));
+            continue;
+        }
+        let (g, b) = base.as_ref().unwrap();
+        let short = short_group(g);
+        bars.push((format!("{short}: {}", r.system), t / b));
+    }
+    let h = 40 + 22 * bars.len() as u32;
+    let root = SVGBackend::new(path, (1100, h)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max = bars.iter().map(|b| b.1).fold(1.0f64, f64::max).min(50.0);
+    let x0 = 560i32;
+    let width = 500.0;
+    let font = ("sans-serif", 13).into_font();
+    root.draw(&Text::new(
+        "ratio to the first row of each group (log2 scale; line at 1×)",
+        (10, 8),
+        font.clone(),
+    ))?;
+    let lmax = (max.log2()).max(1.0);
+    let lmin = bars
+        .iter()
+        .map(|b| b.1.log2())
+        .fold(0.0f64, f64::min)
+        .max(-12.0);
+    let scale = |r: f64| -> i32 {
+        x0 + ((r.log2().clamp(lmin, lmax) - lmin) / (lmax - lmin) * width) as i32
+    };
+    let one = scale(1.0);
+    for (i, (label, ratio)) in bars.iter().enumerate() {
+        let y = 32 + 22 * i as i32;
+        root.draw(&Text::new(label.clone(), (10, y + 3), font.clone()))?;
+        let (a, b) = if *ratio >= 1.0 {
+            (one, scale(*ratio))
+        } else {
+            (scale(*ratio), one)
+        };
+        let color = if label.contains("this crate") {
+            BLUE
+        } else {
+            RGBColor(150, 150, 150)
+        };
+        root.draw(&Rectangle::new(
+            [(a, y), (b.max(a + 1), y + 16)],
+            color.filled(),
+        ))?;
+        root.draw(&Text::new(
+            format!("{ratio:.2}×"),
+            (b.max(a) + 4, y + 3),
+            font.clone(),
+        ))?;
+    }
+    root.draw(&PathElement::new(
+        vec![(one, 28), (one, h as i32 - 4)],
+        BLACK,
+    ))?;
+    root.present()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Main.
+
+fn main() -> R<()> {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    match args.first().map(String::as_str) {
+        Some("child-ops") => {
+            let n: usize = args.get(3).ok_or("child-ops W SYS N DIR")?.parse()?;
+            return child_ops(&args[1], &args[2], n, Path::new(&args[4]));
+        }
+        Some("child-seed-bulk") => {
+            return child_seed_bulk(Path::new(&args[1]), args[2].parse()?);
+        }
+        Some("child-seed-open") => {
+            return child_seed_open(Path::new(&args[1]), args[2].parse()?);
+        }
+        _ => {}
+    }
+    let quick = std::env::var("QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let cfg = Config::new(quick);
+    let base = args
+        .first()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    std::fs::create_dir_all(&base)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("compare-")
+        .tempdir_in(&base)?;
+    let dir = tmp.path();
+    let only: Option<Vec<String>> = std::env::var("ONLY")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.split(',').map(|x| x.trim().to_lowercase()).collect());
+    let on = |w: &str| only.as_ref().is_none_or(|l| l.iter().any(|x| x == w));
+    let syncs = strace_available() && std::env::var("SYNCS").map_or(true, |v| v != "0");
+
+    let (cpu, cores) = machine();
+    let fs = fs_type(dir);
+    let start = Instant::now();
+    let mut rows = Vec::new();
+    let mut done = Vec::new();
+    let step = |name: &str, rows: &mut Vec<Row>, r: R<Vec<Row>>| {
+        match r {
+            Ok(v) => rows.extend(v),
+            Err(e) => eprintln!("{name} failed: {e}"),
+        }
+        eprintln!("{name} done at {:.1} s", start.elapsed().as_secs_f64());
+    };
+    for g in SYNC_GROUPS {
+        if on(g.workload) {
+            step(
+                g.workload,
+                &mut rows,
+                run_group(g, dir, cfg.rounds, cfg.warmup, syncs),
+            );
+            done.push(g.workload);
+        }
+    }
+    if on("w5") {
+        step("w5", &mut rows, run_w5(&cfg, dir));
+        done.push("w5");
+    }
+    if on("w7") {
+        for g in NOSYNC_GROUPS {
+            step(
+                g.workload,
+                &mut rows,
+                run_group(g, dir, cfg.fast_rounds, cfg.warmup, syncs),
+            );
+        }
+        done.push("w7");
+    }
+    if on("w4") {
+        step("w4", &mut rows, run_w4(&cfg, dir));
+        done.push("w4");
+    }
+    if on("w6") {
+        step("w6", &mut rows, run_w6(&cfg, dir));
+        done.push("w6");
+    }
+    if on("w8") {
+        step("w8", &mut rows, run_w8(&cfg, dir));
+        done.push("w8");
+    }
+    drop(tmp);
+
+    let date = today();
+    let mut md = format!(
+        "# mappedpages compared ({} mode, {date})\n\n\
+         Machine: {cpu}, {cores} cores; files on {fs}. Workloads run: {}. \
+         Medians of repeated runs, systems interleaved round by round; \
+         ratios are to the first row of each group. Syncs/op counted with \
+         `strace -f -c` (msync, fsync, fdatasync, sync_file_range), \
+         (N ops − 0 ops) / {STRACE_OPS}.\n\n",
+        if quick { "quick" } else { "full" },
+        done.join(", "),
+    );
+    md.push_str(&table(&rows));
+    md.push_str(&format!(
+        "\nTotal run time {:.0} s.\n",
+        start.elapsed().as_secs_f64()
+    ));
+    println!("{md}");
+
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+    std::fs::create_dir_all(&results)?;
+    let name = format!(
+        "{date}-{}-{cores}core-{fs}{}",
+        slug(&cpu),
+        if quick { "-quick" } else { "" }
+    );
+    let md_path = results.join(format!("{name}.md"));
+    std::fs::write(&md_path, &md)?;
+    eprintln!("wrote {}", md_path.display());
+    let svg = results.join(format!("{name}.svg"));
+    match chart(&rows, &svg) {
+        Ok(()) => eprintln!("wrote {}", svg.display()),
+        Err(e) => eprintln!("no chart: {e}"),
+    }
+    Ok(())
+}
