@@ -589,12 +589,7 @@ fn a_file_cut_short_is_file_truncated() {
         3 * PS as u64,
     ] {
         let path = copy_of(&history, "cut.pages");
-        OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(new_len)
-            .unwrap();
+        cut(&path, new_len);
         match P::open(&path) {
             Err(MappedPageError::FileTruncated { expected, actual }) => {
                 assert_eq!((expected, actual), (len, new_len));
@@ -615,12 +610,7 @@ fn a_file_cut_short_is_file_truncated() {
         0,
     ] {
         let path = copy_of(&history, "cut.pages");
-        OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(new_len)
-            .unwrap();
+        cut(&path, new_len);
         match P::open(&path) {
             Err(
                 MappedPageError::FileTruncated { .. }
@@ -644,18 +634,23 @@ fn a_file_cut_back_below_its_last_growth_is_never_opened_silently() {
     let path = copy_of(&history, "grown.pages");
     let old_len = history.prev_pages * PS as u64;
     assert!(old_len < len);
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(old_len)
-        .unwrap();
+    cut(&path, old_len);
     match P::open(&path) {
         Err(MappedPageError::FileTruncated { expected, actual }) => {
             assert_eq!((expected, actual), (len, old_len));
         }
         other => panic!("expected FileTruncated, got {other:?}"),
     }
+}
+
+/// Sets the length of the file at `path` to `len` bytes.
+fn cut(path: &std::path::Path, len: u64) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
 }
 
 /// Bytes from a seed (xorshift), for garbage files.

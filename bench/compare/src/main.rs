@@ -881,20 +881,32 @@ fn run_w4(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
             path.display().to_string(),
             (1u64 << exp).to_string(),
         ];
-        let res = run_child_timed(&args, Duration::from_secs(if cfg.quick { 20 } else { 30 }))?;
-        let _ = std::fs::remove_file(&path);
-        rows.push(Row {
-            group: title,
-            system: "mappedpages 0.2".into(),
-            value: match res {
-                Ok(t) => Value::Time(t),
-                Err(e) => Value::Failed(e),
-            },
-            syncs: String::new(),
-            note: "one run, in a child process".into(),
-        });
+        rows.push(seed_child_row(
+            cfg,
+            title,
+            &args,
+            &path,
+            "one run, in a child process",
+        )?);
     }
     Ok(rows)
+}
+
+/// Times the 0.2 crate in a child process (it may panic), removes its file,
+/// and makes the row: the time, or how the child failed.
+fn seed_child_row(cfg: &Config, group: String, args: &[String], file: &Path, note: &str) -> R<Row> {
+    let res = run_child_timed(args, Duration::from_secs(if cfg.quick { 20 } else { 30 }))?;
+    let _ = std::fs::remove_file(file);
+    Ok(Row {
+        group,
+        system: "mappedpages 0.2".into(),
+        value: match res {
+            Ok(t) => Value::Time(t),
+            Err(e) => Value::Failed(e),
+        },
+        syncs: String::new(),
+        note: note.into(),
+    })
 }
 
 fn run_w6(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
@@ -940,18 +952,7 @@ fn run_w6(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
                 spath.display().to_string(),
                 (1u64 << exp).to_string(),
             ];
-            let res = run_child_timed(&args, Duration::from_secs(if cfg.quick { 20 } else { 30 }))?;
-            let _ = std::fs::remove_file(&spath);
-            rows.push(Row {
-                group: title,
-                system: "mappedpages 0.2".into(),
-                value: match res {
-                    Ok(t) => Value::Time(t),
-                    Err(e) => Value::Failed(e),
-                },
-                syncs: String::new(),
-                note: String::new(),
-            });
+            rows.push(seed_child_row(cfg, title, &args, &spath, "")?);
         }
     }
     Ok(rows)
