@@ -142,7 +142,7 @@ impl Core {
         // a destructor call per `get` (contract P4).
         match self.store.bytes().get(range) {
             Some(bytes) => Ok(bytes),
-            None => Err(MappedPageError::OutOfBounds { page }),
+            None => Err(MappedPageError::OutOfBounds),
         }
     }
 
@@ -155,7 +155,7 @@ impl Core {
         let range = self.page_range(page);
         match self.store.bytes_mut().get_mut(range) {
             Some(bytes) => Ok(bytes),
-            None => Err(MappedPageError::OutOfBounds { page }),
+            None => Err(MappedPageError::OutOfBounds),
         }
     }
 
@@ -166,23 +166,27 @@ impl Core {
             return Ok(());
         }
         Err(match self.map.classify(page) {
-            PageUse::Reserved => MappedPageError::ReservedPage { page },
-            PageUse::OutOfBounds => MappedPageError::OutOfBounds { page },
+            PageUse::Reserved => MappedPageError::ReservedPage,
+            PageUse::OutOfBounds => MappedPageError::OutOfBounds,
             _ => MappedPageError::NotAllocated { page },
         })
     }
 
     fn check_count(count: u64) -> Result<()> {
-        if count == 0 || count >= MAX_PAGES {
+        if count >= MAX_PAGES {
             return Err(MappedPageError::InvalidCount { count });
         }
         Ok(())
     }
 
-    /// Allocates `count` regular pages in one commit.
+    /// Allocates `count` regular pages in one commit; zero pages is no
+    /// commit at all.
     pub(crate) fn alloc_regular(&mut self, count: u64) -> Result<Vec<u64>> {
         self.check_usable()?;
         Self::check_count(count)?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
         self.ensure_free(count)?;
         let pages = self
             .map
@@ -197,25 +201,28 @@ impl Core {
         Ok(pages)
     }
 
-    /// Frees regular pages in one commit, after checking every one of them.
+    /// Frees regular pages in one commit, after checking every one of them;
+    /// an empty list is no commit at all.
     pub(crate) fn free_regular(&mut self, pages: &[u64]) -> Result<()> {
         self.check_usable()?;
-        Self::check_count(pages.len() as u64)?;
+        if pages.is_empty() {
+            return Ok(());
+        }
         let mut sorted = pages.to_vec();
         sorted.sort_unstable();
         for (i, &page) in sorted.iter().enumerate() {
             if i > 0 && sorted[i - 1] == page {
-                return Err(MappedPageError::DoubleFree { page });
+                return Err(MappedPageError::DoubleFree);
             }
             match self.map.classify(page) {
                 PageUse::Regular => {}
-                PageUse::Free => return Err(MappedPageError::DoubleFree { page }),
-                PageUse::Reserved => return Err(MappedPageError::ReservedPage { page }),
-                PageUse::OutOfBounds => return Err(MappedPageError::OutOfBounds { page }),
+                PageUse::Free => return Err(MappedPageError::DoubleFree),
+                PageUse::Reserved => return Err(MappedPageError::ReservedPage),
+                PageUse::OutOfBounds => return Err(MappedPageError::OutOfBounds),
                 // Freed since the last sync (Deferred mode): still free to
                 // the caller, so a second free is a double free.
                 PageUse::Internal if self.journal.awaiting_durable.contains(&page) => {
-                    return Err(MappedPageError::DoubleFree { page })
+                    return Err(MappedPageError::DoubleFree)
                 }
                 PageUse::Internal => return Err(MappedPageError::NotAllocated { page }),
             }

@@ -1,4 +1,8 @@
 //! The one error type of the crate.
+//!
+//! The variants that version 0.2 had keep its shape (unit variants, matched
+//! by path as `Err(MappedPageError::DoubleFree)`), so programs written against
+//! 0.2 keep compiling. Variants added since may carry fields.
 
 use std::io;
 
@@ -7,6 +11,27 @@ use std::io;
 /// Variants that describe a bad argument (`OutOfBounds`, `DoubleFree`,
 /// `NotAllocated`, `ReservedPage`, `InvalidCount`) are returned before anything
 /// changes: the pager and the file are exactly as they were before the call.
+///
+/// The variants of version 0.2 are unit variants and are matched by path:
+///
+/// ```
+/// use mappedpages::{MappedPageError, Pager};
+/// # let dir = tempfile::tempdir()?;
+/// let mut pager = Pager::<4096>::create(dir.path().join("data.bin"))?;
+/// let id = pager.alloc()?;
+/// pager.free(id)?;
+/// match pager.free(id) {
+///     Err(MappedPageError::DoubleFree) => {} // freed twice
+///     other => panic!("expected DoubleFree, got {other:?}"),
+/// }
+/// # Ok::<(), MappedPageError>(())
+/// ```
+///
+/// Which page was wrong is the id the call was given; for a bulk call, every
+/// id is checked before anything changes, so the culprit can be found with
+/// the same checks one id at a time. Why a file does not open is told in
+/// full by [`Inspector::check`](crate::inspect::Inspector::check) (which
+/// metadata check failed in each copy, the page size the file records).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MappedPageError {
@@ -16,29 +41,50 @@ pub enum MappedPageError {
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
 
-    /// The file was created with another page size than the `Pager` that opens it.
-    #[error("the file has {found}-byte pages, but it was opened as a Pager<{expected}>")]
-    InvalidPageSize {
-        /// The `PAGE_SIZE` of the `Pager` type used to open the file.
-        expected: usize,
-        /// The page size recorded in the file.
-        found: u64,
-    },
+    /// The file was created with another page size than the `Pager` that
+    /// opens it. [`Inspector::info`](crate::inspect::Inspector::info) tells
+    /// the page size the file records.
+    #[error("the file's page size differs from the PAGE_SIZE of the Pager that opens it")]
+    InvalidPageSize,
 
     /// The superblock (page 0) is not a valid `mappedpages` superblock: the
     /// file is too small, was not made by this crate, or page 0 is damaged.
-    #[error("not a mappedpages file or damaged superblock: {reason}")]
-    CorruptSuperblock {
-        /// What check failed.
-        reason: &'static str,
-    },
+    /// A file left by a `create` that was interrupted (by a crash or a kill)
+    /// before its first commit was durable also reads so: it holds no data,
+    /// so delete it and create it again.
+    #[error(
+        "not a mappedpages file: too small, unrecognised magic or damaged superblock \
+         (a file whose create was interrupted also reads so: delete it and create it again)"
+    )]
+    CorruptSuperblock,
 
     /// Neither metadata copy (pages 1 and 2) passed its checks.
-    #[error("both metadata copies are damaged: {reason}")]
-    CorruptMetadata {
-        /// What failed for each copy.
-        reason: String,
-    },
+    /// [`Inspector::check`](crate::inspect::Inspector::check) tells what
+    /// failed in each copy.
+    #[error("both metadata copies are damaged (a check of the file tells what failed in each)")]
+    CorruptMetadata,
+
+    /// Never returned by this version: the protected directory is a
+    /// checksummed page tree, and its damage is reported as
+    /// [`CorruptMetadata`](MappedPageError::CorruptMetadata). Kept so that a
+    /// match arm written for 0.2 still compiles.
+    #[deprecated(note = "never returned: directory damage is reported as CorruptMetadata")]
+    #[error("the protected page directory is damaged")]
+    CorruptProtectedDirectory,
+
+    /// Never returned by this version, for the same reason as
+    /// [`CorruptProtectedDirectory`](MappedPageError::CorruptProtectedDirectory).
+    /// Kept so that a match arm written for 0.2 still compiles.
+    #[deprecated(note = "never returned: directory damage is reported as CorruptMetadata")]
+    #[error("the protected page directory index is damaged")]
+    CorruptDirectoryIndex,
+
+    /// Never returned by this version: the protected directory has no fixed
+    /// size and grows with the file. Kept so that a match arm written for 0.2
+    /// still compiles.
+    #[deprecated(note = "never returned: the protected directory has no size limit")]
+    #[error("the protected page directory is full")]
+    DirectoryFull,
 
     /// The file was written by a format version this build does not know.
     #[error("unsupported format version {found} (this build reads version {supported})")]
@@ -64,18 +110,12 @@ pub enum MappedPageError {
     Locked,
 
     /// A page id past the end of the file, or a protected id that is not in use.
-    #[error("page {page} is out of bounds or not in use")]
-    OutOfBounds {
-        /// The offending id.
-        page: u64,
-    },
+    #[error("page id past the end of the file, or a protected page id that is not in use")]
+    OutOfBounds,
 
     /// A page that is already free was freed again, or named twice in one bulk call.
-    #[error("page {page} is already free (double free)")]
-    DoubleFree {
-        /// The offending id.
-        page: u64,
-    },
+    #[error("double free: the page is already free, or named twice in one call")]
+    DoubleFree,
 
     /// A page id that names no allocated regular page: a free page, or a page
     /// the pager uses internally (free-space map, protected backing copies).
@@ -86,14 +126,12 @@ pub enum MappedPageError {
     },
 
     /// Pages 0 to 2 hold the superblock and metadata; they are never handed out.
-    #[error("page {page} is reserved for the superblock and metadata")]
-    ReservedPage {
-        /// The offending id.
-        page: u64,
-    },
+    #[error("pages 0 to 2 are reserved for the superblock and metadata")]
+    ReservedPage,
 
-    /// A bulk call asked for zero items or for more pages than a file can hold.
-    #[error("invalid count {count}: must be at least 1 and fit in the file's page space")]
+    /// A bulk call asked for more pages than a file can hold. (A count of
+    /// zero is not an error: the call does nothing.)
+    #[error("invalid count {count}: more pages than a file can hold")]
     InvalidCount {
         /// The count that was asked for.
         count: u64,

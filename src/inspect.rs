@@ -46,7 +46,7 @@ use crate::format::tree_node::NODE_REF_LEN;
 use crate::format::{read_u32, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES};
 use crate::freemap::PageUse;
 use crate::options::RecoveryReport;
-use crate::recovery::{choose_root, Chosen};
+use crate::recovery::{choose_root, ChooseError, Chosen};
 use reader::PageReader;
 
 /// The smallest and largest page sizes a file can have.
@@ -321,7 +321,7 @@ impl Inspector {
     /// std::fs::write(&path, b"not a page file")?;
     /// assert!(matches!(
     ///     Inspector::open(&path),
-    ///     Err(MappedPageError::CorruptSuperblock { .. })
+    ///     Err(MappedPageError::CorruptSuperblock)
     /// ));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -332,9 +332,7 @@ impl Inspector {
         file.read_exact_at(&mut head, 0)?;
         let page_size = superblock::decode(&head)?;
         if !page_size.is_power_of_two() || !PAGE_SIZES.contains(&page_size) {
-            return Err(MappedPageError::CorruptSuperblock {
-                reason: "the page size is not a power of two from 1024 to 2^30",
-            });
+            return Err(MappedPageError::CorruptSuperblock);
         }
         let superblock = SuperblockInfo {
             format_version: FORMAT_VERSION,
@@ -350,7 +348,7 @@ impl Inspector {
         for (copy, page) in ROOT_PAGES.into_iter().enumerate() {
             let decoded = match inspector.read_page(page) {
                 Ok(bytes) => decode_copy(&bytes),
-                Err(MappedPageError::OutOfBounds { .. }) => {
+                Err(MappedPageError::OutOfBounds) => {
                     RootCopy::Damaged("file too short to hold this root".into())
                 }
                 Err(err) => return Err(err),
@@ -433,7 +431,7 @@ impl Inspector {
         let start = page
             .checked_mul(ps)
             .filter(|start| start.saturating_add(ps) <= self.file_len)
-            .ok_or(MappedPageError::OutOfBounds { page })?;
+            .ok_or(MappedPageError::OutOfBounds)?;
         let mut bytes = vec![0u8; ps as usize];
         self.file.read_exact_at(&mut bytes, start)?;
         Ok(bytes)
@@ -462,7 +460,9 @@ impl Inspector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn info(&self) -> Result<FileInfo> {
-        self.load(&mut |_| {}).map(|(info, _)| info)
+        self.load(&mut |_| {})
+            .map(|(info, _)| info)
+            .map_err(MappedPageError::from)
     }
 
     /// Verifies every checksum and invariant `open` relies on and lists what
@@ -537,16 +537,14 @@ impl Inspector {
                 };
                 (Some(info), problems)
             }
-            Err(MappedPageError::CorruptMetadata { reason }) => {
-                (None, vec![Problem::NoValidRoot { reason }])
-            }
-            Err(MappedPageError::FileTruncated { expected, actual }) => {
+            Err(ChooseError::NoValidRoot(reason)) => (None, vec![Problem::NoValidRoot { reason }]),
+            Err(ChooseError::Other(MappedPageError::FileTruncated { expected, actual })) => {
                 (None, vec![Problem::Truncated { expected, actual }])
             }
-            Err(MappedPageError::UnsupportedVersion { found, .. }) => {
+            Err(ChooseError::Other(MappedPageError::UnsupportedVersion { found, .. })) => {
                 (None, vec![Problem::UnsupportedVersion { found }])
             }
-            Err(err) => return Err(err),
+            Err(ChooseError::Other(err)) => return Err(err),
         };
         progress(Progress {
             pages_read,
@@ -585,7 +583,7 @@ impl Inspector {
             .checked_mul(ps)
             .is_none_or(|s| s.saturating_add(ps) > self.file_len)
         {
-            return Err(MappedPageError::OutOfBounds { page });
+            return Err(MappedPageError::OutOfBounds);
         }
         match page {
             0 => return Ok(PageKind::Superblock),
@@ -606,17 +604,17 @@ impl Inspector {
     }
 
     /// Loads the newest valid root as `open` does, reading pages on demand.
-    fn choose(&self, on_read: &mut dyn FnMut(u64)) -> Result<(Chosen, u64)> {
+    fn choose(&self, on_read: &mut dyn FnMut(u64)) -> Result<(Chosen, u64), ChooseError> {
         let page_size = self.superblock.page_size as usize;
         let reader = PageReader::new(&self.file, self.file_len, page_size, on_read);
         let chosen = choose_root(self.file_len, page_size, |n| reader.page(n));
         if let Some(err) = reader.take_error() {
-            return Err(err.into());
+            return Err(MappedPageError::from(err).into());
         }
         Ok((chosen?, reader.pages_read()))
     }
 
-    fn load(&self, on_read: &mut dyn FnMut(u64)) -> Result<(FileInfo, u64)> {
+    fn load(&self, on_read: &mut dyn FnMut(u64)) -> Result<(FileInfo, u64), ChooseError> {
         let (chosen, pages_read) = self.choose(on_read)?;
         let map = &chosen.loaded.map;
         let root = &chosen.root;

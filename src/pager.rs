@@ -149,7 +149,8 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// ```
     ///
     /// # Errors
-    /// `InvalidCount` for zero or a count no file could hold.
+    /// `InvalidCount` for a count no file could hold. Zero is no error: an
+    /// empty `Vec`, with no commit and no sync.
     pub fn alloc_bulk(&mut self, count: usize) -> Result<Vec<PageId<PAGE_SIZE>>> {
         let pages = self.core.alloc_regular(count as u64)?;
         Ok(pages.into_iter().map(PageId).collect())

@@ -24,15 +24,17 @@ impl Core {
             .entry(slot)
             .copied()
             .filter(DirEntry::in_use)
-            .ok_or(MappedPageError::OutOfBounds { page: slot })
+            .ok_or(MappedPageError::OutOfBounds)
     }
 
     /// Allocates `count` protected pages in one commit.
     pub(crate) fn alloc_protected(&mut self, count: u64) -> Result<Vec<u64>> {
         self.check_usable()?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
         let pages_needed = count
             .checked_mul(2)
-            .filter(|&n| n > 0)
             .ok_or(MappedPageError::InvalidCount { count })?;
         self.ensure_free(pages_needed)?;
         let mut slots = Vec::with_capacity(count as usize);
@@ -60,13 +62,13 @@ impl Core {
     pub(crate) fn free_protected(&mut self, slots: &[u64]) -> Result<()> {
         self.check_usable()?;
         if slots.is_empty() {
-            return Err(MappedPageError::InvalidCount { count: 0 });
+            return Ok(());
         }
         let mut sorted = slots.to_vec();
         sorted.sort_unstable();
         for (i, &slot) in sorted.iter().enumerate() {
             if i > 0 && sorted[i - 1] == slot {
-                return Err(MappedPageError::DoubleFree { page: slot });
+                return Err(MappedPageError::DoubleFree);
             }
             self.live_entry(slot)?;
         }
@@ -95,7 +97,7 @@ impl Core {
                 self.store
                     .bytes()
                     .get(range)
-                    .ok_or(MappedPageError::OutOfBounds { page: slot })
+                    .ok_or(MappedPageError::OutOfBounds)
             }
             _ => Ok(&self.zero_page),
         }
@@ -115,7 +117,7 @@ impl Core {
         let target_page = entry.copies[usize::from(target)];
         let dst = self.page_range(target_page);
         if self.store.bytes().get(dst.clone()).is_none() {
-            return Err(MappedPageError::OutOfBounds { page: slot });
+            return Err(MappedPageError::OutOfBounds);
         }
         match source {
             Some(page) => {

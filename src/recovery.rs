@@ -163,6 +163,33 @@ fn load<'a>(
     })
 }
 
+/// Why `choose_root` found no root to open. The reason for a file with no
+/// valid root is kept here in full for the inspector; `open` reports it as
+/// the unit variant [`MappedPageError::CorruptMetadata`], whose shape 0.2
+/// programs match on.
+#[derive(Debug)]
+pub(crate) enum ChooseError {
+    /// Neither copy passed its checks: what failed in each.
+    NoValidRoot(String),
+    /// Any other reason, as `open` reports it.
+    Other(MappedPageError),
+}
+
+impl From<ChooseError> for MappedPageError {
+    fn from(err: ChooseError) -> Self {
+        match err {
+            ChooseError::NoValidRoot(_) => MappedPageError::CorruptMetadata,
+            ChooseError::Other(err) => err,
+        }
+    }
+}
+
+impl From<MappedPageError> for ChooseError {
+    fn from(err: MappedPageError) -> Self {
+        ChooseError::Other(err)
+    }
+}
+
 /// The root `open` takes, with the state it describes and the report of
 /// what was found.
 pub(crate) struct Chosen {
@@ -181,7 +208,7 @@ pub(crate) fn choose_root<'a>(
     file_len: u64,
     page_size: usize,
     page: impl Fn(u64) -> Option<&'a [u8]>,
-) -> Result<Chosen> {
+) -> Result<Chosen, ChooseError> {
     // Decode both roots, newest generation first.
     let mut candidates = Vec::new();
     let mut problems: [Option<String>; 2] = [None, None];
@@ -197,7 +224,8 @@ pub(crate) fn choose_root<'a>(
                 return Err(MappedPageError::UnsupportedVersion {
                     found,
                     supported: FORMAT_VERSION,
-                })
+                }
+                .into())
             }
             Err(RootError::Damaged(why)) => {
                 let blank = bytes.is_some_and(|b| b.iter().all(|&x| x == 0));
@@ -241,7 +269,7 @@ pub(crate) fn choose_root<'a>(
                 // A root is written only after the length it counts on
                 // is durable, so a shorter file was cut by someone else:
                 // opening an older state would hide lost data.
-                return Err(MappedPageError::FileTruncated { expected, actual });
+                return Err(MappedPageError::FileTruncated { expected, actual }.into());
             }
             Err(LoadError::Damaged(why)) => {
                 problems[slot] = Some(format!("generation {}: {why}", root.generation));
@@ -253,13 +281,11 @@ pub(crate) fn choose_root<'a>(
         Some("") | None => "blank".to_string(),
         Some(p) => p.to_string(),
     };
-    Err(MappedPageError::CorruptMetadata {
-        reason: format!(
-            "copy A: {}; copy B: {}",
-            describe(&problems[0]),
-            describe(&problems[1])
-        ),
-    })
+    Err(ChooseError::NoValidRoot(format!(
+        "copy A: {}; copy B: {}",
+        describe(&problems[0]),
+        describe(&problems[1])
+    )))
 }
 
 impl Core {
@@ -269,10 +295,7 @@ impl Core {
         let page_size = settings.page_size;
         let found = superblock::decode(store.bytes())?;
         if found != page_size as u64 {
-            return Err(MappedPageError::InvalidPageSize {
-                expected: page_size,
-                found,
-            });
+            return Err(MappedPageError::InvalidPageSize);
         }
         let bytes = store.bytes();
         let page = |n: u64| {

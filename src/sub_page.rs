@@ -28,7 +28,7 @@ static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
 /// allocator, or one whose sub-page has been freed, is an error, never someone
 /// else's bytes. Like a [`PageId`], a handle kept after its sub-page was freed
 /// names the slot again once the slot is handed out anew.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SubPageId<const PARENT_SIZE: usize, const SUB_SIZE: usize> {
     parent: u64,
     slot: u32,
@@ -302,7 +302,7 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
         parent.get(&self.pager)?;
         let slot = match u32::try_from(slot) {
             Ok(s) if slot < Self::SUB_PAGES_PER_PAGE => s,
-            _ => return Err(MappedPageError::OutOfBounds { page: parent.0 }),
+            _ => return Err(MappedPageError::OutOfBounds),
         };
         if !self.parents.contains_key(&parent.0) {
             self.add_parent(parent.0);
@@ -333,7 +333,7 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
         if id.tag == self.tag && id.slot < 64 && self.is_used(id.parent, id.slot) {
             Ok(())
         } else {
-            Err(MappedPageError::OutOfBounds { page: id.parent })
+            Err(MappedPageError::OutOfBounds)
         }
     }
 
@@ -341,10 +341,10 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
     /// allocator, `DoubleFree` for one of ours whose sub-page is free.
     fn check_freeable(&self, id: &SubPageId<PARENT_SIZE, SUB_SIZE>) -> Result<()> {
         if id.tag != self.tag || id.slot >= 64 {
-            return Err(MappedPageError::OutOfBounds { page: id.parent });
+            return Err(MappedPageError::OutOfBounds);
         }
         if !self.is_used(id.parent, id.slot) {
-            return Err(MappedPageError::DoubleFree { page: id.parent });
+            return Err(MappedPageError::DoubleFree);
         }
         Ok(())
     }
@@ -436,7 +436,7 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
             .get(&self.pager)?
             .as_bytes()
             .get(start..start + SUB_SIZE)
-            .ok_or(MappedPageError::OutOfBounds { page })
+            .ok_or(MappedPageError::OutOfBounds)
     }
 
     fn bytes_mut(&mut self, page: u64, slot: u32) -> Result<&mut [u8]> {
@@ -445,7 +445,7 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
             .get_mut(&mut self.pager)?
             .as_bytes_mut()
             .get_mut(start..start + SUB_SIZE)
-            .ok_or(MappedPageError::OutOfBounds { page })
+            .ok_or(MappedPageError::OutOfBounds)
     }
 
     /// Zeroes newly taken slots; on failure gives them all back, so the
@@ -567,14 +567,14 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize>
     /// commit. All or nothing.
     ///
     /// # Errors
-    /// `InvalidCount` for zero or an absurd count; those of
+    /// `InvalidCount` for an absurd count (zero returns an empty `Vec`); those of
     /// [`Pager::alloc_bulk`]. Nothing changes on error.
     fn alloc_bulk(&mut self, count: usize) -> Result<Vec<SubPageId<PARENT_SIZE, SUB_SIZE>>> {
         let invalid = MappedPageError::InvalidCount {
             count: count as u64,
         };
         if count == 0 {
-            return Err(invalid);
+            return Ok(Vec::new());
         }
         let new_parents = count
             .saturating_sub(self.free_slots)
@@ -618,12 +618,12 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize>
     /// back to the pager in one commit. Every handle is checked first.
     ///
     /// # Errors
-    /// `InvalidCount` for an empty list; `DoubleFree` for a sub-page already
+    /// An empty list does nothing. `DoubleFree` for a sub-page already
     /// free or named twice; `OutOfBounds` for a handle of another allocator;
     /// those of [`Pager::free_bulk`]. Nothing changes on error.
     fn free_bulk(&mut self, handles: Vec<SubPageId<PARENT_SIZE, SUB_SIZE>>) -> Result<()> {
         if handles.is_empty() {
-            return Err(MappedPageError::InvalidCount { count: 0 });
+            return Ok(());
         }
         let mut clearing: HashMap<u64, u64> = HashMap::new();
         for id in &handles {
@@ -631,7 +631,7 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize>
             let bits = clearing.entry(id.parent).or_insert(0);
             let bit = 1u64 << id.slot;
             if *bits & bit != 0 {
-                return Err(MappedPageError::DoubleFree { page: id.parent });
+                return Err(MappedPageError::DoubleFree);
             }
             *bits |= bit;
         }

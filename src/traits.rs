@@ -146,15 +146,16 @@ pub trait BulkPageAllocator<H>: PageAllocator<H> {
     /// Allocates `count` pages. On error nothing is allocated.
     ///
     /// # Errors
-    /// `InvalidCount` for zero or a count no file could hold; an I/O error
-    /// while growing the file or committing.
+    /// `InvalidCount` for a count no file could hold (zero is no error: an
+    /// empty `Vec`, no commit); an I/O error while growing the file or
+    /// committing.
     fn alloc_bulk(&mut self, count: usize) -> Result<Vec<H>>;
 
     /// Frees every page in `handles`. Every handle is checked first: one bad
     /// handle, or one named twice (`DoubleFree`), and nothing changes.
     ///
     /// # Errors
-    /// As [`PageAllocator::free`], and `InvalidCount` for an empty list.
+    /// As [`PageAllocator::free`]. An empty list does nothing and returns `Ok`.
     fn free_bulk(&mut self, handles: Vec<H>) -> Result<()>;
 }
 

@@ -312,8 +312,8 @@ fn failed_create_is_an_error_and_leaves_no_trap() {
                 assert_eq!(pager.iter_allocated_protected_pages().count(), 0);
             }
             Err(MappedPageError::Io(_))
-            | Err(MappedPageError::CorruptSuperblock { .. })
-            | Err(MappedPageError::CorruptMetadata { .. })
+            | Err(MappedPageError::CorruptSuperblock)
+            | Err(MappedPageError::CorruptMetadata)
             | Err(MappedPageError::FileTruncated { .. }) => {}
             Err(e) => panic!("event {n}: unexpected error reopening a failed create: {e}"),
         }

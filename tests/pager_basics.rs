@@ -30,10 +30,7 @@ fn open_with_another_page_size_is_invalid_page_size() {
     drop(Pager::<4096>::create(&path).unwrap());
     assert!(matches!(
         Pager::<1024>::open(&path),
-        Err(MappedPageError::InvalidPageSize {
-            expected: 1024,
-            found: 4096
-        })
+        Err(MappedPageError::InvalidPageSize)
     ));
     assert!(Pager::<4096>::open(&path).is_ok());
 }
@@ -92,35 +89,32 @@ fn bad_ids_get_typed_errors_and_change_nothing() {
 
     assert!(matches!(
         PageId::<1024>(0).get(&pager),
-        Err(MappedPageError::ReservedPage { page: 0 })
+        Err(MappedPageError::ReservedPage)
     ));
     assert!(matches!(
         PageId::<1024>(1 << 40).get(&pager),
-        Err(MappedPageError::OutOfBounds { .. })
+        Err(MappedPageError::OutOfBounds)
     ));
     assert!(matches!(
         pager.free(PageId(2)),
-        Err(MappedPageError::ReservedPage { page: 2 })
+        Err(MappedPageError::ReservedPage)
     ));
     assert!(matches!(
         pager.free(PageId(1 << 40)),
-        Err(MappedPageError::OutOfBounds { .. })
+        Err(MappedPageError::OutOfBounds)
     ));
     assert!(matches!(
         pager.free_bulk(vec![a, a]),
-        Err(MappedPageError::DoubleFree { .. })
+        Err(MappedPageError::DoubleFree)
     ));
-    assert!(matches!(
-        pager.alloc_bulk(0),
-        Err(MappedPageError::InvalidCount { count: 0 })
-    ));
+    assert!(pager.alloc_bulk(0).unwrap().is_empty());
     assert!(matches!(
         pager.alloc_bulk(usize::MAX),
         Err(MappedPageError::InvalidCount { .. })
     ));
     assert!(matches!(
         pager.free_protected(ProtectedPageId(99)),
-        Err(MappedPageError::OutOfBounds { page: 99 })
+        Err(MappedPageError::OutOfBounds)
     ));
     // Every page that is not a live regular page is refused by get.
     let internal: Vec<u64> = (3..pager.page_count())
@@ -137,10 +131,7 @@ fn bad_ids_get_typed_errors_and_change_nothing() {
     assert!(a.get(&pager).is_ok());
     assert!(p.get(&pager).is_ok());
     pager.free(a).unwrap();
-    assert!(matches!(
-        pager.free(a),
-        Err(MappedPageError::DoubleFree { .. })
-    ));
+    assert!(matches!(pager.free(a), Err(MappedPageError::DoubleFree)));
 }
 
 #[test]
@@ -182,10 +173,7 @@ fn protected_pages_start_zero_and_partial_writes_keep_committed_bytes() {
     );
     assert_eq!(pager.iter_allocated_pages().count(), 0);
     pager.free_protected(id).unwrap();
-    assert!(matches!(
-        id.get(&pager),
-        Err(MappedPageError::OutOfBounds { .. })
-    ));
+    assert!(matches!(id.get(&pager), Err(MappedPageError::OutOfBounds)));
 }
 
 #[test]

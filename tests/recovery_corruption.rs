@@ -12,6 +12,7 @@ use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use mappedpages::inspect::{Inspector, Problem};
 use mappedpages::{Durability, MappedPageError, PageId, Pager, ProtectedPageId};
 
 const PS: usize = 1024;
@@ -466,8 +467,19 @@ fn both_copies_damaged_is_corrupt_metadata() {
         damage_root(&path, &history, 0, a);
         damage_root(&path, &history, 1, b);
         match P::open(&path) {
-            Err(MappedPageError::CorruptMetadata { reason }) => assert!(!reason.is_empty()),
+            Err(MappedPageError::CorruptMetadata) => {}
             other => panic!("{a:?} + {b:?}: expected CorruptMetadata, got {other:?}"),
+        }
+        // The inspector tells what failed in each copy.
+        let report = Inspector::open(&path).unwrap().check().unwrap();
+        match &report.problems[..] {
+            [Problem::NoValidRoot { reason }] => {
+                assert!(
+                    reason.contains("copy A") && reason.contains("copy B"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{a:?} + {b:?}: expected NoValidRoot, got {other:?}"),
         }
         fs::remove_file(&path).unwrap();
     }
@@ -514,7 +526,7 @@ fn a_damaged_superblock_is_corrupt_superblock() {
         let path = copy_of(&history, "sb.pages");
         write_at(&path, 0, &page);
         match P::open(&path) {
-            Err(MappedPageError::CorruptSuperblock { .. }) => {}
+            Err(MappedPageError::CorruptSuperblock) => {}
             other => panic!("superblock {what}: expected CorruptSuperblock, got {other:?}"),
         }
         fs::remove_file(&path).unwrap();
@@ -562,12 +574,13 @@ fn another_page_size_in_the_superblock_is_a_typed_error() {
         fix_superblock_crc(&mut sb);
         write_at(&path, 0, &sb);
         match P::open(&path) {
-            Err(MappedPageError::InvalidPageSize { expected, found }) => {
-                assert_eq!((expected, found), (PS, size));
-            }
+            Err(MappedPageError::InvalidPageSize) => {}
             other => panic!("page size {size}: got {other:?}"),
         }
         if size == 4096 {
+            // The page size the file records is the inspector's to tell.
+            let inspector = Inspector::open(&path).unwrap();
+            assert_eq!(inspector.superblock().page_size, 4096);
             // Opened as the page size the superblock claims: the roots are
             // not where that size puts them.
             let result = Pager::<4096>::open(&path);
@@ -614,8 +627,8 @@ fn a_file_cut_short_is_file_truncated() {
         match P::open(&path) {
             Err(
                 MappedPageError::FileTruncated { .. }
-                | MappedPageError::CorruptMetadata { .. }
-                | MappedPageError::CorruptSuperblock { .. },
+                | MappedPageError::CorruptMetadata
+                | MappedPageError::CorruptSuperblock,
             ) => {}
             other => panic!("cut to {new_len}: got {other:?}"),
         }
@@ -691,9 +704,7 @@ fn tiny_empty_and_garbage_files_are_typed_errors() {
     for (what, bytes) in cases {
         fs::write(&path, &bytes).unwrap();
         match P::open(&path) {
-            Err(
-                MappedPageError::CorruptSuperblock { .. } | MappedPageError::CorruptMetadata { .. },
-            ) => {}
+            Err(MappedPageError::CorruptSuperblock | MappedPageError::CorruptMetadata) => {}
             other => panic!("{what}: expected a corruption error, got {other:?}"),
         }
         fs::remove_file(&path).unwrap();
@@ -710,7 +721,7 @@ fn garbage_data_pages_and_forged_roots_never_panic() {
     let path = copy_of(&history, "g.pages");
     write_at(&path, 3 * PS as u64, &garbage(len - 3 * PS, 9));
     match P::open(&path) {
-        Err(MappedPageError::CorruptMetadata { .. }) => {}
+        Err(MappedPageError::CorruptMetadata) => {}
         Ok(pager) => {
             let state = State::of(&pager);
             assert!(state.sets() == history.last.sets() || state.sets() == history.prev.sets());
@@ -745,9 +756,7 @@ fn garbage_data_pages_and_forged_roots_never_panic() {
                 // Whatever it accepted must be self-consistent.
                 let _ = State::of(&pager);
             }
-            Err(
-                MappedPageError::CorruptMetadata { .. } | MappedPageError::FileTruncated { .. },
-            ) => {}
+            Err(MappedPageError::CorruptMetadata | MappedPageError::FileTruncated { .. }) => {}
             Err(other) => panic!("forged roots {seed}: got {other:?}"),
         }
         fs::remove_file(&path).unwrap();
@@ -795,7 +804,7 @@ fn damage_in_any_internal_or_free_page_is_caught_or_harmless() {
                         assert_eq!(state.regular_heads.len(), state.regular.len());
                         still_usable(&path, pager);
                     }
-                    Err(MappedPageError::CorruptMetadata { .. }) => caught += 1,
+                    Err(MappedPageError::CorruptMetadata) => caught += 1,
                     Err(other) => panic!("{ctx}: got {other:?}"),
                 }
                 fs::remove_file(&path).unwrap();

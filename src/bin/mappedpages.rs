@@ -220,7 +220,7 @@ fn dump(path: &Path, page: u64) -> Result<ExitCode, MappedPageError> {
     let file = Inspector::open(path)?;
     let page_size = file.superblock().page_size;
     let bytes = match file.read_page(page) {
-        Err(MappedPageError::OutOfBounds { .. }) => {
+        Err(MappedPageError::OutOfBounds) => {
             eprintln!(
                 "mappedpages: {}: page {page} is past the end of the file ({} pages)",
                 path.display(),

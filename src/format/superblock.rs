@@ -27,21 +27,15 @@ pub(crate) fn encode(page: &mut [u8], page_size: u64) {
 pub(crate) fn decode(bytes: &[u8]) -> Result<u64> {
     let head = bytes
         .get(..SUPERBLOCK_LEN)
-        .ok_or(MappedPageError::CorruptSuperblock {
-            reason: "the file is too small to hold a superblock",
-        })?;
+        .ok_or(MappedPageError::CorruptSuperblock)?;
     if head.get(OFF_MAGIC..OFF_MAGIC + 8) != Some(&MAGIC[..]) {
-        return Err(MappedPageError::CorruptSuperblock {
-            reason: "unrecognised magic: not a mappedpages file",
-        });
+        return Err(MappedPageError::CorruptSuperblock);
     }
     let stored_crc = read_u32(head, OFF_CHECKSUM).unwrap_or_default();
     let actual_crc = checksum(head.get(..OFF_CHECKSUM).unwrap_or_default());
     let version = read_u32(head, OFF_VERSION).unwrap_or_default();
     if stored_crc != actual_crc {
-        return Err(MappedPageError::CorruptSuperblock {
-            reason: "superblock checksum mismatch",
-        });
+        return Err(MappedPageError::CorruptSuperblock);
     }
     if version != FORMAT_VERSION {
         return Err(MappedPageError::UnsupportedVersion {

@@ -107,7 +107,7 @@ fn page_kinds_cover_every_use() {
     assert_eq!((committed, copies), (1, 2));
     assert!(matches!(
         file.page_kind(total),
-        Err(MappedPageError::OutOfBounds { .. })
+        Err(MappedPageError::OutOfBounds)
     ));
 }
 
@@ -191,7 +191,7 @@ fn foreign_and_short_files_are_typed_errors() {
         std::fs::write(&path, bytes).unwrap();
         assert!(matches!(
             Inspector::open(&path),
-            Err(MappedPageError::CorruptSuperblock { .. })
+            Err(MappedPageError::CorruptSuperblock)
         ));
     }
     assert!(matches!(
@@ -204,17 +204,14 @@ fn foreign_and_short_files_are_typed_errors() {
     std::fs::write(&path, &page).unwrap();
     let file = Inspector::open(&path).unwrap();
     assert!(matches!(file.copies()[0], RootCopy::Damaged(_)));
-    assert!(matches!(
-        file.info(),
-        Err(MappedPageError::CorruptMetadata { .. })
-    ));
+    assert!(matches!(file.info(), Err(MappedPageError::CorruptMetadata)));
     assert!(!file.check().unwrap().is_clean());
     // An absurd page size with a valid checksum.
     superblock::encode(&mut page, 24);
     std::fs::write(&path, &page).unwrap();
     assert!(matches!(
         Inspector::open(&path),
-        Err(MappedPageError::CorruptSuperblock { .. })
+        Err(MappedPageError::CorruptSuperblock)
     ));
 }
 
