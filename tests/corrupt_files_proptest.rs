@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use corrupt_support::{build_bases, damage, exercise_bytes, fix_checksums, Damage, PS};
+use mappedpages::inspect::{Inspector, RootCopy};
+use mappedpages::MappedPageError;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
@@ -146,23 +148,49 @@ proptest! {
 /// commit made since is silently dropped (D1).
 #[test]
 fn root_generation_at_the_limit() {
-    let mut file = bases()[0].clone();
-    // Root A (page 1): generation at byte 24.
-    file[PS + 24..PS + 32].copy_from_slice(&u64::MAX.to_le_bytes());
-    fix_checksums(&mut file);
-    let path = case_path();
-    let _ = std::fs::remove_file(&path);
-    std::fs::write(&path, &file).unwrap();
-    let opened = corrupt_support::P::open(&path);
-    if let Ok(mut pager) = opened {
-        let id = pager.alloc().unwrap();
-        drop(pager);
-        let pager = corrupt_support::P::open(&path).unwrap();
-        assert!(
-            id.get(&pager).is_ok(),
-            "the commit after the limit was lost"
+    let (mut fell_back, mut refused) = (0, 0);
+    for base in bases() {
+        let path = case_path();
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, base).unwrap();
+        let copy_b_valid = matches!(
+            Inspector::open(&path).unwrap().copies()[1],
+            RootCopy::Decoded(_)
         );
+        let mut file = base.clone();
+        // Root A (page 1): generation at byte 24.
+        file[PS + 24..PS + 32].copy_from_slice(&u64::MAX.to_le_bytes());
+        fix_checksums(&mut file);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, &file).unwrap();
+        // A generation at the limit is refused: open takes copy B if it is
+        // valid, and the commits made from there on are kept.
+        match corrupt_support::P::open(&path) {
+            Ok(mut pager) => {
+                assert!(
+                    copy_b_valid,
+                    "opened a file whose only valid root was refused"
+                );
+                let report = pager.recovery().clone();
+                assert!(report.fell_back && report.root_copy == 1, "{report:?}");
+                let id = pager.alloc().unwrap();
+                drop(pager);
+                let pager = corrupt_support::P::open(&path).unwrap();
+                assert!(
+                    id.get(&pager).is_ok(),
+                    "the commit after the limit was lost"
+                );
+                fell_back += 1;
+            }
+            Err(MappedPageError::CorruptMetadata) => {
+                assert!(!copy_b_valid, "refused a file whose copy B is valid");
+                refused += 1;
+            }
+            Err(other) => panic!("generation u64::MAX: got {other:?}"),
+        }
     }
+    assert!(fell_back > 0, "no base had a valid copy B to fall back to");
+    println!("generation at the limit: {fell_back} fell back, {refused} refused");
 }
 
 /// How far the damage goes: the share of damaged files that `open` still
