@@ -84,7 +84,19 @@ fn one_line(err: &MappedPageError) -> String {
 
 fn info(path: &Path) -> Result<ExitCode, MappedPageError> {
     let file = Inspector::open(path)?;
-    let info = file.info()?;
+    let info = match file.info() {
+        Ok(info) => info,
+        Err(err) => {
+            // The error says that the file does not open; the check says
+            // why, copy by copy.
+            if let Ok(report) = file.check() {
+                for problem in &report.problems {
+                    eprintln!("mappedpages: {}: {problem}", path.display());
+                }
+            }
+            return Err(err);
+        }
+    };
     println!("file        {} ({} bytes)", path.display(), info.file_len);
     print_summary(&info);
     Ok(ExitCode::SUCCESS)
