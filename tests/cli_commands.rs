@@ -103,9 +103,15 @@ fn check_fails_on_metadata_that_does_not_open() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("does not open"), "{stdout}");
-    // `info` has nothing to show: a one-line error.
+    // `info` has nothing to show: a one-line error that says why.
     let arg = path.to_str().unwrap();
-    assert_one_line_error(&run(&["info", arg]), 2, arg);
+    let out = run(&["info", arg]);
+    assert_one_line_error(&out, 2, arg);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("copy A") && stderr.contains("copy B"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -88,13 +88,23 @@ fn info(path: &Path) -> Result<ExitCode, MappedPageError> {
         Ok(info) => info,
         Err(err) => {
             // The error says that the file does not open; the check says
-            // why, copy by copy.
-            if let Ok(report) = file.check() {
-                for problem in &report.problems {
-                    eprintln!("mappedpages: {}: {problem}", path.display());
-                }
-            }
-            return Err(err);
+            // why, copy by copy: one line either way.
+            let why = file
+                .check()
+                .ok()
+                .filter(|report| !report.problems.is_empty())
+                .map(|report| {
+                    let problems: Vec<String> =
+                        report.problems.iter().map(ToString::to_string).collect();
+                    problems.join("; ")
+                });
+            let Some(why) = why else { return Err(err) };
+            eprintln!(
+                "mappedpages: {}: {}",
+                path.display(),
+                why.replace('\n', " ")
+            );
+            return Ok(ExitCode::from(EXIT_ERROR));
         }
     };
     println!("file        {} ({} bytes)", path.display(), info.file_len);
