@@ -275,7 +275,10 @@ impl Core {
             .collect();
 
         let bitmap_leaf_count = self.map.total_pages().div_ceil(self.bits_per_leaf());
-        let dir_leaf_count = self.map.dir_len().div_ceil(self.entries_per_leaf());
+        // The slots held in memory, not `dir_len`: the slots past them are
+        // free, their leaves null, and a tree sized to a long `dir_len` read
+        // from the file would take memory for leaves that hold nothing.
+        let dir_leaf_count = (self.map.directory().len() as u64).div_ceil(self.entries_per_leaf());
         let mut writes = Vec::new();
         let map = &mut self.map;
         let mut alloc = || map.alloc_internal().ok_or(MappedPageError::Unavailable);
