@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use crate::core::Core;
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{PageCheck, Record, DIR_ENTRY_LEN};
-use crate::format::root::{log_capacity, Root, FLAG_SYNCED, MAX_TREE_HEIGHT};
+use crate::format::root::{log_capacity, root_len, Root, FLAG_SYNCED, MAX_TREE_HEIGHT};
 use crate::format::{checksum, MAX_PAGES, ROOT_PAGES};
 use crate::options::Durability;
 use crate::page_tree::PageTree;
@@ -202,8 +202,11 @@ impl Core {
             log: self.journal.log.clone(),
             checks,
         };
-        let mut page = vec![0u8; self.page_size];
-        root.encode(&mut page);
+        // Only the root's own bytes, at most one OS page: a kill cannot tear
+        // that write, and a Deferred commit rewrites the one slot that holds
+        // the newest commits that returned (see `FORMAT.md`).
+        let mut page = vec![0u8; root_len(self.page_size)];
+        root.encode_area(self.page_size, &mut page);
         let slot = 1 - self.journal.durable_slot;
         self.store
             .write_at(ROOT_PAGES[slot] * self.page_size as u64, &page)?;
