@@ -23,6 +23,16 @@ impl BitVec {
         }
     }
 
+    /// As [`BitVec::new`], or `None` when the memory cannot be had: for sets
+    /// sized from a count read from a file, which must not abort the process.
+    pub fn try_new(len: u64) -> Option<BitVec> {
+        let count = usize::try_from(len.div_ceil(WORD_BITS)).ok()?;
+        let mut words = Vec::new();
+        words.try_reserve_exact(count).ok()?;
+        words.resize(count, 0);
+        Some(BitVec { words, len })
+    }
+
     pub fn len(&self) -> u64 {
         self.len
     }

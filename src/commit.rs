@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use crate::core::Core;
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{PageCheck, Record, DIR_ENTRY_LEN};
-use crate::format::root::{log_capacity, Root, FLAG_SYNCED, MAX_TREE_HEIGHT};
+use crate::format::root::{log_capacity, root_len, Root, FLAG_SYNCED, MAX_TREE_HEIGHT};
 use crate::format::{checksum, MAX_PAGES, ROOT_PAGES};
 use crate::options::Durability;
 use crate::page_tree::PageTree;
@@ -202,8 +202,11 @@ impl Core {
             log: self.journal.log.clone(),
             checks,
         };
-        let mut page = vec![0u8; self.page_size];
-        root.encode(&mut page);
+        // Only the root's own bytes, at most one OS page: a kill cannot tear
+        // that write, and a Deferred commit rewrites the one slot that holds
+        // the newest commits that returned (see `FORMAT.md`).
+        let mut page = vec![0u8; root_len(self.page_size)];
+        root.encode_area(self.page_size, &mut page);
         let slot = 1 - self.journal.durable_slot;
         self.store
             .write_at(ROOT_PAGES[slot] * self.page_size as u64, &page)?;
@@ -275,7 +278,10 @@ impl Core {
             .collect();
 
         let bitmap_leaf_count = self.map.total_pages().div_ceil(self.bits_per_leaf());
-        let dir_leaf_count = self.map.dir_len().div_ceil(self.entries_per_leaf());
+        // The slots held in memory, not `dir_len`: the slots past them are
+        // free, their leaves null, and a tree sized to a long `dir_len` read
+        // from the file would take memory for leaves that hold nothing.
+        let dir_leaf_count = (self.map.directory().len() as u64).div_ceil(self.entries_per_leaf());
         let mut writes = Vec::new();
         let map = &mut self.map;
         let mut alloc = || map.alloc_internal().ok_or(MappedPageError::Unavailable);

@@ -2,11 +2,12 @@
 //! protected-directory slots are in use. Pure bookkeeping, no I/O.
 //!
 //! Memory: two bits per page (`used`, `regular`) plus a summary of one bit per
-//! 64 pages, and one entry per protected slot.
+//! 64 pages, and one entry per protected slot up to the last one in use.
 
 use crate::bitmap::{BitVec, SummaryBitVec};
 use crate::format::record::DirEntry;
 use crate::format::FIRST_DATA_PAGE;
+use crate::page_tree::LoadFault;
 
 /// How a page is used, as far as a caller's id is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,9 +32,14 @@ pub(crate) struct FreeMap {
     /// One bit per page: an allocated regular page.
     regular: BitVec,
     regular_count: u64,
-    /// The protected-page directory, one entry per slot.
+    /// The protected-page directory, one entry per slot, up to the last slot
+    /// in use (or beyond); slots from here to `dir_len` are free.
     directory: Vec<DirEntry>,
-    /// One bit per directory slot: in use.
+    /// The directory's length as the roots record it. Never shrinks, so the
+    /// trees and logs of earlier roots stay in range. Read from a file, it
+    /// sizes no memory: a file may claim many slots it never used.
+    dir_len: u64,
+    /// One bit per entry of `directory`: in use.
     slots: SummaryBitVec,
 }
 
@@ -49,30 +55,36 @@ impl FreeMap {
             regular: BitVec::new(total_pages),
             regular_count: 0,
             directory: Vec::new(),
+            dir_len: 0,
             slots: SummaryBitVec::new(0),
         }
     }
 
-    /// Builds the map from loaded state. `internal` lists every page the
-    /// pager uses itself; returns `Err` if two owners claim one page.
+    /// Builds the map from loaded state: `directory` holds the first slots
+    /// of a directory of `dir_len` (the rest are free). `internal` lists every
+    /// page the pager uses itself; returns `Err` if two owners claim one page.
     pub fn from_parts(
         regular: BitVec,
         directory: Vec<DirEntry>,
+        dir_len: u64,
         internal: impl IntoIterator<Item = u64>,
-    ) -> Result<FreeMap, &'static str> {
+    ) -> Result<FreeMap, LoadFault> {
         let total = regular.len();
         if (0..FIRST_DATA_PAGE).any(|p| regular.get(p)) {
-            return Err("a reserved page is marked allocated");
+            return Err("a reserved page is marked allocated".into());
+        }
+        if directory.len() as u64 > dir_len {
+            return Err("directory entry past its length".into());
         }
         let mut regular_count = 0u64;
-        let used_words = regular
-            .words()
-            .iter()
-            .map(|&w| {
-                regular_count += u64::from(w.count_ones());
-                w
-            })
-            .collect();
+        let mut used_words = Vec::new();
+        used_words
+            .try_reserve_exact(regular.words().len())
+            .map_err(|_| LoadFault::NoMemory)?;
+        used_words.extend(regular.words().iter().map(|&w| {
+            regular_count += u64::from(w.count_ones());
+            w
+        }));
         let mut used = SummaryBitVec::from_words(used_words, total);
         for page in 0..FIRST_DATA_PAGE.min(total) {
             used.set(page);
@@ -83,10 +95,10 @@ impl FreeMap {
             .flat_map(|e| e.copies);
         for page in internal.into_iter().chain(copies) {
             if page < FIRST_DATA_PAGE || page >= total {
-                return Err("an internal page is out of range");
+                return Err("an internal page is out of range".into());
             }
             if !used.set(page) {
-                return Err("a page has two owners");
+                return Err("a page has two owners".into());
             }
         }
         let mut slots = SummaryBitVec::new(directory.len() as u64);
@@ -100,6 +112,7 @@ impl FreeMap {
             regular,
             regular_count,
             directory,
+            dir_len,
             slots,
         })
     }
@@ -195,6 +208,8 @@ impl FreeMap {
     }
 
     /// The lowest free directory slot, growing the directory if all are in use.
+    /// Slots past `directory` are all free, so the lowest is the same whether
+    /// or not they are held in memory.
     pub fn free_slot(&mut self) -> u64 {
         match self.slots.first_zero() {
             Some(slot) => slot,
@@ -202,6 +217,7 @@ impl FreeMap {
                 let slot = self.directory.len() as u64;
                 self.directory.push(DirEntry::FREE);
                 self.slots.grow(slot + 1);
+                self.dir_len = self.dir_len.max(slot + 1);
                 slot
             }
         }
@@ -223,7 +239,7 @@ impl FreeMap {
     }
 
     pub fn dir_len(&self) -> u64 {
-        self.directory.len() as u64
+        self.dir_len
     }
 }
 
@@ -254,8 +270,8 @@ mod tests {
     fn two_owners_of_one_page_are_rejected() {
         let mut regular = BitVec::new(10);
         regular.set(4, true);
-        assert!(FreeMap::from_parts(regular.clone(), Vec::new(), [4]).is_err());
-        assert!(FreeMap::from_parts(regular.clone(), Vec::new(), [5, 5]).is_err());
-        assert!(FreeMap::from_parts(regular, Vec::new(), [12]).is_err());
+        assert!(FreeMap::from_parts(regular.clone(), Vec::new(), 0, [4]).is_err());
+        assert!(FreeMap::from_parts(regular.clone(), Vec::new(), 0, [5, 5]).is_err());
+        assert!(FreeMap::from_parts(regular, Vec::new(), 0, [12]).is_err());
     }
 }

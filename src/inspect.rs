@@ -335,7 +335,7 @@ impl Inspector {
             return Err(MappedPageError::CorruptSuperblock);
         }
         let superblock = SuperblockInfo {
-            format_version: FORMAT_VERSION,
+            format_version: read_u32(&head, superblock::OFF_VERSION).unwrap_or(FORMAT_VERSION),
             page_size,
             checksum: read_u32(&head, superblock::OFF_CHECKSUM).unwrap_or_default(),
         };

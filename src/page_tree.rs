@@ -8,8 +8,9 @@
 //! leaves that changed and their ancestors (contract S2) to fresh pages; the
 //! pages it replaces are handed back to be freed once the new root is durable.
 //!
-//! The in-memory part is the references of every node (16 bytes per leaf page,
-//! a fraction of a bit per data page); leaf bytes belong to the caller.
+//! The in-memory part is the references of every node up to the last non-null
+//! one (16 bytes per leaf page, a fraction of a bit per data page); leaf bytes
+//! belong to the caller.
 
 use std::collections::BTreeSet;
 
@@ -25,6 +26,22 @@ pub(crate) struct PageWrite {
 
 /// What loading a tree found wrong.
 pub(crate) type TreeDamage = &'static str;
+
+/// Why state read from a file could not be loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LoadFault {
+    /// The bytes break a rule of the format: the root that led here is invalid.
+    Damaged(TreeDamage),
+    /// The state is well formed but needs more memory than can be had. Not
+    /// damage: a caller must not fall back to an older root because of it.
+    NoMemory,
+}
+
+impl From<TreeDamage> for LoadFault {
+    fn from(reason: TreeDamage) -> Self {
+        LoadFault::Damaged(reason)
+    }
+}
 
 #[derive(Clone, Debug)]
 pub(crate) struct PageTree {
@@ -143,33 +160,40 @@ impl PageTree {
         top: TreeTop,
         leaf_count: u64,
         read: impl Fn(u64) -> Option<&'a [u8]>,
-        mut visit_leaf: impl FnMut(u64, &'a [u8]) -> Result<(), TreeDamage>,
-        mut visit_node: impl FnMut(u64) -> Result<(), TreeDamage>,
-    ) -> Result<PageTree, TreeDamage> {
+        mut visit_leaf: impl FnMut(u64, &'a [u8]) -> Result<(), LoadFault>,
+        mut visit_node: impl FnMut(u64) -> Result<(), LoadFault>,
+    ) -> Result<PageTree, LoadFault> {
         if top.height > MAX_TREE_HEIGHT {
-            return Err("page tree too deep");
+            return Err("page tree too deep".into());
         }
         let mut tree = PageTree::empty(page_size, 1);
         let height = top.height as usize;
-        tree.levels = vec![Vec::new(); height + 1];
         let fanout = tree.fanout();
-        // A file that grew since the last checkpoint has more leaves than the
-        // tree reaches; the leaves past its reach are null until the next
-        // checkpoint raises the tree, so the top level may hold null siblings.
-        for level in 0..=height {
-            let n = tree.nodes_on_level(leaf_count, level);
-            tree.levels[level] = vec![NodeRef::NULL; n];
-        }
-        tree.levels[height][0] = top.top;
+        // Each level holds references only up to its last non-null one, so
+        // memory follows the pages read and verified, not `leaf_count`, which
+        // comes from the file (a root may claim a long array it never filled).
+        tree.levels = vec![Vec::new(); height + 1];
+        tree.levels[height] = vec![top.top];
+        // The lowest leaf count that keeps every non-null reference in place.
+        let mut reach = 1u64;
         for level in (0..=height).rev() {
+            // A file that grew since the last checkpoint has more leaves than
+            // the tree reaches; those leaves are null until the next
+            // checkpoint raises the tree.
+            let limit = tree.nodes_on_level(leaf_count, level) as u64;
             for index in 0..tree.levels[level].len() {
                 let node = tree.levels[level][index];
                 if node.is_null() {
                     continue;
                 }
+                if index as u64 >= limit {
+                    return Err("page tree reference past its length".into());
+                }
+                let span = fanout.saturating_pow(level as u32);
+                reach = reach.max((index as u64).saturating_mul(span).saturating_add(1));
                 let bytes = read(node.page).ok_or("page tree points past the end")?;
                 if !node.matches(bytes) {
-                    return Err("page tree checksum mismatch");
+                    return Err("page tree checksum mismatch".into());
                 }
                 visit_node(node.page)?;
                 if level == 0 {
@@ -179,14 +203,31 @@ impl PageTree {
                 let below = &mut tree.levels[level - 1];
                 for child in 0..fanout as usize {
                     let r = NodeRef::decode(bytes, child).ok_or("short interior page")?;
-                    match below.get_mut(index * fanout as usize + child) {
-                        Some(slot) => *slot = r,
-                        None if r.is_null() => {}
-                        None => return Err("page tree reference past its length"),
+                    if r.is_null() {
+                        continue;
                     }
+                    let at = index * fanout as usize + child;
+                    if below.len() <= at {
+                        below
+                            .try_reserve(at + 1 - below.len())
+                            .map_err(|_| LoadFault::NoMemory)?;
+                        below.resize(at + 1, NodeRef::NULL);
+                    }
+                    below[at] = r;
                 }
             }
         }
+        // Every level as long as `reach` leaves need: the shape `resize`
+        // and `checkpoint` expect. The height stays the one on disk, since
+        // `reach` is within it. Reserved first, so that `resize` cannot abort.
+        for level in 0..=height {
+            let n = tree.nodes_on_level(reach, level);
+            let have = tree.levels[level].len();
+            tree.levels[level]
+                .try_reserve(n.saturating_sub(have))
+                .map_err(|_| LoadFault::NoMemory)?;
+        }
+        tree.resize(reach);
         Ok(tree)
     }
 

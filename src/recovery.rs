@@ -13,18 +13,45 @@ use crate::format::{checksum, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_
 use crate::freemap::FreeMap;
 use crate::io::Storage;
 use crate::options::RecoveryReport;
-use crate::page_tree::PageTree;
+use crate::page_tree::{LoadFault, PageTree};
 
 /// Why a root that passed its own checksum could not be used.
 enum LoadError {
     Damaged(String),
-    Truncated { expected: u64, actual: u64 },
+    Truncated {
+        expected: u64,
+        actual: u64,
+    },
+    /// Well formed, but its state does not fit in memory: an error of its
+    /// own, since falling back to an older root would hide newer commits.
+    NoMemory,
 }
 
 impl From<&'static str> for LoadError {
     fn from(reason: &'static str) -> Self {
         LoadError::Damaged(reason.to_string())
     }
+}
+
+impl From<LoadFault> for LoadError {
+    fn from(fault: LoadFault) -> Self {
+        match fault {
+            LoadFault::Damaged(reason) => reason.into(),
+            LoadFault::NoMemory => LoadError::NoMemory,
+        }
+    }
+}
+
+/// Makes `directory` at least `len` entries long, the new ones free.
+fn extend_directory(directory: &mut Vec<DirEntry>, len: u64) -> Result<(), LoadFault> {
+    let len = usize::try_from(len).map_err(|_| LoadFault::NoMemory)?;
+    if let Some(more) = len.checked_sub(directory.len()).filter(|&n| n > 0) {
+        directory
+            .try_reserve(more)
+            .map_err(|_| LoadFault::NoMemory)?;
+        directory.resize(len, DirEntry::FREE);
+    }
+    Ok(())
 }
 
 /// The state a valid root describes, loaded and checked.
@@ -36,6 +63,13 @@ pub(crate) struct Loaded {
 
 /// Loads and checks everything `root` references, in a file of `file_len`
 /// bytes whose page `n` `page(n)` returns (`None` if it cannot be read).
+///
+/// Memory sized from the root's counts is bounded before it is taken:
+/// `total_pages` by the file's length (one bit per page, P5), the directory
+/// by the slots that verified pages or the log show in use (a root may claim
+/// up to `total_pages / 2` slots it never used), the log by the root page.
+/// What remains is allocated fallibly, so a file whose metadata does not fit
+/// in memory is an error, not an abort.
 fn load<'a>(
     file_len: u64,
     page_size: usize,
@@ -64,7 +98,7 @@ fn load<'a>(
     let mut internal = Vec::new();
 
     let bits_per_leaf = ps * 8;
-    let mut regular = BitVec::new(total);
+    let mut regular = BitVec::try_new(total).ok_or(LoadError::NoMemory)?;
     let words_per_leaf = page_size / 8;
     let bitmap_leaves = total.div_ceil(bits_per_leaf);
     let mut bitmap_tree = PageTree::load(
@@ -80,7 +114,7 @@ fn load<'a>(
                 match words.get_mut(first_word + i) {
                     Some(slot) => *slot = word,
                     None if word == 0 => {}
-                    None => return Err("bitmap marks pages past the end"),
+                    None => return Err("bitmap marks pages past the end".into()),
                 }
             }
             Ok(())
@@ -98,20 +132,27 @@ fn load<'a>(
     }
 
     let per_leaf = (page_size / DIR_ENTRY_LEN) as u64;
-    let dir_len = root.dir_len as usize;
-    let mut directory = vec![DirEntry::FREE; dir_len];
+    let dir_len = root.dir_len;
+    // Grown only to the last slot in use: free slots past it are implied.
+    let mut directory: Vec<DirEntry> = Vec::new();
     let dir_tree = PageTree::load(
         page_size,
         root.directory,
-        root.dir_len.div_ceil(per_leaf),
+        dir_len.div_ceil(per_leaf),
         read,
         |leaf, leaf_bytes| {
             for (i, chunk) in leaf_bytes.chunks_exact(DIR_ENTRY_LEN).enumerate() {
                 let entry = DirEntry::decode(chunk).ok_or("malformed directory entry")?;
-                match directory.get_mut((leaf * per_leaf) as usize + i) {
-                    Some(slot) => *slot = entry,
-                    None if !entry.in_use() => {}
-                    None => return Err("directory entry past its length"),
+                if !entry.in_use() {
+                    continue;
+                }
+                let slot = leaf * per_leaf + i as u64;
+                if slot >= dir_len {
+                    return Err("directory entry past its length".into());
+                }
+                extend_directory(&mut directory, slot + 1)?;
+                if let Some(target) = directory.get_mut(slot as usize) {
+                    *target = entry;
                 }
             }
             Ok(())
@@ -138,10 +179,15 @@ fn load<'a>(
                 bitmap_tree.mark_dirty_range(start / bits_per_leaf, (end - 1) / bits_per_leaf);
             }
             Record::Entry { slot, entry } => {
-                let target = directory
-                    .get_mut(slot as usize)
-                    .ok_or("log names a directory slot past the end")?;
-                *target = entry;
+                if slot >= dir_len {
+                    return Err("log names a directory slot past the end".into());
+                }
+                if entry.in_use() {
+                    extend_directory(&mut directory, slot + 1)?;
+                }
+                if let Some(target) = directory.get_mut(slot as usize) {
+                    *target = entry;
+                }
                 dir_tree.mark_dirty(slot / per_leaf);
             }
         }
@@ -152,7 +198,7 @@ fn load<'a>(
             return Err("a page the last commit wrote did not reach the disk".into());
         }
     }
-    let map = FreeMap::from_parts(regular, directory, internal)?;
+    let map = FreeMap::from_parts(regular, directory, dir_len, internal)?;
     if map.regular_count() != root.regular_count {
         return Err("allocated page count does not match the bitmap".into());
     }
@@ -274,6 +320,13 @@ pub(crate) fn choose_root<'a>(
             Err(LoadError::Damaged(why)) => {
                 problems[slot] = Some(format!("generation {}: {why}", root.generation));
                 rejected_newer = true;
+            }
+            Err(LoadError::NoMemory) => {
+                return Err(MappedPageError::Io(std::io::Error::new(
+                    std::io::ErrorKind::OutOfMemory,
+                    "not enough memory for the state the file's metadata describes",
+                ))
+                .into());
             }
         }
     }

@@ -10,14 +10,96 @@
 
 mod corrupt_support;
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use corrupt_support::{build_bases, damage, exercise_bytes, fix_checksums, Damage, PS};
+use corrupt_support::{
+    build_bases, claimed_len, damage, exercise_bytes, exercise_crafted, fix_checksums,
+    set_root_count, Damage, PS, ROOT_COUNTS,
+};
 use mappedpages::inspect::{Inspector, RootCopy};
 use mappedpages::MappedPageError;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
+
+/// The most heap this test binary may hold at once. Far more than any case
+/// needs; a reader that sizes memory from a count in a crafted file asks for
+/// more, gets null, and the process aborts: a failed test, not a machine
+/// driven out of memory.
+const HEAP_CAP: usize = 1 << 30;
+
+/// The system allocator, refusing to hold more than [`HEAP_CAP`] bytes.
+struct CappedHeap;
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+impl CappedHeap {
+    fn admit(size: usize) -> bool {
+        let before = HELD.fetch_add(size, Ordering::Relaxed);
+        if before.saturating_add(size) > HEAP_CAP {
+            HELD.fetch_sub(size, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+// SAFETY: every call is passed to `System` unchanged, which upholds the
+// `GlobalAlloc` contract; the count only decides whether to call it, and a
+// refusal is the null pointer the contract allows.
+unsafe impl GlobalAlloc for CappedHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if !Self::admit(layout.size()) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: the caller's layout, as the contract requires.
+        let ptr = unsafe { System.alloc(layout) };
+        if ptr.is_null() {
+            HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if !Self::admit(layout.size()) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: as in `alloc`.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if ptr.is_null() {
+            HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `System` with `layout`.
+        unsafe { System.dealloc(ptr, layout) };
+        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let old = layout.size();
+        if new_size > old && !Self::admit(new_size - old) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: `ptr` was allocated by `System` with `layout`.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if new.is_null() {
+            if new_size > old {
+                HELD.fetch_sub(new_size - old, Ordering::Relaxed);
+            }
+        } else if new_size < old {
+            HELD.fetch_sub(old - new_size, Ordering::Relaxed);
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static HEAP: CappedHeap = CappedHeap;
 
 fn scratch_dir() -> &'static tempfile::TempDir {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
@@ -139,6 +221,97 @@ proptest! {
         fix_checksums(&mut file);
         check(&file)?;
     }
+}
+
+/// Values for a crafted count: around the 2^32 the contract asks for, the
+/// format's limits, and the widths of the fields.
+fn huge_count() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(1u64 << 20),
+        Just(1u64 << 27),
+        Just(1u64 << 32),
+        Just(1u64 << 33),
+        Just(1u64 << 40),
+        Just((1u64 << 56) - 1),
+        Just(1u64 << 56),
+        Just(u64::from(u32::MAX)),
+        Just(u64::MAX),
+        (1u64 << 16..1u64 << 34),
+    ]
+}
+
+fn crafted_case(base: usize, edits: &[(usize, usize, u64)], sparse: bool) -> (Vec<u8>, u64) {
+    let mut file = bases()[base % bases().len()].clone();
+    for &(copy, field, value) in edits {
+        set_root_count(&mut file, copy, field, value);
+    }
+    fix_checksums(&mut file);
+    let len = if sparse {
+        claimed_len(&file).unwrap_or(0)
+    } else {
+        0
+    };
+    (file, len)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases() / 4,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Roots whose counts are set huge, checksums recomputed, the file made
+    /// as long as they claim (sparse): both readers return quickly with
+    /// bounded memory (see `HEAP_CAP`), fall back or fail with a typed
+    /// error, and whatever opens behaves (contract D5).
+    #[test]
+    fn roots_with_huge_counts_are_bounded(
+        base in 0..6usize,
+        edits in prop::collection::vec((0..2usize, 0..ROOT_COUNTS.len(), huge_count()), 1..4),
+        sparse in any::<bool>(),
+    ) {
+        let (file, len) = crafted_case(base, &edits, sparse);
+        exercise_crafted(&case_path(), &file, len).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// The file of the report: the newer root (copy B) claims 2^33 pages and
+/// 2^32 directory slots, with a correct checksum, in a sparse file that long.
+/// The directory was sized from `dir_len` up front (about 100 GB) and the
+/// process aborted. Now the root is valid as the format defines it (a file
+/// whose directory slots are all free), and its bitmap alone needs 1 GiB:
+/// past the heap this test allows, so both readers fail with `OutOfMemory`.
+#[test]
+fn a_root_claiming_billions_of_slots_is_not_an_abort() {
+    let (file, len) = crafted_case(1, &[(1, 2, 1 << 33), (1, 6, 1 << 32)], true);
+    assert_eq!(len, (1 << 33) * PS as u64);
+    let path = case_path();
+    assert_eq!(exercise_crafted(&path, &file, len), Ok(false));
+    let out_of_memory = |e: &mappedpages::MappedPageError| matches!(e, mappedpages::MappedPageError::Io(io) if io.kind() == std::io::ErrorKind::OutOfMemory);
+    let info = mappedpages::inspect::Inspector::open(&path).unwrap().info();
+    assert!(info.as_ref().is_err_and(out_of_memory), "{info:?}");
+    let opened = corrupt_support::P::open(&path);
+    assert!(
+        opened.as_ref().is_err_and(out_of_memory),
+        "{:?}",
+        opened.err()
+    );
+}
+
+/// As above at 2^28 pages and 2^27 slots: a directory sized from the count
+/// would take 3 GiB, the bitmaps take 64 MiB, so the file opens at the newer
+/// root, and works.
+#[test]
+fn a_root_claiming_many_unused_slots_opens_without_their_memory() {
+    let (file, len) = crafted_case(1, &[(1, 2, 1 << 28), (1, 6, 1 << 27)], true);
+    let path = case_path();
+    assert_eq!(exercise_crafted(&path, &file, len), Ok(true));
+    let info = mappedpages::inspect::Inspector::open(&path)
+        .unwrap()
+        .info()
+        .unwrap();
+    assert_eq!((info.total_pages, info.directory_slots), (1 << 28, 1 << 27));
 }
 
 /// Regression found by the property test: a root whose generation is

@@ -9,6 +9,10 @@
 //! pager is deterministic, and the child reports each call's outcome so the
 //! parent can check that both runs agree.
 //!
+//! It runs at several page sizes, up to pages far larger than an OS page: a
+//! kill can stop a long `pwrite` part way, and no commit that returned may
+//! depend on such a write (D4).
+//!
 //! `MAPPEDPAGES_SOAK=<n>` multiplies the number of kills by `n`.
 
 mod crash_support;
@@ -19,13 +23,49 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crash_support::{
-    apply, check_file, options, soak_factor, temp_dir, Expect, History, Outcome, Rng, Workload,
+    apply, check_file_sized, options_sized, soak_factor, temp_dir, Expect, History, Outcome, Rng,
+    Workload,
 };
 use mappedpages::Durability;
 
 const CHILD_ENV: &str = "MAPPEDPAGES_KILL_CHILD";
 const TEST_NAME: &str = "killed_writer_reopens_to_a_completed_or_in_flight_call";
-const CALLS: u64 = 1000;
+
+/// Below, at, and above the OS page, and the largest page a test can afford.
+const PAGE_SIZES: [usize; 4] = [1024, 4096, 64 << 10, 4 << 20];
+
+/// Pages of a megabyte or more: a smaller workload, so that the files and
+/// every check stay small.
+fn is_big(page_size: usize) -> bool {
+    page_size >= 1 << 20
+}
+
+/// Calls per workload.
+fn calls(page_size: usize) -> u64 {
+    if is_big(page_size) {
+        150
+    } else {
+        1000
+    }
+}
+
+/// Kills per durability mode.
+fn kills(page_size: usize) -> u64 {
+    soak_factor() * if is_big(page_size) { 16 } else { 24 }
+}
+
+fn workload(seed: u64, page_size: usize) -> Workload {
+    let mut workload = Workload::new(seed);
+    workload.page_size = page_size;
+    if is_big(page_size) {
+        workload.max_regular = 8;
+        // Odd seeds without protected pages: every commit is then an
+        // unsynced one in Deferred mode (a protected commit is synced), so
+        // runs of commits that returned rest on the root slot alone.
+        workload.max_protected = if seed.is_multiple_of(2) { 3 } else { 0 };
+    }
+    workload
+}
 
 fn durability_of(name: &str) -> Durability {
     match name {
@@ -40,16 +80,16 @@ fn describe(outcome: &Outcome) -> String {
 
 /// The workload as both the child and the reference run see it. `report` is
 /// told of each call before and after it.
-fn run_workload(
+fn run_workload<const N: usize>(
     path: &Path,
     durability: Durability,
     seed: u64,
     mut report: impl FnMut(&str),
 ) -> History {
-    let mut pager = options(durability).create(path).unwrap();
-    let mut history = History::new();
-    let mut workload = Workload::new(seed);
-    for _ in 0..CALLS {
+    let mut pager = options_sized::<N>(durability).create(path).unwrap();
+    let mut history = History::with_page_size(N);
+    let mut workload = workload(seed, N);
+    for _ in 0..calls(N) {
         let call = history.last() + 1;
         let op = workload.next_op(history.states.last().unwrap(), call);
         report(&format!("begin {call}"));
@@ -60,14 +100,42 @@ fn run_workload(
     history
 }
 
+/// [`run_workload`] on a pager of `page_size`-byte pages.
+fn run_sized(
+    page_size: usize,
+    path: &Path,
+    durability: Durability,
+    seed: u64,
+    report: impl FnMut(&str),
+) -> History {
+    match page_size {
+        1024 => run_workload::<1024>(path, durability, seed, report),
+        4096 => run_workload::<4096>(path, durability, seed, report),
+        65536 => run_workload::<65536>(path, durability, seed, report),
+        4194304 => run_workload::<4194304>(path, durability, seed, report),
+        other => panic!("no pager type for {other}-byte pages in this test"),
+    }
+}
+
+fn check_sized(page_size: usize, path: &Path, expect: &Expect<'_>) -> Result<u64, String> {
+    match page_size {
+        1024 => check_file_sized::<1024>(path, expect),
+        4096 => check_file_sized::<4096>(path, expect),
+        65536 => check_file_sized::<65536>(path, expect),
+        4194304 => check_file_sized::<4194304>(path, expect),
+        other => panic!("no pager type for {other}-byte pages in this test"),
+    }
+}
+
 /// The child: runs the workload, reporting every call on stdout unbuffered.
 fn child(spec: &str) {
     let mut parts = spec.split(';');
     let path = parts.next().unwrap();
     let durability = durability_of(parts.next().unwrap());
     let seed: u64 = parts.next().unwrap().parse().unwrap();
+    let page_size: usize = parts.next().unwrap().parse().unwrap();
     let stdout = std::io::stdout();
-    run_workload(Path::new(path), durability, seed, |line| {
+    run_sized(page_size, Path::new(path), durability, seed, |line| {
         let mut out = stdout.lock();
         out.write_all(format!("CALL {line}\n").as_bytes()).unwrap();
         out.flush().unwrap();
@@ -103,10 +171,13 @@ fn check_outcome(line: &str, reference_ends: &[String]) {
 
 /// Spawns a child on a fresh file, kills it after it reported `begin
 /// target` plus a random delay, and checks the file.
-fn spawn_child(path: &Path, mode: &str, seed: u64) -> std::process::Child {
+fn spawn_child(path: &Path, mode: &str, seed: u64, page_size: usize) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{};{mode};{seed}", path.display()))
+        .env(
+            CHILD_ENV,
+            format!("{};{mode};{seed};{page_size}", path.display()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -115,10 +186,10 @@ fn spawn_child(path: &Path, mode: &str, seed: u64) -> std::process::Child {
 
 /// How long a child takes from spawn to exit when nothing kills it (its
 /// output is read only afterwards, as in a killed run).
-fn time_full_run(dir: &Path) -> Duration {
+fn time_full_run(dir: &Path, mode: &str, seed: u64, page_size: usize) -> Duration {
     let path = dir.join("timing.bin");
     let start = Instant::now();
-    let status = spawn_child(&path, "immediate", 0).wait().unwrap();
+    let status = spawn_child(&path, mode, seed, page_size).wait().unwrap();
     let elapsed = start.elapsed();
     assert!(status.success(), "the child workload failed on its own");
     std::fs::remove_file(&path).unwrap();
@@ -128,6 +199,7 @@ fn time_full_run(dir: &Path) -> Duration {
 /// One seed's workload: its reference run and the child's expected reports.
 struct Seeded<'a> {
     dir: &'a Path,
+    page_size: usize,
     durability: Durability,
     seed: u64,
     reference: &'a History,
@@ -143,18 +215,15 @@ fn kill_once(
 ) {
     let Seeded {
         dir,
+        page_size,
         durability,
         seed,
         reference,
         reference_ends,
     } = *run;
     let path = dir.join(format!("kill-{round}.bin"));
-    let mode = if durability == Durability::Deferred {
-        "deferred"
-    } else {
-        "immediate"
-    };
-    let mut child = spawn_child(&path, mode, seed);
+    let mode = mode_name(durability);
+    let mut child = spawn_child(&path, mode, seed, page_size);
     // Kill at a random moment of the window where the child is inside its
     // workload: it starts as a whole run's duration and narrows as kills
     // land before the first call or after the last one. (The child's reports
@@ -184,7 +253,8 @@ fn kill_once(
         window.0 = delay.min(window.1.saturating_sub(1));
         return;
     };
-    if last == format!("end {CALLS} Done") || last.starts_with(&format!("end {CALLS} ")) {
+    let calls = calls(page_size);
+    if last.starts_with(&format!("end {calls} ")) {
         window.1 = delay.max(window.0 + 1);
     }
     let mut words = last.split(' ');
@@ -197,7 +267,7 @@ fn kill_once(
         }
         _ => (call, call),
     };
-    if call < CALLS || kind == "begin" {
+    if call < calls || kind == "begin" {
         tally.mid_workload += 1;
     }
     let expect = Expect {
@@ -206,14 +276,24 @@ fn kill_once(
         hi,
         durable_before: lo + 1,
         root_calls: None,
-        deep: true,
+        // Allocating and writing every free page of a file of big pages is
+        // slow: every fourth kill there.
+        deep: !is_big(page_size) || round.is_multiple_of(4),
     };
-    if let Err(e) = check_file(&path, &expect) {
-        tally
-            .violations
-            .push(format!("{mode} seed {seed} killed after `{last}`: {e}"));
+    if let Err(e) = check_sized(page_size, &path, &expect) {
+        tally.violations.push(format!(
+            "{page_size}-byte pages, {mode}, seed {seed}, killed after `{last}`: {e}"
+        ));
     }
     let _ = std::fs::remove_file(&path);
+}
+
+fn mode_name(durability: Durability) -> &'static str {
+    if durability == Durability::Deferred {
+        "deferred"
+    } else {
+        "immediate"
+    }
 }
 
 #[test]
@@ -223,32 +303,48 @@ fn killed_writer_reopens_to_a_completed_or_in_flight_call() {
         return;
     }
     let dir = temp_dir();
-    let kills_per_mode = 24 * soak_factor();
     let mut tally = Tally::default();
     let mut rng = Rng::new(0x4B11);
-    let full_run = time_full_run(dir.path()).as_micros() as u64;
-    let mut window = (0, full_run);
-    for durability in [Durability::Immediate, Durability::Deferred] {
-        for seed in 0..2u64 {
-            let reference_path = dir.path().join("reference.bin");
-            let mut ends = Vec::new();
-            let reference = run_workload(&reference_path, durability, seed, |line| {
-                if line.starts_with("end") {
-                    ends.push(line.to_string());
+    for page_size in PAGE_SIZES {
+        let started = Instant::now();
+        let (kills_before, mid_before) = (tally.kills, tally.mid_workload);
+        for durability in [Durability::Immediate, Durability::Deferred] {
+            for seed in 0..2u64 {
+                // Each workload runs at its own pace: the kill window starts
+                // as one whole run of it.
+                let full_run = time_full_run(dir.path(), mode_name(durability), seed, page_size);
+                let mut window = (0, full_run.as_micros() as u64);
+                let reference_path = dir.path().join("reference.bin");
+                let mut ends = Vec::new();
+                let reference = run_sized(page_size, &reference_path, durability, seed, |line| {
+                    if line.starts_with("end") {
+                        ends.push(line.to_string());
+                    }
+                });
+                std::fs::remove_file(&reference_path).unwrap();
+                let run = Seeded {
+                    dir: dir.path(),
+                    page_size,
+                    durability,
+                    seed,
+                    reference: &reference,
+                    reference_ends: &ends,
+                };
+                for round in 0..kills(page_size) / 2 {
+                    kill_once(&run, &mut window, &mut rng, round, &mut tally);
                 }
-            });
-            std::fs::remove_file(&reference_path).unwrap();
-            let run = Seeded {
-                dir: dir.path(),
-                durability,
-                seed,
-                reference: &reference,
-                reference_ends: &ends,
-            };
-            for round in 0..kills_per_mode / 2 {
-                kill_once(&run, &mut window, &mut rng, round, &mut tally);
             }
         }
+        println!(
+            "{page_size}-byte pages: {} kills ({} mid-workload) in {:.1?}",
+            tally.kills - kills_before,
+            tally.mid_workload - mid_before,
+            started.elapsed()
+        );
+        assert!(
+            tally.mid_workload > mid_before,
+            "no kill landed inside the workload at {page_size}-byte pages"
+        );
     }
     println!(
         "killed processes: {} kills, {} mid-workload ({} inside a call), {} violations",

@@ -6,7 +6,12 @@
 //! file. Odd: byte 1 picks one of the valid base files, the rest is a list of
 //! damage records of 10 bytes (kind, offset as u32, value as u32, spare),
 //! and bit 1 of byte 0 asks for every checksum to be recomputed after the
-//! damage, so that it reaches the checks behind the checksums.
+//! damage, so that it reaches the checks behind the checksums. Odd with bit 2
+//! set: the records of 10 bytes set root counts instead (copy, field, value
+//! as u64; see `ROOT_COUNTS`), every checksum is recomputed, the file is made
+//! as long as its roots claim (sparse) up to `MAX_SPARSE_LEN`, and both
+//! readers run on it; a reader that sizes memory from such a count trips
+//! libFuzzer's memory limit.
 
 #![no_main]
 
@@ -16,8 +21,17 @@ mod corrupt_support;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use corrupt_support::{build_bases, damage, exercise_bytes, fix_checksums, Damage, PS};
+use corrupt_support::{
+    build_bases, claimed_len, damage, exercise_bytes, exercise_crafted, fix_checksums,
+    set_root_count, Damage, PS,
+};
 use libfuzzer_sys::fuzz_target;
+
+/// The longest file a crafted case is made: 2^30 pages of 1 KiB. A valid
+/// root of a longer file needs bitmaps (two bits per page) that would trip
+/// libFuzzer's memory limit by right; past it, the file stays short and open
+/// reports it truncated.
+const MAX_SPARSE_LEN: u64 = 1 << 40;
 
 struct Scratch {
     file: PathBuf,
@@ -94,6 +108,20 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         let mut file = scratch.bases[base as usize % scratch.bases.len()].clone();
+        if mode & 4 != 0 {
+            for record in records.chunks_exact(10) {
+                let value = u64::from_le_bytes(record[2..10].try_into().unwrap());
+                set_root_count(&mut file, record[0] as usize, record[1] as usize, value);
+            }
+            fix_checksums(&mut file);
+            let len = claimed_len(&file)
+                .filter(|&len| len <= MAX_SPARSE_LEN)
+                .unwrap_or(0);
+            if let Err(broken) = exercise_crafted(&scratch.file, &file, len) {
+                panic!("{broken}");
+            }
+            return;
+        }
         for record in records.chunks_exact(10) {
             damage(&mut file, &decode_damage(record));
         }

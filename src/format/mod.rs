@@ -14,8 +14,11 @@ pub(crate) mod root;
 pub(crate) mod superblock;
 pub(crate) mod tree_node;
 
-/// The format version this build reads and writes.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The newest format version this build reads and writes. It reads every
+/// version from 1 up. Version 2 differs from 1 only for pages larger than
+/// 4096 bytes (a root fills the first 4096 bytes of its page), so files with
+/// smaller pages are still written as version 1, which older builds read.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// Page number of the superblock.
 pub(crate) const SUPERBLOCK_PAGE: u64 = 0;

@@ -4,7 +4,7 @@
 
 use super::record::{PageCheck, Record, RECORD_LEN};
 use super::tree_node::NodeRef;
-use super::{checksum, read_u32, read_u64, write_u32, write_u64, FORMAT_VERSION, MAX_PAGES};
+use super::{checksum, read_u32, read_u64, write_u32, write_u64, MAX_PAGES};
 
 pub(crate) const MAGIC: [u8; 8] = *b"MPGROOT\0";
 pub(crate) const OFF_MAGIC: usize = 0;
@@ -26,6 +26,53 @@ pub(crate) const OFF_CHECK_LEN: usize = 92;
 pub(crate) const OFF_LOG: usize = 128;
 /// Size of the checksum at the very end of the page.
 pub(crate) const CHECKSUM_LEN: usize = 4;
+
+/// The most bytes of a root page that a root of format 2 uses. A write of
+/// at most this many bytes at a multiple of it lies within one OS page (no
+/// OS page is smaller), which the kernel copies whole once it has started:
+/// a killed process cannot leave such a root half written (see `FORMAT.md`,
+/// "The commit protocol").
+pub(crate) const ROOT_AREA_MAX: usize = 4096;
+
+/// Root format 1: the root fills its whole page, checksum in the last 4
+/// bytes. Still read; written for pages of up to `ROOT_AREA_MAX` bytes,
+/// where it is byte for byte a root of format 2.
+pub(crate) const ROOT_VERSION_WHOLE_PAGE: u32 = 1;
+/// Root format 2: the root fills the first `ROOT_AREA_MAX` bytes of its page
+/// (all of a smaller page), checksum in the last 4 of them; the rest of the
+/// page is not read.
+pub(crate) const ROOT_VERSION_ONE_OS_PAGE: u32 = 2;
+
+/// The bytes of a root page that a root written by this build uses, and
+/// that a commit writes.
+pub(crate) const fn root_len(page_size: usize) -> usize {
+    if page_size < ROOT_AREA_MAX {
+        page_size
+    } else {
+        ROOT_AREA_MAX
+    }
+}
+
+/// The root format this build writes for `page_size`-byte pages: format 1
+/// where it is the same bytes as format 2, so that older builds still read
+/// those files.
+pub(crate) const fn root_version(page_size: usize) -> u32 {
+    if page_size <= ROOT_AREA_MAX {
+        ROOT_VERSION_WHOLE_PAGE
+    } else {
+        ROOT_VERSION_ONE_OS_PAGE
+    }
+}
+
+/// The bytes a root of format `version` uses in a `page_size`-byte page, or
+/// `None` for a version this build does not know.
+const fn area_of(version: u32, page_size: usize) -> Option<usize> {
+    match version {
+        ROOT_VERSION_WHOLE_PAGE => Some(page_size),
+        ROOT_VERSION_ONE_OS_PAGE => Some(root_len(page_size)),
+        _ => None,
+    }
+}
 
 /// Flag bit: the commit that wrote this root was synced before it returned.
 pub(crate) const FLAG_SYNCED: u32 = 1;
@@ -69,21 +116,40 @@ pub(crate) enum RootError {
     Version(u32),
 }
 
-/// How many log records and page checks, together, fit in a root of
-/// `page_size` bytes.
+/// How many log records and page checks, together, fit in a root that this
+/// build writes for `page_size`-byte pages.
 pub(crate) const fn log_capacity(page_size: usize) -> usize {
-    (page_size - OFF_LOG - CHECKSUM_LEN) / RECORD_LEN
+    area_capacity(root_len(page_size))
+}
+
+/// How many log records and page checks fit in a root of `area` bytes.
+const fn area_capacity(area: usize) -> usize {
+    (area - OFF_LOG - CHECKSUM_LEN) / RECORD_LEN
 }
 
 impl Root {
-    /// Encodes this root into `page` (exactly one page). The log must fit:
-    /// the commit code checkpoints before it would not.
+    /// Encodes this root into `page` (a whole root page, the rest of which
+    /// is zeroed). The log must fit: the commit code checkpoints before it
+    /// would not.
     pub fn encode(&self, page: &mut [u8]) {
         page.fill(0);
         let page_size = page.len();
+        self.encode_area(page_size, page);
+    }
+
+    /// Encodes this root for a file of `page_size`-byte pages into the first
+    /// [`root_len`] bytes of `area` (which is at least that long): the bytes
+    /// a commit writes.
+    pub fn encode_area(&self, page_size: usize, area: &mut [u8]) {
+        let len = root_len(page_size);
+        let Some(page) = area.get_mut(..len) else {
+            debug_assert!(false, "root buffer shorter than the root");
+            return;
+        };
+        page.fill(0);
         debug_assert!(self.log.len() + self.checks.len() <= log_capacity(page_size));
         page[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&MAGIC);
-        write_u32(page, OFF_VERSION, FORMAT_VERSION);
+        write_u32(page, OFF_VERSION, root_version(page_size));
         write_u32(page, OFF_LOG_LEN, self.log.len() as u32);
         write_u64(page, OFF_PAGE_SIZE, page_size as u64);
         write_u64(page, OFF_GENERATION, self.generation);
@@ -106,7 +172,7 @@ impl Root {
         for (check, slot) in self.checks.iter().zip(&mut slots) {
             check.encode(slot);
         }
-        let end = page_size - CHECKSUM_LEN;
+        let end = len - CHECKSUM_LEN;
         let crc = checksum(&page[..end]);
         write_u32(page, end, crc);
     }
@@ -122,9 +188,22 @@ impl Root {
         if page.get(..8) != Some(&MAGIC[..]) {
             return Err(Damaged("no root magic (never written, zeroed or torn)"));
         }
-        let end = page_size - CHECKSUM_LEN;
-        let stored = read_u32(page, end).ok_or(Damaged("short root"))?;
-        if checksum(page.get(..end).unwrap_or_default()) != stored {
+        // The version says where the checksum is, so it is read before the
+        // checksum can vouch for it; a wrong one finds no matching checksum.
+        let claimed = read_u32(page, OFF_VERSION).ok_or(Damaged("short root"))?;
+        let checksum_holds = |area: usize| {
+            let end = area - CHECKSUM_LEN;
+            read_u32(page, end) == Some(checksum(page.get(..end).unwrap_or_default()))
+        };
+        let Some(area) = area_of(claimed, page_size) else {
+            // Unknown: a version only if the root checks out where some
+            // version would put its checksum.
+            if checksum_holds(page_size) || checksum_holds(root_len(page_size)) {
+                return Err(RootError::Version(claimed));
+            }
+            return Err(Damaged("root checksum mismatch (torn or corrupt write)"));
+        };
+        if !checksum_holds(area) {
             return Err(Damaged("root checksum mismatch (torn or corrupt write)"));
         }
         let u32_at = |off| read_u32(page, off).ok_or(Damaged("short root"));
@@ -138,16 +217,12 @@ impl Root {
                 height: u32_at(height)?,
             })
         };
-        let version = u32_at(OFF_VERSION)?;
-        if version != FORMAT_VERSION {
-            return Err(RootError::Version(version));
-        }
         if u64_at(OFF_PAGE_SIZE)? != page_size as u64 {
             return Err(Damaged("root records another page size"));
         }
         let log_len = u32_at(OFF_LOG_LEN)? as usize;
         let check_len = u32_at(OFF_CHECK_LEN)? as usize;
-        if log_len.saturating_add(check_len) > log_capacity(page_size) {
+        if log_len.saturating_add(check_len) > area_capacity(area) {
             return Err(Damaged("log length exceeds the root's capacity"));
         }
         let slot = |i: usize| {
@@ -254,6 +329,46 @@ mod tests {
         );
         assert_eq!(log_capacity(1024), 37);
         assert_eq!(log_capacity(4096), 165);
+        assert_eq!(log_capacity(4 << 20), 165);
+        assert_eq!(
+            (root_len(1024), root_len(4096), root_len(1 << 30)),
+            (1024, 4096, 4096)
+        );
+        assert_eq!((root_version(4096), root_version(8192)), (1, 2));
+    }
+
+    /// Pages larger than an OS page: the root is its first 4096 bytes, the
+    /// rest of the page is not read, and a whole-page root of format 1 (as
+    /// older builds wrote them) still reads.
+    #[test]
+    fn big_pages_use_one_os_page_and_format_1_still_reads() {
+        const P: usize = 16384;
+        let mut page = vec![0xA5u8; P];
+        sample().encode_area(P, &mut page);
+        assert_eq!(read_u32(&page, OFF_VERSION), Some(2));
+        assert_eq!(Root::decode(&page, P), Ok(sample()));
+        page[ROOT_AREA_MAX - 1] ^= 1;
+        assert!(Root::decode(&page, P).is_err());
+
+        let mut old = vec![0u8; P];
+        sample().encode_area(P, &mut old);
+        write_u32(&mut old, OFF_VERSION, ROOT_VERSION_WHOLE_PAGE);
+        old[ROOT_AREA_MAX - 4..ROOT_AREA_MAX].fill(0);
+        let crc = checksum(&old[..P - 4]);
+        write_u32(&mut old, P - 4, crc);
+        assert_eq!(Root::decode(&old, P), Ok(sample()));
+        // A version-2 root over it: its own checksum decides, not the old one.
+        let mut over = old.clone();
+        sample().encode_area(P, &mut over);
+        assert_eq!(Root::decode(&over, P), Ok(sample()));
+
+        let mut unknown = page.clone();
+        page[ROOT_AREA_MAX - 1] ^= 1;
+        unknown.copy_from_slice(&page);
+        write_u32(&mut unknown, OFF_VERSION, 9);
+        let crc = checksum(&unknown[..ROOT_AREA_MAX - 4]);
+        write_u32(&mut unknown, ROOT_AREA_MAX - 4, crc);
+        assert_eq!(Root::decode(&unknown, P), Err(RootError::Version(9)));
     }
 
     #[test]

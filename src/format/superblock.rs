@@ -1,6 +1,7 @@
 //! Page 0: the superblock. Written once by `create`, never rewritten, so no
 //! commit can tear it. See `FORMAT.md`, "Superblock".
 
+use super::root::root_version;
 use super::{checksum, read_u32, read_u64, write_u32, write_u64, FORMAT_VERSION};
 use crate::error::{MappedPageError, Result};
 
@@ -16,7 +17,10 @@ pub(crate) const SUPERBLOCK_LEN: usize = 64;
 pub(crate) fn encode(page: &mut [u8], page_size: u64) {
     page.fill(0);
     page[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&MAGIC);
-    write_u32(page, OFF_VERSION, FORMAT_VERSION);
+    // The version of the roots this build writes for such pages: a file
+    // whose roots older builds read says so.
+    let version = usize::try_from(page_size).map_or(FORMAT_VERSION, root_version);
+    write_u32(page, OFF_VERSION, version);
     write_u64(page, OFF_PAGE_SIZE, page_size);
     let crc = checksum(&page[..OFF_CHECKSUM]);
     write_u32(page, OFF_CHECKSUM, crc);
@@ -37,7 +41,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<u64> {
     if stored_crc != actual_crc {
         return Err(MappedPageError::CorruptSuperblock);
     }
-    if version != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&version) {
         return Err(MappedPageError::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,

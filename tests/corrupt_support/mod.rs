@@ -344,3 +344,119 @@ pub fn exercise_bytes(path: &PathBuf, bytes: &[u8]) -> Result<bool, String> {
     std::fs::write(path, bytes).map_err(|e| e.to_string())?;
     exercise(path)
 }
+
+/// Every count a root holds, as (offset in the root, width in bytes): the
+/// log length, generation, total_pages, regular_count, bitmap top and height,
+/// dir_len, directory top and height, the page-check count.
+pub const ROOT_COUNTS: [(usize, usize); 10] = [
+    (OFF_LOG_LEN, 4),
+    (24, 8),
+    (32, 8),
+    (40, 8),
+    (OFF_BITMAP_TOP, 8),
+    (60, 4),
+    (64, 8),
+    (OFF_DIR_TOP, 8),
+    (84, 4),
+    (OFF_CHECK_LEN, 4),
+];
+
+/// Offset of `total_pages` in a root.
+pub const OFF_TOTAL_PAGES: usize = 32;
+
+/// Sets count `field` (an index into [`ROOT_COUNTS`]) of root `copy` (A is
+/// 0, B is 1) to `value`, truncated to the field's width. Checksums are left
+/// to [`fix_checksums`].
+pub fn set_root_count(file: &mut [u8], copy: usize, field: usize, value: u64) {
+    let (offset, width) = ROOT_COUNTS[field % ROOT_COUNTS.len()];
+    let at = (1 + copy % 2) * PS + offset;
+    if let Some(dst) = file.get_mut(at..at + width) {
+        dst.copy_from_slice(&value.to_le_bytes()[..width]);
+    }
+}
+
+/// The length a file must have for the roots' `total_pages` to fit: the
+/// largest either root claims, in bytes, when a file can be that long.
+pub fn claimed_len(file: &[u8]) -> Option<u64> {
+    [PS, 2 * PS]
+        .iter()
+        .filter_map(|&root| file.get(root + OFF_TOTAL_PAGES..root + OFF_TOTAL_PAGES + 8))
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        .filter_map(|pages| pages.checked_mul(PS as u64))
+        .filter(|&len| len < 1 << 62)
+        .max()
+}
+
+/// Writes `bytes` to a fresh file at `path`, extends it (sparse, so nothing
+/// is written) to `sparse_len` if that is longer, and drives both readers:
+/// `Inspector` (`info`, `check`) and `Pager` (open, a few calls, reopen).
+/// Bounded work, whatever the file claims: nothing here walks every page.
+/// Returns whether `Pager::open` accepted the file.
+pub fn exercise_crafted(path: &Path, bytes: &[u8], sparse_len: u64) -> Result<bool, String> {
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, bytes).map_err(|e| e.to_string())?;
+    if sparse_len > bytes.len() as u64 {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| e.to_string())?;
+        if file.set_len(sparse_len).is_err() {
+            // Longer than this file system allows: the case cannot be made.
+            return Ok(false);
+        }
+    }
+    if let Ok(inspector) = mappedpages::inspect::Inspector::open(path) {
+        match inspector.info() {
+            Ok(info) => {
+                if info.free_pages > info.total_pages || info.regular_pages > info.total_pages {
+                    return Err(format!(
+                        "Inspector::info counts more pages than there are: {info:?}"
+                    ));
+                }
+            }
+            Err(e) => {
+                let _ = e.to_string();
+            }
+        }
+        let _ = inspector.check().map(|r| r.problems.len());
+    }
+    let mut pager = match P::open(path) {
+        Ok(pager) => pager,
+        Err(e) => {
+            let _ = e.to_string();
+            return Ok(false);
+        }
+    };
+    let count = pager.page_count();
+    if pager.allocated_page_count() > count || pager.free_page_count() > count {
+        return Err("more allocated or free pages than pages".into());
+    }
+    let listed: Vec<u64> = pager
+        .iter_allocated_protected_pages()
+        .take(64)
+        .map(|id| id.0)
+        .collect();
+    let id = pager.alloc().map_err(|e| format!("alloc: {e}"))?;
+    id.get_mut(&mut pager).unwrap().as_bytes_mut().fill(0xA5);
+    let prot = pager
+        .alloc_protected()
+        .map_err(|e| format!("alloc_protected: {e}"))?;
+    if listed.contains(&prot.0) {
+        return Err(format!("alloc_protected handed out live slot {}", prot.0));
+    }
+    let mut writer = prot.get_mut(&mut pager).map_err(|e| e.to_string())?;
+    writer.page_mut().as_bytes_mut()[..4].copy_from_slice(b"prot");
+    writer
+        .commit()
+        .map_err(|e| format!("protected commit: {e}"))?;
+    pager.sync().map_err(|e| format!("sync: {e}"))?;
+    drop(pager);
+    let pager = P::open(path).map_err(|e| format!("reopen after our own commits failed: {e}"))?;
+    if id.get(&pager).map(|p| p.as_bytes()[0]).ok() != Some(0xA5) {
+        return Err("the page allocated and written before the reopen is gone".into());
+    }
+    if prot.get(&pager).map(|p| p.as_bytes()[..4] == *b"prot").ok() != Some(true) {
+        return Err("the protected page committed before the reopen is gone".into());
+    }
+    Ok(true)
+}

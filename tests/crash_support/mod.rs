@@ -89,7 +89,7 @@ pub struct State {
 
 impl State {
     /// Reads the state through the public API.
-    pub fn observe(pager: &P) -> Result<State, String> {
+    pub fn observe<const N: usize>(pager: &Pager<N>) -> Result<State, String> {
         let regular: BTreeSet<u64> = pager.iter_allocated_pages().map(|id| id.0).collect();
         let mut protected = BTreeMap::new();
         for id in pager.iter_allocated_protected_pages() {
@@ -168,13 +168,21 @@ pub struct UserWrite {
 pub struct History {
     pub states: Vec<State>,
     pub writes: Vec<UserWrite>,
+    /// The page size of the pager the calls ran on.
+    pub page_size: usize,
 }
 
 impl History {
     pub fn new() -> History {
+        History::with_page_size(PS)
+    }
+
+    /// The model of a pager with `page_size`-byte pages.
+    pub fn with_page_size(page_size: usize) -> History {
         History {
             states: vec![State::default()],
             writes: Vec::new(),
+            page_size,
         }
     }
 
@@ -186,7 +194,7 @@ impl History {
     /// Records the completion of call `last() + 1`.
     pub fn push(&mut self, op: &Op, outcome: &Outcome) {
         let call = self.states.len() as u64;
-        let next = next_state(self.states.last().unwrap(), op, outcome);
+        let next = next_state(self.states.last().unwrap(), op, outcome, self.page_size);
         if let Op::Write { page, value } = *op {
             self.writes.push(UserWrite { call, page, value });
         }
@@ -207,6 +215,8 @@ pub struct Workload {
     next_value: u8,
     pub max_regular: usize,
     pub max_protected: usize,
+    /// The page size of the pager the calls are for.
+    pub page_size: usize,
 }
 
 impl Workload {
@@ -216,6 +226,7 @@ impl Workload {
             next_value: 0,
             max_regular: 48,
             max_protected: 8,
+            page_size: PS,
         }
     }
 
@@ -273,8 +284,11 @@ impl Workload {
                         .keys()
                         .nth(self.rng.index(protected.len()))
                         .unwrap();
-                    let offset = 8 + self.rng.index(PS - 16);
-                    let len = 1 + self.rng.index(PS - 8 - offset);
+                    let ps = self.page_size;
+                    let offset = 8 + self.rng.index(ps - 16);
+                    // Short writes: a protected write copies its whole page
+                    // anyway, and big pages would make long ones slow.
+                    let len = 1 + self.rng.index((ps - 8 - offset).min(PS));
                     let bytes = (0..len).map(|_| self.rng.next_u64() as u8).collect();
                     Op::Protected {
                         slot,
@@ -295,14 +309,15 @@ impl Workload {
 /// The bytes a protected write leaves in the writer's page.
 pub fn protected_after(old: &[u8], stamp: u64, offset: usize, bytes: &[u8]) -> Vec<u8> {
     let mut page = old.to_vec();
+    let end = page.len();
     page[..8].copy_from_slice(&stamp.to_le_bytes());
-    page[PS - 8..].copy_from_slice(&stamp.to_le_bytes());
+    page[end - 8..].copy_from_slice(&stamp.to_le_bytes());
     page[offset..offset + bytes.len()].copy_from_slice(bytes);
     page
 }
 
 /// Performs `op` on `pager`.
-pub fn apply(pager: &mut P, op: &Op) -> Result<Outcome, MappedPageError> {
+pub fn apply<const N: usize>(pager: &mut Pager<N>, op: &Op) -> Result<Outcome, MappedPageError> {
     Ok(match op {
         Op::Alloc => Outcome::Pages(vec![pager.alloc()?.0]),
         Op::AllocBulk(n) => Outcome::Pages(pager.alloc_bulk(*n)?.iter().map(|p| p.0).collect()),
@@ -315,7 +330,7 @@ pub fn apply(pager: &mut P, op: &Op) -> Result<Outcome, MappedPageError> {
             Outcome::Done
         }
         Op::Write { page, value } => {
-            PageId::<PS>(*page)
+            PageId::<N>(*page)
                 .get_mut(pager)?
                 .as_bytes_mut()
                 .fill(*value);
@@ -344,7 +359,7 @@ pub fn apply(pager: &mut P, op: &Op) -> Result<Outcome, MappedPageError> {
             bytes,
             commit,
         } => {
-            let mut writer = ProtectedPageId::<PS>(*slot).get_mut(pager)?;
+            let mut writer = ProtectedPageId::<N>(*slot).get_mut(pager)?;
             let page = writer.page_mut().as_bytes_mut();
             let after = protected_after(page, *stamp, *offset, bytes);
             page.copy_from_slice(&after);
@@ -360,8 +375,9 @@ pub fn apply(pager: &mut P, op: &Op) -> Result<Outcome, MappedPageError> {
     })
 }
 
-/// The state after `op` returned `outcome` in `state`.
-pub fn next_state(state: &State, op: &Op, outcome: &Outcome) -> State {
+/// The state after `op` returned `outcome` in `state`, on a pager with
+/// `page_size`-byte pages.
+pub fn next_state(state: &State, op: &Op, outcome: &Outcome, page_size: usize) -> State {
     let mut next = state.clone();
     match (op, outcome) {
         (Op::Alloc | Op::AllocBulk(_), Outcome::Pages(pages)) => next.regular.extend(pages),
@@ -375,7 +391,7 @@ pub fn next_state(state: &State, op: &Op, outcome: &Outcome) -> State {
         }
         (Op::AllocProtected | Op::AllocProtectedBulk(_), Outcome::Slots(slots)) => {
             for &slot in slots {
-                next.protected.insert(slot, Arc::new(vec![0; PS]));
+                next.protected.insert(slot, Arc::new(vec![0; page_size]));
             }
         }
         (Op::FreeProtected(slot), _) => {
@@ -424,11 +440,20 @@ pub struct Expect<'a> {
 /// Opens the file at `path` and checks it against `expect`. Returns the
 /// first matching call index, or a description of the violation.
 pub fn check_file(path: &Path, expect: &Expect<'_>) -> Result<u64, String> {
-    let pager = P::open(path).map_err(|e| format!("open failed: {e}"))?;
+    check_file_sized::<PS>(path, expect)
+}
+
+/// [`check_file`] for a file of `N`-byte pages.
+pub fn check_file_sized<const N: usize>(path: &Path, expect: &Expect<'_>) -> Result<u64, String> {
+    let pager = Pager::<N>::open(path).map_err(|e| format!("open failed: {e}"))?;
     check_pager(pager, path, expect)
 }
 
-fn check_pager(mut pager: P, path: &Path, expect: &Expect<'_>) -> Result<u64, String> {
+fn check_pager<const N: usize>(
+    mut pager: Pager<N>,
+    path: &Path,
+    expect: &Expect<'_>,
+) -> Result<u64, String> {
     let history = expect.history;
     let seen = State::observe(&pager)?;
     let matching: Vec<u64> = (expect.lo..=expect.hi)
@@ -457,7 +482,8 @@ fn check_pager(mut pager: P, path: &Path, expect: &Expect<'_>) -> Result<u64, St
     if expect.deep {
         check_free_pages_are_free(&mut pager, &seen)?;
         drop(pager);
-        let again = P::open(path).map_err(|e| format!("reopen after alloc-all failed: {e}"))?;
+        let again =
+            Pager::<N>::open(path).map_err(|e| format!("reopen after alloc-all failed: {e}"))?;
         let seen_again = State::observe(&again)?;
         if seen_again != seen {
             return Err(format!(
@@ -471,8 +497,8 @@ fn check_pager(mut pager: P, path: &Path, expect: &Expect<'_>) -> Result<u64, St
 
 /// D3: a regular page holds its last durable write or a later write, byte by
 /// byte (a torn page mixes them).
-fn check_regular_bytes(
-    pager: &P,
+fn check_regular_bytes<const N: usize>(
+    pager: &Pager<N>,
     seen: &State,
     first: u64,
     expect: &Expect<'_>,
@@ -500,7 +526,7 @@ fn check_regular_bytes(
             .filter(|w| w.call >= durable.call)
             .map(|w| w.value)
             .collect();
-        let bytes = PageId::<PS>(page)
+        let bytes = PageId::<N>(page)
             .get(pager)
             .map_err(|e| format!("listed page {page} unreadable: {e}"))?
             .as_bytes();
@@ -516,10 +542,10 @@ fn check_regular_bytes(
 
 /// Only allocated regular pages are readable through `PageId::get`, only
 /// protected pages in use through `ProtectedPageId::get`.
-fn check_visibility(pager: &P, seen: &State) -> Result<(), String> {
+fn check_visibility<const N: usize>(pager: &Pager<N>, seen: &State) -> Result<(), String> {
     let end = pager.page_count() + 4;
     for page in (0..end).chain([u64::MAX, 1 << 56]) {
-        let readable = PageId::<PS>(page).get(pager).is_ok();
+        let readable = PageId::<N>(page).get(pager).is_ok();
         if readable != seen.regular.contains(&page) {
             return Err(format!(
                 "PageId({page}).get is {} but the page is {}",
@@ -534,7 +560,7 @@ fn check_visibility(pager: &P, seen: &State) -> Result<(), String> {
     }
     let slots = seen.protected.keys().last().map_or(0, |s| s + 1) + 4;
     for slot in (0..slots).chain([u64::MAX]) {
-        let readable = ProtectedPageId::<PS>(slot).get(pager).is_ok();
+        let readable = ProtectedPageId::<N>(slot).get(pager).is_ok();
         if readable != seen.protected.contains_key(&slot) {
             return Err(format!("ProtectedPageId({slot}).get readable={readable}"));
         }
@@ -544,11 +570,14 @@ fn check_visibility(pager: &P, seen: &State) -> Result<(), String> {
 
 /// Allocates every free page, fills it, and checks that no live page (regular
 /// or protected) changed: no page is both free and in use.
-fn check_free_pages_are_free(pager: &mut P, seen: &State) -> Result<(), String> {
+fn check_free_pages_are_free<const N: usize>(
+    pager: &mut Pager<N>,
+    seen: &State,
+) -> Result<(), String> {
     let contents: Vec<Vec<u8>> = seen
         .regular
         .iter()
-        .map(|&p| PageId::<PS>(p).get(pager).unwrap().as_bytes().to_vec())
+        .map(|&p| PageId::<N>(p).get(pager).unwrap().as_bytes().to_vec())
         .collect();
     let free = pager.free_page_count();
     if free == 0 {
@@ -568,7 +597,7 @@ fn check_free_pages_are_free(pager: &mut P, seen: &State) -> Result<(), String> 
         id.get_mut(pager).unwrap().as_bytes_mut().fill(0xEE);
     }
     for (&page, before) in seen.regular.iter().zip(&contents) {
-        if PageId::<PS>(page).get(pager).unwrap().as_bytes() != &before[..] {
+        if PageId::<N>(page).get(pager).unwrap().as_bytes() != &before[..] {
             return Err(format!(
                 "regular page {page} changed when free pages were written"
             ));
@@ -588,7 +617,12 @@ fn check_free_pages_are_free(pager: &mut P, seen: &State) -> Result<(), String> 
 
 /// Runs `calls` calls of `workload` on `pager`, recording them in `history`.
 /// Every call must succeed.
-pub fn run_calls(pager: &mut P, workload: &mut Workload, history: &mut History, calls: u64) {
+pub fn run_calls<const N: usize>(
+    pager: &mut Pager<N>,
+    workload: &mut Workload,
+    history: &mut History,
+    calls: u64,
+) {
     for _ in 0..calls {
         let call = history.last() + 1;
         let op = workload.next_op(history.states.last().unwrap(), call);
@@ -599,7 +633,12 @@ pub fn run_calls(pager: &mut P, workload: &mut Workload, history: &mut History, 
 
 /// Options for the workload files.
 pub fn options(durability: Durability) -> mappedpages::PagerOptions<PS> {
-    P::options()
+    options_sized::<PS>(durability)
+}
+
+/// [`options`] for a pager of `N`-byte pages.
+pub fn options_sized<const N: usize>(durability: Durability) -> mappedpages::PagerOptions<N> {
+    Pager::<N>::options()
         .durability(durability)
         .initial_pages(INITIAL_PAGES)
 }
