@@ -104,6 +104,13 @@ pub enum MappedPageError {
     /// committed state.
     #[error("the pager is unusable after an earlier I/O failure; reopen the file")]
     Unavailable,
+
+    /// The file was never completely created: `create` was stopped part way
+    /// (the process or the machine crashed during it), so the file has no
+    /// superblock and holds no data. Nothing in it can be recovered: delete
+    /// the file and create it again.
+    #[error("the file was never completely created (create was interrupted); delete it and create it again")]
+    IncompleteCreate,
 }
 
 /// `Result` with [`MappedPageError`] as its error.
