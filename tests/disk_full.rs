@@ -313,9 +313,17 @@ fn a_bulk_allocation_that_fills_the_disk() {
         return;
     };
     let path = disk.path("pages");
-    let mut pager = Pager::<4096>::create(&path).unwrap();
+    // Most of the disk already: a whole growth step (a doubling) cannot fit.
+    let mut pager = Pager::<4096>::options()
+        .initial_pages(disk.free_bytes() / 4096 * 3 / 5)
+        .create(&path)
+        .unwrap();
     let pages = pager.page_count();
     let exact = pager.free_page_count() + disk.free_bytes() / 4096;
+    assert!(
+        exact - pager.free_page_count() < pages,
+        "the step would fit"
+    );
     let mut count = exact;
     let ids = loop {
         let result = pager.alloc_bulk(count as usize);
@@ -401,4 +409,28 @@ fn everything_works_again_once_space_is_back() {
     assert_eq!(pager.allocated_page_count(), allocated);
     assert!(id.get(&pager).is_ok());
     assert_eq!(protected.get(&pager).unwrap().as_bytes()[0], 3);
+}
+
+/// A `create` whose initial size does not fit on the disk: `StorageFull`,
+/// no file left behind, the space back; a smaller `create` then works.
+#[test]
+fn a_create_larger_than_the_disk_leaves_no_file() {
+    let Some(disk) = SmallDisk::new("a_create_larger_than_the_disk_leaves_no_file", 32) else {
+        return;
+    };
+    let path = disk.path("pages");
+    let free_disk = disk.free_bytes();
+    let created = Pager::<4096>::options()
+        .initial_pages(2 * free_disk / 4096)
+        .create(&path);
+    assert!(is_storage_full(&created), "{created:?}");
+    assert!(!path.exists(), "a failed create left a file");
+    assert_space_back(&disk, free_disk);
+    let mut pager = Pager::<4096>::create(&path).unwrap();
+    pager.alloc().unwrap();
+    drop(pager);
+    assert_eq!(
+        Pager::<4096>::open(&path).unwrap().allocated_page_count(),
+        1
+    );
 }

@@ -28,7 +28,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crash_support::{
-    apply, check_file, options, soak_factor, temp_dir, Expect, History, Op, Outcome, Workload, P,
+    apply, check_file, options, soak_factor, temp_dir, Expect, History, Op, Outcome, State,
+    Workload, P,
 };
 use mappedpages::fault::{IoEvent, IoHook};
 use mappedpages::{Durability, MappedPageError};
@@ -460,4 +461,198 @@ fn a_failed_create_leaves_no_file() {
         // Grow, reserve or set length, map, three writes, two syncs.
         assert!(failures >= 8, "only {failures} events in create");
     }
+}
+
+/// Which growths a full disk refuses: every one, or every one but the
+/// second (a call whose own growth fits at its least size, and whose
+/// checkpoint then needs more).
+#[derive(Clone, Copy, Debug)]
+enum FullDisk {
+    RefusesAll,
+    FitsOnlySecond,
+}
+
+/// Every kind of committing call, made when the file has no free page and
+/// the log is full or nearly (so the commit checkpoints, and the checkpoint
+/// needs pages the file must grow for), on a disk that refuses the growth:
+/// the call fails with `StorageFull` and is undone (the state, the page
+/// count and the file's length are as before), the pager goes on (the
+/// same call works once the disk has room), and the file reopens to that.
+#[test]
+fn a_commit_whose_checkpoint_cannot_grow_is_undone() {
+    let calls = |regular: &[u64], slots: &[u64]| {
+        vec![
+            Op::Alloc,
+            Op::AllocBulk(3),
+            Op::Free(regular[0]),
+            Op::FreeBulk(regular[1..4].to_vec()),
+            Op::AllocProtected,
+            Op::AllocProtectedBulk(2),
+            Op::FreeProtected(slots[1]),
+            Op::Protected {
+                slot: slots[0],
+                stamp: 99,
+                offset: 40,
+                bytes: vec![7; 16],
+                commit: true,
+            },
+        ]
+    };
+    let mut undone = vec![0u32; calls(&[0; 4], &[0; 2]).len()];
+    // Calls whose own growth fitted and were undone all the same: the
+    // file gave back what the call had grown.
+    let mut grown_and_undone = 0u32;
+    for (which, undone_here) in undone.iter_mut().enumerate() {
+        // Each toggle adds two records to the log, a protected commit one: so
+        // the log reaches every length.
+        for (toggles, odd) in (0..24).flat_map(|t| [(t, false), (t, true)]) {
+            for disk in [FullDisk::RefusesAll, FullDisk::FitsOnlySecond] {
+                let what = format!("call #{which} after {toggles} toggles (odd {odd}), {disk:?}");
+                let dir = temp_dir();
+                let path = dir.path().join("f.bin");
+                let full: Arc<Mutex<Option<(FullDisk, u32)>>> = Arc::new(Mutex::new(None));
+                let gate = Arc::clone(&full);
+                let hook = IoHook::new(move |event| {
+                    let mut gate = gate.lock().unwrap();
+                    match (&mut *gate, event) {
+                        (Some((disk, seen)), IoEvent::Grow { .. }) => {
+                            *seen += 1;
+                            match (*disk, *seen) {
+                                (FullDisk::FitsOnlySecond, 2) => Ok(()),
+                                _ => Err(io::Error::from(io::ErrorKind::StorageFull)),
+                            }
+                        }
+                        _ => Ok(()),
+                    }
+                });
+                let mut pager = P::options()
+                    .initial_pages(64)
+                    .io_hook(hook)
+                    .create(&path)
+                    .unwrap();
+                let slots: Vec<u64> = pager
+                    .alloc_protected_bulk(2)
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.0)
+                    .collect();
+                let mut writer = mappedpages::ProtectedPageId::<{ crash_support::PS }>(slots[0])
+                    .get_mut(&mut pager)
+                    .unwrap();
+                writer.page_mut().as_bytes_mut().fill(5);
+                writer.commit().unwrap();
+                if odd {
+                    let mut writer =
+                        mappedpages::ProtectedPageId::<{ crash_support::PS }>(slots[1])
+                            .get_mut(&mut pager)
+                            .unwrap();
+                    writer.page_mut().as_bytes_mut().fill(6);
+                    writer.commit().unwrap();
+                }
+                let free = pager.free_page_count() as usize;
+                let regular: Vec<u64> = pager
+                    .alloc_bulk(free)
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.0)
+                    .collect();
+                let last = *regular.last().unwrap();
+                for _ in 0..toggles {
+                    apply(&mut pager, &Op::Free(last)).unwrap();
+                    apply(&mut pager, &Op::Alloc).unwrap();
+                    // A checkpoint on the way grew the file: full again.
+                    let free = pager.free_page_count() as usize;
+                    if free > 0 {
+                        pager.alloc_bulk(free).unwrap();
+                    }
+                }
+                let before = State::observe(&pager).unwrap();
+                let (pages, len) = (pager.page_count(), std::fs::metadata(&path).unwrap().len());
+                let call = calls(&regular, &slots).swap_remove(which);
+
+                *full.lock().unwrap() = Some((disk, 0));
+                let result = apply(&mut pager, &call);
+                *full.lock().unwrap() = None;
+                if result.is_ok() {
+                    continue;
+                }
+                match result {
+                    Err(MappedPageError::Io(e)) if e.kind() == io::ErrorKind::StorageFull => {}
+                    other => panic!("{what}: {call:?} gave {other:?}"),
+                }
+                *undone_here += 1;
+                grown_and_undone += u32::from(matches!(disk, FullDisk::FitsOnlySecond));
+                assert_eq!(
+                    State::observe(&pager).unwrap(),
+                    before,
+                    "{what}: not undone"
+                );
+                assert_eq!(pager.page_count(), pages, "{what}: page count");
+                assert_eq!(
+                    std::fs::metadata(&path).unwrap().len(),
+                    len,
+                    "{what}: file length"
+                );
+                check_length(&path, &pager).unwrap();
+                apply(&mut pager, &call).unwrap_or_else(|e| panic!("{what}: retry: {e}"));
+                let after = State::observe(&pager).unwrap();
+                drop(pager);
+                let reopened = P::open(&path).unwrap();
+                assert_eq!(
+                    State::observe(&reopened).unwrap(),
+                    after,
+                    "{what}: reopened"
+                );
+            }
+        }
+    }
+    println!(
+        "calls undone per kind of call: {undone:?}; {grown_and_undone} of them after their own growth"
+    );
+    assert!(
+        grown_and_undone > 0,
+        "no call was undone after its own growth"
+    );
+    assert!(
+        undone.iter().all(|&n| n > 0),
+        "some kind of call never met a full disk: {undone:?}"
+    );
+}
+
+/// What a process killed at any step of `create` leaves (the file as the
+/// page cache holds it before each write, sync and growth step): the file
+/// opens as created, or is `IncompleteCreate`, never another error.
+#[test]
+fn a_create_killed_at_any_step_is_incomplete_or_created() {
+    let dir = temp_dir();
+    let path = dir.path().join("f.bin");
+    let images: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let seen = Arc::clone(&images);
+    let watched = path.clone();
+    let hook = IoHook::new(move |_event| {
+        seen.lock()
+            .unwrap()
+            .push(std::fs::read(&watched).unwrap_or_default());
+        Ok(())
+    });
+    drop(P::options().io_hook(hook).create(&path).unwrap());
+    let mut images = std::mem::take(&mut *images.lock().unwrap());
+    images.push(std::fs::read(&path).unwrap());
+    let (mut incomplete, mut created) = (0, 0);
+    for (step, image) in images.iter().enumerate() {
+        let copy = dir.path().join(format!("step{step}.bin"));
+        std::fs::write(&copy, image).unwrap();
+        match P::open(&copy) {
+            Ok(pager) => {
+                assert_eq!(pager.allocated_page_count(), 0);
+                created += 1;
+            }
+            Err(MappedPageError::IncompleteCreate) => incomplete += 1,
+            Err(e) => panic!("killed before step {step} of create: open gave {e}"),
+        }
+    }
+    assert!(
+        incomplete >= 4 && created >= 1,
+        "{incomplete} incomplete, {created} created"
+    );
 }
