@@ -18,6 +18,12 @@
 //! Pages the commit stops using (replaced tree pages, freed pages) are reused
 //! only once the commit is durable, so the durable root and everything it
 //! references are never overwritten. `FORMAT.md` gives the argument in full.
+//!
+//! Before step 2 writes anything, the commit finds the pages it will take
+//! (growing the file if it must). With blocks reserved as the file grows,
+//! that is the only step a full disk can fail, and nothing is published
+//! yet: the caller's change is undone in memory, the file is cut back to
+//! what the newest root counts on, and the pager goes on at its last commit.
 
 use std::collections::BTreeMap;
 
@@ -159,9 +165,8 @@ impl Core {
     /// largest file the OS and the address space allow): checked before
     /// anything is touched.
     pub(crate) fn check_room(&self, pages: u64, count: u64) -> Result<()> {
-        let in_use = self.map.total_pages()
-            - self.map.free_pages()
-            - self.journal.awaiting_durable.len() as u64;
+        let in_use = (self.map.total_pages() - self.map.free_pages())
+            .saturating_sub(self.journal.awaiting_durable.len() as u64);
         match in_use.checked_add(pages) {
             Some(total) if total <= self.max_total_pages => Ok(()),
             _ => Err(MappedPageError::InvalidCount { count }),
