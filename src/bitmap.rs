@@ -45,6 +45,19 @@ impl BitVec {
         }
     }
 
+    /// Cuts the set to its first `len` bits (when shorter than it is).
+    pub fn truncate(&mut self, len: u64) {
+        if len < self.len {
+            self.words.truncate(words_for(len));
+            if !len.is_multiple_of(WORD_BITS) {
+                if let Some(last) = self.words.last_mut() {
+                    *last &= (1u64 << (len % WORD_BITS)) - 1;
+                }
+            }
+            self.len = len;
+        }
+    }
+
     #[inline]
     pub fn get(&self, bit: u64) -> bool {
         self.words
@@ -193,6 +206,17 @@ impl SummaryBitVec {
             }
         }
         base.resize(words_for(len).max(1), 0);
+        self.len = len;
+        self.rebuild();
+    }
+
+    /// Cuts the set to its first `len` bits (when shorter than it is). One
+    /// pass over the words: for the rare undo of a growth, not a hot path.
+    pub fn truncate(&mut self, len: u64) {
+        if len >= self.len {
+            return;
+        }
+        self.levels[0].truncate(words_for(len).max(1));
         self.len = len;
         self.rebuild();
     }
@@ -358,6 +382,29 @@ mod tests {
         set.grow(200);
         assert_eq!(set.first_zero(), Some(3));
         assert_eq!(set.zeros(), 197);
+    }
+
+    #[test]
+    fn truncate_forgets_the_tail_and_growth_brings_it_back_free() {
+        let mut set = SummaryBitVec::new(300);
+        assert!(set.set(5) && set.set(250));
+        set.truncate(100);
+        assert_eq!((set.len(), set.zeros()), (100, 99));
+        assert!(!set.get(250));
+        assert_eq!(set.take_lowest_zeros(99).map(|v| v.len()), Some(99));
+        assert_eq!(set.first_zero(), None);
+        set.grow(300);
+        assert_eq!((set.zeros(), set.first_zero()), (200, Some(100)));
+
+        let mut bits = BitVec::new(130);
+        bits.set_range(0, 130, true);
+        bits.truncate(70);
+        assert_eq!(
+            (bits.len(), bits.next_one(69), bits.next_one(70)),
+            (70, Some(69), None)
+        );
+        bits.grow(130);
+        assert_eq!(bits.next_one(70), None);
     }
 
     #[test]

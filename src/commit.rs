@@ -18,14 +18,20 @@
 //! Pages the commit stops using (replaced tree pages, freed pages) are reused
 //! only once the commit is durable, so the durable root and everything it
 //! references are never overwritten. `FORMAT.md` gives the argument in full.
+//!
+//! Before step 2 writes anything, the commit finds the pages it will take
+//! (growing the file if it must). With blocks reserved as the file grows,
+//! that is the only step a full disk can fail, and nothing is published
+//! yet: the caller's change is undone in memory, the file is cut back to
+//! what the newest root counts on, and the pager goes on at its last commit.
 
 use std::collections::BTreeMap;
 
 use crate::core::Core;
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{PageCheck, Record, DIR_ENTRY_LEN};
-use crate::format::root::{log_capacity, root_len, Root, FLAG_SYNCED, MAX_TREE_HEIGHT};
-use crate::format::{checksum, MAX_PAGES, ROOT_PAGES};
+use crate::format::root::{log_capacity, root_len, Root, FLAG_SYNCED};
+use crate::format::{checksum, ROOT_PAGES};
 use crate::options::Durability;
 use crate::page_tree::PageTree;
 
@@ -42,21 +48,61 @@ pub(crate) struct Journal {
     pub last_slot: usize,
     /// Root slot of the newest root known durable; never overwritten.
     pub durable_slot: usize,
+    /// The file length, in pages, that the newest root counts on: what a
+    /// failed call gives the file back to.
+    pub root_total: u64,
     /// Pages no root since the durable one references; reusable once durable.
     pub awaiting_durable: Vec<u64>,
 }
 
+/// `last` and `next` as one record, when they are adjacent runs of one kind.
+fn merged(last: &Record, next: &Record) -> Option<Record> {
+    match (*last, *next) {
+        (Record::Alloc { start, count }, Record::Alloc { start: s, count: c })
+            if start + count == s =>
+        {
+            Some(Record::Alloc {
+                start,
+                count: count + c,
+            })
+        }
+        (Record::Free { start, count }, Record::Free { start: s, count: c })
+            if start + count == s =>
+        {
+            Some(Record::Free {
+                start,
+                count: count + c,
+            })
+        }
+        _ => None,
+    }
+}
+
 /// Appends `record`, merging it into the last one when they are adjacent runs.
 fn push_merged(log: &mut Vec<Record>, record: Record) {
-    match (log.last_mut(), record) {
-        (Some(Record::Alloc { start, count }), Record::Alloc { start: s, count: c })
-        | (Some(Record::Free { start, count }), Record::Free { start: s, count: c })
-            if *start + *count == s =>
-        {
-            *count += c;
-        }
-        _ => log.push(record),
+    match log.last_mut() {
+        Some(last) => match merged(last, &record) {
+            Some(both) => *last = both,
+            None => log.push(record),
+        },
+        None => log.push(record),
     }
+}
+
+/// The length of `log` after [`push_merged`] of each of `records`.
+fn merged_len(log: &[Record], records: &[Record]) -> usize {
+    let mut len = log.len();
+    let mut last = log.last().copied();
+    for record in records {
+        last = match last.and_then(|l| merged(&l, record)) {
+            Some(both) => Some(both),
+            None => {
+                len += 1;
+                Some(*record)
+            }
+        };
+    }
+    len
 }
 
 /// Turns ascending page numbers into runs of `(start, count)`.
@@ -78,12 +124,6 @@ fn fill_leaf(leaves: &BTreeMap<u64, Vec<u8>>, leaf: u64, buf: &mut [u8]) {
             dst.copy_from_slice(bytes);
         }
     }
-}
-
-/// Pages a checkpoint of `tree` may need at most.
-fn checkpoint_bound(tree: &PageTree) -> u64 {
-    let levels = u64::from(MAX_TREE_HEIGHT) + 1;
-    (tree.dirty_count() as u64 + 1) * levels + levels
 }
 
 impl Core {
@@ -114,59 +154,185 @@ impl Core {
         self.journal.dir_tree.mark_dirty(slot / per_leaf);
     }
 
-    /// Grows the file until at least `count` pages are free. On error nothing
-    /// in memory has changed.
+    /// Makes at least `count` pages free, growing the file if needed. On
+    /// error nothing in memory has changed and the file has its old length.
     pub(crate) fn ensure_free(&mut self, count: u64) -> Result<()> {
-        if self.map.free_pages() < count && !self.journal.awaiting_durable.is_empty() {
+        self.make_room(&|_: &Core, _: u64| count)
+    }
+
+    /// Fails with `InvalidCount` if `pages` more pages in use could not fit
+    /// in any file this pager can have (the format's page numbers, the
+    /// largest file the OS and the address space allow): checked before
+    /// anything is touched.
+    pub(crate) fn check_room(&self, pages: u64, count: u64) -> Result<()> {
+        let in_use = (self.map.total_pages() - self.map.free_pages())
+            .saturating_sub(self.journal.awaiting_durable.len() as u64);
+        match in_use.checked_add(pages) {
+            Some(total) if total <= self.max_total_pages => Ok(()),
+            _ => Err(MappedPageError::InvalidCount { count }),
+        }
+    }
+
+    /// Makes `need(total)` pages free, `total` being the file's length in
+    /// pages (what a checkpoint writes depends on it). Grows by a whole step
+    /// if that fits, else by the least that does. On error nothing in memory
+    /// has changed and the file has its old length.
+    fn make_room(&mut self, need: &dyn Fn(&Core, u64) -> u64) -> Result<()> {
+        if self.map.free_pages() < need(self, self.map.total_pages())
+            && !self.journal.awaiting_durable.is_empty()
+        {
             // Pages freed since the last sync become reusable once it is
             // made: cheaper than growing the file (Deferred mode only; in
             // Immediate mode nothing waits after a commit returns).
             self.sync_everything()?;
         }
+        let total = self.map.total_pages();
         let free = self.map.free_pages();
-        if free >= count {
+        let wanted = need(self, total);
+        if free >= wanted {
             return Ok(());
         }
-        let total = self.map.total_pages();
+        let too_large = || MappedPageError::Io(std::io::ErrorKind::FileTooLarge.into());
+        // The least growth that does: more pages can make a tree taller, so
+        // look for the fixed point (a few rounds at most).
+        let mut grow_by = wanted - free;
+        let mut rounds = 0;
+        loop {
+            let new_total = total
+                .checked_add(grow_by)
+                .filter(|&t| t <= self.max_total_pages)
+                .ok_or_else(too_large)?;
+            let wanted = need(self, new_total);
+            if free + grow_by >= wanted {
+                break;
+            }
+            rounds += 1;
+            if rounds > 64 {
+                return Err(too_large());
+            }
+            grow_by = wanted - free;
+        }
+        let minimum = total + grow_by;
         let step = total.max(16).min(self.max_growth_pages);
-        let new_total = total
-            .checked_add((count - free).max(step))
-            .filter(|&t| t <= MAX_PAGES)
-            .ok_or(MappedPageError::InvalidCount { count })?;
-        let new_len = new_total
-            .checked_mul(self.page_size as u64)
-            .ok_or(MappedPageError::InvalidCount { count })?;
-        self.store.extend_to(new_len, self.preallocate)?;
+        let mut preferred = total
+            .saturating_add(step.max(grow_by))
+            .min(self.max_total_pages);
+        if free + (preferred - total) < need(self, preferred) {
+            preferred = minimum;
+        }
+        self.grow_file(minimum, preferred)
+    }
+
+    /// Grows the file to `preferred` pages, or, if that fails, to `minimum`.
+    /// The new length is durable before this returns, so a root that counts
+    /// on it can be written (contract D6). A failed growth gives back what it
+    /// took: the file keeps its old length.
+    fn grow_file(&mut self, minimum: u64, preferred: u64) -> Result<()> {
+        let page_size = self.page_size as u64;
+        let mut target = preferred;
+        loop {
+            // Both are at most `max_total_pages`, whose bytes fit in a u64.
+            let new_len = target.saturating_mul(page_size);
+            match self.store.grow(new_len, self.preallocate) {
+                Ok(()) => break,
+                // A step that does not fit (disk full, quota, file size or
+                // address space) may leave room for the least that does.
+                Err(_) if target > minimum => target = minimum,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        let old_len = self.map.total_pages() * page_size;
         // Everything written so far becomes durable with the new length.
-        self.sync_everything()?;
-        self.store.remap()?;
-        self.map.grow(new_total);
+        if let Err(err) = self.sync_everything() {
+            let _ = self.store.give_back(old_len);
+            return Err(err);
+        }
+        self.map.grow(target);
         Ok(())
     }
 
+    /// After a failure that published nothing: cuts the file back to the
+    /// length the newest root counts on, giving back what the failed call
+    /// grew. Best effort: a file longer than its roots count on is valid.
+    fn give_back_growth(&mut self) {
+        let keep = self.journal.root_total;
+        if self.map.total_pages() <= keep || !self.map.can_shrink(keep) {
+            return;
+        }
+        if self.store.give_back(keep * self.page_size as u64).is_ok() {
+            self.map.shrink(keep);
+        }
+    }
+
+    /// Pages a checkpoint writes, in a file of `total` pages.
+    fn checkpoint_pages(&self, total: u64) -> u64 {
+        let bitmap_leaves = total.div_ceil(self.bits_per_leaf());
+        let dir_leaves = self.map.dir_len().div_ceil(self.entries_per_leaf());
+        self.journal.bitmap_tree.checkpoint_pages(bitmap_leaves)
+            + self.journal.dir_tree.checkpoint_pages(dir_leaves)
+    }
+
+    /// Whether committing `records` now makes a checkpoint.
+    fn will_checkpoint(&self, records: &[Record]) -> bool {
+        merged_len(&self.journal.log, records) + self.staged.len() > log_capacity(self.page_size)
+    }
+
     /// Publishes `records` (already applied to the free map) atomically.
-    /// `freed` are pages the change stopped using. On an I/O error the pager
-    /// becomes unavailable: the file still holds the last committed state.
-    pub(crate) fn commit(&mut self, records: Vec<Record>, freed: Vec<u64>) -> Result<()> {
-        let result = self.try_commit(records, freed);
+    /// `freed` are pages the change stopped using.
+    ///
+    /// The space the commit needs is found first. If that fails (the file
+    /// cannot grow), nothing is published: `undo` (given `freed`) reverts
+    /// the caller's change in memory, the file gives back what the call grew, and the
+    /// pager stays usable at its last commit. On any other I/O error the
+    /// pager becomes unavailable: the file still holds the last committed
+    /// state, or the new one.
+    pub(crate) fn commit(
+        &mut self,
+        records: Vec<Record>,
+        freed: Vec<u64>,
+        undo: impl FnOnce(&mut Core, &[u64]),
+    ) -> Result<()> {
+        // A commit that publishes a staged protected copy is synced in every
+        // mode: the root lists the copy's CRC, one sync covers both, and open
+        // rejects the root if the copy did not land (P2). Were it left
+        // unsynced in Deferred mode, the next write to that page would have
+        // to sync first anyway, to spare the copy the durable root names.
+        // Decided before any sync of the reservation empties `staged`.
+        let synced = self.durability == Durability::Immediate || !self.staged.is_empty();
+        if let Err(err) = self.reserve(&records) {
+            if !self.poisoned {
+                undo(self, &freed);
+                self.give_back_growth();
+            }
+            return Err(err);
+        }
+        let result = self.try_commit(records, freed, synced);
         if result.is_err() {
             self.poisoned = true;
         }
         result
     }
 
-    fn try_commit(&mut self, records: Vec<Record>, mut freed: Vec<u64>) -> Result<()> {
-        // A commit that publishes a staged protected copy is synced in every
-        // mode: the root lists the copy's CRC, one sync covers both, and open
-        // rejects the root if the copy did not land (P2). Were it left
-        // unsynced in Deferred mode, the next write to that page would have
-        // to sync first anyway, to spare the copy the durable root names.
-        let synced = self.durability == Durability::Immediate || !self.staged.is_empty();
+    /// Everything before the first write of a commit: the write-before sync
+    /// and the pages a checkpoint will take.
+    fn reserve(&mut self, records: &[Record]) -> Result<()> {
         // Regular pages written through the map must be durable before a
         // root that follows them can be seen (D3).
         if self.data_dirty {
             self.sync_everything()?;
         }
+        if self.will_checkpoint(records) {
+            self.make_room(&|core: &Core, total: u64| core.checkpoint_pages(total))?;
+        }
+        Ok(())
+    }
+
+    fn try_commit(
+        &mut self,
+        records: Vec<Record>,
+        mut freed: Vec<u64>,
+        synced: bool,
+    ) -> Result<()> {
         for record in records {
             push_merged(&mut self.journal.log, record);
         }
@@ -211,6 +377,7 @@ impl Core {
         self.store
             .write_at(ROOT_PAGES[slot] * self.page_size as u64, &page)?;
         self.journal.last_slot = slot;
+        self.journal.root_total = root.total_pages;
         self.journal.awaiting_durable.extend(freed);
         if synced {
             self.sync_everything()?;
@@ -237,11 +404,8 @@ impl Core {
 
     /// Writes the changed leaves of both page trees, and their ancestors, to
     /// fresh pages and empties the log.
+    /// [`Core::reserve`] made room for every page it takes.
     fn checkpoint(&mut self, freed: &mut Vec<u64>) -> Result<()> {
-        let bound =
-            checkpoint_bound(&self.journal.bitmap_tree) + checkpoint_bound(&self.journal.dir_tree);
-        self.ensure_free(bound)?;
-
         let words_per_leaf = self.page_size / 8;
         let bitmap_leaves: BTreeMap<u64, Vec<u8>> = self
             .journal

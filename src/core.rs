@@ -11,7 +11,7 @@ use crate::format::record::Record;
 use crate::format::root::{Root, FLAG_SYNCED};
 use crate::format::{superblock, MAX_PAGES, ROOT_PAGES, SUPERBLOCK_PAGE};
 use crate::freemap::{FreeMap, PageUse};
-use crate::io::Storage;
+use crate::io::{max_file_bytes, Storage};
 use crate::options::{Durability, RecoveryReport};
 use crate::page_tree::PageTree;
 
@@ -23,6 +23,9 @@ pub(crate) struct Core {
     pub page_size: usize,
     pub durability: Durability,
     pub max_growth_pages: u64,
+    /// The most pages a file can have: the format's page numbers and the
+    /// longest file this process can map (see `io::max_file_bytes`).
+    pub max_total_pages: u64,
     pub preallocate: bool,
     /// Regular pages written through the map since the last sync.
     pub data_dirty: bool,
@@ -46,6 +49,11 @@ pub(crate) struct Settings {
     pub hook: HookSlot,
 }
 
+/// The most pages a file of `page_size`-byte pages can have.
+pub(crate) fn max_total_pages(page_size: usize) -> u64 {
+    MAX_PAGES.min(max_file_bytes() / page_size as u64)
+}
+
 impl Core {
     pub(crate) fn assemble(
         store: Storage,
@@ -61,6 +69,7 @@ impl Core {
             page_size: settings.page_size,
             durability: settings.durability,
             max_growth_pages: settings.max_growth_pages,
+            max_total_pages: max_total_pages(settings.page_size),
             preallocate: settings.preallocate,
             data_dirty: false,
             staged: Vec::new(),
@@ -70,18 +79,54 @@ impl Core {
         }
     }
 
-    /// Creates a new file: superblock, root A at generation 1, root B blank.
+    /// Creates a new file: root A at generation 1, root B blank, then the
+    /// superblock. A file that fails to be created is removed again.
     pub(crate) fn create(path: &Path, settings: Settings) -> Result<Core> {
         let page_size = settings.page_size;
         let total = settings.initial_pages.max(4);
-        let len = total
-            .checked_mul(page_size as u64)
-            .ok_or(MappedPageError::InvalidCount { count: total })?;
+        if total > max_total_pages(page_size) {
+            return Err(MappedPageError::InvalidCount { count: total });
+        }
+        let len = total * page_size as u64;
         let mut store = Storage::create(path, len, settings.preallocate, settings.hook.clone())?;
-        let mut page = vec![0u8; page_size];
-        superblock::encode(&mut page, page_size as u64);
-        store.write_at(SUPERBLOCK_PAGE * page_size as u64, &page)?;
+        if let Err(err) = Self::write_new_file(&mut store, path, total, page_size) {
+            drop(store);
+            // Ours since `Storage::create` made it; nothing counts on it.
+            let _ = std::fs::remove_file(path);
+            return Err(err);
+        }
         let map = FreeMap::new(total);
+        let journal = Journal {
+            generation: 1,
+            log: Vec::new(),
+            bitmap_tree: PageTree::empty(page_size, 1),
+            dir_tree: PageTree::empty(page_size, 1),
+            last_slot: 0,
+            durable_slot: 0,
+            root_total: total,
+            awaiting_durable: Vec::new(),
+        };
+        let recovery = RecoveryReport {
+            generation: 1,
+            root_copy: 0,
+            last_commit_synced: true,
+            fell_back: false,
+            other_copy_problem: None,
+        };
+        Ok(Core::assemble(store, map, journal, settings, recovery))
+    }
+
+    /// Writes the metadata of a new file. The roots are durable before the
+    /// superblock is written, so a file with a valid superblock always has a
+    /// valid root, and a crash before that leaves a file without one, which
+    /// open reports as [`MappedPageError::IncompleteCreate`].
+    fn write_new_file(
+        store: &mut Storage,
+        path: &Path,
+        total: u64,
+        page_size: usize,
+    ) -> Result<()> {
+        let mut page = vec![0u8; page_size];
         let root = Root {
             generation: 1,
             total_pages: total,
@@ -97,24 +142,11 @@ impl Core {
         store.write_at(ROOT_PAGES[0] * page_size as u64, &page)?;
         store.write_at(ROOT_PAGES[1] * page_size as u64, &vec![0u8; page_size])?;
         store.sync()?;
+        superblock::encode(&mut page, page_size as u64);
+        store.write_at(SUPERBLOCK_PAGE * page_size as u64, &page)?;
+        store.sync()?;
         Storage::sync_parent_dir(path)?;
-        let journal = Journal {
-            generation: 1,
-            log: Vec::new(),
-            bitmap_tree: PageTree::empty(page_size, 1),
-            dir_tree: PageTree::empty(page_size, 1),
-            last_slot: 0,
-            durable_slot: 0,
-            awaiting_durable: Vec::new(),
-        };
-        let recovery = RecoveryReport {
-            generation: 1,
-            root_copy: 0,
-            last_commit_synced: true,
-            fell_back: false,
-            other_copy_problem: None,
-        };
-        Ok(Core::assemble(store, map, journal, settings, recovery))
+        Ok(())
     }
 
     #[inline]
@@ -187,6 +219,7 @@ impl Core {
         if count == 0 {
             return Ok(Vec::new());
         }
+        self.check_room(count, count)?;
         self.ensure_free(count)?;
         let pages = self
             .map
@@ -197,7 +230,9 @@ impl Core {
             .into_iter()
             .map(|(start, count)| Record::Alloc { start, count })
             .collect();
-        self.commit(records, Vec::new())?;
+        self.commit(records, Vec::new(), |core, _| {
+            core.map.unalloc_regular(&pages)
+        })?;
         Ok(pages)
     }
 
@@ -233,7 +268,9 @@ impl Core {
             .into_iter()
             .map(|(start, count)| Record::Free { start, count })
             .collect();
-        self.commit(records, sorted)
+        self.commit(records, sorted, |core, freed| {
+            core.map.unretire_regular(freed)
+        })
     }
 
     /// Makes every byte written and every commit so far durable.

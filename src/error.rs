@@ -49,13 +49,9 @@ pub enum MappedPageError {
 
     /// The superblock (page 0) is not a valid `mappedpages` superblock: the
     /// file is too small, was not made by this crate, or page 0 is damaged.
-    /// A file left by a `create` that was interrupted (by a crash or a kill)
-    /// before its first commit was durable also reads so: it holds no data,
-    /// so delete it and create it again.
-    #[error(
-        "not a mappedpages file: too small, unrecognised magic or damaged superblock \
-         (a file whose create was interrupted also reads so: delete it and create it again)"
-    )]
+    /// (A file that a crash left half created is
+    /// [`IncompleteCreate`](MappedPageError::IncompleteCreate) instead.)
+    #[error("not a mappedpages file: too small, unrecognised magic or damaged superblock")]
     CorruptSuperblock,
 
     /// Neither metadata copy (pages 1 and 2) passed its checks.
@@ -142,6 +138,13 @@ pub enum MappedPageError {
     /// committed state.
     #[error("the pager is unusable after an earlier I/O failure; reopen the file")]
     Unavailable,
+
+    /// The file was never completely created: `create` was stopped part way
+    /// (the process or the machine crashed during it), so the file has no
+    /// superblock and holds no data. Nothing in it can be recovered: delete
+    /// the file and create it again.
+    #[error("the file was never completely created (create was interrupted); delete it and create it again")]
+    IncompleteCreate,
 }
 
 /// `Result` with [`MappedPageError`] as its error.

@@ -45,10 +45,33 @@ pub enum IoEvent<'a> {
         /// The file's bytes.
         file: &'a [u8],
     },
-    /// The file is about to grow to `new_len` bytes.
+    /// The file is about to grow to `new_len` bytes. The steps of the growth
+    /// follow: [`IoEvent::Reserve`] (or [`IoEvent::SetLen`] without
+    /// preallocation), then [`IoEvent::Map`]. A growth that fails at any step
+    /// is undone with a [`IoEvent::SetLen`] back to the old length.
     Grow {
         /// The new length in bytes.
         new_len: u64,
+    },
+    /// Disk blocks for bytes `offset..offset + len` are about to be reserved
+    /// (`fallocate`), which also extends the file to cover them.
+    Reserve {
+        /// Byte offset of the first reserved byte.
+        offset: u64,
+        /// Number of bytes.
+        len: u64,
+    },
+    /// The file's length is about to be set to `len` bytes: a growth without
+    /// reserved blocks, or a cut that gives back the tail of a failed growth.
+    SetLen {
+        /// The new length in bytes.
+        len: u64,
+    },
+    /// The first `len` bytes of the file are about to be mapped (after a
+    /// growth, or shorter before a cut).
+    Map {
+        /// The length of the new map in bytes.
+        len: u64,
     },
 }
 

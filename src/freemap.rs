@@ -149,6 +149,26 @@ impl FreeMap {
         self.regular.grow(total_pages);
     }
 
+    /// Whether the file can be cut back to `total_pages` pages: every page
+    /// past that is free (a growth no commit counted on).
+    pub fn can_shrink(&self, total_pages: u64) -> bool {
+        total_pages >= FIRST_DATA_PAGE
+            && total_pages <= self.total_pages()
+            && (total_pages..self.total_pages()).all(|page| !self.used.get(page))
+            && self.directory.len() as u64 <= total_pages / 2
+    }
+
+    /// Cuts the file back to `total_pages` pages (see [`FreeMap::can_shrink`]).
+    /// Returns false, changing nothing, if it cannot be.
+    pub fn shrink(&mut self, total_pages: u64) -> bool {
+        if !self.can_shrink(total_pages) {
+            return false;
+        }
+        self.used.truncate(total_pages);
+        self.regular.truncate(total_pages);
+        true
+    }
+
     pub fn classify(&self, page: u64) -> PageUse {
         if page < FIRST_DATA_PAGE {
             PageUse::Reserved
@@ -178,6 +198,27 @@ impl FreeMap {
         }
         self.regular_count += count;
         Some(pages)
+    }
+
+    /// Undoes [`FreeMap::alloc_regular`]: the pages are free again.
+    pub fn unalloc_regular(&mut self, pages: &[u64]) {
+        for &page in pages {
+            if self.regular.get(page) {
+                self.regular.set(page, false);
+                self.regular_count -= 1;
+                self.used.clear(page);
+            }
+        }
+    }
+
+    /// Undoes [`FreeMap::retire_regular`]: the pages are allocated again.
+    pub fn unretire_regular(&mut self, pages: &[u64]) {
+        for &page in pages {
+            if !self.regular.get(page) && self.used.get(page) {
+                self.regular.set(page, true);
+                self.regular_count += 1;
+            }
+        }
     }
 
     /// Allocates one free page for the pager's own use.
@@ -223,6 +264,18 @@ impl FreeMap {
         }
     }
 
+    /// Cuts the directory back to `len` slots (the undo of
+    /// [`FreeMap::free_slot`]); the slots cut must be free.
+    pub fn truncate_directory(&mut self, len: u64) {
+        let Ok(keep) = usize::try_from(len) else {
+            return;
+        };
+        if keep < self.directory.len() && self.directory[keep..].iter().all(|e| !e.in_use()) {
+            self.directory.truncate(keep);
+            self.slots.truncate(len);
+        }
+    }
+
     /// Sets directory slot `slot` (which must exist) to `entry`.
     pub fn set_entry(&mut self, slot: u64, entry: DirEntry) {
         if let Some(e) = usize::try_from(slot)
@@ -264,6 +317,20 @@ mod tests {
         assert_eq!(map.alloc_regular(3), Some(vec![3, 6, 7]));
         map.grow(10);
         assert_eq!(map.alloc_regular(2), Some(vec![8, 9]));
+
+        // Undo: what was allocated is free again, what was freed is back.
+        map.unalloc_regular(&[8, 9]);
+        map.retire_regular(&[4]);
+        map.unretire_regular(&[4]);
+        assert_eq!(
+            (map.classify(4), map.classify(9)),
+            (PageUse::Regular, PageUse::Free)
+        );
+        assert_eq!(map.regular_count(), 4);
+        assert!(map.shrink(8));
+        assert_eq!((map.total_pages(), map.free_pages()), (8, 0));
+        assert!(!map.shrink(5), "a page in use past the new end");
+        assert_eq!(map.total_pages(), 8);
     }
 
     #[test]

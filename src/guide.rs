@@ -8,15 +8,39 @@
 //! # File layout
 //!
 //! ```text
-//! Page 0  — Superblock   (magic, version, page size, active metadata selector + checksum)
-//! Page 1  — Metadata A   (free bitmap, total pages, generation, checksum)
-//! Page 2  — Metadata B   (same layout; alternate buffer for crash-safe commits)
-//! Page 3+ — Data pages   (user-visible, returned by alloc)
+//! Page 0  — Superblock  (magic, format version, page size, checksum; written
+//!                        once by create, never rewritten)
+//! Page 1  — Root A      (generation, file length, the tops of the free-space
+//!                        bitmap tree and the protected-directory tree, a log
+//!                        of the changes since their last checkpoint, checksum)
+//! Page 2  — Root B      (same layout: each commit writes the copy that does
+//!                        not hold the newest durable root)
+//! Page 3+ — Data pages  (regular pages, the two copies of every protected
+//!                        page, the pages of both trees, free pages)
 //! ```
+//!
+//! The free-space bitmap and the protected-page directory do not live in the
+//! root pages: each is a tree of ordinary pages whose parents hold their
+//! checksums, so the root's own checksum covers every byte it depends on. A
+//! commit appends its change to the log in the root and writes that root with
+//! one write (and, in [`Durability::Immediate`](crate::Durability), one sync);
+//! when the log is full, the commit first writes the changed leaves of the
+//! trees and their ancestors to free pages. Open takes the newest root whose
+//! checks all hold, and falls back to the other one otherwise.
 //!
 //! The page size is a permanent property of the file: it is written when the
 //! file is created and checked on every open. The byte-level format and the
 //! commit protocol are specified in `FORMAT.md`.
+//!
+//! # Running out of disk space
+//!
+//! The file grows in steps as pages are allocated. When a step does not fit
+//! on the disk, the pager grows by the least the call needs; when that does
+//! not fit either, the call returns an `Io` error (kind `StorageFull`) and
+//! changes nothing: the file keeps its length, the pager stays usable, and
+//! the same call works once there is space. Freeing pages never needs more
+//! free space than the few metadata pages its commit writes, so a full disk
+//! does not stop a program from freeing what it no longer uses.
 //!
 //! # Installation
 //!

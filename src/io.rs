@@ -21,7 +21,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use memmap2::MmapMut;
+use memmap2::{MmapMut, MmapOptions};
 
 use crate::error::{MappedPageError, Result};
 use crate::fault::{HookSlot, IoEvent};
@@ -31,17 +31,55 @@ use crate::fault::{HookSlot, IoEvent};
 pub(crate) struct Storage {
     file: File,
     map: MmapMut,
+    /// The file's length in bytes; at least the map's length. Longer only
+    /// when giving back the tail of a failed growth failed.
+    file_len: u64,
     syncs: u64,
     hook: HookSlot,
 }
 
-/// Maps the whole file read-write.
-fn map_file(file: &File) -> io::Result<MmapMut> {
+/// Maps the first `len` bytes of the file read-write.
+fn map_file(file: &File, len: u64) -> io::Result<MmapMut> {
+    let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
     // SAFETY: the file is locked exclusively by the `Storage` that owns it
     // (see the module docs), and every access through the map is bounds-checked
-    // against the map's own length, which equals the file length at mapping
-    // time; the file never shrinks while the map lives.
-    unsafe { MmapMut::map_mut(file) }
+    // against the map's own length, which is at most the file's length at
+    // mapping time; the file is cut only below a map that was first replaced
+    // by a shorter one (`Storage::give_back`), so it never ends inside a live
+    // map.
+    unsafe { MmapOptions::new().len(len).map_mut(file) }
+}
+
+/// The longest file this process could map and use, in bytes: the largest
+/// `off_t`, the address space a map can take (the user half of the virtual
+/// address space on common 64-bit targets), and the process's file-size limit
+/// (`RLIMIT_FSIZE`: growing past it raises `SIGXFSZ`, which ends the process).
+pub(crate) fn max_file_bytes() -> u64 {
+    // Without an address hint (memmap2 gives none) Linux places maps below
+    // 2^47 on x86_64 and below 2^48 on aarch64, whatever the hardware allows.
+    #[cfg(target_arch = "aarch64")]
+    const ADDRESS_SPACE: u64 = 1 << 48;
+    #[cfg(all(target_pointer_width = "64", not(target_arch = "aarch64")))]
+    const ADDRESS_SPACE: u64 = 1 << 47;
+    #[cfg(not(target_pointer_width = "64"))]
+    const ADDRESS_SPACE: u64 = isize::MAX as u64;
+    let off_t_max = u64::try_from(libc::off_t::MAX).unwrap_or(u64::MAX);
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the struct it is given, which
+    // lives on this stack frame for the duration of the call.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) };
+    let fsize = if rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY {
+        // `rlim_t` is not 64 bits wide on every target.
+        #[allow(clippy::useless_conversion)]
+        let cur = u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX);
+        cur
+    } else {
+        u64::MAX
+    };
+    ADDRESS_SPACE.min(off_t_max).min(fsize)
 }
 
 /// Takes the exclusive lock, or fails with `Locked`.
@@ -65,11 +103,23 @@ fn lock(file: &File) -> Result<()> {
     Err(MappedPageError::Locked)
 }
 
-/// Extends `file` to `new_len` bytes, reserving disk blocks when `preallocate`
-/// so that a later write through the map cannot hit a full disk (`SIGBUS`).
-fn extend(file: &File, old_len: u64, new_len: u64, preallocate: bool) -> io::Result<()> {
+/// Extends `file` from `old_len` to `new_len` bytes, reserving disk blocks
+/// when `preallocate` so that a later write through the map cannot hit a full
+/// disk (`SIGBUS`). On error the file may be anywhere between the two lengths
+/// (a reservation can fail part way): the caller cuts it back.
+fn extend(
+    file: &File,
+    hook: &HookSlot,
+    old_len: u64,
+    new_len: u64,
+    preallocate: bool,
+) -> io::Result<()> {
     if preallocate {
         let (offset, len) = (to_off(old_len)?, to_off(new_len - old_len)?);
+        hook.fire(IoEvent::Reserve {
+            offset: old_len,
+            len: new_len - old_len,
+        })?;
         // SAFETY: fallocate reads no memory of ours; the descriptor is open
         // for writing and owned by `file` for the duration of the call.
         let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) };
@@ -82,6 +132,7 @@ fn extend(file: &File, old_len: u64, new_len: u64, preallocate: bool) -> io::Res
         }
         // The file system cannot reserve blocks: fall back to a sparse extent.
     }
+    hook.fire(IoEvent::SetLen { len: new_len })?;
     file.set_len(new_len)
 }
 
@@ -91,17 +142,25 @@ fn to_off(value: u64) -> io::Result<libc::off_t> {
 
 impl Storage {
     /// Creates a new file of `len` bytes (failing if it exists), locks it and
-    /// maps it. The caller writes the initial metadata and syncs.
+    /// maps it. The caller writes the initial metadata and syncs. If this
+    /// fails after the file was made, the file is removed again.
     pub fn create(path: &Path, len: u64, preallocate: bool, hook: HookSlot) -> Result<Storage> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(path)?;
-        lock(&file)?;
-        hook.fire(IoEvent::Grow { new_len: len })?;
-        extend(&file, 0, len, preallocate)?;
-        Storage::map_locked(file, hook)
+        let made = (|| {
+            lock(&file)?;
+            let mut store = Storage::map_locked(file, hook)?;
+            store.grow(len, preallocate)?;
+            Ok(store)
+        })();
+        if made.is_err() {
+            // Ours since `create_new` succeeded; nothing else counts on it.
+            let _ = std::fs::remove_file(path);
+        }
+        made
     }
 
     /// Opens, locks and maps an existing file.
@@ -112,10 +171,12 @@ impl Storage {
     }
 
     fn map_locked(file: File, hook: HookSlot) -> Result<Storage> {
-        let map = map_file(&file)?;
+        let file_len = file.metadata()?.len();
+        let map = map_file(&file, file_len)?;
         Ok(Storage {
             file,
             map,
+            file_len,
             syncs: 0,
             hook,
         })
@@ -179,23 +240,56 @@ impl Storage {
         self.syncs
     }
 
-    /// Extends the file to `new_len` bytes. The map still covers the old
-    /// length: the caller syncs (so no metadata that counts on the new length
-    /// can be seen before it is durable, contract D6), then calls
-    /// [`Storage::remap`].
-    pub fn extend_to(&mut self, new_len: u64, preallocate: bool) -> io::Result<()> {
-        let old_len = self.len();
-        if new_len <= old_len {
+    /// Extends the file to `new_len` bytes and maps all of it: reserve (or
+    /// set the length), then map. The caller syncs before it writes any
+    /// metadata that counts on the new length (contract D6).
+    ///
+    /// On error the file is cut back to the length it had, so a failed growth
+    /// keeps no disk space, and the old map stays valid.
+    pub fn grow(&mut self, new_len: u64, preallocate: bool) -> io::Result<()> {
+        let (old_len, old_map_len) = (self.file_len, self.len());
+        if new_len <= old_map_len {
             return Ok(());
         }
         self.hook.fire(IoEvent::Grow { new_len })?;
-        extend(&self.file, old_len, new_len, preallocate)
+        let result = self.extend_and_map(new_len, preallocate);
+        if result.is_err() {
+            // Best effort: if this fails too, the file is merely longer than
+            // any metadata counts on, which open accepts.
+            let _ = self.cut_to(old_len);
+        }
+        result
     }
 
-    /// Maps the file at its current length. On error the old map stays and
-    /// is still valid.
-    pub fn remap(&mut self) -> io::Result<()> {
-        self.map = map_file(&self.file)?;
+    fn extend_and_map(&mut self, new_len: u64, preallocate: bool) -> io::Result<()> {
+        if new_len > self.file_len {
+            extend(&self.file, &self.hook, self.file_len, new_len, preallocate)?;
+            self.file_len = new_len;
+        }
+        self.hook.fire(IoEvent::Map { len: new_len })?;
+        self.map = map_file(&self.file, new_len)?;
+        Ok(())
+    }
+
+    /// Gives back the tail of the file past `len` bytes: maps only `len`
+    /// bytes, then cuts the file there. Returns an error, with the map
+    /// unchanged, if the shorter map cannot be made; a failure to cut leaves
+    /// the file longer than the map, which is harmless.
+    pub fn give_back(&mut self, len: u64) -> io::Result<()> {
+        if len < self.len() {
+            self.hook.fire(IoEvent::Map { len })?;
+            self.map = map_file(&self.file, len)?;
+        }
+        let _ = self.cut_to(len);
+        Ok(())
+    }
+
+    /// Sets the file's length to `len`, which is at least the map's length.
+    fn cut_to(&mut self, len: u64) -> io::Result<()> {
+        debug_assert!(len >= self.len());
+        self.hook.fire(IoEvent::SetLen { len })?;
+        self.file.set_len(len)?;
+        self.file_len = len;
         Ok(())
     }
 }

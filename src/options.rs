@@ -98,7 +98,9 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// The most one growth step adds, in bytes (at least one page). The file
     /// doubles while it is smaller than this, then grows by this much, so a
     /// 1 TiB file grows by 1 GiB at a time, not to 2 TiB (contract S5). A
-    /// single bulk call that needs more grows by what it needs.
+    /// single bulk call that needs more grows by what it needs. When a step
+    /// does not fit (a nearly full disk), the file grows by the least the
+    /// call needs instead.
     pub fn max_growth_step(mut self, bytes: u64) -> Self {
         self.max_growth_step = bytes.max(PAGE_SIZE as u64);
         self
@@ -124,7 +126,9 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
         self
     }
 
-    /// Creates a new file with these options; fails if it exists.
+    /// Creates a new file with these options; fails if it exists. A failed
+    /// `create` removes the file it made; see [`Pager::create`] for a crash
+    /// during `create`.
     pub fn create(&self, path: impl AsRef<Path>) -> Result<Pager<PAGE_SIZE>> {
         Pager::create_with(path.as_ref(), self)
     }

@@ -114,10 +114,6 @@ impl PageTree {
         }
     }
 
-    pub fn dirty_count(&self) -> usize {
-        self.dirty_count
-    }
-
     pub fn dirty_leaves(&self) -> impl Iterator<Item = u64> + '_ {
         let mut next = 0;
         std::iter::from_fn(move || {
@@ -133,16 +129,58 @@ impl PageTree {
         leaf_count.div_ceil(span).max(1) as usize
     }
 
-    /// Grows the tree to address `leaf_count` leaves (never shrinks). Returns
-    /// the old height, so the checkpoint can write the new upper nodes.
-    fn resize(&mut self, leaf_count: u64) -> usize {
+    /// Height of the tree once it addresses `leaf_count` leaves.
+    fn height_for(&self, leaf_count: u64) -> usize {
         let old_height = self.levels.len() - 1;
         let leaf_count = leaf_count.max(self.leaf_count()).max(1);
         let mut height = 0usize;
         while self.fanout().saturating_pow(height as u32) < leaf_count {
             height += 1;
         }
-        let height = height.max(old_height);
+        height.max(old_height)
+    }
+
+    /// How many pages [`PageTree::checkpoint`] for `leaf_count` leaves takes
+    /// at most: one per node it rewrites (a node of zeros takes none). Exact
+    /// up to such zero nodes, so a commit asks for no more space than it
+    /// writes.
+    pub fn checkpoint_pages(&self, leaf_count: u64) -> u64 {
+        let old_height = self.levels.len() - 1;
+        let height = self.height_for(leaf_count);
+        let leaf_count = leaf_count.max(self.leaf_count()).max(1);
+        let grew_over_content = height > old_height && !self.levels[old_height][0].is_null();
+        let mut pages = 0u64;
+        for level in 0..=height {
+            let span = self.fanout().saturating_pow(level as u32);
+            // Dirty leaves come in ascending order, so equal ancestors are
+            // adjacent.
+            let mut last = None;
+            let mut nodes = 0u64;
+            for leaf in self.dirty_leaves().take_while(|&l| l < leaf_count) {
+                let node = leaf / span;
+                if last != Some(node) {
+                    nodes += 1;
+                    last = Some(node);
+                }
+            }
+            let first_is_zero = self
+                .dirty_leaves()
+                .next()
+                .is_some_and(|l| l < leaf_count && l / span == 0);
+            if grew_over_content && level > old_height && !first_is_zero {
+                nodes += 1;
+            }
+            pages += nodes;
+        }
+        pages
+    }
+
+    /// Grows the tree to address `leaf_count` leaves (never shrinks). Returns
+    /// the old height, so the checkpoint can write the new upper nodes.
+    fn resize(&mut self, leaf_count: u64) -> usize {
+        let old_height = self.levels.len() - 1;
+        let height = self.height_for(leaf_count);
+        let leaf_count = leaf_count.max(self.leaf_count()).max(1);
         self.levels.resize_with(height + 1, Vec::new);
         for level in 0..=height {
             let n = self.nodes_on_level(leaf_count, level);
@@ -370,6 +408,46 @@ mod tests {
             |_| Ok(()),
         );
         assert!(result.is_err());
+    }
+
+    /// The space a checkpoint asks for is exactly what it writes when no
+    /// node is all zeros, including when the tree grows taller.
+    #[test]
+    fn checkpoint_pages_is_what_the_checkpoint_writes() {
+        const PS: usize = 1024; // fanout 64
+        let mut next = 3u64;
+        let mut alloc = || -> Result<u64, ()> {
+            next += 1;
+            Ok(next)
+        };
+        let mut tree = PageTree::empty(PS, 1);
+        let rounds: [(u64, &[u64]); 5] = [
+            (1, &[0]),
+            (70, &[3, 65, 69]),
+            (70, &[]),
+            (5000, &[4999]),
+            (300_000, &[1, 2, 64, 128, 4095, 4096, 299_999]),
+        ];
+        for (leaf_count, leaves) in rounds {
+            for &leaf in leaves {
+                tree.mark_dirty(leaf);
+            }
+            let expected = tree.checkpoint_pages(leaf_count);
+            let (mut writes, mut freed) = (Vec::new(), Vec::new());
+            tree.checkpoint(
+                leaf_count,
+                |_, buf| buf.fill(1),
+                &mut alloc,
+                &mut writes,
+                &mut freed,
+            )
+            .unwrap();
+            assert_eq!(
+                writes.len() as u64,
+                expected,
+                "{leaf_count} leaves, dirty {leaves:?}"
+            );
+        }
     }
 
     #[test]

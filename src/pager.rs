@@ -104,6 +104,17 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
 
     /// Creates a new file with the default options; fails with an `Io` error
     /// of kind `AlreadyExists` if the file exists.
+    ///
+    /// A `create` that fails removes the file it made, so it can simply be
+    /// tried again. A crash (of the process or the machine) in the middle of
+    /// `create` can leave a file that was never completely created; `open`
+    /// reports it as [`MappedPageError::IncompleteCreate`](crate::MappedPageError::IncompleteCreate).
+    /// Such a file holds no data: delete it and create it again.
+    ///
+    /// # Errors
+    /// `Io` (kind `AlreadyExists` if the file exists, `StorageFull` if the
+    /// disk cannot hold the initial size), `InvalidCount` if the initial size
+    /// is more pages than any file can hold (see [`Pager::alloc_bulk`]).
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         Self::options().create(path)
     }
@@ -115,12 +126,18 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// `Io` (kind `NotFound` for a missing file), `Locked` if another `Pager`
     /// holds the file, `InvalidPageSize` for a file of another page size,
     /// `CorruptSuperblock`, `CorruptMetadata`, `UnsupportedVersion`,
-    /// `FileTruncated`.
+    /// `FileTruncated`, `IncompleteCreate` for a file whose `create` was
+    /// interrupted (delete it and create it again).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::options().open(path)
     }
 
     /// Allocates a regular page, growing the file if needed. One commit.
+    ///
+    /// # Errors
+    /// `Io` (kind `StorageFull`, for example) if the file must grow and
+    /// cannot: nothing changes, the file keeps its length and the pager
+    /// stays usable, so the call can be retried once there is space.
     pub fn alloc(&mut self) -> Result<PageId<PAGE_SIZE>> {
         let pages = self.core.alloc_regular(1)?;
         Ok(PageId(pages.first().copied().unwrap_or_default()))
@@ -128,9 +145,15 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
 
     /// Frees a regular page. One commit.
     ///
+    /// Freeing needs no more free space than the metadata pages it writes: a
+    /// few pages when its commit rewrites the free-space map (once every few
+    /// dozen commits), none otherwise.
+    ///
     /// # Errors
     /// `DoubleFree` if it is free, `OutOfBounds`, `ReservedPage`,
-    /// `NotAllocated` for an internal page. Nothing changes on error.
+    /// `NotAllocated` for an internal page. Nothing changes on error; `Io`
+    /// when the file cannot grow for the metadata pages, with the pager still
+    /// usable and the page still allocated.
     pub fn free(&mut self, id: PageId<PAGE_SIZE>) -> Result<()> {
         self.core.free_regular(&[id.0])
     }
@@ -149,8 +172,14 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// ```
     ///
     /// # Errors
-    /// `InvalidCount` for a count no file could hold. Zero is no error: an
-    /// empty `Vec`, with no commit and no sync.
+    /// `InvalidCount` for a count no file could hold: more pages in use than
+    /// the format can number, or than fit in the longest file the OS, the
+    /// address space (the whole file is mapped) and the process's file-size
+    /// limit allow; checked before anything is touched. Zero is no error: an
+    /// empty `Vec`, with no commit and no sync. `Io` if the file cannot grow
+    /// by what is needed: the pager tries a whole growth step, then the least
+    /// growth that does, and if neither fits returns the error with nothing
+    /// changed (the file gives back what it grew).
     pub fn alloc_bulk(&mut self, count: usize) -> Result<Vec<PageId<PAGE_SIZE>>> {
         let pages = self.core.alloc_regular(count as u64)?;
         Ok(pages.into_iter().map(PageId).collect())
@@ -179,6 +208,11 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     }
 
     /// Allocates `count` protected pages in one commit (all or none).
+    ///
+    /// # Errors
+    /// `InvalidCount` for zero or a count no file could hold (as for
+    /// [`Pager::alloc_bulk`], two pages each); `Io` if the file cannot grow,
+    /// with nothing changed.
     pub fn alloc_protected_bulk(
         &mut self,
         count: usize,

@@ -36,7 +36,9 @@ impl Core {
         let pages_needed = count
             .checked_mul(2)
             .ok_or(MappedPageError::InvalidCount { count })?;
+        self.check_room(pages_needed, count)?;
         self.ensure_free(pages_needed)?;
+        let old_dir_len = self.map.dir_len();
         let mut slots = Vec::with_capacity(count as usize);
         let mut records = Vec::with_capacity(count as usize);
         for _ in 0..count {
@@ -54,7 +56,15 @@ impl Core {
             records.push(Record::Entry { slot, entry });
             slots.push(slot);
         }
-        self.commit(records, Vec::new())?;
+        self.commit(records, Vec::new(), |core, _| {
+            for &slot in &slots {
+                if let Some(entry) = core.map.entry(slot).copied() {
+                    core.map.release(&entry.copies);
+                    core.map.set_entry(slot, DirEntry::FREE);
+                }
+            }
+            core.map.truncate_directory(old_dir_len);
+        })?;
         Ok(slots)
     }
 
@@ -74,9 +84,11 @@ impl Core {
         }
         let mut freed = Vec::with_capacity(sorted.len() * 2);
         let mut records = Vec::with_capacity(sorted.len());
+        let mut old = Vec::with_capacity(sorted.len());
         for &slot in &sorted {
             if let Some(entry) = self.map.entry(slot) {
                 freed.extend(entry.copies);
+                old.push((slot, *entry));
             }
             self.map.set_entry(slot, DirEntry::FREE);
             self.touch_slot(slot);
@@ -85,7 +97,11 @@ impl Core {
                 entry: DirEntry::FREE,
             });
         }
-        self.commit(records, freed)
+        self.commit(records, freed, |core, _| {
+            for (slot, entry) in old {
+                core.map.set_entry(slot, entry);
+            }
+        })
     }
 
     /// The committed bytes of a protected page.
@@ -131,12 +147,21 @@ impl Core {
 
     /// Publishes the staged copy of `slot`: sync it, then commit the flip.
     fn commit_protected_write(&mut self, slot: u64, target: u8) -> Result<()> {
-        let mut entry = self.live_entry(slot)?;
+        let old = self.live_entry(slot)?;
+        let mut entry = old;
         entry.state = EntryState::Active(target);
-        self.staged.push(entry.copies[usize::from(target)]);
+        let staged = entry.copies[usize::from(target)];
+        self.staged.push(staged);
         self.map.set_entry(slot, entry);
         self.touch_slot(slot);
-        self.commit(vec![Record::Entry { slot, entry }], Vec::new())
+        self.commit(
+            vec![Record::Entry { slot, entry }],
+            Vec::new(),
+            |core, _| {
+                core.map.set_entry(slot, old);
+                core.staged.retain(|&page| page != staged);
+            },
+        )
     }
 }
 
@@ -244,8 +269,11 @@ impl<const PAGE_SIZE: usize> ProtectedPageWriter<'_, PAGE_SIZE> {
     /// made durable first).
     ///
     /// # Errors
-    /// An I/O error; the pager is then unavailable and the file reopens with
-    /// the old or the new bytes.
+    /// An I/O error. If the file could not grow for the commit (`Io` of kind
+    /// `StorageFull`, for example), nothing was published: the page keeps its
+    /// old bytes and the pager stays usable. After any other I/O error the
+    /// pager is unavailable and the file reopens with the old or the new
+    /// bytes.
     pub fn commit(self) -> Result<()> {
         self.pager
             .core_mut()

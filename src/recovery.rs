@@ -341,12 +341,50 @@ pub(crate) fn choose_root<'a>(
     )))
 }
 
+/// Whether `file` is what a `create` that was stopped part way leaves (see
+/// `Core::create`): an empty file, or one of at least the four pages create
+/// makes whose page 0 holds nothing but part of the superblock (or zeros),
+/// with no root newer than the one create writes. A commit after create
+/// would have made a root of generation 2 or more, so such a file holds no
+/// data and nothing is lost by creating it again; a damaged superblock in a
+/// file that was used stays `CorruptSuperblock`.
+fn never_created(file: &[u8], page_size: usize) -> bool {
+    if file.is_empty() {
+        return true;
+    }
+    let Some(page0) = file.get(..page_size) else {
+        return false;
+    };
+    if file.len() < 4 * page_size {
+        return false;
+    }
+    let mut expected = [0u8; superblock::SUPERBLOCK_LEN];
+    superblock::encode(&mut expected, page_size as u64);
+    let part_of_superblock = page0
+        .iter()
+        .enumerate()
+        .all(|(i, &byte)| byte == 0 || expected.get(i) == Some(&byte));
+    part_of_superblock
+        && ROOT_PAGES.iter().all(|&root_page| {
+            let start = root_page as usize * page_size;
+            file.get(start..start + page_size).is_none_or(|bytes| {
+                Root::decode(bytes, page_size).map_or(true, |r| r.generation < 2)
+            })
+        })
+}
+
 impl Core {
     /// Opens an existing file (see the module docs).
     pub(crate) fn open(path: &Path, settings: Settings) -> Result<Core> {
         let mut store = Storage::open(path, settings.hook.clone())?;
         let page_size = settings.page_size;
-        let found = superblock::decode(store.bytes())?;
+        let found = match superblock::decode(store.bytes()) {
+            Ok(found) => found,
+            Err(_) if never_created(store.bytes(), page_size) => {
+                return Err(MappedPageError::IncompleteCreate)
+            }
+            Err(err) => return Err(err),
+        };
         if found != page_size as u64 {
             return Err(MappedPageError::InvalidPageSize);
         }
@@ -367,6 +405,7 @@ impl Core {
             dir_tree: chosen.loaded.dir_tree,
             last_slot: chosen.slot,
             durable_slot: chosen.slot,
+            root_total: chosen.root.total_pages,
             awaiting_durable: Vec::new(),
         };
         Ok(Core::assemble(
