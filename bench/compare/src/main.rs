@@ -11,7 +11,7 @@
 //!
 //! Every figure is the median of repeated measurements. For W1-W3, W5 and
 //! W7 the systems of a workload are interleaved round by round in this
-//! process (rotating order), so drift on a busy machine hits all of them
+//! process (a new random order every round), so drift on a busy machine hits all of them
 //! alike. For W4 and W6 every timed call runs in a new child process, for
 //! both crates alike, the two alternating run by run (the 0.2 crate may
 //! panic there). W8 measures space, one system after another. The table
@@ -1690,8 +1690,10 @@ fn main() -> R<()> {
          Workloads run: {}.\n\n\
          How it is timed: medians of repeated runs; ratios are to the first row \
          of each group. W1-W3, W5 and W7: the systems of a group run in this \
-         one process, interleaved round by round, the order rotating every \
-         round. W4 and W6: every timed call runs in a new child process, for \
+         one process, interleaved round by round, in a new random order \
+         every round (W5: each timed pass right after an untimed pass of its \
+         own, so that no system is timed just after another one swept the \
+         caches). W4 and W6: every timed call runs in a new child process, for \
          both crates alike, the two alternating run by run (W6's row \
          \"open repeated in one process\" is the exception, and says so). \
          W8 measures space: one run per system, one after another.\n\n\
