@@ -9,17 +9,25 @@
 //! cargo run --release -- DIR           # files in a temporary directory inside DIR
 //! ```
 //!
-//! Every figure is the median of repeated measurements; within a workload
-//! the systems are interleaved round by round (rotating order), so drift on
-//! a busy machine hits all of them alike. The table gives each median and
-//! its ratio to the first row of its group. The table is printed and written
-//! to `bench/results/<date>-<machine>.md`; a chart of the headline ratios
-//! goes next to it as an SVG.
+//! Every figure is the median of repeated measurements. For W1-W3, W5 and
+//! W7 the systems of a workload are interleaved round by round in this
+//! process (a new random order every round), so drift on a busy machine hits all of them
+//! alike. For W4 and W6 every timed call runs in a new child process, for
+//! both crates alike, the two alternating run by run (the 0.2 crate may
+//! panic there). W8 measures space, one system after another. The table
+//! gives each median and its ratio to the first row of its group. The table
+//! is printed and written to `bench/results/<date>-<machine>.md`; a chart of
+//! the ratios goes next to it as an SVG. The file's header says how the run
+//! was timed and whether sync calls were counted.
 //!
-//! Sync system calls per operation (W1-W3, W7) are counted with `strace`
-//! when it is installed: the program runs itself in a child under
-//! `strace -f -c`, once with 0 and once with N operations after the same
-//! setup, and divides the difference by N. `SYNCS=0` skips that.
+//! Sync points per operation (W1-W3, W7) are counted with `strace` when it
+//! is installed: the program runs itself in a child under `strace -f`, once
+//! with 0 and once with N operations after the same setup, and divides the
+//! difference by N. It counts sync calls (fsync, fdatasync, msync(MS_SYNC),
+//! sync_file_range, syncfs, sync) and writes through a descriptor opened
+//! with `O_DSYNC`/`O_SYNC` (found from the `openat` flags), which is how
+//! LMDB writes its meta page. `SYNCS=0` skips the counting, and the table
+//! then says so.
 
 use std::error::Error;
 use std::fs::{File, OpenOptions};
@@ -202,12 +210,27 @@ fn table(rows: &[Row]) -> String {
 // ---------------------------------------------------------------------------
 // Interleaved measurement.
 
-fn interleave(rounds: usize, warmup: usize, ops: &mut [(String, Op)]) -> R<Vec<Vec<f64>>> {
+/// Runs every op `warmup + rounds` times, all ops once per round, in a new
+/// random order every round (a rotating order would keep each op behind the
+/// same neighbour every round, and a neighbour that sweeps the caches would
+/// slow it every time). With `warm_each`, each timed call is preceded by an
+/// untimed call of the same op, so each is timed warm whatever ran before
+/// (for read loops only: the op runs twice).
+fn interleave(
+    rounds: usize,
+    warmup: usize,
+    warm_each: bool,
+    ops: &mut [(String, Op)],
+) -> R<Vec<Vec<f64>>> {
     let mut out = vec![Vec::with_capacity(rounds); ops.len()];
-    let n = ops.len();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut order: Vec<usize> = (0..ops.len()).collect();
     for round in 0..warmup + rounds {
-        for k in 0..n {
-            let i = (k + round) % n;
+        rng.shuffle(&mut order);
+        for &i in &order {
+            if warm_each {
+                (ops[i].1)(round as u64)?;
+            }
             let t = (ops[i].1)(round as u64)?;
             if round >= warmup {
                 out[i].push(t);
@@ -559,7 +582,7 @@ fn run_group(g: &Group, dir: &Path, rounds: usize, warmup: usize, syncs: bool) -
             }),
         }
     }
-    let results = interleave(rounds, warmup, &mut ops)?;
+    let results = interleave(rounds, warmup, false, &mut ops)?;
     drop(ops);
     let mut out = Vec::new();
     for (&s, times) in g
@@ -595,17 +618,117 @@ fn strace_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn strace_total(workload: &str, system: &str, dir: &Path, n: usize) -> R<u64> {
+/// What one traced child did: sync system calls (fsync, fdatasync,
+/// `msync(MS_SYNC)`, `sync_file_range`, syncfs, sync) and writes that are
+/// durable on return (through a descriptor opened with `O_DSYNC` or
+/// `O_SYNC`, or a `pwritev2` with `RWF_DSYNC`/`RWF_SYNC`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Traced {
+    sync_calls: u64,
+    dsync_writes: u64,
+}
+
+const TRACED: &str = "open,openat,openat2,creat,close,dup,dup2,dup3,fcntl,\
+                      write,pwrite64,writev,pwritev,pwritev2,\
+                      msync,fsync,fdatasync,sync_file_range,syncfs,sync";
+
+/// Counts sync calls and synchronous writes in the output of
+/// `strace -f -o FILE -e trace=TRACED` (one line per call, a pid first;
+/// calls split by another thread's as `<unfinished ...>` and
+/// `<... NAME resumed>` are joined first).
+fn parse_strace(text: &str) -> Traced {
+    use std::collections::{HashMap, HashSet};
+    let mut pending: HashMap<String, String> = HashMap::new();
+    let mut dsync_fds: HashSet<i64> = HashSet::new();
+    let mut out = Traced::default();
+    for raw in text.lines() {
+        let raw = raw.trim();
+        let (pid, rest) = match raw.split_once(' ') {
+            Some((p, r)) if p.bytes().all(|b| b.is_ascii_digit()) => (p.to_string(), r.trim()),
+            _ => (String::new(), raw),
+        };
+        let line = if let Some(head) = rest.strip_suffix("<unfinished ...>") {
+            pending.insert(pid, head.to_string());
+            continue;
+        } else if rest.starts_with("<...") {
+            let Some((_, tail)) = rest.split_once("resumed>") else {
+                continue;
+            };
+            format!("{}{tail}", pending.remove(&pid).unwrap_or_default())
+        } else {
+            rest.to_string()
+        };
+        let Some(open) = line.find('(') else { continue };
+        let name = &line[..open];
+        // `name(args)   = ret ...`: strace pads before the `=`.
+        let Some(eq) = line.rfind(" = ") else {
+            continue;
+        };
+        let Some(head) = line[..eq].trim_end().strip_suffix(')') else {
+            continue;
+        };
+        let Some(args) = head.get(open + 1..) else {
+            continue;
+        };
+        let ret: i64 = line[eq + 3..]
+            .split_whitespace()
+            .next()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(-1);
+        let fd: i64 = args
+            .split(',')
+            .next()
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or(-1);
+        match name {
+            "open" | "openat" | "openat2" | "creat" if ret >= 0 => {
+                // The flags follow the (always complete) path.
+                let flags = args.rfind('"').map_or(args, |q| &args[q + 1..]);
+                if flags.contains("O_DSYNC") || flags.contains("O_SYNC") {
+                    dsync_fds.insert(ret);
+                } else {
+                    dsync_fds.remove(&ret);
+                }
+            }
+            "close" => {
+                dsync_fds.remove(&fd);
+            }
+            "dup" | "dup2" | "dup3" | "fcntl" if ret >= 0 => {
+                let duplicates = name != "fcntl" || args.contains("F_DUPFD");
+                if duplicates && ret != fd {
+                    // dup3 with O_CLOEXEC or not: the file's status
+                    // flags (O_DSYNC among them) are shared.
+                    if dsync_fds.contains(&fd) {
+                        dsync_fds.insert(ret);
+                    } else {
+                        dsync_fds.remove(&ret);
+                    }
+                }
+            }
+            "write" | "pwrite64" | "writev" | "pwritev" | "pwritev2"
+                if ret >= 0
+                    && (dsync_fds.contains(&fd)
+                        || args.contains("RWF_DSYNC")
+                        || args.contains("RWF_SYNC")) =>
+            {
+                out.dsync_writes += 1;
+            }
+            "msync" if args.contains("MS_SYNC") => out.sync_calls += 1,
+            "fsync" | "fdatasync" | "sync_file_range" | "syncfs" | "sync" => out.sync_calls += 1,
+            _ => {}
+        }
+    }
+    out
+}
+
+fn strace_total(workload: &str, system: &str, dir: &Path, n: usize) -> R<Traced> {
     let sub = dir.join(format!("strace-{workload}-{system}-{n}"));
     std::fs::create_dir_all(&sub)?;
     let out = sub.join("strace.txt");
     let status = Command::new("strace")
-        .args(["-f", "-c", "-o"])
+        .args(["-f", "-qq", "-s", "0", "-o"])
         .arg(&out)
-        .args([
-            "-e",
-            "trace=msync,fsync,fdatasync,sync_file_range,syncfs,sync",
-        ])
+        .args(["-e", &format!("trace={TRACED}")])
         .arg(std::env::current_exe()?)
         .args(["child-ops", workload, system, &n.to_string()])
         .arg(&sub)
@@ -616,25 +739,26 @@ fn strace_total(workload: &str, system: &str, dir: &Path, n: usize) -> R<u64> {
     }
     let text = std::fs::read_to_string(&out)?;
     let _ = std::fs::remove_dir_all(&sub);
-    let total = text
-        .lines()
-        .find(|l| l.trim_end().ends_with("total"))
-        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
-        .unwrap_or(0);
-    Ok(total)
+    Ok(parse_strace(&text))
 }
 
-/// Sync calls per operation: (count with N ops - count with 0) / N.
+/// Sync points per operation, (count with N ops - count with 0) / N: sync
+/// calls, plus synchronous writes where there are any (the contract counts
+/// an `O_DSYNC` write as a sync call).
 fn count_syncs(workload: &str, system: &str, dir: &Path) -> R<String> {
     let zero = strace_total(workload, system, dir, 0)?;
     let many = strace_total(workload, system, dir, STRACE_OPS)?;
-    let per = (many as f64 - zero as f64) / STRACE_OPS as f64;
-    let mut s = format!("{per:.2}");
-    if system == "lmdb" && !workload.starts_with("w7") {
-        // LMDB writes its meta page through an O_DSYNC descriptor.
-        s.push_str(" + 1 O_DSYNC write");
-    }
-    Ok(s)
+    let per = |a: u64, b: u64| (a as f64 - b as f64) / STRACE_OPS as f64;
+    let calls = per(many.sync_calls, zero.sync_calls);
+    let writes = per(many.dsync_writes, zero.dsync_writes);
+    Ok(if writes.abs() < 0.005 {
+        format!("{calls:.2}")
+    } else {
+        format!(
+            "{:.2} ({calls:.2} sync calls + {writes:.2} O_DSYNC writes)",
+            calls + writes
+        )
+    })
 }
 
 fn child_ops(workload: &str, system: &str, n: usize, dir: &Path) -> R<()> {
@@ -655,27 +779,34 @@ fn run_w5(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
     let order = std::rc::Rc::new(order);
     let mut block = vec![0u8; PAGE];
 
-    // Raw memmap2 over a plain file of n pages.
-    let raw_path = dir.join("w5-raw.bin");
-    {
-        let f = File::create(&raw_path)?;
-        for i in 0..n {
-            block[..8].copy_from_slice(&i.to_le_bytes());
-            f.write_at(&block, i * PAGE as u64)?;
-        }
-    }
-    let raw_file = File::open(&raw_path)?;
-    // SAFETY: the file is ours and nobody truncates it while mapped.
-    let map = unsafe { memmap2::Mmap::map(&raw_file)? };
-
+    let pager_path = dir.join("w5.pages");
     let mut pager = Pager::<PAGE>::options()
         .initial_pages(n + 64)
-        .create(dir.join("w5.pages"))?;
+        .create(&pager_path)?;
     let ids = pager.alloc_bulk(n as usize)?;
     for (i, id) in ids.iter().enumerate() {
         id.get_mut(&mut pager)?.as_bytes_mut()[..8].copy_from_slice(&(i as u64).to_le_bytes());
     }
     pager.sync()?;
+
+    // The raw baseline maps the pager's own file a second time and reads
+    // the same pages at the same offsets: the same page-cache pages, so the
+    // two loops differ only in the access path. (A separately written file
+    // of the same bytes can sit in differently sized folios and read faster
+    // or slower for that reason alone.)
+    // The same kind of map as the pager's own (shared, read-write), though
+    // only read here.
+    let raw_file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&pager_path)?;
+    // SAFETY: a map of a file this program owns; the pager never truncates
+    // it while open, nothing is written through this map, and nothing
+    // writes the pages read here while the loops run.
+    let map = unsafe { memmap2::MmapMut::map_mut(&raw_file)? };
+    if (map.len() as u64) < pager.page_count() * PAGE as u64 {
+        return Err("the second map does not cover the pager's file".into());
+    }
 
     let lsub = dir.join("w5-lmdb");
     std::fs::create_dir_all(&lsub)?;
@@ -703,22 +834,40 @@ fn run_w5(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
         tx.commit()?;
     }
 
-    let first8 = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap());
+    fn first8(b: &[u8]) -> u64 {
+        u64::from_le_bytes(b[..8].try_into().unwrap())
+    }
+    // The byte offsets of the pages `get` reads, in the same order.
+    let offsets: std::rc::Rc<Vec<usize>> = std::rc::Rc::new(
+        order
+            .iter()
+            .map(|&i| ids[i as usize].0 as usize * PAGE)
+            .collect(),
+    );
+    // Both paths must read the same bytes.
+    for &i in order.iter().take(64) {
+        let id = ids[i as usize];
+        let off = id.0 as usize * PAGE;
+        if first8(&map[off..off + PAGE]) != first8(id.get(&pager)?.as_bytes()) {
+            return Err("the raw map and the pager read different bytes".into());
+        }
+    }
+    /// The raw read loop: the first 8 bytes of each page, ns per page.
+    fn raw_loop(m: &[u8], offsets: &[usize]) -> f64 {
+        let start = Instant::now();
+        let mut sum = 0u64;
+        for &off in offsets {
+            sum = sum.wrapping_add(first8(&m[off..off + PAGE]));
+        }
+        std::hint::black_box(sum);
+        ns(start.elapsed()) / offsets.len() as f64
+    }
     let mut ops: Vec<(String, Op)> = Vec::new();
     {
-        let order = order.clone();
+        let offsets = offsets.clone();
         ops.push((
-            "raw memmap2 slice".into(),
-            Box::new(move |_| {
-                let start = Instant::now();
-                let mut sum = 0u64;
-                for &i in order.iter() {
-                    let off = i as usize * PAGE;
-                    sum = sum.wrapping_add(first8(&map[off..off + PAGE]));
-                }
-                std::hint::black_box(sum);
-                Ok(ns(start.elapsed()) / n as f64)
-            }),
+            "raw memmap2 slice (a second map of the pager's file, same pages)".into(),
+            Box::new(move |_| Ok(raw_loop(&map, &offsets))),
         ));
     }
     {
@@ -773,18 +922,27 @@ fn run_w5(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
             }),
         ));
     }
-    let results = interleave(cfg.read_passes, 2, &mut ops)?;
+    let results = interleave(cfg.read_passes, 2, true, &mut ops)?;
     let title = format!("W5 random 4 KiB page reads, {n} pages (per page, 8 bytes read)");
     Ok(ops
         .iter()
         .zip(&results)
-        .map(|((name, _), t)| time_row(&title, name, median(t), "warm page cache"))
+        .map(|((name, _), t)| {
+            time_row(
+                &title,
+                name,
+                median(t),
+                "warm page cache; each timed pass right after an untimed one of its own",
+            )
+        })
         .collect())
 }
 
 // ---------------------------------------------------------------------------
-// W4 and W6: bulk allocation and open; the 0.2 crate runs in a child
-// process with a time limit, since its file stops growing near 2^14 pages.
+// W4 and W6: bulk allocation and open. Every timed call runs in a fresh
+// child process, for both crates alike, the two alternating round by round
+// (the order swapped every round). The 0.2 crate may panic (its file stops
+// growing near 2^14 pages); a child has a time limit.
 
 fn run_child_timed(args: &[String], limit: Duration) -> R<Result<f64, String>> {
     let mut child = Command::new(std::env::current_exe()?)
@@ -825,89 +983,162 @@ fn run_child_timed(args: &[String], limit: Duration) -> R<Result<f64, String>> {
     }
 }
 
-fn child_seed_bulk(path: &Path, count: usize) -> R<()> {
-    let mut p = mappedpages_seed::Pager::<PAGE>::create(path)?;
-    let start = Instant::now();
-    let ids: Vec<mappedpages_seed::PageId<PAGE>> = p.alloc_bulk(count)?;
-    let t = ns(start.elapsed());
-    if ids.len() != count {
-        return Err(format!("got {} pages", ids.len()).into());
+/// Child: `alloc_bulk(count)` on a new file of 4 KiB pages at `path`, timed;
+/// prints nanoseconds.
+fn child_bulk(system: &str, path: &Path, count: usize) -> R<()> {
+    let (t, got) = match system {
+        "ours" => {
+            let mut p = Pager::<PAGE>::create(path)?;
+            let start = Instant::now();
+            let ids = p.alloc_bulk(count)?;
+            (ns(start.elapsed()), ids.len())
+        }
+        "seed" => {
+            let mut p = mappedpages_seed::Pager::<PAGE>::create(path)?;
+            let start = Instant::now();
+            let ids: Vec<mappedpages_seed::PageId<PAGE>> = p.alloc_bulk(count)?;
+            (ns(start.elapsed()), ids.len())
+        }
+        other => return Err(format!("no system {other}").into()),
+    };
+    if got != count {
+        return Err(format!("got {got} pages").into());
     }
     println!("{t}");
     Ok(())
 }
 
-fn child_seed_open(path: &Path, count: usize) -> R<()> {
-    {
-        let mut p = mappedpages_seed::Pager::<1024>::create(path)?;
-        let ids: Vec<mappedpages_seed::PageId<1024>> = p.alloc_bulk(count)?;
-        std::hint::black_box(ids);
-    }
-    let mut times = Vec::new();
-    for _ in 0..5 {
-        let start = Instant::now();
-        let p = mappedpages_seed::Pager::<1024>::open(path)?;
-        times.push(ns(start.elapsed()));
-        drop(p);
-    }
-    println!("{}", median(&times));
+/// Child: a file of `count` allocated 1 KiB pages made by the 0.2 crate.
+fn child_seed_build(path: &Path, count: usize) -> R<()> {
+    let mut p = mappedpages_seed::Pager::<1024>::create(path)?;
+    let ids: Vec<mappedpages_seed::PageId<1024>> = p.alloc_bulk(count)?;
+    std::hint::black_box(ids);
+    println!("0");
     Ok(())
+}
+
+/// Child: one open of an existing file of 1 KiB pages, the first in this
+/// process (so it includes faulting in fresh heap and map pages), timed;
+/// prints nanoseconds.
+fn child_open(system: &str, path: &Path) -> R<()> {
+    let t = match system {
+        "ours" => {
+            let start = Instant::now();
+            let p = Pager::<1024>::open(path)?;
+            let t = ns(start.elapsed());
+            drop(p);
+            t
+        }
+        "seed" => {
+            let start = Instant::now();
+            let p = mappedpages_seed::Pager::<1024>::open(path)?;
+            let t = ns(start.elapsed());
+            drop(p);
+            t
+        }
+        other => return Err(format!("no system {other}").into()),
+    };
+    println!("{t}");
+    Ok(())
+}
+
+/// One system's child-process runs: its label, the child's arguments, and
+/// a file to remove after each run (W4's children create theirs).
+struct ChildJob {
+    system: String,
+    args: Vec<String>,
+    remove_after: Option<PathBuf>,
+}
+
+/// Runs every job's child `reps` times, alternating the jobs round by round
+/// and swapping their order every round. A job whose child fails is not run
+/// again. Per job: its times, or how its child failed.
+fn alternate_children(
+    cfg: &Config,
+    reps: usize,
+    jobs: &[ChildJob],
+) -> R<Vec<Result<Vec<f64>, String>>> {
+    let limit = Duration::from_secs(if cfg.quick { 20 } else { 30 });
+    let mut out: Vec<Result<Vec<f64>, String>> = jobs.iter().map(|_| Ok(Vec::new())).collect();
+    for rep in 0..reps {
+        for k in 0..jobs.len() {
+            let i = (k + rep) % jobs.len();
+            if out[i].is_err() {
+                continue;
+            }
+            let res = run_child_timed(&jobs[i].args, limit)?;
+            if let Some(f) = &jobs[i].remove_after {
+                let _ = std::fs::remove_file(f);
+            }
+            match (res, &mut out[i]) {
+                (Ok(t), Ok(times)) => times.push(t),
+                (Err(e), slot) => *slot = Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn child_rows(
+    title: &str,
+    jobs: &[ChildJob],
+    results: Vec<Result<Vec<f64>, String>>,
+    note: &str,
+) -> Vec<Row> {
+    jobs.iter()
+        .zip(results)
+        .map(|(job, res)| Row {
+            group: title.into(),
+            system: job.system.clone(),
+            value: match res {
+                Ok(t) => Value::Time(median(&t)),
+                Err(e) => Value::Failed(e),
+            },
+            syncs: String::new(),
+            note: note.into(),
+        })
+        .collect()
 }
 
 fn run_w4(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
     let mut rows = Vec::new();
     for exp in [16u32, 20] {
         let title = format!("W4 alloc_bulk(2^{exp}) in one commit, new file, growth included");
-        let mut times = Vec::new();
-        for rep in 0..cfg.bulk_reps {
-            let path = dir.join(format!("w4-{exp}-{rep}.pages"));
-            let mut p = Pager::<PAGE>::create(&path)?;
-            let start = Instant::now();
-            let ids = p.alloc_bulk(1 << exp)?;
-            times.push(ns(start.elapsed()));
-            std::hint::black_box(ids);
-            drop(p);
-            std::fs::remove_file(&path)?;
-        }
-        rows.push(time_row(
+        let jobs: Vec<ChildJob> = [
+            ("ours", "mappedpages (this crate)"),
+            ("seed", "mappedpages 0.2"),
+        ]
+        .iter()
+        .map(|&(s, label)| {
+            let path = dir.join(format!("w4-{s}-{exp}.pages"));
+            ChildJob {
+                system: label.into(),
+                args: vec![
+                    "child-bulk".into(),
+                    s.into(),
+                    path.display().to_string(),
+                    (1u64 << exp).to_string(),
+                ],
+                remove_after: Some(path),
+            }
+        })
+        .collect();
+        let results = alternate_children(cfg, cfg.bulk_reps, &jobs)?;
+        rows.extend(child_rows(
             &title,
-            "mappedpages (this crate)",
-            median(&times),
-            "",
+            &jobs,
+            results,
+            &format!(
+                "each run in a new process, the two alternating; n = {}",
+                cfg.bulk_reps
+            ),
         ));
-        let path = dir.join(format!("w4-seed-{exp}.pages"));
-        let args = vec![
-            "child-seed-bulk".to_string(),
-            path.display().to_string(),
-            (1u64 << exp).to_string(),
-        ];
-        rows.push(seed_child_row(
-            cfg,
-            title,
-            &args,
-            &path,
-            "one run, in a child process",
-        )?);
     }
     Ok(rows)
 }
 
-/// Times the 0.2 crate in a child process (it may panic), removes its file,
-/// and makes the row: the time, or how the child failed.
-fn seed_child_row(cfg: &Config, group: String, args: &[String], file: &Path, note: &str) -> R<Row> {
-    let res = run_child_timed(args, Duration::from_secs(if cfg.quick { 20 } else { 30 }))?;
-    let _ = std::fs::remove_file(file);
-    Ok(Row {
-        group,
-        system: "mappedpages 0.2".into(),
-        value: match res {
-            Ok(t) => Value::Time(t),
-            Err(e) => Value::Failed(e),
-        },
-        syncs: String::new(),
-        note: note.into(),
-    })
-}
+const OPEN_REPS: usize = 5;
 
 fn run_w6(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
     let mut rows = Vec::new();
@@ -931,29 +1162,73 @@ fn run_w6(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
             }
             p.sync()?;
         }
+        let mut jobs = vec![ChildJob {
+            system: "mappedpages (this crate)".into(),
+            args: vec![
+                "child-open".into(),
+                "ours".into(),
+                path.display().to_string(),
+            ],
+            remove_after: None,
+        }];
+        let spath = dir.join(format!("w6-seed-{exp}.pages"));
+        let mut seed_failed = None;
+        if exp <= 20 {
+            // The 0.2 crate cannot make a file this large beyond 2^14 pages
+            // or so; the build's failure is the row.
+            let build = vec![
+                "child-seed-build".to_string(),
+                spath.display().to_string(),
+                (1u64 << exp).to_string(),
+            ];
+            match run_child_timed(&build, Duration::from_secs(120))? {
+                Ok(_) => jobs.push(ChildJob {
+                    system: "mappedpages 0.2".into(),
+                    args: vec![
+                        "child-open".into(),
+                        "seed".into(),
+                        spath.display().to_string(),
+                    ],
+                    remove_after: None,
+                }),
+                Err(e) => seed_failed = Some(format!("building the file: {e}")),
+            }
+        }
+        // Warm the page cache for both files before any timed open.
+        let _ = std::fs::read(&path).map(std::hint::black_box);
+        let results = alternate_children(cfg, OPEN_REPS, &jobs)?;
+        rows.extend(child_rows(
+            &title,
+            &jobs,
+            results,
+            &format!("first open in a new process, the two alternating; n = {OPEN_REPS}"),
+        ));
+        if let Some(e) = seed_failed {
+            rows.push(Row {
+                group: title.clone(),
+                system: "mappedpages 0.2".into(),
+                value: Value::Failed(e),
+                syncs: String::new(),
+                note: String::new(),
+            });
+        }
+        // For comparison with the figure above: the same open repeated in
+        // this long-running process (heap and page tables already warm).
         let mut times = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..OPEN_REPS {
             let start = Instant::now();
             let p = Pager::<1024>::open(&path)?;
             times.push(ns(start.elapsed()));
             drop(p);
         }
-        std::fs::remove_file(&path)?;
         rows.push(time_row(
             &title,
-            "mappedpages (this crate)",
+            "mappedpages (this crate), open repeated in one process (info)",
             median(&times),
-            "",
+            &format!("not a child: the benchmark's own process; n = {OPEN_REPS}"),
         ));
-        if exp <= 20 {
-            let spath = dir.join(format!("w6-seed-{exp}.pages"));
-            let args = vec![
-                "child-seed-open".to_string(),
-                spath.display().to_string(),
-                (1u64 << exp).to_string(),
-            ];
-            rows.push(seed_child_row(cfg, title, &args, &spath, "")?);
-        }
+        std::fs::remove_file(&path)?;
+        let _ = std::fs::remove_file(&spath);
     }
     Ok(rows)
 }
@@ -1176,6 +1451,14 @@ fn fs_type(dir: &Path) -> String {
     }
 }
 
+/// The one-minute load average, as the kernel prints it.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn today() -> String {
     // Civil date from the system clock (UTC), days-from-epoch algorithm.
     let secs = std::time::SystemTime::now()
@@ -1289,11 +1572,17 @@ fn main() -> R<()> {
             let n: usize = args.get(3).ok_or("child-ops W SYS N DIR")?.parse()?;
             return child_ops(&args[1], &args[2], n, Path::new(&args[4]));
         }
-        Some("child-seed-bulk") => {
-            return child_seed_bulk(Path::new(&args[1]), args[2].parse()?);
+        Some("child-bulk") => {
+            let n: usize = args.get(3).ok_or("child-bulk SYS PATH N")?.parse()?;
+            return child_bulk(&args[1], Path::new(&args[2]), n);
         }
-        Some("child-seed-open") => {
-            return child_seed_open(Path::new(&args[1]), args[2].parse()?);
+        Some("child-seed-build") => {
+            let n: usize = args.get(2).ok_or("child-seed-build PATH N")?.parse()?;
+            return child_seed_build(Path::new(&args[1]), n);
+        }
+        Some("child-open") => {
+            let path = args.get(2).ok_or("child-open SYS PATH")?;
+            return child_open(&args[1], Path::new(path));
         }
         _ => {}
     }
@@ -1313,7 +1602,10 @@ fn main() -> R<()> {
         .filter(|s| !s.is_empty())
         .map(|s| s.split(',').map(|x| x.trim().to_lowercase()).collect());
     let on = |w: &str| only.as_ref().is_none_or(|l| l.iter().any(|x| x == w));
-    let syncs = strace_available() && std::env::var("SYNCS").map_or(true, |v| v != "0");
+    let syncs_off = std::env::var("SYNCS").is_ok_and(|v| v == "0");
+    let have_strace = strace_available();
+    let syncs = have_strace && !syncs_off;
+    let load_start = loadavg();
 
     let (cpu, cores) = machine();
     let fs = fs_type(dir);
@@ -1366,15 +1658,53 @@ fn main() -> R<()> {
     drop(tmp);
 
     let date = today();
+    let sync_note = if syncs {
+        format!(
+            "Syncs/op (W1-W3, W7) counted with `strace -f` in a child process that \
+             repeats the workload's setup and then runs 0 or {STRACE_OPS} operations: \
+             (count with {STRACE_OPS} − count with 0) / {STRACE_OPS}. Counted: fsync, \
+             fdatasync, msync(MS_SYNC), sync_file_range, syncfs and sync calls, and \
+             writes through a descriptor opened with O_DSYNC or O_SYNC (or pwritev2 \
+             with RWF_DSYNC), which the contract counts as sync calls; where there \
+             are such writes the column shows both parts."
+        )
+    } else if syncs_off {
+        "Sync calls were not counted in this run (`SYNCS=0`): the syncs/op column \
+         is empty."
+            .to_string()
+    } else {
+        "Sync calls were not counted in this run (strace was not found): the \
+         syncs/op column is empty."
+            .to_string()
+    };
+    let mut command = String::from("cd bench/compare && ");
+    for var in ["QUICK", "ONLY", "SYNCS"] {
+        if let Ok(v) = std::env::var(var) {
+            command.push_str(&format!("{var}={v} "));
+        }
+    }
+    command.push_str("cargo run --release");
     let mut md = format!(
         "# mappedpages compared ({} mode, {date})\n\n\
-         Machine: {cpu}, {cores} cores; files on {fs}. Workloads run: {}. \
-         Medians of repeated runs, systems interleaved round by round; \
-         ratios are to the first row of each group. Syncs/op counted with \
-         `strace -f -c` (msync, fsync, fdatasync, sync_file_range), \
-         (N ops − 0 ops) / {STRACE_OPS}.\n\n",
+         Command: `{command}`. Machine: {cpu}, {cores} cores; files on {fs}. \
+         Workloads run: {}.\n\n\
+         How it is timed: medians of repeated runs; ratios are to the first row \
+         of each group. W1-W3, W5 and W7: the systems of a group run in this \
+         one process, interleaved round by round, in a new random order \
+         every round (W5: each timed pass right after an untimed pass of its \
+         own, so that no system is timed just after another one swept the \
+         caches). W4 and W6: every timed call runs in a new child process, for \
+         both crates alike, the two alternating run by run (W6's row \
+         \"open repeated in one process\" is the exception, and says so). \
+         W8 measures space: one run per system, one after another.\n\n\
+         {sync_note}\n\n\
+         The machine may be shared with other work (load average over one \
+         minute: {load_start} at the start, {} at the end), so single figures \
+         are noisy: compare the ratios within a group, measured side by side \
+         in this run, rather than figures across runs.\n\n",
         if quick { "quick" } else { "full" },
         done.join(", "),
+        loadavg(),
     );
     md.push_str(&table(&rows));
     md.push_str(&format!(
