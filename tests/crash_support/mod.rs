@@ -5,7 +5,13 @@
 //! that model (contract D1, D2, D3).
 //!
 //! Every pager interaction of the workload is one numbered *call*; call 0 is
-//! the file's creation. `History::states[c]` is the state after call `c`.
+//! the file's creation (or, for a file set up before recording, its set-up
+//! state: [`History::starting_from`]). `History::states[c]` is the state after
+//! call `c`.
+//!
+//! [`P`] and [`PS`] are the small pages most tests use; the workload, the model
+//! and the checks also take other page sizes (the `*_sized` functions and the
+//! ones generic over the pager's page size).
 
 #![allow(dead_code)]
 
@@ -13,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mappedpages::{Durability, MappedPageError, PageId, Pager, ProtectedPageId};
+use mappedpages::{Durability, MappedPageError, PageId, Pager, PagerOptions, ProtectedPageId};
 
 /// Small pages keep the files, and so every image, small.
 pub const PS: usize = 1024;
@@ -89,7 +95,7 @@ pub struct State {
 
 impl State {
     /// Reads the state through the public API.
-    pub fn observe(pager: &P) -> Result<State, String> {
+    pub fn observe<const N: usize>(pager: &Pager<N>) -> Result<State, String> {
         let regular: BTreeSet<u64> = pager.iter_allocated_pages().map(|id| id.0).collect();
         let mut protected = BTreeMap::new();
         for id in pager.iter_allocated_protected_pages() {
@@ -168,13 +174,26 @@ pub struct UserWrite {
 pub struct History {
     pub states: Vec<State>,
     pub writes: Vec<UserWrite>,
+    /// Page size of the file: a newly allocated protected page reads as
+    /// this many zeros.
+    pub page_size: usize,
 }
 
 impl History {
+    /// The model of a new, empty file of [`PS`]-byte pages.
     pub fn new() -> History {
+        History::starting_from(State::default(), PS)
+    }
+
+    /// The model of a file whose call 0 left `state`: a file set up before
+    /// the recorded workload starts (one with deep page trees, say), with
+    /// pages of `page_size` bytes. Writes made during the set-up are not
+    /// modelled: the checks hold regular bytes only to writes recorded here.
+    pub fn starting_from(state: State, page_size: usize) -> History {
         History {
-            states: vec![State::default()],
+            states: vec![state],
             writes: Vec::new(),
+            page_size,
         }
     }
 
@@ -186,7 +205,7 @@ impl History {
     /// Records the completion of call `last() + 1`.
     pub fn push(&mut self, op: &Op, outcome: &Outcome) {
         let call = self.states.len() as u64;
-        let next = next_state(self.states.last().unwrap(), op, outcome);
+        let next = next_state_sized(self.states.last().unwrap(), op, outcome, self.page_size);
         if let Op::Write { page, value } = *op {
             self.writes.push(UserWrite { call, page, value });
         }
@@ -207,15 +226,24 @@ pub struct Workload {
     next_value: u8,
     pub max_regular: usize,
     pub max_protected: usize,
+    /// Page size of the file the protected writes go to.
+    pub page_size: usize,
 }
 
 impl Workload {
+    /// A workload for a file of [`PS`]-byte pages.
     pub fn new(seed: u64) -> Workload {
+        Workload::sized(seed, PS)
+    }
+
+    /// A workload for a file of `page_size`-byte pages.
+    pub fn sized(seed: u64, page_size: usize) -> Workload {
         Workload {
             rng: Rng::new(seed),
             next_value: 0,
             max_regular: 48,
             max_protected: 8,
+            page_size,
         }
     }
 
@@ -273,8 +301,9 @@ impl Workload {
                         .keys()
                         .nth(self.rng.index(protected.len()))
                         .unwrap();
-                    let offset = 8 + self.rng.index(PS - 16);
-                    let len = 1 + self.rng.index(PS - 8 - offset);
+                    let ps = self.page_size;
+                    let offset = 8 + self.rng.index(ps - 16);
+                    let len = 1 + self.rng.index(ps - 8 - offset);
                     let bytes = (0..len).map(|_| self.rng.next_u64() as u8).collect();
                     Op::Protected {
                         slot,
@@ -292,17 +321,19 @@ impl Workload {
     }
 }
 
-/// The bytes a protected write leaves in the writer's page.
+/// The bytes a protected write leaves in the writer's page (`old`, a whole
+/// page).
 pub fn protected_after(old: &[u8], stamp: u64, offset: usize, bytes: &[u8]) -> Vec<u8> {
     let mut page = old.to_vec();
+    let end = page.len();
     page[..8].copy_from_slice(&stamp.to_le_bytes());
-    page[PS - 8..].copy_from_slice(&stamp.to_le_bytes());
+    page[end - 8..].copy_from_slice(&stamp.to_le_bytes());
     page[offset..offset + bytes.len()].copy_from_slice(bytes);
     page
 }
 
 /// Performs `op` on `pager`.
-pub fn apply(pager: &mut P, op: &Op) -> Result<Outcome, MappedPageError> {
+pub fn apply<const N: usize>(pager: &mut Pager<N>, op: &Op) -> Result<Outcome, MappedPageError> {
     Ok(match op {
         Op::Alloc => Outcome::Pages(vec![pager.alloc()?.0]),
         Op::AllocBulk(n) => Outcome::Pages(pager.alloc_bulk(*n)?.iter().map(|p| p.0).collect()),
@@ -315,7 +346,7 @@ pub fn apply(pager: &mut P, op: &Op) -> Result<Outcome, MappedPageError> {
             Outcome::Done
         }
         Op::Write { page, value } => {
-            PageId::<PS>(*page)
+            PageId::<N>(*page)
                 .get_mut(pager)?
                 .as_bytes_mut()
                 .fill(*value);
@@ -344,7 +375,7 @@ pub fn apply(pager: &mut P, op: &Op) -> Result<Outcome, MappedPageError> {
             bytes,
             commit,
         } => {
-            let mut writer = ProtectedPageId::<PS>(*slot).get_mut(pager)?;
+            let mut writer = ProtectedPageId::<N>(*slot).get_mut(pager)?;
             let page = writer.page_mut().as_bytes_mut();
             let after = protected_after(page, *stamp, *offset, bytes);
             page.copy_from_slice(&after);
@@ -360,8 +391,14 @@ pub fn apply(pager: &mut P, op: &Op) -> Result<Outcome, MappedPageError> {
     })
 }
 
-/// The state after `op` returned `outcome` in `state`.
+/// The state after `op` returned `outcome` in `state`, for [`PS`]-byte pages.
 pub fn next_state(state: &State, op: &Op, outcome: &Outcome) -> State {
+    next_state_sized(state, op, outcome, PS)
+}
+
+/// The state after `op` returned `outcome` in `state`, for `page_size`-byte
+/// pages.
+pub fn next_state_sized(state: &State, op: &Op, outcome: &Outcome, page_size: usize) -> State {
     let mut next = state.clone();
     match (op, outcome) {
         (Op::Alloc | Op::AllocBulk(_), Outcome::Pages(pages)) => next.regular.extend(pages),
@@ -375,7 +412,7 @@ pub fn next_state(state: &State, op: &Op, outcome: &Outcome) -> State {
         }
         (Op::AllocProtected | Op::AllocProtectedBulk(_), Outcome::Slots(slots)) => {
             for &slot in slots {
-                next.protected.insert(slot, Arc::new(vec![0; PS]));
+                next.protected.insert(slot, Arc::new(vec![0; page_size]));
             }
         }
         (Op::FreeProtected(slot), _) => {
@@ -421,14 +458,24 @@ pub struct Expect<'a> {
     pub deep: bool,
 }
 
-/// Opens the file at `path` and checks it against `expect`. Returns the
-/// first matching call index, or a description of the violation.
+/// Opens the file at `path` (of [`PS`]-byte pages) and checks it against
+/// `expect`. Returns the first matching call index, or a description of the
+/// violation.
 pub fn check_file(path: &Path, expect: &Expect<'_>) -> Result<u64, String> {
-    let pager = P::open(path).map_err(|e| format!("open failed: {e}"))?;
+    check_file_sized::<PS>(path, expect)
+}
+
+/// [`check_file`] for a file of `N`-byte pages.
+pub fn check_file_sized<const N: usize>(path: &Path, expect: &Expect<'_>) -> Result<u64, String> {
+    let pager = Pager::<N>::open(path).map_err(|e| format!("open failed: {e}"))?;
     check_pager(pager, path, expect)
 }
 
-fn check_pager(mut pager: P, path: &Path, expect: &Expect<'_>) -> Result<u64, String> {
+fn check_pager<const N: usize>(
+    mut pager: Pager<N>,
+    path: &Path,
+    expect: &Expect<'_>,
+) -> Result<u64, String> {
     let history = expect.history;
     let seen = State::observe(&pager)?;
     let matching: Vec<u64> = (expect.lo..=expect.hi)
@@ -457,7 +504,8 @@ fn check_pager(mut pager: P, path: &Path, expect: &Expect<'_>) -> Result<u64, St
     if expect.deep {
         check_free_pages_are_free(&mut pager, &seen)?;
         drop(pager);
-        let again = P::open(path).map_err(|e| format!("reopen after alloc-all failed: {e}"))?;
+        let again =
+            Pager::<N>::open(path).map_err(|e| format!("reopen after alloc-all failed: {e}"))?;
         let seen_again = State::observe(&again)?;
         if seen_again != seen {
             return Err(format!(
@@ -471,8 +519,8 @@ fn check_pager(mut pager: P, path: &Path, expect: &Expect<'_>) -> Result<u64, St
 
 /// D3: a regular page holds its last durable write or a later write, byte by
 /// byte (a torn page mixes them).
-fn check_regular_bytes(
-    pager: &P,
+fn check_regular_bytes<const N: usize>(
+    pager: &Pager<N>,
     seen: &State,
     first: u64,
     expect: &Expect<'_>,
@@ -485,22 +533,25 @@ fn check_regular_bytes(
         }
     }
     for &page in &seen.regular {
+        let writes = history
+            .writes
+            .iter()
+            .filter(|w| w.page == page && w.call <= expect.hi);
+        if writes.clone().next().is_none() {
+            continue;
+        }
         // The call that allocated the page's incarnation seen in `first`.
         let mut born = first;
         while born > 0 && history.states[born as usize - 1].regular.contains(&page) {
             born -= 1;
         }
-        let writes = history
-            .writes
-            .iter()
-            .filter(|w| w.page == page && w.call <= expect.hi);
         let durable = writes.clone().rfind(|w| w.call > born && w.call < before);
         let Some(durable) = durable else { continue };
         let allowed: BTreeSet<u8> = writes
             .filter(|w| w.call >= durable.call)
             .map(|w| w.value)
             .collect();
-        let bytes = PageId::<PS>(page)
+        let bytes = PageId::<N>(page)
             .get(pager)
             .map_err(|e| format!("listed page {page} unreadable: {e}"))?
             .as_bytes();
@@ -514,27 +565,55 @@ fn check_regular_bytes(
     Ok(())
 }
 
+/// Files of up to this many pages have the visibility of every page
+/// checked. Past it (the crash images with deep page trees, millions of
+/// pages, where a full scan per image would cost more than all the rest) the
+/// check covers the first pages, where the pager takes its own pages (the
+/// lowest free ones), every allocated page and its neighbours, the last pages,
+/// and a stride through the rest.
+const VISIBILITY_SCAN_ALL: u64 = 1 << 18;
+const VISIBILITY_STRIDE: u64 = 257;
+
 /// Only allocated regular pages are readable through `PageId::get`, only
 /// protected pages in use through `ProtectedPageId::get`.
-fn check_visibility(pager: &P, seen: &State) -> Result<(), String> {
-    let end = pager.page_count() + 4;
-    for page in (0..end).chain([u64::MAX, 1 << 56]) {
-        let readable = PageId::<PS>(page).get(pager).is_ok();
-        if readable != seen.regular.contains(&page) {
-            return Err(format!(
-                "PageId({page}).get is {} but the page is {}",
-                if readable { "Ok" } else { "Err" },
-                if readable {
-                    "not allocated (internal or free page visible)"
-                } else {
-                    "allocated"
-                }
-            ));
+fn check_visibility<const N: usize>(pager: &Pager<N>, seen: &State) -> Result<(), String> {
+    let check = |page: u64, allocated: bool| {
+        let readable = PageId::<N>(page).get(pager).is_ok();
+        if readable == allocated {
+            return Ok(());
         }
+        Err(format!(
+            "PageId({page}).get is {} but the page is {}",
+            if readable { "Ok" } else { "Err" },
+            if readable {
+                "not allocated (internal or free page visible)"
+            } else {
+                "allocated"
+            }
+        ))
+    };
+    let end = pager.page_count() + 4;
+    let scan = end.min(VISIBILITY_SCAN_ALL);
+    // Both ascend: walk them together rather than look each page up.
+    let mut allocated = seen.regular.range(..scan).peekable();
+    for page in 0..scan {
+        check(page, allocated.next_if_eq(&&page).is_some())?;
+    }
+    let near_allocated = seen
+        .regular
+        .range(scan.saturating_sub(1)..)
+        .flat_map(|&p| [p - 1, p, p + 1]);
+    let sample = (scan..end)
+        .step_by(VISIBILITY_STRIDE as usize)
+        .chain(end.saturating_sub(8).max(scan)..end)
+        .chain(near_allocated)
+        .chain([u64::MAX, 1 << 56]);
+    for page in sample {
+        check(page, seen.regular.contains(&page))?;
     }
     let slots = seen.protected.keys().last().map_or(0, |s| s + 1) + 4;
     for slot in (0..slots).chain([u64::MAX]) {
-        let readable = ProtectedPageId::<PS>(slot).get(pager).is_ok();
+        let readable = ProtectedPageId::<N>(slot).get(pager).is_ok();
         if readable != seen.protected.contains_key(&slot) {
             return Err(format!("ProtectedPageId({slot}).get readable={readable}"));
         }
@@ -542,21 +621,33 @@ fn check_visibility(pager: &P, seen: &State) -> Result<(), String> {
     Ok(())
 }
 
-/// Allocates every free page, fills it, and checks that no live page (regular
-/// or protected) changed: no page is both free and in use.
-fn check_free_pages_are_free(pager: &mut P, seen: &State) -> Result<(), String> {
+/// At most this many free pages are allocated and written by
+/// [`check_free_pages_are_free`]: every free page of the small files, the
+/// lowest ones of the files with deep trees (millions of free pages). The
+/// allocator hands out the lowest free pages first, and the pager's own pages
+/// (tree pages, protected copies, pages awaiting a sync) are taken from the
+/// lowest free ones too, so a page wrongly free lies among them.
+const FREE_CHECK_MAX: u64 = 1 << 9;
+
+/// Allocates the free pages (at most [`FREE_CHECK_MAX`]), fills them, and
+/// checks that no live page (regular or protected) changed: no page is both
+/// free and in use.
+fn check_free_pages_are_free<const N: usize>(
+    pager: &mut Pager<N>,
+    seen: &State,
+) -> Result<(), String> {
     let contents: Vec<Vec<u8>> = seen
         .regular
         .iter()
-        .map(|&p| PageId::<PS>(p).get(pager).unwrap().as_bytes().to_vec())
+        .map(|&p| PageId::<N>(p).get(pager).unwrap().as_bytes().to_vec())
         .collect();
-    let free = pager.free_page_count();
+    let free = pager.free_page_count().min(FREE_CHECK_MAX);
     if free == 0 {
         return Ok(());
     }
     let ids = pager
         .alloc_bulk(free as usize)
-        .map_err(|e| format!("alloc_bulk of the {free} free pages failed: {e}"))?;
+        .map_err(|e| format!("alloc_bulk of {free} free pages failed: {e}"))?;
     let mut fresh = BTreeSet::new();
     for id in &ids {
         if id.0 < 3 || seen.regular.contains(&id.0) || !fresh.insert(id.0) {
@@ -568,7 +659,7 @@ fn check_free_pages_are_free(pager: &mut P, seen: &State) -> Result<(), String> 
         id.get_mut(pager).unwrap().as_bytes_mut().fill(0xEE);
     }
     for (&page, before) in seen.regular.iter().zip(&contents) {
-        if PageId::<PS>(page).get(pager).unwrap().as_bytes() != &before[..] {
+        if PageId::<N>(page).get(pager).unwrap().as_bytes() != &before[..] {
             return Err(format!(
                 "regular page {page} changed when free pages were written"
             ));
@@ -588,7 +679,12 @@ fn check_free_pages_are_free(pager: &mut P, seen: &State) -> Result<(), String> 
 
 /// Runs `calls` calls of `workload` on `pager`, recording them in `history`.
 /// Every call must succeed.
-pub fn run_calls(pager: &mut P, workload: &mut Workload, history: &mut History, calls: u64) {
+pub fn run_calls<const N: usize>(
+    pager: &mut Pager<N>,
+    workload: &mut Workload,
+    history: &mut History,
+    calls: u64,
+) {
     for _ in 0..calls {
         let call = history.last() + 1;
         let op = workload.next_op(history.states.last().unwrap(), call);
@@ -598,7 +694,7 @@ pub fn run_calls(pager: &mut P, workload: &mut Workload, history: &mut History, 
 }
 
 /// Options for the workload files.
-pub fn options(durability: Durability) -> mappedpages::PagerOptions<PS> {
+pub fn options(durability: Durability) -> PagerOptions<PS> {
     P::options()
         .durability(durability)
         .initial_pages(INITIAL_PAGES)
