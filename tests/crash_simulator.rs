@@ -21,124 +21,376 @@
 //! images (the page cache as it stood before every metadata write and after
 //! every call), which must show the last completed call or the one in flight.
 //!
-//! `MAPPEDPAGES_SOAK=<n>` multiplies the seeds and random images by `n`; the
-//! ignored test `crash_images_soak` runs a long soak.
+//! Two kinds of file are simulated. Small files (1 KiB pages, about a hundred
+//! of them) grow from empty, so growth is in flight at many sync points, but
+//! both page trees stay a single leaf. Deep files (1 KiB and 4 KiB pages) are
+//! set up before recording so that the free-space bitmap and the protected
+//! directory both have two levels of interior nodes above the leaves, with a
+//! page allocated in every bitmap leaf and a slot in use in every directory
+//! leaf; the workload frees and rewrites pages and slots spread over all the
+//! leaves, so its checkpoints rewrite leaves and interior nodes while a crash
+//! is in flight. A deep file is gigabytes long but holds a few megabytes, so
+//! images are sparse: a length and the pages that hold data, read from the
+//! file with `SEEK_DATA`/`SEEK_HOLE` and written back the same way. An image
+//! of a deep file costs milliseconds to check where a small one costs a
+//! fraction of one, so the deep configurations sample (see `DeepLimits`):
+//! every sync point with a checkpoint in flight but only a share of the
+//! others, and single-page images for a few dozen of the changed pages at
+//! most. The small configurations check every image of every point.
+//!
+//! `MAPPEDPAGES_SOAK=<n>` multiplies the seeds of the default tests by `n`;
+//! the ignored test `crash_images_soak` runs a long soak, whose seeds it
+//! multiplies too.
 
 #![cfg(feature = "fault-injection")]
 
 mod crash_support;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs::File;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crash_support::{
-    apply, check_file, options, soak_factor, temp_dir, Expect, History, Rng, Workload, P, PS,
+    apply, check_file_sized, options, soak_factor, temp_dir, Expect, History, Op, Outcome, Rng,
+    State, Workload, INITIAL_PAGES, P, PS,
 };
 use mappedpages::fault::{IoEvent, IoHook};
-use mappedpages::Durability;
+use mappedpages::{Durability, Pager};
 
 const SECTOR: usize = 512;
+
+/// The bytes of one page, shared between the images that hold it.
+type Page = Arc<[u8]>;
+
+/// A file as a length plus the bytes of every page that is not all zeros; a
+/// page left out reads as zeros, like a hole. Keeping zero pages out makes
+/// the form unique, so equal images compare and hash equal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Image {
+    page_size: usize,
+    len: usize,
+    pages: BTreeMap<usize, Page>,
+}
+
+impl Image {
+    fn get(&self, page: usize) -> Option<&Page> {
+        self.pages.get(&page)
+    }
+
+    fn set(&mut self, page: usize, bytes: Page) {
+        if bytes.iter().all(|&b| b == 0) {
+            self.pages.remove(&page);
+        } else {
+            self.pages.insert(page, bytes);
+        }
+    }
+
+    /// Cuts or extends the image to `len` bytes (a whole number of pages).
+    fn set_len(&mut self, len: usize) {
+        self.len = len;
+        self.pages.split_off(&len.div_ceil(self.page_size));
+    }
+
+    /// Reads the file at `path`, only its data extents (a sparse file of
+    /// gigabytes is read in milliseconds). Pages equal to those of `like`
+    /// share its buffers.
+    fn read(path: &Path, page_size: usize, like: &Image) -> Image {
+        let file = File::open(path).unwrap();
+        let len = file.metadata().unwrap().len() as usize;
+        let mut image = Image {
+            page_size,
+            len,
+            pages: BTreeMap::new(),
+        };
+        // Read in bounded pieces: where the file system cannot find holes,
+        // the whole file is one extent.
+        const PIECE: usize = 256;
+        let pieces = data_extents(&file, len)
+            .into_iter()
+            .flat_map(|(start, end)| {
+                let first = start / page_size;
+                let last = end.div_ceil(page_size).min(len / page_size);
+                (first..last)
+                    .step_by(PIECE)
+                    .map(move |p| (p, (p + PIECE).min(last)))
+            });
+        for (first, last) in pieces {
+            let mut buf = vec![0u8; (last - first) * page_size];
+            file.read_exact_at(&mut buf, (first * page_size) as u64)
+                .unwrap();
+            for (i, bytes) in buf.chunks_exact(page_size).enumerate() {
+                let page = first + i;
+                if bytes.iter().all(|&b| b == 0) {
+                    continue;
+                }
+                let shared = match like.get(page) {
+                    Some(old) if old[..] == *bytes => Arc::clone(old),
+                    _ => Page::from(bytes),
+                };
+                image.pages.insert(page, shared);
+            }
+        }
+        image
+    }
+
+    /// Writes the image to a new file at `path`: the length, then only the
+    /// pages that hold data, so the file is as sparse as the image.
+    fn write(&self, path: &Path) {
+        let _ = std::fs::remove_file(path);
+        let file = File::create_new(path).unwrap();
+        file.set_len(self.len as u64).unwrap();
+        for (&page, bytes) in &self.pages {
+            file.write_all_at(bytes, (page * self.page_size) as u64)
+                .unwrap();
+        }
+    }
+
+    /// A hash of the image's length and of the pages `pages`: every image of
+    /// one crash point is the same base with only those pages changed.
+    fn key(&self, pages: &[usize]) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.len.hash(&mut h);
+        for &p in pages {
+            match self.get(p) {
+                Some(bytes) => bytes.hash(&mut h),
+                None => 0u8.hash(&mut h),
+            }
+        }
+        h.finish()
+    }
+
+    /// The newest metadata root that looks valid (magic only: the image is
+    /// the pager's own, freshly synced).
+    fn newest_root(&self) -> RootFields {
+        let newest = [1, 2]
+            .iter()
+            .filter_map(|&p| self.get(p))
+            .filter(|page| page.starts_with(b"MPGROOT\0"))
+            .max_by_key(|page| le(page, 24, 8))
+            .expect("no metadata root in the image");
+        RootFields {
+            log_len: le(newest, 12, 4) as usize,
+            bitmap: (le(newest, 48, 8) as usize, le(newest, 60, 4) as u32),
+            directory: (le(newest, 72, 8) as usize, le(newest, 84, 4) as u32),
+        }
+    }
+
+    /// The pages of the page tree under `top` of height `height` (`FORMAT.md`,
+    /// "Page trees": an interior page holds `PAGE_SIZE / 16` references whose
+    /// first 8 bytes are the child's page, 0 for none).
+    fn tree_pages(&self, (top, height): (usize, u32)) -> Vec<usize> {
+        let mut level = vec![top];
+        let mut pages = Vec::new();
+        for depth in 0..=height {
+            level.retain(|&p| p != 0);
+            pages.extend(&level);
+            if depth == height {
+                break;
+            }
+            level = level
+                .iter()
+                .flat_map(|&p| {
+                    let node = self.get(p).map_or(&[][..], |b| &b[..]);
+                    node.chunks_exact(16)
+                        .map(|r| le(r, 0, 8) as usize)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        }
+        pages
+    }
+}
+
+/// The little-endian number of `n` bytes at `at` in `bytes`.
+fn le(bytes: &[u8], at: usize, n: usize) -> u64 {
+    bytes[at..at + n]
+        .iter()
+        .rev()
+        .fold(0u64, |acc, &b| acc << 8 | u64::from(b))
+}
+
+/// What this test reads of a metadata root (offsets from `FORMAT.md`): to
+/// check that a configuration reaches the depth it is meant to, and to set
+/// one up.
+struct RootFields {
+    log_len: usize,
+    /// (top page, height) of the free-space bitmap tree.
+    bitmap: (usize, u32),
+    /// (top page, height) of the protected-directory tree.
+    directory: (usize, u32),
+}
+
+/// The `[start, end)` byte ranges of `file` that may hold data. Where the
+/// file system cannot tell (no `SEEK_DATA`), the whole file.
+fn data_extents(file: &File, len: usize) -> Vec<(usize, usize)> {
+    let fd = file.as_raw_fd();
+    let seek = |offset: usize, whence: libc::c_int| {
+        // SAFETY: lseek takes a descriptor `file` keeps open for the whole
+        // call and reads no memory of ours.
+        let at = unsafe { libc::lseek(fd, offset as libc::off_t, whence) };
+        usize::try_from(at).ok()
+    };
+    let mut extents = Vec::new();
+    let mut at = 0;
+    while at < len {
+        let Some(start) = seek(at, libc::SEEK_DATA) else {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ENXIO) {
+                break; // only a hole is left
+            }
+            return vec![(0, len)];
+        };
+        let end = seek(start, libc::SEEK_HOLE).unwrap_or(len).min(len);
+        if start >= end {
+            break;
+        }
+        extents.push((start, end));
+        at = end;
+    }
+    extents
+}
 
 /// The file as the simulated disk held it at one sync point, and what was
 /// written since.
 struct CrashPoint {
     /// The durable image (its length is the durable length).
-    durable: Vec<u8>,
+    durable: Image,
     /// The file length once the pending growth is durable.
     current_len: usize,
     /// Every version each page had since the durable image, oldest first,
     /// excluding its durable bytes.
-    versions: BTreeMap<usize, Vec<Vec<u8>>>,
+    versions: BTreeMap<usize, Vec<Page>>,
     /// The state is at least the one after this call.
     floor: u64,
     /// The call in flight at this sync.
     call: u64,
     /// Writes by calls before this one are durable.
     durable_before: u64,
+    /// Page-tree pages written since the durable image: a checkpoint is in
+    /// flight.
+    tree_writes: u64,
 }
 
 /// The page cache at one moment: a process-crash image.
 struct CacheImage {
-    image: Vec<u8>,
+    image: Image,
     lo: u64,
     hi: u64,
     durable_before: u64,
+    /// Taken just before a metadata root was written, or after a call: the
+    /// deep configurations check all of these and sample the rest.
+    always: bool,
 }
 
-#[derive(Default)]
 struct Recorder {
+    page_size: usize,
+    zero: Page,
     path: PathBuf,
     active: bool,
-    durability: Option<Durability>,
+    durability: Durability,
     call: u64,
-    durable: Vec<u8>,
+    durable: Image,
     current_len: usize,
-    versions: BTreeMap<usize, Vec<Vec<u8>>>,
-    last_seen: Vec<u8>,
+    versions: BTreeMap<usize, Vec<Page>>,
+    last_seen: Image,
     floor: u64,
     prev_sync_call: u64,
     root_calls: BTreeSet<u64>,
     points: Vec<CrashPoint>,
     cache_images: Vec<CacheImage>,
     /// A root write was announced: (its page, the page before the write).
-    root_write: Option<(usize, Vec<u8>)>,
+    root_write: Option<(usize, Page)>,
     /// Page cache images with the root page torn mid-write.
     torn_root_images: Vec<CacheImage>,
     /// The last event was a growth: the sync that follows it is the
     /// growth's own (see `on_event`).
     after_grow: bool,
-    syncs: u64,
-    grows: u64,
-}
-
-fn page_of(image: &[u8], page: usize) -> &[u8] {
-    image.get(page * PS..(page + 1) * PS).unwrap_or(&[])
+    tree_writes: u64,
 }
 
 impl Recorder {
+    fn new(path: &Path, page_size: usize, durability: Durability) -> Recorder {
+        let empty = Image {
+            page_size,
+            len: 0,
+            pages: BTreeMap::new(),
+        };
+        let start = Image::read(path, page_size, &empty);
+        Recorder {
+            page_size,
+            zero: Page::from(vec![0u8; page_size]),
+            path: path.to_path_buf(),
+            active: false,
+            durability,
+            call: 0,
+            durable: start.clone(),
+            current_len: start.len,
+            versions: BTreeMap::new(),
+            last_seen: start,
+            floor: 0,
+            prev_sync_call: 0,
+            root_calls: BTreeSet::new(),
+            points: Vec::new(),
+            cache_images: Vec::new(),
+            root_write: None,
+            torn_root_images: Vec::new(),
+            after_grow: false,
+            tree_writes: 0,
+        }
+    }
+
+    fn page<'a>(&'a self, image: &'a Image, page: usize) -> &'a Page {
+        image.get(page).unwrap_or(&self.zero)
+    }
+
     /// Notes every page of `snap` that differs from the last snapshot.
-    fn observe(&mut self, snap: &[u8]) {
-        let zero = [0u8; PS];
-        for page in 0..snap.len() / PS {
-            let now = page_of(snap, page);
-            let before = match page_of(&self.last_seen, page) {
-                [] => &zero[..],
-                b => b,
-            };
-            if now == before {
+    fn observe(&mut self, snap: &Image) {
+        let pages = snap.len / self.page_size;
+        let candidates: BTreeSet<usize> = snap
+            .pages
+            .keys()
+            .chain(self.last_seen.pages.range(..pages).map(|(p, _)| p))
+            .copied()
+            .collect();
+        for page in candidates {
+            let now = self.page(snap, page);
+            if now == self.page(&self.last_seen, page) {
                 continue;
             }
-            let durable = match page_of(&self.durable, page) {
-                [] => &zero[..],
-                d => d,
-            };
+            let now = Arc::clone(now);
+            let durable_differs = now != *self.page(&self.durable, page);
             let list = self.versions.entry(page).or_default();
-            if now != durable && !list.iter().any(|v| v == now) {
-                list.push(now.to_vec());
+            if durable_differs && !list.contains(&now) {
+                list.push(now);
             }
         }
         if let Some((page, old)) = self.root_write.take() {
-            let new = page_of(snap, page).to_vec();
-            for cut in [8, 64, PS / 2, PS - 8] {
-                let mut image = snap.to_vec();
-                let dst = &mut image[page * PS..(page + 1) * PS];
-                dst[..cut].copy_from_slice(&new[..cut]);
-                dst[cut..].copy_from_slice(&old[cut..]);
+            let new = Arc::clone(self.page(snap, page));
+            let ps = self.page_size;
+            for cut in [8, 64, ps / 2, ps - 8] {
+                let mut torn = old.to_vec();
+                torn[..cut].copy_from_slice(&new[..cut]);
+                let mut image = snap.clone();
+                image.set(page, Page::from(torn));
                 self.torn_root_images.push(CacheImage {
                     image,
                     lo: self.call.saturating_sub(1),
                     hi: self.call,
                     durable_before: self.call,
+                    always: true,
                 });
             }
         }
-        self.last_seen = snap.to_vec();
+        self.last_seen = snap.clone();
     }
 
-    fn read_file(&self) -> Vec<u8> {
-        std::fs::read(&self.path).unwrap()
+    fn read_file(&self) -> Image {
+        Image::read(&self.path, self.page_size, &self.last_seen)
     }
 
     fn on_event(&mut self, event: IoEvent<'_>) {
@@ -146,28 +398,33 @@ impl Recorder {
         match event {
             IoEvent::Grow { new_len } => {
                 self.current_len = new_len as usize;
-                self.grows += u64::from(self.active);
                 self.after_grow = true;
             }
             IoEvent::Write { offset, .. } if self.active => {
                 let snap = self.read_file();
                 self.observe(&snap);
-                let page = offset as usize / PS;
-                if page == 1 || page == 2 {
+                let page = offset as usize / self.page_size;
+                let root = page == 1 || page == 2;
+                if root {
                     self.root_calls.insert(self.call);
-                    self.root_write = Some((page, page_of(&snap, page).to_vec()));
+                    self.root_write = Some((page, Arc::clone(self.page(&snap, page))));
+                } else {
+                    self.tree_writes += 1;
                 }
                 self.cache_images.push(CacheImage {
                     image: snap,
                     lo: self.call - 1,
                     hi: self.call,
                     durable_before: self.call,
+                    always: root,
                 });
             }
-            IoEvent::Sync { file } if self.active => {
-                self.syncs += 1;
-                let mut snap = file.to_vec();
-                snap.resize(self.current_len, 0);
+            // The event's own view of the file (the map) is not read: on a
+            // deep file that would fault in gigabytes of holes. The file
+            // read through the page cache holds the same bytes.
+            IoEvent::Sync { .. } if self.active => {
+                let mut snap = self.read_file();
+                snap.set_len(self.current_len);
                 self.observe(&snap);
                 let versions = std::mem::take(&mut self.versions);
                 let durable = std::mem::replace(&mut self.durable, snap);
@@ -178,6 +435,7 @@ impl Recorder {
                     floor: self.floor,
                     call: self.call,
                     durable_before: self.prev_sync_call,
+                    tree_writes: std::mem::take(&mut self.tree_writes),
                 });
                 // Once this sync returns, every call before this one is
                 // durable, and the pager counts on it: the next root goes to
@@ -203,8 +461,9 @@ impl Recorder {
             lo: self.call,
             hi: self.call,
             durable_before: self.call + 1,
+            always: true,
         });
-        if self.durability == Some(Durability::Immediate) {
+        if self.durability == Durability::Immediate {
             self.floor = self.call;
         }
     }
@@ -217,6 +476,7 @@ struct Tally {
     calls: u64,
     sync_points: u64,
     grow_points: u64,
+    checkpoint_points: u64,
     power_images: u64,
     cache_images: u64,
     torn_root_images: u64,
@@ -231,76 +491,112 @@ impl Tally {
     }
 }
 
-/// The images a power loss at `point` could leave, deduplicated.
-fn power_images(point: &CrashPoint, rng: &mut Rng, random_images: usize) -> Vec<Vec<u8>> {
-    let durable_len = point.durable.len();
+/// Which sector masks of a torn page to try (bit `s` set: sector `s` holds
+/// the new bytes). Every proper mix for pages of up to four sectors; for
+/// larger pages the write cut after the first, the middle or the last but one
+/// sector, from either end (a random tear is added by the random images).
+fn torn_masks(sectors: usize) -> Vec<u32> {
+    let all = (1u32 << sectors) - 1;
+    if sectors <= 4 {
+        return (1..all).collect();
+    }
+    let mut masks: Vec<u32> = [1, sectors / 2, sectors - 1]
+        .iter()
+        .flat_map(|&k| {
+            let prefix = (1u32 << k) - 1;
+            [prefix, all & !prefix]
+        })
+        .collect();
+    masks.sort_unstable();
+    masks.dedup();
+    masks
+}
+
+/// The images a power loss at `point` could leave, deduplicated. Pages in
+/// `singles` get their own images (each alone, all but it, its intermediate
+/// versions, torn); every changed page takes part in the rest.
+fn power_images(
+    point: &CrashPoint,
+    zero: &Page,
+    singles: &[usize],
+    rng: &mut Rng,
+    random_images: usize,
+) -> Vec<Image> {
+    let ps = point.durable.page_size;
+    let durable_len = point.durable.len;
     let mut base = point.durable.clone();
-    base.resize(point.current_len.max(durable_len), 0);
+    base.set_len(point.current_len.max(durable_len));
     let pages: Vec<usize> = point.versions.keys().copied().collect();
-    let durable_page = |p: usize| base[p * PS..(p + 1) * PS].to_vec();
-    let latest = |p: usize| point.versions[&p].last().unwrap().clone();
-    let compose = |choice: &dyn Fn(usize) -> Option<Vec<u8>>| {
+    let durable_page = |p: usize| Arc::clone(base.get(p).unwrap_or(zero));
+    let latest = |p: usize| Arc::clone(point.versions[&p].last().unwrap());
+    let compose = |choice: &dyn Fn(usize) -> Option<Page>| {
         let mut image = base.clone();
         for &p in &pages {
             if let Some(bytes) = choice(p) {
-                image[p * PS..(p + 1) * PS].copy_from_slice(&bytes);
+                image.set(p, bytes);
             }
         }
         image
     };
     let mut images = vec![compose(&|_| None), compose(&|p| Some(latest(p)))];
-    for &only in &pages {
+    let sectors = ps / SECTOR;
+    let masks = torn_masks(sectors);
+    for &only in singles {
         images.push(compose(&|p| (p == only).then(|| latest(p))));
         images.push(compose(&|p| (p != only).then(|| latest(p))));
         let count = point.versions[&only].len();
         for v in 0..count.saturating_sub(1) {
-            let version = point.versions[&only][v].clone();
+            let version = Arc::clone(&point.versions[&only][v]);
             images.push(compose(&|p| {
                 Some(if p == only {
-                    version.clone()
+                    Arc::clone(&version)
                 } else {
                     latest(p)
                 })
             }));
         }
-        // Torn: each proper mix of durable and newest sectors.
-        let sectors = PS / SECTOR;
-        for mask in 1..(1u32 << sectors) - 1 {
-            let old = durable_page(only);
-            let new = latest(only);
-            let mut torn = old.clone();
+        // Torn: mixes of durable and newest sectors.
+        let old = durable_page(only);
+        let new = latest(only);
+        for &mask in &masks {
+            let mut torn = old.to_vec();
             for s in 0..sectors {
                 if mask & (1 << s) != 0 {
                     torn[s * SECTOR..(s + 1) * SECTOR]
                         .copy_from_slice(&new[s * SECTOR..(s + 1) * SECTOR]);
                 }
             }
+            let torn = Page::from(torn);
             images.push(compose(&|p| {
-                Some(if p == only { torn.clone() } else { latest(p) })
+                Some(if p == only {
+                    Arc::clone(&torn)
+                } else {
+                    latest(p)
+                })
             }));
         }
     }
     for _ in 0..random_images {
-        let mut chosen: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+        let mut chosen: BTreeMap<usize, Page> = BTreeMap::new();
         for &p in &pages {
             let versions = &point.versions[&p];
-            let pick = rng.index(versions.len() + 1);
-            let mut bytes = if pick == versions.len() {
-                durable_page(p)
-            } else {
-                versions[pick].clone()
-            };
-            if rng.chance(15) {
-                // Tear it against another version.
-                let other = rng.index(versions.len() + 1);
-                let other = if other == versions.len() {
+            let pick = |rng: &mut Rng| {
+                let i = rng.index(versions.len() + 1);
+                if i == versions.len() {
                     durable_page(p)
                 } else {
-                    versions[other].clone()
-                };
-                let s = rng.index(PS / SECTOR);
-                bytes[s * SECTOR..(s + 1) * SECTOR]
+                    Arc::clone(&versions[i])
+                }
+            };
+            let mut bytes = pick(rng);
+            if rng.chance(15) {
+                // Tear it against another version.
+                let other = pick(rng);
+                let s = rng.index(sectors);
+                let mut torn = bytes.to_vec();
+                torn[s * SECTOR..(s + 1) * SECTOR]
                     .copy_from_slice(&other[s * SECTOR..(s + 1) * SECTOR]);
+                bytes = Page::from(torn);
             }
             chosen.insert(p, bytes);
         }
@@ -308,34 +604,82 @@ fn power_images(point: &CrashPoint, rng: &mut Rng, random_images: usize) -> Vec<
     }
     if point.current_len > durable_len {
         // The growth's new length never reached the disk.
-        let short: Vec<Vec<u8>> = images.iter().map(|i| i[..durable_len].to_vec()).collect();
+        let short: Vec<Image> = images
+            .iter()
+            .map(|i| {
+                let mut i = i.clone();
+                i.set_len(durable_len);
+                i
+            })
+            .collect();
         images.extend(short);
     }
     let mut seen = HashSet::new();
-    images.retain(|image| {
-        let mut h = DefaultHasher::new();
-        image.hash(&mut h);
-        seen.insert(h.finish())
-    });
+    images.retain(|image| seen.insert(image.key(&pages)));
     images
 }
 
-fn check_image(
-    image: &[u8],
+/// `op` for a violation message, without the bytes of a protected write.
+fn describe(op: &Op) -> String {
+    match op {
+        Op::Protected {
+            slot,
+            stamp,
+            offset,
+            bytes,
+            commit,
+        } => format!(
+            "Protected {{ slot: {slot}, stamp: {stamp}, {} bytes at {offset}, commit: {commit} }}",
+            bytes.len()
+        ),
+        op => format!("{op:?}"),
+    }
+}
+
+fn check_image<const N: usize>(
+    image: &Image,
     scratch: &Path,
     expect: &Expect<'_>,
     what: &str,
     tally: &mut Tally,
 ) -> bool {
-    let _ = std::fs::remove_file(scratch);
-    std::fs::write(scratch, image).unwrap();
-    match check_file(scratch, expect) {
+    image.write(scratch);
+    match check_file_sized::<N>(scratch, expect) {
         Ok(_) => true,
         Err(e) => {
             tally.violation(format!("{what}: {e}"));
             false
         }
     }
+}
+
+/// A file set up with deep page trees before the workload is recorded.
+#[derive(Clone, Copy, Debug)]
+struct Deep {
+    /// Leaves of each tree: more than an interior node's `PAGE_SIZE / 16`
+    /// references, so both trees have two levels of interior nodes.
+    leaves: u64,
+    limits: DeepLimits,
+}
+
+/// How much of a deep file's crash points is checked. Every image of a deep
+/// file costs milliseconds to write and open, and a sync point with a
+/// checkpoint in flight has a hundred changed pages. The small files check
+/// everything at every point; the deep ones are there for the checkpoints.
+#[derive(Clone, Copy, Debug)]
+struct DeepLimits {
+    /// Percentage of the sync points without a checkpoint in flight that are
+    /// checked (a random sample), and of the process-crash images of calls
+    /// that make no checkpoint.
+    share: u64,
+    /// Sync points without a checkpoint in flight: pages given single-page
+    /// images, at most (a random sample; the root pages always).
+    singles: usize,
+    /// The same at sync points with a checkpoint in flight.
+    checkpoint_singles: usize,
+    /// Process-crash images per checkpoint besides those before a root write
+    /// and after the call (a random sample of those before tree-page writes).
+    cache_samples: usize,
 }
 
 struct Config {
@@ -346,20 +690,135 @@ struct Config {
     /// Check the cache images with a torn root write (see
     /// `process_crash_mid_root_write_*`).
     torn_roots: bool,
+    deep: Option<Deep>,
+}
+
+/// Creates at `path` a file of `N`-byte pages whose bitmap and directory
+/// trees have `leaves` leaves each, with one page allocated in every bitmap
+/// leaf and one slot in use in every directory leaf (everything else free),
+/// and returns its state. Its log is left `log_room` records short of full,
+/// so that the workload's first checkpoint comes early. Growth is sparse (no
+/// preallocation), so pages nothing wrote stay holes.
+fn set_up_deep<const N: usize>(path: &Path, leaves: u64, log_room: usize) -> State {
+    let pages_per_leaf = 8 * N as u64;
+    let slots_per_leaf = (N / 16) as u64;
+    let mut pager = Pager::<N>::options()
+        .durability(Durability::Deferred)
+        .preallocate(false)
+        .initial_pages(leaves * pages_per_leaf)
+        .create(path)
+        .unwrap();
+    // The protected copies take the lowest pages, freed again below, so the
+    // regular pages kept afterwards spread over every bitmap leaf.
+    let slots = pager
+        .alloc_protected_bulk((leaves * slots_per_leaf) as usize)
+        .unwrap();
+    let (_kept, freed): (Vec<_>, Vec<_>) = slots
+        .into_iter()
+        .partition(|id| id.0 % slots_per_leaf == slots_per_leaf / 2);
+    pager.free_protected_bulk(freed).unwrap();
+    pager.sync().unwrap();
+    // Left free at the end: room for the checkpoints' tree pages, less than
+    // half a leaf so that the last leaf keeps a page too.
+    let margin = pages_per_leaf / 2;
+    let count = pager.free_page_count() - margin;
+    let ids = pager.alloc_bulk(count as usize).unwrap();
+    const CHUNK: usize = 1 << 20;
+    let mut to_free = Vec::with_capacity(CHUNK);
+    let mut last_leaf = None;
+    for id in ids {
+        let leaf = id.0 / pages_per_leaf;
+        if last_leaf != Some(leaf) {
+            last_leaf = Some(leaf); // the first page of each leaf stays
+            continue;
+        }
+        to_free.push(id);
+        if to_free.len() == CHUNK {
+            pager.free_bulk(std::mem::take(&mut to_free)).unwrap();
+        }
+    }
+    pager.free_bulk(to_free).unwrap();
+    pager.sync().unwrap();
+    // Fill the log: an alloc after a free, or a free after an alloc, is one
+    // more record (nothing to merge with), and leaves the state as it was.
+    let empty = Image {
+        page_size: N,
+        len: 0,
+        pages: BTreeMap::new(),
+    };
+    let capacity = (N - 132) / 24;
+    let target = capacity - log_room;
+    let logged = Image::read(path, N, &empty).newest_root().log_len;
+    for _ in 0..target.saturating_sub(logged) / 2 {
+        let id = pager.alloc().unwrap();
+        pager.free(id).unwrap();
+    }
+    pager.sync().unwrap();
+    let state = State::observe(&pager).unwrap();
+    drop(pager);
+    assert_eq!(state.regular.len() as u64, leaves);
+    assert_eq!(state.protected.len() as u64, leaves);
+
+    // The set-up's checkpoints left the pages they replaced full of old tree
+    // nodes; every image would carry them. They are free: make them holes.
+    let image = Image::read(path, N, &empty);
+    let root = image.newest_root();
+    assert!(
+        root.bitmap.1 >= 2 && root.directory.1 >= 2,
+        "deep file set up with tree heights {} and {}",
+        root.bitmap.1,
+        root.directory.1
+    );
+    assert!(root.log_len + log_room >= capacity - 1 && root.log_len < capacity);
+    let live: BTreeSet<usize> = [0, 1, 2]
+        .into_iter()
+        .chain(image.tree_pages(root.bitmap))
+        .chain(image.tree_pages(root.directory))
+        .collect();
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    for &page in image.pages.keys().filter(|p| !live.contains(p)) {
+        // SAFETY: fallocate reads no memory of ours; `file` keeps the
+        // descriptor open for the call.
+        let rc = unsafe {
+            libc::fallocate(
+                file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                (page * N) as libc::off_t,
+                N as libc::off_t,
+            )
+        };
+        if rc != 0 {
+            break; // the file system cannot: the images are only larger
+        }
+    }
+    drop(file);
+    // The protected pages in use were never written, so their copies
+    // (punched or not) are not read; the reopened file must say the same.
+    let reopened = State::observe(&Pager::<N>::open(path).unwrap()).unwrap();
+    assert_eq!(reopened, state, "punching the free pages changed the file");
+    state
 }
 
 /// Runs one workload and checks every crash image; adds to `tally`.
-fn simulate(config: &Config, tally: &mut Tally) {
+fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
     let dir = temp_dir();
     let path = dir.path().join("workload.bin");
     let scratch = dir.path().join("image.bin");
-    drop(options(config.durability).create(&path).unwrap());
+    let options = Pager::<N>::options().durability(config.durability);
+    let (options, start) = match config.deep {
+        Some(deep) => (
+            options.preallocate(false),
+            set_up_deep::<N>(&path, deep.leaves, 1 + config.seed as usize % 6),
+        ),
+        None => {
+            let options = options.initial_pages(INITIAL_PAGES);
+            drop(options.create(&path).unwrap());
+            (options, State::default())
+        }
+    };
 
-    let recorder = Arc::new(Mutex::new(Recorder {
-        path: path.clone(),
-        durability: Some(config.durability),
-        ..Recorder::default()
-    }));
+    let recorder = Arc::new(Mutex::new(Recorder::new(&path, N, config.durability)));
+    let zero = Arc::clone(&recorder.lock().unwrap().zero);
     let hook_recorder = Arc::clone(&recorder);
     let hook = IoHook::new(move |event| {
         if let Ok(mut r) = hook_recorder.lock() {
@@ -369,29 +828,26 @@ fn simulate(config: &Config, tally: &mut Tally) {
     });
     {
         let mut r = recorder.lock().unwrap();
-        let start = std::fs::read(&path).unwrap();
-        r.current_len = start.len();
-        r.durable = start.clone();
-        r.last_seen = start;
         r.active = true;
         r.call = 1;
     }
     // Call 1 is the open (it syncs once): its state is the created file's.
-    let mut pager = options(config.durability)
-        .io_hook(hook)
-        .open(&path)
-        .unwrap();
-    let mut history = History::new();
-    history.push(&crash_support::Op::Sync, &crash_support::Outcome::Done);
+    let mut pager = options.io_hook(hook).open(&path).unwrap();
+    let mut history = History::starting_from(start.clone(), N);
+    history.push(&Op::Sync, &Outcome::Done);
     recorder.lock().unwrap().call_done();
-    let mut workload = Workload::new(config.seed);
+    let mut workload = Workload::sized(config.seed, N);
+    if config.deep.is_some() {
+        workload.max_regular += start.regular.len();
+        workload.max_protected += start.protected.len();
+    }
     let mut rng = Rng::new(config.seed ^ 0xC0FFEE);
 
     let mut checked_points = 0;
     for n in 0..config.calls {
         let call = history.last() + 1;
         let op = if n + 1 == config.calls {
-            crash_support::Op::Sync
+            Op::Sync
         } else {
             workload.next_op(history.states.last().unwrap(), call)
         };
@@ -399,21 +855,45 @@ fn simulate(config: &Config, tally: &mut Tally) {
         let outcome = apply(&mut pager, &op).unwrap_or_else(|e| panic!("call {call} {op:?}: {e}"));
         history.push(&op, &outcome);
         tally.calls += 1;
-        let (points, cache, torn) = {
+        let (points, mut cache, torn, root_calls) = {
             let mut r = recorder.lock().unwrap();
             r.call_done();
             (
                 std::mem::take(&mut r.points),
                 std::mem::take(&mut r.cache_images),
                 std::mem::take(&mut r.torn_root_images),
+                r.root_calls.clone(),
             )
         };
-        let root_calls = recorder.lock().unwrap().root_calls.clone();
+        // The process-crash images taken before tree-page writes.
+        let checkpoint_call = cache.iter().any(|c| !c.always);
         for point in &points {
+            if let Some(deep) = config.deep {
+                if point.tree_writes == 0 && !rng.chance(deep.limits.share) {
+                    continue;
+                }
+            }
             tally.sync_points += 1;
             checked_points += 1;
-            if point.current_len > point.durable.len() {
+            if point.current_len > point.durable.len {
                 tally.grow_points += 1;
+            }
+            if point.tree_writes > 0 {
+                tally.checkpoint_points += 1;
+            }
+            let mut singles: Vec<usize> = point.versions.keys().copied().collect();
+            if let Some(deep) = config.deep {
+                let limit = if point.tree_writes > 0 {
+                    deep.limits.checkpoint_singles
+                } else {
+                    deep.limits.singles
+                };
+                let (mut roots, mut others): (Vec<usize>, Vec<usize>) =
+                    singles.iter().partition(|&&p| p == 1 || p == 2);
+                while roots.len() < limit && !others.is_empty() {
+                    roots.push(others.swap_remove(rng.index(others.len())));
+                }
+                singles = roots;
             }
             let expect = Expect {
                 history: &history,
@@ -423,18 +903,31 @@ fn simulate(config: &Config, tally: &mut Tally) {
                 root_calls: Some(&root_calls),
                 deep: true,
             };
-            for image in power_images(point, &mut rng, config.random_images) {
+            for image in power_images(point, &zero, &singles, &mut rng, config.random_images) {
                 tally.power_images += 1;
                 let what = format!(
-                    "{:?} seed {} sync point in call {} ({:?}), {} pages changed, len {}",
+                    "{:?} {N}-byte pages seed {} sync point in call {} ({}), {} pages changed \
+                     ({} tree pages written), len {}",
                     config.durability,
                     config.seed,
                     point.call,
-                    op,
+                    describe(&op),
                     point.versions.len(),
-                    image.len() / PS
+                    point.tree_writes,
+                    image.len / N
                 );
-                check_image(&image, &scratch, &expect, &what, tally);
+                check_image::<N>(&image, &scratch, &expect, &what, tally);
+            }
+        }
+        if let Some(deep) = config.deep {
+            let (always, mut sampled): (Vec<_>, Vec<_>) = cache.into_iter().partition(|c| c.always);
+            cache = always;
+            if checkpoint_call {
+                for _ in 0..deep.limits.cache_samples.min(sampled.len()) {
+                    cache.push(sampled.swap_remove(rng.index(sampled.len())));
+                }
+            } else {
+                cache.retain(|_| rng.chance(deep.limits.share));
             }
         }
         let torn = if config.torn_roots { torn } else { Vec::new() };
@@ -458,10 +951,12 @@ fn simulate(config: &Config, tally: &mut Tally) {
                     deep: false,
                 };
                 let what = format!(
-                    "{:?} seed {} {kind} {call} ({op:?})",
-                    config.durability, config.seed
+                    "{:?} {N}-byte pages seed {} {kind} {call} ({})",
+                    config.durability,
+                    config.seed,
+                    describe(&op)
                 );
-                check_image(&image.image, &scratch, &expect, &what, tally);
+                check_image::<N>(&image.image, &scratch, &expect, &what, tally);
             }
         }
     }
@@ -471,18 +966,20 @@ fn simulate(config: &Config, tally: &mut Tally) {
     tally.workloads += 1;
 }
 
-fn report(name: &str, tally: &Tally) {
+fn report(name: &str, tally: &Tally, started: Instant) {
     println!(
-        "{name}: {} workloads, {} calls, {} sync points ({} with a pending growth), \
-         {} power-loss images, {} process-crash images, {} torn-root process-crash images \
-         checked; {} violations",
+        "{name}: {} workloads, {} calls, {} sync points ({} with a pending growth, {} with a \
+         checkpoint in flight), {} power-loss images, {} process-crash images, {} torn-root \
+         process-crash images checked in {:.1} s; {} violations",
         tally.workloads,
         tally.calls,
         tally.sync_points,
         tally.grow_points,
+        tally.checkpoint_points,
         tally.power_images,
         tally.cache_images,
         tally.torn_root_images,
+        started.elapsed().as_secs_f64(),
         tally.violations.len()
     );
     for v in tally.violations.iter().take(10) {
@@ -490,65 +987,183 @@ fn report(name: &str, tally: &Tally) {
     }
 }
 
-fn run(name: &str, durability: Durability, seeds: u64, calls: u64, random_images: usize) {
-    run_with(name, durability, seeds, calls, random_images, false);
-}
-
-fn run_with(
-    name: &str,
+/// One test's configuration: `seeds` workloads of `calls` calls.
+struct Run {
+    name: &'static str,
     durability: Durability,
     seeds: u64,
     calls: u64,
     random_images: usize,
     torn_roots: bool,
-) {
-    let mut tally = Tally::default();
-    for seed in 0..seeds {
-        let config = Config {
+    deep: Option<Deep>,
+}
+
+impl Run {
+    fn small(name: &'static str, durability: Durability, seeds: u64, calls: u64) -> Run {
+        Run {
+            name,
             durability,
-            seed: seed
-                + if durability == Durability::Deferred {
-                    1000
-                } else {
-                    0
-                },
+            seeds,
             calls,
-            random_images,
-            torn_roots,
-        };
-        simulate(&config, &mut tally);
+            random_images: 12,
+            torn_roots: false,
+            deep: None,
+        }
     }
-    report(name, &tally);
-    assert!(
-        tally.violations.is_empty(),
-        "{name}: crash images violate the contract"
-    );
+
+    fn random_images(self, random_images: usize) -> Run {
+        Run {
+            random_images,
+            ..self
+        }
+    }
+
+    /// Runs every seed at `N`-byte pages and fails on any violation.
+    fn go<const N: usize>(self) {
+        let started = Instant::now();
+        let mut tally = Tally::default();
+        for seed in 0..self.seeds {
+            let config = Config {
+                durability: self.durability,
+                seed: seed
+                    + if self.durability == Durability::Deferred {
+                        1000
+                    } else {
+                        0
+                    },
+                calls: self.calls,
+                random_images: self.random_images,
+                torn_roots: self.torn_roots,
+                deep: self.deep,
+            };
+            simulate::<N>(&config, &mut tally);
+        }
+        report(self.name, &tally, started);
+        if self.deep.is_some() {
+            assert!(
+                tally.checkpoint_points > 0,
+                "{}: no checkpoint was in flight at any sync point",
+                self.name
+            );
+        }
+        assert!(
+            tally.violations.is_empty(),
+            "{}: crash images violate the contract",
+            self.name
+        );
+    }
 }
 
 #[test]
 fn crash_images_immediate() {
-    let soak = soak_factor();
-    run("immediate", Durability::Immediate, 12 * soak, 250, 12);
+    Run::small("immediate", Durability::Immediate, 12 * soak_factor(), 250).go::<PS>();
 }
 
 #[test]
 fn crash_images_deferred() {
-    let soak = soak_factor();
-    run("deferred", Durability::Deferred, 12 * soak, 250, 16);
+    Run::small("deferred", Durability::Deferred, 12 * soak_factor(), 250)
+        .random_images(16)
+        .go::<PS>();
+}
+
+/// Deep trees (two levels of interior nodes in both trees) at 1 KiB pages:
+/// 130 leaves each, so a file of 1 GiB and three nodes on the middle level.
+fn deep_1k(name: &'static str, durability: Durability, seeds: u64, calls: u64) -> Run {
+    Run {
+        name,
+        durability,
+        seeds,
+        calls,
+        random_images: 6,
+        torn_roots: false,
+        deep: Some(Deep {
+            leaves: 130,
+            limits: DeepLimits {
+                share: 30,
+                singles: 3,
+                checkpoint_singles: 24,
+                cache_samples: 6,
+            },
+        }),
+    }
+}
+
+/// Deep trees at 4 KiB pages: 260 leaves each (an interior node holds 256
+/// references), a sparse file of 34 GiB.
+fn deep_4k(name: &'static str, durability: Durability, seeds: u64, calls: u64) -> Run {
+    Run {
+        name,
+        durability,
+        seeds,
+        calls,
+        random_images: 6,
+        torn_roots: false,
+        deep: Some(Deep {
+            leaves: 260,
+            limits: DeepLimits {
+                share: 20,
+                singles: 2,
+                checkpoint_singles: 16,
+                cache_samples: 6,
+            },
+        }),
+    }
+}
+
+#[test]
+fn crash_images_deep_trees_1k_immediate() {
+    deep_1k(
+        "deep 1 KiB immediate",
+        Durability::Immediate,
+        6 * soak_factor(),
+        100,
+    )
+    .go::<1024>();
+}
+
+#[test]
+fn crash_images_deep_trees_1k_deferred() {
+    deep_1k(
+        "deep 1 KiB deferred",
+        Durability::Deferred,
+        6 * soak_factor(),
+        100,
+    )
+    .go::<1024>();
+}
+
+#[test]
+fn crash_images_deep_trees_4k_immediate() {
+    deep_4k(
+        "deep 4 KiB immediate",
+        Durability::Immediate,
+        8 * soak_factor(),
+        60,
+    )
+    .go::<4096>();
+}
+
+#[test]
+fn crash_images_deep_trees_4k_deferred() {
+    deep_4k(
+        "deep 4 KiB deferred",
+        Durability::Deferred,
+        8 * soak_factor(),
+        60,
+    )
+    .go::<4096>();
 }
 
 /// A metadata root torn in the page cache (a write cut short). Immediate mode alternates root
 /// slots, so the other slot holds the previous commit.
 #[test]
 fn process_killed_mid_root_write_immediate() {
-    run_with(
-        "torn root immediate",
-        Durability::Immediate,
-        2,
-        150,
-        0,
-        true,
-    );
+    Run {
+        random_images: 0,
+        torn_roots: true,
+        ..Run::small("torn root immediate", Durability::Immediate, 2, 150)
+    }
+    .go::<PS>();
 }
 
 // No Deferred twin of the test above: in Deferred mode every root since the
@@ -560,11 +1175,25 @@ fn process_killed_mid_root_write_immediate() {
 // (`crash_images_deferred` checks those). Real kills of a Deferred writer
 // are in `crash_killed_process.rs`.
 
+/// The long soak: `MAPPEDPAGES_SOAK=<n>` runs `4 n` seeds of 300 calls per
+/// durability mode on small files (so `MAPPEDPAGES_SOAK=10` runs 40) and
+/// `2 n` seeds of each deep-tree configuration with twice the default calls;
+/// unset, `n` is 1.
 #[test]
 #[ignore = "soak: long; run with --ignored"]
 fn crash_images_soak() {
-    run("soak immediate", Durability::Immediate, 40, 300, 24);
-    run("soak deferred", Durability::Deferred, 40, 300, 32);
+    let soak = soak_factor();
+    Run::small("soak immediate", Durability::Immediate, 4 * soak, 300)
+        .random_images(24)
+        .go::<PS>();
+    Run::small("soak deferred", Durability::Deferred, 4 * soak, 300)
+        .random_images(32)
+        .go::<PS>();
+    let (immediate, deferred) = (Durability::Immediate, Durability::Deferred);
+    deep_1k("soak deep 1 KiB immediate", immediate, 2 * soak, 200).go::<1024>();
+    deep_1k("soak deep 1 KiB deferred", deferred, 2 * soak, 200).go::<1024>();
+    deep_4k("soak deep 4 KiB immediate", immediate, 2 * soak, 120).go::<4096>();
+    deep_4k("soak deep 4 KiB deferred", deferred, 2 * soak, 120).go::<4096>();
 }
 
 /// Regression found by the simulator (fixed since): in Deferred mode a protected commit
