@@ -1066,9 +1066,16 @@ fn crash_images_deferred() {
         .go::<PS>();
 }
 
-/// Deep trees (two levels of interior nodes in both trees) at 1 KiB pages:
-/// 130 leaves each, so a file of 1 GiB and three nodes on the middle level.
-fn deep_1k(name: &'static str, durability: Durability, seeds: u64, calls: u64) -> Run {
+/// A run over a file whose trees both have `leaves` leaves: two levels of
+/// interior nodes once that is more than one node's fan-out.
+fn deep(
+    name: &'static str,
+    durability: Durability,
+    seeds: u64,
+    calls: u64,
+    leaves: u64,
+    limits: DeepLimits,
+) -> Run {
     Run {
         name,
         durability,
@@ -1076,38 +1083,32 @@ fn deep_1k(name: &'static str, durability: Durability, seeds: u64, calls: u64) -
         calls,
         random_images: 6,
         torn_roots: false,
-        deep: Some(Deep {
-            leaves: 130,
-            limits: DeepLimits {
-                share: 30,
-                singles: 3,
-                checkpoint_singles: 24,
-                cache_samples: 6,
-            },
-        }),
+        deep: Some(Deep { leaves, limits }),
     }
+}
+
+/// Deep trees at 1 KiB pages: 130 leaves each (an interior node holds 64
+/// references), so a file of 1 GiB and three nodes on the middle level.
+fn deep_1k(name: &'static str, durability: Durability, seeds: u64, calls: u64) -> Run {
+    let limits = DeepLimits {
+        share: 30,
+        singles: 3,
+        checkpoint_singles: 24,
+        cache_samples: 6,
+    };
+    deep(name, durability, seeds, calls, 130, limits)
 }
 
 /// Deep trees at 4 KiB pages: 260 leaves each (an interior node holds 256
 /// references), a sparse file of 34 GiB.
 fn deep_4k(name: &'static str, durability: Durability, seeds: u64, calls: u64) -> Run {
-    Run {
-        name,
-        durability,
-        seeds,
-        calls,
-        random_images: 6,
-        torn_roots: false,
-        deep: Some(Deep {
-            leaves: 260,
-            limits: DeepLimits {
-                share: 20,
-                singles: 2,
-                checkpoint_singles: 16,
-                cache_samples: 6,
-            },
-        }),
-    }
+    let limits = DeepLimits {
+        share: 20,
+        singles: 2,
+        checkpoint_singles: 16,
+        cache_samples: 6,
+    };
+    deep(name, durability, seeds, calls, 260, limits)
 }
 
 #[test]
