@@ -317,8 +317,9 @@ impl Core {
     /// and the pages a checkpoint will take.
     fn reserve(&mut self, records: &[Record]) -> Result<()> {
         // Regular pages written through the map must be durable before a
-        // root that follows them can be seen (D3).
-        if self.data_dirty {
+        // root that follows them can be seen (D3), and so must the root open
+        // took (see `settle_open`).
+        if self.data_dirty || self.open_unsettled {
             self.sync_everything()?;
         }
         if self.will_checkpoint(records) {
@@ -385,6 +386,23 @@ impl Core {
         Ok(())
     }
 
+    /// Makes the root `open` took durable, once, before the first write to
+    /// the file. Open may have found that root only in the page cache (a
+    /// process crash before its commit synced); until it is durable the
+    /// older root in the other slot is the only durable one, and writing over
+    /// pages it uses, or over that slot, could leave a power loss with
+    /// neither. The pages open believes free include pages that older root
+    /// still uses (its frees were waiting for durability in the process that
+    /// crashed), and a protected page's uncommitted copy may be its committed
+    /// one. So every path that writes the file calls this first: a commit
+    /// (through `reserve`), a growth (its sync), and a staged protected write.
+    pub(crate) fn settle_open(&mut self) -> Result<()> {
+        if self.open_unsettled {
+            self.sync_everything()?;
+        }
+        Ok(())
+    }
+
     /// One sync: everything written so far, the newest root included, is
     /// durable afterwards, so what waited for durability is released.
     /// A failed sync leaves the page cache in an unknown state, so the pager
@@ -395,6 +413,7 @@ impl Core {
             return Err(err.into());
         }
         self.data_dirty = false;
+        self.open_unsettled = false;
         self.staged.clear();
         self.journal.durable_slot = self.journal.last_slot;
         let released = std::mem::take(&mut self.journal.awaiting_durable);

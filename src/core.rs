@@ -29,6 +29,11 @@ pub(crate) struct Core {
     pub preallocate: bool,
     /// Regular pages written through the map since the last sync.
     pub data_dirty: bool,
+    /// The root `open` took may so far live only in the page cache (after a
+    /// process crash). Open does not sync (a file closed cleanly needs none,
+    /// contract T4); the first write to the file does, see
+    /// [`Core::settle_open`].
+    pub open_unsettled: bool,
     /// Staged protected copies the next commit publishes.
     pub staged: Vec<u64>,
     /// Set after an I/O failure left memory and file out of step.
@@ -72,6 +77,7 @@ impl Core {
             max_total_pages: max_total_pages(settings.page_size),
             preallocate: settings.preallocate,
             data_dirty: false,
+            open_unsettled: false,
             staged: Vec::new(),
             poisoned: false,
             recovery,

@@ -17,9 +17,15 @@
 //!     _ => Ok(()),
 //! });
 //! drop(Pager::<4096>::create(dir.path().join("f")).unwrap());
-//! let opened = Pager::<4096>::options().io_hook(hook).open(dir.path().join("f"));
-//! // The sync at open fails, so open does, with the injected error.
-//! assert!(matches!(opened, Err(MappedPageError::Io(_))));
+//! let mut pager = Pager::<4096>::options()
+//!     .io_hook(hook)
+//!     .open(dir.path().join("f"))
+//!     .unwrap();
+//! // The first commit's sync fails, so the commit does, with the injected
+//! // error; the page cache is then in an unknown state, so the pager asks
+//! // to be reopened.
+//! assert!(matches!(pager.alloc(), Err(MappedPageError::Io(_))));
+//! assert!(matches!(pager.alloc(), Err(MappedPageError::Unavailable)));
 //! # }
 //! ```
 

@@ -123,6 +123,7 @@ impl Core {
     /// returns which copy it is and its page.
     fn begin_protected_write(&mut self, slot: u64) -> Result<(u8, u64)> {
         let entry = self.live_entry(slot)?;
+        self.settle_open()?;
         // Every protected commit is synced (see `commit.rs`), so the copy the
         // newest root does not name is not named by the durable root either:
         // it is safe to overwrite.

@@ -376,7 +376,7 @@ fn never_created(file: &[u8], page_size: usize) -> bool {
 impl Core {
     /// Opens an existing file (see the module docs).
     pub(crate) fn open(path: &Path, settings: Settings) -> Result<Core> {
-        let mut store = Storage::open(path, settings.hook.clone())?;
+        let store = Storage::open(path, settings.hook.clone())?;
         let page_size = settings.page_size;
         let found = match superblock::decode(store.bytes()) {
             Ok(found) => found,
@@ -395,9 +395,9 @@ impl Core {
         };
         let chosen = choose_root(store.len(), page_size, page)?;
         // What we opened may so far live only in the page cache (a process
-        // crash in Deferred mode): make it durable before anything is
-        // written on top of it.
-        store.sync()?;
+        // crash): it is made durable before the first write on top of it
+        // (`Core::settle_open`), not here, so that an open that writes
+        // nothing syncs nothing.
         let journal = Journal {
             generation: chosen.root.generation,
             log: chosen.root.log,
@@ -408,12 +408,8 @@ impl Core {
             root_total: chosen.root.total_pages,
             awaiting_durable: Vec::new(),
         };
-        Ok(Core::assemble(
-            store,
-            chosen.loaded.map,
-            journal,
-            settings,
-            chosen.recovery,
-        ))
+        let mut core = Core::assemble(store, chosen.loaded.map, journal, settings, chosen.recovery);
+        core.open_unsettled = true;
+        Ok(core)
     }
 }

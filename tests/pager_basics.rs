@@ -246,6 +246,67 @@ fn a_protected_commit_whose_staged_copy_did_not_land_is_rolled_back() {
     assert!(p.get(&pager).unwrap().as_bytes().iter().all(|&b| b == 1));
 }
 
+/// Opening a file makes no sync (contract T4); the first write after it
+/// makes one more, so that the root open took is durable before anything is
+/// written on top of it. In both modes, for each kind of first write.
+#[test]
+fn open_syncs_nothing_and_the_first_write_settles_it() {
+    use mappedpages::Durability;
+    for durability in [Durability::Immediate, Durability::Deferred] {
+        let (_dir, path) = temp();
+        let mut pager = Pager::<1024>::options()
+            .durability(durability)
+            .create(&path)
+            .unwrap();
+        pager.alloc_bulk(4).unwrap(); // no growth below
+        let p = pager.alloc_protected().unwrap();
+        let r = pager.alloc().unwrap();
+        drop(pager);
+        // The first write is a commit, a staged protected write, or a sync.
+        type FirstWrite = fn(&mut Pager<1024>, ProtectedPageId<1024>, PageId<1024>);
+        let first_writes: [(&str, FirstWrite); 4] = [
+            ("alloc", |pager, _, _| {
+                pager.alloc().unwrap();
+            }),
+            ("free", |pager, _, r| pager.free(r).unwrap()),
+            ("protected write", |pager, p, _| {
+                let mut writer = p.get_mut(pager).unwrap();
+                writer.page_mut().as_bytes_mut()[0] = 9;
+            }),
+            ("sync", |pager, _, _| pager.sync().unwrap()),
+        ];
+        for (what, first_write) in first_writes {
+            let mut pager = Pager::<1024>::options()
+                .durability(durability)
+                .open(&path)
+                .unwrap();
+            assert_eq!(pager.sync_count(), 0, "{durability:?}: open synced");
+            // Reads and regular-page writes are no writes of metadata.
+            r.get_mut(&mut pager).unwrap().as_bytes_mut()[1] = 3;
+            assert_eq!(p.get(&pager).unwrap().len(), 1024);
+            assert_eq!(pager.sync_count(), 0, "{durability:?}: a read synced");
+            first_write(&mut pager, p, r);
+            let expected = match (what, durability) {
+                // The settling sync, then the commit's own.
+                ("alloc" | "free", Durability::Immediate) => 2,
+                // Settled by the one sync a call makes anyway.
+                _ => 1,
+            };
+            assert_eq!(
+                pager.sync_count(),
+                expected,
+                "{durability:?}: first write {what}"
+            );
+            drop(pager);
+            if what == "free" {
+                // Put it back for the next round.
+                let mut pager = Pager::<1024>::open(&path).unwrap();
+                assert_eq!(pager.alloc().unwrap(), r);
+            }
+        }
+    }
+}
+
 #[test]
 fn deferred_mode_skips_syncs_and_stays_consistent() {
     let (_dir, path) = temp();
