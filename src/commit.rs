@@ -184,8 +184,8 @@ impl Core {
     /// pages (what a checkpoint writes depends on it). Grows by a whole step
     /// (see [`Core::growth_step`]) or by what the call needs and room for a
     /// checkpoint, whichever is more, if that fits; else by the least that
-    /// does. On error nothing in memory
-    /// has changed and the file has its old length.
+    /// does. On error nothing in memory has changed and the file has its old
+    /// length.
     fn make_room(&mut self, need: &dyn Fn(&Core, u64) -> u64, new_slots: u64) -> Result<()> {
         if self.map.free_pages() < need(self, self.map.total_pages())
             && !self.journal.awaiting_durable.is_empty()

@@ -108,10 +108,11 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     ///
     /// When the file has no free page left for a call, it grows by one step:
     /// an eighth of its length, at least [`MIN_GROWTH_STEP`] (4 MiB) and at
-    /// most this cap, which wins over the minimum when it is lower. So the
-    /// file never holds much more than an eighth of free tail, a 1 TiB file
-    /// grows by 1 GiB at a time (not to 2 TiB, contract S5), and a small
-    /// file does not grow page by page (each growth costs one more sync).
+    /// most this cap, which wins over the minimum when it is lower. So a
+    /// growth leaves at most an eighth of the file free (4 MiB in a file
+    /// under 32 MiB), a 1 TiB file grows by 1 GiB at a time (not to 2 TiB,
+    /// contract S5), and a small file does not grow page by page (each
+    /// growth costs one more sync).
     ///
     /// A call that needs more than a step grows, in one growth, by what it
     /// needs and the few pages one checkpoint of the grown file can take
