@@ -32,7 +32,7 @@ use crate::error::{MappedPageError, Result};
 use crate::format::record::{PageCheck, Record, DIR_ENTRY_LEN};
 use crate::format::root::{log_capacity, root_len, Root, FLAG_SYNCED};
 use crate::format::{checksum, ROOT_PAGES};
-use crate::options::Durability;
+use crate::options::{Durability, GROWTH_DIVISOR, MIN_GROWTH_STEP};
 use crate::page_tree::PageTree;
 
 /// Commit-side state: the log, the page trees and what awaits durability.
@@ -157,7 +157,14 @@ impl Core {
     /// Makes at least `count` pages free, growing the file if needed. On
     /// error nothing in memory has changed and the file has its old length.
     pub(crate) fn ensure_free(&mut self, count: u64) -> Result<()> {
-        self.make_room(&|_: &Core, _: u64| count)
+        self.make_room(&|_: &Core, _: u64| count, 0)
+    }
+
+    /// [`Core::ensure_free`] for a call that also takes up to `new_slots`
+    /// more directory slots: a growth leaves room for the checkpoint of the
+    /// directory they lengthen too.
+    pub(crate) fn ensure_free_for_slots(&mut self, count: u64, new_slots: u64) -> Result<()> {
+        self.make_room(&|_: &Core, _: u64| count, new_slots)
     }
 
     /// Fails with `InvalidCount` if `pages` more pages in use could not fit
@@ -175,9 +182,11 @@ impl Core {
 
     /// Makes `need(total)` pages free, `total` being the file's length in
     /// pages (what a checkpoint writes depends on it). Grows by a whole step
-    /// if that fits, else by the least that does. On error nothing in memory
-    /// has changed and the file has its old length.
-    fn make_room(&mut self, need: &dyn Fn(&Core, u64) -> u64) -> Result<()> {
+    /// (see [`Core::growth_step`]) or by what the call needs and room for a
+    /// checkpoint, whichever is more, if that fits; else by the least that
+    /// does. On error nothing in memory has changed and the file has its old
+    /// length.
+    fn make_room(&mut self, need: &dyn Fn(&Core, u64) -> u64, new_slots: u64) -> Result<()> {
         if self.map.free_pages() < need(self, self.map.total_pages())
             && !self.journal.awaiting_durable.is_empty()
         {
@@ -213,14 +222,45 @@ impl Core {
             grow_by = wanted - free;
         }
         let minimum = total + grow_by;
-        let step = total.max(16).min(self.max_growth_pages);
+        // A whole step when the call needs less; else what it needs and the
+        // most one checkpoint of the grown file takes, so that the commit
+        // after a large growth (a free after a bulk load) need not grow the
+        // file again by a whole step.
+        let least_and_checkpoint =
+            grow_by.saturating_add(self.full_checkpoint_pages(minimum, new_slots));
         let mut preferred = total
-            .saturating_add(step.max(grow_by))
+            .saturating_add(self.growth_step(total).max(least_and_checkpoint))
             .min(self.max_total_pages);
         if free + (preferred - total) < need(self, preferred) {
             preferred = minimum;
         }
         self.grow_file(minimum, preferred)
+    }
+
+    /// One growth step for a file of `total` pages: an eighth of it, at
+    /// least [`MIN_GROWTH_STEP`] and at most the `max_growth_step` option,
+    /// which wins over the minimum (contract C1, S5).
+    fn growth_step(&self, total: u64) -> u64 {
+        let min_pages = (MIN_GROWTH_STEP / self.page_size as u64).max(1);
+        (total / GROWTH_DIVISOR)
+            .max(min_pages)
+            .min(self.max_growth_pages)
+    }
+
+    /// The most pages one checkpoint can take in a file of `total` pages
+    /// and a directory up to `new_slots` slots longer: every node of both
+    /// page trees rewritten.
+    fn full_checkpoint_pages(&self, total: u64, new_slots: u64) -> u64 {
+        let bitmap_leaves = total.div_ceil(self.bits_per_leaf());
+        let dir_leaves = self
+            .map
+            .dir_len()
+            .saturating_add(new_slots)
+            .div_ceil(self.entries_per_leaf());
+        self.journal
+            .bitmap_tree
+            .full_checkpoint_pages(bitmap_leaves)
+            .saturating_add(self.journal.dir_tree.full_checkpoint_pages(dir_leaves))
     }
 
     /// Grows the file to `preferred` pages, or, if that fails, to `minimum`.
@@ -323,7 +363,7 @@ impl Core {
             self.sync_everything()?;
         }
         if self.will_checkpoint(records) {
-            self.make_room(&|core: &Core, total: u64| core.checkpoint_pages(total))?;
+            self.make_room(&|core: &Core, total: u64| core.checkpoint_pages(total), 0)?;
         }
         Ok(())
     }

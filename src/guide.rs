@@ -34,7 +34,10 @@
 //!
 //! # Running out of disk space
 //!
-//! The file grows in steps as pages are allocated. When a step does not fit
+//! The file grows in steps as pages are allocated: an eighth of its length,
+//! at least 4 MiB, at most `PagerOptions::max_growth_step` (1 GiB by
+//! default); a call that needs more grows once, by what it needs. When a
+//! step does not fit
 //! on the disk, the pager grows by the least the call needs; when that does
 //! not fit either, the call returns an `Io` error (kind `StorageFull`) and
 //! changes nothing: the file keeps its length, the pager stays usable, and

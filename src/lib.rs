@@ -53,6 +53,7 @@ mod traits;
 pub use crate::error::{MappedPageError, Result};
 pub use crate::options::{
     Durability, PagerOptions, RecoveryReport, DEFAULT_INITIAL_PAGES, DEFAULT_MAX_GROWTH_STEP,
+    MIN_GROWTH_STEP,
 };
 pub use crate::page::{MappedPage, PageId};
 pub use crate::pager::{AllocatedPageIter, AllocatedProtectedPageIter, Pager};

@@ -58,8 +58,15 @@ pub struct PagerOptions<const PAGE_SIZE: usize> {
 
 /// Default initial size of a new file, in pages (reserved pages included).
 pub const DEFAULT_INITIAL_PAGES: u64 = 64;
-/// Default cap on one growth step, in bytes (1 GiB).
+/// Default cap on one growth step, in bytes (1 GiB): reached by files of
+/// 8 GiB and more, whose eighth is larger.
 pub const DEFAULT_MAX_GROWTH_STEP: u64 = 1 << 30;
+/// The smallest growth step, in bytes (4 MiB), unless
+/// [`PagerOptions::max_growth_step`] is set lower. Files smaller than 32 MiB,
+/// whose eighth is less, grow by this much.
+pub const MIN_GROWTH_STEP: u64 = 4 << 20;
+/// A growth step is this fraction of the file (one eighth).
+pub(crate) const GROWTH_DIVISOR: u64 = 8;
 
 impl<const PAGE_SIZE: usize> Default for PagerOptions<PAGE_SIZE> {
     fn default() -> Self {
@@ -76,7 +83,8 @@ impl<const PAGE_SIZE: usize> Default for PagerOptions<PAGE_SIZE> {
 
 impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// The defaults: [`Durability::Immediate`], 64 initial pages, growth
-    /// steps of at most 1 GiB, disk blocks reserved as the file grows.
+    /// steps of an eighth of the file (at least 4 MiB, at most 1 GiB), disk
+    /// blocks reserved as the file grows.
     pub fn new() -> Self {
         Self::default()
     }
@@ -95,12 +103,53 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
         self
     }
 
-    /// The most one growth step adds, in bytes (at least one page). The file
-    /// doubles while it is smaller than this, then grows by this much, so a
-    /// 1 TiB file grows by 1 GiB at a time, not to 2 TiB (contract S5). A
-    /// single bulk call that needs more grows by what it needs. When a step
-    /// does not fit (a nearly full disk), the file grows by the least the
-    /// call needs instead.
+    /// The most one growth step adds, in bytes (at least one page; default
+    /// [`DEFAULT_MAX_GROWTH_STEP`], 1 GiB).
+    ///
+    /// When the file has no free page left for a call, it grows by one step:
+    /// an eighth of its length, at least [`MIN_GROWTH_STEP`] (4 MiB) and at
+    /// most this cap, which wins over the minimum when it is lower. So a
+    /// growth leaves at most an eighth of the file free (4 MiB in a file
+    /// under 32 MiB), a 1 TiB file grows by 1 GiB at a time (not to 2 TiB,
+    /// contract S5), and a small file does not grow page by page (each
+    /// growth costs one more sync).
+    ///
+    /// A call that needs more than a step grows, in one growth, by what it
+    /// needs and the few pages one checkpoint of the grown file can take
+    /// (about one page per 128 MiB of 4 KiB pages), so that the commit after
+    /// it, a free after a bulk load say, need not grow the file again. When
+    /// a growth does not fit (a nearly full disk), the file grows by the
+    /// least the call needs instead.
+    ///
+    /// A lower cap trades more growths (one sync each) for less free tail;
+    /// [`PagerOptions::initial_pages`] sizes the file up front instead.
+    ///
+    /// ```
+    /// use mappedpages::{Pager, MIN_GROWTH_STEP};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.bin");
+    /// // Steps of 1 MiB at most: a small file grows by 256 pages of 4 KiB.
+    /// let mut pager = Pager::<4096>::options()
+    ///     .initial_pages(16)
+    ///     .max_growth_step(1 << 20)
+    ///     .create(&path)?;
+    /// pager.alloc_bulk(13)?; // fills the file (3 pages are reserved)
+    /// pager.alloc()?;
+    /// assert_eq!(pager.page_count(), 16 + 256);
+    ///
+    /// // By default the same file grows by the 4 MiB minimum: 1024 pages.
+    /// # let path = dir.path().join("default.bin");
+    /// let mut pager = Pager::<4096>::options().initial_pages(16).create(&path)?;
+    /// pager.alloc_bulk(13)?;
+    /// pager.alloc()?;
+    /// assert_eq!(pager.page_count(), 16 + MIN_GROWTH_STEP / 4096);
+    ///
+    /// // A bulk allocation larger than a step grows once, by what it needs
+    /// // and a few pages.
+    /// pager.alloc_bulk(4000)?;
+    /// assert!(pager.free_page_count() < 16);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_growth_step(mut self, bytes: u64) -> Self {
         self.max_growth_step = bytes.max(PAGE_SIZE as u64);
         self

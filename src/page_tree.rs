@@ -140,6 +140,18 @@ impl PageTree {
         height.max(old_height)
     }
 
+    /// The most pages one checkpoint for `leaf_count` leaves can take: every
+    /// node of the tree rewritten (its height counted as for
+    /// [`PageTree::checkpoint_pages`]). An upper bound of that figure, whatever
+    /// is dirty.
+    pub fn full_checkpoint_pages(&self, leaf_count: u64) -> u64 {
+        let height = self.height_for(leaf_count);
+        let leaf_count = leaf_count.max(self.leaf_count()).max(1);
+        (0..=height)
+            .map(|level| self.nodes_on_level(leaf_count, level) as u64)
+            .sum()
+    }
+
     /// How many pages [`PageTree::checkpoint`] for `leaf_count` leaves takes
     /// at most: one per node it rewrites (a node of zeros takes none). Exact
     /// up to such zero nodes, so a commit asks for no more space than it
@@ -433,6 +445,10 @@ mod tests {
                 tree.mark_dirty(leaf);
             }
             let expected = tree.checkpoint_pages(leaf_count);
+            assert!(
+                expected <= tree.full_checkpoint_pages(leaf_count),
+                "{leaf_count} leaves: the bound is below the checkpoint"
+            );
             let (mut writes, mut freed) = (Vec::new(), Vec::new());
             tree.checkpoint(
                 leaf_count,
@@ -447,6 +463,37 @@ mod tests {
                 expected,
                 "{leaf_count} leaves, dirty {leaves:?}"
             );
+        }
+    }
+
+    /// With every leaf dirty, a checkpoint takes exactly the bound.
+    #[test]
+    fn a_full_checkpoint_takes_the_bound() {
+        const PS: usize = 1024; // fanout 64
+        let mut next = 3u64;
+        let mut alloc = || -> Result<u64, ()> {
+            next += 1;
+            Ok(next)
+        };
+        let mut tree = PageTree::empty(PS, 1);
+        for leaf_count in [1u64, 64, 65, 4096, 4097, 5000] {
+            tree.mark_dirty_range(0, leaf_count - 1);
+            let bound = tree.full_checkpoint_pages(leaf_count);
+            assert_eq!(
+                tree.checkpoint_pages(leaf_count),
+                bound,
+                "{leaf_count} leaves"
+            );
+            let (mut writes, mut freed) = (Vec::new(), Vec::new());
+            tree.checkpoint(
+                leaf_count,
+                |_, buf| buf.fill(1),
+                &mut alloc,
+                &mut writes,
+                &mut freed,
+            )
+            .unwrap();
+            assert_eq!(writes.len() as u64, bound, "{leaf_count} leaves");
         }
     }
 

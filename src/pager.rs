@@ -177,9 +177,11 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// address space (the whole file is mapped) and the process's file-size
     /// limit allow; checked before anything is touched. Zero is no error: an
     /// empty `Vec`, with no commit and no sync. `Io` if the file cannot grow
-    /// by what is needed: the pager tries a whole growth step, then the least
-    /// growth that does, and if neither fits returns the error with nothing
-    /// changed (the file gives back what it grew).
+    /// by what is needed: the pager tries one growth of a whole step (see
+    /// [`PagerOptions::max_growth_step`]) or of what the call needs and room
+    /// for a checkpoint, whichever is more, then the least growth that does,
+    /// and if neither fits returns the error with nothing changed (the file
+    /// gives back what it grew).
     pub fn alloc_bulk(&mut self, count: usize) -> Result<Vec<PageId<PAGE_SIZE>>> {
         let pages = self.core.alloc_regular(count as u64)?;
         Ok(pages.into_iter().map(PageId).collect())

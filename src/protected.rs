@@ -37,7 +37,7 @@ impl Core {
             .checked_mul(2)
             .ok_or(MappedPageError::InvalidCount { count })?;
         self.check_room(pages_needed, count)?;
-        self.ensure_free(pages_needed)?;
+        self.ensure_free_for_slots(pages_needed, count)?;
         let old_dir_len = self.map.dir_len();
         let mut slots = Vec::with_capacity(count as usize);
         let mut records = Vec::with_capacity(count as usize);

@@ -57,7 +57,7 @@ use std::time::Instant;
 
 use crash_support::{
     apply, check_file_sized, options, soak_factor, temp_dir, Expect, History, Op, Outcome, Rng,
-    State, Workload, INITIAL_PAGES, P, PS,
+    State, Workload, GROWTH_STEP_PAGES, INITIAL_PAGES, P, PS,
 };
 use mappedpages::fault::{IoEvent, IoHook};
 use mappedpages::{Durability, Pager};
@@ -811,7 +811,9 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
             set_up_deep::<N>(&path, deep.leaves, 1 + config.seed as usize % 6),
         ),
         None => {
-            let options = options.initial_pages(INITIAL_PAGES);
+            let options = options
+                .initial_pages(INITIAL_PAGES)
+                .max_growth_step(GROWTH_STEP_PAGES * N as u64);
             drop(options.create(&path).unwrap());
             (options, State::default())
         }

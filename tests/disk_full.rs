@@ -313,7 +313,8 @@ fn a_bulk_allocation_that_fills_the_disk() {
         return;
     };
     let path = disk.path("pages");
-    // Most of the disk already: a whole growth step (a doubling) cannot fit.
+    // Most of the disk already: the growth the call prefers (what it needs
+    // and room for a checkpoint) cannot fit.
     let mut pager = Pager::<4096>::options()
         .initial_pages(disk.free_bytes() / 4096 * 3 / 5)
         .create(&path)

@@ -153,9 +153,12 @@ impl Recorder {
 fn build(last: Last, durability: Durability) -> History {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("history.pages");
+    // Small growth steps (the default minimum is 4 MiB) keep the file at a
+    // few hundred pages: the tests below damage every one of them.
     let mut pager = P::options()
         .durability(durability)
         .initial_pages(8)
+        .max_growth_step(16 * PS as u64)
         .create(&path)
         .unwrap();
     let mut rec = Recorder::new(&path);

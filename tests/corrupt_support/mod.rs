@@ -32,6 +32,14 @@ const OFF_RECORDS: usize = 128;
 const RECORD_LEN: usize = 24;
 const KIND_CHECK: u64 = 4;
 
+/// Options with growth steps of 16 pages (the default minimum is 4 MiB), so
+/// that the files grown below stay a few hundred KiB, as every byte of them
+/// is damaged in turn, and a damaged file that is driven (and grows) costs
+/// no more than a small file.
+fn small_steps() -> mappedpages::PagerOptions<PS> {
+    P::options().max_growth_step(16 * PS as u64)
+}
+
 /// Builds the valid files the damage starts from, in `dir`.
 pub fn build_bases(dir: &Path) -> Vec<Vec<u8>> {
     let mut bases = Vec::new();
@@ -45,12 +53,12 @@ pub fn build_bases(dir: &Path) -> Vec<Vec<u8>> {
 
     // A fresh file.
     let p = path();
-    drop(P::options().initial_pages(8).create(&p).unwrap());
+    drop(small_steps().initial_pages(8).create(&p).unwrap());
     bases.push(std::fs::read(&p).unwrap());
 
     // A few pages, written.
     let p = path();
-    let mut pager = P::options().initial_pages(8).create(&p).unwrap();
+    let mut pager = small_steps().initial_pages(8).create(&p).unwrap();
     for i in 0..3u8 {
         let id = pager.alloc().unwrap();
         id.get_mut(&mut pager).unwrap().as_bytes_mut().fill(i + 1);
@@ -62,7 +70,7 @@ pub fn build_bases(dir: &Path) -> Vec<Vec<u8>> {
     // Protected pages, frees and enough commits to checkpoint the trees.
     for durability in [Durability::Immediate, Durability::Deferred] {
         let p = path();
-        let mut pager = P::options()
+        let mut pager = small_steps()
             .initial_pages(8)
             .durability(durability)
             .create(&p)
@@ -90,7 +98,7 @@ pub fn build_bases(dir: &Path) -> Vec<Vec<u8>> {
 
     // A file grown several times, with a bulk allocation and a bulk free.
     let p = path();
-    let mut pager = P::options().initial_pages(4).create(&p).unwrap();
+    let mut pager = small_steps().initial_pages(4).create(&p).unwrap();
     let ids = pager.alloc_bulk(150).unwrap();
     pager
         .free_bulk(ids.into_iter().step_by(2).collect())
@@ -268,7 +276,7 @@ fn read_everything(pager: &P) -> Result<Shown, String> {
 /// allocates, writes, frees and commits, and checks that the file reopens to
 /// what the pager showed. `Err` is a broken promise (a panic is one too).
 pub fn exercise(path: &Path) -> Result<bool, String> {
-    let mut pager = match P::open(path) {
+    let mut pager = match small_steps().open(path) {
         Ok(pager) => pager,
         Err(e) => {
             // Any typed error is fine; its message must render.
@@ -420,7 +428,7 @@ pub fn exercise_crafted(path: &Path, bytes: &[u8], sparse_len: u64) -> Result<bo
         }
         let _ = inspector.check().map(|r| r.problems.len());
     }
-    let mut pager = match P::open(path) {
+    let mut pager = match small_steps().open(path) {
         Ok(pager) => pager,
         Err(e) => {
             let _ = e.to_string();

@@ -28,6 +28,12 @@ pub type P = Pager<PS>;
 /// Initial size of the workload files: small, so the workloads grow them.
 pub const INITIAL_PAGES: u64 = 8;
 
+/// The most one growth adds to the workload files, in pages. The default
+/// step is at least 4 MiB, which a workload of a hundred pages would reach
+/// once; small steps make it grow many times, with a growth in flight at
+/// many sync points, and keep every image small.
+pub const GROWTH_STEP_PAGES: u64 = 16;
+
 /// How far a soak run goes: `MAPPEDPAGES_SOAK=<n>` multiplies the default
 /// amount of work by `n` (unset: 1).
 pub fn soak_factor() -> u64 {
@@ -474,8 +480,17 @@ pub fn check_file(path: &Path, expect: &Expect<'_>) -> Result<u64, String> {
 
 /// [`check_file`] for a file of `N`-byte pages.
 pub fn check_file_sized<const N: usize>(path: &Path, expect: &Expect<'_>) -> Result<u64, String> {
-    let pager = Pager::<N>::open(path).map_err(|e| format!("open failed: {e}"))?;
+    let pager = open_checked::<N>(path).map_err(|e| format!("open failed: {e}"))?;
     check_pager(pager, path, expect)
+}
+
+/// Opens a crash image to check, with the workloads' small growth steps:
+/// the check allocates every free page, and the commit of that may grow
+/// the image, by 4 MiB with the default step.
+fn open_checked<const N: usize>(path: &Path) -> mappedpages::Result<Pager<N>> {
+    Pager::<N>::options()
+        .max_growth_step(GROWTH_STEP_PAGES * N as u64)
+        .open(path)
 }
 
 fn check_pager<const N: usize>(
@@ -512,7 +527,7 @@ fn check_pager<const N: usize>(
         check_free_pages_are_free(&mut pager, &seen)?;
         drop(pager);
         let again =
-            Pager::<N>::open(path).map_err(|e| format!("reopen after alloc-all failed: {e}"))?;
+            open_checked::<N>(path).map_err(|e| format!("reopen after alloc-all failed: {e}"))?;
         let seen_again = State::observe(&again)?;
         if seen_again != seen {
             return Err(format!(
@@ -710,6 +725,7 @@ pub fn options_sized<const N: usize>(durability: Durability) -> mappedpages::Pag
     Pager::<N>::options()
         .durability(durability)
         .initial_pages(INITIAL_PAGES)
+        .max_growth_step(GROWTH_STEP_PAGES * N as u64)
 }
 
 /// A fresh path in `dir`.
