@@ -422,6 +422,24 @@ mod tests {
         assert!(result.is_err());
     }
 
+    /// Checkpoints `tree` (every leaf non-zero) and counts the pages written.
+    fn pages_written(
+        tree: &mut PageTree,
+        leaf_count: u64,
+        alloc: &mut impl FnMut() -> Result<u64, ()>,
+    ) -> u64 {
+        let (mut writes, mut freed) = (Vec::new(), Vec::new());
+        tree.checkpoint(
+            leaf_count,
+            |_, buf| buf.fill(1),
+            alloc,
+            &mut writes,
+            &mut freed,
+        )
+        .unwrap();
+        writes.len() as u64
+    }
+
     /// The space a checkpoint asks for is exactly what it writes when no
     /// node is all zeros, including when the tree grows taller.
     #[test]
@@ -449,17 +467,8 @@ mod tests {
                 expected <= tree.full_checkpoint_pages(leaf_count),
                 "{leaf_count} leaves: the bound is below the checkpoint"
             );
-            let (mut writes, mut freed) = (Vec::new(), Vec::new());
-            tree.checkpoint(
-                leaf_count,
-                |_, buf| buf.fill(1),
-                &mut alloc,
-                &mut writes,
-                &mut freed,
-            )
-            .unwrap();
             assert_eq!(
-                writes.len() as u64,
+                pages_written(&mut tree, leaf_count, &mut alloc),
                 expected,
                 "{leaf_count} leaves, dirty {leaves:?}"
             );
@@ -484,16 +493,11 @@ mod tests {
                 bound,
                 "{leaf_count} leaves"
             );
-            let (mut writes, mut freed) = (Vec::new(), Vec::new());
-            tree.checkpoint(
-                leaf_count,
-                |_, buf| buf.fill(1),
-                &mut alloc,
-                &mut writes,
-                &mut freed,
-            )
-            .unwrap();
-            assert_eq!(writes.len() as u64, bound, "{leaf_count} leaves");
+            assert_eq!(
+                pages_written(&mut tree, leaf_count, &mut alloc),
+                bound,
+                "{leaf_count} leaves"
+            );
         }
     }
 

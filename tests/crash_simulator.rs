@@ -1199,6 +1199,23 @@ fn crash_images_soak() {
     deep_4k("soak deep 4 KiB deferred", deferred, 2 * soak, 120).go::<4096>();
 }
 
+/// A hook that keeps the file as of the last sync (what the disk holds once
+/// it returns), and fails every sync while `fail` is set (a crash before it).
+fn durable_image_hook(fail: Arc<Mutex<bool>>) -> (IoHook, Arc<Mutex<Vec<u8>>>) {
+    let durable = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&durable);
+    let hook = IoHook::new(move |event| {
+        if let IoEvent::Sync { file } = event {
+            if *fail.lock().unwrap() {
+                return Err(std::io::Error::other("crash before this sync"));
+            }
+            *sink.lock().unwrap() = file.to_vec();
+        }
+        Ok(())
+    });
+    (hook, durable)
+}
+
 /// Regression found by the simulator (fixed since): in Deferred mode a protected commit
 /// syncs before writing its root and that sync clears the set of slots
 /// "flipped since the durable root", so the slot it flips is forgotten. The
@@ -1210,14 +1227,7 @@ fn deferred_second_write_keeps_durable_copy() {
     let dir = temp_dir();
     let path = dir.path().join("f.bin");
     drop(options(Durability::Deferred).create(&path).unwrap());
-    let durable = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&durable);
-    let hook = IoHook::new(move |event| {
-        if let IoEvent::Sync { file } = event {
-            *sink.lock().unwrap() = file.to_vec();
-        }
-        Ok(())
-    });
+    let (hook, durable) = durable_image_hook(Arc::default());
     let mut pager = options(Durability::Deferred)
         .io_hook(hook)
         .open(&path)
@@ -1271,18 +1281,8 @@ fn first_write_after_open_cannot_overwrite_what_the_durable_root_uses() {
     let path = dir.path().join("first.bin");
     drop(options(Durability::Immediate).create(&path).unwrap());
     // Session 1: commit A (durable), then B, whose sync "crashes".
-    let durable = Arc::new(Mutex::new(Vec::new()));
     let fail_next_sync = Arc::new(Mutex::new(false));
-    let (sink, fail) = (Arc::clone(&durable), Arc::clone(&fail_next_sync));
-    let hook = IoHook::new(move |event| {
-        if let IoEvent::Sync { file } = event {
-            if *fail.lock().unwrap() {
-                return Err(std::io::Error::other("crash before this sync"));
-            }
-            *sink.lock().unwrap() = file.to_vec();
-        }
-        Ok(())
-    });
+    let (hook, durable) = durable_image_hook(Arc::clone(&fail_next_sync));
     let mut pager = options(Durability::Immediate)
         .io_hook(hook)
         .open(&path)
