@@ -210,18 +210,10 @@ impl Core {
         })
     }
 
-    fn check_count(count: u64) -> Result<()> {
-        if count >= MAX_PAGES {
-            return Err(MappedPageError::InvalidCount { count });
-        }
-        Ok(())
-    }
-
     /// Allocates `count` regular pages in one commit; zero pages is no
     /// commit at all.
     pub(crate) fn alloc_regular(&mut self, count: u64) -> Result<Vec<u64>> {
         self.check_usable()?;
-        Self::check_count(count)?;
         if count == 0 {
             return Ok(Vec::new());
         }

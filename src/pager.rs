@@ -212,9 +212,9 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// Allocates `count` protected pages in one commit (all or none).
     ///
     /// # Errors
-    /// `InvalidCount` for zero or a count no file could hold (as for
-    /// [`Pager::alloc_bulk`], two pages each); `Io` if the file cannot grow,
-    /// with nothing changed.
+    /// `InvalidCount` for a count no file could hold (as for
+    /// [`Pager::alloc_bulk`], two pages each; zero is no error: an empty
+    /// `Vec`, no commit); `Io` if the file cannot grow, with nothing changed.
     pub fn alloc_protected_bulk(
         &mut self,
         count: usize,
