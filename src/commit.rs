@@ -251,12 +251,7 @@ impl Core {
     /// and a directory up to `new_slots` slots longer: every node of both
     /// page trees rewritten.
     fn full_checkpoint_pages(&self, total: u64, new_slots: u64) -> u64 {
-        let bitmap_leaves = total.div_ceil(self.bits_per_leaf());
-        let dir_leaves = self
-            .map
-            .dir_len()
-            .saturating_add(new_slots)
-            .div_ceil(self.entries_per_leaf());
+        let (bitmap_leaves, dir_leaves) = self.tree_leaves(total, new_slots);
         self.journal
             .bitmap_tree
             .full_checkpoint_pages(bitmap_leaves)
@@ -304,10 +299,23 @@ impl Core {
         }
     }
 
+    /// The leaves a checkpoint gives the bitmap tree, in a file of `total`
+    /// pages, and the directory tree, with `new_slots` more slots than are
+    /// held now. The slots held in memory, not `dir_len`: the slots past them
+    /// are free, their leaves null, and a tree sized to a long `dir_len` read
+    /// from the file would take memory for leaves that hold nothing. The one
+    /// count for the checkpoint and for the space reserved for it.
+    fn tree_leaves(&self, total: u64, new_slots: u64) -> (u64, u64) {
+        let slots = (self.map.directory().len() as u64).saturating_add(new_slots);
+        (
+            total.div_ceil(self.bits_per_leaf()),
+            slots.div_ceil(self.entries_per_leaf()),
+        )
+    }
+
     /// Pages a checkpoint writes, in a file of `total` pages.
     fn checkpoint_pages(&self, total: u64) -> u64 {
-        let bitmap_leaves = total.div_ceil(self.bits_per_leaf());
-        let dir_leaves = self.map.dir_len().div_ceil(self.entries_per_leaf());
+        let (bitmap_leaves, dir_leaves) = self.tree_leaves(total, 0);
         self.journal.bitmap_tree.checkpoint_pages(bitmap_leaves)
             + self.journal.dir_tree.checkpoint_pages(dir_leaves)
     }
@@ -500,11 +508,7 @@ impl Core {
             })
             .collect();
 
-        let bitmap_leaf_count = self.map.total_pages().div_ceil(self.bits_per_leaf());
-        // The slots held in memory, not `dir_len`: the slots past them are
-        // free, their leaves null, and a tree sized to a long `dir_len` read
-        // from the file would take memory for leaves that hold nothing.
-        let dir_leaf_count = (self.map.directory().len() as u64).div_ceil(self.entries_per_leaf());
+        let (bitmap_leaf_count, dir_leaf_count) = self.tree_leaves(self.map.total_pages(), 0);
         let mut writes = Vec::new();
         let map = &mut self.map;
         let mut alloc = || map.alloc_internal().ok_or(MappedPageError::Unavailable);
