@@ -129,15 +129,16 @@ impl PageTree {
         leaf_count.div_ceil(span).max(1) as usize
     }
 
-    /// Height of the tree once it addresses `leaf_count` leaves.
-    fn height_for(&self, leaf_count: u64) -> usize {
+    /// The shape of the tree once it addresses `leaf_count` leaves (it never
+    /// shrinks): its height and the leaves it then addresses.
+    fn shape_for(&self, leaf_count: u64) -> (usize, u64) {
         let old_height = self.levels.len() - 1;
         let leaf_count = leaf_count.max(self.leaf_count()).max(1);
         let mut height = 0usize;
         while self.fanout().saturating_pow(height as u32) < leaf_count {
             height += 1;
         }
-        height.max(old_height)
+        (height.max(old_height), leaf_count)
     }
 
     /// The most pages one checkpoint for `leaf_count` leaves can take: every
@@ -145,8 +146,7 @@ impl PageTree {
     /// [`PageTree::checkpoint_pages`]). An upper bound of that figure, whatever
     /// is dirty.
     pub fn full_checkpoint_pages(&self, leaf_count: u64) -> u64 {
-        let height = self.height_for(leaf_count);
-        let leaf_count = leaf_count.max(self.leaf_count()).max(1);
+        let (height, leaf_count) = self.shape_for(leaf_count);
         (0..=height)
             .map(|level| self.nodes_on_level(leaf_count, level) as u64)
             .sum()
@@ -158,8 +158,7 @@ impl PageTree {
     /// writes.
     pub fn checkpoint_pages(&self, leaf_count: u64) -> u64 {
         let old_height = self.levels.len() - 1;
-        let height = self.height_for(leaf_count);
-        let leaf_count = leaf_count.max(self.leaf_count()).max(1);
+        let (height, leaf_count) = self.shape_for(leaf_count);
         let grew_over_content = height > old_height && !self.levels[old_height][0].is_null();
         let mut pages = 0u64;
         for level in 0..=height {
@@ -191,8 +190,7 @@ impl PageTree {
     /// the old height, so the checkpoint can write the new upper nodes.
     fn resize(&mut self, leaf_count: u64) -> usize {
         let old_height = self.levels.len() - 1;
-        let height = self.height_for(leaf_count);
-        let leaf_count = leaf_count.max(self.leaf_count()).max(1);
+        let (height, leaf_count) = self.shape_for(leaf_count);
         self.levels.resize_with(height + 1, Vec::new);
         for level in 0..=height {
             let n = self.nodes_on_level(leaf_count, level);
