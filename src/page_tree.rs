@@ -160,6 +160,7 @@ impl PageTree {
         let old_height = self.levels.len() - 1;
         let (height, leaf_count) = self.shape_for(leaf_count);
         let grew_over_content = height > old_height && !self.levels[old_height][0].is_null();
+        let first_dirty = self.dirty_leaves().next().filter(|&l| l < leaf_count);
         let mut pages = 0u64;
         for level in 0..=height {
             let span = self.fanout().saturating_pow(level as u32);
@@ -174,11 +175,10 @@ impl PageTree {
                     last = Some(node);
                 }
             }
-            let first_is_zero = self
-                .dirty_leaves()
-                .next()
-                .is_some_and(|l| l < leaf_count && l / span == 0);
-            if grew_over_content && level > old_height && !first_is_zero {
+            // A raised tree rewrites the old top's ancestors on the leftmost
+            // path; the dirty leaves count them already when one lies there.
+            let leftmost_counted = first_dirty.is_some_and(|l| l / span == 0);
+            if grew_over_content && level > old_height && !leftmost_counted {
                 nodes += 1;
             }
             pages += nodes;
