@@ -94,13 +94,13 @@ impl Core {
             return Err(MappedPageError::InvalidCount { count: total });
         }
         let len = total * page_size as u64;
-        let mut store = Storage::create(path, len, settings.preallocate, settings.hook.clone())?;
-        if let Err(err) = Self::write_new_file(&mut store, path, total, page_size) {
-            drop(store);
-            // Ours since `Storage::create` made it; nothing counts on it.
-            let _ = std::fs::remove_file(path);
-            return Err(err);
-        }
+        let store = Storage::create(
+            path,
+            len,
+            settings.preallocate,
+            settings.hook.clone(),
+            |store| Self::write_new_file(store, path, total, page_size),
+        )?;
         let map = FreeMap::new(total);
         let journal = Journal {
             generation: 1,

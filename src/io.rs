@@ -141,10 +141,16 @@ fn to_off(value: u64) -> io::Result<libc::off_t> {
 }
 
 impl Storage {
-    /// Creates a new file of `len` bytes (failing if it exists), locks it and
-    /// maps it. The caller writes the initial metadata and syncs. If this
-    /// fails after the file was made, the file is removed again.
-    pub fn create(path: &Path, len: u64, preallocate: bool, hook: HookSlot) -> Result<Storage> {
+    /// Creates a new file of `len` bytes (failing if it exists), locks it,
+    /// maps it and lets `init` write the initial metadata. If any of it fails
+    /// after the file was made, the file is removed again.
+    pub fn create(
+        path: &Path,
+        len: u64,
+        preallocate: bool,
+        hook: HookSlot,
+        init: impl FnOnce(&mut Storage) -> Result<()>,
+    ) -> Result<Storage> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -154,6 +160,7 @@ impl Storage {
             lock(&file)?;
             let mut store = Storage::map_locked(file, hook)?;
             store.grow(len, preallocate)?;
+            init(&mut store)?;
             Ok(store)
         })();
         if made.is_err() {
