@@ -44,6 +44,19 @@ impl CappedHeap {
         }
         true
     }
+
+    /// `allocate()` if `size` more bytes stay within the cap, else null; the
+    /// count gives back what a failed allocation did not take.
+    fn admitted(size: usize, allocate: impl FnOnce() -> *mut u8) -> *mut u8 {
+        if !Self::admit(size) {
+            return std::ptr::null_mut();
+        }
+        let ptr = allocate();
+        if ptr.is_null() {
+            HELD.fetch_sub(size, Ordering::Relaxed);
+        }
+        ptr
+    }
 }
 
 // SAFETY: every call is passed to `System` unchanged, which upholds the
@@ -51,27 +64,13 @@ impl CappedHeap {
 // refusal is the null pointer the contract allows.
 unsafe impl GlobalAlloc for CappedHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if !Self::admit(layout.size()) {
-            return std::ptr::null_mut();
-        }
         // SAFETY: the caller's layout, as the contract requires.
-        let ptr = unsafe { System.alloc(layout) };
-        if ptr.is_null() {
-            HELD.fetch_sub(layout.size(), Ordering::Relaxed);
-        }
-        ptr
+        Self::admitted(layout.size(), || unsafe { System.alloc(layout) })
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if !Self::admit(layout.size()) {
-            return std::ptr::null_mut();
-        }
         // SAFETY: as in `alloc`.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if ptr.is_null() {
-            HELD.fetch_sub(layout.size(), Ordering::Relaxed);
-        }
-        ptr
+        Self::admitted(layout.size(), || unsafe { System.alloc_zeroed(layout) })
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
