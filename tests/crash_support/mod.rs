@@ -216,7 +216,7 @@ impl History {
     /// Records the completion of call `last() + 1`.
     pub fn push(&mut self, op: &Op, outcome: &Outcome) {
         let call = self.states.len() as u64;
-        let next = next_state_sized(self.states.last().unwrap(), op, outcome, self.page_size);
+        let next = next_state(self.states.last().unwrap(), op, outcome, self.page_size);
         if let Op::Write { page, value } = *op {
             self.writes.push(UserWrite { call, page, value });
         }
@@ -404,14 +404,9 @@ pub fn apply<const N: usize>(pager: &mut Pager<N>, op: &Op) -> Result<Outcome, M
     })
 }
 
-/// The state after `op` returned `outcome` in `state`, for [`PS`]-byte pages.
-pub fn next_state(state: &State, op: &Op, outcome: &Outcome) -> State {
-    next_state_sized(state, op, outcome, PS)
-}
-
 /// The state after `op` returned `outcome` in `state`, for `page_size`-byte
 /// pages.
-pub fn next_state_sized(state: &State, op: &Op, outcome: &Outcome, page_size: usize) -> State {
+pub fn next_state(state: &State, op: &Op, outcome: &Outcome, page_size: usize) -> State {
     let mut next = state.clone();
     match (op, outcome) {
         (Op::Alloc | Op::AllocBulk(_), Outcome::Pages(pages)) => next.regular.extend(pages),
