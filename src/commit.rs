@@ -25,12 +25,14 @@
 //! yet: the caller's change is undone in memory, the file is cut back to
 //! what the newest root counts on, and the pager goes on at its last commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::core::Core;
 use crate::error::{MappedPageError, Result};
-use crate::format::record::{PageCheck, Record, DIR_ENTRY_LEN};
+use crate::format::check_list;
+use crate::format::record::{DirEntry, PageCheck, Record, DIR_ENTRY_LEN};
 use crate::format::root::{log_capacity, root_len, Root, FLAG_SYNCED};
+use crate::format::tree_node::NodeRef;
 use crate::format::{checksum, ROOT_PAGES};
 use crate::options::{Durability, GROWTH_DIVISOR, MIN_GROWTH_STEP};
 use crate::page_tree::PageTree;
@@ -53,6 +55,41 @@ pub(crate) struct Journal {
     pub root_total: u64,
     /// Pages no root since the durable one references; reusable once durable.
     pub awaiting_durable: Vec<u64>,
+    /// Checks of the pages written, without a sync since, by the commits
+    /// after the durable root, for the pages still in use: each root lists
+    /// them all, so that a root whose earlier unsynced pages were lost to a
+    /// power loss is rejected too ("never a mix").
+    pub unsynced_checks: Vec<PageCheck>,
+    /// The pages each root slot's root checks, ascending: the root in the
+    /// slot is rejected at open if one of them changes, so none may be
+    /// written in place while that root can still be needed (see
+    /// [`Core::is_guarded`]).
+    pub root_checks: [Vec<u64>; 2],
+    /// The check pages the newest root uses (`format::check_list`); the
+    /// next commit frees them.
+    pub check_pages: Vec<u64>,
+    /// The entry the durable root holds, for each directory slot a commit
+    /// since the last sync changed: the copy it names must not be staged
+    /// over (see `txn.rs`).
+    pub durable_entries: HashMap<u64, DirEntry>,
+}
+
+/// One commit's worth of change, already applied to the free map.
+#[derive(Debug, Default)]
+pub(crate) struct Change {
+    pub records: Vec<Record>,
+    /// Pages the change stops using; reusable once the commit is durable.
+    pub freed: Vec<u64>,
+    /// Pages written for this commit without a sync, ascending: the root
+    /// lists their CRCs.
+    pub written: Vec<u64>,
+    /// Pages whose earlier checks no longer describe the state (protected
+    /// copies that stopped being the committed one); `freed` pages too.
+    pub stale: Vec<u64>,
+    /// Each directory slot the change touched, with its entry before.
+    pub slots_before: Vec<(u64, DirEntry)>,
+    /// Sync the commit whatever the durability mode.
+    pub force_sync: bool,
 }
 
 /// `last` and `next` as one record, when they are adjacent runs of one kind.
@@ -289,7 +326,7 @@ impl Core {
     /// After a failure that published nothing: cuts the file back to the
     /// length the newest root counts on, giving back what the failed call
     /// grew. Best effort: a file longer than its roots count on is valid.
-    fn give_back_growth(&mut self) {
+    pub(crate) fn give_back_growth(&mut self) {
         let keep = self.journal.root_total;
         if self.map.total_pages() <= keep || !self.map.can_shrink(keep) {
             return;
@@ -320,41 +357,55 @@ impl Core {
             + self.journal.dir_tree.checkpoint_pages(dir_leaves)
     }
 
-    /// Whether committing `records` now makes a checkpoint.
+    /// Whether committing `records` now makes a checkpoint: the log would
+    /// not fit in the root.
     fn will_checkpoint(&self, records: &[Record]) -> bool {
-        merged_len(&self.journal.log, records) + self.staged.len() > log_capacity(self.page_size)
+        merged_len(&self.journal.log, records) > log_capacity(self.page_size)
     }
 
-    /// Publishes `records` (already applied to the free map) atomically.
-    /// `freed` are pages the change stopped using.
+    /// Whether `page` may not be written in place: the newest root or the
+    /// durable one checks it, and a crash before a newer root not checking
+    /// it is durable would find that root rejected.
+    #[inline]
+    pub(crate) fn is_guarded(&self, page: u64) -> bool {
+        let checks = &self.journal.root_checks;
+        let listed = |slot: usize| checks[slot].binary_search(&page).is_ok();
+        !(checks[0].is_empty() && checks[1].is_empty())
+            && (listed(self.journal.last_slot) || listed(self.journal.durable_slot))
+    }
+
+    /// Makes a root that checks no page durable, so that pages earlier
+    /// roots checked can be written in place (a `get_mut` outside a
+    /// transaction of a page a transaction wrote). Two syncs: the first
+    /// makes the pages the newest root checks durable, so the root after it
+    /// need not list them.
+    pub(crate) fn release_guards(&mut self) -> Result<()> {
+        self.sync_everything()?;
+        let change = Change {
+            force_sync: true,
+            ..Change::default()
+        };
+        self.commit(change, |_| {})
+    }
+
+    /// Publishes `change` (already applied to the free map) atomically.
     ///
     /// The space the commit needs is found first. If that fails (the file
-    /// cannot grow), nothing is published: `undo` (given `freed`) reverts
-    /// the caller's change in memory, the file gives back what the call grew, and the
+    /// cannot grow), nothing is published: `undo` reverts the caller's
+    /// change in memory, the file gives back what the call grew, and the
     /// pager stays usable at its last commit. On any other I/O error the
     /// pager becomes unavailable: the file still holds the last committed
     /// state, or the new one.
-    pub(crate) fn commit(
-        &mut self,
-        records: Vec<Record>,
-        freed: Vec<u64>,
-        undo: impl FnOnce(&mut Core, &[u64]),
-    ) -> Result<()> {
-        // A commit that publishes a staged protected copy is synced in every
-        // mode: the root lists the copy's CRC, one sync covers both, and open
-        // rejects the root if the copy did not land (P2). Were it left
-        // unsynced in Deferred mode, the next write to that page would have
-        // to sync first anyway, to spare the copy the durable root names.
-        // Decided before any sync of the reservation empties `staged`.
-        let synced = self.durability == Durability::Immediate || !self.staged.is_empty();
-        if let Err(err) = self.reserve(&records) {
+    pub(crate) fn commit(&mut self, change: Change, undo: impl FnOnce(&mut Core)) -> Result<()> {
+        let synced = self.durability == Durability::Immediate || change.force_sync;
+        if let Err(err) = self.reserve(&change) {
             if !self.poisoned {
-                undo(self, &freed);
+                undo(self);
                 self.give_back_growth();
             }
             return Err(err);
         }
-        let result = self.try_commit(records, freed, synced);
+        let result = self.try_commit(change, synced);
         if result.is_err() {
             self.poisoned = true;
         }
@@ -362,50 +413,71 @@ impl Core {
     }
 
     /// Everything before the first write of a commit: the write-before sync
-    /// and the pages a checkpoint will take.
-    fn reserve(&mut self, records: &[Record]) -> Result<()> {
-        // Regular pages written through the map must be durable before a
-        // root that follows them can be seen (D3), and so must the root open
-        // took (see `settle_open`).
+    /// and the pages a checkpoint and check pages will take.
+    fn reserve(&mut self, change: &Change) -> Result<()> {
+        // Regular pages written in place through the map must be durable
+        // before a root that follows them can be seen (D3), and so must the
+        // root open took (see `settle_open`).
         if self.data_dirty || self.open_unsettled {
             self.sync_everything()?;
         }
-        if self.will_checkpoint(records) {
-            self.make_room(&|core: &Core, total: u64| core.checkpoint_pages(total), 0)?;
+        let checkpoint = self.will_checkpoint(&change.records);
+        let log_len = if checkpoint {
+            0
+        } else {
+            merged_len(&self.journal.log, &change.records)
+        };
+        // At most this many checks; fewer if some went stale.
+        let checks = self.journal.unsynced_checks.len() + change.written.len();
+        let check_pages = if log_len + checks > log_capacity(self.page_size) {
+            check_list::pages_for(self.page_size, checks)
+        } else {
+            0
+        };
+        if checkpoint || check_pages > 0 {
+            self.make_room(
+                &|core: &Core, total: u64| {
+                    let tree = if checkpoint {
+                        core.checkpoint_pages(total)
+                    } else {
+                        0
+                    };
+                    tree + check_pages
+                },
+                0,
+            )?;
         }
         Ok(())
     }
 
-    fn try_commit(
-        &mut self,
-        records: Vec<Record>,
-        mut freed: Vec<u64>,
-        synced: bool,
-    ) -> Result<()> {
+    fn try_commit(&mut self, change: Change, synced: bool) -> Result<()> {
+        let Change {
+            records,
+            mut freed,
+            written,
+            stale,
+            slots_before,
+            force_sync: _,
+        } = change;
         for record in records {
             push_merged(&mut self.journal.log, record);
         }
         let capacity = log_capacity(self.page_size);
-        if self.journal.log.len() + self.staged.len() > capacity {
+        if self.journal.log.len() > capacity {
             self.checkpoint(&mut freed)?;
-            if self.staged.len() > capacity {
-                self.sync_everything()?;
-            }
         }
-        let checks = self
-            .staged
-            .iter()
-            .map(|&page| PageCheck {
-                page,
-                crc: checksum(
-                    self.store
-                        .bytes()
-                        .get(self.page_range(page))
-                        .unwrap_or_default(),
-                ),
-            })
-            .collect();
+        let checks = self.gather_checks(&written, &stale, &freed);
+        let inline = self.journal.log.len() + checks.len() <= capacity;
+        let (check_pages, check_head) = if inline {
+            (Vec::new(), NodeRef::NULL)
+        } else {
+            self.write_check_pages(&checks)?
+        };
+        freed.append(&mut self.journal.check_pages);
+        self.journal.check_pages = check_pages;
         self.journal.generation += 1;
+        let mut checked: Vec<u64> = checks.iter().map(|check| check.page).collect();
+        checked.sort_unstable();
         let root = Root {
             generation: self.journal.generation,
             total_pages: self.map.total_pages(),
@@ -415,23 +487,74 @@ impl Core {
             directory: self.journal.dir_tree.top(),
             flags: if synced { FLAG_SYNCED } else { 0 },
             log: self.journal.log.clone(),
-            checks,
+            check_pages_len: if inline { 0 } else { checks.len() as u64 },
+            checks: if inline { checks } else { Vec::new() },
+            check_pages: check_head,
         };
         // Only the root's own bytes, at most one OS page: a kill cannot tear
-        // that write, and a Deferred commit rewrites the one slot that holds
-        // the newest commits that returned (see `FORMAT.md`).
+        // that write, and an unsynced commit rewrites the one slot that
+        // holds the newest commits that returned (see `FORMAT.md`).
         let mut page = vec![0u8; root_len(self.page_size)];
         root.encode_area(self.page_size, &mut page);
         let slot = 1 - self.journal.durable_slot;
         self.store
             .write_at(ROOT_PAGES[slot] * self.page_size as u64, &page)?;
         self.journal.last_slot = slot;
+        self.journal.root_checks[slot] = checked;
         self.journal.root_total = root.total_pages;
         self.journal.awaiting_durable.extend(freed);
+        for (slot, before) in slots_before {
+            self.journal.durable_entries.entry(slot).or_insert(before);
+        }
         if synced {
             self.sync_everything()?;
         }
         Ok(())
+    }
+
+    /// The checks the new root lists: those of earlier unsynced commits
+    /// that still describe the state, and the pages this commit wrote.
+    fn gather_checks(&mut self, written: &[u64], stale: &[u64], freed: &[u64]) -> Vec<PageCheck> {
+        let checks = &mut self.journal.unsynced_checks;
+        if !checks.is_empty() {
+            let mut gone: Vec<u64> = stale.iter().chain(freed).copied().collect();
+            gone.sort_unstable();
+            checks.retain(|check| gone.binary_search(&check.page).is_err());
+        }
+        let bytes = self.store.bytes();
+        let page_size = self.page_size;
+        checks.extend(written.iter().map(|&page| {
+            let start = page as usize * page_size;
+            PageCheck {
+                page,
+                crc: checksum(bytes.get(start..start + page_size).unwrap_or_default()),
+            }
+        }));
+        checks.clone()
+    }
+
+    /// Writes `checks` to a chain of check pages (room was made by
+    /// [`Core::reserve`]), last page first so that each page can hold the
+    /// CRC of the one after it. Returns the pages and the chain's head.
+    fn write_check_pages(&mut self, checks: &[PageCheck]) -> Result<(Vec<u64>, NodeRef)> {
+        let per_page = check_list::checks_per_page(self.page_size);
+        let chunks: Vec<&[PageCheck]> = checks.chunks(per_page).collect();
+        let mut pages = Vec::with_capacity(chunks.len());
+        for _ in &chunks {
+            pages.push(
+                self.map
+                    .alloc_internal()
+                    .ok_or(MappedPageError::Unavailable)?,
+            );
+        }
+        let mut next = NodeRef::NULL;
+        let mut buf = vec![0u8; self.page_size];
+        for (chunk, &page) in chunks.iter().zip(&pages).rev() {
+            check_list::encode(&mut buf, chunk, next);
+            self.store.write_at(page * self.page_size as u64, &buf)?;
+            next = NodeRef::to_page(page, &buf);
+        }
+        Ok((pages, next))
     }
 
     /// Makes the root `open` took durable, once, before the first write to
@@ -462,7 +585,8 @@ impl Core {
         }
         self.data_dirty = false;
         self.open_unsettled = false;
-        self.staged.clear();
+        self.journal.unsynced_checks.clear();
+        self.journal.durable_entries.clear();
         self.journal.durable_slot = self.journal.last_slot;
         let released = std::mem::take(&mut self.journal.awaiting_durable);
         self.map.release(&released);

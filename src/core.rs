@@ -4,10 +4,9 @@
 
 use std::path::Path;
 
-use crate::commit::{runs, Journal};
+use crate::commit::Journal;
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
-use crate::format::record::Record;
 use crate::format::root::{Root, FLAG_SYNCED};
 use crate::format::{superblock, MAX_PAGES, ROOT_PAGES, SUPERBLOCK_PAGE};
 use crate::freemap::{FreeMap, PageUse};
@@ -34,8 +33,8 @@ pub(crate) struct Core {
     /// contract T4); the first write to the file does, see
     /// [`Core::settle_open`].
     pub open_unsettled: bool,
-    /// Staged protected copies the next commit publishes.
-    pub staged: Vec<u64>,
+    /// The root slot open did not take holds a root that checks pages.
+    pub other_root_checks: bool,
     /// Set after an I/O failure left memory and file out of step.
     pub poisoned: bool,
     pub recovery: RecoveryReport,
@@ -78,7 +77,7 @@ impl Core {
             preallocate: settings.preallocate,
             data_dirty: false,
             open_unsettled: false,
-            staged: Vec::new(),
+            other_root_checks: false,
             poisoned: false,
             recovery,
             zero_page: vec![0u8; settings.page_size].into_boxed_slice(),
@@ -111,6 +110,10 @@ impl Core {
             durable_slot: 0,
             root_total: total,
             awaiting_durable: Vec::new(),
+            unsynced_checks: Vec::new(),
+            root_checks: Default::default(),
+            check_pages: Vec::new(),
+            durable_entries: Default::default(),
         };
         let recovery = RecoveryReport {
             generation: 1,
@@ -143,6 +146,8 @@ impl Core {
             flags: FLAG_SYNCED,
             log: Vec::new(),
             checks: Vec::new(),
+            check_pages: Default::default(),
+            check_pages_len: 0,
         };
         root.encode(&mut page);
         store.write_at(ROOT_PAGES[0] * page_size as u64, &page)?;
@@ -189,6 +194,16 @@ impl Core {
     #[inline]
     pub(crate) fn regular_page_mut(&mut self, page: u64) -> Result<&mut [u8]> {
         self.check_regular(page)?;
+        if self.is_guarded(page) || (self.open_unsettled && self.other_root_checks) {
+            // Rare: a write in place over a page that a root which may still
+            // be needed checks (one a transaction just wrote). Make that root
+            // unneeded first. Before open's root is settled the other root
+            // may be the durable one, and it checks pages too.
+            self.settle_open()?;
+            if self.is_guarded(page) {
+                self.release_guards()?;
+            }
+        }
         self.data_dirty = true;
         let range = self.page_range(page);
         match self.store.bytes_mut().get_mut(range) {
@@ -198,7 +213,7 @@ impl Core {
     }
 
     #[inline]
-    fn check_regular(&self, page: u64) -> Result<()> {
+    pub(crate) fn check_regular(&self, page: u64) -> Result<()> {
         self.check_usable()?;
         if self.map.is_regular(page) {
             return Ok(());
@@ -213,62 +228,13 @@ impl Core {
     /// Allocates `count` regular pages in one commit; zero pages is no
     /// commit at all.
     pub(crate) fn alloc_regular(&mut self, count: u64) -> Result<Vec<u64>> {
-        self.check_usable()?;
-        if count == 0 {
-            return Ok(Vec::new());
-        }
-        self.check_room(count, count)?;
-        self.ensure_free(count)?;
-        let pages = self
-            .map
-            .alloc_regular(count)
-            .ok_or(MappedPageError::Unavailable)?;
-        self.touch_pages(pages.iter().copied());
-        let records = runs(&pages)
-            .into_iter()
-            .map(|(start, count)| Record::Alloc { start, count })
-            .collect();
-        self.commit(records, Vec::new(), |core, _| {
-            core.map.unalloc_regular(&pages)
-        })?;
-        Ok(pages)
+        self.one_op(|core, txn| core.txn_alloc_regular(txn, count))
     }
 
     /// Frees regular pages in one commit, after checking every one of them;
     /// an empty list is no commit at all.
     pub(crate) fn free_regular(&mut self, pages: &[u64]) -> Result<()> {
-        self.check_usable()?;
-        if pages.is_empty() {
-            return Ok(());
-        }
-        let mut sorted = pages.to_vec();
-        sorted.sort_unstable();
-        for (i, &page) in sorted.iter().enumerate() {
-            if i > 0 && sorted[i - 1] == page {
-                return Err(MappedPageError::DoubleFree);
-            }
-            match self.map.classify(page) {
-                PageUse::Regular => {}
-                PageUse::Free => return Err(MappedPageError::DoubleFree),
-                PageUse::Reserved => return Err(MappedPageError::ReservedPage),
-                PageUse::OutOfBounds => return Err(MappedPageError::OutOfBounds),
-                // Freed since the last sync (Deferred mode): still free to
-                // the caller, so a second free is a double free.
-                PageUse::Internal if self.journal.awaiting_durable.contains(&page) => {
-                    return Err(MappedPageError::DoubleFree)
-                }
-                PageUse::Internal => return Err(MappedPageError::NotAllocated { page }),
-            }
-        }
-        self.map.retire_regular(&sorted);
-        self.touch_pages(sorted.iter().copied());
-        let records = runs(&sorted)
-            .into_iter()
-            .map(|(start, count)| Record::Free { start, count })
-            .collect();
-        self.commit(records, sorted, |core, freed| {
-            core.map.unretire_regular(freed)
-        })
+        self.one_op(|core, txn| core.txn_free_regular(txn, pages))
     }
 
     /// Makes every byte written and every commit so far durable.

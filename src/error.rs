@@ -139,6 +139,26 @@ pub enum MappedPageError {
     #[error("the pager is unusable after an earlier I/O failure; reopen the file")]
     Unavailable,
 
+    /// A transaction was asked to write a page it did not allocate. Pages
+    /// committed before the transaction hold bytes that a crash (and a
+    /// snapshot) may still need, so a transaction writes copy-on-write:
+    /// allocate a page, fill it, and free the old one in the same
+    /// transaction. Nothing changed; the transaction goes on.
+    #[error("page {page} holds committed bytes; a transaction writes only pages it allocated")]
+    CommittedPage {
+        /// The offending id.
+        page: u64,
+    },
+
+    /// A page was asked of a [`PageSet`](crate::PageSet) that it has already
+    /// lent out in a way that excludes this borrow: a page lent writable is
+    /// lent once, and not also readable. Nothing changed.
+    #[error("page {page} is already borrowed from this page set")]
+    AlreadyBorrowed {
+        /// The offending id.
+        page: u64,
+    },
+
     /// The file was never completely created: `create` was stopped part way
     /// (the process or the machine crashed during it), so the file has no
     /// superblock and holds no data. Nothing in it can be recovered: delete

@@ -15,8 +15,11 @@
 
 #![allow(unsafe_code)]
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -216,6 +219,17 @@ impl Storage {
         &mut self.map
     }
 
+    /// The map, to lend out several pages of at once (see [`DisjointPages`]).
+    pub fn disjoint_pages(&mut self, page_size: usize) -> DisjointPages<'_> {
+        DisjointPages {
+            base: self.map.as_mut_ptr(),
+            len: self.map.len(),
+            page_size,
+            lent: RefCell::new(HashMap::new()),
+            _map: PhantomData,
+        }
+    }
+
     /// Writes `data` at byte `offset` (within the file). Visible through the
     /// map at once; durable only after the next sync.
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
@@ -298,5 +312,76 @@ impl Storage {
         self.file.set_len(len)?;
         self.file_len = len;
         Ok(())
+    }
+}
+
+/// Several pages of the map lent out together: any number of them readable,
+/// each of the others writable once, never one both ways.
+///
+/// # Why this is sound
+/// `base` comes from the map's unique borrow, held for `'a`: for as long as
+/// any page lent here lives, nothing else reads or writes the map through
+/// `Storage`, and the map is neither moved, remapped nor unmapped (those
+/// need `&mut Storage`). Pages are `page_size` bytes at multiples of
+/// `page_size`, so two distinct page numbers never overlap, and `lent`
+/// records, per page number, whether it went out writable: a writable page
+/// is lent once and never readable besides, a readable one never writable.
+/// So no byte is reachable through a `&mut [u8]` and another reference at
+/// once. The type is neither `Send` nor `Sync` (a raw pointer, a `RefCell`),
+/// so the record is kept by one thread.
+pub(crate) struct DisjointPages<'a> {
+    base: *mut u8,
+    len: usize,
+    page_size: usize,
+    /// Page number -> lent writable.
+    lent: RefCell<HashMap<u64, bool>>,
+    _map: PhantomData<&'a mut [u8]>,
+}
+
+/// Why [`DisjointPages`] refused a page.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LendError {
+    OutOfBounds,
+    Lent,
+}
+
+impl<'a> DisjointPages<'a> {
+    /// Byte offset of `page`, if the whole page is in the map.
+    fn offset(&self, page: u64) -> Result<usize, LendError> {
+        let start = usize::try_from(page)
+            .ok()
+            .and_then(|p| p.checked_mul(self.page_size))
+            .ok_or(LendError::OutOfBounds)?;
+        match start.checked_add(self.page_size) {
+            Some(end) if end <= self.len => Ok(start),
+            _ => Err(LendError::OutOfBounds),
+        }
+    }
+
+    /// Lends `page` readable, unless it is lent writable.
+    pub fn shared(&self, page: u64) -> Result<&'a [u8], LendError> {
+        let start = self.offset(page)?;
+        let mut lent = self.lent.borrow_mut();
+        if *lent.entry(page).or_insert(false) {
+            return Err(LendError::Lent);
+        }
+        // SAFETY: `start..start + page_size` lies within the map (`offset`),
+        // which stays mapped and unmoved for `'a`; the page is not lent
+        // writable and will not be (see the type's docs).
+        Ok(unsafe { std::slice::from_raw_parts(self.base.add(start), self.page_size) })
+    }
+
+    /// Lends `page` writable, unless it is lent already.
+    pub fn unique(&self, page: u64) -> Result<&'a mut [u8], LendError> {
+        let start = self.offset(page)?;
+        let mut lent = self.lent.borrow_mut();
+        if lent.contains_key(&page) {
+            return Err(LendError::Lent);
+        }
+        lent.insert(page, true);
+        // SAFETY: as in `shared`; the page was lent to no one before and is
+        // recorded as lent writable, so no other reference to it is made
+        // for `'a`.
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.base.add(start), self.page_size) })
     }
 }

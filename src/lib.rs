@@ -49,6 +49,8 @@ mod protected;
 mod recovery;
 mod sub_page;
 mod traits;
+mod transaction;
+mod txn;
 
 pub use crate::error::{MappedPageError, Result};
 pub use crate::options::{
@@ -60,6 +62,7 @@ pub use crate::pager::{AllocatedPageIter, AllocatedProtectedPageIter, Pager};
 pub use crate::protected::{ProtectedPageId, ProtectedPageWriter};
 pub use crate::sub_page::{SubPageAllocator, SubPageId};
 pub use crate::traits::{BulkPageAllocator, PageAllocator, PageHandle};
+pub use crate::transaction::{PageSet, Transaction};
 
 /// The README's examples, run as doc tests.
 #[cfg(doctest)]

@@ -16,19 +16,23 @@ use crate::pager::Pager;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Durability {
-    /// Durable when the call returns: one sync per commit (two when regular
-    /// pages written through `get_mut`, or a protected page, must reach the
-    /// disk before the commit's metadata).
+    /// Durable when the call returns: one sync per commit, whatever a
+    /// [`Transaction`](crate::Transaction) wrote (two when the commit grows
+    /// the file, or when regular pages written in place through
+    /// [`PageId::get_mut`](crate::PageId::get_mut) must reach the disk
+    /// before the commit's metadata).
     #[default]
     Immediate,
-    /// The commit's metadata is written but not synced, like LMDB's
-    /// `MDB_NOMETASYNC`: a plain `alloc`/`free` makes no sync call at all.
-    /// Regular pages written before a commit are still synced before its
-    /// metadata is written, and a protected commit is synced as in
-    /// `Immediate` (one sync), so whatever survives a power loss is
-    /// consistent; a power loss may undo the allocation changes since the
-    /// last sync. [`Pager::sync`] makes everything durable; dropping the
-    /// pager syncs too.
+    /// No sync at commit, like LMDB's `MDB_NOSYNC` or redb's
+    /// `Durability::None`: commits are atomic and survive a killed process
+    /// (the page cache keeps them); a power loss may take back the commits
+    /// since the last sync, never part of one. Pages a transaction wrote
+    /// are listed with their CRC in the commit's root instead of synced, so
+    /// a root whose pages were lost is not opened. Regular pages written in
+    /// place through `get_mut` are still synced before the next commit's
+    /// metadata. [`Pager::sync`], or a commit in a pager opened with
+    /// `Immediate`, makes everything before it durable; dropping the pager
+    /// syncs too.
     Deferred,
 }
 

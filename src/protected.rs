@@ -13,12 +13,13 @@ use std::fmt;
 
 use crate::core::Core;
 use crate::error::{MappedPageError, Result};
-use crate::format::record::{DirEntry, EntryState, Record};
+use crate::format::record::{DirEntry, EntryState};
 use crate::page::MappedPage;
 use crate::pager::Pager;
+use crate::txn::TxnState;
 
 impl Core {
-    fn live_entry(&self, slot: u64) -> Result<DirEntry> {
+    pub(crate) fn live_entry(&self, slot: u64) -> Result<DirEntry> {
         self.check_usable()?;
         self.map
             .entry(slot)
@@ -29,79 +30,12 @@ impl Core {
 
     /// Allocates `count` protected pages in one commit.
     pub(crate) fn alloc_protected(&mut self, count: u64) -> Result<Vec<u64>> {
-        self.check_usable()?;
-        if count == 0 {
-            return Ok(Vec::new());
-        }
-        let pages_needed = count
-            .checked_mul(2)
-            .ok_or(MappedPageError::InvalidCount { count })?;
-        self.check_room(pages_needed, count)?;
-        self.ensure_free_for_slots(pages_needed, count)?;
-        let old_dir_len = self.map.dir_len();
-        let mut slots = Vec::with_capacity(count as usize);
-        let mut records = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let slot = self.map.free_slot();
-            let (Some(a), Some(b)) = (self.map.alloc_internal(), self.map.alloc_internal()) else {
-                self.poisoned = true;
-                return Err(MappedPageError::Unavailable);
-            };
-            let entry = DirEntry {
-                copies: [a, b],
-                state: EntryState::Fresh,
-            };
-            self.map.set_entry(slot, entry);
-            self.touch_slot(slot);
-            records.push(Record::Entry { slot, entry });
-            slots.push(slot);
-        }
-        self.commit(records, Vec::new(), |core, _| {
-            for &slot in &slots {
-                if let Some(entry) = core.map.entry(slot).copied() {
-                    core.map.release(&entry.copies);
-                    core.map.set_entry(slot, DirEntry::FREE);
-                }
-            }
-            core.map.truncate_directory(old_dir_len);
-        })?;
-        Ok(slots)
+        self.one_op(|core, txn| core.txn_alloc_protected(txn, count))
     }
 
     /// Frees protected pages in one commit, after checking every one.
     pub(crate) fn free_protected(&mut self, slots: &[u64]) -> Result<()> {
-        self.check_usable()?;
-        if slots.is_empty() {
-            return Ok(());
-        }
-        let mut sorted = slots.to_vec();
-        sorted.sort_unstable();
-        for (i, &slot) in sorted.iter().enumerate() {
-            if i > 0 && sorted[i - 1] == slot {
-                return Err(MappedPageError::DoubleFree);
-            }
-            self.live_entry(slot)?;
-        }
-        let mut freed = Vec::with_capacity(sorted.len() * 2);
-        let mut records = Vec::with_capacity(sorted.len());
-        let mut old = Vec::with_capacity(sorted.len());
-        for &slot in &sorted {
-            if let Some(entry) = self.map.entry(slot) {
-                freed.extend(entry.copies);
-                old.push((slot, *entry));
-            }
-            self.map.set_entry(slot, DirEntry::FREE);
-            self.touch_slot(slot);
-            records.push(Record::Entry {
-                slot,
-                entry: DirEntry::FREE,
-            });
-        }
-        self.commit(records, freed, |core, _| {
-            for (slot, entry) in old {
-                core.map.set_entry(slot, entry);
-            }
-        })
+        self.one_op(|core, txn| core.txn_free_protected(txn, slots))
     }
 
     /// The committed bytes of a protected page.
@@ -117,52 +51,6 @@ impl Core {
             }
             _ => Ok(&self.zero_page),
         }
-    }
-
-    /// Prepares the staging copy of `slot` with the committed bytes and
-    /// returns which copy it is and its page.
-    fn begin_protected_write(&mut self, slot: u64) -> Result<(u8, u64)> {
-        let entry = self.live_entry(slot)?;
-        self.settle_open()?;
-        // Every protected commit is synced (see `commit.rs`), so the copy the
-        // newest root does not name is not named by the durable root either:
-        // it is safe to overwrite.
-        let (target, source) = match entry.state {
-            EntryState::Active(copy) => (1 - copy, Some(entry.copies[usize::from(copy)])),
-            _ => (0, None),
-        };
-        let target_page = entry.copies[usize::from(target)];
-        let dst = self.page_range(target_page);
-        if self.store.bytes().get(dst.clone()).is_none() {
-            return Err(MappedPageError::OutOfBounds);
-        }
-        match source {
-            Some(page) => {
-                let src = self.page_range(page);
-                self.store.bytes_mut().copy_within(src, dst.start);
-            }
-            None => self.store.bytes_mut()[dst].fill(0),
-        }
-        Ok((target, target_page))
-    }
-
-    /// Publishes the staged copy of `slot`: sync it, then commit the flip.
-    fn commit_protected_write(&mut self, slot: u64, target: u8) -> Result<()> {
-        let old = self.live_entry(slot)?;
-        let mut entry = old;
-        entry.state = EntryState::Active(target);
-        let staged = entry.copies[usize::from(target)];
-        self.staged.push(staged);
-        self.map.set_entry(slot, entry);
-        self.touch_slot(slot);
-        self.commit(
-            vec![Record::Entry { slot, entry }],
-            Vec::new(),
-            |core, _| {
-                core.map.set_entry(slot, old);
-                core.staged.retain(|&page| page != staged);
-            },
-        )
     }
 }
 
@@ -217,13 +105,20 @@ impl<const PAGE_SIZE: usize> ProtectedPageId<PAGE_SIZE> {
         &self,
         pager: &'a mut Pager<PAGE_SIZE>,
     ) -> Result<ProtectedPageWriter<'a, PAGE_SIZE>> {
-        let (target, page) = pager.core_mut().begin_protected_write(self.0)?;
-        Ok(ProtectedPageWriter {
-            pager,
-            slot: self.0,
-            target,
-            page,
-        })
+        let core = pager.core_mut();
+        let mut txn = TxnState::new(core);
+        match core.txn_stage_protected(&mut txn, self.0) {
+            Ok(page) => Ok(ProtectedPageWriter {
+                pager,
+                txn: Some(txn),
+                slot: self.0,
+                page,
+            }),
+            Err(err) => {
+                core.rollback_txn(txn);
+                Err(err)
+            }
+        }
     }
 }
 
@@ -234,9 +129,18 @@ impl<const PAGE_SIZE: usize> ProtectedPageId<PAGE_SIZE> {
 /// bytes or its new bytes after reopening, never a mix.
 pub struct ProtectedPageWriter<'a, const PAGE_SIZE: usize> {
     pager: &'a mut Pager<PAGE_SIZE>,
+    /// A transaction of one staged write; `None` once committed.
+    txn: Option<TxnState>,
     slot: u64,
-    target: u8,
     page: u64,
+}
+
+impl<const PAGE_SIZE: usize> Drop for ProtectedPageWriter<'_, PAGE_SIZE> {
+    fn drop(&mut self) {
+        if let Some(txn) = self.txn.take() {
+            self.pager.core_mut().rollback_txn(txn);
+        }
+    }
 }
 
 impl<const PAGE_SIZE: usize> fmt::Debug for ProtectedPageWriter<'_, PAGE_SIZE> {
@@ -275,9 +179,10 @@ impl<const PAGE_SIZE: usize> ProtectedPageWriter<'_, PAGE_SIZE> {
     /// old bytes and the pager stays usable. After any other I/O error the
     /// pager is unavailable and the file reopens with the old or the new
     /// bytes.
-    pub fn commit(self) -> Result<()> {
-        self.pager
-            .core_mut()
-            .commit_protected_write(self.slot, self.target)
+    pub fn commit(mut self) -> Result<()> {
+        match self.txn.take() {
+            Some(txn) => self.pager.core_mut().commit_txn(txn),
+            None => Ok(()),
+        }
     }
 }

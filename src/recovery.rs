@@ -7,7 +7,8 @@ use crate::bitmap::BitVec;
 use crate::commit::Journal;
 use crate::core::{Core, Settings};
 use crate::error::{MappedPageError, Result};
-use crate::format::record::{DirEntry, Record, DIR_ENTRY_LEN};
+use crate::format::check_list;
+use crate::format::record::{DirEntry, PageCheck, Record, DIR_ENTRY_LEN};
 use crate::format::root::{Root, RootError, FLAG_SYNCED};
 use crate::format::{checksum, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES};
 use crate::freemap::FreeMap;
@@ -59,6 +60,10 @@ pub(crate) struct Loaded {
     pub map: FreeMap,
     pub bitmap_tree: PageTree,
     pub dir_tree: PageTree,
+    /// The root's check pages (see `format::check_list`).
+    pub check_pages: Vec<u64>,
+    /// The pages the root's checks name, ascending.
+    pub checked: Vec<u64>,
 }
 
 /// Loads and checks everything `root` references, in a file of `file_len`
@@ -192,21 +197,72 @@ fn load<'a>(
             }
         }
     }
-    for check in &root.checks {
+    let verify = |check: &PageCheck| -> Result<u64, LoadError> {
         let bytes = read(check.page).ok_or("a page check names a page out of range")?;
         if checksum(bytes) != check.crc {
             return Err("a page the last commit wrote did not reach the disk".into());
         }
-    }
+        Ok(check.page)
+    };
+    let mut checked = root
+        .checks
+        .iter()
+        .map(verify)
+        .collect::<Result<Vec<_>, _>>()?;
+    let check_pages = load_check_pages(root, read, |check| {
+        checked.push(verify(check)?);
+        Ok(())
+    })?;
+    internal.extend_from_slice(&check_pages);
     let map = FreeMap::from_parts(regular, directory, dir_len, internal)?;
     if map.regular_count() != root.regular_count {
         return Err("allocated page count does not match the bitmap".into());
     }
+    checked.sort_unstable();
     Ok(Loaded {
         map,
         bitmap_tree,
         dir_tree,
+        check_pages,
+        checked,
     })
+}
+
+/// Walks the chain of check pages of `root` (none before format 3), hands
+/// each check to `each`, and returns the pages the chain takes. Each page
+/// must match the CRC its referrer holds, and the chain must hold exactly
+/// the number of checks the root says; a page seen twice is damage, so a
+/// crafted cycle ends at its first repeat.
+fn load_check_pages<'a>(
+    root: &Root,
+    read: impl Fn(u64) -> Option<&'a [u8]>,
+    mut each: impl FnMut(&PageCheck) -> Result<(), LoadError>,
+) -> Result<Vec<u64>, LoadError> {
+    let mut pages: Vec<u64> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut remaining = root.check_pages_len;
+    let mut next = root.check_pages;
+    while !next.is_null() {
+        if !seen.insert(next.page) {
+            return Err("the check pages form a cycle".into());
+        }
+        let bytes = read(next.page).ok_or("a check page is out of range")?;
+        if !next.matches(bytes) {
+            return Err("a check page the last commit wrote did not reach the disk".into());
+        }
+        let (checks, after) = check_list::decode(bytes)?;
+        remaining = remaining
+            .checked_sub(checks.len() as u64)
+            .ok_or("the check pages hold more checks than the root says")?;
+        checks.iter().try_for_each(&mut each)?;
+        pages.try_reserve(1).map_err(|_| LoadError::NoMemory)?;
+        pages.push(next.page);
+        next = after;
+    }
+    if remaining != 0 {
+        return Err("the check pages hold fewer checks than the root says".into());
+    }
+    Ok(pages)
 }
 
 /// Why `choose_root` found no root to open. The reason for a file with no
@@ -398,7 +454,7 @@ impl Core {
         // crash): it is made durable before the first write on top of it
         // (`Core::settle_open`), not here, so that an open that writes
         // nothing syncs nothing.
-        let journal = Journal {
+        let mut journal = Journal {
             generation: chosen.root.generation,
             log: chosen.root.log,
             bitmap_tree: chosen.loaded.bitmap_tree,
@@ -407,9 +463,19 @@ impl Core {
             durable_slot: chosen.slot,
             root_total: chosen.root.total_pages,
             awaiting_durable: Vec::new(),
+            unsynced_checks: Vec::new(),
+            root_checks: Default::default(),
+            check_pages: chosen.loaded.check_pages,
+            durable_entries: Default::default(),
         };
+        let chosen_slot = chosen.slot;
+        let other_root_checks = page(ROOT_PAGES[1 - chosen_slot])
+            .and_then(|bytes| Root::decode(bytes, page_size).ok())
+            .is_some_and(|root| !root.checks.is_empty() || !root.check_pages.is_null());
+        journal.root_checks[chosen_slot] = chosen.loaded.checked;
         let mut core = Core::assemble(store, chosen.loaded.map, journal, settings, chosen.recovery);
         core.open_unsettled = true;
+        core.other_root_checks = other_root_checks;
         Ok(core)
     }
 }

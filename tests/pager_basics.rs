@@ -325,7 +325,8 @@ fn deferred_mode_skips_syncs_and_stays_consistent() {
         let mut w = p.get_mut(&mut pager).unwrap();
         w.page_mut().as_bytes_mut()[0] = v;
         w.commit().unwrap();
-        assert_eq!(pager.sync_count() - s, 1, "deferred protected commit");
+        // The staged copy is checked by the root instead (contract T4).
+        assert_eq!(pager.sync_count(), s, "deferred protected commit synced");
     }
     let last = pager.alloc().unwrap(); // an unsynced commit again
     drop(pager);

@@ -9,6 +9,7 @@
 //! error instead of panicking: slices are taken with `get`, counts are checked
 //! against the space they claim before use.
 
+pub(crate) mod check_list;
 pub(crate) mod record;
 pub(crate) mod root;
 pub(crate) mod superblock;
@@ -18,7 +19,9 @@ pub(crate) mod tree_node;
 /// version from 1 up. Version 2 differs from 1 only for pages larger than
 /// 4096 bytes (a root fills the first 4096 bytes of its page), so files with
 /// smaller pages are still written as version 1, which older builds read.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// Version 3 adds check pages to a root whose commit wrote more pages than
+/// the root can list; only such a root is written as version 3.
+pub(crate) const FORMAT_VERSION: u32 = 3;
 
 /// Page number of the superblock.
 pub(crate) const SUPERBLOCK_PAGE: u64 = 0;

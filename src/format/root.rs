@@ -23,6 +23,10 @@ pub(crate) const OFF_DIR_CRC: usize = 80;
 pub(crate) const OFF_DIR_HEIGHT: usize = 84;
 pub(crate) const OFF_FLAGS: usize = 88;
 pub(crate) const OFF_CHECK_LEN: usize = 92;
+/// Format 3: the first check page, its CRC and how many checks the chain holds.
+pub(crate) const OFF_CHECK_PAGE: usize = 96;
+pub(crate) const OFF_CHECK_PAGE_CRC: usize = 104;
+pub(crate) const OFF_CHECK_PAGES_LEN: usize = 112;
 pub(crate) const OFF_LOG: usize = 128;
 /// Size of the checksum at the very end of the page.
 pub(crate) const CHECKSUM_LEN: usize = 4;
@@ -42,6 +46,13 @@ pub(crate) const ROOT_VERSION_WHOLE_PAGE: u32 = 1;
 /// (all of a smaller page), checksum in the last 4 of them; the rest of the
 /// page is not read.
 pub(crate) const ROOT_VERSION_ONE_OS_PAGE: u32 = 2;
+
+/// Root format 3: format 2 with a chain of check pages (see
+/// `format::check_list`) for the checks that do not fit in the root. Written
+/// only by a commit that needs the chain, so older builds read every other
+/// root, and refuse this one (`UnsupportedVersion`) instead of opening a
+/// commit whose pages they cannot check.
+pub(crate) const ROOT_VERSION_CHECK_PAGES: u32 = 3;
 
 /// The bytes of a root page that a root written by this build uses, and
 /// that a commit writes.
@@ -69,7 +80,7 @@ pub(crate) const fn root_version(page_size: usize) -> u32 {
 const fn area_of(version: u32, page_size: usize) -> Option<usize> {
     match version {
         ROOT_VERSION_WHOLE_PAGE => Some(page_size),
-        ROOT_VERSION_ONE_OS_PAGE => Some(root_len(page_size)),
+        ROOT_VERSION_ONE_OS_PAGE | ROOT_VERSION_CHECK_PAGES => Some(root_len(page_size)),
         _ => None,
     }
 }
@@ -105,6 +116,10 @@ pub(crate) struct Root {
     pub log: Vec<Record>,
     /// Pages this commit wrote without a prior sync, which must verify.
     pub checks: Vec<PageCheck>,
+    /// More such checks, in a chain of check pages (format 3): the first
+    /// page (null: none) and how many checks the chain holds.
+    pub check_pages: NodeRef,
+    pub check_pages_len: u64,
 }
 
 /// Why a root page was not accepted.
@@ -149,7 +164,12 @@ impl Root {
         page.fill(0);
         debug_assert!(self.log.len() + self.checks.len() <= log_capacity(page_size));
         page[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&MAGIC);
-        write_u32(page, OFF_VERSION, root_version(page_size));
+        let version = if self.check_pages.is_null() {
+            root_version(page_size)
+        } else {
+            ROOT_VERSION_CHECK_PAGES
+        };
+        write_u32(page, OFF_VERSION, version);
         write_u32(page, OFF_LOG_LEN, self.log.len() as u32);
         write_u64(page, OFF_PAGE_SIZE, page_size as u64);
         write_u64(page, OFF_GENERATION, self.generation);
@@ -164,6 +184,11 @@ impl Root {
         write_u32(page, OFF_DIR_HEIGHT, self.directory.height);
         write_u32(page, OFF_FLAGS, self.flags);
         write_u32(page, OFF_CHECK_LEN, self.checks.len() as u32);
+        if !self.check_pages.is_null() {
+            write_u64(page, OFF_CHECK_PAGE, self.check_pages.page);
+            write_u32(page, OFF_CHECK_PAGE_CRC, self.check_pages.crc);
+            write_u64(page, OFF_CHECK_PAGES_LEN, self.check_pages_len);
+        }
         let slots = page[OFF_LOG..].chunks_exact_mut(RECORD_LEN);
         let mut slots = slots.take(log_capacity(page_size));
         for (record, slot) in self.log.iter().zip(&mut slots) {
@@ -235,6 +260,20 @@ impl Root {
         let checks = (log_len..log_len + check_len)
             .map(|i| PageCheck::decode(slot(i)).ok_or(Damaged("malformed page check")))
             .collect::<Result<Vec<_>, _>>()?;
+        // Older formats left these bytes zero; only format 3 reads them.
+        let (check_pages, check_pages_len) = if claimed == ROOT_VERSION_CHECK_PAGES {
+            let head = NodeRef {
+                page: u64_at(OFF_CHECK_PAGE)?,
+                crc: u32_at(OFF_CHECK_PAGE_CRC)?,
+            };
+            let len = u64_at(OFF_CHECK_PAGES_LEN)?;
+            if head.is_null() || len == 0 {
+                return Err(Damaged("a format-3 root without check pages"));
+            }
+            (head, len)
+        } else {
+            (NodeRef::NULL, 0)
+        };
         let root = Root {
             generation: u64_at(OFF_GENERATION)?,
             total_pages: u64_at(OFF_TOTAL_PAGES)?,
@@ -245,6 +284,8 @@ impl Root {
             flags: u32_at(OFF_FLAGS)?,
             log,
             checks,
+            check_pages,
+            check_pages_len,
         };
         if root.generation == 0 || root.generation > MAX_GENERATION {
             return Err(Damaged("generation out of range"));
@@ -299,6 +340,8 @@ mod tests {
                 },
             ],
             checks: vec![PageCheck { page: 10, crc: 7 }],
+            check_pages: NodeRef::NULL,
+            check_pages_len: 0,
         }
     }
 
@@ -321,11 +364,14 @@ mod tests {
             OFF_DIR_HEIGHT,
             OFF_FLAGS,
             OFF_CHECK_LEN,
+            OFF_CHECK_PAGE,
+            OFF_CHECK_PAGE_CRC,
+            OFF_CHECK_PAGES_LEN,
             OFF_LOG,
         ];
         assert_eq!(
             offsets,
-            [0, 8, 12, 16, 24, 32, 40, 48, 56, 60, 64, 72, 80, 84, 88, 92, 128]
+            [0, 8, 12, 16, 24, 32, 40, 48, 56, 60, 64, 72, 80, 84, 88, 92, 96, 104, 112, 128]
         );
         assert_eq!(log_capacity(1024), 37);
         assert_eq!(log_capacity(4096), 165);
@@ -369,6 +415,24 @@ mod tests {
         let crc = checksum(&unknown[..ROOT_AREA_MAX - 4]);
         write_u32(&mut unknown, ROOT_AREA_MAX - 4, crc);
         assert_eq!(Root::decode(&unknown, P), Err(RootError::Version(9)));
+    }
+
+    #[test]
+    fn check_pages_make_a_format_3_root() {
+        let mut root = sample();
+        root.check_pages = NodeRef { page: 99, crc: 5 };
+        root.check_pages_len = 400;
+        for page_size in [1024, 4096, 16384] {
+            let mut page = vec![0u8; page_size];
+            root.encode_area(page_size, &mut page);
+            assert_eq!(read_u32(&page, OFF_VERSION), Some(ROOT_VERSION_CHECK_PAGES));
+            assert_eq!(Root::decode(&page, page_size), Ok(root.clone()));
+        }
+        // A format-2 root ignores whatever those bytes hold.
+        let mut page = vec![0u8; 4096];
+        sample().encode_area(4096, &mut page);
+        assert_eq!(read_u64(&page, OFF_CHECK_PAGE), Some(0));
+        assert_eq!(Root::decode(&page, 4096), Ok(sample()));
     }
 
     #[test]

@@ -1,0 +1,444 @@
+//! Transactions, engine side: changes gathered in memory and published by
+//! one commit (contract T1–T3, T6).
+//!
+//! Each operation changes the free map as it goes and notes how to undo
+//! itself. [`Core::commit_txn`] hands what was gathered to the commit
+//! protocol (`commit.rs`) as one [`Change`]; [`Core::rollback_txn`] undoes
+//! everything, newest first. Every committing call of the single-call API is
+//! a one-operation transaction ([`Core::one_op`]), so there is one path to
+//! the disk.
+//!
+//! # What a transaction writes, and why one sync is enough
+//! A transaction writes two kinds of page, neither of which any committed
+//! state reads:
+//! - regular pages it allocated itself (fresh pages); until the commit they
+//!   are free in every root, so a crash leaves them as free pages holding
+//!   whatever landed;
+//! - staged copies of protected pages: the copy the newest and the durable
+//!   root do not name, or, when the durable root still names it (a commit
+//!   since the last sync flipped the page), a fresh page.
+//!
+//! The commit's root lists every such page with its CRC-32C. Open rejects a
+//! root whose pages did not all land and falls back to the one before, so
+//! the pages and the root share one sync. Pages a transaction frees stay
+//! unavailable until the commit that freed them is durable, so nothing
+//! inside the transaction, and nothing after it before that, overwrites a
+//! page the durable root uses.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::commit::{runs, Change};
+use crate::core::Core;
+use crate::error::{MappedPageError, Result};
+use crate::format::record::{DirEntry, EntryState, Record};
+use crate::freemap::PageUse;
+
+/// A transaction in progress: what it changed, and how to undo it.
+#[derive(Debug, Default)]
+pub(crate) struct TxnState {
+    records: Vec<Record>,
+    undo: Vec<Undo>,
+    /// Pages the transaction stops using; reusable once its commit is durable.
+    freed: Vec<u64>,
+    /// Runs of regular pages allocated by this transaction: start -> count.
+    fresh: BTreeMap<u64, u64>,
+    /// Fresh pages handed out writable: their CRCs go into the root.
+    written: BTreeSet<u64>,
+    /// Protected pages written by this transaction, by directory slot.
+    staged: BTreeMap<u64, Staged>,
+    /// Each directory slot's entry before this transaction first changed it.
+    slots_before: BTreeMap<u64, DirEntry>,
+    dir_len_before: u64,
+}
+
+/// A protected page's staged write.
+#[derive(Debug)]
+struct Staged {
+    /// The page holding the new bytes.
+    page: u64,
+    /// The entry the commit publishes: `page` as the active copy.
+    entry: DirEntry,
+    /// The copy `page` replaces, when the durable root still names it.
+    replaced: Option<u64>,
+    /// The copy that was active before: no longer checked after the commit.
+    was_active: Option<u64>,
+}
+
+/// How to undo one operation.
+#[derive(Debug)]
+enum Undo {
+    /// Regular pages allocated, as runs.
+    Alloc(Vec<(u64, u64)>),
+    /// Regular pages freed, as runs.
+    Free(Vec<(u64, u64)>),
+    /// A directory slot changed; `taken` are pages taken for it.
+    Slot {
+        slot: u64,
+        before: DirEntry,
+        taken: [u64; 2],
+    },
+    /// A directory entry changed.
+    Entry { slot: u64, before: DirEntry },
+    /// A page taken for a staged protected write.
+    Internal(u64),
+}
+
+/// What the commit protocol needs to undo a transaction it could not publish.
+pub(crate) struct Rollback {
+    undo: Vec<Undo>,
+    dir_len_before: u64,
+}
+
+impl TxnState {
+    pub(crate) fn new(core: &Core) -> TxnState {
+        TxnState {
+            dir_len_before: core.map.dir_len(),
+            ..TxnState::default()
+        }
+    }
+
+    /// Whether `page` was allocated by this transaction.
+    pub(crate) fn is_fresh(&self, page: u64) -> bool {
+        self.fresh
+            .range(..=page)
+            .next_back()
+            .is_some_and(|(&start, &count)| page - start < count)
+    }
+
+    /// Notes that `page`, a fresh page, was handed out writable.
+    pub(crate) fn note_written(&mut self, page: u64) {
+        self.written.insert(page);
+    }
+
+    /// The page holding `slot`'s staged bytes, if this transaction wrote it.
+    pub(crate) fn staged_page(&self, slot: u64) -> Option<u64> {
+        self.staged.get(&slot).map(|staged| staged.page)
+    }
+
+    /// Whether committing would change nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.staged.is_empty()
+    }
+
+    fn note_slot(&mut self, slot: u64, before: DirEntry) {
+        self.slots_before.entry(slot).or_insert(before);
+    }
+}
+
+impl Core {
+    /// Runs `op` as a transaction of its own: committed if it succeeds,
+    /// rolled back if it fails.
+    pub(crate) fn one_op<T>(
+        &mut self,
+        op: impl FnOnce(&mut Core, &mut TxnState) -> Result<T>,
+    ) -> Result<T> {
+        self.check_usable()?;
+        let mut txn = TxnState::new(self);
+        match op(self, &mut txn) {
+            Ok(value) => {
+                self.commit_txn(txn)?;
+                Ok(value)
+            }
+            Err(err) => {
+                self.rollback_txn(txn);
+                Err(err)
+            }
+        }
+    }
+
+    /// Allocates `count` regular pages, lowest first.
+    pub(crate) fn txn_alloc_regular(&mut self, txn: &mut TxnState, count: u64) -> Result<Vec<u64>> {
+        self.check_usable()?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        self.check_room(count, count)?;
+        self.ensure_free(count)?;
+        let pages = self
+            .map
+            .alloc_regular(count)
+            .ok_or(MappedPageError::Unavailable)?;
+        self.touch_pages(pages.iter().copied());
+        let runs = runs(&pages);
+        for &(start, count) in &runs {
+            txn.records.push(Record::Alloc { start, count });
+            txn.fresh.insert(start, count);
+        }
+        txn.undo.push(Undo::Alloc(runs));
+        Ok(pages)
+    }
+
+    /// Frees regular pages, after checking every one of them.
+    pub(crate) fn txn_free_regular(&mut self, txn: &mut TxnState, pages: &[u64]) -> Result<()> {
+        self.check_usable()?;
+        if pages.is_empty() {
+            return Ok(());
+        }
+        let mut sorted = pages.to_vec();
+        sorted.sort_unstable();
+        for (i, &page) in sorted.iter().enumerate() {
+            if i > 0 && sorted[i - 1] == page {
+                return Err(MappedPageError::DoubleFree);
+            }
+            match self.map.classify(page) {
+                PageUse::Regular => {}
+                PageUse::Free => return Err(MappedPageError::DoubleFree),
+                PageUse::Reserved => return Err(MappedPageError::ReservedPage),
+                PageUse::OutOfBounds => return Err(MappedPageError::OutOfBounds),
+                // Freed by this transaction, or by a commit not yet durable:
+                // free to the caller, so a second free is a double free.
+                PageUse::Internal
+                    if txn.freed.contains(&page)
+                        || self.journal.awaiting_durable.contains(&page) =>
+                {
+                    return Err(MappedPageError::DoubleFree)
+                }
+                PageUse::Internal => return Err(MappedPageError::NotAllocated { page }),
+            }
+        }
+        self.map.retire_regular(&sorted);
+        self.touch_pages(sorted.iter().copied());
+        let runs = runs(&sorted);
+        txn.records.extend(
+            runs.iter()
+                .map(|&(start, count)| Record::Free { start, count }),
+        );
+        txn.undo.push(Undo::Free(runs));
+        txn.freed.extend(sorted);
+        Ok(())
+    }
+
+    /// Allocates `count` protected pages.
+    pub(crate) fn txn_alloc_protected(
+        &mut self,
+        txn: &mut TxnState,
+        count: u64,
+    ) -> Result<Vec<u64>> {
+        self.check_usable()?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let pages_needed = count
+            .checked_mul(2)
+            .ok_or(MappedPageError::InvalidCount { count })?;
+        self.check_room(pages_needed, count)?;
+        self.ensure_free_for_slots(pages_needed, count)?;
+        let mut slots = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let slot = self.map.free_slot();
+            let (Some(a), Some(b)) = (self.map.alloc_internal(), self.map.alloc_internal()) else {
+                self.poisoned = true;
+                return Err(MappedPageError::Unavailable);
+            };
+            let entry = DirEntry {
+                copies: [a, b],
+                state: EntryState::Fresh,
+            };
+            txn.note_slot(slot, DirEntry::FREE);
+            txn.undo.push(Undo::Slot {
+                slot,
+                before: DirEntry::FREE,
+                taken: [a, b],
+            });
+            self.map.set_entry(slot, entry);
+            self.touch_slot(slot);
+            txn.records.push(Record::Entry { slot, entry });
+            slots.push(slot);
+        }
+        Ok(slots)
+    }
+
+    /// Frees protected pages and their copies, after checking every one.
+    /// A write staged to one of them in this transaction is dropped.
+    pub(crate) fn txn_free_protected(&mut self, txn: &mut TxnState, slots: &[u64]) -> Result<()> {
+        self.check_usable()?;
+        let mut sorted = slots.to_vec();
+        sorted.sort_unstable();
+        for (i, &slot) in sorted.iter().enumerate() {
+            if i > 0 && sorted[i - 1] == slot {
+                return Err(MappedPageError::DoubleFree);
+            }
+            self.live_entry(slot)?;
+        }
+        for &slot in &sorted {
+            let Some(before) = self.map.entry(slot).copied() else {
+                continue;
+            };
+            txn.freed.extend(before.copies);
+            if let Some(staged) = txn.staged.remove(&slot) {
+                if staged.replaced.is_some() {
+                    // Taken for the staging; its undo gives it back.
+                    txn.freed.push(staged.page);
+                }
+            }
+            txn.note_slot(slot, before);
+            txn.undo.push(Undo::Entry { slot, before });
+            self.map.set_entry(slot, DirEntry::FREE);
+            self.touch_slot(slot);
+            txn.records.push(Record::Entry {
+                slot,
+                entry: DirEntry::FREE,
+            });
+        }
+        Ok(())
+    }
+
+    /// The page that holds `slot`'s bytes as this transaction writes them,
+    /// staged first if this is the transaction's first write to it: a copy
+    /// of the committed bytes (contract A3), in a page no root that may be
+    /// read after a crash names.
+    pub(crate) fn txn_stage_protected(&mut self, txn: &mut TxnState, slot: u64) -> Result<u64> {
+        if let Some(page) = txn.staged_page(slot) {
+            self.check_usable()?;
+            return Ok(page);
+        }
+        let entry = self.live_entry(slot)?;
+        self.settle_open()?;
+        let (target, source) = match entry.state {
+            EntryState::Active(copy) => (1 - copy, Some(entry.copies[usize::from(copy)])),
+            _ => (0, None),
+        };
+        let mut page = entry.copies[usize::from(target)];
+        let mut staged_entry = DirEntry {
+            state: EntryState::Active(target),
+            ..entry
+        };
+        let mut replaced = None;
+        if self.durable_root_names(slot, page) {
+            self.ensure_free(1)?;
+            let fresh = self
+                .map
+                .alloc_internal()
+                .ok_or(MappedPageError::Unavailable)?;
+            txn.undo.push(Undo::Internal(fresh));
+            staged_entry.copies[usize::from(target)] = fresh;
+            replaced = Some(page);
+            page = fresh;
+        }
+        let dst = self.page_range(page);
+        if self.store.bytes().get(dst.clone()).is_none() {
+            return Err(MappedPageError::OutOfBounds);
+        }
+        match source {
+            Some(source) => {
+                let src = self.page_range(source);
+                self.store.bytes_mut().copy_within(src, dst.start);
+            }
+            None => self.store.bytes_mut()[dst].fill(0),
+        }
+        txn.staged.insert(
+            slot,
+            Staged {
+                page,
+                entry: staged_entry,
+                replaced,
+                was_active: source,
+            },
+        );
+        Ok(page)
+    }
+
+    /// Whether the durable root names `page` as the committed copy of
+    /// `slot`. Only a slot changed since the last sync can differ from the
+    /// newest entry, whose committed copy is never the staging target.
+    fn durable_root_names(&self, slot: u64, page: u64) -> bool {
+        self.journal
+            .durable_entries
+            .get(&slot)
+            .is_some_and(|entry| match entry.state {
+                EntryState::Active(copy) => entry.copies[usize::from(copy)] == page,
+                _ => false,
+            })
+    }
+
+    /// Publishes everything `txn` did in one commit. On error the
+    /// transaction is rolled back (or the pager is unavailable, see
+    /// [`Core::commit`]).
+    pub(crate) fn commit_txn(&mut self, txn: TxnState) -> Result<()> {
+        if txn.is_empty() {
+            self.rollback_txn(txn);
+            return self.check_usable();
+        }
+        let TxnState {
+            mut records,
+            mut undo,
+            mut freed,
+            written,
+            staged,
+            mut slots_before,
+            dir_len_before,
+            fresh: _,
+        } = txn;
+        self.check_usable()?;
+        let mut checked: Vec<u64> = written
+            .into_iter()
+            .filter(|&page| self.map.is_regular(page))
+            .collect();
+        let mut stale = Vec::new();
+        for (slot, staged) in staged {
+            let before = self.map.entry(slot).copied().unwrap_or(DirEntry::FREE);
+            slots_before.entry(slot).or_insert(before);
+            undo.push(Undo::Entry { slot, before });
+            self.map.set_entry(slot, staged.entry);
+            self.touch_slot(slot);
+            records.push(Record::Entry {
+                slot,
+                entry: staged.entry,
+            });
+            checked.push(staged.page);
+            stale.extend(staged.was_active);
+            freed.extend(staged.replaced);
+        }
+        checked.sort_unstable();
+        let change = Change {
+            records,
+            freed,
+            written: checked,
+            stale,
+            slots_before: slots_before.into_iter().collect(),
+            force_sync: false,
+        };
+        let rollback = Rollback {
+            undo,
+            dir_len_before,
+        };
+        self.commit(change, move |core| core.undo(rollback))
+    }
+
+    /// Undoes everything `txn` did and gives back what it grew the file by.
+    pub(crate) fn rollback_txn(&mut self, txn: TxnState) {
+        if self.poisoned {
+            return;
+        }
+        self.undo(Rollback {
+            undo: txn.undo,
+            dir_len_before: txn.dir_len_before,
+        });
+        self.give_back_growth();
+    }
+
+    fn undo(&mut self, rollback: Rollback) {
+        let pages = |runs: Vec<(u64, u64)>| {
+            runs.into_iter()
+                .flat_map(|(start, count)| start..start + count)
+                .collect::<Vec<u64>>()
+        };
+        for step in rollback.undo.into_iter().rev() {
+            match step {
+                Undo::Alloc(runs) => self.map.unalloc_regular(&pages(runs)),
+                Undo::Free(runs) => self.map.unretire_regular(&pages(runs)),
+                Undo::Slot {
+                    slot,
+                    before,
+                    taken,
+                } => {
+                    self.map.set_entry(slot, before);
+                    self.map.release(&taken);
+                }
+                Undo::Entry { slot, before } => self.map.set_entry(slot, before),
+                Undo::Internal(page) => self.map.release(&[page]),
+            }
+        }
+        self.map.truncate_directory(rollback.dir_len_before);
+    }
+}
