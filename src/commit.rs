@@ -1,19 +1,20 @@
-//! The commit protocol: pending changes -> one atomic commit.
+//! The commit protocol: one [`Change`] -> one atomic commit.
 //!
-//! An operation changes the in-memory [`FreeMap`], describes the change as
-//! log [`Record`]s, and calls [`Core::commit`]. A commit:
+//! A transaction (`txn.rs`) changes the in-memory [`FreeMap`], describes the
+//! change as log [`Record`]s and the pages it wrote, and calls
+//! [`Core::commit`]. A commit:
 //!
-//! 1. syncs first if regular pages were written through `get_mut`:
-//!    write-before ordering, D3. Staged protected pages are not synced
-//!    first: the root lists their CRC-32C, and open rejects a root whose
-//!    listed pages did not land, so a protected commit is one sync;
+//! 1. syncs first if regular pages were written in place through
+//!    `get_mut`: write-before ordering, D3. Pages a transaction wrote are
+//!    not synced first: the root lists their CRC-32C, and open rejects a
+//!    root whose listed pages did not land, so a commit is one sync;
 //! 2. appends the records to the log carried in the root; when the log is
 //!    full, checkpoints instead: the changed leaves of the page trees and
 //!    their ancestors go to fresh pages, and the log starts empty;
 //! 3. writes the new root, generation + 1, into the root slot that does not
-//!    hold the newest durable root;
-//! 4. syncs ([`Durability::Immediate`], or any commit of a protected page),
-//!    which is the commit point.
+//!    hold the newest durable root, with the page checks of every page
+//!    written since the last sync (in check pages when the root is full);
+//! 4. syncs ([`Durability::Immediate`]), which is the commit point.
 //!
 //! Pages the commit stops using (replaced tree pages, freed pages) are reused
 //! only once the commit is durable, so the durable root and everything it

@@ -11,6 +11,13 @@
 //! with each call, and reopening after a crash shows the state after the last
 //! call that returned `Ok` (or after the call in flight).
 //!
+//! A [`Transaction`] ([`Pager::transaction`]) is the unit a storage engine
+//! works in: any number of allocations, frees, writes to the pages it
+//! allocated and protected-page writes, published by one commit with one
+//! sync ([`Durability::Immediate`]) or none ([`Durability::Deferred`]), and
+//! undone by dropping it. After a crash the file reopens to the state before
+//! the transaction or after it, never a part.
+//!
 //! The on-disk format and the commit protocol are specified in `FORMAT.md`.
 //!
 //! # Safety of the memory map
