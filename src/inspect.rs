@@ -43,7 +43,9 @@ use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, EntryState, Record, DIR_ENTRY_LEN};
 use crate::format::root::{Root, RootError, FLAG_SYNCED};
 use crate::format::tree_node::NODE_REF_LEN;
-use crate::format::{read_u32, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES};
+use crate::format::{
+    check_list, read_u32, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES,
+};
 use crate::freemap::PageUse;
 use crate::options::RecoveryReport;
 use crate::recovery::{choose_root, ChooseError, Chosen};
@@ -114,8 +116,14 @@ pub struct RootInfo {
     pub directory_height: u32,
     /// The change log since the trees were last written, in order.
     pub log: Vec<LogEntry>,
-    /// Pages the commit wrote without a sync before it, with their CRC-32C.
+    /// Pages the commit wrote without a sync before it, with their CRC-32C,
+    /// as far as the root itself holds them.
     pub page_checks: Vec<PageCheckInfo>,
+    /// The first of the check pages holding the checks that did not fit in
+    /// the root (format 3), or 0 for none.
+    pub check_page: u64,
+    /// How many checks the check pages hold.
+    pub check_pages_len: u64,
     /// How many log records and page checks the root has room for.
     pub log_capacity: usize,
     /// The stored CRC-32C of the root page (it matched).
@@ -201,8 +209,10 @@ pub struct FileInfo {
     pub free_pages: u64,
     /// Records in the root's change log.
     pub log_len: usize,
-    /// Page checks in the root.
-    pub page_checks: usize,
+    /// Page checks of the root: in the root and in its check pages.
+    pub page_checks: u64,
+    /// Check pages: pages holding the root's checks that did not fit in it.
+    pub check_pages: u64,
     /// Levels of interior nodes of the free-space bitmap tree.
     pub bitmap_height: u32,
     /// Levels of interior nodes of the protected-directory tree.
@@ -633,10 +643,13 @@ impl Inspector {
             total_pages: root.total_pages,
             regular_pages: regular,
             protected_pages: protected,
-            tree_pages: internal.saturating_sub(2 * protected),
+            tree_pages: internal
+                .saturating_sub(2 * protected)
+                .saturating_sub(chosen.loaded.check_pages.len() as u64),
             free_pages: free,
             log_len: root.log.len(),
-            page_checks: root.checks.len(),
+            page_checks: root.checks.len() as u64 + root.check_pages_len,
+            check_pages: chosen.loaded.check_pages.len() as u64,
             bitmap_height: root.bitmap.height,
             directory_height: root.directory.height,
             directory_slots: root.dir_len,
@@ -668,8 +681,13 @@ impl Inspector {
             .div_ceil(ps / DIR_ENTRY_LEN as u64);
         let nodes = tree_nodes(bitmap_leaves, fanout, root.bitmap_height)
             .saturating_add(tree_nodes(dir_leaves, fanout, root.directory_height));
+        let check_pages = root
+            .check_pages_len
+            .div_ceil(check_list::checks_per_page(self.superblock.page_size as usize) as u64);
         nodes
             .saturating_add(root.page_checks.len() as u64)
+            .saturating_add(root.check_pages_len)
+            .saturating_add(check_pages)
             .saturating_add(ROOT_PAGES.len() as u64)
     }
 }
@@ -781,6 +799,8 @@ fn root_info(root: &Root, bytes: &[u8]) -> RootInfo {
         directory_top: root.directory.top.page,
         directory_height: root.directory.height,
         log: root.log.iter().map(log_entry).collect(),
+        check_page: root.check_pages.page,
+        check_pages_len: root.check_pages_len,
         page_checks: root
             .checks
             .iter()

@@ -153,8 +153,8 @@ fn print_summary(info: &FileInfo) {
         info.free_pages
     );
     println!(
-        "log         {} records, {} page checks",
-        info.log_len, info.page_checks
+        "log         {} records, {} page checks ({} check pages)",
+        info.log_len, info.page_checks, info.check_pages
     );
     println!(
         "trees       bitmap height {}, directory height {} ({} directory slots)",
@@ -348,6 +348,12 @@ fn print_root(root: &RootInfo) {
             _ => "unknown record".to_string(),
         };
         println!("              {text}");
+    }
+    if root.check_page != 0 {
+        println!(
+            "              {} more page checks in check pages from page {}",
+            root.check_pages_len, root.check_page
+        );
     }
     for check in &root.page_checks {
         println!(
