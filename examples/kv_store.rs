@@ -1,25 +1,25 @@
 //! A small persistent key-value store on top of `mappedpages`: what the crate
-//! is for. It survives a kill at any moment.
+//! is for. It survives a kill at any moment and never leaks a page.
 //!
 //! The store is a hash table of 256 buckets. Each bucket is a chain of
-//! regular pages holding fixed-size records; the table's root (the page of
-//! every bucket's first page) lives in a protected page. Changes are applied
-//! in batches, copy-on-write:
+//! regular pages holding fixed-size records; the table's root (the entry
+//! count and every bucket's first page) lives in a protected page. Each batch
+//! of changes is one transaction, written copy-on-write:
 //!
-//! 1. write the changed buckets to freshly allocated pages (the old ones are
-//!    never touched, so the committed state stays intact);
-//! 2. commit the protected root that points at them: the commit first makes
-//!    the new pages durable, then publishes the root atomically;
-//! 3. free the pages of the replaced buckets.
+//! 1. every bucket the batch changes is written to freshly allocated pages,
+//!    filled straight from its old pages (which are only read, so the
+//!    committed table stays intact until the commit);
+//! 2. the old pages are freed and the root is repointed at the new ones;
+//! 3. the commit publishes all of it atomically, with one sync.
 //!
-//! A kill before step 2 leaves the old root; a kill after it, the new one.
-//! Either way some pages may be allocated but unreachable (written in step 1
-//! or not yet freed in step 3): `open` walks the table and frees them.
+//! A kill before the commit leaves the table of the batch before, with this
+//! batch's allocations undone; a kill after it, the new table with the old
+//! pages freed. No page is ever allocated that the table does not reach, so
+//! opening has nothing to clean up.
 //!
-//! Run it with `cargo run --example kv_store [PATH]` (default: a file in a
-//! temporary directory).
+//! Run it with `cargo run --release --example kv_store [PATH]` (default: a
+//! file in a temporary directory).
 
-use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::path::Path;
@@ -51,11 +51,10 @@ pub enum Op {
 pub struct KvStore {
     pub pager: Pager<PAGE>,
     root: ProtectedPageId<PAGE>,
-    heads: Vec<u64>,
-    len: u64,
 }
 
-type Records = Vec<(Vec<u8>, Vec<u8>)>;
+/// What a batch leaves of each key it names, by bucket: `None` for deleted.
+type Changes<'a> = BTreeMap<usize, BTreeMap<&'a [u8], Option<&'a [u8]>>>;
 
 fn bucket_of(key: &[u8]) -> usize {
     // FNV-1a: stable across runs and Rust versions, unlike `DefaultHasher`.
@@ -70,200 +69,228 @@ fn u64_at(bytes: &[u8], at: usize) -> Result<u64> {
     Ok(u64::from_le_bytes(raw.try_into()?))
 }
 
+/// The record slots in use in a bucket page.
+fn records(page: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let count = usize::from(u16::from_le_bytes([page[8], page[9]])).min(PER_PAGE);
+    page[NODE_HEADER..].chunks_exact(RECORD).take(count)
+}
+
+/// A record's key and value.
+fn decode(record: &[u8]) -> Result<(&[u8], &[u8])> {
+    let (kl, vl) = (usize::from(record[0]), usize::from(record[1]));
+    if kl > MAX_KEY || vl > MAX_VALUE {
+        return Err("damaged record".into());
+    }
+    Ok((&record[2..2 + kl], &record[2 + MAX_KEY..2 + MAX_KEY + vl]))
+}
+
+fn encode(slot: &mut [u8], key: &[u8], value: &[u8]) {
+    slot.fill(0);
+    slot[0] = key.len() as u8;
+    slot[1] = value.len() as u8;
+    slot[2..2 + key.len()].copy_from_slice(key);
+    slot[2 + MAX_KEY..2 + MAX_KEY + value.len()].copy_from_slice(value);
+}
+
 impl KvStore {
     /// Creates a new, empty store in a new file.
     pub fn create(path: &Path) -> Result<KvStore> {
         let mut pager = Pager::<PAGE>::create(path)?;
-        let root = pager.alloc_protected()?;
-        let mut store = KvStore {
-            pager,
-            root,
-            heads: vec![0; BUCKETS],
-            len: 0,
-        };
-        store.write_root()?;
-        Ok(store)
+        let mut txn = pager.transaction()?;
+        let root = txn.alloc_protected()?;
+        txn.write_protected(root)?.as_bytes_mut()[..8].copy_from_slice(ROOT_MAGIC);
+        txn.commit()?;
+        Ok(KvStore { pager, root })
     }
 
-    /// Opens a store, and frees the pages a kill left allocated but
-    /// unreachable. Returns the store and how many pages it freed.
-    pub fn open(path: &Path) -> Result<(KvStore, usize)> {
+    /// Opens a store. Nothing to repair: every commit is a whole batch.
+    pub fn open(path: &Path) -> Result<KvStore> {
         let pager = Pager::<PAGE>::open(path)?;
         let root = pager
             .iter_allocated_protected_pages()
             .next()
             .ok_or("no root page: not a key-value store")?;
-        let bytes = root.get(&pager)?.as_bytes();
-        if bytes.get(..8) != Some(&ROOT_MAGIC[..]) {
+        if root.get(&pager)?.as_bytes().get(..8) != Some(&ROOT_MAGIC[..]) {
             return Err("the root page holds no key-value store".into());
         }
-        let len = u64_at(bytes, 8)?;
-        let heads = (0..BUCKETS)
-            .map(|b| u64_at(bytes, ROOT_HEADS + 8 * b))
-            .collect::<Result<Vec<_>>>()?;
-        let mut store = KvStore {
-            pager,
-            root,
-            heads,
-            len,
-        };
-        let mut reachable = std::collections::HashSet::new();
-        for bucket in 0..BUCKETS {
-            reachable.extend(store.chain(bucket)?);
-        }
-        let leaked: Vec<PageId<PAGE>> = store
-            .pager
-            .iter_allocated_pages()
-            .filter(|id| !reachable.contains(&id.0))
-            .collect();
-        let freed = leaked.len();
-        if freed > 0 {
-            store.pager.free_bulk(leaked)?;
-        }
-        Ok((store, freed))
+        Ok(KvStore { pager, root })
+    }
+
+    fn root(&self) -> Result<&[u8]> {
+        Ok(self.root.get(&self.pager)?.as_bytes())
     }
 
     /// Number of entries.
-    pub fn len(&self) -> u64 {
-        self.len
+    pub fn len(&self) -> Result<u64> {
+        u64_at(self.root()?, 8)
     }
 
     /// Whether the store is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
     }
 
     /// The value of `key`, if any.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let records = self.read_bucket(bucket_of(key))?;
-        Ok(records.into_iter().find(|(k, _)| k == key).map(|(_, v)| v))
+        for id in self.chain(bucket_of(key))? {
+            for record in records(id.get(&self.pager)?.as_bytes()) {
+                let (k, v) = decode(record)?;
+                if k == key {
+                    return Ok(Some(v.to_vec()));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Every entry, in no particular order.
-    pub fn entries(&self) -> Result<Records> {
+    pub fn entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut all = Vec::new();
         for bucket in 0..BUCKETS {
-            all.extend(self.read_bucket(bucket)?);
+            for id in self.chain(bucket)? {
+                for record in records(id.get(&self.pager)?.as_bytes()) {
+                    let (k, v) = decode(record)?;
+                    all.push((k.to_vec(), v.to_vec()));
+                }
+            }
         }
         Ok(all)
     }
 
-    /// Applies `batch` as one atomic change: after a crash, all of it or none.
-    pub fn apply(&mut self, batch: &[Op]) -> Result<()> {
-        // The new contents of every bucket the batch touches.
-        let mut changed: BTreeMap<usize, Records> = BTreeMap::new();
-        for op in batch {
-            let key = match op {
-                Op::Put(k, v) if k.len() > MAX_KEY || v.len() > MAX_VALUE => {
-                    return Err("key or value too long".into())
-                }
-                Op::Put(k, _) | Op::Delete(k) => k,
-            };
-            let bucket = bucket_of(key);
-            let records = match changed.entry(bucket) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => e.insert(self.read_bucket(bucket)?),
-            };
-            let before = records.len();
-            records.retain(|(k, _)| k != key);
-            self.len -= (before - records.len()) as u64;
-            if let Op::Put(k, v) = op {
-                records.push((k.clone(), v.clone()));
-                self.len += 1;
-            }
-        }
-
-        // 1. Write the changed buckets to new pages, in one allocation.
-        let needed: usize = changed.values().map(|r| r.len().div_ceil(PER_PAGE)).sum();
-        let mut fresh = if needed > 0 {
-            self.pager.alloc_bulk(needed)?.into_iter()
-        } else {
-            Vec::new().into_iter()
-        };
-        let mut replaced = Vec::new();
-        for (&bucket, records) in &changed {
-            replaced.extend(self.chain(bucket)?.into_iter().map(PageId::<PAGE>));
-            let pages: Vec<PageId<PAGE>> = fresh
-                .by_ref()
-                .take(records.len().div_ceil(PER_PAGE))
-                .collect();
-            for (i, (id, chunk)) in pages.iter().zip(records.chunks(PER_PAGE)).enumerate() {
-                let next = pages.get(i + 1).map_or(0, |p| p.0);
-                let page = id.get_mut(&mut self.pager)?.as_bytes_mut();
-                page.fill(0);
-                page[..8].copy_from_slice(&next.to_le_bytes());
-                page[8..10].copy_from_slice(&(chunk.len() as u16).to_le_bytes());
-                for (slot, (k, v)) in chunk.iter().enumerate() {
-                    let at = NODE_HEADER + slot * RECORD;
-                    page[at] = k.len() as u8;
-                    page[at + 1] = v.len() as u8;
-                    page[at + 2..at + 2 + k.len()].copy_from_slice(k);
-                    page[at + 2 + MAX_KEY..at + 2 + MAX_KEY + v.len()].copy_from_slice(v);
-                }
-            }
-            self.heads[bucket] = pages.first().map_or(0, |p| p.0);
-        }
-
-        // 2. Publish: the commit syncs the pages above before the root.
-        self.write_root()?;
-
-        // 3. The old bucket pages are unreachable now.
-        if !replaced.is_empty() {
-            self.pager.free_bulk(replaced)?;
-        }
-        Ok(())
-    }
-
-    fn write_root(&mut self) -> Result<()> {
-        let mut writer = self.root.get_mut(&mut self.pager)?;
-        let bytes = writer.page_mut().as_bytes_mut();
-        bytes[..8].copy_from_slice(ROOT_MAGIC);
-        bytes[8..16].copy_from_slice(&self.len.to_le_bytes());
-        for (b, head) in self.heads.iter().enumerate() {
-            let at = ROOT_HEADS + 8 * b;
-            bytes[at..at + 8].copy_from_slice(&head.to_le_bytes());
-        }
-        writer.commit()?;
-        Ok(())
-    }
-
     /// The pages of `bucket`'s chain.
-    fn chain(&self, bucket: usize) -> Result<Vec<u64>> {
+    pub fn chain(&self, bucket: usize) -> Result<Vec<PageId<PAGE>>> {
         let mut pages = Vec::new();
-        let mut next = self.heads[bucket];
+        let mut next = u64_at(self.root()?, ROOT_HEADS + 8 * bucket)?;
         while next != 0 {
-            if pages.len() > BUCKETS * 1024 {
+            if pages.len() as u64 > self.pager.page_count() {
                 return Err("bucket chain loops".into());
             }
-            pages.push(next);
+            pages.push(PageId(next));
             next = u64_at(PageId::<PAGE>(next).get(&self.pager)?.as_bytes(), 0)?;
         }
         Ok(pages)
     }
 
-    fn read_bucket(&self, bucket: usize) -> Result<Records> {
-        let mut records = Vec::new();
-        for page in self.chain(bucket)? {
-            let bytes = PageId::<PAGE>(page).get(&self.pager)?.as_bytes();
-            let count = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
-            for slot in 0..count.min(PER_PAGE) {
-                let at = NODE_HEADER + slot * RECORD;
-                let (kl, vl) = (usize::from(bytes[at]), usize::from(bytes[at + 1]));
-                if kl > MAX_KEY || vl > MAX_VALUE {
-                    return Err(format!("damaged record in page {page}").into());
-                }
-                let key = bytes[at + 2..at + 2 + kl].to_vec();
-                let value = bytes[at + 2 + MAX_KEY..at + 2 + MAX_KEY + vl].to_vec();
-                records.push((key, value));
-            }
+    /// How many pages the table reaches from its root.
+    pub fn pages_in_use(&self) -> Result<u64> {
+        let mut pages = 0;
+        for bucket in 0..BUCKETS {
+            pages += self.chain(bucket)?.len() as u64;
         }
-        Ok(records)
+        Ok(pages)
+    }
+
+    /// Applies `batch` as one transaction: after a crash, all of it or none.
+    pub fn apply(&mut self, batch: &[Op]) -> Result<()> {
+        let mut changes = Changes::new();
+        for op in batch {
+            let (key, value) = match op {
+                Op::Put(k, v) if k.len() > MAX_KEY || v.len() > MAX_VALUE => {
+                    return Err("key or value too long".into())
+                }
+                Op::Put(k, v) => (&k[..], Some(&v[..])),
+                Op::Delete(k) => (&k[..], None),
+            };
+            changes
+                .entry(bucket_of(key))
+                .or_default()
+                .insert(key, value);
+        }
+
+        // Each changed bucket's old pages and record count after the batch,
+        // counted first: pages cannot be allocated while some are lent out.
+        let mut len = self.len()?;
+        let mut plans = Vec::new();
+        for (&bucket, changed) in &changes {
+            let old = self.chain(bucket)?;
+            let (mut before, mut kept) = (0, 0);
+            for &id in &old {
+                for record in records(id.get(&self.pager)?.as_bytes()) {
+                    before += 1;
+                    kept += usize::from(!changed.contains_key(decode(record)?.0));
+                }
+            }
+            let count = kept + changed.values().flatten().count();
+            len = len + count as u64 - before;
+            plans.push((bucket, changed, old, count));
+        }
+
+        let mut txn = self.pager.transaction()?;
+        let needed = plans
+            .iter()
+            .map(|(.., count)| count.div_ceil(PER_PAGE))
+            .sum();
+        let mut fresh = txn.alloc_bulk(needed)?.into_iter();
+        let mut heads = Vec::new();
+        for (bucket, changed, old, count) in plans {
+            let new: Vec<PageId<PAGE>> = fresh.by_ref().take(count.div_ceil(PER_PAGE)).collect();
+            // The old pages readable and the new ones writable at once: the
+            // kept records go from one to the other without a buffer.
+            let pages = txn.pages();
+            let mut slots = Vec::new();
+            for (i, &id) in new.iter().enumerate() {
+                let page = pages.get_mut(id)?.as_bytes_mut();
+                page.fill(0);
+                page[..8].copy_from_slice(&new.get(i + 1).map_or(0, |p| p.0).to_le_bytes());
+                let here = (count - i * PER_PAGE).min(PER_PAGE) as u16;
+                page[8..10].copy_from_slice(&here.to_le_bytes());
+                slots.extend(
+                    page[NODE_HEADER..]
+                        .chunks_exact_mut(RECORD)
+                        .take(here.into()),
+                );
+            }
+            let mut slots = slots.into_iter();
+            for &id in &old {
+                for record in records(pages.get(id)?.as_bytes()) {
+                    if !changed.contains_key(decode(record)?.0) {
+                        slots
+                            .next()
+                            .ok_or("more records than counted")?
+                            .copy_from_slice(record);
+                    }
+                }
+            }
+            for (key, value) in changed {
+                if let Some(value) = value {
+                    encode(slots.next().ok_or("more records than counted")?, key, value);
+                }
+            }
+            txn.free_bulk(old)?;
+            heads.push((bucket, new.first().map_or(0, |p| p.0)));
+        }
+        let root = txn.write_protected(self.root)?.as_bytes_mut();
+        root[8..16].copy_from_slice(&len.to_le_bytes());
+        for (bucket, head) in heads {
+            let at = ROOT_HEADS + 8 * bucket;
+            root[at..at + 8].copy_from_slice(&head.to_le_bytes());
+        }
+        txn.commit()?; // one sync: the new pages, the frees and the root
+        Ok(())
     }
 }
 
 /// The demo workload's `i`-th key.
 pub fn key(i: usize) -> Vec<u8> {
     format!("key-{i:06}").into_bytes()
+}
+
+/// Applies `ops` in batches of `batch` and prints what a batch cost.
+fn run(store: &mut KvStore, what: &str, ops: &[Op], batch: usize) -> Result<()> {
+    let (syncs, started) = (store.pager.sync_count(), Instant::now());
+    for ops in ops.chunks(batch) {
+        store.apply(ops)?;
+    }
+    let batches = ops.len().div_ceil(batch);
+    let seconds = started.elapsed().as_secs_f64();
+    let syncs = store.pager.sync_count() - syncs;
+    println!(
+        "{what} {} keys in {batches} batches of {batch}: {:.2} syncs per batch, {:.0} batches per second",
+        ops.len(),
+        syncs as f64 / batches as f64,
+        batches as f64 / seconds
+    );
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -274,79 +301,48 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| dir.path().join("kv_store.pages"));
     let _ = std::fs::remove_file(&path);
     const KEYS: usize = 5000;
-    const BATCH: usize = 250;
 
-    let started = Instant::now();
-    let mut store = KvStore::create(&path)?;
+    let inserts: Vec<Op> = (0..KEYS)
+        .map(|i| Op::Put(key(i), format!("value {i}").into_bytes()))
+        .collect();
+    let updates: Vec<Op> = (0..KEYS)
+        .step_by(3)
+        .map(|i| Op::Put(key(i), format!("updated {i}").into_bytes()))
+        .collect();
+    let deletes: Vec<Op> = (0..KEYS).step_by(5).map(|i| Op::Delete(key(i))).collect();
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    let mut run = |store: &mut KvStore, ops: Vec<Op>| -> Result<()> {
-        for batch in ops.chunks(BATCH) {
-            store.apply(batch)?;
-        }
-        for op in ops {
-            match op {
-                Op::Put(k, v) => model.insert(k, v),
-                Op::Delete(k) => model.remove(&k),
-            };
-        }
-        Ok(())
-    };
-    let t = Instant::now();
-    run(
-        &mut store,
-        (0..KEYS)
-            .map(|i| Op::Put(key(i), format!("value {i}").into_bytes()))
-            .collect(),
-    )?;
-    println!(
-        "inserted {KEYS} keys in batches of {BATCH}: {:?}",
-        t.elapsed()
-    );
-    let t = Instant::now();
-    run(
-        &mut store,
-        (0..KEYS)
-            .step_by(3)
-            .map(|i| Op::Put(key(i), format!("updated {i}").into_bytes()))
-            .collect(),
-    )?;
-    println!("updated {} keys: {:?}", KEYS.div_ceil(3), t.elapsed());
-    let t = Instant::now();
-    run(
-        &mut store,
-        (0..KEYS).step_by(5).map(|i| Op::Delete(key(i))).collect(),
-    )?;
-    println!("deleted {} keys: {:?}", KEYS.div_ceil(5), t.elapsed());
-    let syncs = store.pager.sync_count();
+    for op in inserts.iter().chain(&updates).chain(&deletes) {
+        match op {
+            Op::Put(k, v) => model.insert(k.clone(), v.clone()),
+            Op::Delete(k) => model.remove(k),
+        };
+    }
+
+    let mut store = KvStore::create(&path)?;
+    run(&mut store, "inserted", &inserts, 250)?;
+    run(&mut store, "updated", &updates, 10)?;
+    run(&mut store, "deleted", &deletes, 250)?;
     drop(store);
 
     let t = Instant::now();
-    let (store, leaked) = KvStore::open(&path)?;
-    println!(
-        "reopened {} in {:?} (freed {leaked} unreachable pages)",
-        path.display(),
-        t.elapsed()
-    );
-    let t = Instant::now();
+    let store = KvStore::open(&path)?;
+    println!("reopened {} in {:?}", path.display(), t.elapsed());
     for i in 0..KEYS {
         let k = key(i);
         if store.get(&k)? != model.get(&k).cloned() {
             return Err(format!("key {i} has the wrong value after reopening").into());
         }
     }
-    if store.len() != model.len() as u64 {
+    if store.len()? != model.len() as u64 {
         return Err("wrong entry count after reopening".into());
     }
+    let (allocated, reached) = (store.pager.allocated_page_count(), store.pages_in_use()?);
     println!(
-        "verified {KEYS} lookups ({} entries present): {:?}",
-        store.len(),
-        t.elapsed()
+        "verified {KEYS} lookups, {} entries; {allocated} pages allocated, {reached} reached by the table",
+        store.len()?
     );
-    println!(
-        "file: {} pages of {PAGE} bytes, {} in use; {syncs} syncs before reopening; total {:?}",
-        store.pager.page_count(),
-        store.pager.allocated_page_count(),
-        started.elapsed()
-    );
+    if allocated != reached {
+        return Err("pages leaked".into());
+    }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! of the 0.2 documentation of this crate, kept as they were apart from a
 //! temporary file instead of `data.bin` (behind hidden `# ` lines) and a
 //! `main` where an `.await` needs one, so code written for 0.2 keeps working.
+//! The section on transactions is new in 0.3.
 //!
 //! # File layout
 //!
@@ -137,6 +138,100 @@
 //! # Ok::<(), mappedpages::MappedPageError>(())
 //! ```
 //!
+//! # Transactions
+//!
+//! A [`Transaction`](crate::Transaction), from
+//! [`Pager::transaction`](crate::Pager::transaction), groups any number of
+//! allocations, frees, page writes and protected-page writes into one atomic
+//! commit: after a crash, a reopen shows all of it or none of it.
+//!
+//! - **Copy-on-write.** [`get_mut`](crate::Transaction::get_mut) writes only
+//!   pages the transaction allocated; a committed page gives
+//!   `CommittedPage`, so a crash can never leave one half rewritten. Write
+//!   the new version to a fresh page, free the old one, and repoint your
+//!   root with [`write_protected`](crate::Transaction::write_protected),
+//!   which starts from the root's committed bytes.
+//! - **One sync per commit** with `Durability::Immediate`: the commit lists
+//!   every page the transaction wrote with its checksum, so those pages and
+//!   the commit's root reach the disk with the same sync. (One more when the
+//!   file must grow for the commit, and for the first commit after `open`,
+//!   which first makes the root that `open` found durable.)
+//! - **Rollback on drop.** A transaction dropped without
+//!   [`commit`](crate::Transaction::commit) (or given to `rollback`) undoes
+//!   everything it did; an error inside it changes nothing and leaves it
+//!   usable.
+//! - **Several pages at once.** [`pages`](crate::Transaction::pages) returns
+//!   a [`PageSet`](crate::PageSet) that lends any allocated page readable and
+//!   pages of this transaction writable, together, each one way only: read
+//!   the old version while filling the new one, without a copy.
+//!
+//! ```
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("data.bin");
+//! use mappedpages::{MappedPageError, Pager};
+//!
+//! let mut pager = Pager::<4096>::create(&path)?;
+//! let root = pager.alloc_protected()?;
+//! let old = pager.alloc()?;
+//! old.get_mut(&mut pager)?.as_bytes_mut().fill(1);
+//! pager.sync()?;
+//!
+//! let syncs = pager.sync_count();
+//! let mut txn = pager.transaction()?;
+//! assert!(matches!(txn.get_mut(old), Err(MappedPageError::CommittedPage { .. })));
+//! let new = txn.alloc()?;
+//! {
+//!     let pages = txn.pages();
+//!     let (from, to) = (pages.get(old)?, pages.get_mut(new)?);
+//!     to.as_bytes_mut().copy_from_slice(from.as_bytes());
+//!     to.as_bytes_mut()[0] = 2;
+//! }
+//! txn.free(old)?;
+//! txn.write_protected(root)?.as_bytes_mut()[..8].copy_from_slice(&new.0.to_le_bytes());
+//! txn.commit()?;
+//! assert_eq!(pager.sync_count() - syncs, 1); // the page, the free and the root
+//!
+//! {
+//!     let mut txn = pager.transaction()?;
+//!     txn.free(new)?;
+//!     txn.write_protected(root)?.as_bytes_mut().fill(0);
+//! } // dropped: rolled back
+//! assert_eq!(new.get(&pager)?.as_bytes()[..2], [2, 1]);
+//! assert_eq!(root.get(&pager)?.as_bytes()[..8], new.0.to_le_bytes());
+//! assert!(old.get(&pager).is_err());
+//! # Ok::<(), mappedpages::MappedPageError>(())
+//! ```
+//!
+//! **The no-sync mode.** With `Durability::Deferred` a commit makes no sync
+//! at all. It is still atomic, and a killed process loses nothing (the page
+//! cache keeps it); a power loss may take back the commits since the last
+//! sync, never part of one. [`Pager::sync`](crate::Pager::sync) makes
+//! everything before it durable, and so does dropping the pager.
+//!
+//! ```
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("data.bin");
+//! use mappedpages::{Durability, Pager};
+//!
+//! let mut pager = Pager::<4096>::options()
+//!     .durability(Durability::Deferred)
+//!     .create(&path)?;
+//! let syncs = pager.sync_count();
+//! for byte in 0..10 {
+//!     let mut txn = pager.transaction()?;
+//!     let id = txn.alloc()?;
+//!     txn.get_mut(id)?.as_bytes_mut().fill(byte);
+//!     txn.commit()?;
+//! }
+//! assert_eq!(pager.sync_count(), syncs); // ten commits, no sync
+//! pager.sync()?; // all ten are durable now
+//! # assert_eq!(pager.allocated_page_count(), 10);
+//! # Ok::<(), mappedpages::MappedPageError>(())
+//! ```
+//!
+//! `examples/kv_store.rs` applies every batch of a small key-value store as
+//! one such transaction.
+//!
 //! # `PageAllocator` and `BulkPageAllocator` traits
 //!
 //! [`PageId`](crate::PageId), [`ProtectedPageId`](crate::ProtectedPageId)
@@ -250,7 +345,7 @@
 //! committing method: `alloc_async`, `free_async`, `alloc_bulk_async`,
 //! `free_bulk_async`, `alloc_protected_async`, `free_protected_async`,
 //! `alloc_protected_bulk_async`, `free_protected_bulk_async`, and
-//! `sync_async`.
+//! `sync_async`; and a transaction has `commit_async`.
 //!
 //! ```toml
 //! [dependencies]

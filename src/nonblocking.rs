@@ -1,4 +1,5 @@
-//! The `async` feature: `*_async` twins of the committing `Pager` methods.
+//! The `async` feature: `*_async` twins of the committing `Pager` methods
+//! and of [`Transaction::commit`].
 //!
 //! Every method is one line: it hands its synchronous twin to [`off_worker`],
 //! which keeps the blocking work (file growth, `msync`/`fsync`) off the tokio
@@ -11,6 +12,7 @@ use crate::error::Result;
 use crate::page::PageId;
 use crate::pager::Pager;
 use crate::protected::ProtectedPageId;
+use crate::transaction::Transaction;
 
 /// Runs blocking `job` without holding up a tokio worker thread when that is
 /// possible, and returns its result.
@@ -183,6 +185,34 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// As [`Pager::sync`].
     pub async fn sync_async(&mut self) -> Result<()> {
         off_worker(|| self.sync())
+    }
+}
+
+impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
+    /// [`Transaction::commit`], without blocking a multi-thread runtime's
+    /// worker. The whole commit runs in the future's first poll: a future
+    /// dropped before it is polled drops the transaction, which rolls it
+    /// back.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.bin");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let mut txn = pager.transaction()?;
+    /// let id = txn.alloc()?;
+    /// txn.get_mut(id)?.as_bytes_mut().fill(0xAB);
+    /// txn.commit_async().await?; // one sync for the page and its allocation
+    /// assert_eq!(id.get(&pager)?.as_bytes()[0], 0xAB);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Transaction::commit`].
+    pub async fn commit_async(self) -> Result<()> {
+        off_worker(|| self.commit())
     }
 }
 

@@ -1,4 +1,4 @@
-//! Every `*_async` method under a multi-thread and a current-thread tokio
+//! Every `*_async` method (and `Transaction::commit_async`) under a multi-thread and a current-thread tokio
 //! runtime, inside spawned tasks and in `block_on`, and outside any runtime.
 //! Where the blocking work runs is shown by the unit tests of the helper in
 //! `src/nonblocking.rs`.
@@ -72,6 +72,39 @@ async fn exercise(mut pager: Pager<4096>) -> Pager<4096> {
         pager.free_async(PageId(1)).await,
         Err(MappedPageError::ReservedPage)
     ));
+
+    // A transaction: pages, their bytes and a protected root, in one sync.
+    let root = pager.alloc_protected_async().await.unwrap();
+    let syncs = pager.sync_count();
+    let mut txn = pager.transaction().unwrap();
+    let ids = txn.alloc_bulk(3).unwrap();
+    for &id in &ids {
+        txn.get_mut(id).unwrap().as_bytes_mut().fill(0xC3);
+    }
+    txn.write_protected(root).unwrap().as_bytes_mut()[..8].copy_from_slice(&ids[0].0.to_le_bytes());
+    txn.commit_async().await.unwrap();
+    assert_eq!(pager.sync_count() - syncs, 1);
+    assert!(ids.iter().all(|id| id
+        .get(&pager)
+        .unwrap()
+        .as_bytes()
+        .iter()
+        .all(|&b| b == 0xC3)));
+    assert_eq!(
+        root.get(&pager).unwrap().as_bytes()[..8],
+        ids[0].0.to_le_bytes()
+    );
+    // A commit future dropped unpolled drops its transaction: rolled back.
+    let mut txn = pager.transaction().unwrap();
+    txn.free_bulk(ids.clone()).unwrap();
+    drop(txn.commit_async());
+    assert_eq!(pager.allocated_page_count(), 3);
+    let mut txn = pager.transaction().unwrap();
+    txn.free_bulk(ids).unwrap();
+    txn.free_protected(root).unwrap();
+    txn.commit_async().await.unwrap();
+    assert_eq!(pager.allocated_page_count(), 0);
+    assert_eq!(pager.iter_allocated_protected_pages().count(), 0);
     pager
 }
 
@@ -157,6 +190,13 @@ fn outside_any_runtime_each_future_completes_on_its_first_poll() {
         Poll::Ready(Ok(()))
     ));
     assert!(id.get(&pager).is_err());
+    let mut txn = pager.transaction().unwrap();
+    let id = txn.alloc().unwrap();
+    assert!(matches!(
+        pin!(txn.commit_async()).poll(&mut cx),
+        Poll::Ready(Ok(()))
+    ));
+    assert!(id.get(&pager).is_ok());
 }
 
 /// A future dropped before its first poll does nothing.
