@@ -20,7 +20,9 @@ pub enum Durability {
     /// [`Transaction`](crate::Transaction) wrote (two when the commit grows
     /// the file, or when regular pages written in place through
     /// [`PageId::get_mut`](crate::PageId::get_mut) must reach the disk
-    /// before the commit's metadata).
+    /// before the commit's metadata, and for the first write after an open,
+    /// which first makes the root open found durable: open itself syncs
+    /// nothing).
     #[default]
     Immediate,
     /// No sync at commit, like LMDB's `MDB_NOSYNC` or redb's

@@ -293,8 +293,10 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// Publishes everything this transaction did in one atomic commit. With
     /// [`Durability::Immediate`](crate::Durability::Immediate) it is durable
     /// when this returns, after one sync (two if the commit had to grow the
-    /// file, or if pages were written in place with [`PageId::get_mut`]
-    /// before the transaction began); with
+    /// file, if pages were written in place with [`PageId::get_mut`] before
+    /// the transaction began, or for the first write after an open: open
+    /// cannot tell whether the root it found is durable, so that write makes
+    /// it so first); with
     /// [`Durability::Deferred`](crate::Durability::Deferred), no sync. An
     /// empty transaction commits nothing.
     ///
