@@ -35,6 +35,7 @@
 
 mod bitmap;
 mod commit;
+mod concurrent;
 mod core;
 mod error;
 #[cfg(feature = "fault-injection")]
@@ -53,12 +54,15 @@ mod page;
 mod page_tree;
 mod pager;
 mod protected;
+mod read_only;
 mod recovery;
+mod snapshot;
 mod sub_page;
 mod traits;
 mod transaction;
 mod txn;
 
+pub use crate::concurrent::{ConcurrentError, ConcurrentPager, WriteGuard};
 pub use crate::error::{MappedPageError, Result};
 pub use crate::options::{
     Durability, PagerOptions, RecoveryReport, DEFAULT_INITIAL_PAGES, DEFAULT_MAX_GROWTH_STEP,
@@ -67,6 +71,8 @@ pub use crate::options::{
 pub use crate::page::{MappedPage, PageId};
 pub use crate::pager::{AllocatedPageIter, AllocatedProtectedPageIter, Pager};
 pub use crate::protected::{ProtectedPageId, ProtectedPageWriter};
+pub use crate::read_only::ReadOnlyPager;
+pub use crate::snapshot::Snapshot;
 pub use crate::sub_page::{SubPageAllocator, SubPageId};
 pub use crate::traits::{BulkPageAllocator, PageAllocator, PageHandle};
 pub use crate::transaction::{PageSet, Transaction};
