@@ -7,6 +7,11 @@
 //! for the writer to put a newer snapshot in its place. A reader therefore
 //! waits for no commit, no sync and no growth: it reads the last published
 //! state while the writer works on the next.
+//!
+//! In async code, `read` can be called from any task (it never waits on the
+//! writer's work, and the snapshot it returns is `Send + Sync + 'static`);
+//! `write` waits for the current writer, so call it where blocking is fine
+//! (`spawn_blocking`, `block_in_place`) or use `try_write`.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
