@@ -54,8 +54,13 @@ pub(crate) struct Journal {
     /// The file length, in pages, that the newest root counts on: what a
     /// failed call gives the file back to.
     pub root_total: u64,
-    /// Pages no root since the durable one references; reusable once durable.
-    pub awaiting_durable: Vec<u64>,
+    /// Pages no root since the durable one references, by the generation
+    /// of the commit that freed them; reusable once durable (and no older
+    /// snapshot lives).
+    pub awaiting_durable: Vec<(u64, Vec<u64>)>,
+    /// Pages freed by durable commits that a live snapshot may still read,
+    /// with the generation that freed them (see `snapshot.rs`).
+    pub held: Vec<(u64, Vec<u64>)>,
     /// Checks of the pages written, without a sync since, by the commits
     /// after the durable root, for the pages still in use: each root lists
     /// them all, so that a root whose earlier unsynced pages were lost to a
@@ -205,13 +210,36 @@ impl Core {
         self.make_room(&|_: &Core, _: u64| count, new_slots)
     }
 
+    /// Pages freed but not reusable yet: waiting for a sync, or held for
+    /// live snapshots.
+    fn waiting_pages(&self) -> u64 {
+        let journal = &self.journal;
+        journal
+            .awaiting_durable
+            .iter()
+            .chain(&journal.held)
+            .map(|(_, pages)| pages.len() as u64)
+            .sum()
+    }
+
+    /// Whether `page` was freed by a commit and is not reusable yet: free to
+    /// the caller, so freeing it again is a double free.
+    pub(crate) fn is_waiting(&self, page: u64) -> bool {
+        let journal = &self.journal;
+        journal
+            .awaiting_durable
+            .iter()
+            .chain(&journal.held)
+            .any(|(_, pages)| pages.contains(&page))
+    }
+
     /// Fails with `InvalidCount` if `pages` more pages in use could not fit
     /// in any file this pager can have (the format's page numbers, the
     /// largest file the OS and the address space allow): checked before
     /// anything is touched.
     pub(crate) fn check_room(&self, pages: u64, count: u64) -> Result<()> {
-        let in_use = (self.map.total_pages() - self.map.free_pages())
-            .saturating_sub(self.journal.awaiting_durable.len() as u64);
+        let in_use =
+            (self.map.total_pages() - self.map.free_pages()).saturating_sub(self.waiting_pages());
         match in_use.checked_add(pages) {
             Some(total) if total <= self.max_total_pages => Ok(()),
             _ => Err(MappedPageError::InvalidCount { count }),
@@ -225,6 +253,8 @@ impl Core {
     /// does. On error nothing in memory has changed and the file has its old
     /// length.
     fn make_room(&mut self, need: &dyn Fn(&Core, u64) -> u64, new_slots: u64) -> Result<()> {
+        // Snapshots dropped since the last commit give their pages back.
+        self.release_unpinned();
         if self.map.free_pages() < need(self, self.map.total_pages())
             && !self.journal.awaiting_durable.is_empty()
         {
@@ -503,7 +533,10 @@ impl Core {
         self.journal.last_slot = slot;
         self.journal.root_checks[slot] = checked;
         self.journal.root_total = root.total_pages;
-        self.journal.awaiting_durable.extend(freed);
+        if !freed.is_empty() {
+            let generation = self.journal.generation;
+            self.journal.awaiting_durable.push((generation, freed));
+        }
         for (slot, before) in slots_before {
             self.journal.durable_entries.entry(slot).or_insert(before);
         }
@@ -589,8 +622,9 @@ impl Core {
         self.journal.unsynced_checks.clear();
         self.journal.durable_entries.clear();
         self.journal.durable_slot = self.journal.last_slot;
-        let released = std::mem::take(&mut self.journal.awaiting_durable);
-        self.map.release(&released);
+        let durable = std::mem::take(&mut self.journal.awaiting_durable);
+        self.journal.held.extend(durable);
+        self.release_unpinned();
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! `Pager<PAGE_SIZE>` is a thin typed face over it.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::commit::Journal;
 use crate::error::{MappedPageError, Result};
@@ -13,6 +14,7 @@ use crate::freemap::{FreeMap, PageUse};
 use crate::io::{max_file_bytes, Storage};
 use crate::options::{Durability, RecoveryReport};
 use crate::page_tree::PageTree;
+use crate::snapshot::Registry;
 
 #[derive(Debug)]
 pub(crate) struct Core {
@@ -39,7 +41,9 @@ pub(crate) struct Core {
     pub poisoned: bool,
     pub recovery: RecoveryReport,
     /// What a protected page that was never committed reads as.
-    pub zero_page: Box<[u8]>,
+    pub zero_page: Arc<[u8]>,
+    /// The snapshots given out (`snapshot.rs`).
+    pub snapshots: Registry,
 }
 
 /// Settings the engine needs, independent of the page-size type parameter.
@@ -80,7 +84,8 @@ impl Core {
             other_root_checks: false,
             poisoned: false,
             recovery,
-            zero_page: vec![0u8; settings.page_size].into_boxed_slice(),
+            zero_page: vec![0u8; settings.page_size].into(),
+            snapshots: Registry::default(),
         }
     }
 
@@ -110,6 +115,7 @@ impl Core {
             durable_slot: 0,
             root_total: total,
             awaiting_durable: Vec::new(),
+            held: Vec::new(),
             unsynced_checks: Vec::new(),
             root_checks: Default::default(),
             check_pages: Vec::new(),
@@ -194,6 +200,7 @@ impl Core {
     #[inline]
     pub(crate) fn regular_page_mut(&mut self, page: u64) -> Result<&mut [u8]> {
         self.check_regular(page)?;
+        self.check_not_in_snapshot(page)?;
         if self.is_guarded(page) || (self.open_unsettled && self.other_root_checks) {
             // Rare: a write in place over a page that a root which may still
             // be needed checks (one a transaction just wrote). Make that root
@@ -206,7 +213,7 @@ impl Core {
         }
         self.data_dirty = true;
         let range = self.page_range(page);
-        match self.store.bytes_mut().get_mut(range) {
+        match self.store.range_mut(range) {
             Some(bytes) => Ok(bytes),
             None => Err(MappedPageError::OutOfBounds),
         }

@@ -150,6 +150,18 @@ pub enum MappedPageError {
         page: u64,
     },
 
+    /// A write in place ([`PageId::get_mut`](crate::PageId::get_mut)) to a
+    /// page a live [`Snapshot`](crate::Snapshot) reads. Snapshots read
+    /// committed bytes while the writer goes on, so those bytes do not
+    /// change while one lives: write a fresh page in a
+    /// [`Transaction`](crate::Transaction), or drop the snapshots first.
+    /// Nothing changed.
+    #[error("page {page} is read by a live snapshot and cannot be written in place")]
+    InUseBySnapshot {
+        /// The offending id.
+        page: u64,
+    },
+
     /// A page was asked of a [`PageSet`](crate::PageSet) that it has already
     /// lent out in a way that excludes this borrow: a page lent writable is
     /// lent once, and not also readable. Nothing changed.

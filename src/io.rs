@@ -2,16 +2,29 @@
 //!
 //! Everything the pager does to the file goes through [`Storage`]: a later
 //! crash simulator plugs in here to stop the program between any two writes or
-//! syncs, or to fail one. This module and `page.rs` hold the crate's only
-//! `unsafe` code.
+//! syncs, or to fail one. This module holds the crate's `unsafe` code that
+//! touches the map, and `snapshot.rs` the one read that other threads make.
 //!
 //! # Why the map is sound
-//! A `MmapMut` hands out slices whose bytes the kernel may change if another
+//! A map hands out slices whose bytes the kernel may change if another
 //! program writes the file. [`Storage`] takes an exclusive lock on the file
 //! when it opens it (`flock`), so no other `Pager` writes it. A program that
 //! ignores the advisory lock and writes or truncates the file anyway can
 //! change bytes under a live reference or make a read fault (`SIGBUS`); the
 //! crate documentation says so.
+//!
+//! Each mapping is a [`MapRegion`] behind an `Arc`, shared by the writer and
+//! by the snapshots taken from it (`snapshot.rs`). Growing the file makes a
+//! new, longer mapping; an older one stays mapped, and the file stays locked,
+//! until the last snapshot holding it is dropped, so no snapshot ever reads
+//! unmapped memory. The writer is the only one who writes through a
+//! mapping: whole-map shared views ([`Storage::bytes`]) live only while it
+//! writes nothing (both need the `Storage`), and it writes only through
+//! page ranges ([`Storage::range_mut`], [`Storage::copy_within`],
+//! [`DisjointPages`]) that, by the pager's rules, no live snapshot reads:
+//! pages allocated after every live snapshot was taken, and protected copies
+//! no live snapshot names. That rule is what makes reading from other
+//! threads sound; `snapshot.rs` states it in full.
 
 #![allow(unsafe_code)]
 
@@ -24,7 +37,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use memmap2::{MmapMut, MmapOptions};
+use std::sync::Arc;
+
+use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{MappedPageError, Result};
 use crate::fault::{HookSlot, IoEvent};
@@ -32,8 +47,8 @@ use crate::fault::{HookSlot, IoEvent};
 /// The open, locked, mapped file.
 #[derive(Debug)]
 pub(crate) struct Storage {
-    file: File,
-    map: MmapMut,
+    file: Arc<File>,
+    map: Arc<MapRegion>,
     /// The file's length in bytes; at least the map's length. Longer only
     /// when giving back the tail of a failed growth failed.
     file_len: u64,
@@ -41,16 +56,75 @@ pub(crate) struct Storage {
     hook: HookSlot,
 }
 
-/// Maps the first `len` bytes of the file read-write.
-fn map_file(file: &File, len: u64) -> io::Result<MmapMut> {
-    let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
-    // SAFETY: the file is locked exclusively by the `Storage` that owns it
-    // (see the module docs), and every access through the map is bounds-checked
-    // against the map's own length, which is at most the file's length at
-    // mapping time; the file is cut only below a map that was first replaced
-    // by a shorter one (`Storage::give_back`), so it never ends inside a live
-    // map.
-    unsafe { MmapOptions::new().len(len).map_mut(file) }
+/// One read-write mapping of the first `len` bytes of the file, and the
+/// locked file it maps: a snapshot that holds the region holds the lock, so
+/// no other `Pager` can write the bytes it reads.
+#[derive(Debug)]
+pub(crate) struct MapRegion {
+    map: MmapRaw,
+    _file: Arc<File>,
+    /// Mapped read-only under a shared lock: no one writes it at all.
+    read_only: bool,
+}
+
+impl MapRegion {
+    /// Maps the first `len` bytes of `file` read-write.
+    fn new(file: &Arc<File>, len: u64) -> io::Result<MapRegion> {
+        let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        let map = MmapOptions::new().len(len).map_raw(&**file)?;
+        Ok(MapRegion {
+            map,
+            _file: Arc::clone(file),
+            read_only: false,
+        })
+    }
+
+    /// Opens `path` for reading only, takes a shared lock on it (which a
+    /// writer's exclusive lock excludes, either way round: `Locked`) and
+    /// maps all of it read-only. No write to the file is possible through
+    /// the result.
+    pub fn open_read_only(path: &Path) -> Result<MapRegion> {
+        let file = Arc::new(OpenOptions::new().read(true).open(path)?);
+        lock_shared(&file)?;
+        let len = usize::try_from(file.metadata()?.len())
+            .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        let map = MmapOptions::new().len(len).map_raw_read_only(&*file)?;
+        Ok(MapRegion {
+            map,
+            _file: file,
+            read_only: true,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// All of a region made by [`MapRegion::open_read_only`]; `None` for
+    /// the writer's regions.
+    pub fn read_only_bytes(&self) -> Option<&[u8]> {
+        // SAFETY: a read-only mapping of a file under a shared lock, which
+        // excludes every `Pager`: no one writes these bytes while it lives.
+        self.read_only
+            .then(|| unsafe { self.range(0..self.map.len()) })
+            .flatten()
+    }
+
+    /// The bytes of `range`, if it lies within the mapping.
+    ///
+    /// # Safety
+    /// No one may write these bytes while the returned slice lives: the
+    /// writer writes only ranges no live snapshot reads (module docs).
+    #[inline]
+    pub unsafe fn range(&self, range: std::ops::Range<usize>) -> Option<&[u8]> {
+        if range.start > range.end || range.end > self.map.len() {
+            return None;
+        }
+        // SAFETY: in bounds (checked above) of a mapping that lives as long
+        // as `self`; the file is not cut below it while it is mapped (see
+        // `Storage::give_back`); the caller excludes writers.
+        Some(unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(range.start), range.len()) })
+    }
 }
 
 /// The longest file this process could map and use, in bytes: the largest
@@ -92,9 +166,20 @@ pub(crate) fn max_file_bytes() -> u64 {
 /// spawns a child, the child briefly holds copies of every descriptor until
 /// it execs, so a file a `Pager` just closed can look locked for a moment.
 fn lock(file: &File) -> Result<()> {
+    retry_lock(|| file.try_lock())
+}
+
+/// Takes a shared lock, which an exclusive one excludes either way round:
+/// `Locked` while a writer holds the file (after the grace period of
+/// [`lock`]), and a writer gets `Locked` while readers hold it.
+fn lock_shared(file: &File) -> Result<()> {
+    retry_lock(|| file.try_lock_shared())
+}
+
+fn retry_lock(mut try_lock: impl FnMut() -> std::result::Result<(), TryLockError>) -> Result<()> {
     const ATTEMPTS: u32 = 10;
     for attempt in 1..=ATTEMPTS {
-        match file.try_lock() {
+        match try_lock() {
             Ok(()) => return Ok(()),
             Err(TryLockError::WouldBlock) if attempt < ATTEMPTS => {
                 std::thread::sleep(std::time::Duration::from_millis(5));
@@ -181,8 +266,9 @@ impl Storage {
     }
 
     fn map_locked(file: File, hook: HookSlot) -> Result<Storage> {
+        let file = Arc::new(file);
         let file_len = file.metadata()?.len();
-        let map = map_file(&file, file_len)?;
+        let map = Arc::new(MapRegion::new(&file, file_len)?);
         Ok(Storage {
             file,
             map,
@@ -209,20 +295,59 @@ impl Storage {
     /// The whole file.
     #[inline]
     pub fn bytes(&self) -> &[u8] {
-        &self.map
+        // SAFETY: the whole mapping; only this `Storage` writes through it,
+        // and not while this shared borrow of it lives; snapshots only read.
+        unsafe { self.map.range(0..self.map.len()) }.unwrap_or_default()
     }
 
-    /// The whole file, writable. Writes here are ordinary page-cache writes:
-    /// durable only after the next [`Storage::sync`].
+    /// The current mapping, for a snapshot to read.
+    pub fn region(&self) -> Arc<MapRegion> {
+        Arc::clone(&self.map)
+    }
+
+    /// The bytes of `range`, writable, if it lies within the file. Writes
+    /// are ordinary page-cache writes: durable only after the next
+    /// [`Storage::sync`]. The caller passes only ranges that no live
+    /// snapshot reads (module docs).
     #[inline]
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.map
+    pub fn range_mut(&mut self, range: std::ops::Range<usize>) -> Option<&mut [u8]> {
+        if range.start > range.end || range.end > self.map.len() {
+            return None;
+        }
+        // SAFETY: in bounds of the live mapping; `&mut self` excludes every
+        // other view this `Storage` hands out, and no snapshot reads the
+        // range (the caller's rule above).
+        Some(unsafe {
+            std::slice::from_raw_parts_mut(self.map.map.as_mut_ptr().add(range.start), range.len())
+        })
+    }
+
+    /// Copies the bytes of `src` to `dst_start` (ranges that do not
+    /// overlap); false, changing nothing, if either is out of bounds. The
+    /// destination is a range no live snapshot reads.
+    pub fn copy_within(&mut self, src: std::ops::Range<usize>, dst_start: usize) -> bool {
+        let len = src.len();
+        let in_bounds = |start: usize| {
+            start
+                .checked_add(len)
+                .is_some_and(|end| end <= self.map.len())
+        };
+        let disjoint = src.end <= dst_start || dst_start.saturating_add(len) <= src.start;
+        if src.start > src.end || !in_bounds(src.start) || !in_bounds(dst_start) || !disjoint {
+            return false;
+        }
+        let base = self.map.map.as_mut_ptr();
+        // SAFETY: both ranges are in bounds and do not overlap; the
+        // destination is written by no one else and read by no snapshot
+        // (the caller's rule), and the source is only read.
+        unsafe { std::ptr::copy_nonoverlapping(base.add(src.start), base.add(dst_start), len) };
+        true
     }
 
     /// The map, to lend out several pages of at once (see [`DisjointPages`]).
     pub fn disjoint_pages(&mut self, page_size: usize) -> DisjointPages<'_> {
         DisjointPages {
-            base: self.map.as_mut_ptr(),
+            base: self.map.map.as_mut_ptr(),
             len: self.map.len(),
             page_size,
             lent: RefCell::new(HashMap::new()),
@@ -251,7 +376,7 @@ impl Storage {
     /// Makes every write so far durable: one `fdatasync`, which on Linux also
     /// writes back pages dirtied through the map.
     pub fn sync(&mut self) -> io::Result<()> {
-        self.hook.fire(IoEvent::Sync { file: &self.map })?;
+        self.hook.fire(IoEvent::Sync { file: self.bytes() })?;
         self.syncs += 1;
         self.file.sync_data()
     }
@@ -288,18 +413,21 @@ impl Storage {
             self.file_len = new_len;
         }
         self.hook.fire(IoEvent::Map { len: new_len })?;
-        self.map = map_file(&self.file, new_len)?;
+        self.map = Arc::new(MapRegion::new(&self.file, new_len)?);
         Ok(())
     }
 
     /// Gives back the tail of the file past `len` bytes: maps only `len`
-    /// bytes, then cuts the file there. Returns an error, with the map
+    /// bytes, then cuts the file there. An older, longer mapping a snapshot
+    /// holds still covers the tail, but a snapshot reads only pages its
+    /// state counts, and `len` is never below what the newest root counts
+    /// on, which no snapshot's state exceeds. Returns an error, with the map
     /// unchanged, if the shorter map cannot be made; a failure to cut leaves
     /// the file longer than the map, which is harmless.
     pub fn give_back(&mut self, len: u64) -> io::Result<()> {
         if len < self.len() {
             self.hook.fire(IoEvent::Map { len })?;
-            self.map = map_file(&self.file, len)?;
+            self.map = Arc::new(MapRegion::new(&self.file, len)?);
         }
         let _ = self.cut_to(len);
         Ok(())

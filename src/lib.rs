@@ -18,6 +18,22 @@
 //! undone by dropping it. After a crash the file reopens to the state before
 //! the transaction or after it, never a part.
 //!
+//! Readers never wait for the writer. A [`Snapshot`] ([`Pager::snapshot`])
+//! is a read view of one committed state, `Send + Sync` and cheap to clone,
+//! that any number of threads read while the writer goes on committing; a
+//! [`ConcurrentPager`] shares a pager between one writer at a time and any
+//! number of such readers; a [`ReadOnlyPager`] opens a file for reading only,
+//! from several processes at once. What makes reading from other threads
+//! sound, in short: while a snapshot lives, no byte it can read is written
+//! (pages freed after it are not reused, transactions write only fresh
+//! pages, writes in place to its pages are refused with
+//! [`MappedPageError::InUseBySnapshot`], protected writes go to other
+//! pages), and no mapping it reads is unmapped (a growth maps the file anew
+//! and the old mapping stays with the snapshots). The full argument is in
+//! the source of the `snapshot` module. For async code nothing more is
+//! needed: a snapshot is `Send + Sync + 'static`, so it moves into tasks as
+//! it is.
+//!
 //! The on-disk format and the commit protocol are specified in `FORMAT.md`.
 //!
 //! # Safety of the memory map
@@ -35,6 +51,7 @@
 
 mod bitmap;
 mod commit;
+mod concurrent;
 mod core;
 mod error;
 #[cfg(feature = "fault-injection")]
@@ -53,12 +70,15 @@ mod page;
 mod page_tree;
 mod pager;
 mod protected;
+mod read_only;
 mod recovery;
+mod snapshot;
 mod sub_page;
 mod traits;
 mod transaction;
 mod txn;
 
+pub use crate::concurrent::{ConcurrentError, ConcurrentPager, WriteGuard};
 pub use crate::error::{MappedPageError, Result};
 pub use crate::options::{
     Durability, PagerOptions, RecoveryReport, DEFAULT_INITIAL_PAGES, DEFAULT_MAX_GROWTH_STEP,
@@ -67,6 +87,8 @@ pub use crate::options::{
 pub use crate::page::{MappedPage, PageId};
 pub use crate::pager::{AllocatedPageIter, AllocatedProtectedPageIter, Pager};
 pub use crate::protected::{ProtectedPageId, ProtectedPageWriter};
+pub use crate::read_only::ReadOnlyPager;
+pub use crate::snapshot::Snapshot;
 pub use crate::sub_page::{SubPageAllocator, SubPageId};
 pub use crate::traits::{BulkPageAllocator, PageAllocator, PageHandle};
 pub use crate::transaction::{PageSet, Transaction};

@@ -158,7 +158,7 @@ impl<const PAGE_SIZE: usize> ProtectedPageWriter<'_, PAGE_SIZE> {
         let range = core.page_range(self.page);
         // The range was checked when the writer was made, and the map cannot
         // change while the writer borrows the pager.
-        MappedPage::from_bytes_mut(core.store.bytes_mut().get_mut(range).unwrap_or_default())
+        MappedPage::from_bytes_mut(core.store.range_mut(range).unwrap_or_default())
     }
 
     /// The staged bytes.

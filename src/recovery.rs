@@ -429,27 +429,36 @@ fn never_created(file: &[u8], page_size: usize) -> bool {
         })
 }
 
+/// Page `n` of `file`, if the file holds all of it.
+fn file_page(file: &[u8], page_size: usize, n: u64) -> Option<&[u8]> {
+    let start = usize::try_from(n.checked_mul(page_size as u64)?).ok()?;
+    file.get(start..start.checked_add(page_size)?)
+}
+
+/// Checks the superblock of `file` (all of it, as mapped) and loads the
+/// state of its newest valid root: what `open` does before it builds a
+/// pager, shared with the read-only pager.
+pub(crate) fn open_state(file: &[u8], page_size: usize) -> Result<Chosen> {
+    let found = match superblock::decode(file) {
+        Ok(found) => found,
+        Err(_) if never_created(file, page_size) => return Err(MappedPageError::IncompleteCreate),
+        Err(err) => return Err(err),
+    };
+    if found != page_size as u64 {
+        return Err(MappedPageError::InvalidPageSize);
+    }
+    Ok(choose_root(file.len() as u64, page_size, |n| {
+        file_page(file, page_size, n)
+    })?)
+}
+
 impl Core {
     /// Opens an existing file (see the module docs).
     pub(crate) fn open(path: &Path, settings: Settings) -> Result<Core> {
         let store = Storage::open(path, settings.hook.clone())?;
         let page_size = settings.page_size;
-        let found = match superblock::decode(store.bytes()) {
-            Ok(found) => found,
-            Err(_) if never_created(store.bytes(), page_size) => {
-                return Err(MappedPageError::IncompleteCreate)
-            }
-            Err(err) => return Err(err),
-        };
-        if found != page_size as u64 {
-            return Err(MappedPageError::InvalidPageSize);
-        }
-        let bytes = store.bytes();
-        let page = |n: u64| {
-            let start = usize::try_from(n.checked_mul(page_size as u64)?).ok()?;
-            bytes.get(start..start.checked_add(page_size)?)
-        };
-        let chosen = choose_root(store.len(), page_size, page)?;
+        let chosen = open_state(store.bytes(), page_size)?;
+        let page = |n: u64| file_page(store.bytes(), page_size, n);
         // What we opened may so far live only in the page cache (a process
         // crash): it is made durable before the first write on top of it
         // (`Core::settle_open`), not here, so that an open that writes
@@ -463,6 +472,7 @@ impl Core {
             durable_slot: chosen.slot,
             root_total: chosen.root.total_pages,
             awaiting_durable: Vec::new(),
+            held: Vec::new(),
             unsynced_checks: Vec::new(),
             root_checks: Default::default(),
             check_pages: chosen.loaded.check_pages,

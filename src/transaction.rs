@@ -208,7 +208,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
         }
         txn.note_written(id.0);
         let range = core.page_range(id.0);
-        match core.store.bytes_mut().get_mut(range) {
+        match core.store.range_mut(range) {
             Some(bytes) => Ok(MappedPage::from_bytes_mut(bytes)),
             None => Err(MappedPageError::OutOfBounds),
         }
@@ -284,8 +284,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
         let page = core.txn_stage_protected(txn, id.0)?;
         let range = core.page_range(page);
         core.store
-            .bytes_mut()
-            .get_mut(range)
+            .range_mut(range)
             .map(MappedPage::from_bytes_mut)
             .ok_or(MappedPageError::OutOfBounds)
     }

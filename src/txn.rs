@@ -187,10 +187,7 @@ impl Core {
                 PageUse::OutOfBounds => return Err(MappedPageError::OutOfBounds),
                 // Freed by this transaction, or by a commit not yet durable:
                 // free to the caller, so a second free is a double free.
-                PageUse::Internal
-                    if txn.freed.contains(&page)
-                        || self.journal.awaiting_durable.contains(&page) =>
-                {
+                PageUse::Internal if txn.freed.contains(&page) || self.is_waiting(page) => {
                     return Err(MappedPageError::DoubleFree)
                 }
                 PageUse::Internal => return Err(MappedPageError::NotAllocated { page }),
@@ -304,7 +301,7 @@ impl Core {
             ..entry
         };
         let mut replaced = None;
-        if self.durable_root_names(slot, page) {
+        if self.durable_root_names(slot, page) || self.snapshot_names(slot, page) {
             self.ensure_free(1)?;
             let fresh = self
                 .map
@@ -316,15 +313,16 @@ impl Core {
             page = fresh;
         }
         let dst = self.page_range(page);
-        if self.store.bytes().get(dst.clone()).is_none() {
+        let staged = match source {
+            Some(source) => self.store.copy_within(self.page_range(source), dst.start),
+            None => self
+                .store
+                .range_mut(dst)
+                .map(|bytes| bytes.fill(0))
+                .is_some(),
+        };
+        if !staged {
             return Err(MappedPageError::OutOfBounds);
-        }
-        match source {
-            Some(source) => {
-                let src = self.page_range(source);
-                self.store.bytes_mut().copy_within(src, dst.start);
-            }
-            None => self.store.bytes_mut()[dst].fill(0),
         }
         txn.staged.insert(
             slot,

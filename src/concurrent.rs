@@ -1,0 +1,237 @@
+//! `ConcurrentPager`: one writer at a time, and readers that never wait for
+//! it (contract R1, R6).
+//!
+//! The writer side is a mutex around the [`Pager`]; the reader side is the
+//! [`Snapshot`] of the state the last writer left, which a reader clones
+//! (an `Arc` clone) under a lock that is only ever held for that clone or
+//! for the writer to put a newer snapshot in its place. A reader therefore
+//! waits for no commit, no sync and no growth: it reads the last published
+//! state while the writer works on the next.
+//!
+//! In async code, `read` can be called from any task (it never waits on the
+//! writer's work, and the snapshot it returns is `Send + Sync + 'static`);
+//! `write` waits for the current writer, so call it where blocking is fine
+//! (`spawn_blocking`, `block_in_place`) or use `try_write`.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, TryLockError};
+
+use crate::error::Result;
+use crate::pager::Pager;
+use crate::snapshot::Snapshot;
+
+/// Why a [`ConcurrentPager`] lock was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConcurrentError {
+    /// A writer panicked while it held the writer side. The pager's state
+    /// may be anywhere between its last commit and what the writer was
+    /// doing; readers still get the last published snapshot. Recover the
+    /// pager with [`ConcurrentPager::into_inner`], or drop it and reopen the
+    /// file: it reopens to its last commit.
+    #[error("a writer panicked while holding the pager")]
+    Poisoned,
+    /// `try_write` found another writer, or `try_read` found the snapshot
+    /// being replaced at that instant.
+    #[error("the lock is held; try again")]
+    WouldBlock,
+}
+
+struct Shared<const PAGE_SIZE: usize> {
+    writer: Mutex<Pager<PAGE_SIZE>>,
+    latest: RwLock<Snapshot<PAGE_SIZE>>,
+}
+
+/// A [`Pager`] shared between threads: one writer at a time, and any number
+/// of readers that read the last published commit without waiting for the
+/// writer. `Clone + Send + Sync`; clones share the one pager.
+///
+/// ```
+/// use mappedpages::{ConcurrentPager, Pager};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.bin");
+/// let shared = ConcurrentPager::new(Pager::<4096>::create(&path)?)?;
+/// let id = {
+///     let mut writer = shared.write()?;
+///     let mut txn = writer.transaction()?;
+///     let id = txn.alloc()?;
+///     txn.get_mut(id)?.as_bytes_mut()[0] = 42;
+///     txn.commit()?;
+///     id
+/// }; // the writer's commits are published when the guard is dropped
+///
+/// let reader = {
+///     let shared = shared.clone();
+///     std::thread::spawn(move || shared.read().map(|s| s.get(id).map(|p| p.as_bytes()[0])))
+/// };
+/// assert_eq!(reader.join().unwrap()??, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ConcurrentPager<const PAGE_SIZE: usize> {
+    shared: Arc<Shared<PAGE_SIZE>>,
+}
+
+impl<const PAGE_SIZE: usize> Clone for ConcurrentPager<PAGE_SIZE> {
+    fn clone(&self) -> Self {
+        ConcurrentPager {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<const PAGE_SIZE: usize> fmt::Debug for ConcurrentPager<PAGE_SIZE> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConcurrentPager")
+            .field("page_size", &PAGE_SIZE)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock_error<T>(err: TryLockError<T>) -> ConcurrentError {
+    match err {
+        TryLockError::Poisoned(_) => ConcurrentError::Poisoned,
+        TryLockError::WouldBlock => ConcurrentError::WouldBlock,
+    }
+}
+
+impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
+    /// Shares `pager`; readers start at its last commit.
+    ///
+    /// # Errors
+    /// `Unavailable` if the pager is, after an earlier I/O failure.
+    pub fn new(pager: Pager<PAGE_SIZE>) -> Result<Self> {
+        let latest = RwLock::new(pager.snapshot()?);
+        Ok(ConcurrentPager {
+            shared: Arc::new(Shared {
+                writer: Mutex::new(pager),
+                latest,
+            }),
+        })
+    }
+
+    /// The pager back, if this is the last clone; else this handle back.
+    /// A pager whose writer panicked is returned too (see
+    /// [`ConcurrentError::Poisoned`]).
+    pub fn into_inner(self) -> std::result::Result<Pager<PAGE_SIZE>, Self> {
+        match Arc::try_unwrap(self.shared) {
+            Ok(shared) => {
+                let Shared { writer, latest } = shared;
+                drop(latest);
+                Ok(writer.into_inner().unwrap_or_else(|p| p.into_inner()))
+            }
+            Err(shared) => Err(ConcurrentPager { shared }),
+        }
+    }
+
+    /// The writer side, waiting for the writer before (not for readers).
+    /// Commits made through the guard are published to readers when it is
+    /// dropped.
+    ///
+    /// # Errors
+    /// `Poisoned` if a writer panicked while holding it.
+    pub fn write(&self) -> std::result::Result<WriteGuard<'_, PAGE_SIZE>, ConcurrentError> {
+        let pager = self
+            .shared
+            .writer
+            .lock()
+            .map_err(|_| ConcurrentError::Poisoned)?;
+        Ok(self.guard(pager))
+    }
+
+    /// The writer side, if no other writer holds it.
+    ///
+    /// # Errors
+    /// `WouldBlock` if another writer holds it, `Poisoned` as for
+    /// [`ConcurrentPager::write`].
+    pub fn try_write(&self) -> std::result::Result<WriteGuard<'_, PAGE_SIZE>, ConcurrentError> {
+        let pager = self.shared.writer.try_lock().map_err(lock_error)?;
+        Ok(self.guard(pager))
+    }
+
+    fn guard<'a>(&'a self, pager: MutexGuard<'a, Pager<PAGE_SIZE>>) -> WriteGuard<'a, PAGE_SIZE> {
+        WriteGuard {
+            pager,
+            latest: &self.shared.latest,
+        }
+    }
+
+    /// A snapshot of the last published commit. Never waits for the writer.
+    ///
+    /// # Errors
+    /// `Poisoned` only if a thread panicked while replacing the snapshot,
+    /// which no code of this crate does.
+    pub fn read(&self) -> std::result::Result<Snapshot<PAGE_SIZE>, ConcurrentError> {
+        self.shared
+            .latest
+            .read()
+            .map(|latest| latest.clone())
+            .map_err(|_| ConcurrentError::Poisoned)
+    }
+
+    /// [`ConcurrentPager::read`], without waiting even for the instant the
+    /// writer replaces the snapshot.
+    ///
+    /// # Errors
+    /// `WouldBlock` at that instant; `Poisoned` as for `read`.
+    pub fn try_read(&self) -> std::result::Result<Snapshot<PAGE_SIZE>, ConcurrentError> {
+        self.shared
+            .latest
+            .try_read()
+            .map(|latest| latest.clone())
+            .map_err(lock_error)
+    }
+}
+
+/// The writer side of a [`ConcurrentPager`]: the [`Pager`], by `Deref`.
+/// Dropping it publishes the state it leaves to readers.
+pub struct WriteGuard<'a, const PAGE_SIZE: usize> {
+    pager: MutexGuard<'a, Pager<PAGE_SIZE>>,
+    latest: &'a RwLock<Snapshot<PAGE_SIZE>>,
+}
+
+impl<const PAGE_SIZE: usize> fmt::Debug for WriteGuard<'_, PAGE_SIZE> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteGuard").finish_non_exhaustive()
+    }
+}
+
+impl<const PAGE_SIZE: usize> Deref for WriteGuard<'_, PAGE_SIZE> {
+    type Target = Pager<PAGE_SIZE>;
+
+    fn deref(&self) -> &Pager<PAGE_SIZE> {
+        &self.pager
+    }
+}
+
+impl<const PAGE_SIZE: usize> DerefMut for WriteGuard<'_, PAGE_SIZE> {
+    fn deref_mut(&mut self) -> &mut Pager<PAGE_SIZE> {
+        &mut self.pager
+    }
+}
+
+impl<const PAGE_SIZE: usize> WriteGuard<'_, PAGE_SIZE> {
+    /// Publishes the pager's last commit to readers now, without dropping
+    /// the guard (dropping it does the same).
+    pub fn publish(&mut self) {
+        let Ok(snapshot) = self.pager.snapshot() else {
+            // An unavailable pager has nothing newer to show.
+            return;
+        };
+        let replaced = match self.latest.write() {
+            Ok(mut latest) if latest.generation() != snapshot.generation() => {
+                Some(std::mem::replace(&mut *latest, snapshot))
+            }
+            _ => None,
+        };
+        // The old state is freed, if this was its last holder, after the
+        // lock is released: readers wait for the swap only.
+        drop(replaced);
+    }
+}
+
+impl<const PAGE_SIZE: usize> Drop for WriteGuard<'_, PAGE_SIZE> {
+    fn drop(&mut self) {
+        self.publish();
+    }
+}

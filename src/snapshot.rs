@@ -1,0 +1,374 @@
+//! Snapshots: read views of one committed state that any number of threads
+//! read while the writer goes on (contract R1–R3).
+//!
+//! A snapshot is an `Arc` of a [`Frozen`] state: a copy of the allocation
+//! bitmap (one bit per page) and of the protected directory as of a commit,
+//! and the mapping of the file at that time. Taking the first snapshot after
+//! a commit makes the copy; every later one until the next commit shares it.
+//!
+//! # Why reading from other threads is sound
+//! A snapshot reads only two kinds of page: regular pages allocated in its
+//! state, and the committed copy of each protected page in its state. The
+//! writer is the only one who writes the file, and it never writes either:
+//!
+//! 1. **Freed pages wait.** A page freed by the commit of generation `g` is
+//!    not handed out again while a snapshot of a generation before `g`
+//!    lives ([`Core::release_unpinned`]), so a page a snapshot counts as
+//!    allocated is never reallocated, hence never fresh, under it.
+//! 2. **Transactions write only fresh pages** (`txn.rs`): pages allocated by
+//!    the transaction itself, which were free in the newest state, and by
+//!    rule 1 in every live snapshot too.
+//! 3. **Writes in place are refused** for a page the newest live snapshot
+//!    counts as allocated (`PageId::get_mut` and everything built on it
+//!    return [`MappedPageError::InUseBySnapshot`]). The newest is enough: a
+//!    page allocated now and in an older live snapshot stayed allocated
+//!    from then on (rule 1), so the newest one counts it too.
+//! 4. **Protected writes are staged elsewhere.** A staged write goes to the
+//!    copy of the pair that the newest state does not name; if a live
+//!    snapshot (or the durable root) names it, to a fresh page instead, and
+//!    the old copy is freed under rule 1.
+//! 5. **Mappings outlive growth.** Growing the file maps it anew; the older
+//!    mapping, which a snapshot holds by `Arc`, stays mapped, and the file
+//!    stays locked, until the last snapshot holding it is dropped. The file
+//!    is never cut below a length a snapshot's state counts on.
+//!
+//! So no byte a snapshot can read is written while it lives: there is no
+//! data race and no torn read, on any thread. The writer's own metadata
+//! writes (roots, page trees, check pages) go to pages snapshots never read.
+
+#![allow(unsafe_code)]
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use crate::bitmap::BitVec;
+use crate::core::Core;
+use crate::error::{MappedPageError, Result};
+use crate::format::record::{DirEntry, EntryState};
+use crate::format::FIRST_DATA_PAGE;
+use crate::freemap::FreeMap;
+use crate::io::MapRegion;
+use crate::page::{MappedPage, PageId};
+use crate::pager::Pager;
+use crate::protected::ProtectedPageId;
+
+/// The committed state a snapshot reads.
+pub(crate) struct Frozen {
+    generation: u64,
+    page_size: usize,
+    total_pages: u64,
+    regular: BitVec,
+    regular_count: u64,
+    directory: Vec<DirEntry>,
+    map: Arc<MapRegion>,
+    zero_page: Arc<[u8]>,
+    alive: Arc<AtomicUsize>,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        self.alive.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl Frozen {
+    /// The state `map` describes, at `generation`, read through `region`;
+    /// counted in `alive` while it lives.
+    pub(crate) fn new(
+        generation: u64,
+        map: &FreeMap,
+        region: Arc<MapRegion>,
+        zero_page: Arc<[u8]>,
+        alive: &Arc<AtomicUsize>,
+    ) -> Frozen {
+        alive.fetch_add(1, Ordering::AcqRel);
+        Frozen {
+            generation,
+            page_size: zero_page.len(),
+            total_pages: map.total_pages(),
+            regular: map.regular_bits().clone(),
+            regular_count: map.regular_count(),
+            directory: map.directory().to_vec(),
+            map: region,
+            zero_page,
+            alive: Arc::clone(alive),
+        }
+    }
+
+    fn page(&self, page: u64) -> Result<&[u8]> {
+        let start = usize::try_from(page)
+            .ok()
+            .and_then(|p| p.checked_mul(self.page_size))
+            .ok_or(MappedPageError::OutOfBounds)?;
+        // SAFETY: a page this state counts (regular or a committed copy);
+        // the writer writes none of those while this state lives (module
+        // docs), and the mapping lives as long as `self`.
+        let end = start
+            .checked_add(self.page_size)
+            .ok_or(MappedPageError::OutOfBounds)?;
+        unsafe { self.map.range(start..end) }.ok_or(MappedPageError::OutOfBounds)
+    }
+
+    fn regular_page(&self, page: u64) -> Result<&[u8]> {
+        if self.regular.get(page) {
+            return self.page(page);
+        }
+        Err(if page < FIRST_DATA_PAGE {
+            MappedPageError::ReservedPage
+        } else if page >= self.total_pages {
+            MappedPageError::OutOfBounds
+        } else {
+            MappedPageError::NotAllocated { page }
+        })
+    }
+
+    fn entry(&self, slot: u64) -> Option<DirEntry> {
+        let entry = *self.directory.get(usize::try_from(slot).ok()?)?;
+        entry.in_use().then_some(entry)
+    }
+
+    fn protected_page(&self, slot: u64) -> Result<&[u8]> {
+        let entry = self.entry(slot).ok_or(MappedPageError::OutOfBounds)?;
+        match entry.state {
+            EntryState::Active(copy) => self.page(entry.copies[usize::from(copy)]),
+            _ => Ok(&self.zero_page),
+        }
+    }
+
+    /// Whether this state names `page` as the committed copy of `slot`.
+    fn names_copy(&self, slot: u64, page: u64) -> bool {
+        self.entry(slot).is_some_and(|entry| match entry.state {
+            EntryState::Active(copy) => entry.copies[usize::from(copy)] == page,
+            _ => false,
+        })
+    }
+}
+
+/// The writer's record of the snapshots it gave out.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    /// Every state given out that may still live, oldest first; the newest
+    /// is also the one the next snapshot shares if nothing was committed.
+    states: Mutex<Vec<(u64, Weak<Frozen>)>>,
+    /// How many given-out states live: the writer's fast path when none.
+    alive: Arc<AtomicUsize>,
+}
+
+impl Registry {
+    fn states(&self) -> MutexGuard<'_, Vec<(u64, Weak<Frozen>)>> {
+        // A panic while holding this lock leaves the list as valid as before.
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states.retain(|(_, state)| state.strong_count() > 0);
+        states
+    }
+
+    fn any_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire) > 0
+    }
+
+    /// The live states, oldest first.
+    fn live(&self) -> Vec<Arc<Frozen>> {
+        if !self.any_alive() {
+            return Vec::new();
+        }
+        self.states()
+            .iter()
+            .filter_map(|(_, state)| state.upgrade())
+            .collect()
+    }
+}
+
+impl fmt::Debug for Frozen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frozen")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// The state as of the last commit, shared with earlier snapshots of it.
+    pub(crate) fn freeze(&self) -> Result<Arc<Frozen>> {
+        self.check_usable()?;
+        let generation = self.journal.generation;
+        let mut states = self.snapshots.states();
+        if let Some(state) = states
+            .last()
+            .filter(|(g, _)| *g == generation)
+            .and_then(|(_, state)| state.upgrade())
+        {
+            return Ok(state);
+        }
+        let state = Arc::new(Frozen::new(
+            generation,
+            &self.map,
+            self.store.region(),
+            Arc::clone(&self.zero_page),
+            &self.snapshots.alive,
+        ));
+        states.push((generation, Arc::downgrade(&state)));
+        Ok(state)
+    }
+
+    /// Fails with `InUseBySnapshot` if a live snapshot reads `page` (rule 3
+    /// of the module docs).
+    #[inline]
+    pub(crate) fn check_not_in_snapshot(&self, page: u64) -> Result<()> {
+        if !self.snapshots.any_alive() {
+            return Ok(());
+        }
+        let newest = self.snapshots.live().pop();
+        if newest.is_some_and(|state| state.regular.get(page)) {
+            return Err(MappedPageError::InUseBySnapshot { page });
+        }
+        Ok(())
+    }
+
+    /// Whether a live snapshot names `page` as the committed copy of `slot`
+    /// (rule 4).
+    pub(crate) fn snapshot_names(&self, slot: u64, page: u64) -> bool {
+        self.snapshots
+            .live()
+            .iter()
+            .any(|state| state.names_copy(slot, page))
+    }
+
+    /// The generation of the oldest live snapshot, if any.
+    fn oldest_snapshot(&self) -> Option<u64> {
+        self.snapshots.live().first().map(|state| state.generation)
+    }
+
+    /// Makes the pages held for snapshots reusable once no live snapshot is
+    /// older than the commit that freed them (rule 1).
+    pub(crate) fn release_unpinned(&mut self) {
+        if self.journal.held.is_empty() {
+            return;
+        }
+        let oldest = self.oldest_snapshot().unwrap_or(u64::MAX);
+        let held = std::mem::take(&mut self.journal.held);
+        for (generation, pages) in held {
+            if generation <= oldest {
+                self.map.release(&pages);
+            } else {
+                self.journal.held.push((generation, pages));
+            }
+        }
+    }
+}
+
+impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
+    /// A read view of the last committed state, for this thread or any
+    /// other, while this pager goes on. The first snapshot after a commit
+    /// copies the allocation bitmap (one bit per page) and the protected
+    /// directory; later ones until the next commit share that copy. Cloning
+    /// a snapshot is an `Arc` clone.
+    ///
+    /// While a snapshot lives, the pages it can read are never written: the
+    /// pages freed after it are not reused until it is dropped, protected
+    /// writes are staged in other pages, and writing in place through
+    /// [`PageId::get_mut`] a page it can read fails with
+    /// [`MappedPageError::InUseBySnapshot`] (write a fresh page in a
+    /// [`Transaction`](crate::Transaction) instead).
+    ///
+    /// ```
+    /// use mappedpages::Pager;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.bin");
+    /// let mut pager = Pager::<4096>::create(&path)?;
+    /// let mut txn = pager.transaction()?;
+    /// let id = txn.alloc()?;
+    /// txn.get_mut(id)?.as_bytes_mut()[0] = 1;
+    /// txn.commit()?;
+    ///
+    /// let snapshot = pager.snapshot()?;
+    /// let reader = std::thread::spawn(move || snapshot.get(id).map(|p| p.as_bytes()[0]));
+    /// let mut txn = pager.transaction()?; // the writer goes on meanwhile
+    /// txn.free(id)?;
+    /// txn.commit()?;
+    /// assert_eq!(reader.join().unwrap()?, 1);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Unavailable` after an earlier I/O failure.
+    pub fn snapshot(&self) -> Result<Snapshot<PAGE_SIZE>> {
+        Ok(Snapshot {
+            state: self.core().freeze()?,
+        })
+    }
+}
+
+/// A read view of one committed state; see [`Pager::snapshot`]. `Send +
+/// Sync`, and cheap to clone: share it, or clone it into each thread.
+#[derive(Clone)]
+pub struct Snapshot<const PAGE_SIZE: usize> {
+    pub(crate) state: Arc<Frozen>,
+}
+
+impl<const PAGE_SIZE: usize> fmt::Debug for Snapshot<PAGE_SIZE> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("page_size", &PAGE_SIZE)
+            .field("generation", &self.state.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
+    /// The bytes of a regular page allocated in this state, as committed.
+    ///
+    /// # Errors
+    /// `NotAllocated` for a page not allocated in this state, `ReservedPage`,
+    /// `OutOfBounds`.
+    #[inline]
+    pub fn get(&self, id: PageId<PAGE_SIZE>) -> Result<&MappedPage> {
+        self.state.regular_page(id.0).map(MappedPage::from_bytes)
+    }
+
+    /// The committed bytes of a protected page in this state (zeros if it
+    /// was never committed).
+    ///
+    /// # Errors
+    /// `OutOfBounds` if the id names no protected page in use in this state.
+    pub fn get_protected(&self, id: ProtectedPageId<PAGE_SIZE>) -> Result<&MappedPage> {
+        self.state.protected_page(id.0).map(MappedPage::from_bytes)
+    }
+
+    /// The regular pages allocated in this state, ascending.
+    pub fn iter_allocated_pages(&self) -> impl Iterator<Item = PageId<PAGE_SIZE>> + '_ {
+        let mut next = 0;
+        std::iter::from_fn(move || {
+            let page = self.state.regular.next_one(next)?;
+            next = page + 1;
+            Some(PageId(page))
+        })
+    }
+
+    /// The protected pages in use in this state, ascending.
+    pub fn iter_allocated_protected_pages(
+        &self,
+    ) -> impl Iterator<Item = ProtectedPageId<PAGE_SIZE>> + '_ {
+        self.state
+            .directory
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| entry.in_use())
+            .map(|(slot, _)| ProtectedPageId(slot as u64))
+    }
+
+    /// The generation of the commit this snapshot shows.
+    pub fn generation(&self) -> u64 {
+        self.state.generation
+    }
+
+    /// Pages in the file in this state, the reserved pages included.
+    pub fn page_count(&self) -> u64 {
+        self.state.total_pages
+    }
+
+    /// Allocated regular pages in this state.
+    pub fn allocated_page_count(&self) -> u64 {
+        self.state.regular_count
+    }
+}
