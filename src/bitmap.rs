@@ -145,6 +145,25 @@ impl BitVec {
             word = *self.words.get(index)?;
         }
     }
+
+    /// The highest set bit below `before`, if any.
+    pub fn prev_one(&self, before: u64) -> Option<u64> {
+        let end = before.min(self.len);
+        if end == 0 {
+            return None;
+        }
+        let last = end - 1;
+        let mut index = (last / WORD_BITS) as usize;
+        let keep = last % WORD_BITS;
+        let mut word = self.words.get(index)? & (!0u64 >> (WORD_BITS - 1 - keep));
+        loop {
+            if word != 0 {
+                return Some(index as u64 * WORD_BITS + u64::from(63 - word.leading_zeros()));
+            }
+            index = index.checked_sub(1)?;
+            word = *self.words.get(index)?;
+        }
+    }
 }
 
 /// A bit set that answers "lowest zero bit" in `O(log64 n)` word operations.
@@ -312,6 +331,24 @@ impl SummaryBitVec {
         true
     }
 
+    /// The highest one bit, if any. Scans words from the end, so its cost
+    /// grows with the run of zeros at the end of the set.
+    pub fn last_one(&self) -> Option<u64> {
+        let words = self.levels.first()?;
+        let used = words_for(self.len);
+        for index in (0..used).rev() {
+            let mut word = words[index];
+            if index + 1 == used && !self.len.is_multiple_of(WORD_BITS) {
+                // The padding past the end reads as ones.
+                word &= (1u64 << (self.len % WORD_BITS)) - 1;
+            }
+            if word != 0 {
+                return Some(index as u64 * WORD_BITS + u64::from(63 - word.leading_zeros()));
+            }
+        }
+        None
+    }
+
     /// The lowest zero bit, if any.
     pub fn first_zero(&self) -> Option<u64> {
         let mut index = 0usize;
@@ -370,6 +407,27 @@ impl SummaryBitVec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn highest_bits_are_found_from_the_end() {
+        let mut bits = BitVec::new(200);
+        assert_eq!(bits.prev_one(200), None);
+        for b in [0u64, 63, 64, 130] {
+            bits.set(b, true);
+        }
+        assert_eq!(bits.prev_one(200), Some(130));
+        assert_eq!(bits.prev_one(130), Some(64));
+        assert_eq!(bits.prev_one(64), Some(63));
+        assert_eq!(bits.prev_one(1), Some(0));
+        assert_eq!(bits.prev_one(0), None);
+        let mut set = SummaryBitVec::new(130);
+        assert_eq!(set.last_one(), None, "padding is not a bit");
+        set.set(3);
+        set.set(70);
+        assert_eq!(set.last_one(), Some(70));
+        set.clear(70);
+        assert_eq!(set.last_one(), Some(3));
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -96,6 +96,10 @@ pub(crate) struct Change {
     pub slots_before: Vec<(u64, DirEntry)>,
     /// Sync the commit whatever the durability mode.
     pub force_sync: bool,
+    /// Checkpoint both page trees, whether or not the log is full (a
+    /// shrink: no log record or tree of its root may name a page past the
+    /// new end).
+    pub checkpoint: bool,
 }
 
 /// `last` and `next` as one record, when they are adjacent runs of one kind.
@@ -308,7 +312,7 @@ impl Core {
     /// One growth step for a file of `total` pages: an eighth of it, at
     /// least [`MIN_GROWTH_STEP`] and at most the `max_growth_step` option,
     /// which wins over the minimum (contract C1, S5).
-    fn growth_step(&self, total: u64) -> u64 {
+    pub(crate) fn growth_step(&self, total: u64) -> u64 {
         let min_pages = (MIN_GROWTH_STEP / self.page_size as u64).max(1);
         (total / GROWTH_DIVISOR)
             .max(min_pages)
@@ -373,7 +377,7 @@ impl Core {
     /// are free, their leaves null, and a tree sized to a long `dir_len` read
     /// from the file would take memory for leaves that hold nothing. The one
     /// count for the checkpoint and for the space reserved for it.
-    fn tree_leaves(&self, total: u64, new_slots: u64) -> (u64, u64) {
+    pub(crate) fn tree_leaves(&self, total: u64, new_slots: u64) -> (u64, u64) {
         let slots = (self.map.directory().len() as u64).saturating_add(new_slots);
         (
             total.div_ceil(self.bits_per_leaf()),
@@ -382,7 +386,7 @@ impl Core {
     }
 
     /// Pages a checkpoint writes, in a file of `total` pages.
-    fn checkpoint_pages(&self, total: u64) -> u64 {
+    pub(crate) fn checkpoint_pages(&self, total: u64) -> u64 {
         let (bitmap_leaves, dir_leaves) = self.tree_leaves(total, 0);
         self.journal.bitmap_tree.checkpoint_pages(bitmap_leaves)
             + self.journal.dir_tree.checkpoint_pages(dir_leaves)
@@ -452,7 +456,7 @@ impl Core {
         if self.data_dirty || self.open_unsettled {
             self.sync_everything()?;
         }
-        let checkpoint = self.will_checkpoint(&change.records);
+        let checkpoint = change.checkpoint || self.will_checkpoint(&change.records);
         let log_len = if checkpoint {
             0
         } else {
@@ -489,12 +493,13 @@ impl Core {
             stale,
             slots_before,
             force_sync: _,
+            checkpoint,
         } = change;
         for record in records {
             push_merged(&mut self.journal.log, record);
         }
         let capacity = log_capacity(self.page_size);
-        if self.journal.log.len() > capacity {
+        if checkpoint || self.journal.log.len() > capacity {
             self.checkpoint(&mut freed)?;
         }
         let checks = self.gather_checks(&written, &stale, &freed);

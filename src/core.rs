@@ -24,6 +24,9 @@ pub(crate) struct Core {
     pub page_size: usize,
     pub durability: Durability,
     pub max_growth_pages: u64,
+    /// Cut the free tail after a commit once it is longer than this many
+    /// pages (and a quarter of the file); `None`: never (see `space.rs`).
+    pub shrink_threshold_pages: Option<u64>,
     /// The most pages a file can have: the format's page numbers and the
     /// longest file this process can map (see `io::max_file_bytes`).
     pub max_total_pages: u64,
@@ -52,6 +55,7 @@ pub(crate) struct Settings {
     pub page_size: usize,
     pub durability: Durability,
     pub max_growth_pages: u64,
+    pub shrink_threshold_pages: Option<u64>,
     pub preallocate: bool,
     pub initial_pages: u64,
     pub hook: HookSlot,
@@ -77,6 +81,7 @@ impl Core {
             page_size: settings.page_size,
             durability: settings.durability,
             max_growth_pages: settings.max_growth_pages,
+            shrink_threshold_pages: settings.shrink_threshold_pages,
             max_total_pages: max_total_pages(settings.page_size),
             preallocate: settings.preallocate,
             data_dirty: false,
@@ -247,7 +252,9 @@ impl Core {
     /// Makes every byte written and every commit so far durable.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.check_usable()?;
-        self.sync_everything()
+        self.sync_everything()?;
+        self.maybe_shrink();
+        Ok(())
     }
 }
 

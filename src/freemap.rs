@@ -121,6 +121,17 @@ impl FreeMap {
         self.used.len()
     }
 
+    /// The lowest free page, if any: the next one an allocation takes.
+    pub fn lowest_free(&self) -> Option<u64> {
+        self.used.first_zero()
+    }
+
+    /// The highest page in use (allocated, internal or waiting to be
+    /// reused), if any; its cost grows with the free run at the end.
+    pub fn last_used(&self) -> Option<u64> {
+        self.used.last_one()
+    }
+
     pub fn free_pages(&self) -> u64 {
         self.used.zeros()
     }

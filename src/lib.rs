@@ -73,6 +73,7 @@ mod protected;
 mod read_only;
 mod recovery;
 mod snapshot;
+mod space;
 mod sub_page;
 mod traits;
 mod transaction;
@@ -82,7 +83,7 @@ pub use crate::concurrent::{ConcurrentError, ConcurrentPager, WriteGuard};
 pub use crate::error::{MappedPageError, Result};
 pub use crate::options::{
     Durability, PagerOptions, RecoveryReport, DEFAULT_INITIAL_PAGES, DEFAULT_MAX_GROWTH_STEP,
-    MIN_GROWTH_STEP,
+    DEFAULT_SHRINK_THRESHOLD, MIN_GROWTH_STEP,
 };
 pub use crate::page::{MappedPage, PageId};
 pub use crate::pager::{AllocatedPageIter, AllocatedProtectedPageIter, Pager};

@@ -58,6 +58,7 @@ pub struct PagerOptions<const PAGE_SIZE: usize> {
     pub(crate) initial_pages: u64,
     pub(crate) max_growth_step: u64,
     pub(crate) preallocate: bool,
+    pub(crate) shrink_threshold: Option<u64>,
     pub(crate) hook: HookSlot,
     _page_size: PhantomData<[u8; PAGE_SIZE]>,
 }
@@ -71,6 +72,10 @@ pub const DEFAULT_MAX_GROWTH_STEP: u64 = 1 << 30;
 /// [`PagerOptions::max_growth_step`] is set lower. Files smaller than 32 MiB,
 /// whose eighth is less, grow by this much.
 pub const MIN_GROWTH_STEP: u64 = 4 << 20;
+/// Default free tail, in bytes (64 MiB), past which a commit cuts the file
+/// (when the tail is also more than a quarter of the file); see
+/// [`PagerOptions::shrink_threshold`].
+pub const DEFAULT_SHRINK_THRESHOLD: u64 = 64 << 20;
 /// A growth step is this fraction of the file (one eighth).
 pub(crate) const GROWTH_DIVISOR: u64 = 8;
 
@@ -81,6 +86,7 @@ impl<const PAGE_SIZE: usize> Default for PagerOptions<PAGE_SIZE> {
             initial_pages: DEFAULT_INITIAL_PAGES,
             max_growth_step: DEFAULT_MAX_GROWTH_STEP,
             preallocate: true,
+            shrink_threshold: Some(DEFAULT_SHRINK_THRESHOLD),
             hook: HookSlot::default(),
             _page_size: PhantomData,
         }
@@ -172,6 +178,18 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
         self
     }
 
+    /// When a commit gives the free tail of the file back (contract C2):
+    /// once the free pages at the end are more than `bytes` and more than a
+    /// quarter of the file, the commit is followed by a shrink that keeps a
+    /// growth step of them (one more commit and sync; a Deferred pager does
+    /// it at [`Pager::sync`]). `None` never shrinks by itself;
+    /// [`Pager::shrink`] still does on request. Default
+    /// [`DEFAULT_SHRINK_THRESHOLD`] (64 MiB).
+    pub fn shrink_threshold(mut self, bytes: Option<u64>) -> Self {
+        self.shrink_threshold = bytes;
+        self
+    }
+
     /// Installs a hook told of every metadata write, sync and growth, which
     /// can fail any of them: for crash-consistency tests only (feature
     /// `fault-injection`). See [`crate::fault`].
@@ -191,6 +209,10 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// Opens an existing file with these options.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Pager<PAGE_SIZE>> {
         Pager::open_with(path.as_ref(), self)
+    }
+
+    pub(crate) fn shrink_threshold_pages(&self) -> Option<u64> {
+        self.shrink_threshold.map(|bytes| bytes / PAGE_SIZE as u64)
     }
 
     pub(crate) fn max_growth_pages(&self) -> u64 {

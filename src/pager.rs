@@ -86,6 +86,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
             page_size: PAGE_SIZE,
             durability: options.durability,
             max_growth_pages: options.max_growth_pages(),
+            shrink_threshold_pages: options.shrink_threshold_pages(),
             preallocate: options.preallocate,
             initial_pages: options.initial_pages,
             hook: options.hook.clone(),
@@ -234,12 +235,45 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
         self.core.sync()
     }
 
-    /// The allocated regular pages in ascending order. Internal pages and
-    /// protected pages are never shown.
+    /// Gives the free pages at the end of the file back to the file system
+    /// and returns how many it gave back (contract C2). One commit, synced in
+    /// every durability mode before the file is cut, so a crash at any point
+    /// reopens to the state before or after it.
+    ///
+    /// Allocation takes the lowest free pages, so an engine that writes
+    /// copy-on-write drains the end of the file by itself; to move the
+    /// pages that stand in the way, see [`Transaction::relocate`](crate::Transaction::relocate).
+    /// Pages a live [`Snapshot`](crate::Snapshot) still reads stay.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.bin");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let ids = pager.alloc_bulk(5000)?; // grows the file
+    /// let grown = pager.page_count();
+    /// pager.free_bulk(ids)?;
+    /// let given_back = pager.shrink()?;
+    /// assert_eq!(pager.page_count(), grown - given_back);
+    /// assert!(pager.page_count() < 100);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Io` if the commit cannot be made (nothing changes, or the pager is
+    /// unavailable after a failed sync, as for any commit).
+    pub fn shrink(&mut self) -> Result<u64> {
+        self.core.shrink(0)
+    }
+
+    /// The allocated regular pages in ascending order; `.rev()` gives them
+    /// from the top down, the order in which an engine that compacts moves
+    /// them (see [`Pager::shrink`]). Internal pages and protected pages are
+    /// never shown.
     pub fn iter_allocated_pages(&self) -> AllocatedPageIter<'_, PAGE_SIZE> {
         AllocatedPageIter {
             pager: self,
             next: 0,
+            end: self.core.map.total_pages(),
         }
     }
 
@@ -298,15 +332,37 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
 #[derive(Debug)]
 pub struct AllocatedPageIter<'a, const PAGE_SIZE: usize> {
     pager: &'a Pager<PAGE_SIZE>,
+    /// The pages not yet given out lie in `next..end`.
     next: u64,
+    end: u64,
 }
 
 impl<const PAGE_SIZE: usize> Iterator for AllocatedPageIter<'_, PAGE_SIZE> {
     type Item = PageId<PAGE_SIZE>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let page = self.pager.core.map.regular_bits().next_one(self.next)?;
+        let page = self
+            .pager
+            .core
+            .map
+            .regular_bits()
+            .next_one(self.next)
+            .filter(|&page| page < self.end)?;
         self.next = page + 1;
+        Some(PageId(page))
+    }
+}
+
+impl<const PAGE_SIZE: usize> DoubleEndedIterator for AllocatedPageIter<'_, PAGE_SIZE> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let page = self
+            .pager
+            .core
+            .map
+            .regular_bits()
+            .prev_one(self.end)
+            .filter(|&page| page >= self.next)?;
+        self.end = page;
         Some(PageId(page))
     }
 }

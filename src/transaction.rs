@@ -214,6 +214,50 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
         }
     }
 
+    /// Moves a regular page down: if a free page lies below `id`, allocates
+    /// the lowest one, copies `id`'s bytes into it, frees `id` and returns
+    /// the new page, which the caller then points its references at, in
+    /// this transaction. `None` when no free page lies below, nothing
+    /// changed. Moving the highest pages this way (see
+    /// [`Pager::iter_allocated_pages`] from the top down), then
+    /// [`Pager::shrink`], gives a churned file's free space back.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.bin");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let ids = pager.alloc_bulk(3)?;
+    /// pager.free(ids[0])?;
+    /// let mut txn = pager.transaction()?;
+    /// let moved = txn.relocate(ids[2])?.expect("a lower page is free");
+    /// assert_eq!(moved, ids[0]);
+    /// txn.commit()?;
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The errors of [`Transaction::free`] for `id`; nothing changes.
+    pub fn relocate(&mut self, id: PageId<PAGE_SIZE>) -> Result<Option<PageId<PAGE_SIZE>>> {
+        let (core, txn) = self.parts()?;
+        core.check_regular(id.0)?;
+        if core.map.lowest_free().is_none_or(|free| free >= id.0) {
+            return Ok(None);
+        }
+        let low = core.txn_alloc_regular(txn, 1)?;
+        let Some(&to) = low.first() else {
+            return Ok(None);
+        };
+        if !core
+            .store
+            .copy_within(core.page_range(id.0), core.page_range(to).start)
+        {
+            return Err(MappedPageError::OutOfBounds);
+        }
+        txn.note_written(to);
+        core.txn_free_regular(txn, &[id.0])?;
+        Ok(Some(PageId(to)))
+    }
+
     /// Whether [`Transaction::get_mut`] can write `id`: it was allocated by
     /// this transaction and not freed since.
     pub fn is_writable(&self, id: PageId<PAGE_SIZE>) -> bool {

@@ -32,6 +32,7 @@ use crate::core::Core;
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, EntryState, Record};
 use crate::freemap::PageUse;
+use crate::options::Durability;
 
 /// A transaction in progress: what it changed, and how to undo it.
 #[derive(Debug, Default)]
@@ -394,13 +395,18 @@ impl Core {
             written: checked,
             stale,
             slots_before: slots_before.into_iter().collect(),
-            force_sync: false,
+            ..Change::default()
         };
         let rollback = Rollback {
             undo,
             dir_len_before,
         };
-        self.commit(change, move |core| core.undo(rollback))
+        self.commit(change, move |core| core.undo(rollback))?;
+        if self.durability == Durability::Immediate {
+            // A Deferred commit makes no sync; its pager shrinks at `sync`.
+            self.maybe_shrink();
+        }
+        Ok(())
     }
 
     /// Undoes everything `txn` did and gives back what it grew the file by.

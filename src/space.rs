@@ -1,0 +1,155 @@
+//! Space given back (contract C2): the free tail of the file cut off, on
+//! request ([`crate::Pager::shrink`]) and, past a threshold, after a commit;
+//! and what an engine needs to move its highest pages down so that the tail
+//! frees up (`Transaction::relocate`, `iter_allocated_pages().rev()`).
+//!
+//! # Why a cut is crash-safe
+//! A shrink is a commit whose root counts on fewer pages, followed by the
+//! cut. The commit checkpoints both page trees (so neither the log nor a
+//! tree of the new root names a page past the new end) into pages below the
+//! new end, and is synced whatever the durability mode; only once that root
+//! is durable is the file cut. A crash before that sync leaves the old root,
+//! and a file as long as it counts on; a crash after it leaves the new root,
+//! and a file at least as long as it counts on (longer if the cut did not
+//! happen yet), which open accepts.
+
+use crate::commit::Change;
+use crate::core::Core;
+use crate::error::Result;
+use crate::format::FIRST_DATA_PAGE;
+
+impl Core {
+    /// The first page of the free tail: every page from it to the end of
+    /// the file is free, and it is as low as the format allows (a directory
+    /// of `n` slots needs a file of `2n` pages).
+    fn tail_start(&self) -> u64 {
+        let used_end = self
+            .map
+            .last_used()
+            .map_or(FIRST_DATA_PAGE, |page| page + 1);
+        used_end
+            .max(FIRST_DATA_PAGE + 1)
+            .max(self.map.dir_len().saturating_mul(2))
+    }
+
+    /// Whether the last page in use holds metadata of the pager's own (a
+    /// page-tree or check page), not a caller's page or a protected copy.
+    fn trees_at_the_end(&self) -> bool {
+        let Some(last) = self.map.last_used() else {
+            return false;
+        };
+        let protected_copy = || {
+            self.map
+                .directory()
+                .iter()
+                .any(|entry| entry.in_use() && entry.copies.contains(&last))
+        };
+        !self.map.is_regular(last) && !self.is_waiting(last) && !protected_copy()
+    }
+
+    /// Whether the free pages below the free tail can hold both trees
+    /// rewritten whole (else rewriting them would only grow the file).
+    fn room_below_for_trees(&self) -> bool {
+        let total = self.map.total_pages();
+        let free_below = self.map.free_pages().saturating_sub(self.free_tail());
+        let (bitmap_leaves, dir_leaves) = self.tree_leaves(total, 0);
+        let whole = self
+            .journal
+            .bitmap_tree
+            .full_checkpoint_pages(bitmap_leaves)
+            .saturating_add(self.journal.dir_tree.full_checkpoint_pages(dir_leaves));
+        free_below >= whole
+    }
+
+    /// Pages at the end of the file that a shrink could give back now.
+    pub(crate) fn free_tail(&self) -> u64 {
+        self.map.total_pages().saturating_sub(self.tail_start())
+    }
+
+    /// Cuts the free tail off the file, keeping `slack` free pages past the
+    /// last page in use, and returns how many pages were given back. Moving
+    /// the page trees down can open a hole below them that a second round
+    /// gives back too; a few rounds at most.
+    pub(crate) fn shrink(&mut self, slack: u64) -> Result<u64> {
+        let before = self.map.total_pages();
+        for _ in 0..3 {
+            if !self.shrink_round(slack)? {
+                break;
+            }
+        }
+        Ok(before.saturating_sub(self.map.total_pages()))
+    }
+
+    /// One round of [`Core::shrink`]; whether it gave back pages.
+    fn shrink_round(&mut self, slack: u64) -> Result<bool> {
+        self.check_usable()?;
+        self.settle_open()?;
+        if !self.journal.awaiting_durable.is_empty() {
+            // Pages freed since the last sync are still in use until it.
+            self.sync_everything()?;
+        }
+        // And those held for snapshots dropped since.
+        self.release_unpinned();
+        if self.trees_at_the_end() && self.room_below_for_trees() {
+            // The last checkpoint put page-tree pages at the end (when it
+            // had no lower page free): rewrite both trees whole into the
+            // lowest free pages first, so that they do not hold the tail.
+            let (bitmap_leaves, dir_leaves) = self.tree_leaves(self.map.total_pages(), 0);
+            self.journal
+                .bitmap_tree
+                .mark_dirty_range(0, bitmap_leaves.saturating_sub(1));
+            if dir_leaves > 0 {
+                self.journal.dir_tree.mark_dirty_range(0, dir_leaves - 1);
+            }
+            let change = Change {
+                force_sync: true,
+                checkpoint: true,
+                ..Change::default()
+            };
+            self.commit(change, |_| {})?;
+        }
+        let total = self.map.total_pages();
+        let mut keep = self.tail_start().saturating_add(slack);
+        // The shrink's checkpoint writes its pages below the new end.
+        let free_below = self
+            .map
+            .free_pages()
+            .saturating_sub(total.saturating_sub(keep));
+        let need = self.checkpoint_pages(keep);
+        keep = keep.saturating_add(need.saturating_sub(free_below));
+        if keep >= total || !self.map.shrink(keep) {
+            return Ok(false);
+        }
+        let change = Change {
+            force_sync: true,
+            checkpoint: true,
+            ..Change::default()
+        };
+        self.commit(change, |core| core.map.grow(total))?;
+        // The root that counts on `keep` pages is durable: cut. A cut that
+        // fails leaves the file longer than the root counts on, which is
+        // valid; the next growth finds the length it needs.
+        let _ = self
+            .store
+            .give_back(keep.saturating_mul(self.page_size as u64));
+        Ok(true)
+    }
+
+    /// After a commit: cuts the free tail if it passed the threshold the
+    /// pager was opened with, keeping a growth step of slack so that a file
+    /// that grows again soon does not grow at once. Best effort: a shrink
+    /// that cannot be made leaves the file as it is.
+    pub(crate) fn maybe_shrink(&mut self) {
+        let Some(threshold_pages) = self.shrink_threshold_pages else {
+            return;
+        };
+        let total = self.map.total_pages();
+        let tail = self.free_tail();
+        if tail <= threshold_pages.max(total / 4) {
+            return;
+        }
+        // The step a file of the size left would grow by.
+        let slack = self.growth_step(total - tail);
+        let _ = self.shrink(slack);
+    }
+}
