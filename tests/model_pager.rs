@@ -1,7 +1,8 @@
 //! Model-based property test of `Pager`: random sequences of regular and
-//! protected allocations, frees, bulk calls, writes, syncs and reopens run
-//! against a plain in-memory model, and the pager must match the model after
-//! every step.
+//! protected allocations, frees, bulk calls, writes, transactions, syncs,
+//! reopens and copies of the file as a killed process leaves it run against
+//! a plain in-memory model, and the pager must match the model after every
+//! step, and a transaction must match it after every call inside it.
 //!
 //! The default run keeps to a few cases per configuration; set
 //! `PROPTEST_CASES` for a longer run.
@@ -9,7 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use mappedpages::{Durability, MappedPageError, PageId, Pager, ProtectedPageId};
+use mappedpages::{
+    Durability, MappedPage, MappedPageError, PageId, Pager, ProtectedPageId, Transaction,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
@@ -86,6 +89,56 @@ enum Op {
     Sync,
     /// Drop and open again, optionally in the other durability mode.
     Reopen(bool),
+    /// Open a copy of the file taken while the pager is open, as a killed
+    /// process leaves it: it must show every commit, in both modes.
+    KillCopy,
+    /// Calls inside one transaction, then its end.
+    Txn(Vec<TxnOp>, End),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum End {
+    Commit,
+    Drop,
+    Rollback,
+}
+
+/// One call inside a transaction. Indexes pick among what the transaction
+/// shows at that point.
+#[derive(Clone, Debug)]
+enum TxnOp {
+    Alloc,
+    AllocBulk(usize),
+    /// `alloc_bulk` of this many pages, then a patch written into each:
+    /// enough of them overflow the root's list of page checks.
+    AllocWrite(usize, Patch),
+    /// Free any allocated page, committed or allocated in the transaction.
+    Free(usize),
+    /// Free a page, then again: `DoubleFree`.
+    FreeTwice(usize),
+    FreeBulk(Vec<usize>, BulkFlaw),
+    FreeBad(BadId),
+    GetBad(BadId),
+    /// Patch a page the transaction allocated.
+    Write(usize, Patch),
+    /// `get_mut` of a page committed before: `CommittedPage`.
+    WriteCommitted(usize),
+    /// `get_mut` of a page the transaction freed: `NotAllocated`.
+    WriteFreed(usize),
+    BadCounts,
+    AllocProtected,
+    FreeProtected(usize),
+    WriteProtected(usize, Patch),
+    /// A protected id not in use: freed (perhaps in this transaction) or
+    /// past the directory.
+    ProtectedBad(Option<usize>),
+    /// Several pages lent at once: fresh pages (picked by the first index)
+    /// written from committed or fresh pages read beside them; with `true`,
+    /// lending conflicts and bad ids are tried while they are out.
+    Pages(Vec<(usize, Patch)>, Vec<usize>, bool),
+    /// A copy of the file taken in the middle of the transaction shows the
+    /// state before it.
+    KillCopy,
 }
 
 fn bad_id() -> impl Strategy<Value = BadId> {
@@ -135,6 +188,49 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(i, p, c)| Op::ProtectedWrite(i, p, c)),
         2 => Just(Op::Sync),
         2 => prop::bool::weighted(0.2).prop_map(Op::Reopen),
+        1 => Just(Op::KillCopy),
+        8 => (proptest::collection::vec(txn_op(), 0..14), end())
+            .prop_map(|(ops, end)| Op::Txn(ops, end)),
+    ]
+}
+
+fn end() -> impl Strategy<Value = End> {
+    prop_oneof![
+        6 => Just(End::Commit),
+        2 => Just(End::Drop),
+        1 => Just(End::Rollback),
+    ]
+}
+
+fn txn_op() -> impl Strategy<Value = TxnOp> {
+    let picks = || proptest::collection::vec(any::<usize>(), 1..12);
+    // 170 and more written pages overflow a 4 KiB root's check list, 40 and
+    // more a 1 KiB root's.
+    let written = prop_oneof![12 => 1usize..6, 2 => 40usize..60, 1 => 170usize..240];
+    prop_oneof![
+        6 => Just(TxnOp::Alloc),
+        2 => (1usize..24).prop_map(TxnOp::AllocBulk),
+        3 => (written, patch()).prop_map(|(n, p)| TxnOp::AllocWrite(n, p)),
+        4 => any::<usize>().prop_map(TxnOp::Free),
+        1 => any::<usize>().prop_map(TxnOp::FreeTwice),
+        2 => (picks(), flaw()).prop_map(|(p, f)| TxnOp::FreeBulk(p, f)),
+        2 => bad_id().prop_map(TxnOp::FreeBad),
+        1 => bad_id().prop_map(TxnOp::GetBad),
+        6 => (any::<usize>(), patch()).prop_map(|(i, p)| TxnOp::Write(i, p)),
+        1 => any::<usize>().prop_map(TxnOp::WriteCommitted),
+        1 => any::<usize>().prop_map(TxnOp::WriteFreed),
+        1 => Just(TxnOp::BadCounts),
+        3 => Just(TxnOp::AllocProtected),
+        2 => any::<usize>().prop_map(TxnOp::FreeProtected),
+        5 => (any::<usize>(), patch()).prop_map(|(i, p)| TxnOp::WriteProtected(i, p)),
+        1 => proptest::option::of(any::<usize>()).prop_map(TxnOp::ProtectedBad),
+        3 => (
+            proptest::collection::vec((any::<usize>(), patch()), 1..5),
+            proptest::collection::vec(any::<usize>(), 0..4),
+            prop::bool::weighted(0.4),
+        )
+            .prop_map(|(w, r, c)| TxnOp::Pages(w, r, c)),
+        1 => Just(TxnOp::KillCopy),
     ]
 }
 
@@ -175,7 +271,7 @@ fn pick_key<T: Copy, V>(items: &BTreeMap<T, V>, index: usize) -> Option<T> {
 }
 
 /// What the pager must look like.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Model {
     /// Live regular pages and their bytes (as found at allocation, then as
     /// written).
@@ -195,6 +291,94 @@ struct Harness<'p, const N: usize> {
     pager: Option<Pager<N>>,
     durability: Durability,
     model: Model,
+    syncs: Syncs,
+}
+
+/// What the model knows of the pager's syncs, to check what waits for one
+/// and how many a transaction's commit makes.
+#[derive(Default)]
+struct Syncs {
+    /// Regular pages freed by commits since the last sync (Deferred mode):
+    /// none may be handed out again before one.
+    awaiting: BTreeSet<u64>,
+    /// Regular pages freed by the step being run.
+    freed_now: Vec<u64>,
+    /// Pages a committed transaction wrote. Writing one in place may first
+    /// commit a root that checks none (one more generation).
+    txn_written: BTreeSet<u64>,
+    /// A page was written in place since the last sync: the next commit
+    /// syncs it first.
+    dirty: bool,
+    /// Opened, and no sync since: the first transaction syncs.
+    unsettled: bool,
+}
+
+/// The id `bad` stands for in a file of `end` pages, `None` if there is no
+/// freed page to name.
+fn resolve_bad(bad: BadId, end: u64, freed: &BTreeSet<u64>) -> Option<u64> {
+    match bad {
+        BadId::Reserved(p) => Some(p),
+        BadId::PastEnd(k) => Some(end + k),
+        BadId::Huge => Some(u64::MAX),
+        BadId::Stale(i) => pick(freed, i),
+    }
+}
+
+/// Checks that `err` is the error `bad` deserves from `get` or `get_mut`.
+fn check_get_error(bad: BadId, page: u64, err: &MappedPageError) {
+    let ok = match bad {
+        BadId::Reserved(_) => matches!(err, MappedPageError::ReservedPage),
+        BadId::PastEnd(_) | BadId::Huge => matches!(err, MappedPageError::OutOfBounds),
+        BadId::Stale(_) => matches!(err, MappedPageError::NotAllocated { .. }),
+    };
+    assert!(ok, "get of {bad:?} (page {page}) gave {err:?}");
+}
+
+/// What a `free_bulk` call is given and must answer.
+enum BulkPlan {
+    Skip,
+    Free(Vec<u64>),
+    /// The ids, and the one named twice: `DoubleFree`.
+    Twice(Vec<u64>, u64),
+    /// The ids, and the bad one among them.
+    Bad(Vec<u64>, BadId, u64),
+}
+
+fn plan_free_bulk(
+    regular: &BTreeMap<u64, Vec<u8>>,
+    picks: &[usize],
+    flaw: BulkFlaw,
+    raw_bad: impl Fn(BadId) -> Option<u64>,
+) -> BulkPlan {
+    let mut chosen: Vec<u64> = picks.iter().filter_map(|&i| pick_key(regular, i)).collect();
+    chosen.sort_unstable();
+    chosen.dedup();
+    match flaw {
+        BulkFlaw::None if chosen.is_empty() => BulkPlan::Skip,
+        BulkFlaw::None => BulkPlan::Free(chosen),
+        BulkFlaw::Duplicate(i) => {
+            let Some(&dup) = chosen.get(i % chosen.len().max(1)) else {
+                return BulkPlan::Skip;
+            };
+            let mut ids = chosen;
+            ids.insert(i % (ids.len() + 1), dup);
+            BulkPlan::Twice(ids, dup)
+        }
+        BulkFlaw::Bad(bad) => {
+            let Some(page) = raw_bad(bad) else {
+                return BulkPlan::Skip;
+            };
+            let half = chosen.len() / 2;
+            let mut ids = chosen;
+            ids.push(page);
+            ids.rotate_right(half);
+            BulkPlan::Bad(ids, bad, page)
+        }
+    }
+}
+
+fn ids<const N: usize>(pages: &[u64]) -> Vec<PageId<N>> {
+    pages.iter().map(|&p| PageId(p)).collect()
 }
 
 fn is_free_or_internal(err: &MappedPageError) -> bool {
@@ -215,12 +399,7 @@ impl<const N: usize> Harness<'_, N> {
 
     /// Resolves a bad id to a raw page number; `None` if there is no stale id.
     fn raw_bad(&self, bad: BadId) -> Option<u64> {
-        match bad {
-            BadId::Reserved(p) => Some(p),
-            BadId::PastEnd(k) => Some(self.page().page_count() + k),
-            BadId::Huge => Some(u64::MAX),
-            BadId::Stale(i) => pick(&self.model.freed, i),
-        }
+        resolve_bad(bad, self.page().page_count(), &self.model.freed)
     }
 
     /// Checks that `err` is the error `bad` deserves from `free`.
@@ -263,7 +442,48 @@ impl<const N: usize> Harness<'_, N> {
             self.model.regular.remove(page).unwrap();
             self.model.freed.insert(*page);
         }
+        self.syncs.freed_now.extend(pages);
         self.model.generation += 1;
+    }
+
+    /// Pages handed out by a call that made no sync must not be ones a
+    /// commit not yet durable freed.
+    fn check_not_awaiting(&self, pages: &[u64], syncs_before: u64) {
+        if self.page().sync_count() == syncs_before {
+            for page in pages {
+                assert!(
+                    !self.syncs.awaiting.contains(page),
+                    "page {page}, freed by a commit not yet durable, was handed out again"
+                );
+            }
+        }
+    }
+
+    /// Runs one step and keeps the model of syncs up to date.
+    fn step(&mut self, op: &Op) {
+        let syncs = self.page().sync_count();
+        let writes_in_place = matches!(op, Op::Write(..)) && !self.model.regular.is_empty();
+        self.apply(op);
+        let freed = std::mem::take(&mut self.syncs.freed_now);
+        if let Op::Reopen(_) = op {
+            // Dropping the pager synced everything; the new one counts anew.
+            self.syncs.awaiting.clear();
+            self.syncs.dirty = false;
+            self.syncs.unsettled = true;
+            return;
+        }
+        if self.page().sync_count() > syncs {
+            self.syncs.awaiting.clear();
+            self.syncs.dirty = false;
+            self.syncs.unsettled = false;
+        }
+        // A step's syncs all come before its commit publishes its frees.
+        if self.durability == Durability::Deferred {
+            self.syncs.awaiting.extend(freed);
+        }
+        if writes_in_place {
+            self.syncs.dirty = true;
+        }
     }
 
     fn note_alloc_protected(&mut self, ids: &[ProtectedPageId<N>]) {
@@ -289,7 +509,9 @@ impl<const N: usize> Harness<'_, N> {
     fn apply(&mut self, op: &Op) {
         match op {
             Op::Alloc => {
+                let syncs = self.page().sync_count();
                 let id = self.pager().alloc().unwrap();
+                self.check_not_awaiting(&[id.0], syncs);
                 self.note_alloc(&[id]);
             }
             Op::Free(i) => {
@@ -324,24 +546,16 @@ impl<const N: usize> Harness<'_, N> {
                         id.get(self.page()).unwrap_err(),
                         id.get_mut(self.pager()).unwrap_err(),
                     ] {
-                        let ok = match bad {
-                            BadId::Reserved(_) => {
-                                matches!(err, MappedPageError::ReservedPage)
-                            }
-                            BadId::PastEnd(_) | BadId::Huge => {
-                                matches!(err, MappedPageError::OutOfBounds)
-                            }
-                            BadId::Stale(_) => {
-                                matches!(err, MappedPageError::NotAllocated { .. })
-                            }
-                        };
-                        assert!(ok, "get of {bad:?} (page {page}) gave {err:?}");
+                        check_get_error(*bad, page, &err);
                     }
                 }
             }
             Op::AllocBulk(n) => {
+                let syncs = self.page().sync_count();
                 let ids = self.pager().alloc_bulk(*n).unwrap();
                 assert_eq!(ids.len(), *n);
+                let pages: Vec<u64> = ids.iter().map(|id| id.0).collect();
+                self.check_not_awaiting(&pages, syncs);
                 assert!(ids.windows(2).all(|w| w[0] < w[1]), "not ascending");
                 self.note_alloc(&ids);
             }
@@ -375,12 +589,25 @@ impl<const N: usize> Harness<'_, N> {
                     let range = span(*patch, N);
                     let mut data = vec![0u8; range.len()];
                     fill(&mut data, patch.seed);
+                    let generation = self.page().generation();
                     PageId::<N>(page)
                         .get_mut(self.pager())
                         .unwrap()
                         .as_bytes_mut()[range.clone()]
                     .copy_from_slice(&data);
                     self.model.regular.get_mut(&page).unwrap()[range].copy_from_slice(&data);
+                    let now = self.page().generation();
+                    if now != generation {
+                        // A root that checks this page may still be needed:
+                        // the pager first commits one that checks nothing.
+                        assert_eq!(now, generation + 1, "write in place of page {page}");
+                        assert!(
+                            self.syncs.txn_written.contains(&page),
+                            "write in place of page {page}, never written by a \
+                             transaction, committed"
+                        );
+                        self.model.generation = now;
+                    }
                 }
             }
             Op::AllocProtected => {
@@ -454,6 +681,10 @@ impl<const N: usize> Harness<'_, N> {
                 }
             }
             Op::Sync => self.pager().sync().unwrap(),
+            Op::KillCopy => kill_copy::<N>(self.path, self.durability, &self.model, &|| {
+                "between steps".to_string()
+            }),
+            Op::Txn(ops, end) => self.transaction(ops, *end),
             Op::Reopen(switch) => {
                 let generation = self.page().generation();
                 drop(self.pager.take());
@@ -478,42 +709,21 @@ impl<const N: usize> Harness<'_, N> {
     }
 
     fn free_bulk(&mut self, picks: &[usize], flaw: BulkFlaw) {
-        let mut chosen: Vec<u64> = picks
-            .iter()
-            .filter_map(|&i| pick_key(&self.model.regular, i))
-            .collect();
-        chosen.sort_unstable();
-        chosen.dedup();
-        match flaw {
-            BulkFlaw::None => {
-                if chosen.is_empty() {
-                    return;
-                }
-                self.pager()
-                    .free_bulk(chosen.iter().map(|&p| PageId(p)).collect())
-                    .unwrap();
+        match plan_free_bulk(&self.model.regular, picks, flaw, |b| self.raw_bad(b)) {
+            BulkPlan::Skip => {}
+            BulkPlan::Free(chosen) => {
+                self.pager().free_bulk(ids(&chosen)).unwrap();
                 self.note_free(&chosen);
             }
-            BulkFlaw::Duplicate(i) => {
-                let Some(&dup) = chosen.get(i % chosen.len().max(1)) else {
-                    return;
-                };
-                let mut ids: Vec<PageId<N>> = chosen.iter().map(|&p| PageId(p)).collect();
-                ids.insert(i % (ids.len() + 1), PageId(dup));
-                let err = self.pager().free_bulk(ids).unwrap_err();
+            BulkPlan::Twice(pages, dup) => {
+                let err = self.pager().free_bulk(ids(&pages)).unwrap_err();
                 assert!(
                     matches!(err, MappedPageError::DoubleFree),
                     "free_bulk naming {dup} twice gave {err:?}"
                 );
             }
-            BulkFlaw::Bad(bad) => {
-                let Some(page) = self.raw_bad(bad) else {
-                    return;
-                };
-                let mut ids: Vec<PageId<N>> = chosen.iter().map(|&p| PageId(p)).collect();
-                ids.push(PageId(page));
-                ids.rotate_right(chosen.len() / 2);
-                let err = self.pager().free_bulk(ids).unwrap_err();
+            BulkPlan::Bad(pages, bad, page) => {
+                let err = self.pager().free_bulk(ids(&pages)).unwrap_err();
                 self.check_free_error(bad, page, &err);
             }
         }
@@ -566,63 +776,617 @@ impl<const N: usize> Harness<'_, N> {
 
     /// Compares everything the public API shows with the model.
     fn check(&self, step: usize, op: &Op) {
-        let pager = self.page();
-        let ctx = || format!("after step {step}: {op:?}");
-        let regular: Vec<u64> = pager.iter_allocated_pages().map(|id| id.0).collect();
-        let expected: Vec<u64> = self.model.regular.keys().copied().collect();
-        assert_eq!(regular, expected, "regular pages differ {}", ctx());
-        let protected: Vec<u64> = pager
-            .iter_allocated_protected_pages()
-            .map(|id| id.0)
-            .collect();
-        let expected: Vec<u64> = self.model.protected.keys().copied().collect();
-        assert_eq!(protected, expected, "protected pages differ {}", ctx());
-        assert_eq!(
-            pager.allocated_page_count(),
-            self.model.regular.len() as u64,
-            "{}",
-            ctx()
-        );
-        assert_eq!(pager.generation(), self.model.generation, "{}", ctx());
-        let used = 3 + self.model.regular.len() as u64 + 2 * self.model.protected.len() as u64;
-        assert!(
-            pager.page_count() >= used + pager.free_page_count(),
-            "page accounting: {} pages, {} used, {} free {}",
+        check_pager(self.page(), &self.model, &|| {
+            format!("after step {step}: {op:?}")
+        });
+    }
+
+    /// Runs `ops` in one transaction, checking what it shows after each,
+    /// then ends it and checks what the pager shows and how many syncs the
+    /// end made.
+    fn transaction(&mut self, ops: &[TxnOp], end: End) {
+        let Harness {
+            path,
+            pager,
+            durability,
+            model,
+            ..
+        } = self;
+        let pager = pager.as_mut().unwrap();
+        let (syncs, pages, free) = (
+            pager.sync_count(),
             pager.page_count(),
-            used,
             pager.free_page_count(),
+        );
+        let mut t = TxnModel::new(model, pages);
+        let mut txn = pager.transaction().unwrap();
+        for (i, op) in ops.iter().enumerate() {
+            let ctx = || format!("after call {i} of a transaction: {op:?}");
+            match op {
+                TxnOp::KillCopy => kill_copy::<N>(path, *durability, model, &ctx),
+                _ => t.apply(&mut txn, op),
+            }
+            t.check(&txn, &ctx);
+        }
+        let published = t.changed && matches!(end, End::Commit);
+        match end {
+            End::Commit => txn.commit().unwrap(),
+            End::Drop => drop(txn),
+            End::Rollback => txn.rollback(),
+        }
+        let pager = self.pager.as_ref().unwrap();
+        let made = pager.sync_count() - syncs;
+        let settle = u64::from(self.syncs.unsettled);
+        let ctx = || format!("{end:?} of a transaction of {} calls", ops.len());
+        if published {
+            // Open's root settles at the first transaction; pages written in
+            // place are synced before the root; Immediate syncs the root.
+            let dirty = u64::from(self.syncs.dirty && !self.syncs.unsettled);
+            let own = u64::from(self.durability == Durability::Immediate);
+            let least = settle + dirty + own;
+            // A growth syncs the new length; a Deferred pager short of free
+            // pages syncs to reuse those that wait (freed copies, check and
+            // tree pages too). Neither happens with plenty of pages free.
+            let plenty = free >= t.taken + 256;
+            if pager.page_count() == pages && plenty {
+                assert_eq!(made, least, "syncs of a commit, {}", ctx());
+            } else {
+                assert!(made >= least, "syncs of a commit: {made}, {}", ctx());
+            }
+            if made == 0 {
+                for page in &t.allocated {
+                    assert!(
+                        !self.syncs.awaiting.contains(page),
+                        "page {page}, freed by a commit not yet durable, was reused, {}",
+                        ctx()
+                    );
+                }
+            }
+            self.syncs.txn_written.extend(&t.written);
+            self.syncs.freed_now.extend(&t.freed);
+            self.model = t.next;
+            self.model.generation += 1;
+        } else {
+            assert_eq!(pager.page_count(), pages, "growth kept, {}", ctx());
+            if !t.may_grow {
+                assert_eq!(made, settle, "syncs, {}", ctx());
+            }
+            if made == settle {
+                assert_eq!(pager.free_page_count(), free, "{}", ctx());
+            }
+        }
+    }
+}
+
+/// Compares everything the public API of `pager` shows with `model`.
+fn check_pager<const N: usize>(pager: &Pager<N>, model: &Model, ctx: &dyn Fn() -> String) {
+    let regular: Vec<u64> = pager.iter_allocated_pages().map(|id| id.0).collect();
+    let expected: Vec<u64> = model.regular.keys().copied().collect();
+    assert_eq!(regular, expected, "regular pages differ {}", ctx());
+    let protected: Vec<u64> = pager
+        .iter_allocated_protected_pages()
+        .map(|id| id.0)
+        .collect();
+    let expected: Vec<u64> = model.protected.keys().copied().collect();
+    assert_eq!(protected, expected, "protected pages differ {}", ctx());
+    assert_eq!(
+        pager.allocated_page_count(),
+        model.regular.len() as u64,
+        "{}",
+        ctx()
+    );
+    assert_eq!(pager.generation(), model.generation, "{}", ctx());
+    let used = 3 + model.regular.len() as u64 + 2 * model.protected.len() as u64;
+    assert!(
+        pager.page_count() >= used + pager.free_page_count(),
+        "page accounting: {} pages, {} used, {} free {}",
+        pager.page_count(),
+        used,
+        pager.free_page_count(),
+        ctx()
+    );
+    for (&page, bytes) in &model.regular {
+        let got = PageId::<N>(page).get(pager).unwrap();
+        assert_eq!(got.len(), N);
+        assert!(
+            got.as_bytes() == bytes.as_slice(),
+            "bytes of regular page {page} differ {}",
             ctx()
         );
-        for (&page, bytes) in &self.model.regular {
-            let got = PageId::<N>(page).get(pager).unwrap();
-            assert_eq!(got.len(), N);
+    }
+    for (&slot, bytes) in &model.protected {
+        let got = ProtectedPageId::<N>(slot).get(pager).unwrap();
+        assert!(
+            got.as_bytes() == bytes.as_slice(),
+            "bytes of protected page {slot} differ {}",
+            ctx()
+        );
+    }
+    for &page in model.freed.iter().take(16) {
+        let err = PageId::<N>(page).get(pager).unwrap_err();
+        assert!(
+            matches!(err, MappedPageError::NotAllocated { .. }),
+            "get of freed page {page} gave {err:?} {}",
+            ctx()
+        );
+    }
+    for &slot in model.freed_protected.iter().take(16) {
+        let err = ProtectedPageId::<N>(slot).get(pager).unwrap_err();
+        assert!(
+            matches!(err, MappedPageError::OutOfBounds),
+            "get of freed protected page {slot} gave {err:?} {}",
+            ctx()
+        );
+    }
+}
+
+/// Opens a copy of the file taken now, as a process killed now leaves it,
+/// and checks that it shows `model`, the newest commit.
+fn kill_copy<const N: usize>(
+    path: &Path,
+    durability: Durability,
+    model: &Model,
+    ctx: &dyn Fn() -> String,
+) {
+    let copy = path.with_extension("killed");
+    std::fs::copy(path, &copy).unwrap();
+    let pager = Pager::<N>::options()
+        .durability(durability)
+        .open(&copy)
+        .unwrap();
+    let report = pager.recovery();
+    assert_eq!(report.generation, model.generation, "{report:?} {}", ctx());
+    assert!(
+        !report.fell_back,
+        "a kill lost a commit: {report:?} {}",
+        ctx()
+    );
+    check_pager(&pager, model, &|| {
+        format!("in a copy of the file {}", ctx())
+    });
+    drop(pager);
+    std::fs::remove_file(&copy).unwrap();
+}
+
+/// A transaction as the model says it must look.
+struct TxnModel<const N: usize> {
+    /// Everything as the transaction shows it; the new state if it commits.
+    next: Model,
+    /// Regular pages it allocated and has not freed: the writable ones.
+    fresh: BTreeSet<u64>,
+    /// Regular pages it freed (fresh ones too).
+    freed: BTreeSet<u64>,
+    /// Fresh pages it wrote.
+    written: BTreeSet<u64>,
+    /// Every regular page it was handed.
+    allocated: Vec<u64>,
+    /// At most how many free pages its calls took.
+    taken: u64,
+    /// Whether a commit publishes anything.
+    changed: bool,
+    /// Whether it may have grown the file, whose length it cannot see.
+    may_grow: bool,
+    /// The file's length in pages when it began.
+    page_count: u64,
+}
+
+impl<const N: usize> TxnModel<N> {
+    fn new(model: &Model, page_count: u64) -> Self {
+        TxnModel {
+            next: model.clone(),
+            fresh: BTreeSet::new(),
+            freed: BTreeSet::new(),
+            written: BTreeSet::new(),
+            allocated: Vec::new(),
+            taken: 0,
+            changed: false,
+            may_grow: false,
+            page_count,
+        }
+    }
+
+    fn raw_bad(&self, bad: BadId) -> Option<u64> {
+        // Once the file may have grown, an id far past any growth here.
+        let end = if self.may_grow {
+            self.page_count + (1 << 24)
+        } else {
+            self.page_count
+        };
+        resolve_bad(bad, end, &self.next.freed)
+    }
+
+    /// Checks that `err` is what a free of `bad` deserves: a page freed in
+    /// this transaction is a double free.
+    fn check_free_error(&self, bad: BadId, page: u64, err: &MappedPageError) {
+        let ok = match bad {
+            BadId::Reserved(_) => matches!(err, MappedPageError::ReservedPage),
+            BadId::PastEnd(_) | BadId::Huge => matches!(err, MappedPageError::OutOfBounds),
+            BadId::Stale(_) if self.freed.contains(&page) => {
+                matches!(err, MappedPageError::DoubleFree)
+            }
+            BadId::Stale(_) => is_free_or_internal(err),
+        };
+        assert!(
+            ok,
+            "free in a transaction of {bad:?} (page {page}) gave {err:?}"
+        );
+    }
+
+    fn note_alloc(&mut self, txn: &Transaction<'_, N>, pages: &[PageId<N>]) {
+        self.may_grow = true;
+        self.taken += pages.len() as u64;
+        for id in pages {
+            assert!(
+                !self.next.regular.contains_key(&id.0),
+                "{id:?} handed out twice"
+            );
+            assert!(
+                !self.freed.contains(&id.0),
+                "{id:?}, freed in this transaction, was handed out again in it"
+            );
+            let bytes = txn.get(*id).unwrap().as_bytes().to_vec();
+            self.next.freed.remove(&id.0);
+            self.next.regular.insert(id.0, bytes);
+            self.fresh.insert(id.0);
+            self.allocated.push(id.0);
+            self.changed = true;
+        }
+    }
+
+    fn note_free(&mut self, pages: &[u64]) {
+        for &page in pages {
+            self.next.regular.remove(&page).unwrap();
+            self.next.freed.insert(page);
+            self.freed.insert(page);
+            self.fresh.remove(&page);
+            self.changed = true;
+        }
+    }
+
+    fn write(&mut self, txn: &mut Transaction<'_, N>, page: u64, patch: Patch) {
+        let range = span(patch, N);
+        let mut data = vec![0u8; range.len()];
+        fill(&mut data, patch.seed);
+        txn.get_mut(PageId(page)).unwrap().as_bytes_mut()[range.clone()].copy_from_slice(&data);
+        self.next.regular.get_mut(&page).unwrap()[range].copy_from_slice(&data);
+        self.written.insert(page);
+    }
+
+    fn apply(&mut self, txn: &mut Transaction<'_, N>, op: &TxnOp) {
+        match op {
+            TxnOp::Alloc => {
+                let id = txn.alloc().unwrap();
+                self.note_alloc(txn, &[id]);
+            }
+            TxnOp::AllocBulk(n) | TxnOp::AllocWrite(n, _) => {
+                let ids = txn.alloc_bulk(*n).unwrap();
+                assert_eq!(ids.len(), *n);
+                assert!(ids.windows(2).all(|w| w[0] < w[1]), "not ascending");
+                self.note_alloc(txn, &ids);
+                if let TxnOp::AllocWrite(_, patch) = op {
+                    for (k, id) in ids.iter().enumerate() {
+                        let seed = patch.seed.wrapping_add(k as u64);
+                        self.write(txn, id.0, Patch { seed, ..*patch });
+                    }
+                }
+            }
+            TxnOp::Free(i) | TxnOp::FreeTwice(i) => {
+                if let Some(page) = pick_key(&self.next.regular, *i) {
+                    txn.free(PageId(page)).unwrap();
+                    self.note_free(&[page]);
+                    if let TxnOp::FreeTwice(_) = op {
+                        for err in [
+                            txn.free(PageId(page)).unwrap_err(),
+                            txn.free_bulk([PageId(page)]).unwrap_err(),
+                        ] {
+                            assert!(
+                                matches!(err, MappedPageError::DoubleFree),
+                                "page {page} freed twice in a transaction gave {err:?}"
+                            );
+                        }
+                    }
+                }
+            }
+            TxnOp::FreeBulk(picks, flaw) => {
+                match plan_free_bulk(&self.next.regular, picks, *flaw, |b| self.raw_bad(b)) {
+                    BulkPlan::Skip => {}
+                    BulkPlan::Free(chosen) => {
+                        txn.free_bulk(ids::<N>(&chosen)).unwrap();
+                        self.note_free(&chosen);
+                    }
+                    BulkPlan::Twice(pages, dup) => {
+                        let err = txn.free_bulk(ids::<N>(&pages)).unwrap_err();
+                        assert!(
+                            matches!(err, MappedPageError::DoubleFree),
+                            "free_bulk in a transaction naming {dup} twice gave {err:?}"
+                        );
+                    }
+                    BulkPlan::Bad(pages, bad, page) => {
+                        let err = txn.free_bulk(ids::<N>(&pages)).unwrap_err();
+                        self.check_free_error(bad, page, &err);
+                    }
+                }
+            }
+            TxnOp::FreeBad(bad) => {
+                if let Some(page) = self.raw_bad(*bad) {
+                    let err = txn.free(PageId(page)).unwrap_err();
+                    self.check_free_error(*bad, page, &err);
+                    let err = txn.free_bulk([PageId(page)]).unwrap_err();
+                    self.check_free_error(*bad, page, &err);
+                }
+            }
+            TxnOp::GetBad(bad) => {
+                if let Some(page) = self.raw_bad(*bad) {
+                    let id = PageId::<N>(page);
+                    let err = txn.get(id).map(|_| ()).unwrap_err();
+                    check_get_error(*bad, page, &err);
+                    let err = txn.get_mut(id).map(|_| ()).unwrap_err();
+                    check_get_error(*bad, page, &err);
+                    let set = txn.pages();
+                    check_get_error(*bad, page, &set.get(id).map(|_| ()).unwrap_err());
+                    check_get_error(*bad, page, &set.get_mut(id).map(|_| ()).unwrap_err());
+                }
+            }
+            TxnOp::Write(i, patch) => {
+                if let Some(page) = pick(&self.fresh, *i) {
+                    self.write(txn, page, *patch);
+                }
+            }
+            TxnOp::WriteCommitted(i) => {
+                let committed: Vec<u64> = self
+                    .next
+                    .regular
+                    .keys()
+                    .filter(|p| !self.fresh.contains(p))
+                    .copied()
+                    .collect();
+                if !committed.is_empty() {
+                    let page = committed[i % committed.len()];
+                    let id = PageId::<N>(page);
+                    let refused = |err: MappedPageError| matches!(err, MappedPageError::CommittedPage { page: p } if p == page);
+                    assert!(refused(txn.get_mut(id).map(|_| ()).unwrap_err()));
+                    assert!(refused(txn.pages().get_mut(id).map(|_| ()).unwrap_err()));
+                }
+            }
+            TxnOp::WriteFreed(i) => {
+                if let Some(page) = pick(&self.freed, *i) {
+                    let id = PageId::<N>(page);
+                    let refused = |err: MappedPageError| matches!(err, MappedPageError::NotAllocated { page: p } if p == page);
+                    assert!(refused(txn.get_mut(id).map(|_| ()).unwrap_err()));
+                    assert!(refused(txn.pages().get_mut(id).map(|_| ()).unwrap_err()));
+                }
+            }
+            TxnOp::BadCounts => {
+                assert!(txn.alloc_bulk(0).unwrap().is_empty());
+                let err = txn.alloc_bulk(usize::MAX).unwrap_err();
+                assert!(
+                    matches!(err, MappedPageError::InvalidCount { .. }),
+                    "alloc_bulk(usize::MAX) in a transaction gave {err:?}"
+                );
+                txn.free_bulk([]).unwrap();
+            }
+            TxnOp::AllocProtected => {
+                self.may_grow = true;
+                self.taken += 2;
+                let id = txn.alloc_protected().unwrap();
+                assert!(
+                    !self.next.protected.contains_key(&id.0),
+                    "{id:?} handed out twice"
+                );
+                self.next.freed_protected.remove(&id.0);
+                self.next.protected.insert(id.0, vec![0; N]);
+                self.changed = true;
+            }
+            TxnOp::FreeProtected(i) => {
+                if let Some(slot) = pick_key(&self.next.protected, *i) {
+                    txn.free_protected(ProtectedPageId(slot)).unwrap();
+                    self.next.protected.remove(&slot);
+                    self.next.freed_protected.insert(slot);
+                    self.changed = true;
+                    let err = txn.free_protected(ProtectedPageId(slot)).unwrap_err();
+                    assert!(
+                        matches!(err, MappedPageError::OutOfBounds),
+                        "second free in a transaction of protected {slot} gave {err:?}"
+                    );
+                }
+            }
+            TxnOp::WriteProtected(i, patch) => {
+                if let Some(slot) = pick_key(&self.next.protected, *i) {
+                    // Staging may take a fresh page.
+                    self.may_grow = true;
+                    self.taken += 1;
+                    let range = span(*patch, N);
+                    let mut data = vec![0u8; range.len()];
+                    fill(&mut data, patch.seed);
+                    let bytes = self.next.protected.get_mut(&slot).unwrap();
+                    let page = txn.write_protected(ProtectedPageId(slot)).unwrap();
+                    assert!(
+                        page.as_bytes() == bytes.as_slice(),
+                        "write_protected of {slot} does not start from what the transaction shows"
+                    );
+                    page.as_bytes_mut()[range.clone()].copy_from_slice(&data);
+                    bytes[range].copy_from_slice(&data);
+                    self.changed = true;
+                }
+            }
+            TxnOp::ProtectedBad(stale) => {
+                let slot = match stale {
+                    Some(i) => pick(&self.next.freed_protected, *i),
+                    None => Some(
+                        self.next
+                            .protected
+                            .keys()
+                            .chain(&self.next.freed_protected)
+                            .max()
+                            .map_or(0, |m| m + 1)
+                            + 1000,
+                    ),
+                };
+                if let Some(slot) = slot {
+                    let id = ProtectedPageId::<N>(slot);
+                    let oob = |e: MappedPageError| matches!(e, MappedPageError::OutOfBounds);
+                    assert!(oob(txn.write_protected(id).map(|_| ()).unwrap_err()));
+                    assert!(oob(txn.get_protected(id).map(|_| ()).unwrap_err()));
+                    assert!(oob(txn.free_protected(id).unwrap_err()));
+                }
+            }
+            TxnOp::Pages(writes, reads, conflicts) => self.pages(txn, writes, reads, *conflicts),
+            TxnOp::KillCopy => unreachable!("run by the harness"),
+        }
+    }
+
+    /// Lends fresh pages writable and other pages readable together, and
+    /// writes into each fresh page a patch mixed with the bytes of one read
+    /// beside it.
+    fn pages(
+        &mut self,
+        txn: &mut Transaction<'_, N>,
+        writes: &[(usize, Patch)],
+        reads: &[usize],
+        conflicts: bool,
+    ) {
+        let mut targets: Vec<(u64, Patch)> = Vec::new();
+        for &(i, patch) in writes {
+            if let Some(page) = pick(&self.fresh, i) {
+                if targets.iter().all(|t| t.0 != page) {
+                    targets.push((page, patch));
+                }
+            }
+        }
+        // Repeats stay: a page may be lent readable more than once.
+        let sources: Vec<u64> = reads
+            .iter()
+            .filter_map(|&i| pick_key(&self.next.regular, i))
+            .filter(|&p| targets.iter().all(|t| t.0 != p))
+            .collect();
+        if targets.is_empty() && sources.is_empty() {
+            return;
+        }
+        let freed_here = self.freed.first().copied();
+        let set = txn.pages();
+        let read: Vec<&MappedPage> = sources
+            .iter()
+            .map(|&p| set.get(PageId(p)).unwrap())
+            .collect();
+        let mut out: Vec<&mut MappedPage> = targets
+            .iter()
+            .map(|&(p, _)| set.get_mut(PageId(p)).unwrap())
+            .collect();
+        for (p, page) in sources.iter().zip(&read) {
+            assert!(
+                page.as_bytes() == self.next.regular[p].as_slice(),
+                "page {p} lent readable differs"
+            );
+        }
+        if conflicts {
+            let lent = |r: Result<&MappedPage, MappedPageError>, page: u64| matches!(r, Err(MappedPageError::AlreadyBorrowed { page: p }) if p == page);
+            let lent_mut = |r: Result<&mut MappedPage, MappedPageError>, page: u64| matches!(r, Err(MappedPageError::AlreadyBorrowed { page: p }) if p == page);
+            if let Some(&(p, _)) = targets.first() {
+                assert!(
+                    lent(set.get(PageId(p)), p),
+                    "page {p} lent writable, then readable"
+                );
+                assert!(
+                    lent_mut(set.get_mut(PageId(p)), p),
+                    "page {p} lent writable twice"
+                );
+            }
+            if let Some(&p) = sources.first() {
+                let err = set.get_mut(PageId(p)).map(|_| ()).unwrap_err();
+                let ok = if self.fresh.contains(&p) {
+                    matches!(err, MappedPageError::AlreadyBorrowed { page } if page == p)
+                } else {
+                    matches!(err, MappedPageError::CommittedPage { page } if page == p)
+                };
+                assert!(ok, "page {p} lent readable, then writable: {err:?}");
+            }
+            if let Some(p) = freed_here {
+                let id = PageId::<N>(p);
+                for err in [
+                    set.get(id).map(|_| ()).unwrap_err(),
+                    set.get_mut(id).map(|_| ()).unwrap_err(),
+                ] {
+                    assert!(
+                        matches!(err, MappedPageError::NotAllocated { page } if page == p),
+                        "page {p} freed in the transaction, lent: {err:?}"
+                    );
+                }
+            }
+            for (page, reserved) in [(0, true), (2, true), (u64::MAX, false)] {
+                let id = PageId::<N>(page);
+                for err in [
+                    set.get(id).map(|_| ()).unwrap_err(),
+                    set.get_mut(id).map(|_| ()).unwrap_err(),
+                ] {
+                    let ok = if reserved {
+                        matches!(err, MappedPageError::ReservedPage)
+                    } else {
+                        matches!(err, MappedPageError::OutOfBounds)
+                    };
+                    assert!(ok, "page {page} lent: {err:?}");
+                }
+            }
+        }
+        for (k, (&(page, patch), bytes)) in targets.iter().zip(out.iter_mut()).enumerate() {
+            let range = span(patch, N);
+            let mut data = vec![0u8; range.len()];
+            fill(&mut data, patch.seed);
+            if !read.is_empty() {
+                let from = &read[k % read.len()].as_bytes()[range.clone()];
+                data.iter_mut().zip(from).for_each(|(d, s)| *d ^= s);
+            }
+            bytes.as_bytes_mut()[range.clone()].copy_from_slice(&data);
+            self.next.regular.get_mut(&page).unwrap()[range].copy_from_slice(&data);
+            self.written.insert(page);
+        }
+    }
+
+    /// Compares everything the transaction shows with the model.
+    fn check(&self, txn: &Transaction<'_, N>, ctx: &dyn Fn() -> String) {
+        for (&page, bytes) in &self.next.regular {
+            let id = PageId::<N>(page);
+            let got = txn
+                .get(id)
+                .unwrap_or_else(|e| panic!("get of page {page}: {e:?} {}", ctx()));
             assert!(
                 got.as_bytes() == bytes.as_slice(),
-                "bytes of regular page {page} differ {}",
+                "bytes of page {page} in the transaction differ {}",
+                ctx()
+            );
+            assert_eq!(
+                txn.is_writable(id),
+                self.fresh.contains(&page),
+                "is_writable({page}) {}",
                 ctx()
             );
         }
-        for (&slot, bytes) in &self.model.protected {
-            let got = ProtectedPageId::<N>(slot).get(pager).unwrap();
+        for (&slot, bytes) in &self.next.protected {
+            let got = txn
+                .get_protected(ProtectedPageId(slot))
+                .unwrap_or_else(|e| panic!("get_protected of {slot}: {e:?} {}", ctx()));
             assert!(
                 got.as_bytes() == bytes.as_slice(),
-                "bytes of protected page {slot} differ {}",
+                "bytes of protected page {slot} in the transaction differ {}",
                 ctx()
             );
         }
-        for &page in self.model.freed.iter().take(16) {
-            let err = PageId::<N>(page).get(pager).unwrap_err();
+        for &page in self.freed.iter().take(16) {
+            let err = txn.get(PageId(page)).map(|_| ()).unwrap_err();
             assert!(
                 matches!(err, MappedPageError::NotAllocated { .. }),
-                "get of freed page {page} gave {err:?} {}",
+                "get of page {page} freed in the transaction gave {err:?} {}",
                 ctx()
             );
+            assert!(!txn.is_writable(PageId(page)), "{}", ctx());
         }
-        for &slot in self.model.freed_protected.iter().take(16) {
-            let err = ProtectedPageId::<N>(slot).get(pager).unwrap_err();
+        for &slot in self.next.freed_protected.iter().take(16) {
+            let err = txn
+                .get_protected(ProtectedPageId(slot))
+                .map(|_| ())
+                .unwrap_err();
             assert!(
                 matches!(err, MappedPageError::OutOfBounds),
-                "get of freed protected page {slot} gave {err:?} {}",
+                "get_protected of freed {slot} in the transaction gave {err:?} {}",
                 ctx()
             );
         }
@@ -646,12 +1410,13 @@ fn run<const N: usize>(durability: Durability, initial_pages: u64, ops: &[Op]) {
             generation,
             ..Model::default()
         },
+        syncs: Syncs::default(),
     };
     for (step, op) in ops.iter().enumerate() {
-        harness.apply(op);
+        harness.step(op);
         harness.check(step, op);
     }
-    harness.apply(&Op::Reopen(false));
+    harness.step(&Op::Reopen(false));
     harness.check(ops.len(), &Op::Reopen(false));
 }
 
@@ -731,4 +1496,50 @@ fn regression_deferred_double_free_is_double_free() {
         matches!(err, MappedPageError::DoubleFree),
         "free_bulk of a freed page gave {err:?}"
     );
+}
+
+/// Transactions that write more pages than a root's check list holds
+/// (about 165 in 4 KiB pages, 40 in 1 KiB pages), committed one after the
+/// other, dropped, copied as a kill leaves them and reopened, with pages
+/// they wrote written in place after.
+fn overflowing_transactions(written: usize) -> Vec<Op> {
+    let patch = |i: usize| Patch {
+        start: (i * 7919) as u16,
+        len: (i * 104_729) as u16,
+        seed: i as u64,
+    };
+    let mut ops = vec![Op::AllocBulk(written), Op::AllocProtectedBulk(4)];
+    for i in 0..8 {
+        let calls = vec![
+            TxnOp::AllocWrite(written + 10 * i, patch(i)),
+            TxnOp::FreeBulk((0..8).map(|k| k * 31 + i).collect(), BulkFlaw::None),
+            TxnOp::WriteProtected(i, patch(i + 100)),
+            TxnOp::Pages(
+                vec![(i, patch(i + 200)), (i + 7, patch(i + 201))],
+                vec![i * 3],
+                true,
+            ),
+            TxnOp::KillCopy,
+            TxnOp::Write(i * 5, patch(i + 300)),
+        ];
+        ops.push(Op::Txn(
+            calls,
+            if i % 4 == 2 { End::Drop } else { End::Commit },
+        ));
+        ops.push(match i % 4 {
+            0 => Op::KillCopy,
+            1 => Op::Write(i * 13, patch(i + 400)),
+            2 => Op::FreeRun((i * 4001) as u16, 20),
+            _ => Op::Reopen(i == 7),
+        });
+    }
+    ops
+}
+
+#[test]
+fn model_transactions_overflow_check_lists() {
+    run::<1024>(Durability::Immediate, 8, &overflowing_transactions(60));
+    run::<1024>(Durability::Deferred, 8, &overflowing_transactions(60));
+    run::<4096>(Durability::Immediate, 8, &overflowing_transactions(200));
+    run::<4096>(Durability::Deferred, 8, &overflowing_transactions(200));
 }

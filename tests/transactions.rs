@@ -1,7 +1,7 @@
 //! Transactions: what a commit publishes, what a drop undoes, how many syncs
 //! a commit takes, and what a transaction refuses.
 
-use mappedpages::{Durability, MappedPageError, PageId, Pager};
+use mappedpages::{Durability, MappedPageError, PageId, Pager, ProtectedPageId};
 
 const PS: usize = 4096;
 type P = Pager<PS>;
@@ -258,4 +258,246 @@ fn checks_that_overflow_the_root_go_to_check_pages_that_open_verifies() {
     };
     damaged(newest.check_page, "check-page");
     damaged(fresh[999].0, "data-page");
+}
+
+/// What a transaction shows of `pages` and `protected`: bytes or error, and
+/// whether each regular page is writable.
+fn view(
+    txn: &mappedpages::Transaction<'_, PS>,
+    pages: &[PageId<PS>],
+    protected: &[ProtectedPageId<PS>],
+) -> Vec<String> {
+    let regular = pages.iter().map(|&id| {
+        let bytes = txn.get(id).map(|p| p.as_bytes().to_vec());
+        format!("{id:?} {} {bytes:?}", txn.is_writable(id))
+    });
+    let protected = protected.iter().map(|&id| {
+        let bytes = txn.get_protected(id).map(|p| p.as_bytes().to_vec());
+        format!("{id:?} {bytes:?}")
+    });
+    regular.chain(protected).collect()
+}
+
+type Refusal = (
+    &'static str,
+    Box<dyn Fn(&mut mappedpages::Transaction<'_, PS>) -> MappedPageError>,
+    fn(&MappedPageError) -> bool,
+);
+
+/// Every refused call inside a transaction has its own typed error, changes
+/// nothing the transaction shows, and the transaction then commits exactly
+/// what it did before and after, in both durability modes.
+#[test]
+fn every_bad_input_in_a_transaction_is_typed_and_changes_nothing() {
+    use MappedPageError as E;
+    for durability in [Durability::Immediate, Durability::Deferred] {
+        let (_dir, path) = temp();
+        let mut pager = P::options()
+            .durability(durability)
+            .initial_pages(64)
+            .create(&path)
+            .unwrap();
+        let root = pager.alloc_protected().unwrap();
+        let dead = pager.alloc_protected().unwrap();
+        pager.free_protected(dead).unwrap();
+        let kept: [PageId<PS>; 3] = pager.alloc_bulk(3).unwrap().try_into().unwrap();
+        let gone = pager.alloc().unwrap();
+        pager.free(gone).unwrap();
+        let (end, generation) = (pager.page_count(), pager.generation());
+
+        let mut txn = pager.transaction().unwrap();
+        // Before anything in the transaction can take it again.
+        assert!(matches!(txn.free(gone), Err(MappedPageError::DoubleFree)));
+        assert!(matches!(
+            txn.free_bulk([kept[1], gone]),
+            Err(MappedPageError::DoubleFree)
+        ));
+        assert!(txn.get(kept[1]).is_ok());
+        let fresh: [PageId<PS>; 2] = txn.alloc_bulk(2).unwrap().try_into().unwrap();
+        fill(&mut txn, fresh[0], 0xA1);
+        txn.free(kept[0]).unwrap();
+        txn.free(fresh[1]).unwrap();
+        txn.write_protected(root).unwrap().as_bytes_mut()[0] = 9;
+        let short_lived = txn.alloc_protected().unwrap();
+        txn.free_protected(short_lived).unwrap();
+        let pages = [kept[0], kept[1], kept[2], fresh[0], fresh[1]];
+        let protected = [root, dead, short_lived];
+        let before = view(&txn, &pages, &protected);
+
+        let reserved: fn(&E) -> bool = |e| matches!(e, E::ReservedPage);
+        let oob: fn(&E) -> bool = |e| matches!(e, E::OutOfBounds);
+        let double: fn(&E) -> bool = |e| matches!(e, E::DoubleFree);
+        let mut refusals: Vec<Refusal> = Vec::new();
+        // Foreign ids: reserved, past the end, huge; through every call.
+        for (id, expect) in [
+            (PageId(0), reserved),
+            (PageId(2), reserved),
+            (PageId(end), oob),
+            (PageId(end + 5), oob),
+            (PageId(u64::MAX), oob),
+        ] {
+            refusals.push(("free", Box::new(move |t| t.free(id).unwrap_err()), expect));
+            refusals.push((
+                "free_bulk with a good id",
+                Box::new(move |t| t.free_bulk([kept[1], id]).unwrap_err()),
+                expect,
+            ));
+            refusals.push((
+                "get",
+                Box::new(move |t| t.get(id).map(|_| ()).unwrap_err()),
+                expect,
+            ));
+            refusals.push((
+                "get_mut",
+                Box::new(move |t| t.get_mut(id).map(|_| ()).unwrap_err()),
+                expect,
+            ));
+            refusals.push((
+                "PageSet::get",
+                Box::new(move |t| t.pages().get(id).map(|_| ()).unwrap_err()),
+                expect,
+            ));
+            refusals.push((
+                "PageSet::get_mut",
+                Box::new(move |t| t.pages().get_mut(id).map(|_| ()).unwrap_err()),
+                expect,
+            ));
+        }
+        // Double frees: freed in the transaction (a committed page and a
+        // fresh one), named twice in one call.
+        refusals.push((
+            "free of a committed page freed in it",
+            Box::new(move |t| t.free(kept[0]).unwrap_err()),
+            double,
+        ));
+        refusals.push((
+            "free of a fresh page freed in it",
+            Box::new(move |t| t.free(fresh[1]).unwrap_err()),
+            double,
+        ));
+        refusals.push((
+            "free_bulk naming a page twice",
+            Box::new(move |t| t.free_bulk([kept[1], kept[1]]).unwrap_err()),
+            double,
+        ));
+        refusals.push((
+            "free_bulk with a page freed in it",
+            Box::new(move |t| t.free_bulk([kept[2], kept[0]]).unwrap_err()),
+            double,
+        ));
+        // Writes to pages the transaction freed, or did not allocate.
+        for id in [kept[0], fresh[1]] {
+            refusals.push((
+                "get_mut of a page freed in it",
+                Box::new(move |t| t.get_mut(id).map(|_| ()).unwrap_err()),
+                |e| matches!(e, E::NotAllocated { .. }),
+            ));
+            refusals.push((
+                "PageSet::get_mut of a page freed in it",
+                Box::new(move |t| t.pages().get_mut(id).map(|_| ()).unwrap_err()),
+                |e| matches!(e, E::NotAllocated { .. }),
+            ));
+        }
+        refusals.push((
+            "get_mut of a committed page",
+            Box::new(move |t| t.get_mut(kept[1]).map(|_| ()).unwrap_err()),
+            |e| matches!(e, E::CommittedPage { .. }),
+        ));
+        refusals.push((
+            "PageSet::get_mut of a committed page",
+            Box::new(move |t| t.pages().get_mut(kept[2]).map(|_| ()).unwrap_err()),
+            |e| matches!(e, E::CommittedPage { .. }),
+        ));
+        // Protected ids not in use: freed before, freed in it, never used.
+        for id in [dead, short_lived, ProtectedPageId(1 << 40)] {
+            refusals.push((
+                "write_protected",
+                Box::new(move |t| t.write_protected(id).map(|_| ()).unwrap_err()),
+                oob,
+            ));
+            refusals.push((
+                "get_protected",
+                Box::new(move |t| t.get_protected(id).map(|_| ()).unwrap_err()),
+                oob,
+            ));
+            refusals.push((
+                "free_protected",
+                Box::new(move |t| t.free_protected(id).unwrap_err()),
+                oob,
+            ));
+        }
+        refusals.push((
+            "alloc_bulk(usize::MAX)",
+            Box::new(|t| t.alloc_bulk(usize::MAX).unwrap_err()),
+            |e| matches!(e, E::InvalidCount { .. }),
+        ));
+        // Lending conflicts while pages are out.
+        refusals.push((
+            "PageSet lending a page writable, then readable",
+            Box::new(move |t| {
+                let set = t.pages();
+                let _w = set.get_mut(fresh[0]).unwrap();
+                let _r = set.get(kept[1]).unwrap();
+                let _again = set.get(kept[1]).unwrap();
+                set.get(fresh[0]).map(|_| ()).unwrap_err()
+            }),
+            |e| matches!(e, E::AlreadyBorrowed { .. }),
+        ));
+        refusals.push((
+            "PageSet lending a page writable twice",
+            Box::new(move |t| {
+                let set = t.pages();
+                let _w = set.get_mut(fresh[0]).unwrap();
+                set.get_mut(fresh[0]).map(|_| ()).unwrap_err()
+            }),
+            |e| matches!(e, E::AlreadyBorrowed { .. }),
+        ));
+        refusals.push((
+            "PageSet lending a page readable, then writable",
+            Box::new(move |t| {
+                let set = t.pages();
+                let _r = set.get(fresh[0]).unwrap();
+                set.get_mut(fresh[0]).map(|_| ()).unwrap_err()
+            }),
+            |e| matches!(e, E::AlreadyBorrowed { .. }),
+        ));
+
+        for (what, call, expect) in &refusals {
+            let err = call(&mut txn);
+            assert!(expect(&err), "{durability:?}: {what} gave {err:?}");
+            assert_eq!(
+                view(&txn, &pages, &protected),
+                before,
+                "{durability:?}: {what} changed the transaction"
+            );
+        }
+        // Still usable: a write after all of that lands with the rest.
+        assert_eq!(txn.pages().get_mut(fresh[0]).unwrap().as_bytes()[0], 0xA1);
+        txn.get_mut(fresh[0]).unwrap().as_bytes_mut()[1] = 0xB2;
+        txn.commit().unwrap();
+
+        let check = |pager: &P, ctx: &str| {
+            assert_eq!(pager.generation(), generation + 1, "{ctx}");
+            let mut expect = vec![kept[1], kept[2], fresh[0]];
+            expect.sort();
+            assert_eq!(
+                pager.iter_allocated_pages().collect::<Vec<_>>(),
+                expect,
+                "{ctx}"
+            );
+            let bytes = fresh[0].get(pager).unwrap().as_bytes();
+            assert_eq!(bytes[..2], [0xA1, 0xB2], "{ctx}");
+            assert!(bytes[2..].iter().all(|&b| b == 0xA1), "{ctx}");
+            assert_eq!(
+                pager.iter_allocated_protected_pages().collect::<Vec<_>>(),
+                vec![root],
+                "{ctx}"
+            );
+            assert_eq!(root.get(pager).unwrap().as_bytes()[0], 9, "{ctx}");
+        };
+        check(&pager, &format!("{durability:?}"));
+        drop(pager);
+        let pager = P::options().durability(durability).open(&path).unwrap();
+        check(&pager, &format!("{durability:?}, reopened"));
+    }
 }
