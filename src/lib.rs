@@ -52,6 +52,7 @@
 mod bitmap;
 mod commit;
 mod concurrent;
+mod copy;
 mod core;
 mod error;
 #[cfg(feature = "fault-injection")]

@@ -110,6 +110,56 @@ impl Frozen {
         unsafe { self.map.range(start..end) }.ok_or(MappedPageError::OutOfBounds)
     }
 
+    pub(crate) fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    pub(crate) fn regular_bits(&self) -> &BitVec {
+        &self.regular
+    }
+
+    pub(crate) fn directory(&self) -> &[DirEntry] {
+        &self.directory
+    }
+
+    /// `count` pages from `first` on, as one slice: pages this state uses.
+    pub(crate) fn pages(&self, first: u64, count: u64) -> Result<&[u8]> {
+        let range = usize::try_from(first)
+            .ok()
+            .zip(usize::try_from(count).ok())
+            .and_then(|(first, count)| {
+                let start = first.checked_mul(self.page_size)?;
+                Some(start..start.checked_add(count.checked_mul(self.page_size)?)?)
+            })
+            .ok_or(MappedPageError::OutOfBounds)?;
+        // SAFETY: the callers pass runs of pages this state uses (regular
+        // pages and committed copies), which the writer does not write
+        // while the state lives (module docs).
+        unsafe { self.map.range(range) }.ok_or(MappedPageError::OutOfBounds)
+    }
+
+    /// The pages whose bytes this state holds, as ascending runs of
+    /// `(first, count)`: allocated regular pages and the committed copy of
+    /// each protected page.
+    pub(crate) fn used_pages(&self) -> Vec<(u64, u64)> {
+        let mut pages: Vec<(u64, u64)> = Vec::new();
+        let mut next = 0;
+        while let Some(page) = self.regular.next_one(next) {
+            match pages.last_mut() {
+                Some((start, count)) if *start + *count == page => *count += 1,
+                _ => pages.push((page, 1)),
+            }
+            next = page + 1;
+        }
+        for entry in &self.directory {
+            if let EntryState::Active(copy) = entry.state {
+                pages.push((entry.copies[usize::from(copy)], 1));
+            }
+        }
+        pages.sort_unstable();
+        pages
+    }
+
     fn regular_page(&self, page: u64) -> Result<&[u8]> {
         if self.regular.get(page) {
             return self.page(page);
@@ -360,6 +410,42 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     /// The generation of the commit this snapshot shows.
     pub fn generation(&self) -> u64 {
         self.state.generation
+    }
+
+    /// Writes this state to a new file at `path`, which opens with
+    /// [`Pager::open`] to exactly this state: the same page ids and bytes,
+    /// free pages left out (a sparse file, cut after its last page in use).
+    /// The writer goes on meanwhile. The copy is synced before this returns,
+    /// and is built under a temporary name (`path` with `.partial` added),
+    /// so a crash during it leaves nothing at `path`.
+    ///
+    /// ```
+    /// use mappedpages::Pager;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let (path, copy) = (dir.path().join("data.bin"), dir.path().join("copy.bin"));
+    /// let mut pager = Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// pager.snapshot()?.copy_to(&copy)?;
+    /// let copied = Pager::<4096>::open(&copy)?;
+    /// assert_eq!(copied.iter_allocated_pages().collect::<Vec<_>>(), vec![id]);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Io` (kind `AlreadyExists` if `path` exists, `StorageFull`, …); no
+    /// file is left at `path` on error.
+    pub fn copy_to(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        self.state.copy_to(path.as_ref(), &mut |_, _| {})
+    }
+
+    /// [`Snapshot::copy_to`], telling `progress(done, total)` how many of
+    /// the pages to copy are written so far.
+    pub fn copy_to_with_progress(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<()> {
+        self.state.copy_to(path.as_ref(), &mut progress)
     }
 
     /// Pages in the file in this state, the reserved pages included.
