@@ -8,8 +8,11 @@ use mappedpages::{MappedPageError, PageId, Pager, ProtectedPageId, ReadOnlyPager
 const PS: usize = 4096;
 type P = Pager<PS>;
 
+/// Page ids with their bytes.
+type Pages = Vec<(u64, Vec<u8>)>;
+
 /// Every regular page's bytes and every protected page's bytes.
-fn contents_of(snapshot: &Snapshot<PS>) -> (Vec<(u64, Vec<u8>)>, Vec<(u64, Vec<u8>)>) {
+fn contents_of(snapshot: &Snapshot<PS>) -> (Pages, Pages) {
     let regular = snapshot
         .iter_allocated_pages()
         .map(|id| (id.0, snapshot.get(id).unwrap().as_bytes().to_vec()))
