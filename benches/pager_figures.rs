@@ -28,6 +28,13 @@
 //! where PHASE is `open` (open and drop only), `alloc`, `free` or `commit`
 //! (open, then 100 of that operation) or `all` (100 of each). A phase's
 //! count minus the `open` count, divided by 100, is the syncs per call.
+//! `t3-K` (K = 1, 16, 256, …) runs 100 transactions of T3 (allocate K
+//! pages, write them, free K older ones, write the protected root, commit);
+//! `t4` opens the file `Deferred` and runs 100 transactions of one fresh
+//! page, written (then one more that frees them). The first write after an
+//! open syncs once more (the root open took is made durable first), and
+//! dropping a `Deferred` pager syncs: strace's total counts both, the
+//! pager's own count printed per phase counts the first.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::error::Error;
@@ -496,6 +503,542 @@ fn run_p1(cfg: &Config, dir: &Path) -> BoxResult<P1Results> {
         describe_syncs(&r.commit_syncs)
     );
     Ok(r)
+}
+
+// ---------------------------------------------------------------------------
+// T3 and T4: transactions against raw writes of the same pages.
+
+/// The transaction sizes of T3.
+const T3_KS: [usize; 3] = [1, 16, 256];
+
+/// Where a T3 transaction's fresh pages lie.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Pages freed by earlier transactions: overwrites of written blocks,
+    /// the steady state of an engine that frees what it replaces.
+    Reused,
+    /// Pages new to the file, whose blocks the growth reserved
+    /// (`fallocate`, an unwritten extent): the pager's growth today.
+    Reserved,
+    /// Pages new to the file whose blocks hold written zeros: what growth
+    /// would leave if it wrote zeros instead of reserving.
+    Zeroed,
+}
+
+/// One T3 pager: a protected root, the pages the last transaction wrote,
+/// and (for pages new to the file) a pool of never-written pages to free.
+struct T3Pager {
+    pager: Pager<4096>,
+    root: mappedpages::ProtectedPageId<4096>,
+    placement: Placement,
+    k: usize,
+    /// Reused: the pages the previous transaction wrote. New pages: the
+    /// never-written pool, freed k at a time from the front.
+    older: std::collections::VecDeque<PageId<4096>>,
+    fill: u8,
+}
+
+impl T3Pager {
+    fn create(path: &Path, k: usize, commits: usize, placement: Placement) -> BoxResult<T3Pager> {
+        // Room for every commit without growth: a growth would add its own
+        // sync and its own cost to the commit that meets it.
+        let pool = if placement == Placement::Reused {
+            0
+        } else {
+            k * (commits + 1)
+        };
+        let mut pager = Pager::<4096>::options()
+            .durability(Durability::Immediate)
+            .initial_pages((pool + 3 * k + 1024) as u64)
+            .create(path)?;
+        let root = pager.alloc_protected()?;
+        let older = if placement == Placement::Reused {
+            // The first transaction frees k written pages like every other.
+            let mut txn = pager.transaction()?;
+            let ids = txn.alloc_bulk(k)?;
+            for &id in &ids {
+                txn.get_mut(id)?.as_bytes_mut().fill(0x11);
+            }
+            txn.commit()?;
+            ids
+        } else {
+            let ids = pager.alloc_bulk(pool)?;
+            if placement == Placement::Zeroed {
+                // These pages are the caller's: writing zeros into them and
+                // syncing leaves their blocks as zero-filling growth would.
+                for &id in &ids {
+                    id.get_mut(&mut pager)?.as_bytes_mut().fill(0);
+                }
+                pager.sync()?;
+            }
+            ids
+        };
+        Ok(T3Pager {
+            pager,
+            root,
+            placement,
+            k,
+            older: older.into(),
+            fill: 0,
+        })
+    }
+
+    /// One transaction: allocate k pages, write all of each, free k older
+    /// pages, point the protected root at the first new page, commit.
+    /// Returns the commit's time and sync calls.
+    fn commit(&mut self) -> BoxResult<(Duration, u64)> {
+        self.fill = self.fill.wrapping_add(1);
+        let older: Vec<PageId<4096>> = self.older.drain(..self.k).collect();
+        let before = self.pager.sync_count();
+        let start = Instant::now();
+        let mut txn = self.pager.transaction()?;
+        let ids = txn.alloc_bulk(self.k)?;
+        for &id in &ids {
+            txn.get_mut(id)?.as_bytes_mut().fill(self.fill);
+        }
+        txn.free_bulk(older)?;
+        txn.write_protected(self.root)?.as_bytes_mut()[..8]
+            .copy_from_slice(&ids[0].0.to_le_bytes());
+        txn.commit()?;
+        let t = start.elapsed();
+        let syncs = self.pager.sync_count() - before;
+        if self.placement == Placement::Reused {
+            self.older.extend(ids);
+        }
+        Ok((t, syncs))
+    }
+}
+
+/// The raw work of a T3 transaction: k+1 one-page `pwrite`s and one
+/// `fdatasync`: k pages in a row and one page for the root, the file's
+/// first, apart from them (next to the data it would merge with it into
+/// one disk write, which the pager's root, in a page of its own, does not).
+struct RawT3 {
+    file: File,
+    k: usize,
+    /// Overwrites: regions of written blocks used in turn. Fresh: the next
+    /// never-written region of a reserved file.
+    fresh: bool,
+    next: u64,
+    regions: u64,
+    block: Vec<u8>,
+}
+
+impl RawT3 {
+    const REGIONS: u64 = 4;
+    /// The root page and a gap page come before the regions.
+    const DATA_START: u64 = 2 * 4096;
+
+    fn create(path: &Path, k: usize, commits: usize, fresh: bool) -> BoxResult<RawT3> {
+        let region = k as u64 * 4096;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        let regions = if fresh {
+            let regions = commits as u64;
+            let len = Self::DATA_START + regions * region;
+            // SAFETY: fallocate reads no memory of ours; the descriptor is
+            // open for writing and owned by `file` for the call.
+            let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error().into());
+            }
+            // The root page is overwritten every time: written, like the
+            // pager's root pages.
+            file.write_at(&[0x5Au8; 4096], 0)?;
+            file.sync_all()?;
+            regions
+        } else {
+            let len = Self::DATA_START + Self::REGIONS * region;
+            file.write_at(&vec![0x5Au8; len as usize], 0)?;
+            file.sync_all()?;
+            Self::REGIONS
+        };
+        Ok(RawT3 {
+            file,
+            k,
+            fresh,
+            next: 0,
+            regions,
+            block: vec![0u8; 4096],
+        })
+    }
+
+    fn commit(&mut self) -> BoxResult<Duration> {
+        if self.fresh && self.next >= self.regions {
+            return Err("the fresh raw file is used up".into());
+        }
+        let region = self.next % self.regions;
+        self.next += 1;
+        self.block[0] = self.next as u8;
+        let base = Self::DATA_START + region * self.k as u64 * 4096;
+        let start = Instant::now();
+        for i in 0..self.k as u64 {
+            self.file.write_at(&self.block, base + i * 4096)?;
+        }
+        self.file.write_at(&self.block, 0)?;
+        self.file.sync_data()?;
+        Ok(start.elapsed())
+    }
+}
+
+struct T3Case {
+    k: usize,
+    base: Vec<f64>,
+    raw_fresh: Vec<f64>,
+    /// Per placement (Reused, Reserved, Zeroed): times and syncs.
+    txn: [Vec<f64>; 3],
+    syncs: [Vec<u64>; 3],
+}
+
+const PLACEMENTS: [(Placement, &str); 3] = [
+    (Placement::Reused, "pages reused (written blocks)"),
+    (
+        Placement::Reserved,
+        "pages new to the file, blocks reserved by fallocate",
+    ),
+    (
+        Placement::Zeroed,
+        "pages new to the file, blocks zero-filled",
+    ),
+];
+
+fn t3_rounds(cfg: &Config, k: usize) -> usize {
+    let full = match k {
+        1 => 300,
+        16 => 200,
+        _ => 60,
+    };
+    if cfg.quick {
+        full / 3
+    } else {
+        full
+    }
+}
+
+fn run_t3(cfg: &Config, dir: &Path) -> BoxResult<Vec<T3Case>> {
+    let mut cases = Vec::new();
+    for k in T3_KS {
+        let rounds = t3_rounds(cfg, k);
+        let warmup = (rounds / 10).max(5);
+        let commits = warmup + rounds;
+        let mut base = RawT3::create(&dir.join(format!("t3-raw-{k}.bin")), k, commits, false)?;
+        let mut raw_fresh =
+            RawT3::create(&dir.join(format!("t3-rawfresh-{k}.bin")), k, commits, true)?;
+        let mut pagers = Vec::new();
+        for (i, (placement, _)) in PLACEMENTS.iter().enumerate() {
+            let path = dir.join(format!("t3-{k}-{i}.pages"));
+            pagers.push(T3Pager::create(&path, k, commits, *placement)?);
+        }
+        let mut case = T3Case {
+            k,
+            base: Vec::new(),
+            raw_fresh: Vec::new(),
+            txn: Default::default(),
+            syncs: Default::default(),
+        };
+        for round in 0..commits {
+            let record = round >= warmup;
+            // Rotate the order of the five round by round.
+            for j in 0..5 {
+                match (j + round) % 5 {
+                    0 => {
+                        let t = base.commit()?;
+                        if record {
+                            case.base.push(ns(t));
+                        }
+                    }
+                    1 => {
+                        let t = raw_fresh.commit()?;
+                        if record {
+                            case.raw_fresh.push(ns(t));
+                        }
+                    }
+                    p => {
+                        let (t, syncs) = pagers[p - 2].commit()?;
+                        if record {
+                            case.txn[p - 2].push(ns(t));
+                            case.syncs[p - 2].push(syncs);
+                        }
+                    }
+                }
+            }
+        }
+        println!(
+            "{}",
+            describe(
+                &format!("k = {k}: raw {} pwrites + fdatasync, overwrites", k + 1),
+                &case.base
+            )
+        );
+        println!(
+            "{}",
+            describe(
+                &format!(
+                    "k = {k}: raw {} pwrites + fdatasync, fresh fallocated blocks",
+                    k + 1
+                ),
+                &case.raw_fresh
+            )
+        );
+        for (i, (_, what)) in PLACEMENTS.iter().enumerate() {
+            println!(
+                "{}",
+                describe(&format!("k = {k}: transaction, {what}"), &case.txn[i])
+            );
+            println!("  syncs per commit: {}", describe_syncs(&case.syncs[i]));
+        }
+        drop(pagers);
+        for i in 0..PLACEMENTS.len() {
+            std::fs::remove_file(dir.join(format!("t3-{k}-{i}.pages")))?;
+        }
+        drop((base, raw_fresh));
+        std::fs::remove_file(dir.join(format!("t3-raw-{k}.bin")))?;
+        std::fs::remove_file(dir.join(format!("t3-rawfresh-{k}.bin")))?;
+        cases.push(case);
+    }
+    Ok(cases)
+}
+
+struct T4Results {
+    raw: Vec<f64>,
+    /// Per commit: its time and how many commits came after the last sync.
+    commit: Vec<(f64, usize)>,
+    commit_syncs: Vec<u64>,
+    open: Vec<f64>,
+    open_syncs: Vec<u64>,
+}
+
+/// Commits between two (untimed) `sync()` calls in T4.
+const T4_CYCLE: usize = 1000;
+/// The first commits after a sync, whose checks all fit in the root.
+const T4_EARLY: usize = 128;
+
+impl T4Results {
+    fn commit_times(&self, early: bool) -> Vec<f64> {
+        self.commit
+            .iter()
+            .filter(|&&(_, pos)| !early || pos < T4_EARLY)
+            .map(|&(t, _)| t)
+            .collect()
+    }
+}
+
+/// T4: a `Deferred` transaction committing one fresh page, written, against
+/// one 4 KiB `pwrite` with no sync; and the syncs of opening a small file
+/// that was closed cleanly.
+///
+/// A `Deferred` root lists the checks of every commit since the last sync,
+/// so a commit costs more the more commits came before it unsynced: the
+/// commits run in cycles of `T4_CYCLE`, each after an untimed `sync()`, and
+/// the figure is given for the first `T4_EARLY` of a cycle and for all.
+fn run_t4(cfg: &Config, dir: &Path) -> BoxResult<T4Results> {
+    let cycles = if cfg.quick { 1 } else { 3 };
+    let raw_file = baseline_file(&dir.join("t4-raw.bin"))?;
+    let path = dir.join("t4.pages");
+    let mut pager = Pager::<4096>::options()
+        .durability(Durability::Deferred)
+        .initial_pages(((cycles + 1) * T4_CYCLE + 4096) as u64)
+        .create(&path)?;
+    let mut block = vec![0u8; 4096];
+    let mut r = T4Results {
+        raw: Vec::new(),
+        commit: Vec::new(),
+        commit_syncs: Vec::new(),
+        open: Vec::new(),
+        open_syncs: Vec::new(),
+    };
+    // The first cycle warms up.
+    for cycle in 0..=cycles {
+        let record = cycle > 0;
+        pager.sync()?;
+        for pos in 0..T4_CYCLE {
+            for which in if pos % 2 == 0 { [0, 1] } else { [1, 0] } {
+                if which == 0 {
+                    block[0] = pos as u8;
+                    let start = Instant::now();
+                    raw_file.write_at(&block, (pos as u64 % BASE_BLOCKS) * 4096)?;
+                    let t = start.elapsed();
+                    if record {
+                        r.raw.push(ns(t));
+                    }
+                } else {
+                    let before = pager.sync_count();
+                    let start = Instant::now();
+                    let mut txn = pager.transaction()?;
+                    let id = txn.alloc()?;
+                    txn.get_mut(id)?.as_bytes_mut().fill(pos as u8);
+                    txn.commit()?;
+                    let t = start.elapsed();
+                    let syncs = pager.sync_count() - before;
+                    if record {
+                        r.commit.push((ns(t), pos));
+                        r.commit_syncs.push(syncs);
+                    }
+                }
+            }
+        }
+    }
+    drop(pager);
+    drop(raw_file);
+    std::fs::remove_file(&path)?;
+    std::fs::remove_file(dir.join("t4-raw.bin"))?;
+    println!("{}", describe("raw 4 KiB pwrite, no sync", &r.raw));
+    for (early, what) in [
+        (true, format!("the first {T4_EARLY}")),
+        (false, format!("all {T4_CYCLE}")),
+    ] {
+        println!(
+            "{}",
+            describe(
+                &format!("Deferred transaction: alloc, write 4 KiB, commit; {what} after a sync"),
+                &r.commit_times(early)
+            )
+        );
+    }
+    let span = T4_CYCLE / 4;
+    for part in 0..4 {
+        let times: Vec<f64> = r
+            .commit
+            .iter()
+            .filter(|&&(_, pos)| pos / span == part)
+            .map(|&(t, _)| t)
+            .collect();
+        println!(
+            "  commits {}..{} after a sync: median {}",
+            part * span,
+            (part + 1) * span,
+            fmt_ns(median(&times))
+        );
+    }
+
+    println!(
+        "syncs per Deferred commit: {}",
+        describe_syncs(&r.commit_syncs)
+    );
+
+    // A small file (2^10 allocated pages of 1 KiB, as bench/compare's W6),
+    // closed cleanly, then opened again and again.
+    let small = dir.join("t4-open.pages");
+    {
+        let mut p = Pager::<1024>::create(&small)?;
+        p.alloc_bulk(1 << 10)?;
+    }
+    for _ in 0..21 {
+        let start = Instant::now();
+        let p = Pager::<1024>::open(&small)?;
+        r.open.push(ns(start.elapsed()));
+        r.open_syncs.push(p.sync_count());
+        drop(p);
+    }
+    std::fs::remove_file(&small)?;
+    println!(
+        "{}",
+        describe(
+            "open of a cleanly closed file, 2^10 pages, in this process",
+            &r.open
+        )
+    );
+    println!("syncs per open: {}", describe_syncs(&r.open_syncs));
+    Ok(r)
+}
+
+/// A ratio shown with no target to meet.
+fn info_ratio_row(measurement: &str, value: f64, base: f64, note: &str) -> Row {
+    let mut r = ratio_row(measurement, value, base, f64::INFINITY, note, fmt_ns);
+    r.met = "—".into();
+    r
+}
+
+fn t3_rows(cases: &[T3Case]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for case in cases {
+        let k = case.k;
+        let base = median(&case.base);
+        for (i, (placement, what)) in PLACEMENTS.iter().enumerate() {
+            let name =
+                format!("T3 k = {k}: alloc {k}, write, free {k}, protected root, commit; {what}");
+            let value = median(&case.txn[i]);
+            rows.push(if *placement == Placement::Zeroed {
+                info_ratio_row(&name, value, base, "info: if growth wrote zeros")
+            } else {
+                ratio_row(&name, value, base, 1.15, "≤ 1.15× raw overwrites", fmt_ns)
+            });
+        }
+        rows.push(info_ratio_row(
+            &format!(
+                "T3 k = {k}: raw {} pwrites + fdatasync into fresh fallocated blocks (info)",
+                k + 1
+            ),
+            median(&case.raw_fresh),
+            base,
+            "—",
+        ));
+        let all: Vec<u64> = case.syncs.iter().flatten().copied().collect();
+        let max = all.iter().copied().max().unwrap_or(0);
+        rows.push(row(
+            format!("T3 k = {k}: syncs per commit, every placement"),
+            format!("{} (max {max})", median_u64(&all)),
+            "—",
+            "—",
+            "1 sync call",
+            yes_no(max <= 1),
+        ));
+    }
+    rows
+}
+
+fn t4_rows(t4: &T4Results) -> Vec<Row> {
+    let max_commit = t4.commit_syncs.iter().copied().max().unwrap_or(0);
+    let max_open = t4.open_syncs.iter().copied().max().unwrap_or(0);
+    vec![
+        ratio_row(
+            &format!("T4 Deferred transaction: alloc 1 page, write 4 KiB, commit; the first {T4_EARLY} commits after a sync()"),
+            median(&t4.commit_times(true)),
+            median(&t4.raw),
+            3.0,
+            "≤ 3× one 4 KiB pwrite, no sync",
+            fmt_ns,
+        ),
+        ratio_row(
+            &format!("T4 the same, all {T4_CYCLE} commits after a sync() (each root lists the checks of every unsynced commit)"),
+            median(&t4.commit_times(false)),
+            median(&t4.raw),
+            3.0,
+            "≤ 3× one 4 KiB pwrite, no sync",
+            fmt_ns,
+        ),
+
+        row(
+            "T4 syncs per Deferred commit",
+            format!("{} (max {max_commit})", median_u64(&t4.commit_syncs)),
+            "—",
+            "—",
+            "0",
+            yes_no(max_commit == 0),
+        ),
+        row(
+            format!(
+                "T4 syncs at open of a cleanly closed file, 2^10 pages, n = {}",
+                t4.open_syncs.len()
+            ),
+            format!("{} (max {max_open})", median_u64(&t4.open_syncs)),
+            "—",
+            "—",
+            "0",
+            yes_no(max_open == 0),
+        ),
+        row(
+            "T4 that open's time, repeated in this process (info)",
+            fmt_ns(median(&t4.open)),
+            "—",
+            "—",
+            "—",
+            "—",
+        ),
+    ]
 }
 
 // ---------------------------------------------------------------------------
@@ -1074,16 +1617,88 @@ fn strace_prep(path: &Path) -> BoxResult<()> {
     let mut writer = protected.get_mut(&mut pager)?;
     writer.page_mut().as_bytes_mut()[0] = 1;
     writer.commit()?;
+    // Written pages for the T3 phases' first transactions to free.
+    let mut txn = pager.transaction()?;
+    for id in txn.alloc_bulk(T3_KS[T3_KS.len() - 1])? {
+        txn.get_mut(id)?.as_bytes_mut().fill(0x22);
+    }
+    txn.commit()?;
     eprintln!(
-        "prepared a page file: {} pages, one protected page",
-        pager.page_count()
+        "prepared a page file: {} pages, one protected page, {} written regular pages",
+        pager.page_count(),
+        pager.allocated_page_count()
     );
     Ok(())
 }
 
+/// The `t3-K` phase: `STRACE_OPS` transactions of T3 with reused pages,
+/// each allocating K pages, writing them, freeing K older ones (the
+/// previous transaction's; the first frees the oldest allocated pages) and
+/// writing the protected root.
+fn strace_t3(pager: &mut Pager<4096>, k: usize) -> BoxResult<u64> {
+    let root = pager
+        .iter_allocated_protected_pages()
+        .next()
+        .ok_or("no protected page: run strace-prep first")?;
+    let mut older: Vec<PageId<4096>> = pager.iter_allocated_pages().take(k).collect();
+    if older.len() < k {
+        return Err(format!(
+            "only {} allocated pages: run strace-prep first",
+            older.len()
+        )
+        .into());
+    }
+    let before = pager.sync_count();
+    for i in 0..STRACE_OPS {
+        let mut txn = pager.transaction()?;
+        let ids = txn.alloc_bulk(k)?;
+        for &id in &ids {
+            txn.get_mut(id)?.as_bytes_mut().fill(i as u8);
+        }
+        txn.free_bulk(std::mem::replace(&mut older, ids))?;
+        txn.write_protected(root)?.as_bytes_mut()[0] = i as u8;
+        txn.commit()?;
+    }
+    Ok(pager.sync_count() - before)
+}
+
+/// The `t4` phase: `STRACE_OPS` `Deferred` transactions of one fresh page,
+/// written; then frees them in one more, so the file can be used again.
+fn strace_t4(pager: &mut Pager<4096>) -> BoxResult<u64> {
+    let before = pager.sync_count();
+    let mut ids = Vec::new();
+    for i in 0..STRACE_OPS {
+        let mut txn = pager.transaction()?;
+        let id = txn.alloc()?;
+        txn.get_mut(id)?.as_bytes_mut().fill(i as u8);
+        txn.commit()?;
+        ids.push(id);
+    }
+    let syncs = pager.sync_count() - before;
+    pager.transaction().and_then(|mut txn| {
+        txn.free_bulk(ids)?;
+        txn.commit()
+    })?;
+    Ok(syncs)
+}
+
 fn strace_ops(path: &Path, phase: &str) -> BoxResult<()> {
-    let mut pager = strace_options().open(path)?;
+    let options = if phase == "t4" {
+        strace_options().durability(Durability::Deferred)
+    } else {
+        strace_options()
+    };
+    let mut pager = options.open(path)?;
     let mut report = vec![("open", pager.sync_count())];
+    if let Some(k) = phase.strip_prefix("t3-") {
+        let k: usize = k
+            .parse()
+            .map_err(|_| format!("t3-K: K a number, not {k:?}"))?;
+        report.push(("t3", strace_t3(&mut pager, k)?));
+    }
+    if phase == "t4" {
+        report.push(("t4", strace_t4(&mut pager)?));
+    }
     let mut ids = Vec::new();
     if matches!(phase, "alloc" | "all") {
         let before = pager.sync_count();
@@ -1122,8 +1737,12 @@ fn strace_ops(path: &Path, phase: &str) -> BoxResult<()> {
         }
         report.push(("commit", pager.sync_count() - before));
     }
-    if !matches!(phase, "open" | "alloc" | "free" | "commit" | "all") {
-        return Err(format!("unknown phase {phase:?}: open, alloc, free, commit or all").into());
+    if !matches!(phase, "open" | "alloc" | "free" | "commit" | "all" | "t4")
+        && !phase.starts_with("t3-")
+    {
+        return Err(
+            format!("unknown phase {phase:?}: open, alloc, free, commit, all, t3-K or t4").into(),
+        );
     }
     drop(pager);
     for (name, syncs) in report {
@@ -1302,7 +1921,7 @@ fn p5_rows(cfg: &Config, p5: &P5Results) -> Vec<Row> {
 }
 
 /// Whether the part named `name` runs: all by default, else those listed in
-/// `PARTS` (comma-separated: p1, p3, p4, p5; P2 runs with P1).
+/// `PARTS` (comma-separated: p1, t3, t4, p3, p4, p5; P2 runs with P1).
 fn enabled(name: &str) -> bool {
     match std::env::var("PARTS") {
         Ok(list) if !list.trim().is_empty() => {
@@ -1390,6 +2009,20 @@ fn main() -> BoxResult<()> {
         )?;
         rows.extend(p1_rows(&p1));
     }
+    if enabled("t3") {
+        let t3 = parts.time(
+            "T3: transactions vs the same raw writes + fdatasync",
+            || run_t3(&cfg, dir),
+        )?;
+        rows.extend(t3_rows(&t3));
+    }
+    if enabled("t4") {
+        let t4 = parts.time(
+            "T4: Deferred commits vs pwrite; open of a small file",
+            || run_t4(&cfg, dir),
+        )?;
+        rows.extend(t4_rows(&t4));
+    }
     if enabled("p3") {
         let p3 = parts.time("P3: allocation cost vs file size; alloc_bulk", || {
             run_p3(&cfg, dir)
@@ -1417,7 +2050,11 @@ fn main() -> BoxResult<()> {
     }
     println!(
         "\nP1/P2 baseline: one 4 KiB pwrite + fdatasync overwriting a block of a written, \
-         preallocated file in the same directory. P4 baseline: the same loop over a raw \
+         preallocated file in the same directory. T3 baseline: the same transaction's \
+         k+1 one-page pwrites (k in a row, the root's apart from them) + one fdatasync, overwriting written \
+         blocks; its pages are reused (freed by an earlier transaction), new to the file \
+         in blocks fallocate reserved (the pager's growth), or new in blocks holding \
+         written zeros. T4 baseline: one 4 KiB pwrite, no sync. P4 baseline: the same loop over a raw \
          memmap2 map of the pager's own file (a second mapping of the same pages). Times are medians; the \
          figures above give p10/p90."
     );

@@ -9,10 +9,16 @@
 //! cargo run --release -- DIR           # files in a temporary directory inside DIR
 //! ```
 //!
-//! Every figure is the median of repeated measurements. For W1-W3, W5 and
-//! W7 the systems of a workload are interleaved round by round in this
-//! process (a new random order every round), so drift on a busy machine hits all of them
-//! alike. For W4 and W6 every timed call runs in a new child process, for
+//! Workloads: W1-W3 single durable operations; T3 one durable transaction
+//! writing k values of one page (k = 1, 16, 256) and removing the k the one
+//! before wrote; W4 bulk allocation; W5 random reads; W6 open; W7 W1-W3
+//! without sync; T4 one page committed without sync; W8 space after churn.
+//! `ONLY=w1,t3,...` runs some of them (`t3` all three sizes, `t3-16` one).
+//!
+//! Every figure is the median of repeated measurements. For W1-W3, W5, W7,
+//! T3 and T4 the systems of a workload are interleaved round by round in
+//! this process (a new random order every round), so drift on a busy
+//! machine hits all of them alike. For W4 and W6 every timed call runs in a new child process, for
 //! both crates alike, the two alternating run by run (the 0.2 crate may
 //! panic there). W8 measures space, one system after another. The table
 //! gives each median and its ratio to the first row of its group. The table
@@ -20,7 +26,7 @@
 //! the ratios goes next to it as an SVG. The file's header says how the run
 //! was timed and whether sync calls were counted.
 //!
-//! Sync points per operation (W1-W3, W7) are counted with `strace` when it
+//! Sync points per operation (W1-W3, W7, T3, T4) are counted with `strace` when it
 //! is installed: the program runs itself in a child under `strace -f`, once
 //! with 0 and once with N operations after the same setup, and divides the
 //! difference by N. It counts sync calls (fsync, fdatasync, msync(MS_SYNC),
@@ -333,12 +339,17 @@ fn lmdb_env(dir: &Path, sync: bool, map_size: usize) -> R<(heed::Env, LmdbDb)> {
 }
 
 fn sqlite(dir: &Path) -> R<rusqlite::Connection> {
+    sqlite_with(dir, true)
+}
+
+/// SQLite in WAL mode, `synchronous=FULL` (or `OFF` without `sync`).
+fn sqlite_with(dir: &Path, sync: bool) -> R<rusqlite::Connection> {
     let conn = rusqlite::Connection::open(dir.join("sqlite.db"))?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(format!("SQLite journal mode {mode}, not WAL").into());
     }
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", if sync { "FULL" } else { "OFF" })?;
     conn.execute(
         "CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v BLOB NOT NULL)",
         [],
@@ -346,12 +357,152 @@ fn sqlite(dir: &Path) -> R<rusqlite::Connection> {
     Ok(conn)
 }
 
+/// Whether `workload` syncs: all but W7 and T4, their no-sync twins.
+fn syncing(workload: &str) -> bool {
+    !(workload.starts_with("w7") || workload == "t4")
+}
+
+/// The transaction size of a T3 workload (`t3-K`).
+fn t3_size(workload: &str) -> Option<usize> {
+    workload.strip_prefix("t3-")?.parse().ok()
+}
+
+/// The raw work of a T3 transaction of `k` pages: k+1 one-page `pwrite`s
+/// and one `fdatasync`, overwriting written blocks: k pages in a row (in
+/// regions used in turn) and one page for the root, the file's first,
+/// apart from them (a root next to the data would merge with it into one
+/// disk write, which the pager's root, in a page of its own, does not).
+fn raw_t3_op(dir: &Path, k: usize) -> R<Op> {
+    const REGIONS: u64 = 4;
+    let page = PAGE as u64;
+    let region = k as u64 * page;
+    // The root page, a gap page, then the regions.
+    let data_start = 2 * page;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(dir.join("raw-t3.bin"))?;
+    file.write_at(&vec![0x5Au8; (data_start + REGIONS * region) as usize], 0)?;
+    file.sync_all()?;
+    let mut block = vec![0u8; PAGE];
+    Ok(Box::new(move |i| {
+        block[0] = i as u8;
+        let base = data_start + (i % REGIONS) * region;
+        let start = Instant::now();
+        for p in 0..k as u64 {
+            file.write_at(&block, base + p * page)?;
+        }
+        file.write_at(&block, 0)?;
+        file.sync_data()?;
+        Ok(ns(start.elapsed()))
+    }))
+}
+
+/// T3 on each system: one transaction writes `k` values of one page (this
+/// crate: `k` fresh pages and its protected root) and removes the `k` the
+/// previous transaction wrote, so the data stays the same size.
+fn t3_op(system: &str, dir: &Path, k: usize) -> R<Op> {
+    let data = vec![0xA5u8; PAGE];
+    let keys = move |i: u64| (i * k as u64)..((i + 1) * k as u64);
+    match system {
+        "raw-t3" => raw_t3_op(dir, k),
+        "ours" => {
+            let mut p = ours(dir, Durability::Immediate, 4 * k as u64 + 1024)?;
+            let root = p.alloc_protected()?;
+            let mut older: Vec<PageId<PAGE>> = Vec::new();
+            Ok(Box::new(move |i| {
+                let start = Instant::now();
+                let mut txn = p.transaction()?;
+                let ids = txn.alloc_bulk(k)?;
+                for &id in &ids {
+                    let page = txn.get_mut(id)?.as_bytes_mut();
+                    page.copy_from_slice(&data);
+                    page[0] = i as u8;
+                }
+                txn.free_bulk(std::mem::replace(&mut older, ids.clone()))?;
+                txn.write_protected(root)?.as_bytes_mut()[..8]
+                    .copy_from_slice(&ids[0].0.to_le_bytes());
+                txn.commit()?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        "lmdb" => {
+            let (env, db) = lmdb_env(dir, true, 1 << 30)?;
+            Ok(Box::new(move |i| {
+                let start = Instant::now();
+                let mut w = env.write_txn()?;
+                for key in keys(i) {
+                    db.put(&mut w, &key, &data)?;
+                }
+                if i > 0 {
+                    for key in keys(i - 1) {
+                        db.delete(&mut w, &key)?;
+                    }
+                }
+                w.commit()?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        "redb" => {
+            let (db, d) = redb_db(dir, true)?;
+            Ok(Box::new(move |i| {
+                let start = Instant::now();
+                let mut tx = db.begin_write()?;
+                tx.set_durability(d);
+                {
+                    let mut t = tx.open_table(TABLE)?;
+                    for key in keys(i) {
+                        t.insert(key, &data[..])?;
+                    }
+                    if i > 0 {
+                        for key in keys(i - 1) {
+                            t.remove(key)?;
+                        }
+                    }
+                }
+                tx.commit()?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        "sqlite" => {
+            let mut conn = sqlite(dir)?;
+            Ok(Box::new(move |i| {
+                let start = Instant::now();
+                let tx = conn.transaction()?;
+                {
+                    let mut put = tx.prepare_cached("INSERT INTO t (k, v) VALUES (?1, ?2)")?;
+                    for key in keys(i) {
+                        put.execute(rusqlite::params![key as i64, &data[..]])?;
+                    }
+                }
+                if i > 0 {
+                    let old = keys(i - 1);
+                    tx.prepare_cached("DELETE FROM t WHERE k >= ?1 AND k < ?2")?
+                        .execute([old.start as i64, old.end as i64])?;
+                }
+                tx.commit()?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        other => Err(format!("no system {other} in T3").into()),
+    }
+}
+
 /// The timed operation of `system` in `workload`, set up in `dir` for up to
 /// `cap` operations. Workloads: w1, w2, w3 (durable), w7-1, w7-2, w7-3
-/// (the same without sync).
+/// (the same without sync), t3-K (K pages in one transaction), t4 (one
+/// page committed without sync).
 fn make_op(workload: &str, system: &str, dir: &Path, cap: usize) -> R<Op> {
-    let sync = !workload.starts_with("w7");
-    let kind = workload.trim_start_matches("w7-").trim_start_matches('w');
+    if let Some(k) = t3_size(workload) {
+        return t3_op(system, dir, k);
+    }
+    let sync = syncing(workload);
+    let kind = match workload {
+        // T4 is W7's new-data write, on every system.
+        "t4" => "2",
+        w => w.trim_start_matches("w7-").trim_start_matches('w'),
+    };
     let pages = cap as u64 + 1024;
     let durability = if sync {
         Durability::Immediate
@@ -407,6 +558,38 @@ fn make_op(workload: &str, system: &str, dir: &Path, cap: usize) -> R<Op> {
                 Ok(ns(start.elapsed()))
             }))
         }
+        ("2", "ours-txn") => {
+            let mut p = ours(dir, durability, pages)?;
+            Ok(Box::new(move |i| {
+                let start = Instant::now();
+                let mut txn = p.transaction()?;
+                let id = txn.alloc()?;
+                let page = txn.get_mut(id)?.as_bytes_mut();
+                page.copy_from_slice(&data);
+                page[0] = i as u8;
+                txn.commit()?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
+        ("2", "ours-sync128") => {
+            // A Deferred root lists the checks of every commit since the
+            // last sync, so its commits cost more the longer it goes
+            // unsynced: here an untimed sync() every 128 commits.
+            let mut p = ours(dir, Durability::Deferred, pages)?;
+            Ok(Box::new(move |i| {
+                if i % 128 == 0 {
+                    p.sync()?;
+                }
+                let start = Instant::now();
+                let mut txn = p.transaction()?;
+                let id = txn.alloc()?;
+                let page = txn.get_mut(id)?.as_bytes_mut();
+                page.copy_from_slice(&data);
+                page[0] = i as u8;
+                txn.commit()?;
+                Ok(ns(start.elapsed()))
+            }))
+        }
         ("2", "redb") => {
             let (db, d) = redb_db(dir, sync)?;
             Ok(Box::new(move |i| {
@@ -426,7 +609,7 @@ fn make_op(workload: &str, system: &str, dir: &Path, cap: usize) -> R<Op> {
             }))
         }
         ("2", "sqlite") => {
-            let conn = sqlite(dir)?;
+            let conn = sqlite_with(dir, sync)?;
             Ok(Box::new(move |i| {
                 let start = Instant::now();
                 conn.prepare_cached("INSERT INTO t (k, v) VALUES (?1, ?2)")?
@@ -512,12 +695,26 @@ fn label(system: &str, sync: bool) -> String {
         ("ours-deferred", _) => {
             "mappedpages (this crate), Deferred alloc + write, then sync()".into()
         }
+        ("ours-txn", true) => {
+            "mappedpages (this crate), Immediate, one transaction: alloc + write + commit".into()
+        }
+        ("ours-txn", false) => {
+            "mappedpages (this crate), Deferred, one transaction: alloc + write + commit".into()
+        }
+        ("ours-sync128", _) => {
+            "mappedpages (this crate), Deferred transaction, an untimed sync() every 128 commits"
+                .into()
+        }
+        ("raw-t3", _) => {
+            "raw: k+1 one-page pwrites (k in a row, 1 apart) + one fdatasync, overwrites".into()
+        }
         ("seed", _) => "mappedpages 0.2".into(),
         ("redb", true) => "redb, Durability::Immediate".into(),
         ("redb", false) => "redb, Durability::None".into(),
         ("lmdb", true) => "LMDB (heed)".into(),
         ("lmdb", false) => "LMDB (heed), NO_SYNC".into(),
-        ("sqlite", _) => "SQLite, WAL, synchronous=FULL".into(),
+        ("sqlite", true) => "SQLite, WAL, synchronous=FULL".into(),
+        ("sqlite", false) => "SQLite, WAL, synchronous=OFF".into(),
         (other, _) => other.into(),
     }
 }
@@ -537,7 +734,15 @@ const SYNC_GROUPS: &[Group] = &[
     Group {
         workload: "w2",
         title: "W2 durable 4 KiB write of new data",
-        systems: &["raw", "ours", "ours-deferred", "redb", "lmdb", "sqlite"],
+        systems: &[
+            "raw",
+            "ours",
+            "ours-txn",
+            "ours-deferred",
+            "redb",
+            "lmdb",
+            "sqlite",
+        ],
     },
     Group {
         workload: "w3",
@@ -545,6 +750,36 @@ const SYNC_GROUPS: &[Group] = &[
         systems: &["raw", "ours", "seed", "lmdb", "redb"],
     },
 ];
+
+/// T3: one transaction writes k values of one page each and removes the k
+/// the previous one wrote (this crate: k fresh pages, k freed, and a
+/// protected root), durable.
+const T3_GROUPS: &[Group] = &[
+    Group {
+        workload: "t3-1",
+        title: "T3 one transaction, k = 1 page written, 1 removed, durable",
+        systems: T3_SYSTEMS,
+    },
+    Group {
+        workload: "t3-16",
+        title: "T3 one transaction, k = 16 pages written, 16 removed, durable",
+        systems: T3_SYSTEMS,
+    },
+    Group {
+        workload: "t3-256",
+        title: "T3 one transaction, k = 256 pages written, 256 removed, durable",
+        systems: T3_SYSTEMS,
+    },
+];
+
+const T3_SYSTEMS: &[&str] = &["raw-t3", "ours", "lmdb", "redb", "sqlite"];
+
+/// T4: one page written and committed without sync.
+const T4_GROUP: Group = Group {
+    workload: "t4",
+    title: "T4 no-sync commit of one new 4 KiB page",
+    systems: &["raw", "ours-txn", "ours-sync128", "lmdb", "redb", "sqlite"],
+};
 
 const NOSYNC_GROUPS: &[Group] = &[
     Group {
@@ -555,7 +790,7 @@ const NOSYNC_GROUPS: &[Group] = &[
     Group {
         workload: "w7-2",
         title: "W7 (W2 without sync) 4 KiB write of new data",
-        systems: &["raw", "ours", "redb", "lmdb"],
+        systems: &["raw", "ours", "ours-txn", "redb", "lmdb"],
     },
     Group {
         workload: "w7-3",
@@ -565,7 +800,7 @@ const NOSYNC_GROUPS: &[Group] = &[
 ];
 
 fn run_group(g: &Group, dir: &Path, rounds: usize, warmup: usize, syncs: bool) -> R<Vec<Row>> {
-    let sync = !g.workload.starts_with("w7");
+    let sync = syncing(g.workload);
     let mut ops = Vec::new();
     let mut rows = Vec::new();
     for &s in g.systems {
@@ -1629,6 +1864,21 @@ fn main() -> R<()> {
             done.push(g.workload);
         }
     }
+    for g in T3_GROUPS {
+        if on("t3") || on(g.workload) {
+            // A transaction of 256 pages takes milliseconds: fewer rounds.
+            let rounds = match t3_size(g.workload) {
+                Some(k) if k > 16 => cfg.rounds / 3,
+                _ => cfg.rounds,
+            };
+            step(
+                g.workload,
+                &mut rows,
+                run_group(g, dir, rounds, cfg.warmup, syncs),
+            );
+            done.push(g.workload);
+        }
+    }
     if on("w5") {
         step("w5", &mut rows, run_w5(&cfg, dir));
         done.push("w5");
@@ -1642,6 +1892,14 @@ fn main() -> R<()> {
             );
         }
         done.push("w7");
+    }
+    if on("t4") {
+        step(
+            "t4",
+            &mut rows,
+            run_group(&T4_GROUP, dir, cfg.fast_rounds, cfg.warmup, syncs),
+        );
+        done.push("t4");
     }
     if on("w4") {
         step("w4", &mut rows, run_w4(&cfg, dir));
@@ -1660,7 +1918,7 @@ fn main() -> R<()> {
     let date = today();
     let sync_note = if syncs {
         format!(
-            "Syncs/op (W1-W3, W7) counted with `strace -f` in a child process that \
+            "Syncs/op (W1-W3, W7, T3, T4) counted with `strace -f` in a child process that \
              repeats the workload's setup and then runs 0 or {STRACE_OPS} operations: \
              (count with {STRACE_OPS} − count with 0) / {STRACE_OPS}. Counted: fsync, \
              fdatasync, msync(MS_SYNC), sync_file_range, syncfs and sync calls, and \
@@ -1689,7 +1947,7 @@ fn main() -> R<()> {
          Command: `{command}`. Machine: {cpu}, {cores} cores; files on {fs}. \
          Workloads run: {}.\n\n\
          How it is timed: medians of repeated runs; ratios are to the first row \
-         of each group. W1-W3, W5 and W7: the systems of a group run in this \
+         of each group. W1-W3, W5, W7, T3 and T4: the systems of a group run in this \
          one process, interleaved round by round, in a new random order \
          every round (W5: each timed pass right after an untimed pass of its \
          own, so that no system is timed just after another one swept the \
