@@ -26,7 +26,7 @@
 //! yet: the caller's change is undone in memory, the file is cut back to
 //! what the newest root counts on, and the pager goes on at its last commit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::core::Core;
 use crate::error::{MappedPageError, Result};
@@ -61,24 +61,46 @@ pub(crate) struct Journal {
     /// Pages freed by durable commits that a live snapshot may still read,
     /// with the generation that freed them (see `snapshot.rs`).
     pub held: Vec<(u64, Vec<u64>)>,
-    /// Checks of the pages written, without a sync since, by the commits
-    /// after the durable root, for the pages still in use: each root lists
-    /// them all, so that a root whose earlier unsynced pages were lost to a
-    /// power loss is rejected too ("never a mix").
+    /// The checks of pages written without a sync by the commits since the
+    /// durable root, for every page still in use, so that a root whose
+    /// earlier unsynced pages were lost to a power loss is rejected too
+    /// ("never a mix"): those not yet in check pages (each root lists them
+    /// itself) and the chain of check pages written since the sync (each
+    /// root names its head). A commit writes only its own checks, in the
+    /// root or, when that is full, in one more check page linked to the
+    /// chain: its cost does not grow with the commits before it.
     pub unsynced_checks: Vec<PageCheck>,
-    /// The pages each root slot's root checks, ascending: the root in the
-    /// slot is rejected at open if one of them changes, so none may be
-    /// written in place while that root can still be needed (see
-    /// [`Core::is_guarded`]).
-    pub root_checks: [Vec<u64>; 2],
-    /// The check pages the newest root uses (`format::check_list`); the
-    /// next commit frees them.
-    pub check_pages: Vec<u64>,
+    pub chain: CheckChain,
+    /// Pages the durable root checks: not to be written in place while it
+    /// may be needed (see [`Core::is_guarded`]).
+    pub durable_checked: HashSet<u64>,
+    /// Check pages of a chain a sync made unneeded: the next commit frees
+    /// them (the newest root still names them until then).
+    pub stale_check_pages: Vec<u64>,
+    /// A root was written since the last sync (which then makes it the
+    /// durable one).
+    pub root_since_sync: bool,
     /// The entry the durable root holds, for each directory slot a commit
     /// since the last sync changed: the copy it names must not be staged
     /// over (see `txn.rs`).
     pub durable_entries: HashMap<u64, DirEntry>,
 }
+
+/// The chain of check pages written since the last sync.
+#[derive(Debug, Default)]
+pub(crate) struct CheckChain {
+    pub head: NodeRef,
+    /// Checks the chain holds.
+    pub len: u64,
+    pub pages: Vec<u64>,
+    /// The pages the chain's checks name.
+    pub checked: HashSet<u64>,
+}
+
+/// Checks past which a Deferred pager syncs before the next commit, so that
+/// what open verifies stays bounded (contract T5): 2^16 pages, 256 MiB of
+/// 4 KiB pages, written since the last sync.
+pub(crate) const MAX_UNSYNCED_CHECKS: u64 = 1 << 16;
 
 /// One commit's worth of change, already applied to the free map.
 #[derive(Debug, Default)]
@@ -401,12 +423,23 @@ impl Core {
     /// Whether `page` may not be written in place: the newest root or the
     /// durable one checks it, and a crash before a newer root not checking
     /// it is durable would find that root rejected.
-    #[inline]
     pub(crate) fn is_guarded(&self, page: u64) -> bool {
-        let checks = &self.journal.root_checks;
-        let listed = |slot: usize| checks[slot].binary_search(&page).is_ok();
-        !(checks[0].is_empty() && checks[1].is_empty())
-            && (listed(self.journal.last_slot) || listed(self.journal.durable_slot))
+        let journal = &self.journal;
+        journal.durable_checked.contains(&page)
+            || journal.chain.checked.contains(&page)
+            || journal
+                .unsynced_checks
+                .iter()
+                .any(|check| check.page == page)
+    }
+
+    /// Whether any page is guarded (the fast path of writes in place).
+    #[inline]
+    pub(crate) fn any_guarded(&self) -> bool {
+        let journal = &self.journal;
+        !(journal.durable_checked.is_empty()
+            && journal.chain.checked.is_empty()
+            && journal.unsynced_checks.is_empty())
     }
 
     /// Makes a root that checks no page durable, so that pages earlier
@@ -453,7 +486,7 @@ impl Core {
         // Regular pages written in place through the map must be durable
         // before a root that follows them can be seen (D3), and so must the
         // root open took (see `settle_open`).
-        if self.data_dirty || self.open_unsettled {
+        if self.data_dirty || self.open_unsettled || self.journal.chain.len > MAX_UNSYNCED_CHECKS {
             self.sync_everything()?;
         }
         let checkpoint = change.checkpoint || self.will_checkpoint(&change.records);
@@ -462,7 +495,8 @@ impl Core {
         } else {
             merged_len(&self.journal.log, &change.records)
         };
-        // At most this many checks; fewer if some went stale.
+        // At most this many checks go to new check pages; fewer if some
+        // went stale.
         let checks = self.journal.unsynced_checks.len() + change.written.len();
         let check_pages = if log_len + checks > log_capacity(self.page_size) {
             check_list::pages_for(self.page_size, checks)
@@ -502,18 +536,15 @@ impl Core {
         if checkpoint || self.journal.log.len() > capacity {
             self.checkpoint(&mut freed)?;
         }
-        let checks = self.gather_checks(&written, &stale, &freed);
-        let inline = self.journal.log.len() + checks.len() <= capacity;
-        let (check_pages, check_head) = if inline {
-            (Vec::new(), NodeRef::NULL)
-        } else {
-            self.write_check_pages(&checks)?
-        };
-        freed.append(&mut self.journal.check_pages);
-        self.journal.check_pages = check_pages;
+        let mut checks = self.gather_checks(&written, &stale, &freed);
+        if self.journal.log.len() + checks.len() > capacity {
+            self.extend_chain(&checks)?;
+            checks.clear();
+            self.journal.unsynced_checks.clear();
+        }
+        freed.append(&mut self.journal.stale_check_pages);
         self.journal.generation += 1;
-        let mut checked: Vec<u64> = checks.iter().map(|check| check.page).collect();
-        checked.sort_unstable();
+        let chain = &self.journal.chain;
         let root = Root {
             generation: self.journal.generation,
             total_pages: self.map.total_pages(),
@@ -523,9 +554,9 @@ impl Core {
             directory: self.journal.dir_tree.top(),
             flags: if synced { FLAG_SYNCED } else { 0 },
             log: self.journal.log.clone(),
-            check_pages_len: if inline { 0 } else { checks.len() as u64 },
-            checks: if inline { checks } else { Vec::new() },
-            check_pages: check_head,
+            checks,
+            check_pages: chain.head,
+            check_pages_len: chain.len,
         };
         // Only the root's own bytes, at most one OS page: a kill cannot tear
         // that write, and an unsynced commit rewrites the one slot that
@@ -536,7 +567,7 @@ impl Core {
         self.store
             .write_at(ROOT_PAGES[slot] * self.page_size as u64, &page)?;
         self.journal.last_slot = slot;
-        self.journal.root_checks[slot] = checked;
+        self.journal.root_since_sync = true;
         self.journal.root_total = root.total_pages;
         if !freed.is_empty() {
             let generation = self.journal.generation;
@@ -551,8 +582,9 @@ impl Core {
         Ok(())
     }
 
-    /// The checks the new root lists: those of earlier unsynced commits
-    /// that still describe the state, and the pages this commit wrote.
+    /// The checks the new root lists itself: those of earlier unsynced
+    /// commits not yet in check pages that still describe the state, and
+    /// the pages this commit wrote.
     fn gather_checks(&mut self, written: &[u64], stale: &[u64], freed: &[u64]) -> Vec<PageCheck> {
         let checks = &mut self.journal.unsynced_checks;
         if !checks.is_empty() {
@@ -572,10 +604,10 @@ impl Core {
         checks.clone()
     }
 
-    /// Writes `checks` to a chain of check pages (room was made by
-    /// [`Core::reserve`]), last page first so that each page can hold the
-    /// CRC of the one after it. Returns the pages and the chain's head.
-    fn write_check_pages(&mut self, checks: &[PageCheck]) -> Result<(Vec<u64>, NodeRef)> {
+    /// Writes `checks` to new check pages (room was made by
+    /// [`Core::reserve`]) linked in front of the chain, last page first so
+    /// that each page can hold the CRC of the one after it.
+    fn extend_chain(&mut self, checks: &[PageCheck]) -> Result<()> {
         let per_page = check_list::checks_per_page(self.page_size);
         let chunks: Vec<&[PageCheck]> = checks.chunks(per_page).collect();
         let mut pages = Vec::with_capacity(chunks.len());
@@ -586,14 +618,19 @@ impl Core {
                     .ok_or(MappedPageError::Unavailable)?,
             );
         }
-        let mut next = NodeRef::NULL;
+        let mut next = self.journal.chain.head;
         let mut buf = vec![0u8; self.page_size];
         for (chunk, &page) in chunks.iter().zip(&pages).rev() {
             check_list::encode(&mut buf, chunk, next);
             self.store.write_at(page * self.page_size as u64, &buf)?;
             next = NodeRef::to_page(page, &buf);
         }
-        Ok((pages, next))
+        let chain = &mut self.journal.chain;
+        chain.head = next;
+        chain.len += checks.len() as u64;
+        chain.pages.extend(pages);
+        chain.checked.extend(checks.iter().map(|check| check.page));
+        Ok(())
     }
 
     /// Makes the root `open` took durable, once, before the first write to
@@ -624,8 +661,18 @@ impl Core {
         }
         self.data_dirty = false;
         self.open_unsettled = false;
-        self.journal.unsynced_checks.clear();
-        self.journal.durable_entries.clear();
+        // The newest root is durable now: what it checks is guarded until a
+        // newer durable root does not, and the chain starts over.
+        let journal = &mut self.journal;
+        if std::mem::take(&mut journal.root_since_sync) {
+            journal.durable_checked = std::mem::take(&mut journal.chain.checked);
+            journal
+                .durable_checked
+                .extend(journal.unsynced_checks.drain(..).map(|check| check.page));
+            journal.stale_check_pages.append(&mut journal.chain.pages);
+            journal.chain = CheckChain::default();
+        }
+        journal.durable_entries.clear();
         self.journal.durable_slot = self.journal.last_slot;
         let durable = std::mem::take(&mut self.journal.awaiting_durable);
         self.journal.held.extend(durable);

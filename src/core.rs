@@ -122,8 +122,10 @@ impl Core {
             awaiting_durable: Vec::new(),
             held: Vec::new(),
             unsynced_checks: Vec::new(),
-            root_checks: Default::default(),
-            check_pages: Vec::new(),
+            chain: Default::default(),
+            durable_checked: Default::default(),
+            stale_check_pages: Vec::new(),
+            root_since_sync: false,
             durable_entries: Default::default(),
         };
         let recovery = RecoveryReport {
@@ -205,16 +207,8 @@ impl Core {
     #[inline]
     pub(crate) fn regular_page_mut(&mut self, page: u64) -> Result<&mut [u8]> {
         self.check_regular(page)?;
-        self.check_not_in_snapshot(page)?;
-        if self.is_guarded(page) || (self.open_unsettled && self.other_root_checks) {
-            // Rare: a write in place over a page that a root which may still
-            // be needed checks (one a transaction just wrote). Make that root
-            // unneeded first. Before open's root is settled the other root
-            // may be the durable one, and it checks pages too.
-            self.settle_open()?;
-            if self.is_guarded(page) {
-                self.release_guards()?;
-            }
+        if self.open_unsettled || self.any_guarded() || self.snapshots_alive() {
+            self.prepare_write_in_place(page)?;
         }
         self.data_dirty = true;
         let range = self.page_range(page);
@@ -222,6 +216,23 @@ impl Core {
             Some(bytes) => Ok(bytes),
             None => Err(MappedPageError::OutOfBounds),
         }
+    }
+
+    /// The rare checks before a write in place: no live snapshot reads the
+    /// page, and no root that may still be needed checks it (a page a
+    /// transaction just wrote; before open's root is settled the other root
+    /// may be the durable one, and it may check pages too): such a root is
+    /// made unneeded first.
+    #[cold]
+    fn prepare_write_in_place(&mut self, page: u64) -> Result<()> {
+        self.check_not_in_snapshot(page)?;
+        if self.open_unsettled && self.other_root_checks {
+            self.settle_open()?;
+        }
+        if self.is_guarded(page) {
+            self.release_guards()?;
+        }
+        Ok(())
     }
 
     #[inline]

@@ -463,7 +463,7 @@ impl Core {
         // crash): it is made durable before the first write on top of it
         // (`Core::settle_open`), not here, so that an open that writes
         // nothing syncs nothing.
-        let mut journal = Journal {
+        let journal = Journal {
             generation: chosen.root.generation,
             log: chosen.root.log,
             bitmap_tree: chosen.loaded.bitmap_tree,
@@ -474,15 +474,17 @@ impl Core {
             awaiting_durable: Vec::new(),
             held: Vec::new(),
             unsynced_checks: Vec::new(),
-            root_checks: Default::default(),
-            check_pages: chosen.loaded.check_pages,
+            chain: Default::default(),
+            durable_checked: chosen.loaded.checked.iter().copied().collect(),
+            // Named by the root open took: freed by the next commit.
+            stale_check_pages: chosen.loaded.check_pages,
+            root_since_sync: false,
             durable_entries: Default::default(),
         };
         let chosen_slot = chosen.slot;
         let other_root_checks = page(ROOT_PAGES[1 - chosen_slot])
             .and_then(|bytes| Root::decode(bytes, page_size).ok())
             .is_some_and(|root| !root.checks.is_empty() || !root.check_pages.is_null());
-        journal.root_checks[chosen_slot] = chosen.loaded.checked;
         let mut core = Core::assemble(store, chosen.loaded.map, journal, settings, chosen.recovery);
         core.open_unsettled = true;
         core.other_root_checks = other_root_checks;

@@ -261,6 +261,12 @@ impl Core {
         Ok(state)
     }
 
+    /// Whether any snapshot given out may still live.
+    #[inline]
+    pub(crate) fn snapshots_alive(&self) -> bool {
+        self.snapshots.any_alive()
+    }
+
     /// Fails with `InUseBySnapshot` if a live snapshot reads `page` (rule 3
     /// of the module docs).
     #[inline]

@@ -302,7 +302,12 @@ impl Core {
             ..entry
         };
         let mut replaced = None;
-        if self.durable_root_names(slot, page) || self.snapshot_names(slot, page) {
+        // The copy may also be one an unsynced root checks (Deferred mode):
+        // then staging over it would fail that root.
+        if self.durable_root_names(slot, page)
+            || self.snapshot_names(slot, page)
+            || self.is_guarded(page)
+        {
             self.ensure_free(1)?;
             let fresh = self
                 .map
