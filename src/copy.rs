@@ -12,7 +12,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::commit::Change;
 use crate::core::{Core, Settings};
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
@@ -101,23 +100,9 @@ impl Frozen {
         .map_err(|_| MappedPageError::CorruptMetadata)?;
         core.map = map;
         core.journal.root_total = total;
-        let (bitmap_leaves, dir_leaves) = core.tree_leaves(total, 0);
-        core.journal
-            .bitmap_tree
-            .mark_dirty_range(0, bitmap_leaves.saturating_sub(1));
-        if dir_leaves > 0 {
-            core.journal.dir_tree.mark_dirty_range(0, dir_leaves - 1);
-        }
-        // One commit of the whole state: its checkpoint writes both trees
-        // into free pages (growing the file if it has too few), and the sync
-        // makes the pages written above durable with it.
-        let change = Change {
-            force_sync: true,
-            checkpoint: true,
-            ..Change::default()
-        };
-        core.commit(change, |_| {})?;
-        Ok(())
+        // One commit of the whole state; its sync makes the pages written
+        // above durable with it.
+        core.commit_trees_whole()
     }
 }
 

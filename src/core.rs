@@ -27,6 +27,9 @@ pub(crate) struct Core {
     /// Cut the free tail after a commit once it is longer than this many
     /// pages (and a quarter of the file); `None`: never (see `space.rs`).
     pub shrink_threshold_pages: Option<u64>,
+    /// The initial size of the options the pager was opened with: a commit
+    /// does not shrink the file below it.
+    pub initial_pages: u64,
     /// The most pages a file can have: the format's page numbers and the
     /// longest file this process can map (see `io::max_file_bytes`).
     pub max_total_pages: u64,
@@ -82,6 +85,7 @@ impl Core {
             durability: settings.durability,
             max_growth_pages: settings.max_growth_pages,
             shrink_threshold_pages: settings.shrink_threshold_pages,
+            initial_pages: settings.initial_pages,
             max_total_pages: max_total_pages(settings.page_size),
             preallocate: settings.preallocate,
             data_dirty: false,

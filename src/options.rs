@@ -182,7 +182,8 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// once the free pages at the end are more than `bytes` and more than a
     /// quarter of the file, the commit is followed by a shrink that keeps a
     /// growth step of them (one more commit and sync; a Deferred pager does
-    /// it at [`Pager::sync`]). `None` never shrinks by itself;
+    /// it at [`Pager::sync`]), but never below
+    /// [`PagerOptions::initial_pages`]. `None` never shrinks by itself;
     /// [`Pager::shrink`] still does on request. Default
     /// [`DEFAULT_SHRINK_THRESHOLD`] (64 MiB).
     pub fn shrink_threshold(mut self, bytes: Option<u64>) -> Self {

@@ -262,7 +262,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// `Io` if the commit cannot be made (nothing changes, or the pager is
     /// unavailable after a failed sync, as for any commit).
     pub fn shrink(&mut self) -> Result<u64> {
-        self.core.shrink(0)
+        self.core.shrink(0, 0)
     }
 
     /// The allocated regular pages in ascending order; `.rev()` gives them

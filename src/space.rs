@@ -32,6 +32,24 @@ impl Core {
             .max(self.map.dir_len().saturating_mul(2))
     }
 
+    /// Commits the whole state with both page trees written anew into free
+    /// pages (growing the file if too few are free), synced in every mode.
+    pub(crate) fn commit_trees_whole(&mut self) -> Result<()> {
+        let (bitmap_leaves, dir_leaves) = self.tree_leaves(self.map.total_pages(), 0);
+        self.journal
+            .bitmap_tree
+            .mark_dirty_range(0, bitmap_leaves.saturating_sub(1));
+        if dir_leaves > 0 {
+            self.journal.dir_tree.mark_dirty_range(0, dir_leaves - 1);
+        }
+        let change = Change {
+            force_sync: true,
+            checkpoint: true,
+            ..Change::default()
+        };
+        self.commit(change, |_| {})
+    }
+
     /// Whether the last page in use holds metadata of the pager's own (a
     /// page-tree or check page), not a caller's page or a protected copy.
     fn trees_at_the_end(&self) -> bool {
@@ -70,10 +88,10 @@ impl Core {
     /// last page in use, and returns how many pages were given back. Moving
     /// the page trees down can open a hole below them that a second round
     /// gives back too; a few rounds at most.
-    pub(crate) fn shrink(&mut self, slack: u64) -> Result<u64> {
+    pub(crate) fn shrink(&mut self, slack: u64, floor: u64) -> Result<u64> {
         let before = self.map.total_pages();
         for _ in 0..3 {
-            if !self.shrink_round(slack)? {
+            if !self.shrink_round(slack, floor)? {
                 break;
             }
         }
@@ -81,7 +99,7 @@ impl Core {
     }
 
     /// One round of [`Core::shrink`]; whether it gave back pages.
-    fn shrink_round(&mut self, slack: u64) -> Result<bool> {
+    fn shrink_round(&mut self, slack: u64, floor: u64) -> Result<bool> {
         self.check_usable()?;
         self.settle_open()?;
         if !self.journal.awaiting_durable.is_empty() {
@@ -94,19 +112,7 @@ impl Core {
             // The last checkpoint put page-tree pages at the end (when it
             // had no lower page free): rewrite both trees whole into the
             // lowest free pages first, so that they do not hold the tail.
-            let (bitmap_leaves, dir_leaves) = self.tree_leaves(self.map.total_pages(), 0);
-            self.journal
-                .bitmap_tree
-                .mark_dirty_range(0, bitmap_leaves.saturating_sub(1));
-            if dir_leaves > 0 {
-                self.journal.dir_tree.mark_dirty_range(0, dir_leaves - 1);
-            }
-            let change = Change {
-                force_sync: true,
-                checkpoint: true,
-                ..Change::default()
-            };
-            self.commit(change, |_| {})?;
+            self.commit_trees_whole()?;
         }
         let total = self.map.total_pages();
         let mut keep = self.tail_start().saturating_add(slack);
@@ -116,7 +122,9 @@ impl Core {
             .free_pages()
             .saturating_sub(total.saturating_sub(keep));
         let need = self.checkpoint_pages(keep);
-        keep = keep.saturating_add(need.saturating_sub(free_below));
+        keep = keep
+            .saturating_add(need.saturating_sub(free_below))
+            .max(floor);
         if keep >= total || !self.map.shrink(keep) {
             return Ok(false);
         }
@@ -137,19 +145,21 @@ impl Core {
 
     /// After a commit: cuts the free tail if it passed the threshold the
     /// pager was opened with, keeping a growth step of slack so that a file
-    /// that grows again soon does not grow at once. Best effort: a shrink
-    /// that cannot be made leaves the file as it is.
+    /// that grows again soon does not grow at once, and never below the
+    /// initial size the pager was opened with (a file made large on purpose
+    /// stays so). Best effort: a shrink that cannot be made leaves the file
+    /// as it is.
     pub(crate) fn maybe_shrink(&mut self) {
         let Some(threshold_pages) = self.shrink_threshold_pages else {
             return;
         };
         let total = self.map.total_pages();
         let tail = self.free_tail();
-        if tail <= threshold_pages.max(total / 4) {
+        if tail <= threshold_pages.max(total / 4) || total <= self.initial_pages {
             return;
         }
         // The step a file of the size left would grow by.
         let slack = self.growth_step(total - tail);
-        let _ = self.shrink(slack);
+        let _ = self.shrink(slack, self.initial_pages);
     }
 }
