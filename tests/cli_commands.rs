@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use mappedpages::Pager;
+use mappedpages::{Pager, Snapshot};
 
 const PS: usize = 4096;
 
@@ -77,7 +77,16 @@ fn check_passes_a_good_file_and_shows_progress_on_request() {
     let out = run(&["check", "--progress", path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("OK "));
-    assert!(text(&out.stderr).contains("checking: 100%"));
+    // Forced into a pipe: the bar's final state, full, ends the output.
+    let stderr = text(&out.stderr);
+    assert!(stderr.ends_with('\n'), "{stderr:?}");
+    let last = stderr.rsplit('\r').next().unwrap();
+    assert!(last.starts_with("checking "), "{stderr:?}");
+    assert!(last.trim_end().ends_with("(100%)"), "{stderr:?}");
+    // Not forced, and not a terminal: nothing on stderr.
+    let out = run(&["check", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stderr), "");
 }
 
 #[test]
@@ -180,4 +189,146 @@ fn random_damage_never_panics() {
             assert!(!text(&out.stderr).contains("panicked"));
         }
     }
+}
+
+/// Every allocated page (regular and protected) with its bytes.
+fn contents<const P: usize>(snapshot: &Snapshot<P>) -> Vec<(bool, u64, Vec<u8>)> {
+    let regular = snapshot
+        .iter_allocated_pages()
+        .map(|id| (false, id.0, snapshot.get(id).unwrap().as_bytes().to_vec()));
+    let protected = snapshot.iter_allocated_protected_pages().map(|id| {
+        let bytes = snapshot.get_protected(id).unwrap().as_bytes().to_vec();
+        (true, id.0, bytes)
+    });
+    regular.chain(protected).collect()
+}
+
+fn assert_copy_matches<const P: usize>(src: &Path, dst: &Path) {
+    let expect = contents(&Pager::<P>::open(src).unwrap().snapshot().unwrap());
+    let copied = Pager::<P>::open(dst).unwrap();
+    assert_eq!(contents(&copied.snapshot().unwrap()), expect);
+    assert!(!expect.is_empty());
+    drop(copied);
+    let out = run(&["check", dst.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("OK "));
+}
+
+#[test]
+fn copy_makes_a_file_that_opens_to_the_same_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = good_file(dir.path(), "good.pages");
+    let dst = dir.path().join("copy.pages");
+    let before = std::fs::read(&src).unwrap();
+    let out = run(&["copy", src.to_str().unwrap(), dst.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("39 allocated pages"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(std::fs::read(&src).unwrap(), before);
+    assert!(!dir.path().join("copy.pages.partial").exists());
+    assert_copy_matches::<PS>(&src, &dst);
+}
+
+#[test]
+fn copy_reads_the_page_size_from_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (
+        dir.path().join("small.pages"),
+        dir.path().join("copy.pages"),
+    );
+    let mut pager = Pager::<1024>::create(&src).unwrap();
+    for (i, id) in pager.alloc_bulk(300).unwrap().into_iter().enumerate() {
+        if i % 4 == 0 {
+            pager.free(id).unwrap();
+        } else {
+            id.get_mut(&mut pager).unwrap().as_bytes_mut().fill(i as u8);
+        }
+    }
+    drop(pager);
+    let out = run(&["copy", src.to_str().unwrap(), dst.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_copy_matches::<1024>(&src, &dst);
+}
+
+#[test]
+fn copy_of_a_damaged_or_missing_source_makes_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = good_file(dir.path(), "dead.pages");
+    flip(&dead, PS + 300);
+    flip(&dead, 2 * PS + 300);
+    let garbage = good_file(dir.path(), "garbage.pages");
+    flip(&garbage, 20);
+    let missing = dir.path().join("missing.pages");
+    let dst = dir.path().join("copy.pages");
+    for (src, says) in [
+        (&dead, "both metadata copies are damaged"),
+        (&garbage, "not a mappedpages file"),
+        (&missing, "No such file"),
+    ] {
+        let before = std::fs::read(src).ok();
+        let arg = src.to_str().unwrap();
+        let out = run(&["copy", arg, dst.to_str().unwrap()]);
+        assert_one_line_error(&out, 2, arg);
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+        assert_eq!(std::fs::read(src).ok(), before);
+        assert!(!dst.exists());
+        assert!(!dir.path().join("copy.pages.partial").exists());
+    }
+}
+
+#[test]
+fn copy_refuses_an_existing_destination_and_a_locked_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = good_file(dir.path(), "good.pages");
+    let dst = dir.path().join("taken.pages");
+    std::fs::write(&dst, b"someone's data").unwrap();
+    let out = run(&["copy", src.to_str().unwrap(), dst.to_str().unwrap()]);
+    assert_one_line_error(&out, 2, dst.to_str().unwrap());
+    assert!(
+        text(&out.stderr).contains("exists"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&dst).unwrap(), b"someone's data");
+    // The source's own name as the destination: refused the same way.
+    let arg = src.to_str().unwrap();
+    assert_one_line_error(&run(&["copy", arg, arg]), 2, arg);
+
+    let writer = Pager::<PS>::open(&src).unwrap();
+    let fresh = dir.path().join("fresh.pages");
+    let out = run(&["copy", arg, fresh.to_str().unwrap()]);
+    assert_one_line_error(&out, 2, arg);
+    assert!(
+        text(&out.stderr).contains("locked"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!fresh.exists());
+    drop(writer);
+    let out = run(&["copy", arg, fresh.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn copy_shows_progress_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = good_file(dir.path(), "good.pages");
+    let dst = dir.path().join("copy.pages");
+    let out = run(&[
+        "copy",
+        "--progress",
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.ends_with('\n'), "{stderr:?}");
+    let last = stderr.rsplit('\r').next().unwrap();
+    // 39 regular pages and the committed copy of the protected page.
+    assert!(last.starts_with("copying "), "{stderr:?}");
+    assert!(last.contains("160.00 KiB/160.00 KiB"), "{stderr:?}");
 }

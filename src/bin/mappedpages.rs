@@ -1,26 +1,34 @@
-//! `mappedpages`: look inside a page file without changing it.
+//! `mappedpages`: look inside a page file without changing it, or copy it.
 //!
 //! ```text
 //! mappedpages info FILE        what the file holds: page size, counts, generation
 //! mappedpages check FILE       verify every checksum and invariant; exit 1 on a problem
 //! mappedpages dump FILE PAGE   hex and ASCII of one page, decoded fields for pages 0-2
+//! mappedpages copy SRC DST     a consistent copy of the newest commit of SRC
 //! ```
 //!
-//! The file is read without the pager's lock and never written. Exit status:
-//! 0 on success, 1 when `check` finds a problem, 2 when the file cannot be
-//! inspected (missing, not a page file, unreadable) or the arguments are wrong.
+//! `info`, `check` and `dump` read the file without the pager's lock, so
+//! they also look at a file that a writer holds or that does not open.
+//! `copy` opens the source as a `ReadOnlyPager` (a shared lock: refused
+//! while a `Pager` writes it) so that the copy is one committed state. No
+//! command writes the file it inspects or copies. Exit status: 0 on
+//! success, 1 when `check` finds a problem, 2 when the file cannot be
+//! inspected or copied (missing, not a page file, unreadable, locked,
+//! destination exists) or the arguments are wrong.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use mappedpages::inspect::{
     FileInfo, Inspector, LogEntry, PageKind, Progress, RootCopy, RootInfo, SlotState,
 };
-use mappedpages::MappedPageError;
+use mappedpages::{MappedPageError, ReadOnlyPager, Snapshot};
 
-/// Inspect and check mappedpages files (read-only).
+/// Inspect, check and copy mappedpages files (never writing the file read).
 #[derive(Parser)]
 #[command(name = "mappedpages", version)]
 struct Cli {
@@ -52,6 +60,25 @@ enum Command {
         /// The page number.
         page: u64,
     },
+    /// Copy the newest commit of SRC to the new file DST: the same page ids
+    /// and bytes, free pages left out (a sparse file, cut after its last
+    /// page in use), synced before it returns.
+    ///
+    /// SRC is opened read-only under a shared lock: while another process
+    /// (or this one) has it open with a `Pager`, the copy is refused with
+    /// "the file is locked by another Pager". A SRC that does not open
+    /// (damaged, not a page file) is refused and no DST is made. DST must
+    /// not exist; it is built as DST.partial and renamed when complete.
+    Copy {
+        /// The page file to copy (never written).
+        src: PathBuf,
+        /// The new file; refused if it exists.
+        dst: PathBuf,
+        /// Show progress on stderr even when it is not a terminal or the
+        /// copy is small.
+        #[arg(long)]
+        progress: bool,
+    },
 }
 
 /// Exit status when `check` finds a problem.
@@ -60,6 +87,9 @@ const EXIT_PROBLEMS: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 /// Metadata pages from which a check shows progress by itself.
 const PROGRESS_FROM: u64 = 4096;
+/// Bytes to copy from which a copy shows progress by itself: below this a
+/// copy takes well under a second.
+const COPY_PROGRESS_FROM: u64 = 256 << 20;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -67,6 +97,7 @@ fn main() -> ExitCode {
         Command::Info { file } => (file, info(file)),
         Command::Check { file, progress } => (file, check(file, *progress)),
         Command::Dump { file, page } => (file, dump(file, *page)),
+        Command::Copy { src, dst, progress } => (src, copy(src, dst, *progress)),
     };
     match outcome {
         Ok(code) => code,
@@ -182,16 +213,18 @@ fn describe_copy(copy: &RootCopy) -> String {
 
 fn check(path: &Path, force_progress: bool) -> Result<ExitCode, MappedPageError> {
     let file = Inspector::open(path)?;
-    let show = force_progress || std::io::stderr().is_terminal();
-    let mut shown = None;
-    let report = file.check_with_progress(|p| {
-        if show && (force_progress || p.pages_expected >= PROGRESS_FROM) {
-            shown = show_progress(p, shown);
-        }
-    })?;
-    if shown.is_some() {
-        eprintln!();
-    }
+    let mut bar = LazyBar::new(force_progress, PROGRESS_FROM, || {
+        ProgressStyle::with_template(
+            "checking {wide_bar} {pos}/{len} metadata pages at most ({percent}%)",
+        )
+    });
+    let report = file.check_with_progress(|p: Progress| {
+        // The bound only shrinks towards the pages really read, so the bar
+        // ends full.
+        bar.update(p.pages_read, p.pages_expected);
+    });
+    bar.finish(report.is_ok());
+    let report = report?;
     println!(
         "checked     {} ({} metadata pages read): superblock, both metadata copies, page \
          trees, log replay, page checks, page ownership, file length",
@@ -221,21 +254,211 @@ fn check(path: &Path, force_progress: bool) -> Result<ExitCode, MappedPageError>
     Ok(ExitCode::from(EXIT_PROBLEMS))
 }
 
-/// Redraws the progress line when the percentage changed; returns the
-/// percentage shown.
-fn show_progress(p: Progress, shown: Option<u64>) -> Option<u64> {
-    let percent = p.pages_read * 100 / p.pages_expected.max(1);
-    if shown == Some(percent) {
-        return shown;
+/// A progress bar on stderr, made on the first update once the work is
+/// known to be large (or showing is forced): small jobs print nothing.
+struct LazyBar<S> {
+    force: bool,
+    from: u64,
+    style: S,
+    bar: Option<ProgressBar>,
+    decided: bool,
+    plain: bool,
+}
+
+impl<S> LazyBar<S>
+where
+    S: Fn() -> Result<ProgressStyle, indicatif::style::TemplateError>,
+{
+    fn new(force: bool, from: u64, style: S) -> Self {
+        LazyBar {
+            force,
+            from,
+            style,
+            bar: None,
+            decided: false,
+            plain: false,
+        }
     }
-    let mut err = std::io::stderr().lock();
-    let line = format!(
-        "checking: {percent:3}% ({} of at most {} metadata pages)",
-        p.pages_read, p.pages_expected
-    );
-    let _ = write!(err, "\r{line:<72}");
-    let _ = err.flush();
-    Some(percent)
+
+    fn update(&mut self, done: u64, total: u64) {
+        if !self.decided {
+            self.decided = true;
+            self.plain = !std::io::stderr().is_terminal();
+            self.bar = self.make(total);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+
+    fn make(&self, total: u64) -> Option<ProgressBar> {
+        let terminal = std::io::stderr().is_terminal();
+        let target = if terminal && (self.force || total >= self.from) {
+            ProgressDrawTarget::stderr()
+        } else if self.force {
+            // Forced into a pipe or a file: plain redrawn lines, without the
+            // cursor movements a terminal understands.
+            ProgressDrawTarget::term_like_with_hz(Box::new(PlainStderr), 4)
+        } else {
+            return None;
+        };
+        let bar = ProgressBar::with_draw_target(Some(total), target);
+        // A template that does not parse is a bug here, not the user's
+        // problem: fall back to the default bar rather than fail the job.
+        if let Ok(style) = (self.style)() {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Some(bar)
+    }
+
+    /// Leaves the bar's last state on screen, if one was shown: full when
+    /// the job `succeeded`, where it stopped otherwise.
+    fn finish(&self, succeeded: bool) {
+        let Some(bar) = &self.bar else { return };
+        if succeeded {
+            bar.finish();
+        } else {
+            bar.abandon();
+        }
+        // A terminal's line is padded to its width, so what follows starts
+        // on the next line by itself; a pipe needs the newline.
+        if self.plain {
+            eprintln!();
+        }
+    }
+}
+
+/// Stderr when it is not a terminal: each redraw starts with a carriage
+/// return (the bar is one line).
+#[derive(Debug)]
+struct PlainStderr;
+
+impl TermLike for PlainStderr {
+    fn width(&self) -> u16 {
+        100
+    }
+
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        writeln!(std::io::stderr().lock(), "{s}")
+    }
+
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        write!(std::io::stderr().lock(), "{s}")
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        write!(std::io::stderr().lock(), "\r")
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        std::io::stderr().lock().flush()
+    }
+}
+
+/// Copies with the page size read from the source's superblock; errors
+/// about the source are returned (and printed with its name), errors about
+/// the destination are printed here with its name.
+fn copy(src: &Path, dst: &Path, force_progress: bool) -> Result<ExitCode, MappedPageError> {
+    let page_size = Inspector::open(src)?.superblock().page_size;
+    let Some(open) = opener(page_size) else {
+        return Err(MappedPageError::InvalidPageSize);
+    };
+    let source = open(src)?;
+    let mut bar = LazyBar::new(force_progress, COPY_PROGRESS_FROM, || {
+        ProgressStyle::with_template(
+            "copying {wide_bar} {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta} left)",
+        )
+    });
+    let result = source.copy(dst, &mut |done, total| {
+        bar.update(done * page_size, total * page_size);
+    });
+    bar.finish(result.is_ok());
+    match result {
+        Ok(()) => {
+            println!(
+                "copied      {} to {} ({} allocated pages of {page_size} bytes, generation {})",
+                src.display(),
+                dst.display(),
+                source.allocated(),
+                source.generation()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            let why = match &err {
+                MappedPageError::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists => {
+                    "the destination exists; copy makes a new file and never overwrites one"
+                        .to_string()
+                }
+                other => one_line(other),
+            };
+            eprintln!("mappedpages: {}: {why}", dst.display());
+            Ok(ExitCode::from(EXIT_ERROR))
+        }
+    }
+}
+
+/// A source opened for copying, whatever its page size.
+trait Source {
+    fn copy(&self, dst: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<(), MappedPageError>;
+    fn allocated(&self) -> u64;
+    fn generation(&self) -> u64;
+}
+
+impl<const P: usize> Source for ReadOnlyPager<P> {
+    fn copy(&self, dst: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<(), MappedPageError> {
+        self.copy_to_with_progress(dst, progress)
+    }
+
+    fn allocated(&self) -> u64 {
+        self.allocated_page_count()
+    }
+
+    fn generation(&self) -> u64 {
+        Snapshot::generation(self)
+    }
+}
+
+type Opener = fn(&Path) -> Result<Box<dyn Source>, MappedPageError>;
+
+fn open_source<const P: usize>(src: &Path) -> Result<Box<dyn Source>, MappedPageError> {
+    Ok(Box::new(ReadOnlyPager::<P>::open(src)?))
+}
+
+/// The opener for files of `page_size`: the page size is a type parameter
+/// of the pager, so each supported size is its own instance.
+fn opener(page_size: u64) -> Option<Opener> {
+    macro_rules! by_shift {
+        ($($shift:literal)*) => {
+            match page_size.trailing_zeros() {
+                $($shift => Some(open_source::<{ 1 << $shift }> as Opener),)*
+                _ => None,
+            }
+        };
+    }
+    if !page_size.is_power_of_two() {
+        return None;
+    }
+    // The page sizes a file may have: 2^10 to 2^30.
+    by_shift!(10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30)
 }
 
 fn dump(path: &Path, page: u64) -> Result<ExitCode, MappedPageError> {
