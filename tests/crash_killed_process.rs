@@ -13,6 +13,12 @@
 //! kill can stop a long `pwrite` part way, and no commit that returned may
 //! depend on such a write (D4).
 //!
+//! The workload's calls include transactions (contract T1, T2): a kill in
+//! one must leave the state before it or, once its commit is in the file,
+//! after it, with every page it wrote holding its bytes. At pages of up to
+//! 4 KiB some of them write more pages than a root checks, so a kill can
+//! land while their check pages are written.
+//!
 //! `MAPPEDPAGES_SOAK=<n>` multiplies the number of kills by `n`.
 
 mod crash_support;
@@ -23,8 +29,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crash_support::{
-    apply, check_file_sized, options_sized, soak_factor, temp_dir, Expect, History, Outcome, Rng,
-    Workload,
+    apply, check_file_sized, options_sized, soak_factor, temp_dir, Expect, History, Op, Outcome,
+    Rng, Workload,
 };
 use mappedpages::Durability;
 
@@ -55,8 +61,12 @@ fn kills(page_size: usize) -> u64 {
 }
 
 fn workload(seed: u64, page_size: usize) -> Workload {
-    let mut workload = Workload::new(seed);
-    workload.page_size = page_size;
+    let mut workload = Workload::sized(seed, page_size);
+    if page_size > 4096 {
+        // A transaction checking more pages than a root holds would write
+        // 170 pages or more: megabytes per call.
+        workload.big_txn_percent = 0;
+    }
     if is_big(page_size) {
         workload.max_regular = 8;
         // Odd seeds without protected pages: every commit is then an
@@ -78,6 +88,13 @@ fn describe(outcome: &Outcome) -> String {
     format!("{outcome:?}").replace(' ', "")
 }
 
+/// The model of a workload, and which of its calls were transactions:
+/// `txns[c]` is `Some(committed)` for a transaction in call `c`.
+struct Reference {
+    history: History,
+    txns: Vec<Option<bool>>,
+}
+
 /// The workload as both the child and the reference run see it. `report` is
 /// told of each call before and after it.
 fn run_workload<const N: usize>(
@@ -85,9 +102,10 @@ fn run_workload<const N: usize>(
     durability: Durability,
     seed: u64,
     mut report: impl FnMut(&str),
-) -> History {
+) -> Reference {
     let mut pager = options_sized::<N>(durability).create(path).unwrap();
     let mut history = History::with_page_size(N);
+    let mut txns = vec![None];
     let mut workload = workload(seed, N);
     for _ in 0..calls(N) {
         let call = history.last() + 1;
@@ -96,8 +114,12 @@ fn run_workload<const N: usize>(
         let outcome = apply(&mut pager, &op).unwrap_or_else(|e| panic!("call {call} {op:?}: {e}"));
         report(&format!("end {call} {}", describe(&outcome)));
         history.push(&op, &outcome);
+        txns.push(match &op {
+            Op::Txn(txn) => Some(txn.commit),
+            _ => None,
+        });
     }
-    history
+    Reference { history, txns }
 }
 
 /// [`run_workload`] on a pager of `page_size`-byte pages.
@@ -107,7 +129,7 @@ fn run_sized(
     durability: Durability,
     seed: u64,
     report: impl FnMut(&str),
-) -> History {
+) -> Reference {
     match page_size {
         1024 => run_workload::<1024>(path, durability, seed, report),
         4096 => run_workload::<4096>(path, durability, seed, report),
@@ -151,6 +173,12 @@ struct Tally {
     checked: u64,
     mid_workload: u64,
     mid_call: u64,
+    /// Kills inside a transaction that commits, and of those the ones whose
+    /// file showed it committed.
+    mid_txn: u64,
+    mid_txn_committed: u64,
+    /// Kills right after a transaction's commit returned.
+    after_txn: u64,
     violations: Vec<String>,
 }
 
@@ -206,7 +234,7 @@ struct Seeded<'a> {
     page_size: usize,
     durability: Durability,
     seed: u64,
-    reference: &'a History,
+    reference: &'a Reference,
     reference_ends: &'a [String],
 }
 
@@ -275,8 +303,9 @@ fn kill_once(
     if call < calls || kind == "begin" {
         tally.mid_workload += 1;
     }
+    let txn = reference.txns[call as usize];
     let expect = Expect {
-        history: reference,
+        history: &reference.history,
         lo,
         hi,
         durable_before: lo + 1,
@@ -285,10 +314,18 @@ fn kill_once(
         // slow: every fourth kill there.
         deep: !is_big(page_size) || round.is_multiple_of(4),
     };
-    if let Err(e) = check_sized(page_size, &path, &expect) {
-        tally.violations.push(format!(
+    match check_sized(page_size, &path, &expect) {
+        Ok(shown) => match (kind, txn) {
+            ("begin", Some(true)) => {
+                tally.mid_txn += 1;
+                tally.mid_txn_committed += u64::from(shown == call);
+            }
+            ("end", Some(true)) => tally.after_txn += 1,
+            _ => {}
+        },
+        Err(e) => tally.violations.push(format!(
             "{page_size}-byte pages, {mode}, seed {seed}, killed after `{last}`: {e}"
-        ));
+        )),
     }
     let _ = std::fs::remove_file(&path);
 }
@@ -370,11 +407,15 @@ fn killed_writer_reopens_to_a_completed_or_in_flight_call() {
         );
     }
     println!(
-        "killed processes: {} kills checked ({} mid-workload, {} inside a call), \
-         {} before the first call not checked, {} violations",
+        "killed processes: {} kills checked ({} mid-workload, {} inside a call, {} inside a \
+         transaction that commits ({} of them reopened to its commit), {} right after a \
+         transaction's commit), {} before the first call not checked, {} violations",
         tally.checked,
         tally.mid_workload,
         tally.mid_call,
+        tally.mid_txn,
+        tally.mid_txn_committed,
+        tally.after_txn,
         tally.before_first_call,
         tally.violations.len()
     );
@@ -382,4 +423,5 @@ fn killed_writer_reopens_to_a_completed_or_in_flight_call() {
         println!("  violation: {v}");
     }
     assert!(tally.violations.is_empty(), "killed processes: violations");
+    assert!(tally.mid_txn > 0, "no kill landed inside a transaction");
 }

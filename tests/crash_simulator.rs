@@ -16,7 +16,8 @@
 //!
 //! Images checked per sync point: none of the new pages, all of them, each
 //! alone, all but each one, each intermediate version, random mixes, and torn
-//! pages, at both file lengths when the file grew. Identical images are
+//! pages, at both file lengths when the file grew; where at most
+//! `EXHAUSTIVE_PAGES` pages changed, every subset of them. Identical images are
 //! checked once. Besides power-loss images the test checks process-crash
 //! images (the page cache as it stood before every metadata write and after
 //! every call), which must show the last completed call or the one in flight.
@@ -38,6 +39,20 @@
 //! others, and single-page images for a few dozen of the changed pages at
 //! most. The small configurations check every image of every point.
 //!
+//! The workloads include transactions (contract T1, T4): each allocates
+//! fresh pages and writes them, frees older pages, allocates, frees and
+//! writes protected pages, and commits or is dropped; a share of them write
+//! more pages than a root can check, so their checks go to check pages. A
+//! crash image must show the state before a transaction or after it, with
+//! every page it wrote holding exactly its bytes; in Deferred mode, the state
+//! after any commit since the last sync, so that a newer commit never
+//! survives without an older one. The runs at 4 KiB pages
+//! (`crash_images_transactions_4k_*`) are small files where a quarter of the
+//! calls are transactions; a point there with more than 32 changed pages
+//! gives single-page images to the root and check pages and a sample of the
+//! rest (`pick_singles`). Each run prints how many of the images of points
+//! with a pending commit opened to the state before it and after it.
+//!
 //! `MAPPEDPAGES_SOAK=<n>` multiplies the seeds of the default tests by `n`;
 //! the ignored test `crash_images_soak` runs a long soak, whose seeds it
 //! multiplies too.
@@ -56,8 +71,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crash_support::{
-    apply, check_file_sized, options, soak_factor, temp_dir, Expect, History, Op, Outcome, Rng,
-    State, Workload, GROWTH_STEP_PAGES, INITIAL_PAGES, P, PS,
+    apply, check_file_sized, describe, options, root_capacity, soak_factor, temp_dir, Expect,
+    History, Op, Outcome, Rng, State, Workload, GROWTH_STEP_PAGES, INITIAL_PAGES, P, PS,
 };
 use mappedpages::fault::{IoEvent, IoHook};
 use mappedpages::{Durability, Pager};
@@ -480,6 +495,23 @@ struct Tally {
     power_images: u64,
     cache_images: u64,
     torn_root_images: u64,
+    /// Transactions committed, those of them that wrote more pages than a
+    /// root can check, and transactions dropped.
+    txn_commits: u64,
+    big_txn_commits: u64,
+    txn_drops: u64,
+    /// Sync points with a transaction's commit not yet durable (in flight,
+    /// or in Deferred mode any since the last sync), those with two or more,
+    /// and those with a check page among the pages written since.
+    txn_points: u64,
+    multi_txn_points: u64,
+    check_page_points: u64,
+    /// Power-loss images of those points, by what they opened to: the state
+    /// before the oldest pending commit, after the newest, or in between.
+    txn_images: u64,
+    txn_before: u64,
+    txn_after: u64,
+    txn_between: u64,
     violations: Vec<String>,
 }
 
@@ -512,6 +544,10 @@ fn torn_masks(sectors: usize) -> Vec<u32> {
     masks
 }
 
+/// Sync points with at most this many changed pages get an image for every
+/// subset of their newest versions.
+const EXHAUSTIVE_PAGES: usize = 6;
+
 /// The images a power loss at `point` could leave, deduplicated. Pages in
 /// `singles` get their own images (each alone, all but it, its intermediate
 /// versions, torn); every changed page takes part in the rest.
@@ -539,6 +575,15 @@ fn power_images(
         image
     };
     let mut images = vec![compose(&|_| None), compose(&|p| Some(latest(p)))];
+    if pages.len() <= EXHAUSTIVE_PAGES {
+        // Every subset of the newest versions.
+        for subset in 1..(1u32 << pages.len()) - 1 {
+            images.push(compose(&|p| {
+                let i = pages.iter().position(|&q| q == p).unwrap();
+                (subset & 1 << i != 0).then(|| latest(p))
+            }));
+        }
+    }
     let sectors = ps / SECTOR;
     let masks = torn_masks(sectors);
     for &only in singles {
@@ -619,38 +664,44 @@ fn power_images(
     images
 }
 
-/// `op` for a violation message, without the bytes of a protected write.
-fn describe(op: &Op) -> String {
-    match op {
-        Op::Protected {
-            slot,
-            stamp,
-            offset,
-            bytes,
-            commit,
-        } => format!(
-            "Protected {{ slot: {slot}, stamp: {stamp}, {} bytes at {offset}, commit: {commit} }}",
-            bytes.len()
-        ),
-        op => format!("{op:?}"),
-    }
-}
-
+/// Checks one image; returns the call whose state it showed.
 fn check_image<const N: usize>(
     image: &Image,
     scratch: &Path,
     expect: &Expect<'_>,
     what: &str,
     tally: &mut Tally,
-) -> bool {
+) -> Option<u64> {
     image.write(scratch);
     match check_file_sized::<N>(scratch, expect) {
-        Ok(_) => true,
+        Ok(call) => Some(call),
         Err(e) => {
             tally.violation(format!("{what}: {e}"));
-            false
+            None
         }
     }
+}
+
+/// Whether `page` is a check page (`FORMAT.md`, "Check pages").
+fn is_check_page(page: &[u8]) -> bool {
+    page.starts_with(b"MPCHECK\0")
+}
+
+/// The pages of `point` given their own images: all of them, or at most
+/// `limit` where more changed. The root pages and the check pages are
+/// always among them; a sample of the rest fills up to the limit.
+fn pick_singles(point: &CrashPoint, limit: Option<usize>, rng: &mut Rng) -> Vec<usize> {
+    let all: Vec<usize> = point.versions.keys().copied().collect();
+    let Some(limit) = limit.filter(|&l| all.len() > l) else {
+        return all;
+    };
+    let (mut kept, mut others): (Vec<usize>, Vec<usize>) = all
+        .iter()
+        .partition(|&&p| p == 1 || p == 2 || point.versions[&p].iter().any(|v| is_check_page(v)));
+    while kept.len() < limit && !others.is_empty() {
+        kept.push(others.swap_remove(rng.index(others.len())));
+    }
+    kept
 }
 
 /// A file set up with deep page trees before the workload is recorded.
@@ -687,6 +738,10 @@ struct Config {
     seed: u64,
     calls: u64,
     random_images: usize,
+    /// At most this many pages of a sync point get single-page images
+    /// (`pick_singles`); every page if `None`.
+    max_singles: Option<usize>,
+    txns: Option<(u64, u64)>,
     /// Check the cache images with a torn root write (see
     /// `process_crash_mid_root_write_*`).
     torn_roots: bool,
@@ -839,6 +894,10 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
     history.push(&Op::Sync, &Outcome::Done);
     recorder.lock().unwrap().call_done();
     let mut workload = Workload::sized(config.seed, N);
+    if let Some((percent, big)) = config.txns {
+        workload.txn_percent = percent;
+        workload.big_txn_percent = big;
+    }
     if config.deep.is_some() {
         workload.max_regular += start.regular.len();
         workload.max_protected += start.protected.len();
@@ -846,6 +905,7 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
     let mut rng = Rng::new(config.seed ^ 0xC0FFEE);
 
     let mut checked_points = 0;
+    let mut txn_commits = BTreeSet::new();
     for n in 0..config.calls {
         let call = history.last() + 1;
         let op = if n + 1 == config.calls {
@@ -857,6 +917,15 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
         let outcome = apply(&mut pager, &op).unwrap_or_else(|e| panic!("call {call} {op:?}: {e}"));
         history.push(&op, &outcome);
         tally.calls += 1;
+        if let Op::Txn(txn) = &op {
+            if txn.commit {
+                txn_commits.insert(call);
+                tally.txn_commits += 1;
+                tally.big_txn_commits += u64::from(txn.pages_written() > root_capacity(N));
+            } else {
+                tally.txn_drops += 1;
+            }
+        }
         let (points, mut cache, torn, root_calls) = {
             let mut r = recorder.lock().unwrap();
             r.call_done();
@@ -883,19 +952,26 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
             if point.tree_writes > 0 {
                 tally.checkpoint_points += 1;
             }
-            let mut singles: Vec<usize> = point.versions.keys().copied().collect();
-            if let Some(deep) = config.deep {
-                let limit = if point.tree_writes > 0 {
-                    deep.limits.checkpoint_singles
-                } else {
-                    deep.limits.singles
-                };
-                let (mut roots, mut others): (Vec<usize>, Vec<usize>) =
-                    singles.iter().partition(|&&p| p == 1 || p == 2);
-                while roots.len() < limit && !others.is_empty() {
-                    roots.push(others.swap_remove(rng.index(others.len())));
-                }
-                singles = roots;
+            let limit = match config.deep {
+                Some(deep) if point.tree_writes > 0 => Some(deep.limits.checkpoint_singles),
+                Some(deep) => Some(deep.limits.singles),
+                None => config.max_singles,
+            };
+            let singles = pick_singles(point, limit, &mut rng);
+            // Transaction commits this point may lose: the one in flight, or
+            // in Deferred mode any since the last sync.
+            let pending: Vec<u64> = txn_commits
+                .range(point.floor + 1..=point.call)
+                .copied()
+                .collect();
+            if !pending.is_empty() {
+                tally.txn_points += 1;
+                tally.multi_txn_points += u64::from(pending.len() > 1);
+                let check_pages = point
+                    .versions
+                    .values()
+                    .any(|vs| vs.iter().any(|v| is_check_page(v)));
+                tally.check_page_points += u64::from(check_pages);
             }
             let expect = Expect {
                 history: &history,
@@ -918,7 +994,17 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
                     point.tree_writes,
                     image.len / N
                 );
-                check_image::<N>(&image, &scratch, &expect, &what, tally);
+                let shown = check_image::<N>(&image, &scratch, &expect, &what, tally);
+                if let (Some(shown), Some(&oldest), Some(&newest)) =
+                    (shown, pending.first(), pending.last())
+                {
+                    tally.txn_images += 1;
+                    match shown {
+                        s if s < oldest => tally.txn_before += 1,
+                        s if s >= newest => tally.txn_after += 1,
+                        _ => tally.txn_between += 1,
+                    }
+                }
             }
         }
         if let Some(deep) = config.deep {
@@ -984,6 +1070,22 @@ fn report(name: &str, tally: &Tally, started: Instant) {
         started.elapsed().as_secs_f64(),
         tally.violations.len()
     );
+    println!(
+        "{name}: transactions: {} committed ({} writing more pages than a root checks), {} \
+         dropped; {} sync points with a commit pending ({} with two or more, {} with check \
+         pages written); their {} power-loss images opened to the state before it {} times, \
+         after it {}, between two pending commits {}",
+        tally.txn_commits,
+        tally.big_txn_commits,
+        tally.txn_drops,
+        tally.txn_points,
+        tally.multi_txn_points,
+        tally.check_page_points,
+        tally.txn_images,
+        tally.txn_before,
+        tally.txn_after,
+        tally.txn_between
+    );
     for v in tally.violations.iter().take(10) {
         println!("  violation: {v}");
     }
@@ -996,6 +1098,10 @@ struct Run {
     seeds: u64,
     calls: u64,
     random_images: usize,
+    max_singles: Option<usize>,
+    /// The workload's share of transactions and of big ones (in percent),
+    /// if not its default.
+    txns: Option<(u64, u64)>,
     torn_roots: bool,
     deep: Option<Deep>,
 }
@@ -1008,6 +1114,8 @@ impl Run {
             seeds,
             calls,
             random_images: 12,
+            max_singles: None,
+            txns: None,
             torn_roots: false,
             deep: None,
         }
@@ -1016,6 +1124,17 @@ impl Run {
     fn random_images(self, random_images: usize) -> Run {
         Run {
             random_images,
+            ..self
+        }
+    }
+
+    /// `percent` of the calls are transactions, `big` percent of those
+    /// writing more pages than a root checks; at most `max_singles` pages of
+    /// a sync point get their own images.
+    fn transactions(self, percent: u64, big: u64, max_singles: usize) -> Run {
+        Run {
+            txns: Some((percent, big)),
+            max_singles: Some(max_singles),
             ..self
         }
     }
@@ -1035,6 +1154,8 @@ impl Run {
                     },
                 calls: self.calls,
                 random_images: self.random_images,
+                max_singles: self.max_singles,
+                txns: self.txns,
                 torn_roots: self.torn_roots,
                 deep: self.deep,
             };
@@ -1068,6 +1189,33 @@ fn crash_images_deferred() {
         .go::<PS>();
 }
 
+/// Small files of 4 KiB pages where a quarter of the calls are
+/// transactions, a third of those writing more pages than a root checks
+/// (165): their checks go to chains of check pages.
+#[test]
+fn crash_images_transactions_4k_immediate() {
+    Run::small(
+        "transactions 4 KiB immediate",
+        Durability::Immediate,
+        3 * soak_factor(),
+        80,
+    )
+    .transactions(25, 35, 32)
+    .go::<4096>();
+}
+
+#[test]
+fn crash_images_transactions_4k_deferred() {
+    Run::small(
+        "transactions 4 KiB deferred",
+        Durability::Deferred,
+        3 * soak_factor(),
+        80,
+    )
+    .transactions(25, 35, 32)
+    .go::<4096>();
+}
+
 /// A run over a file whose trees both have `leaves` leaves: two levels of
 /// interior nodes once that is more than one node's fan-out.
 fn deep(
@@ -1084,6 +1232,8 @@ fn deep(
         seeds,
         calls,
         random_images: 6,
+        max_singles: None,
+        txns: None,
         torn_roots: false,
         deep: Some(Deep { leaves, limits }),
     }
@@ -1179,9 +1329,9 @@ fn process_killed_mid_root_write_immediate() {
 // are in `crash_killed_process.rs`.
 
 /// The long soak: `MAPPEDPAGES_SOAK=<n>` runs `4 n` seeds of 300 calls per
-/// durability mode on small files (so `MAPPEDPAGES_SOAK=10` runs 40) and
-/// `2 n` seeds of each deep-tree configuration with twice the default calls;
-/// unset, `n` is 1.
+/// durability mode on small files (so `MAPPEDPAGES_SOAK=10` runs 40), and
+/// `2 n` seeds of each deep-tree and 4 KiB transaction configuration with
+/// twice the default calls; unset, `n` is 1.
 #[test]
 #[ignore = "soak: long; run with --ignored"]
 fn crash_images_soak() {
@@ -1197,6 +1347,14 @@ fn crash_images_soak() {
     deep_1k("soak deep 1 KiB deferred", deferred, 2 * soak, 200).go::<1024>();
     deep_4k("soak deep 4 KiB immediate", immediate, 2 * soak, 120).go::<4096>();
     deep_4k("soak deep 4 KiB deferred", deferred, 2 * soak, 120).go::<4096>();
+    for (name, durability) in [
+        ("soak transactions 4 KiB immediate", immediate),
+        ("soak transactions 4 KiB deferred", deferred),
+    ] {
+        Run::small(name, durability, 2 * soak, 160)
+            .transactions(25, 35, 48)
+            .go::<4096>();
+    }
 }
 
 /// A hook that keeps the file as of the last sync (what the disk holds once

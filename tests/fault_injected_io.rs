@@ -16,6 +16,12 @@
 //! The process survives the failure, so the page cache is intact: nothing
 //! that a call returning `Ok` made may be lost.
 //!
+//! The workload's calls include transactions (contract T2), so every I/O
+//! call of a transaction's steps and of its commit fails in some run: the
+//! `Err` must leave the pager as it was before the transaction (and usable),
+//! or `Unavailable`; a pager that goes on is checked to show the state from
+//! before the failed call.
+//!
 //! `MAPPEDPAGES_SOAK=<n>` runs `n` seeds per durability mode.
 
 #![cfg(feature = "fault-injection")]
@@ -28,8 +34,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crash_support::{
-    apply, check_file, options, soak_factor, temp_dir, Expect, History, Op, Outcome, State,
-    Workload, P,
+    apply, check_file, describe, options, soak_factor, temp_dir, Expect, History, Op, Outcome,
+    State, Workload, P,
 };
 use mappedpages::fault::{IoEvent, IoHook};
 use mappedpages::{Durability, MappedPageError};
@@ -89,6 +95,9 @@ struct Injector {
     failed_in: Option<u64>,
     /// A growth started after the injected failure, in the same call.
     regrew: bool,
+    /// The length the growth in progress goes to: a `SetLen` to another
+    /// length cuts the file back.
+    growing_to: Option<u64>,
 }
 
 impl Injector {
@@ -99,10 +108,18 @@ impl Injector {
         if kind == Kind::Grow && self.failed_in == Some(self.call) {
             self.regrew = true;
         }
+        match event {
+            IoEvent::Grow { new_len } => self.growing_to = Some(new_len),
+            IoEvent::Map { .. } => self.growing_to = None,
+            _ => {}
+        }
+        // A full disk still lets a file shrink: a transaction whose first
+        // growth fitted and whose commit's did not gives the first back.
+        let cut = matches!(event, IoEvent::SetLen { len } if Some(len) != self.growing_to);
         let count = &mut self.counts[kind as usize];
         *count += 1;
         let hit = if self.and_after {
-            *count >= self.fail_at
+            *count >= self.fail_at && !cut
         } else {
             *count == self.fail_at
         };
@@ -178,6 +195,12 @@ struct Tally {
     unavailable: u64,
     /// Growths that failed and then fitted at the least size the call needed.
     regrew: u64,
+    /// Failures injected in a transaction's call, by kind of event; of
+    /// the calls that returned the error, how many pagers went on and how
+    /// many became `Unavailable`.
+    txn_failed: [u64; KINDS.len()],
+    txn_rolled_back: u64,
+    txn_unavailable: u64,
     violations: Vec<String>,
 }
 
@@ -230,7 +253,7 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
             }
             tally.failed_calls += 1;
             history.push(&Op::Sync, &Outcome::Done);
-            verify(&path, &history, 1, 1, &what, tally);
+            verify(&path, &history, (1, 1), 2, &what, tally);
             return;
         }
     };
@@ -240,6 +263,10 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
     let mut later_ok = false;
     let mut poisoned = false;
     let mut regrew = false;
+    let mut failed_txn = false;
+    // A failed call that left the pager showing another state than before
+    // it: only `Unavailable` may follow.
+    let mut not_rolled_back: Option<String> = None;
     while history.last() < CALLS + 1 + AFTER && !poisoned {
         let call = history.last() + 1;
         if failed.is_none() && call > CALLS + 1 {
@@ -250,9 +277,22 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
         }
         injector.lock().unwrap().call = call;
         let op = workload.next_op(history.states.last().unwrap(), call);
+        let shown = describe(&op);
         let result = apply(&mut pager, &op);
         let failed_here = failed_in() == Some(call);
+        let is_txn = matches!(op, Op::Txn(_));
+        if is_txn && failed_here {
+            tally.txn_failed[kind as usize] += 1;
+        }
         match (result, failed_here) {
+            (Ok(_), false) if not_rolled_back.is_some() => {
+                tally.violations.push(format!(
+                    "{what}: call {call} returned Ok after the failed call {failed:?} left the \
+                     pager changed: {}",
+                    not_rolled_back.unwrap_or_default()
+                ));
+                return;
+            }
             (Ok(outcome), false) => {
                 later_ok |= failed.is_some();
                 history.push(&op, &outcome);
@@ -266,13 +306,20 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
             (Ok(_), true) => {
                 tally
                     .violations
-                    .push(format!("{what}: call {call} {op:?} returned Ok"));
+                    .push(format!("{what}: call {call} {shown} returned Ok"));
                 return;
             }
             (Err(_), true) => {
                 tally.failed_calls += 1;
                 failed = Some(call);
+                failed_txn = is_txn;
                 // Rolled back, if the pager goes on: the state stays.
+                let before = history.states.last().unwrap();
+                match State::observe(&pager) {
+                    Ok(now) if now == *before => {}
+                    Ok(now) => not_rolled_back = Some(now.diff(before)),
+                    Err(e) => not_rolled_back = Some(e),
+                }
                 history.push(&Op::Sync, &Outcome::Done);
             }
             (Err(MappedPageError::Unavailable), false) if failed.is_some() => {
@@ -286,7 +333,7 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
             }
             (Err(e), false) => {
                 tally.violations.push(format!(
-                    "{what}: call {call} {op:?} after the failure in {failed:?} returned {e}"
+                    "{what}: call {call} {shown} after the failure in {failed:?} returned {e}"
                 ));
                 return;
             }
@@ -295,7 +342,7 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
             if let Err(e) = check_length(&path, &pager) {
                 tally
                     .violations
-                    .push(format!("{what}: after call {call} {op:?}: {e}"));
+                    .push(format!("{what}: after call {call} {shown}: {e}"));
                 return;
             }
         }
@@ -306,8 +353,10 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
     }
     if poisoned {
         tally.unavailable += 1;
+        tally.txn_unavailable += u64::from(failed_txn);
     } else if later_ok {
         tally.rolled_back += 1;
+        tally.txn_rolled_back += u64::from(failed_txn);
     }
     match failed {
         None => {
@@ -315,33 +364,38 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
                 tally.failed_at_drop += 1;
             }
             let last = history.last();
-            verify(&path, &history, last, last, &what, tally);
+            verify(&path, &history, (last, last), last + 1, &what, tally);
         }
         // A failed growth published nothing: the state is the one the
         // pager went on from.
         Some(_) if kind.is_growth() => {
             let last = history.last();
-            verify(&path, &history, last, last, &what, tally);
+            verify(&path, &history, (last, last), last + 1, &what, tally);
         }
         Some(call) if !later_ok => {
-            // The failed call's commit may have reached the file.
+            // The failed call's commit may have reached the file. Its
+            // writes in place may not have happened (a `get_mut` that must
+            // first make a transaction's checked pages durable fails before
+            // it hands out the page); a transaction's are held to the
+            // state the file shows.
             let mut model = reference.clone();
-            model.states.truncate(call as usize + 1);
-            model.writes.retain(|w| w.call <= call);
-            verify(&path, &model, call - 1, call, &what, tally);
+            model.truncate(call);
+            verify(&path, &model, (call - 1, call), call, &what, tally);
         }
         Some(_) => {
             let last = history.last();
-            verify(&path, &history, last, last, &what, tally);
+            verify(&path, &history, (last, last), last + 1, &what, tally);
         }
     }
 }
 
+/// Reopens the file: it must show one of the states after calls `lo..=hi`,
+/// with the writes of every call before `durable_before`.
 fn verify(
     path: &std::path::Path,
     history: &History,
-    lo: u64,
-    hi: u64,
+    (lo, hi): (u64, u64),
+    durable_before: u64,
     what: &str,
     tally: &mut Tally,
 ) {
@@ -349,7 +403,7 @@ fn verify(
         history,
         lo,
         hi,
-        durable_before: hi + 1,
+        durable_before,
         root_calls: None,
         deep: true,
     };
@@ -405,6 +459,19 @@ fn run(durability: Durability) {
         tally.unavailable,
         tally.violations.len()
     );
+    println!(
+        "{durability:?}: failures in transactions: {} writes, {} syncs, {} growths, {} \
+         reserves, {} set lengths, {} maps; afterwards {} pagers rolled back and went on, {} \
+         became Unavailable",
+        tally.txn_failed[0],
+        tally.txn_failed[1],
+        tally.txn_failed[2],
+        tally.txn_failed[3],
+        tally.txn_failed[4],
+        tally.txn_failed[5],
+        tally.txn_rolled_back,
+        tally.txn_unavailable
+    );
     for v in tally.violations.iter().take(10) {
         println!("  violation: {v}");
     }
@@ -412,6 +479,10 @@ fn run(durability: Durability) {
     assert!(
         per_kind.iter().all(|&n| n > 0),
         "some kind of event never happened"
+    );
+    assert!(
+        tally.txn_rolled_back > 0 && tally.txn_failed[Kind::Write as usize] > 0,
+        "no transaction's failure was rolled back, or none met a failed write"
     );
 }
 
