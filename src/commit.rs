@@ -674,8 +674,25 @@ impl Core {
         }
         journal.durable_entries.clear();
         self.journal.durable_slot = self.journal.last_slot;
-        let durable = std::mem::take(&mut self.journal.awaiting_durable);
-        self.journal.held.extend(durable);
+        let journal = &mut self.journal;
+        for (generation, mut pages) in std::mem::take(&mut journal.awaiting_durable) {
+            // A page freed while check pages list it (Deferred mode) is still
+            // checked by the root now durable: reusable only once a root
+            // that does not check it is durable.
+            let checked: Vec<u64> = if journal.durable_checked.is_empty() {
+                Vec::new()
+            } else {
+                let (checked, free) = pages
+                    .into_iter()
+                    .partition(|page| journal.durable_checked.contains(page));
+                pages = free;
+                checked
+            };
+            if !checked.is_empty() {
+                journal.awaiting_durable.push((generation, checked));
+            }
+            journal.held.push((generation, pages));
+        }
         self.release_unpinned();
         Ok(())
     }
