@@ -11,39 +11,16 @@
 //!
 //! Every test has its own image and mount point, so they run in parallel.
 
-use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod process_support;
+use process_support::run;
 
 use mappedpages::{MappedPageError, Pager};
-
-/// Runs `program` with `args`; the error says what went wrong.
-fn run(program: &str, args: &[&OsStr]) -> Result<(), String> {
-    let candidates = [
-        PathBuf::from(program),
-        Path::new("/sbin").join(program),
-        Path::new("/usr/sbin").join(program),
-    ];
-    let mut last = format!("{program} not found");
-    for candidate in candidates {
-        match Command::new(&candidate).args(args).output() {
-            Ok(out) if out.status.success() => return Ok(()),
-            Ok(out) => {
-                return Err(format!(
-                    "{program} failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => last = format!("cannot run {program}: {e}"),
-        }
-    }
-    Err(last)
-}
 
 /// A small ext4 file system mounted on a loop device, unmounted and removed
 /// when dropped (also when the test fails).

@@ -5,10 +5,12 @@
 //! The test re-executes its own binary as the second process, selected by
 //! an environment variable.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+
+mod process_support;
+use process_support::result_of;
 
 use mappedpages::{Durability, MappedPageError, PageId, Pager};
 
@@ -58,46 +60,7 @@ fn child(role: &str, path: &Path) {
 }
 
 fn spawn(role: &str, path: &Path) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-        .env(ROLE_ENV, role)
-        .env(PATH_ENV, path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-/// Reads the child's stdout up to its `RESULT` line. A child that blocked in
-/// `open` instead of failing would never answer: after a generous grace
-/// period it is killed and the test fails (a guard against a hang, not a
-/// timing assertion).
-fn result_of(child: &mut Child) -> String {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout);
-        let mut line = String::new();
-        // Read to the end, so that the child never writes into a closed pipe.
-        while lines.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(at) = line.find("RESULT ") {
-                let _ = tx.send(line[at + 7..].trim().to_string());
-            }
-            line.clear();
-        }
-        let _ = tx.send("NO RESULT".to_string());
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(result) = rx.recv_timeout(Duration::from_millis(100)) {
-            return result;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the second process neither opened the file nor failed: it blocked");
-        }
-    }
+    process_support::spawn_child(TEST_NAME, ROLE_ENV, role, PATH_ENV, path)
 }
 
 fn try_in_child(role: &str, path: &Path) -> String {

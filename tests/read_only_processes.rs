@@ -12,11 +12,12 @@
 //! nothing else; `MAPPEDPAGES_REQUIRE_READ_ONLY_MOUNT=1` turns that into a
 //! failure.
 
-use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+
+mod process_support;
+use process_support::{result_of, run};
 
 use mappedpages::{MappedPageError, Pager, ProtectedPageId, ReadOnlyPager};
 
@@ -112,46 +113,7 @@ fn child(role: &str, path: &Path) {
 }
 
 fn spawn(role: &str, path: &Path) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", CHILD_ENTRY, "--nocapture", "--test-threads=1"])
-        .env(ROLE_ENV, role)
-        .env(PATH_ENV, path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-/// Reads the child's stdout up to its `RESULT` line. A child that blocked
-/// in `open` instead of failing would never answer: after a generous grace
-/// period it is killed and the test fails (a guard against a hang, not a
-/// timing assertion).
-fn result_of(child: &mut Child) -> String {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout);
-        let mut line = String::new();
-        // Read to the end, so that the child never writes into a closed pipe.
-        while lines.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(at) = line.find("RESULT ") {
-                let _ = tx.send(line[at + 7..].trim().to_string());
-            }
-            line.clear();
-        }
-        let _ = tx.send("NO RESULT".to_string());
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(result) = rx.recv_timeout(Duration::from_millis(100)) {
-            return result;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the other process neither opened the file nor failed: it blocked");
-        }
-    }
+    process_support::spawn_child(CHILD_ENTRY, ROLE_ENV, role, PATH_ENV, path)
 }
 
 /// Closes the child's stdin (a holder lets go) and waits for it to exit.
@@ -230,31 +192,6 @@ fn a_reader_process_is_refused_while_a_writer_holds_the_file() {
         format!("READ {generation} 6")
     );
     assert!(R::open(&path).unwrap().get(id).is_ok());
-}
-
-/// Runs `program` with `args`; the error says what went wrong.
-fn run(program: &str, args: &[&OsStr]) -> Result<(), String> {
-    let candidates = [
-        PathBuf::from(program),
-        Path::new("/bin").join(program),
-        Path::new("/sbin").join(program),
-        Path::new("/usr/sbin").join(program),
-    ];
-    let mut last = format!("{program} not found");
-    for candidate in candidates {
-        match Command::new(&candidate).args(args).output() {
-            Ok(out) if out.status.success() => return Ok(()),
-            Ok(out) => {
-                return Err(format!(
-                    "{program} failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => last = format!("cannot run {program}: {e}"),
-        }
-    }
-    Err(last)
 }
 
 /// A directory seen twice: as itself, writable, and through a read-only
