@@ -1,5 +1,7 @@
-//! The figures of the contract's performance section (P1 to P5), measured
-//! side by side in one run, on files in one directory.
+//! The figures of the contract's performance section (P1 to P5), of its
+//! transactions (T3, T4) and of its readers (R4, R6, and the pages an old
+//! snapshot holds), measured side by side in one run, on files in one
+//! directory.
 //!
 //! A plain benchmark binary (no harness): every figure is the median of its
 //! own repetitions, and the pager's operations are interleaved with their
@@ -1949,6 +1951,21 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// System CPU time this thread has used: interrupts taken on its core are
+/// charged to it too when the kernel does not account them apart.
+fn thread_system_cpu() -> Duration {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is valid and writable for the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        usage.ru_stime.tv_sec as u64,
+        usage.ru_stime.tv_usec as u32 * 1000,
+    )
+}
+
 /// What one reader thread did in a window.
 struct ReaderRun {
     reads: u64,
@@ -1956,6 +1973,8 @@ struct ReaderRun {
     /// CPU time the thread got meanwhile: on a shared machine two threads
     /// may get less than two cores.
     cpu: Duration,
+    /// Of which in the kernel.
+    system: Duration,
     /// Snapshots of distinct commits it read.
     generations: u64,
 }
@@ -1976,12 +1995,14 @@ fn r6_reader(
         reads: 0,
         took: Duration::ZERO,
         cpu: Duration::ZERO,
+        system: Duration::ZERO,
         generations: 0,
     };
     let mut last = u64::MAX;
     let mut sum = 0u64;
     let start = Instant::now();
     let cpu_start = thread_cpu();
+    let system_start = thread_system_cpu();
     while !stop.load(Ordering::Relaxed) {
         let snap = shared.read().map_err(|e| e.to_string())?;
         if snap.generation() != last {
@@ -2010,14 +2031,20 @@ fn r6_reader(
     }
     run.took = start.elapsed();
     run.cpu = thread_cpu().saturating_sub(cpu_start);
+    run.system = thread_system_cpu().saturating_sub(system_start);
     black_box(sum);
     Ok(run)
 }
 
+/// What an R6 window measured: the writer's (wall, CPU) time per commit;
+/// the readers' reads per second, reads per CPU-second, cores and kernel
+/// share of their CPU time; the commits they saw.
+type WindowFigures = (Vec<(f64, f64)>, [f64; 4], u64);
+
 /// One R6 window: `readers` reader threads and, if given, the writer,
-/// for `window`. Returns the writer's commit times, the readers' total
-/// reads per second, their reads per CPU-second and CPU-seconds per second,
-/// and the commits they saw.
+/// for `window`. Returns the writer's commit times (wall and CPU), the readers' total
+/// reads per second, their reads per CPU-second, CPU-seconds per second and
+/// share of CPU time in the kernel, and the commits they saw.
 fn r6_window(
     shared: &ConcurrentPager<4096>,
     writer: Option<&mut R6Writer>,
@@ -2026,7 +2053,7 @@ fn r6_window(
     ids: &[PageId<4096>],
     window: Duration,
     seed: u64,
-) -> BoxResult<(Vec<f64>, [f64; 3], u64)> {
+) -> BoxResult<WindowFigures> {
     let stop = AtomicBool::new(false);
     let (readers, spinner) = if readers == R6_SPINNER {
         (0, true)
@@ -2054,7 +2081,9 @@ fn r6_window(
             s.spawn(move || {
                 let mut times = Vec::new();
                 while !stop_ref.load(Ordering::Relaxed) {
-                    times.push(ns(w.commit(shared).map_err(|e| e.to_string())?));
+                    let cpu = thread_cpu();
+                    let t = w.commit(shared).map_err(|e| e.to_string())?;
+                    times.push((ns(t), ns(thread_cpu().saturating_sub(cpu))));
                 }
                 Ok::<_, String>(times)
             })
@@ -2072,17 +2101,22 @@ fn r6_window(
         Ok::<_, String>((commits, runs))
     })?;
     let commits = commits?;
-    let (mut rate, mut reads, mut cpu, mut cores) = (0.0, 0.0, 0.0, 0.0);
+    let (mut rate, mut reads, mut cpu, mut cores, mut system) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let mut generations = 0;
     for run in runs {
         let run = run?;
         rate += run.reads as f64 / run.took.as_secs_f64();
         reads += run.reads as f64;
         cpu += run.cpu.as_secs_f64();
+        system += run.system.as_secs_f64();
         cores += run.cpu.as_secs_f64() / run.took.as_secs_f64();
         generations += run.generations;
     }
-    Ok((commits, [rate, reads / cpu, cores], generations))
+    Ok((
+        commits,
+        [rate, reads / cpu, cores, system / cpu],
+        generations,
+    ))
 }
 
 /// The R6 configurations: (writer, reader threads), in the order of the
@@ -2104,10 +2138,14 @@ struct R6Results {
     /// Per configuration: commit times (all windows pooled), total reads
     /// per second per window, commits seen by readers per window.
     commits: [Vec<f64>; 6],
+    /// The writer thread's CPU time per commit.
+    commit_cpu: [Vec<f64>; 6],
     rates: [Vec<f64>; 6],
     /// Reads per CPU-second of the reader threads, and the cores they got.
     cpu_rates: [Vec<f64>; 6],
     cores: [Vec<f64>; 6],
+    /// The share of the readers' CPU time spent in the kernel.
+    system: [Vec<f64>; 6],
     seen: [Vec<u64>; 6],
     window: Duration,
 }
@@ -2129,9 +2167,11 @@ fn run_r6(cfg: &Config, dir: &Path) -> BoxResult<R6Results> {
     let reps = if cfg.quick { 3 } else { 7 };
     let mut r = R6Results {
         commits: Default::default(),
+        commit_cpu: Default::default(),
         rates: Default::default(),
         cpu_rates: Default::default(),
         cores: Default::default(),
+        system: Default::default(),
         seen: Default::default(),
         window,
     };
@@ -2140,7 +2180,7 @@ fn run_r6(cfg: &Config, dir: &Path) -> BoxResult<R6Results> {
         for j in 0..R6_CONFIGS.len() {
             let c = (j + rep) % R6_CONFIGS.len();
             let (writes, readers) = R6_CONFIGS[c];
-            let (commits, [rate, cpu_rate, cores], seen) = r6_window(
+            let (commits, [rate, cpu_rate, cores, system], seen) = r6_window(
                 &shared,
                 writes.then_some(&mut writer),
                 readers,
@@ -2150,10 +2190,12 @@ fn run_r6(cfg: &Config, dir: &Path) -> BoxResult<R6Results> {
                 (rep * 31 + c) as u64 + 1,
             )?;
             if rep > 0 {
-                r.commits[c].extend(commits);
+                r.commits[c].extend(commits.iter().map(|c| c.0));
+                r.commit_cpu[c].extend(commits.iter().map(|c| c.1));
                 r.rates[c].push(rate);
                 r.cpu_rates[c].push(cpu_rate);
                 r.cores[c].push(cores);
+                r.system[c].push(system);
                 r.seen[c].push(seen);
             }
         }
@@ -2181,7 +2223,8 @@ fn run_r6(cfg: &Config, dir: &Path) -> BoxResult<R6Results> {
             println!(
                 "{what}: reads/s median {}, min {}, max {}, n = {} windows of {} ms; \
                  commits seen per window (all readers) median {}; per CPU-second {}, \
-                 cores the readers got {:.2} (min {:.2}, max {:.2})",
+                 cores the readers got {:.2} (min {:.2}, max {:.2}), {:.1} % of their CPU \
+                 time in the kernel",
                 fmt_rate(median(&r.rates[c])),
                 fmt_rate(percentile(&r.rates[c], 0.0)),
                 fmt_rate(percentile(&r.rates[c], 1.0)),
@@ -2192,10 +2235,18 @@ fn run_r6(cfg: &Config, dir: &Path) -> BoxResult<R6Results> {
                 median(&r.cores[c]),
                 percentile(&r.cores[c], 0.0),
                 percentile(&r.cores[c], 1.0),
+                100.0 * median(&r.system[c]),
             );
         }
         if *writes {
             println!("{}", describe(&format!("  commit, {what}"), &r.commits[c]));
+            println!(
+                "{}",
+                describe(
+                    "    the writer thread's CPU time per commit",
+                    &r.commit_cpu[c]
+                )
+            );
         }
     }
     Ok(r)
