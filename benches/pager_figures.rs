@@ -1,5 +1,7 @@
-//! The figures of the contract's performance section (P1 to P5), measured
-//! side by side in one run, on files in one directory.
+//! The figures of the contract's performance section (P1 to P5), of its
+//! transactions (T3, T4) and of its readers (R4, R6, and the pages an old
+//! snapshot holds), measured side by side in one run, on files in one
+//! directory.
 //!
 //! A plain benchmark binary (no harness): every figure is the median of its
 //! own repetitions, and the pager's operations are interleaved with their
@@ -46,10 +48,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mappedpages::{Durability, PageId, Pager};
+use mappedpages::{ConcurrentPager, Durability, PageId, Pager, ProtectedPageId, Snapshot};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
@@ -1299,6 +1301,25 @@ fn pair(
     name: String,
     samples: usize,
     pages_per_pass: usize,
+    pager_pass: impl FnMut() -> u64,
+    raw_pass: impl FnMut() -> u64,
+) -> BoxResult<LoopPair> {
+    pair_named(
+        name,
+        ("pager", "raw memmap2"),
+        samples,
+        pages_per_pass,
+        pager_pass,
+        raw_pass,
+    )
+}
+
+/// [`pair`], the two loops printed under the names in `labels`.
+fn pair_named(
+    name: String,
+    labels: (&str, &str),
+    samples: usize,
+    pages_per_pass: usize,
     mut pager_pass: impl FnMut() -> u64,
     mut raw_pass: impl FnMut() -> u64,
 ) -> BoxResult<LoopPair> {
@@ -1310,7 +1331,11 @@ fn pair(
     // Warm both (page tables, caches), and check they read the same bytes.
     let (a, b) = (pager_pass(), raw_pass());
     if a != b {
-        return Err(format!("{}: pager and raw loops disagree ({a} vs {b})", out.name).into());
+        return Err(format!(
+            "{}: {} and {} loops disagree ({a} vs {b})",
+            out.name, labels.0, labels.1
+        )
+        .into());
     }
     for s in 0..samples {
         for which in if s % 2 == 0 { [0, 1] } else { [1, 0] } {
@@ -1326,12 +1351,14 @@ fn pair(
         }
     }
     println!(
-        "{}: pager {} / page (p10 {}, p90 {}), raw memmap2 {} / page (p10 {}, p90 {}), \
+        "{}: {} {} / page (p10 {}, p90 {}), {} {} / page (p10 {}, p90 {}), \
          {} samples each",
         out.name,
+        labels.0,
         fmt_ns(median(&out.pager)),
         fmt_ns(percentile(&out.pager, 0.1)),
         fmt_ns(percentile(&out.pager, 0.9)),
+        labels.1,
         fmt_ns(median(&out.raw)),
         fmt_ns(percentile(&out.raw, 0.1)),
         fmt_ns(percentile(&out.raw, 0.9)),
@@ -1757,6 +1784,692 @@ fn strace_ops(path: &Path, phase: &str) -> BoxResult<()> {
 }
 
 // ---------------------------------------------------------------------------
+// R4, R6 and the space old snapshots hold.
+
+/// A small deterministic generator (xorshift64*), for random orders.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+#[inline(never)]
+fn snapshot_head_loop<const PS: usize>(snap: &Snapshot<PS>, ids: &[PageId<PS>]) -> u64 {
+    let mut sum = 0u64;
+    for &id in ids {
+        let page = snap.get(id).expect("a page of the snapshot");
+        sum = sum.wrapping_add(head(page.as_bytes()));
+    }
+    sum
+}
+
+#[inline(never)]
+fn snapshot_full_loop<const PS: usize>(snap: &Snapshot<PS>, ids: &[PageId<PS>]) -> u64 {
+    let mut sum = 0u64;
+    for &id in ids {
+        let page = snap.get(id).expect("a page of the snapshot");
+        sum = sum.wrapping_add(sum_words(page.as_bytes()));
+    }
+    sum
+}
+
+/// A file of `n` written 4 KiB pages, each starting with its own id.
+fn written_pages(
+    path: &Path,
+    n: u64,
+    durability: Durability,
+) -> BoxResult<(Pager<4096>, Vec<PageId<4096>>)> {
+    let mut pager = Pager::<4096>::options()
+        .durability(durability)
+        .initial_pages(n + 1024)
+        .create(path)?;
+    let ids = pager.alloc_bulk(n as usize)?;
+    for id in &ids {
+        let bytes = id.get_mut(&mut pager)?.as_bytes_mut();
+        bytes.fill(id.0 as u8);
+        bytes[..8].copy_from_slice(&id.0.to_le_bytes());
+    }
+    pager.sync()?;
+    Ok((pager, ids))
+}
+
+/// R4: the same random reads through a snapshot and through `PageId::get`
+/// on `&Pager`, on one file, interleaved.
+fn run_r4(cfg: &Config, dir: &Path) -> BoxResult<Vec<LoopPair>> {
+    let n = cfg.p4_pages;
+    let path = dir.join("r4.pages");
+    let (pager, ids) = written_pages(&path, n, Durability::Immediate)?;
+    let snapshot = pager.snapshot()?;
+    let mut shuffled = ids.clone();
+    Rng(0x9E37_79B9_7F4A_7C15).shuffle(&mut shuffled);
+    let hot_pages = 1024.min(shuffled.len());
+    let hot = &shuffled[..hot_pages];
+    let hot_repeat = 200;
+    let names = ("snapshot", "&Pager get");
+    let mut results = Vec::new();
+    results.push(pair_named(
+        format!(
+            "random reads, first 8 bytes, {hot_pages} pages (hot in cache), x{hot_repeat} per pass"
+        ),
+        names,
+        cfg.p4_samples,
+        hot_pages * hot_repeat,
+        || {
+            (0..hot_repeat).fold(0u64, |acc, _| {
+                acc.wrapping_add(snapshot_head_loop(black_box(&snapshot), black_box(hot)))
+            })
+        },
+        || {
+            (0..hot_repeat).fold(0u64, |acc, _| {
+                acc.wrapping_add(pager_head_loop(black_box(&pager), black_box(hot)))
+            })
+        },
+    )?);
+    results.push(pair_named(
+        format!("random reads, first 8 bytes, all {n} pages in random order"),
+        names,
+        cfg.p4_samples,
+        shuffled.len(),
+        || snapshot_head_loop(black_box(&snapshot), black_box(&shuffled)),
+        || pager_head_loop(black_box(&pager), black_box(&shuffled)),
+    )?);
+    results.push(pair_named(
+        format!("random reads, full 4 KiB pages, all {n} pages in random order"),
+        names,
+        cfg.p4_samples.min(21),
+        shuffled.len(),
+        || snapshot_full_loop(black_box(&snapshot), black_box(&shuffled)),
+        || pager_full_loop(black_box(&pager), black_box(&shuffled)),
+    )?);
+    drop(snapshot);
+    drop(pager);
+    std::fs::remove_file(&path)?;
+    Ok(results)
+}
+
+/// R6's writer: fresh pages per commit, and the pages the commit before
+/// wrote freed.
+const R6_K: usize = 4;
+/// R6's readers read the first 8 bytes of random pages of this many (64 MiB).
+const R6_PAGES: u64 = 1 << 14;
+/// Reads per snapshot before a reader takes the newest one again.
+const R6_BATCH: u64 = 256;
+
+/// R6's writer: each commit allocates `R6_K` pages, writes them (each
+/// starting with its id), frees the `R6_K` the commit before wrote and
+/// points the protected root at the first new one; the guard's drop
+/// publishes the commit to readers.
+struct R6Writer {
+    root: ProtectedPageId<4096>,
+    older: Vec<PageId<4096>>,
+    fill: u8,
+}
+
+impl R6Writer {
+    fn commit(&mut self, shared: &ConcurrentPager<4096>) -> BoxResult<Duration> {
+        self.fill = self.fill.wrapping_add(1);
+        let start = Instant::now();
+        let mut guard = shared.write()?;
+        let mut txn = guard.transaction()?;
+        let ids = txn.alloc_bulk(R6_K)?;
+        for &id in &ids {
+            let bytes = txn.get_mut(id)?.as_bytes_mut();
+            bytes.fill(self.fill);
+            bytes[..8].copy_from_slice(&id.0.to_le_bytes());
+        }
+        txn.free_bulk(std::mem::take(&mut self.older))?;
+        txn.write_protected(self.root)?.as_bytes_mut()[..8]
+            .copy_from_slice(&ids[0].0.to_le_bytes());
+        txn.commit()?;
+        drop(guard);
+        let t = start.elapsed();
+        self.older = ids;
+        Ok(t)
+    }
+}
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    // SAFETY: an all-zero timespec is a valid value of this plain C struct.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` is valid and writable for the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// System CPU time this thread has used: interrupts taken on its core are
+/// charged to it too when the kernel does not account them apart.
+fn thread_system_cpu() -> Duration {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is valid and writable for the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        usage.ru_stime.tv_sec as u64,
+        usage.ru_stime.tv_usec as u32 * 1000,
+    )
+}
+
+/// What one reader thread did in a window.
+struct ReaderRun {
+    reads: u64,
+    took: Duration,
+    /// CPU time the thread got meanwhile: on a shared machine two threads
+    /// may get less than two cores.
+    cpu: Duration,
+    /// Of which in the kernel.
+    system: Duration,
+    /// Snapshots of distinct commits it read.
+    generations: u64,
+}
+
+/// One reader thread: takes the newest snapshot, checks the page its root
+/// names (written by that very commit), reads `R6_BATCH` random pages,
+/// again until `stop`.
+fn r6_reader(
+    shared: &ConcurrentPager<4096>,
+    root: ProtectedPageId<4096>,
+    ids: &[PageId<4096>],
+    seed: u64,
+    stop: &AtomicBool,
+) -> Result<ReaderRun, String> {
+    let mask = ids.len() as u64 - 1;
+    let mut rng = Rng(seed);
+    let mut run = ReaderRun {
+        reads: 0,
+        took: Duration::ZERO,
+        cpu: Duration::ZERO,
+        system: Duration::ZERO,
+        generations: 0,
+    };
+    let mut last = u64::MAX;
+    let mut sum = 0u64;
+    let start = Instant::now();
+    let cpu_start = thread_cpu();
+    let system_start = thread_system_cpu();
+    while !stop.load(Ordering::Relaxed) {
+        let snap = shared.read().map_err(|e| e.to_string())?;
+        if snap.generation() != last {
+            last = snap.generation();
+            run.generations += 1;
+            let newest = head(
+                snap.get_protected(root)
+                    .map_err(|e| e.to_string())?
+                    .as_bytes(),
+            );
+            if newest != 0 {
+                let page = snap.get(PageId(newest)).map_err(|e| e.to_string())?;
+                if head(page.as_bytes()) != newest {
+                    return Err(format!(
+                        "page {newest} does not read as its commit wrote it"
+                    ));
+                }
+            }
+        }
+        for _ in 0..R6_BATCH {
+            let id = ids[(rng.next() & mask) as usize];
+            let page = snap.get(id).map_err(|e| e.to_string())?;
+            sum = sum.wrapping_add(head(page.as_bytes()));
+        }
+        run.reads += R6_BATCH;
+    }
+    run.took = start.elapsed();
+    run.cpu = thread_cpu().saturating_sub(cpu_start);
+    run.system = thread_system_cpu().saturating_sub(system_start);
+    black_box(sum);
+    Ok(run)
+}
+
+/// What an R6 window measured: the writer's (wall, CPU) time per commit;
+/// the readers' reads per second, reads per CPU-second, cores and kernel
+/// share of their CPU time; the commits they saw.
+type WindowFigures = (Vec<(f64, f64)>, [f64; 4], u64);
+
+/// One R6 window: `readers` reader threads and, if given, the writer,
+/// for `window`. Returns the writer's commit times (wall and CPU), the readers' total
+/// reads per second, their reads per CPU-second, CPU-seconds per second and
+/// share of CPU time in the kernel, and the commits they saw.
+fn r6_window(
+    shared: &ConcurrentPager<4096>,
+    writer: Option<&mut R6Writer>,
+    readers: usize,
+    root: ProtectedPageId<4096>,
+    ids: &[PageId<4096>],
+    window: Duration,
+    seed: u64,
+) -> BoxResult<WindowFigures> {
+    let stop = AtomicBool::new(false);
+    let (readers, spinner) = if readers == R6_SPINNER {
+        (0, true)
+    } else {
+        (readers, false)
+    };
+    let (commits, runs) = std::thread::scope(|s| {
+        if spinner {
+            let stop = &stop;
+            s.spawn(move || {
+                let mut spins = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    spins = black_box(spins.wrapping_add(1));
+                }
+            });
+        }
+        let handles: Vec<_> = (0..readers)
+            .map(|r| {
+                let stop = &stop;
+                s.spawn(move || r6_reader(shared, root, ids, seed + r as u64 * 7919, stop))
+            })
+            .collect();
+        let stop_ref = &stop;
+        let writing = writer.map(|w| {
+            s.spawn(move || {
+                let mut times = Vec::new();
+                while !stop_ref.load(Ordering::Relaxed) {
+                    let cpu = thread_cpu();
+                    let t = w.commit(shared).map_err(|e| e.to_string())?;
+                    times.push((ns(t), ns(thread_cpu().saturating_sub(cpu))));
+                }
+                Ok::<_, String>(times)
+            })
+        });
+        std::thread::sleep(window);
+        stop.store(true, Ordering::Relaxed);
+        let commits = match writing {
+            Some(h) => h.join().map_err(|_| "the writer panicked".to_string())?,
+            None => Ok(Vec::new()),
+        };
+        let runs: Vec<Result<ReaderRun, String>> = handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| "a reader panicked".to_string())?)
+            .collect();
+        Ok::<_, String>((commits, runs))
+    })?;
+    let commits = commits?;
+    let (mut rate, mut reads, mut cpu, mut cores, mut system) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut generations = 0;
+    for run in runs {
+        let run = run?;
+        rate += run.reads as f64 / run.took.as_secs_f64();
+        reads += run.reads as f64;
+        cpu += run.cpu.as_secs_f64();
+        system += run.system.as_secs_f64();
+        cores += run.cpu.as_secs_f64() / run.took.as_secs_f64();
+        generations += run.generations;
+    }
+    Ok((
+        commits,
+        [rate, reads / cpu, cores, system / cpu],
+        generations,
+    ))
+}
+
+/// The R6 configurations: (writer, reader threads), in the order of the
+/// fields of `R6Results`; the last is the writer beside a thread that only
+/// spins, touching no page, which tells the reader's own cost to the
+/// writer apart from that of a busy core.
+const R6_CONFIGS: [(bool, usize); 6] = [
+    (true, 0),
+    (true, 1),
+    (true, 2),
+    (false, 1),
+    (false, 2),
+    (true, R6_SPINNER),
+];
+/// A reader count that means one thread spinning without reading.
+const R6_SPINNER: usize = usize::MAX;
+
+struct R6Results {
+    /// Per configuration: commit times (all windows pooled), total reads
+    /// per second per window, commits seen by readers per window.
+    commits: [Vec<f64>; 6],
+    /// The writer thread's CPU time per commit.
+    commit_cpu: [Vec<f64>; 6],
+    rates: [Vec<f64>; 6],
+    /// Reads per CPU-second of the reader threads, and the cores they got.
+    cpu_rates: [Vec<f64>; 6],
+    cores: [Vec<f64>; 6],
+    /// The share of the readers' CPU time spent in the kernel.
+    system: [Vec<f64>; 6],
+    seen: [Vec<u64>; 6],
+    window: Duration,
+}
+
+/// R6: readers on `ConcurrentPager::read` snapshots while a writer commits
+/// `Immediate` transactions one after another; the five configurations run
+/// in a rotating order, window after window.
+fn run_r6(cfg: &Config, dir: &Path) -> BoxResult<R6Results> {
+    let path = dir.join("r6.pages");
+    let (mut pager, ids) = written_pages(&path, R6_PAGES, Durability::Immediate)?;
+    let root = pager.alloc_protected()?;
+    let shared = ConcurrentPager::new(pager)?;
+    let mut writer = R6Writer {
+        root,
+        older: Vec::new(),
+        fill: 0,
+    };
+    let window = Duration::from_millis(if cfg.quick { 100 } else { 200 });
+    let reps = if cfg.quick { 3 } else { 7 };
+    let mut r = R6Results {
+        commits: Default::default(),
+        commit_cpu: Default::default(),
+        rates: Default::default(),
+        cpu_rates: Default::default(),
+        cores: Default::default(),
+        system: Default::default(),
+        seen: Default::default(),
+        window,
+    };
+    // The first round warms up.
+    for rep in 0..=reps {
+        for j in 0..R6_CONFIGS.len() {
+            let c = (j + rep) % R6_CONFIGS.len();
+            let (writes, readers) = R6_CONFIGS[c];
+            let (commits, [rate, cpu_rate, cores, system], seen) = r6_window(
+                &shared,
+                writes.then_some(&mut writer),
+                readers,
+                root,
+                &ids,
+                window,
+                (rep * 31 + c) as u64 + 1,
+            )?;
+            if rep > 0 {
+                r.commits[c].extend(commits.iter().map(|c| c.0));
+                r.commit_cpu[c].extend(commits.iter().map(|c| c.1));
+                r.rates[c].push(rate);
+                r.cpu_rates[c].push(cpu_rate);
+                r.cores[c].push(cores);
+                r.system[c].push(system);
+                r.seen[c].push(seen);
+            }
+        }
+    }
+    let pager = shared
+        .into_inner()
+        .map_err(|_| "the pager is still shared")?;
+    drop(pager);
+    std::fs::remove_file(&path)?;
+    for (c, (writes, readers)) in R6_CONFIGS.iter().enumerate() {
+        let what = if *readers == R6_SPINNER {
+            "1 spinning thread that reads nothing, writer committing".to_string()
+        } else {
+            format!(
+                "{readers} reader thread{}, {}",
+                if *readers == 1 { "" } else { "s" },
+                if *writes {
+                    "writer committing"
+                } else {
+                    "no writer"
+                }
+            )
+        };
+        if *readers > 0 && *readers != R6_SPINNER {
+            println!(
+                "{what}: reads/s median {}, min {}, max {}, n = {} windows of {} ms; \
+                 commits seen per window (all readers) median {}; per CPU-second {}, \
+                 cores the readers got {:.2} (min {:.2}, max {:.2}), {:.1} % of their CPU \
+                 time in the kernel",
+                fmt_rate(median(&r.rates[c])),
+                fmt_rate(percentile(&r.rates[c], 0.0)),
+                fmt_rate(percentile(&r.rates[c], 1.0)),
+                r.rates[c].len(),
+                window.as_millis(),
+                median_u64(&r.seen[c]),
+                fmt_rate(median(&r.cpu_rates[c])),
+                median(&r.cores[c]),
+                percentile(&r.cores[c], 0.0),
+                percentile(&r.cores[c], 1.0),
+                100.0 * median(&r.system[c]),
+            );
+        }
+        if *writes {
+            println!("{}", describe(&format!("  commit, {what}"), &r.commits[c]));
+            println!(
+                "{}",
+                describe(
+                    "    the writer thread's CPU time per commit",
+                    &r.commit_cpu[c]
+                )
+            );
+        }
+    }
+    Ok(r)
+}
+
+fn fmt_rate(value: f64) -> String {
+    format!("{:.1} M reads/s", value / 1e6)
+}
+
+/// Per-window ratios of configuration `a` to `b`, windows of one round
+/// paired; their minimum and maximum.
+fn ratio_range(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    (percentile(&ratios, 0.0), percentile(&ratios, 1.0))
+}
+
+fn r6_rows(r6: &R6Results) -> Vec<Row> {
+    let [w0, w1, w2, r1, r2, spin] = [0, 1, 2, 3, 4, 5];
+    let mut rows = Vec::new();
+    for (two, one, what, target, limit) in [
+        (w2, w1, "writer committing", "≥ 1.8× one thread", Some(1.8)),
+        (r2, r1, "no writer (info)", "—", None),
+    ] {
+        let (a, b) = (median(&r6.rates[two]), median(&r6.rates[one]));
+        let (lo, hi) = ratio_range(&r6.rates[two], &r6.rates[one]);
+        rows.push(row(
+            format!(
+                "R6 reads through ConcurrentPager::read snapshots, 2 threads vs 1, {what}; \
+                 per-round range {lo:.2}–{hi:.2}×"
+            ),
+            fmt_rate(a),
+            fmt_rate(b),
+            format!("{:.3}×", a / b),
+            target,
+            limit.map_or("—".into(), |l| yes_no(a / b >= l)),
+        ));
+    }
+    let (a, b) = (median(&r6.cpu_rates[w2]), median(&r6.cpu_rates[w1]));
+    rows.push(row(
+        format!(
+            "R6 the same per CPU-second of the readers, 2 threads vs 1, writer committing \
+             (info: the readers got {:.2} and {:.2} cores, medians)",
+            median(&r6.cores[w2]),
+            median(&r6.cores[w1])
+        ),
+        fmt_rate(a),
+        fmt_rate(b),
+        format!("{:.3}×", a / b),
+        "—",
+        "—",
+    ));
+    let (a, b) = (median(&r6.rates[w1]), median(&r6.rates[r1]));
+    rows.push(row(
+        "R6 reads, 1 thread, writer committing vs no writer (info)",
+        fmt_rate(a),
+        fmt_rate(b),
+        format!("{:.3}×", a / b),
+        "—",
+        "—",
+    ));
+    let base = median(&r6.commits[w0]);
+    rows.push(ratio_row(
+        &format!(
+            "R6 writer: Immediate transaction (alloc {R6_K}, write, free {R6_K}, protected root, \
+             commit, publish), 1 reader running vs none; n = {} and {}",
+            r6.commits[w1].len(),
+            r6.commits[w0].len()
+        ),
+        median(&r6.commits[w1]),
+        base,
+        1.1,
+        "≤ 1.1× without readers",
+        fmt_ns,
+    ));
+    rows.push(info_ratio_row(
+        "R6 the same, 1 reader running vs 1 thread spinning without reading (info: the reader's own cost)",
+        median(&r6.commits[w1]),
+        median(&r6.commits[spin]),
+        "—",
+    ));
+    rows.push(info_ratio_row(
+        "R6 the same, 1 thread spinning vs none (info: the cost of a busy core)",
+        median(&r6.commits[spin]),
+        base,
+        "—",
+    ));
+    rows.push(info_ratio_row(
+        "R6 the same, 2 readers running vs none (info; 3 threads on 2 cores)",
+        median(&r6.commits[w2]),
+        base,
+        "—",
+    ));
+    let seen = median_u64(&r6.seen[w1]);
+    rows.push(row(
+        format!(
+            "R6 commits seen by 1 reader per {} ms window while the writer commits (info)",
+            r6.window.as_millis()
+        ),
+        format!("{seen}"),
+        format!(
+            "{} commits per window",
+            r6.commits[w1].len() / r6.rates[w1].len().max(1)
+        ),
+        "—",
+        "—",
+        "—",
+    ));
+    rows
+}
+
+/// Pages of the file neither allocated nor free: the pager's metadata and
+/// the pages held for snapshots.
+fn unavailable(pager: &Pager<4096>) -> u64 {
+    pager.page_count() - pager.allocated_page_count() - pager.free_page_count()
+}
+
+/// The space one snapshot holds: taken after a warm-up, held across 1 000
+/// `Immediate` commits that each free the `R6_K` pages the one before
+/// wrote and write `R6_K` fresh ones; then dropped, and 1 000 more commits.
+fn run_space(dir: &Path) -> BoxResult<Vec<Row>> {
+    const COMMITS: usize = 1000;
+    let path = dir.join("space.pages");
+    let mut pager = Pager::<4096>::options()
+        .durability(Durability::Immediate)
+        .create(&path)?;
+    let root = pager.alloc_protected()?;
+    let mut older: Vec<PageId<4096>> = Vec::new();
+    let mut commit = |pager: &mut Pager<4096>, fill: u8| -> BoxResult<()> {
+        let mut txn = pager.transaction()?;
+        let ids = txn.alloc_bulk(R6_K)?;
+        for &id in &ids {
+            txn.get_mut(id)?.as_bytes_mut().fill(fill);
+        }
+        txn.free_bulk(std::mem::take(&mut older))?;
+        txn.write_protected(root)?.as_bytes_mut()[..8].copy_from_slice(&ids[0].0.to_le_bytes());
+        txn.commit()?;
+        older = ids;
+        Ok(())
+    };
+    for i in 0..200 {
+        commit(&mut pager, i as u8)?;
+    }
+    let (pages0, free0, held0) = (
+        pager.page_count(),
+        pager.free_page_count(),
+        unavailable(&pager),
+    );
+    let snapshot = pager.snapshot()?;
+    let kept: Vec<PageId<4096>> = snapshot.iter_allocated_pages().collect();
+    let kept_bytes: Vec<u8> = kept
+        .iter()
+        .map(|&id| snapshot.get(id).map(|p| p.as_bytes()[0]))
+        .collect::<Result<_, _>>()?;
+    let start = Instant::now();
+    for i in 0..COMMITS {
+        commit(&mut pager, (i % 200 + 1) as u8)?;
+    }
+    let held_took = start.elapsed();
+    let (pages1, free1, held1) = (
+        pager.page_count(),
+        pager.free_page_count(),
+        unavailable(&pager),
+    );
+    let intact = kept.iter().zip(&kept_bytes).all(|(&id, &b)| {
+        snapshot
+            .get(id)
+            .is_ok_and(|p| p.as_bytes().iter().all(|&x| x == b))
+    });
+    drop(snapshot);
+    commit(&mut pager, 0xEE)?;
+    let (pages2, free2, held2) = (
+        pager.page_count(),
+        pager.free_page_count(),
+        unavailable(&pager),
+    );
+    for i in 0..COMMITS {
+        commit(&mut pager, i as u8)?;
+    }
+    let (pages3, free3, held3) = (
+        pager.page_count(),
+        pager.free_page_count(),
+        unavailable(&pager),
+    );
+    drop(pager);
+    std::fs::remove_file(&path)?;
+    println!(
+        "before the snapshot: {pages0} pages in the file, {free0} free, {held0} neither free \
+         nor allocated (metadata)"
+    );
+    println!(
+        "after {COMMITS} commits with it held ({:.2} s): {pages1} pages, {free1} free, {held1} \
+         neither; its {} pages still read as written: {intact}",
+        held_took.as_secs_f64(),
+        kept.len()
+    );
+    println!("dropped, one commit later: {pages2} pages, {free2} free, {held2} neither");
+    println!("{COMMITS} commits later: {pages3} pages, {free3} free, {held3} neither");
+    let held = held1.saturating_sub(held0);
+    let freed = (COMMITS * R6_K) as u64;
+    Ok(vec![
+        row(
+            format!(
+                "Space: pages held from reuse by one snapshot across {COMMITS} commits \
+                 (each frees {R6_K} pages, writes {R6_K} and the protected root)"
+            ),
+            format!("{held} pages ({:.1} MiB)", held as f64 * 4096.0 / MIB as f64),
+            format!("{freed} regular pages freed meanwhile"),
+            format!("{:.3}×", held as f64 / freed as f64),
+            "pages freed after it, held while it lives",
+            yes_no(intact && held >= freed),
+        ),
+        row(
+            format!("Space: file pages before, with the snapshot held, and {COMMITS} commits after its drop"),
+            format!("{pages0} → {pages1} → {pages3}"),
+            format!("held pages after the drop: {}", held2.saturating_sub(held0)),
+            "—",
+            "reusable after the drop: no growth",
+            yes_no(pages3 == pages2 && held2 <= held0 + R6_K as u64 + 8),
+        ),
+    ])
+}
+
+// ---------------------------------------------------------------------------
 // Rows of the closing table.
 
 fn p1_rows(p1: &P1Results) -> Vec<Row> {
@@ -1866,6 +2579,21 @@ fn p4_rows(p4: &[LoopPair]) -> Vec<Row> {
         .collect()
 }
 
+fn r4_rows(r4: &[LoopPair]) -> Vec<Row> {
+    r4.iter()
+        .map(|pair| {
+            ratio_row(
+                &format!("R4 {} (per page), snapshot vs &Pager get", pair.name),
+                median(&pair.pager),
+                median(&pair.raw),
+                1.1,
+                "≤ 1.1× get on &Pager",
+                fmt_ns,
+            )
+        })
+        .collect()
+}
+
 fn p5_rows(cfg: &Config, p5: &P5Results) -> Vec<Row> {
     let p5_exp = cfg.p5_pages.trailing_zeros();
     let mut rows = Vec::new();
@@ -1921,7 +2649,8 @@ fn p5_rows(cfg: &Config, p5: &P5Results) -> Vec<Row> {
 }
 
 /// Whether the part named `name` runs: all by default, else those listed in
-/// `PARTS` (comma-separated: p1, t3, t4, p3, p4, p5; P2 runs with P1).
+/// `PARTS` (comma-separated: p1, t3, t4, p3, p4, r4, r6, space, p5; P2 runs
+/// with P1).
 fn enabled(name: &str) -> bool {
     match std::env::var("PARTS") {
         Ok(list) if !list.trim().is_empty() => {
@@ -2032,6 +2761,20 @@ fn main() -> BoxResult<()> {
     if enabled("p4") {
         let p4 = parts.time("P4: read loops vs raw memmap2", || run_p4(&cfg, dir))?;
         rows.extend(p4_rows(&p4));
+    }
+    if enabled("r4") {
+        let r4 = parts.time("R4: random reads through a snapshot vs &Pager", || {
+            run_r4(&cfg, dir)
+        })?;
+        rows.extend(r4_rows(&r4));
+    }
+    if enabled("r6") {
+        let r6 = parts.time("R6: readers while a writer commits", || run_r6(&cfg, dir))?;
+        rows.extend(r6_rows(&r6));
+    }
+    if enabled("space") {
+        let space = parts.time("Space held by an old snapshot", || run_space(dir))?;
+        rows.extend(space);
     }
     if enabled("p5") {
         let p5 = parts.time("P5: open of a large file", || run_p5(&cfg, dir))?;

@@ -12,7 +12,9 @@
 //! Workloads: W1-W3 single durable operations; T3 one durable transaction
 //! writing k values of one page (k = 1, 16, 256) and removing the k the one
 //! before wrote; W4 bulk allocation; W5 random reads; W6 open; W7 W1-W3
-//! without sync; T4 one page committed without sync; W8 space after churn.
+//! without sync; T4 one page committed without sync; W8 space after churn;
+//! R6 random reads on one and two threads while a writer commits durable
+//! transactions, and the writer's commit time with a reader running.
 //! `ONLY=w1,t3,...` runs some of them (`t3` all three sizes, `t3-16` one).
 //!
 //! Every figure is the median of repeated measurements. For W1-W3, W5, W7,
@@ -1469,6 +1471,431 @@ fn run_w6(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
 }
 
 // ---------------------------------------------------------------------------
+// R6: readers on other threads while a writer commits.
+
+/// Values the readers read at random (4 KiB each).
+const R6_VALUES: u64 = 1 << 14;
+/// A reader count meaning one thread that spins and reads nothing: it
+/// keeps the second core busy, as a reader does, so that the reader's own
+/// cost to the writer can be told apart from that of a busy core.
+const R6_SPINNER: usize = usize::MAX;
+/// Fresh values per commit; the commit before's are removed.
+const R6_K: u64 = 4;
+/// Reads per read transaction (snapshot) before a reader takes a new one.
+const R6_BATCH: u64 = 256;
+/// The key of the root value, which names the newest commit's first key.
+const R6_ROOT: u64 = u64::MAX;
+
+/// One system under R6, shared by the writer thread and the reader threads.
+enum R6Sys {
+    Ours {
+        shared: mappedpages::ConcurrentPager<PAGE>,
+        root: mappedpages::ProtectedPageId<PAGE>,
+        ids: Vec<PageId<PAGE>>,
+    },
+    Lmdb {
+        env: heed::Env,
+        db: LmdbDb,
+    },
+    Redb {
+        db: redb::Database,
+    },
+}
+
+/// The writer's own state: the keys (or pages) the last commit wrote.
+struct R6Writer {
+    older: Vec<u64>,
+    next: u64,
+}
+
+/// The `q` quantile (0 = minimum, 1 = maximum), interpolated.
+fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+fn first8(b: &[u8]) -> u64 {
+    b.first_chunk::<8>().map_or(0, |c| u64::from_le_bytes(*c))
+}
+
+fn text<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+impl R6Sys {
+    fn create(system: &str, dir: &Path) -> R<R6Sys> {
+        let mut block = vec![0u8; PAGE];
+        let sub = dir.join(format!("r6-{system}"));
+        std::fs::create_dir_all(&sub)?;
+        Ok(match system {
+            "ours" => {
+                let mut pager = Pager::<PAGE>::options()
+                    .durability(Durability::Immediate)
+                    .initial_pages(R6_VALUES + 4096)
+                    .create(sub.join("r6.pages"))?;
+                let ids = pager.alloc_bulk(R6_VALUES as usize)?;
+                for (i, id) in ids.iter().enumerate() {
+                    id.get_mut(&mut pager)?.as_bytes_mut()[..8]
+                        .copy_from_slice(&(i as u64).to_le_bytes());
+                }
+                pager.sync()?;
+                let root = pager.alloc_protected()?;
+                R6Sys::Ours {
+                    shared: mappedpages::ConcurrentPager::new(pager)?,
+                    root,
+                    ids,
+                }
+            }
+            "lmdb" => {
+                let (env, db) = lmdb_env(&sub, true, 1 << 30)?;
+                let mut w = env.write_txn()?;
+                for i in 0..R6_VALUES {
+                    block[..8].copy_from_slice(&i.to_le_bytes());
+                    db.put(&mut w, &i, &block)?;
+                }
+                w.commit()?;
+                R6Sys::Lmdb { env, db }
+            }
+            _ => {
+                let (db, _) = redb_db(&sub, true)?;
+                let tx = db.begin_write()?;
+                {
+                    let mut t = tx.open_table(TABLE)?;
+                    for i in 0..R6_VALUES {
+                        block[..8].copy_from_slice(&i.to_le_bytes());
+                        t.insert(i, &block[..])?;
+                    }
+                }
+                tx.commit()?;
+                R6Sys::Redb { db }
+            }
+        })
+    }
+
+    /// One durable transaction: `R6_K` fresh values written, the `R6_K` the
+    /// commit before wrote removed, the root pointed at the first new one.
+    fn commit(&self, w: &mut R6Writer) -> Result<(), String> {
+        let mut block = vec![0u8; PAGE];
+        let older = std::mem::take(&mut w.older);
+        match self {
+            R6Sys::Ours { shared, root, .. } => {
+                let mut guard = shared.write().map_err(text)?;
+                let mut txn = guard.transaction().map_err(text)?;
+                let ids = txn.alloc_bulk(R6_K as usize).map_err(text)?;
+                for &id in &ids {
+                    let bytes = txn.get_mut(id).map_err(text)?.as_bytes_mut();
+                    bytes.fill(w.next as u8);
+                    bytes[..8].copy_from_slice(&id.0.to_le_bytes());
+                }
+                txn.free_bulk(older.into_iter().map(PageId)).map_err(text)?;
+                txn.write_protected(*root).map_err(text)?.as_bytes_mut()[..8]
+                    .copy_from_slice(&ids[0].0.to_le_bytes());
+                txn.commit().map_err(text)?;
+                // The guard's drop publishes the commit to readers.
+                drop(guard);
+                w.older = ids.iter().map(|id| id.0).collect();
+            }
+            R6Sys::Lmdb { env, db } => {
+                let mut t = env.write_txn().map_err(text)?;
+                let keys: Vec<u64> = (w.next..w.next + R6_K).collect();
+                for &k in &keys {
+                    block[..8].copy_from_slice(&k.to_le_bytes());
+                    db.put(&mut t, &k, &block).map_err(text)?;
+                }
+                for k in older {
+                    db.delete(&mut t, &k).map_err(text)?;
+                }
+                db.put(&mut t, &R6_ROOT, &keys[0].to_le_bytes())
+                    .map_err(text)?;
+                t.commit().map_err(text)?;
+                w.older = keys;
+            }
+            R6Sys::Redb { db } => {
+                let tx = db.begin_write().map_err(text)?;
+                let keys: Vec<u64> = (w.next..w.next + R6_K).collect();
+                {
+                    let mut t = tx.open_table(TABLE).map_err(text)?;
+                    for &k in &keys {
+                        block[..8].copy_from_slice(&k.to_le_bytes());
+                        t.insert(k, &block[..]).map_err(text)?;
+                    }
+                    for k in older {
+                        t.remove(k).map_err(text)?;
+                    }
+                    t.insert(R6_ROOT, &keys[0].to_le_bytes()[..])
+                        .map_err(text)?;
+                }
+                tx.commit().map_err(text)?;
+                w.older = keys;
+            }
+        }
+        w.next += R6_K;
+        Ok(())
+    }
+
+    /// One read transaction (a snapshot): the value the root names checked,
+    /// then `R6_BATCH` random values read (their first 8 bytes).
+    fn read_batch(&self, rng: &mut Rng) -> Result<u64, String> {
+        let mask = R6_VALUES - 1;
+        let mut sum = 0u64;
+        match self {
+            R6Sys::Ours { shared, root, ids } => {
+                let snap = shared.read().map_err(text)?;
+                let newest = first8(snap.get_protected(*root).map_err(text)?.as_bytes());
+                if newest != 0
+                    && first8(snap.get(PageId(newest)).map_err(text)?.as_bytes()) != newest
+                {
+                    return Err("the root's page does not read as its commit wrote it".into());
+                }
+                for _ in 0..R6_BATCH {
+                    let id = ids[(rng.next() & mask) as usize];
+                    sum = sum.wrapping_add(first8(snap.get(id).map_err(text)?.as_bytes()));
+                }
+            }
+            R6Sys::Lmdb { env, db } => {
+                let r = env.read_txn().map_err(text)?;
+                if let Some(v) = db.get(&r, &R6_ROOT).map_err(text)? {
+                    let newest = first8(v);
+                    let page = db.get(&r, &newest).map_err(text)?.ok_or("missing")?;
+                    if first8(page) != newest {
+                        return Err("the root's value is not its commit's".into());
+                    }
+                }
+                for _ in 0..R6_BATCH {
+                    let k = rng.next() & mask;
+                    let v = db.get(&r, &k).map_err(text)?.ok_or("missing")?;
+                    sum = sum.wrapping_add(first8(v));
+                }
+            }
+            R6Sys::Redb { db } => {
+                let r = db.begin_read().map_err(text)?;
+                let t = r.open_table(TABLE).map_err(text)?;
+                if let Some(v) = t.get(R6_ROOT).map_err(text)? {
+                    let newest = first8(v.value());
+                    let page = t.get(newest).map_err(text)?.ok_or("missing")?;
+                    if first8(page.value()) != newest {
+                        return Err("the root's value is not its commit's".into());
+                    }
+                }
+                for _ in 0..R6_BATCH {
+                    let k = rng.next() & mask;
+                    let v = t.get(k).map_err(text)?.ok_or("missing")?;
+                    sum = sum.wrapping_add(first8(v.value()));
+                }
+            }
+        }
+        Ok(sum)
+    }
+}
+
+/// One window: `readers` reader threads and, with `writer`, the writer
+/// committing one transaction after another, for `window`. Returns the
+/// commit times and the readers' total reads per second.
+fn r6_window(
+    sys: &R6Sys,
+    writer: Option<&mut R6Writer>,
+    readers: usize,
+    window: Duration,
+    seed: u64,
+) -> R<(Vec<f64>, f64)> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
+    let (readers, spinner) = if readers == R6_SPINNER {
+        (0, true)
+    } else {
+        (readers, false)
+    };
+    let out = std::thread::scope(|s| -> Result<(Vec<f64>, f64), String> {
+        if spinner {
+            s.spawn(move || {
+                let mut spins = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    spins = std::hint::black_box(spins.wrapping_add(1));
+                }
+            });
+        }
+        let handles: Vec<_> = (0..readers)
+            .map(|r| {
+                s.spawn(move || -> Result<f64, String> {
+                    let mut rng = Rng(seed.wrapping_mul(31) + r as u64 * 7919 + 1);
+                    let mut reads = 0u64;
+                    let mut sum = 0u64;
+                    let start = Instant::now();
+                    while !stop.load(Ordering::Relaxed) {
+                        sum = sum.wrapping_add(sys.read_batch(&mut rng)?);
+                        reads += R6_BATCH;
+                    }
+                    std::hint::black_box(sum);
+                    Ok(reads as f64 / start.elapsed().as_secs_f64())
+                })
+            })
+            .collect();
+        let writing = writer.map(|w| {
+            s.spawn(move || -> Result<Vec<f64>, String> {
+                let mut times = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let start = Instant::now();
+                    sys.commit(w)?;
+                    times.push(ns(start.elapsed()));
+                }
+                Ok(times)
+            })
+        });
+        std::thread::sleep(window);
+        stop.store(true, Ordering::Relaxed);
+        let commits = match writing {
+            Some(h) => h.join().map_err(|_| "the writer panicked")??,
+            None => Vec::new(),
+        };
+        let mut rate = 0.0;
+        for h in handles {
+            rate += h.join().map_err(|_| "a reader panicked")??;
+        }
+        Ok((commits, rate))
+    })?;
+    Ok(out)
+}
+
+/// R6 on this crate (`ConcurrentPager`), LMDB and redb: read throughput of
+/// one and two reader threads while a writer commits durable transactions
+/// one after another, and the writer's commit time with one reader running
+/// and with none. Every (system, configuration) pair runs in a window of
+/// its own, all pairs once per round in a new random order.
+fn run_r6(cfg: &Config, dir: &Path) -> R<Vec<Row>> {
+    const SYSTEMS: [(&str, &str); 3] = [
+        ("ours", "mappedpages (this crate), ConcurrentPager"),
+        ("lmdb", "LMDB (heed)"),
+        ("redb", "redb"),
+    ];
+    // (writer, readers): the writer alone, with 1 reader, with 2; 1 and 2
+    // readers without a writer; the writer beside a spinning thread.
+    const CONFIGS: [(bool, usize); 6] = [
+        (true, 0),
+        (true, 1),
+        (true, 2),
+        (false, 1),
+        (false, 2),
+        (true, R6_SPINNER),
+    ];
+    let window = Duration::from_millis(if cfg.quick { 100 } else { 200 });
+    let rounds = if cfg.quick { 3 } else { 7 };
+    let mut systems = Vec::new();
+    for (system, _) in SYSTEMS {
+        systems.push((
+            R6Sys::create(system, dir)?,
+            R6Writer {
+                older: Vec::new(),
+                next: 1 << 40,
+            },
+        ));
+    }
+    let mut commits = vec![vec![Vec::new(); CONFIGS.len()]; SYSTEMS.len()];
+    let mut rates = vec![vec![Vec::new(); CONFIGS.len()]; SYSTEMS.len()];
+    let mut order: Vec<(usize, usize)> = (0..SYSTEMS.len())
+        .flat_map(|s| (0..CONFIGS.len()).map(move |c| (s, c)))
+        .collect();
+    let mut rng = Rng(0x5851_F42D_4C95_7F2D);
+    // The first round warms up.
+    for round in 0..=rounds {
+        rng.shuffle(&mut order);
+        for &(s, c) in &order {
+            let (writes, readers) = CONFIGS[c];
+            let (sys, writer) = &mut systems[s];
+            let (times, rate) = r6_window(
+                sys,
+                writes.then_some(writer),
+                readers,
+                window,
+                (round * 97 + s * 13 + c) as u64,
+            )?;
+            if round > 0 {
+                commits[s][c].extend(times);
+                rates[s][c].push(rate);
+            }
+        }
+    }
+    drop(systems);
+    let ms = window.as_millis();
+    let per_read = |s: usize, c: usize| 1e9 / median(&rates[s][c]);
+    let mut rows = Vec::new();
+    let groups = [
+        (1, format!("R6 reads, 1 thread, writer committing: random 4 KiB values, {R6_BATCH} per read txn, while a writer commits durable transactions (ns per read)")),
+        (2, "R6 reads, 2 threads, writer committing: the same (ns per read, both threads together)".to_string()),
+        (3, "R6 reads without writer, 1 thread: the same reads, no writer (ns per read)".to_string()),
+    ];
+    for (c, title) in groups {
+        for (s, (_, name)) in SYSTEMS.iter().enumerate() {
+            let (lo, hi) = (
+                1e9 / percentile(&rates[s][c], 1.0),
+                1e9 / percentile(&rates[s][c], 0.0),
+            );
+            rows.push(time_row(
+                &title,
+                name,
+                per_read(s, c),
+                &format!(
+                    "{:.1} M reads/s; windows of {ms} ms: {} to {}, n = {}",
+                    median(&rates[s][c]) / 1e6,
+                    fmt_ns(lo),
+                    fmt_ns(hi),
+                    rates[s][c].len()
+                ),
+            ));
+        }
+    }
+    let title =
+        "R6 read scaling, writer committing: reads/s of 2 reader threads / 1 (contract: ≥ 1.8)";
+    for (s, (_, name)) in SYSTEMS.iter().enumerate() {
+        let (two, one) = (median(&rates[s][2]), median(&rates[s][1]));
+        let per_round: Vec<f64> = rates[s][2]
+            .iter()
+            .zip(&rates[s][1])
+            .map(|(a, b)| a / b)
+            .collect();
+        rows.push(Row {
+            group: title.into(),
+            system: (*name).into(),
+            value: Value::Number(two / one, "×".into()),
+            syncs: String::new(),
+            note: format!(
+                "no writer: {:.2}×; per round {:.2}× to {:.2}×",
+                median(&rates[s][4]) / median(&rates[s][3]),
+                percentile(&per_round, 0.0),
+                percentile(&per_round, 1.0)
+            ),
+        });
+    }
+    let title = format!("R6 commits, 1 reader running: a durable transaction of the writer ({R6_K} values written, {R6_K} removed, a root value)");
+    for (s, (_, name)) in SYSTEMS.iter().enumerate() {
+        let (with, without) = (median(&commits[s][1]), median(&commits[s][0]));
+        rows.push(time_row(
+            &title,
+            name,
+            with,
+            &format!(
+                "{:.2}× its {} without readers (contract: ≤ 1.1×); {:.2}× its {} beside a \
+                 thread spinning without reading; with 2 readers {}; n = {}, {}",
+                with / without,
+                fmt_ns(without),
+                with / median(&commits[s][5]),
+                fmt_ns(median(&commits[s][5])),
+                fmt_ns(median(&commits[s][2])),
+                commits[s][1].len(),
+                commits[s][0].len()
+            ),
+        ));
+    }
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------
 // W8: space after churn.
 
 fn dir_bytes(path: &Path) -> (u64, u64) {
@@ -1883,6 +2310,10 @@ fn main() -> R<()> {
         step("w5", &mut rows, run_w5(&cfg, dir));
         done.push("w5");
     }
+    if on("r6") {
+        step("r6", &mut rows, run_r6(&cfg, dir));
+        done.push("r6");
+    }
     if on("w7") {
         for g in NOSYNC_GROUPS {
             step(
@@ -1954,7 +2385,11 @@ fn main() -> R<()> {
          caches). W4 and W6: every timed call runs in a new child process, for \
          both crates alike, the two alternating run by run (W6's row \
          \"open repeated in one process\" is the exception, and says so). \
-         W8 measures space: one run per system, one after another.\n\n\
+         W8 measures space: one run per system, one after another. R6: every \
+         (system, configuration) pair runs for a window of its own (200 ms; 100 \
+         in quick mode), all pairs once per round in a new random order, after \
+         one round of warm-up; read rates are medians over windows, commit \
+         times medians over all commits of the windows.\n\n\
          {sync_note}\n\n\
          The machine may be shared with other work (load average over one \
          minute: {load_start} at the start, {} at the end), so single figures \
