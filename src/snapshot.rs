@@ -96,18 +96,22 @@ impl Frozen {
         }
     }
 
+    #[inline]
     fn page(&self, page: u64) -> Result<&[u8]> {
-        let start = usize::try_from(page)
+        let range = usize::try_from(page)
             .ok()
             .and_then(|p| p.checked_mul(self.page_size))
-            .ok_or(MappedPageError::OutOfBounds)?;
+            .and_then(|start| Some(start..start.checked_add(self.page_size)?));
         // SAFETY: a page this state counts (regular or a committed copy);
         // the writer writes none of those while this state lives (module
         // docs), and the mapping lives as long as `self`.
-        let end = start
-            .checked_add(self.page_size)
-            .ok_or(MappedPageError::OutOfBounds)?;
-        unsafe { self.map.range(start..end) }.ok_or(MappedPageError::OutOfBounds)
+        let bytes = range.and_then(|range| unsafe { self.map.range(range) });
+        // A `match`, not `ok_or`: an error built eagerly is dropped on every
+        // read (contract R4).
+        match bytes {
+            Some(bytes) => Ok(bytes),
+            None => Err(MappedPageError::OutOfBounds),
+        }
     }
 
     pub(crate) fn page_size(&self) -> usize {
@@ -160,6 +164,7 @@ impl Frozen {
         pages
     }
 
+    #[inline]
     fn regular_page(&self, page: u64) -> Result<&[u8]> {
         if self.regular.get(page) {
             return self.page(page);
