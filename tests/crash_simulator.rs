@@ -53,6 +53,14 @@
 //! rest (`pick_singles`). Each run prints how many of the images of points
 //! with a pending commit opened to the state before it and after it.
 //!
+//! The shrink runs (contract C2) free the highest pages and cut the free
+//! tail (`Pager::shrink`, and the cut a commit makes by itself past a small
+//! threshold): the recorder follows the file's length through the cut, so
+//! the sync points of a shrink and the later ones until its length is
+//! durable give images at the old length and the new, and every one of them
+//! must open to a root no older than the one made durable before the cut
+//! and no longer than the file. Each run prints what those images opened to.
+//!
 //! `MAPPEDPAGES_SOAK=<n>` multiplies the seeds of the default tests by `n`;
 //! the ignored test `crash_images_soak` runs a long soak, whose seeds it
 //! multiplies too.
@@ -189,6 +197,7 @@ impl Image {
             .max_by_key(|page| le(page, 24, 8))
             .expect("no metadata root in the image");
         RootFields {
+            generation: le(newest, 24, 8),
             log_len: le(newest, 12, 4) as usize,
             bitmap: (le(newest, 48, 8) as usize, le(newest, 60, 4) as u32),
             directory: (le(newest, 72, 8) as usize, le(newest, 84, 4) as u32),
@@ -233,6 +242,7 @@ fn le(bytes: &[u8], at: usize, n: usize) -> u64 {
 /// check that a configuration reaches the depth it is meant to, and to set
 /// one up.
 struct RootFields {
+    generation: u64,
     log_len: usize,
     /// (top page, height) of the free-space bitmap tree.
     bitmap: (usize, u32),
@@ -289,6 +299,10 @@ struct CrashPoint {
     /// Page-tree pages written since the durable image: a checkpoint is in
     /// flight.
     tree_writes: u64,
+    /// A cut whose length is not durable yet (the file is shorter than the
+    /// durable image): the generation of the root made durable before it,
+    /// which every image must open to or past (contract C2).
+    cut_root: Option<u64>,
 }
 
 /// The page cache at one moment: a process-crash image.
@@ -326,6 +340,14 @@ struct Recorder {
     /// growth's own (see `on_event`).
     after_grow: bool,
     tree_writes: u64,
+    /// The file was cut (a shrink) during the call being recorded.
+    cut: bool,
+    /// The generation of the durable root when the file was last cut
+    /// right after a sync (a shrink's), which the images at the cut-pending
+    /// points must keep; 0 for none.
+    cut_root: u64,
+    /// Nothing was written or grown since the last sync.
+    since_sync: bool,
 }
 
 impl Recorder {
@@ -356,6 +378,9 @@ impl Recorder {
             torn_root_images: Vec::new(),
             after_grow: false,
             tree_writes: 0,
+            cut: false,
+            cut_root: 0,
+            since_sync: false,
         }
     }
 
@@ -411,9 +436,30 @@ impl Recorder {
     fn on_event(&mut self, event: IoEvent<'_>) {
         let after_grow = std::mem::replace(&mut self.after_grow, false);
         match event {
+            IoEvent::Sync { .. } => self.since_sync = true,
+            IoEvent::Write { .. } | IoEvent::Grow { .. } => self.since_sync = false,
+            _ => {}
+        }
+        match event {
             IoEvent::Grow { new_len } => {
                 self.current_len = new_len as usize;
                 self.after_grow = true;
+            }
+            // A growth's own step, the undo of a failed growth, or a cut after
+            // a shrink's root is durable: until the next sync the disk may
+            // hold the old length or this one.
+            IoEvent::SetLen { len } => {
+                let len = len as usize;
+                if len < self.current_len && self.active {
+                    self.cut = true;
+                    // A cut straight after a sync follows a shrink's root.
+                    // A dropped transaction's growth given back does not
+                    // (no root counted on it) and asks nothing new.
+                    if self.since_sync {
+                        self.cut_root = self.durable.newest_root().generation;
+                    }
+                }
+                self.current_len = len;
             }
             IoEvent::Write { offset, .. } if self.active => {
                 let snap = self.read_file();
@@ -443,6 +489,7 @@ impl Recorder {
                 self.observe(&snap);
                 let versions = std::mem::take(&mut self.versions);
                 let durable = std::mem::replace(&mut self.durable, snap);
+                let cut_root = (self.current_len < durable.len).then_some(self.cut_root);
                 self.points.push(CrashPoint {
                     durable,
                     current_len: self.current_len,
@@ -451,6 +498,7 @@ impl Recorder {
                     call: self.call,
                     durable_before: self.prev_sync_call,
                     tree_writes: std::mem::take(&mut self.tree_writes),
+                    cut_root,
                 });
                 // Once this sync returns, every call before this one is
                 // durable, and the pager counts on it: the next root goes to
@@ -512,7 +560,77 @@ struct Tally {
     txn_before: u64,
     txn_after: u64,
     txn_between: u64,
+    shrink: ShrinkTally,
     violations: Vec<String>,
+}
+
+/// Figures of the shrinks of one run (contract C2).
+#[derive(Default, Debug)]
+struct ShrinkTally {
+    /// `Pager::shrink` calls, the calls that cut the file (shrinks and
+    /// commits followed by an automatic cut), and the pages they gave back.
+    calls: u64,
+    cut_calls: u64,
+    pages_given_back: u64,
+    /// Sync points in calls that cut the file or asked to, and sync points
+    /// of later calls with a cut whose new length is not yet durable.
+    points: u64,
+    cut_pending_points: u64,
+    /// Power-loss images of those points, by the root they opened to
+    /// (`[before the call, between two of its commits, its last]`; all in
+    /// the last at a later point) and the file length (`[longer, shorter]`:
+    /// the durable one or the pending one; a cut of an earlier call may
+    /// still be pending at a point of a call that shrinks).
+    images: [[u64; 2]; 3],
+}
+
+/// What a call that may cut the file committed: the generations before and
+/// after it.
+#[derive(Clone, Copy, Debug)]
+struct ShrinkCall {
+    before: u64,
+    after: u64,
+}
+
+impl ShrinkTally {
+    /// Counts an image of a shrink point that opened to generation `opened`
+    /// and checks that it kept the root made durable before a cut whose
+    /// length is not durable yet (`cut_root`).
+    fn image(
+        &mut self,
+        opened: u64,
+        short: bool,
+        call: Option<ShrinkCall>,
+        cut_root: Option<u64>,
+    ) -> Result<(), String> {
+        if let Some(root) = cut_root.filter(|&root| opened < root) {
+            return Err(format!(
+                "opened generation {opened}, older than the root {root} made durable before \
+                 the file was cut (C2)"
+            ));
+        }
+        let root = match call {
+            Some(call) if opened <= call.before => 0,
+            Some(call) if opened < call.after => 1,
+            _ => 2,
+        };
+        self.images[root][usize::from(short)] += 1;
+        Ok(())
+    }
+}
+
+/// The generation the image opens to, or why it does not open.
+fn opened_generation<const N: usize>(image: &Image, scratch: &Path) -> Result<u64, String> {
+    image.write(scratch);
+    let pager = Pager::<N>::open(scratch).map_err(|e| format!("open failed: {e}"))?;
+    if pager.page_count() * N as u64 > image.len as u64 {
+        return Err(format!(
+            "opened a root of {} pages in a file of {} (C2)",
+            pager.page_count(),
+            image.len / N
+        ));
+    }
+    Ok(pager.recovery().generation)
 }
 
 impl Tally {
@@ -647,13 +765,16 @@ fn power_images(
         }
         images.push(compose(&|p| chosen.get(&p).cloned()));
     }
-    if point.current_len > durable_len {
-        // The growth's new length never reached the disk.
+    if point.current_len != durable_len {
+        // A growth's new length never reached the disk, or a cut's did:
+        // the shorter length, whichever it is (a cut file that has grown
+        // again is shorter than the durable one or longer, never both).
+        let short_len = point.current_len.min(durable_len);
         let short: Vec<Image> = images
             .iter()
             .map(|i| {
                 let mut i = i.clone();
-                i.set_len(durable_len);
+                i.set_len(short_len);
                 i
             })
             .collect();
@@ -746,6 +867,11 @@ struct Config {
     /// `process_crash_mid_root_write_*`).
     torn_roots: bool,
     deep: Option<Deep>,
+    /// Percentage of calls that start a shrink (`Workload::shrink_percent`).
+    shrink_percent: u64,
+    /// The pager's `shrink_threshold` in pages, if not the default (which
+    /// the small files never reach).
+    auto_shrink: Option<u64>,
 }
 
 /// Creates at `path` a file of `N`-byte pages whose bitmap and directory
@@ -866,9 +992,12 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
             set_up_deep::<N>(&path, deep.leaves, 1 + config.seed as usize % 6),
         ),
         None => {
-            let options = options
+            let mut options = options
                 .initial_pages(INITIAL_PAGES)
                 .max_growth_step(GROWTH_STEP_PAGES * N as u64);
+            if let Some(pages) = config.auto_shrink {
+                options = options.shrink_threshold(Some(pages * N as u64));
+            }
             drop(options.create(&path).unwrap());
             (options, State::default())
         }
@@ -902,6 +1031,7 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
         workload.max_regular += start.regular.len();
         workload.max_protected += start.protected.len();
     }
+    workload.shrink_percent = config.shrink_percent;
     let mut rng = Rng::new(config.seed ^ 0xC0FFEE);
 
     let mut checked_points = 0;
@@ -914,9 +1044,33 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
             workload.next_op(history.states.last().unwrap(), call)
         };
         recorder.lock().unwrap().call = call;
+        let (generation, pages_before) = (pager.generation(), pager.page_count());
         let outcome = apply(&mut pager, &op).unwrap_or_else(|e| panic!("call {call} {op:?}: {e}"));
         history.push(&op, &outcome);
         tally.calls += 1;
+        let cut = std::mem::take(&mut recorder.lock().unwrap().cut);
+        let shrink_call = ShrinkCall {
+            before: generation,
+            after: pager.generation(),
+        };
+        let shrinks = matches!(op, Op::Shrink) || cut;
+        if shrinks {
+            let shrink = &mut tally.shrink;
+            shrink.calls += u64::from(matches!(op, Op::Shrink));
+            shrink.cut_calls += u64::from(cut);
+            shrink.pages_given_back += pages_before.saturating_sub(pager.page_count());
+            let len = std::fs::metadata(&path).unwrap().len();
+            if len != pager.page_count() * N as u64 {
+                tally.violation(format!(
+                    "{:?} seed {} call {call} ({}): the file is {len} bytes after a shrink \
+                     to {} pages",
+                    config.durability,
+                    config.seed,
+                    describe(&op),
+                    pager.page_count()
+                ));
+            }
+        }
         if let Op::Txn(txn) = &op {
             if txn.commit {
                 txn_commits.insert(call);
@@ -981,8 +1135,34 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
                 root_calls: Some(&root_calls),
                 deep: true,
             };
+            let cut_pending = point.current_len < point.durable.len;
+            let shrink_point = shrinks || cut_pending;
+            if shrink_point {
+                tally.shrink.points += 1;
+                tally.shrink.cut_pending_points += u64::from(!shrinks);
+            }
+            let call_shrinking = shrinks.then_some(shrink_call);
+            let short_len = point.current_len.min(point.durable.len);
             for image in power_images(point, &zero, &singles, &mut rng, config.random_images) {
                 tally.power_images += 1;
+                if shrink_point {
+                    let short = image.len == short_len && image.len < point.durable.len;
+                    let counted = opened_generation::<N>(&image, &scratch).and_then(|opened| {
+                        tally
+                            .shrink
+                            .image(opened, short, call_shrinking, point.cut_root)
+                    });
+                    if let Err(e) = counted {
+                        tally.violation(format!(
+                            "{:?} {N}-byte pages seed {} sync point in call {} ({}), len {}: {e}",
+                            config.durability,
+                            config.seed,
+                            point.call,
+                            describe(&op),
+                            image.len / N
+                        ));
+                    }
+                }
                 let what = format!(
                     "{:?} {N}-byte pages seed {} sync point in call {} ({}), {} pages changed \
                      ({} tree pages written), len {}",
@@ -1086,6 +1266,22 @@ fn report(name: &str, tally: &Tally, started: Instant) {
         tally.txn_after,
         tally.txn_between
     );
+    let shrink = &tally.shrink;
+    if shrink.points > 0 {
+        let [before, between, after] = shrink.images;
+        println!(
+            "{name}: shrinks: {} calls, {} calls cut the file, {} pages given back; {} sync \
+             points of calls that shrink or cut, {} sync points later with the cut not yet \
+             durable; their power-loss images opened to the root before the call \
+             {before:?}, between its commits {between:?}, its last root (or later) {after:?} \
+             times, [at the old length, at the new]",
+            shrink.calls,
+            shrink.cut_calls,
+            shrink.pages_given_back,
+            shrink.points - shrink.cut_pending_points,
+            shrink.cut_pending_points,
+        );
+    }
     for v in tally.violations.iter().take(10) {
         println!("  violation: {v}");
     }
@@ -1104,6 +1300,8 @@ struct Run {
     txns: Option<(u64, u64)>,
     torn_roots: bool,
     deep: Option<Deep>,
+    shrink_percent: u64,
+    auto_shrink: Option<u64>,
 }
 
 impl Run {
@@ -1118,6 +1316,18 @@ impl Run {
             txns: None,
             torn_roots: false,
             deep: None,
+            shrink_percent: 0,
+            auto_shrink: None,
+        }
+    }
+
+    /// `percent` of the calls start a shrink; with `auto_shrink`, the
+    /// pager also cuts by itself past a free tail of that many pages.
+    fn shrinks(self, percent: u64, auto_shrink: Option<u64>) -> Run {
+        Run {
+            shrink_percent: percent,
+            auto_shrink,
+            ..self
         }
     }
 
@@ -1158,6 +1368,8 @@ impl Run {
                 txns: self.txns,
                 torn_roots: self.torn_roots,
                 deep: self.deep,
+                shrink_percent: self.shrink_percent,
+                auto_shrink: self.auto_shrink,
             };
             simulate::<N>(&config, &mut tally);
         }
@@ -1187,6 +1399,64 @@ fn crash_images_deferred() {
     Run::small("deferred", Durability::Deferred, 12 * soak_factor(), 250)
         .random_images(16)
         .go::<PS>();
+}
+
+/// Shrinks (contract C2), most after frees of the highest pages: every sync
+/// point of a shrink, and the later ones until the cut length is durable,
+/// at the old file length and the new.
+#[test]
+fn crash_images_shrink_immediate() {
+    Run::small(
+        "shrink immediate",
+        Durability::Immediate,
+        3 * soak_factor(),
+        200,
+    )
+    .shrinks(6, None)
+    .go::<PS>();
+}
+
+/// In Deferred mode a shrink first syncs the commits since the last sync.
+#[test]
+fn crash_images_shrink_deferred() {
+    Run::small(
+        "shrink deferred",
+        Durability::Deferred,
+        3 * soak_factor(),
+        200,
+    )
+    .random_images(16)
+    .shrinks(6, None)
+    .go::<PS>();
+}
+
+/// Shrinks among transactions at 4 KiB pages, some writing check pages:
+/// in Deferred mode several unsynced commits come before a shrink.
+#[test]
+fn crash_images_shrink_transactions_4k() {
+    for (name, durability) in [
+        ("shrink transactions 4 KiB immediate", Durability::Immediate),
+        ("shrink transactions 4 KiB deferred", Durability::Deferred),
+    ] {
+        Run::small(name, durability, soak_factor(), 70)
+            .transactions(25, 35, 32)
+            .shrinks(8, None)
+            .go::<4096>();
+    }
+}
+
+/// The cut a commit makes by itself past a small threshold: in Immediate
+/// mode after the commit, in Deferred mode at `sync`.
+#[test]
+fn crash_images_auto_shrink() {
+    for (name, durability) in [
+        ("auto-shrink immediate", Durability::Immediate),
+        ("auto-shrink deferred", Durability::Deferred),
+    ] {
+        Run::small(name, durability, 2 * soak_factor(), 200)
+            .shrinks(4, Some(8))
+            .go::<PS>();
+    }
 }
 
 /// Small files of 4 KiB pages where a quarter of the calls are
@@ -1236,6 +1506,8 @@ fn deep(
         txns: None,
         torn_roots: false,
         deep: Some(Deep { leaves, limits }),
+        shrink_percent: 0,
+        auto_shrink: None,
     }
 }
 
@@ -1347,6 +1619,12 @@ fn crash_images_soak() {
     deep_1k("soak deep 1 KiB deferred", deferred, 2 * soak, 200).go::<1024>();
     deep_4k("soak deep 4 KiB immediate", immediate, 2 * soak, 120).go::<4096>();
     deep_4k("soak deep 4 KiB deferred", deferred, 2 * soak, 120).go::<4096>();
+    Run::small("soak shrink immediate", immediate, 2 * soak, 300)
+        .shrinks(6, Some(8))
+        .go::<PS>();
+    Run::small("soak shrink deferred", deferred, 2 * soak, 300)
+        .shrinks(6, Some(8))
+        .go::<PS>();
     for (name, durability) in [
         ("soak transactions 4 KiB immediate", immediate),
         ("soak transactions 4 KiB deferred", deferred),

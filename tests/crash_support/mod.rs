@@ -13,6 +13,10 @@
 //! and the checks also take other page sizes (the `*_sized` functions and the
 //! ones generic over the pager's page size).
 //!
+//! A shrink ([`Op::Shrink`]) is one call that leaves the state as it was;
+//! a workload with [`Workload::shrink_percent`] set frees its highest pages
+//! before most of them.
+//!
 //! A transaction ([`Op::Txn`]) is one call too: its steps run inside one
 //! `Pager::transaction`, which commits or is dropped, so the model has no
 //! state for a part of it (contract T1, T2). The fresh pages a committed
@@ -166,6 +170,8 @@ pub enum Op {
     Sync,
     /// A transaction: its steps, then a commit or a drop.
     Txn(Txn),
+    /// `Pager::shrink`: the state stays, the free tail is cut off.
+    Shrink,
 }
 
 /// The steps of one transaction and how it ends.
@@ -398,6 +404,11 @@ pub struct Workload {
     /// Percentage of the transactions that write more pages than a root
     /// can check ([`root_capacity`]), so their checks go to check pages.
     pub big_txn_percent: u64,
+    /// Percentage of calls that start a shrink: most free the highest
+    /// regular pages first (one call) so that the tail it cuts is long.
+    pub shrink_percent: u64,
+    /// The last call freed the highest pages: the next one shrinks.
+    shrink_next: bool,
 }
 
 impl Workload {
@@ -416,6 +427,8 @@ impl Workload {
             page_size,
             txn_percent: 8,
             big_txn_percent: 25,
+            shrink_percent: 0,
+            shrink_next: false,
         }
     }
 
@@ -552,8 +565,29 @@ impl Workload {
         })
     }
 
+    /// A shrink, or the free of the highest regular pages that comes
+    /// before one.
+    fn next_shrink(&mut self, state: &State) -> Op {
+        if state.regular.is_empty() || self.rng.chance(20) {
+            return Op::Shrink;
+        }
+        self.shrink_next = true;
+        let n = 1 + self.rng.index(state.regular.len().div_ceil(2));
+        let top: Vec<u64> = state.regular.iter().rev().take(n).copied().collect();
+        match top[..] {
+            [page] => Op::Free(page),
+            _ => Op::FreeBulk(top),
+        }
+    }
+
     /// The next call, valid for `state` (so it returns `Ok` unless I/O fails).
     pub fn next_op(&mut self, state: &State, call: u64) -> Op {
+        if std::mem::take(&mut self.shrink_next) {
+            return Op::Shrink;
+        }
+        if self.shrink_percent > 0 && self.rng.chance(self.shrink_percent) {
+            return self.next_shrink(state);
+        }
         if self.txn_percent > 0 && self.rng.chance(self.txn_percent) {
             return self.next_txn(state, call);
         }
@@ -674,6 +708,11 @@ pub fn apply<const N: usize>(pager: &mut Pager<N>, op: &Op) -> Result<Outcome, M
             Outcome::Done
         }
         Op::Txn(txn) => apply_txn(pager, txn)?,
+        Op::Shrink => {
+            let (before, given_back) = (pager.page_count(), pager.shrink()?);
+            assert_eq!(pager.page_count(), before - given_back, "shrink's count");
+            Outcome::Done
+        }
     })
 }
 
