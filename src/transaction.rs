@@ -218,7 +218,9 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// the lowest one, copies `id`'s bytes into it, frees `id` and returns
     /// the new page, which the caller then points its references at, in
     /// this transaction. `None` when no free page lies below, nothing
-    /// changed. Moving the highest pages this way (see
+    /// changed (pages freed but not reusable yet do not count: those a live
+    /// snapshot reads, or that a durable root still checks; pages waiting
+    /// for a sync are made free by one first). Moving the highest pages this way (see
     /// [`Pager::iter_allocated_pages`] from the top down), then
     /// [`Pager::shrink`], gives a churned file's free space back.
     ///
@@ -240,7 +242,17 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     pub fn relocate(&mut self, id: PageId<PAGE_SIZE>) -> Result<Option<PageId<PAGE_SIZE>>> {
         let (core, txn) = self.parts()?;
         core.check_regular(id.0)?;
-        if core.map.lowest_free().is_none_or(|free| free >= id.0) {
+        let none_below =
+            |core: &crate::core::Core| core.map.lowest_free().is_none_or(|free| free >= id.0);
+        if none_below(core)
+            && core.journal.root_since_sync
+            && !core.journal.awaiting_durable.is_empty()
+        {
+            // Pages freed by commits not yet durable may lie below: a sync
+            // makes them free, as an allocation would when none is free.
+            core.sync_everything()?;
+        }
+        if none_below(core) {
             return Ok(None);
         }
         let low = core.txn_alloc_regular(txn, 1)?;
