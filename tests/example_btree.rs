@@ -15,11 +15,14 @@ mod crash_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
-use crash_support::temp_dir;
+use crash_support::{temp_dir, Rng};
 use proptest::prelude::*;
 use tree::{Db, Error, ReadTxn, MAX_KEY, MAX_VALUE};
 
@@ -325,4 +328,112 @@ fn a_read_transaction_never_changes_under_its_reader() {
     assert_eq!(held, 40);
     assert!(looks >= 40, "{looks} looks");
     assert_committed(&db, &model, "after the readers");
+}
+
+/// Where the killed-process test records the last batch it committed; after
+/// every key of [`key`].
+const BATCH_KEY: &[u8] = b"~batch";
+
+/// Batch `i` of the killed-process workload.
+fn batch(i: u64) -> Vec<Op> {
+    let mut rng = Rng::new(i);
+    (0..40)
+        .map(|_| {
+            let key = rng.below(u64::from(KEYS)) as u16;
+            if rng.chance(30) {
+                Op::Remove(key)
+            } else {
+                let len = rng.below(700) as usize;
+                Op::Insert {
+                    key,
+                    len,
+                    stamp: i as u8,
+                }
+            }
+        })
+        .collect()
+}
+
+fn apply_to_model(model: &mut Model, i: u64) {
+    for op in batch(i) {
+        match op {
+            Op::Insert { key: n, len, stamp } => model.insert(key(n), value(n, len, stamp)),
+            Op::Remove(n) => model.remove(&key(n)),
+            Op::Get(_) | Op::Range(..) => None,
+        };
+    }
+    model.insert(BATCH_KEY.to_vec(), i.to_le_bytes().to_vec());
+}
+
+fn last_batch(db: &Db) -> u64 {
+    let read = db.read().unwrap();
+    read.get(BATCH_KEY)
+        .unwrap()
+        .map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap()))
+}
+
+/// The child: commits batches after the last committed one until killed.
+#[test]
+#[ignore = "run by survives_being_killed_at_any_moment as a child process"]
+fn killed_child() {
+    let Some(path) = std::env::var_os("BTREE_KILLED_PATH") else {
+        return;
+    };
+    let mut db = Db::open(Path::new(&path)).unwrap();
+    let mut model: Model = collect(db.read().unwrap().iter().unwrap())
+        .into_iter()
+        .collect();
+    for i in last_batch(&db) + 1.. {
+        let mut txn = db.write().unwrap();
+        for op in batch(i) {
+            run_op(&mut txn, &mut model, &op);
+        }
+        let stamp = i.to_le_bytes().to_vec();
+        assert_eq!(
+            txn.insert(BATCH_KEY, &stamp).unwrap(),
+            model.insert(BATCH_KEY.to_vec(), stamp)
+        );
+        txn.commit().unwrap();
+    }
+}
+
+/// A process killed at any moment leaves its last commit, well formed, and
+/// no page outside the tree.
+#[test]
+fn survives_being_killed_at_any_moment() {
+    const ROUNDS: usize = 16;
+    let dir = temp_dir();
+    let path = dir.path().join("killed.db");
+    drop(Db::create(&path).unwrap());
+    let mut rng = Rng::new(0x6274);
+    let (mut model, mut modeled, mut progressed) = (Model::new(), 0, 0);
+    for round in 0..ROUNDS {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["killed_child", "--exact", "--ignored", "--nocapture"])
+            .env("BTREE_KILLED_PATH", &path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        thread::sleep(Duration::from_millis(20 + rng.below(100)));
+        child.kill().unwrap(); // SIGKILL: no destructor, no final sync
+        let child = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&child.stderr);
+        assert!(!stderr.contains("panicked"), "round {round}: {stderr}");
+        assert_eq!(child.status.signal(), Some(libc::SIGKILL), "round {round}");
+
+        let db = Db::open(&path).unwrap();
+        let reached = last_batch(&db);
+        assert!(reached >= modeled, "round {round}: went back in time");
+        progressed += usize::from(reached > modeled);
+        for i in modeled + 1..=reached {
+            apply_to_model(&mut model, i);
+        }
+        modeled = reached;
+        assert_committed(&db, &model, &format!("round {round}, batch {reached}"));
+    }
+    assert!(
+        progressed >= ROUNDS / 2,
+        "only {progressed} of {ROUNDS} children committed a batch"
+    );
 }
