@@ -1,0 +1,116 @@
+//! A copy-on-write B+tree key-value store on `mappedpages`, in two short
+//! files: `node.rs`, the page format of a node, and `tree.rs`, the tree and
+//! its transactions. The crate does the page and crash work: each write
+//! transaction is one pager transaction (one sync at its commit), and
+//! readers read snapshots from other threads while the writer goes on.
+//!
+//! Run it with `cargo run --release --example btree [PATH]` (default: a file
+//! in a temporary directory).
+
+mod node;
+mod tree;
+
+use std::error::Error;
+use std::thread;
+
+use tree::{Db, WriteTxn};
+
+const PAIRS: u64 = 10_000;
+const PER_TXN: u64 = 2_000;
+
+/// Key `i`, in an order unrelated to `i` (7919 is prime to `PAIRS`).
+fn key(i: u64) -> Vec<u8> {
+    format!("key{:08}", i * 7919 % PAIRS).into_bytes()
+}
+
+fn value(i: u64) -> Vec<u8> {
+    format!("value of pair {i}, ")
+        .repeat(1 + (i % 8) as usize)
+        .into_bytes()
+}
+
+/// Runs `work` in one write transaction and tells how many syncs it took.
+fn write(
+    db: &mut Db,
+    what: &str,
+    work: impl FnOnce(&mut WriteTxn) -> tree::Result<()>,
+) -> tree::Result<()> {
+    let syncs = db.pager().sync_count();
+    let mut txn = db.write()?;
+    work(&mut txn)?;
+    txn.commit()?;
+    let syncs = db.pager().sync_count() - syncs;
+    println!("{what}: {syncs} sync(s)");
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = std::env::args_os()
+        .nth(1)
+        .map_or_else(|| dir.path().join("btree.db"), Into::into);
+    let mut db = Db::create(&path)?;
+
+    for start in (0..PAIRS).step_by(PER_TXN as usize) {
+        write(
+            &mut db,
+            &format!("insert pairs {start}..{}", start + PER_TXN),
+            |txn| {
+                for i in start..start + PER_TXN {
+                    txn.insert(&key(i), &value(i))?;
+                }
+                Ok(())
+            },
+        )?;
+    }
+
+    let read = db.read()?;
+    for i in 0..PAIRS {
+        assert_eq!(read.get(&key(i))?, Some(&value(i)[..]), "pair {i}");
+    }
+    println!("read back {} pairs", read.len());
+    let scan = read.range(&b"key00000100"[..]..&b"key00000105"[..])?;
+    for entry in scan {
+        let (k, v) = entry?;
+        println!("  {}: {} bytes", String::from_utf8_lossy(k), v.len());
+    }
+
+    // A reader on another thread counts the pairs of the commit it was
+    // given while the writer removes a third of them.
+    let reader = thread::spawn(move || read.iter().map(|entries| entries.count()));
+    write(&mut db, "remove every third pair", |txn| {
+        for i in (0..PAIRS).step_by(3) {
+            assert!(txn.remove(&key(i))?.is_some());
+        }
+        // The transaction reads its own changes.
+        assert_eq!(txn.get(&key(0))?, None);
+        assert_eq!(txn.range::<&[u8]>(..)?.count() as u64, txn.len());
+        Ok(())
+    })?;
+    println!(
+        "the reader's snapshot still had {} pairs",
+        reader.join().map_err(|_| "reader panicked")??
+    );
+
+    drop(db);
+    let db = Db::open(&path)?;
+    let read = db.read()?;
+    for i in 0..PAIRS {
+        let expected = (i % 3 != 0).then(|| value(i));
+        assert_eq!(
+            read.get(&key(i))?,
+            expected.as_deref(),
+            "pair {i} after reopening"
+        );
+    }
+    let reached = read.check()?.len() as u64;
+    let allocated = db.pager().allocated_page_count();
+    println!(
+        "reopened: {} pairs after {} commits, {reached} tree pages, {allocated} allocated, file {} KiB",
+        read.len(),
+        read.version(),
+        std::fs::metadata(&path)?.len() / 1024
+    );
+    assert_eq!(reached, allocated, "every allocated page is in the tree");
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! The page format of a B+tree node, read in place or decoded to be changed.
+//!
+//! A node page holds its kind (leaf or branch), its entry count, one offset
+//! per entry, then the entries one after the other: key length, payload
+//! length (two bytes each), key, payload. A leaf's payload is the value. A
+//! branch's payload is a child's page id, and its key the smallest key that
+//! child's subtree may hold; the first entry of a branch has an empty key,
+//! since everything below the branch's own lower bound goes there.
+//!
+//! Reads search a page where it lies in the map, without copying it. A
+//! change decodes the node into a [`Node`], edits it, and encodes it into a
+//! page again: simple, and cheap next to the sync of the commit.
+
+use std::fmt;
+
+use mappedpages::MappedPageError;
+
+pub const PAGE: usize = 4096;
+/// Kind (1 byte), unused byte, entry count (u16).
+const HEADER: usize = 4;
+/// The offset of an entry, and its two lengths.
+const ENTRY_OVERHEAD: usize = 2 + 4;
+/// Keys and values this large still leave two entries of each size in a
+/// branch or one in a leaf, so a node always splits into pieces that fit.
+pub const MAX_KEY: usize = 1024;
+pub const MAX_VALUE: usize = 2048;
+
+#[derive(Debug)]
+pub enum Error {
+    Pager(MappedPageError),
+    KeyTooLarge(usize),
+    ValueTooLarge(usize),
+    Corrupt(&'static str),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Pager(e) => write!(f, "{e}"),
+            Error::KeyTooLarge(n) => write!(f, "a key of {n} bytes (at most {MAX_KEY})"),
+            Error::ValueTooLarge(n) => write!(f, "a value of {n} bytes (at most {MAX_VALUE})"),
+            Error::Corrupt(what) => write!(f, "damaged tree: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<MappedPageError> for Error {
+    fn from(e: MappedPageError) -> Self {
+        Error::Pager(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Leaf = 1,
+    Branch = 2,
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> usize {
+    usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]))
+}
+
+/// A node page, read where it lies.
+#[derive(Clone, Copy)]
+pub struct NodeRef<'a> {
+    page: &'a [u8],
+    kind: Kind,
+    len: usize,
+}
+
+impl<'a> NodeRef<'a> {
+    pub fn new(page: &'a [u8]) -> Result<Self> {
+        let kind = match page[0] {
+            1 => Kind::Leaf,
+            2 => Kind::Branch,
+            _ => return Err(Error::Corrupt("not a node page")),
+        };
+        let len = u16_at(page, 2);
+        if len == 0 || HEADER + 2 * len > page.len() {
+            return Err(Error::Corrupt("bad entry count"));
+        }
+        Ok(NodeRef { page, kind, len })
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The bytes of entry `i`, from its offset to the end of its payload.
+    fn span(&self, i: usize) -> Result<(usize, usize, usize)> {
+        let at = u16_at(self.page, HEADER + 2 * i);
+        if at + 4 > self.page.len() {
+            return Err(Error::Corrupt("entry offset past the page"));
+        }
+        let (key_len, payload_len) = (u16_at(self.page, at), u16_at(self.page, at + 2));
+        let end = at + 4 + key_len + payload_len;
+        if end > self.page.len() {
+            return Err(Error::Corrupt("entry past the page"));
+        }
+        Ok((at + 4, at + 4 + key_len, end))
+    }
+
+    /// Key and payload of entry `i`.
+    pub fn entry(&self, i: usize) -> Result<(&'a [u8], &'a [u8])> {
+        let (key, payload, end) = self.span(i)?;
+        Ok((&self.page[key..payload], &self.page[payload..end]))
+    }
+
+    pub fn child(&self, i: usize) -> Result<u64> {
+        let payload = self.entry(i)?.1;
+        let bytes = payload
+            .try_into()
+            .map_err(|_| Error::Corrupt("bad child id"))?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    /// Bytes in use: entries are written in order, so the last one ends it.
+    pub fn used(&self) -> Result<usize> {
+        Ok(self.span(self.len - 1)?.2)
+    }
+
+    /// Entries `from..` of the node: the first whose key is greater than
+    /// `key`, or `Ok` with the index of the one equal to it.
+    fn search_from(&self, from: usize, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
+        let (mut low, mut high) = (from, self.len);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            match self.entry(mid)?.0.cmp(key) {
+                std::cmp::Ordering::Less => low = mid + 1,
+                std::cmp::Ordering::Greater => high = mid,
+                std::cmp::Ordering::Equal => return Ok(Ok(mid)),
+            }
+        }
+        Ok(Err(low))
+    }
+
+    /// In a leaf: `Ok(i)` if entry `i` holds `key`, else `Err(i)` where it
+    /// would go.
+    pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
+        self.search_from(0, key)
+    }
+
+    /// In a branch: the child whose subtree may hold `key`.
+    pub fn child_for(&self, key: &[u8]) -> Result<usize> {
+        // The first entry's empty key stands for "anything below entry 1".
+        Ok(match self.search_from(1, key)? {
+            Ok(i) => i,
+            Err(i) => i - 1,
+        })
+    }
+
+    pub fn decode(self) -> Result<Node> {
+        let entries = (0..self.len)
+            .map(|i| self.entry(i).map(|(k, p)| (k.to_vec(), p.to_vec())))
+            .collect::<Result<_>>()?;
+        Ok(Node {
+            kind: self.kind,
+            entries,
+        })
+    }
+}
+
+/// A node being changed.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub kind: Kind,
+    /// Key and payload (value, or child id in little-endian bytes).
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Node {
+    pub fn leaf(key: &[u8], value: &[u8]) -> Node {
+        Node {
+            kind: Kind::Leaf,
+            entries: vec![(key.to_vec(), value.to_vec())],
+        }
+    }
+
+    /// A branch over `children`, given as (lower bound, page id); the first
+    /// one's bound is dropped.
+    pub fn branch(children: Vec<(Vec<u8>, u64)>) -> Node {
+        let mut node = Node {
+            kind: Kind::Branch,
+            entries: children
+                .into_iter()
+                .map(|(key, id)| (key, id.to_le_bytes().to_vec()))
+                .collect(),
+        };
+        node.entries[0].0.clear();
+        node
+    }
+
+    pub fn child(&self, i: usize) -> u64 {
+        u64::from_le_bytes(self.entries[i].1[..8].try_into().expect("8-byte child id"))
+    }
+
+    pub fn set_child(&mut self, i: usize, id: u64) {
+        self.entries[i].1 = id.to_le_bytes().to_vec();
+    }
+
+    /// Puts the pieces a child was stored as in its place.
+    pub fn replace_child(&mut self, i: usize, pieces: Vec<(Vec<u8>, u64)>) {
+        let mut pieces = pieces.into_iter();
+        if let Some((_, first)) = pieces.next() {
+            self.set_child(i, first);
+        }
+        for (n, (key, id)) in pieces.enumerate() {
+            self.entries
+                .insert(i + 1 + n, (key, id.to_le_bytes().to_vec()));
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        HEADER
+            + self
+                .entries
+                .iter()
+                .map(|(k, p)| ENTRY_OVERHEAD + k.len() + p.len())
+                .sum::<usize>()
+    }
+
+    /// Cuts a node too large for a page into pieces that fit, each with the
+    /// lower bound its parent files it under (empty for the first). Halves
+    /// when it can; three pieces when a large entry lands between others.
+    pub fn split(mut self) -> Vec<(Vec<u8>, Node)> {
+        let mut pieces = Vec::new();
+        let mut bound = Vec::new();
+        while self.size() > PAGE {
+            let (half, mut size, mut cut) = (self.size() / 2, HEADER, 0);
+            for (k, p) in &self.entries {
+                let next = size + ENTRY_OVERHEAD + k.len() + p.len();
+                if next > PAGE || (size >= half && cut > 0) {
+                    break;
+                }
+                (size, cut) = (next, cut + 1);
+            }
+            let rest = Node {
+                kind: self.kind,
+                entries: self.entries.split_off(cut.max(1)),
+            };
+            let next_bound = self.bound_before(&rest);
+            pieces.push((bound, self.bounded()));
+            (bound, self) = (next_bound, rest);
+        }
+        pieces.push((bound, self.bounded()));
+        pieces
+    }
+
+    /// The node with the first key of a branch dropped: its parent holds it.
+    fn bounded(mut self) -> Node {
+        if self.kind == Kind::Branch {
+            self.entries[0].0.clear();
+        }
+        self
+    }
+
+    /// The lower bound of `next`, the piece cut off after this one. For
+    /// leaves, the shortest prefix of its first key above this piece's last,
+    /// so branches keep short keys; a branch gives up its first key.
+    fn bound_before(&self, next: &Node) -> Vec<u8> {
+        let first = &next.entries[0].0;
+        match self.kind {
+            Kind::Branch => first.clone(),
+            Kind::Leaf => {
+                let last = &self.entries[self.entries.len() - 1].0;
+                let common = last.iter().zip(first).take_while(|(a, b)| a == b).count();
+                first[..(common + 1).min(first.len())].to_vec()
+            }
+        }
+    }
+
+    /// Writes the node into a page; it must fit ([`Node::split`]).
+    pub fn encode(&self, page: &mut [u8]) {
+        assert!(self.size() <= page.len() && !self.entries.is_empty());
+        page.fill(0);
+        page[0] = self.kind as u8;
+        page[2..4].copy_from_slice(&(self.entries.len() as u16).to_le_bytes());
+        let mut at = HEADER + 2 * self.entries.len();
+        for (i, (key, payload)) in self.entries.iter().enumerate() {
+            page[HEADER + 2 * i..][..2].copy_from_slice(&(at as u16).to_le_bytes());
+            page[at..][..2].copy_from_slice(&(key.len() as u16).to_le_bytes());
+            page[at + 2..][..2].copy_from_slice(&(payload.len() as u16).to_le_bytes());
+            page[at + 4..][..key.len()].copy_from_slice(key);
+            page[at + 4 + key.len()..][..payload.len()].copy_from_slice(payload);
+            at += 4 + key.len() + payload.len();
+        }
+    }
+}

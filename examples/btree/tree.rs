@@ -1,0 +1,507 @@
+//! A copy-on-write B+tree key-value store on `mappedpages`.
+//!
+//! The tree's pages are regular pages ([`crate::node`] gives their format);
+//! a protected page, the first of the file, names the root page and holds
+//! the entry count and a commit counter. A write transaction is one pager
+//! transaction:
+//!
+//! - a change copies the path from the root to the changed leaf into pages
+//!   allocated in the transaction and frees the pages they replace (a page
+//!   this transaction wrote already is simply written again);
+//! - the commit repoints the protected page at the new root and publishes it
+//!   all atomically, with one sync.
+//!
+//! Committed pages are never written, so a crash at any moment leaves the
+//! last commit, and every page the file holds is reachable from its root:
+//! there is nothing to repair or collect on open. Readers work on a
+//! [`Snapshot`]: the pages it shows are neither written nor reused while it
+//! lives, so a [`ReadTxn`] reads, from any thread, one commit while the
+//! writer goes on.
+
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+
+pub use crate::node::{Error, Result, MAX_KEY, MAX_VALUE};
+use crate::node::{Kind, Node, NodeRef, PAGE};
+use mappedpages::{PageId, Pager, ProtectedPageId, Snapshot, Transaction};
+
+/// The protected page naming the root: the first one of a new file.
+const META: ProtectedPageId<PAGE> = ProtectedPageId(0);
+const MAGIC: &[u8; 8] = b"BTREEKV1";
+
+/// What the protected page holds: magic, root page (0 for an empty tree:
+/// page 0 is the pager's own), entry count, commits.
+#[derive(Clone, Copy, Debug)]
+struct Meta {
+    root: u64,
+    len: u64,
+    version: u64,
+}
+
+impl Meta {
+    fn read(page: &[u8]) -> Result<Meta> {
+        if &page[..8] != MAGIC {
+            return Err(Error::Corrupt("no tree in the first protected page"));
+        }
+        let at = |i: usize| u64::from_le_bytes(page[8 * i..8 * i + 8].try_into().expect("8"));
+        Ok(Meta {
+            root: at(1),
+            len: at(2),
+            version: at(3),
+        })
+    }
+
+    fn write(&self, page: &mut [u8]) {
+        page[..8].copy_from_slice(MAGIC);
+        for (i, v) in [self.root, self.len, self.version].into_iter().enumerate() {
+            page[8 * (i + 1)..8 * (i + 2)].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+/// Where tree pages are read from: a snapshot, or a write transaction
+/// (which sees its own changes).
+pub trait Pages {
+    fn node(&self, id: u64) -> Result<NodeRef<'_>>;
+}
+
+impl Pages for Snapshot<PAGE> {
+    fn node(&self, id: u64) -> Result<NodeRef<'_>> {
+        NodeRef::new(self.get(PageId(id))?.as_bytes())
+    }
+}
+
+impl Pages for Transaction<'_, PAGE> {
+    fn node(&self, id: u64) -> Result<NodeRef<'_>> {
+        NodeRef::new(self.get(PageId(id))?.as_bytes())
+    }
+}
+
+pub struct Db {
+    pager: Pager<PAGE>,
+}
+
+impl Db {
+    /// A new, empty store in a new file.
+    pub fn create(path: impl AsRef<Path>) -> Result<Db> {
+        let mut pager = Pager::<PAGE>::create(path)?;
+        let mut txn = pager.transaction()?;
+        if txn.alloc_protected()? != META {
+            return Err(Error::Corrupt(
+                "the new file's first protected page is not slot 0",
+            ));
+        }
+        let meta = Meta {
+            root: 0,
+            len: 0,
+            version: 0,
+        };
+        meta.write(txn.write_protected(META)?.as_bytes_mut());
+        txn.commit()?;
+        Ok(Db { pager })
+    }
+
+    /// Opens a store as its last commit left it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        let pager = Pager::<PAGE>::open(path)?;
+        Meta::read(META.get(&pager)?.as_bytes())?;
+        Ok(Db { pager })
+    }
+
+    /// Starts a write transaction; dropping it undoes it.
+    pub fn write(&mut self) -> Result<WriteTxn<'_>> {
+        let txn = self.pager.transaction()?;
+        let meta = Meta::read(txn.get_protected(META)?.as_bytes())?;
+        Ok(WriteTxn { txn, meta })
+    }
+
+    /// A read transaction on the last commit, for any thread.
+    pub fn read(&self) -> Result<ReadTxn> {
+        let snapshot = self.pager.snapshot()?;
+        let meta = Meta::read(snapshot.get_protected(META)?.as_bytes())?;
+        Ok(ReadTxn { snapshot, meta })
+    }
+
+    pub fn pager(&self) -> &Pager<PAGE> {
+        &self.pager
+    }
+}
+
+pub struct WriteTxn<'a> {
+    txn: Transaction<'a, PAGE>,
+    meta: Meta,
+}
+
+/// A node as stored after a change: the pages it now fills, each with the
+/// lower bound its parent files it under (empty for the first).
+type Pieces = Vec<(Vec<u8>, u64)>;
+
+impl<'a> WriteTxn<'a> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+        lookup(&self.txn, self.meta.root, key)
+    }
+
+    pub fn range<K: AsRef<[u8]>>(
+        &self,
+        range: impl RangeBounds<K>,
+    ) -> Result<Range<'_, Transaction<'a, PAGE>>> {
+        Range::new(&self.txn, self.meta.root, range)
+    }
+
+    pub fn len(&self) -> u64 {
+        self.meta.len
+    }
+
+    /// Sets `key` to `value`; returns the value it replaces.
+    pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        if key.len() > MAX_KEY {
+            return Err(Error::KeyTooLarge(key.len()));
+        }
+        if value.len() > MAX_VALUE {
+            return Err(Error::ValueTooLarge(value.len()));
+        }
+        let (mut pieces, old) = if self.meta.root == 0 {
+            (self.store_new(Node::leaf(key, value))?, None)
+        } else {
+            self.insert_at(self.meta.root, key, value)?
+        };
+        // A root that split gets a new root above its pieces.
+        while pieces.len() > 1 {
+            pieces = self.store_new(Node::branch(pieces))?;
+        }
+        self.meta.root = pieces[0].1;
+        self.meta.len += u64::from(old.is_none());
+        Ok(old)
+    }
+
+    fn insert_at(
+        &mut self,
+        id: u64,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(Pieces, Option<Vec<u8>>)> {
+        let page = self.txn.node(id)?;
+        let mut node = page.decode()?;
+        let old = match page.kind() {
+            Kind::Leaf => match page.search(key)? {
+                Ok(i) => Some(std::mem::replace(&mut node.entries[i].1, value.to_vec())),
+                Err(i) => {
+                    node.entries.insert(i, (key.to_vec(), value.to_vec()));
+                    None
+                }
+            },
+            Kind::Branch => {
+                let i = page.child_for(key)?;
+                let (pieces, old) = self.insert_at(node.child(i), key, value)?;
+                node.replace_child(i, pieces);
+                old
+            }
+        };
+        Ok((self.store(id, node)?, old))
+    }
+
+    /// Removes `key`; returns its value.
+    pub fn remove(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if self.meta.root == 0 {
+            return Ok(None);
+        }
+        let Some((old, mut root)) = self.remove_at(self.meta.root, key)? else {
+            return Ok(None);
+        };
+        // A root branch left with one child hands the tree down to it.
+        while root != 0 {
+            let page = self.txn.node(root)?;
+            if page.kind() == Kind::Leaf || page.len() > 1 {
+                break;
+            }
+            let child = page.child(0)?;
+            self.txn.free(PageId(root))?;
+            root = child;
+        }
+        self.meta.root = root;
+        self.meta.len -= 1;
+        Ok(Some(old))
+    }
+
+    /// `None` if the key is absent (nothing was copied); else the value and
+    /// the node's new page, 0 if the node is gone.
+    fn remove_at(&mut self, id: u64, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
+        let page = self.txn.node(id)?;
+        let mut node = page.decode()?;
+        let old = match page.kind() {
+            Kind::Leaf => match page.search(key)? {
+                Ok(i) => node.entries.remove(i).1,
+                Err(_) => return Ok(None),
+            },
+            Kind::Branch => {
+                let i = page.child_for(key)?;
+                let Some((old, child)) = self.remove_at(node.child(i), key)? else {
+                    return Ok(None);
+                };
+                if child == 0 {
+                    node.entries.remove(i);
+                    if let Some(first) = node.entries.first_mut() {
+                        first.0.clear();
+                    }
+                } else {
+                    node.set_child(i, child);
+                    self.merge(&mut node, i)?;
+                }
+                old
+            }
+        };
+        if node.entries.is_empty() {
+            self.txn.free(PageId(id))?;
+            return Ok(Some((old, 0)));
+        }
+        Ok(Some((old, self.store(id, node)?[0].1)))
+    }
+
+    /// Folds child `i` of `node` into a neighbour when it is small and both
+    /// fit in one page, so that removals leave no trail of near-empty nodes.
+    fn merge(&mut self, node: &mut Node, i: usize) -> Result<()> {
+        if node.entries.len() < 2 || self.txn.node(node.child(i))?.used()? > PAGE / 4 {
+            return Ok(());
+        }
+        let left = i.saturating_sub(1);
+        let (left_id, right_id) = (node.child(left), node.child(left + 1));
+        let mut merged = self.txn.node(left_id)?.decode()?;
+        let mut right = self.txn.node(right_id)?.decode()?.entries;
+        if merged.kind == Kind::Branch {
+            // The right node's lower bound, dropped from it, comes back from the parent.
+            right[0].0 = node.entries[left + 1].0.clone();
+        }
+        merged.entries.extend(right);
+        if merged.size() > PAGE {
+            return Ok(());
+        }
+        self.txn.free(PageId(right_id))?;
+        let id = self.store(left_id, merged)?[0].1;
+        node.set_child(left, id);
+        node.entries.remove(left + 1);
+        Ok(())
+    }
+
+    /// Writes `node`, which replaces page `id`: into `id` itself if this
+    /// transaction wrote it already, else into a fresh page, freeing `id`.
+    fn store(&mut self, id: u64, node: Node) -> Result<Pieces> {
+        let target = if self.txn.is_writable(PageId(id)) {
+            id
+        } else {
+            self.txn.free(PageId(id))?;
+            self.txn.alloc()?.0
+        };
+        self.write_pieces(target, node)
+    }
+
+    fn store_new(&mut self, node: Node) -> Result<Pieces> {
+        let id = self.txn.alloc()?.0;
+        self.write_pieces(id, node)
+    }
+
+    fn write_pieces(&mut self, first: u64, node: Node) -> Result<Pieces> {
+        let mut stored = Vec::new();
+        for (n, (bound, piece)) in node.split().into_iter().enumerate() {
+            let id = if n == 0 { first } else { self.txn.alloc()?.0 };
+            piece.encode(self.txn.get_mut(PageId(id))?.as_bytes_mut());
+            stored.push((bound, id));
+        }
+        Ok(stored)
+    }
+
+    /// Publishes the transaction: one sync.
+    pub fn commit(mut self) -> Result<()> {
+        self.meta.version += 1;
+        self.meta
+            .write(self.txn.write_protected(META)?.as_bytes_mut());
+        Ok(self.txn.commit()?)
+    }
+}
+
+/// A read transaction: one commit, unchanged while it lives. `Send + Sync`
+/// and cheap to clone.
+#[derive(Clone)]
+pub struct ReadTxn {
+    snapshot: Snapshot<PAGE>,
+    meta: Meta,
+}
+
+impl ReadTxn {
+    pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+        lookup(&self.snapshot, self.meta.root, key)
+    }
+
+    /// The entries with keys in `range`, in order, as they lie in the map.
+    pub fn range<K: AsRef<[u8]>>(
+        &self,
+        range: impl RangeBounds<K>,
+    ) -> Result<Range<'_, Snapshot<PAGE>>> {
+        Range::new(&self.snapshot, self.meta.root, range)
+    }
+
+    pub fn iter(&self) -> Result<Range<'_, Snapshot<PAGE>>> {
+        self.range::<&[u8]>(..)
+    }
+
+    pub fn len(&self) -> u64 {
+        self.meta.len
+    }
+
+    /// The commits made before this one's state.
+    pub fn version(&self) -> u64 {
+        self.meta.version
+    }
+
+    /// Checks the tree's shape (keys in order and within their parent's
+    /// bounds, every leaf at one depth, the entry count) and returns every
+    /// page it reaches, to compare with the pages the file holds.
+    pub fn check(&self) -> Result<Vec<u64>> {
+        let mut pages = Vec::new();
+        let (mut leaf_depth, mut len) = (None, 0);
+        if self.meta.root != 0 {
+            let mut todo = vec![(self.meta.root, 0, Vec::new(), None::<Vec<u8>>)];
+            while let Some((id, depth, low, high)) = todo.pop() {
+                pages.push(id);
+                let node = self.snapshot.node(id)?;
+                let keys = (0..node.len()).map(|i| node.entry(i).map(|e| e.0));
+                let keys = keys.collect::<Result<Vec<_>>>()?;
+                let within = |k: &&[u8]| {
+                    *k >= low.as_slice() && high.as_ref().is_none_or(|h| *k < h.as_slice())
+                };
+                let sorted = keys.windows(2).all(|w| w[0] < w[1]);
+                match node.kind() {
+                    Kind::Leaf => {
+                        if !sorted
+                            || !keys.iter().all(within)
+                            || *leaf_depth.get_or_insert(depth) != depth
+                        {
+                            return Err(Error::Corrupt("leaf out of order or at another depth"));
+                        }
+                        len += node.len() as u64;
+                    }
+                    Kind::Branch => {
+                        if !keys[0].is_empty() || !sorted || !keys[1..].iter().all(within) {
+                            return Err(Error::Corrupt("branch keys out of order"));
+                        }
+                        for i in 0..node.len() {
+                            let child_low = if i == 0 {
+                                low.clone()
+                            } else {
+                                keys[i].to_vec()
+                            };
+                            let child_high = keys.get(i + 1).map(|k| k.to_vec()).or(high.clone());
+                            todo.push((node.child(i)?, depth + 1, child_low, child_high));
+                        }
+                    }
+                }
+            }
+        }
+        if len != self.meta.len {
+            return Err(Error::Corrupt("entry count differs from the leaves"));
+        }
+        Ok(pages)
+    }
+}
+
+fn lookup<'a>(pages: &'a impl Pages, mut id: u64, key: &[u8]) -> Result<Option<&'a [u8]>> {
+    if id == 0 {
+        return Ok(None);
+    }
+    loop {
+        let node = pages.node(id)?;
+        match node.kind() {
+            Kind::Branch => id = node.child(node.child_for(key)?)?,
+            Kind::Leaf => {
+                return match node.search(key)? {
+                    Ok(i) => Ok(Some(node.entry(i)?.1)),
+                    Err(_) => Ok(None),
+                }
+            }
+        }
+    }
+}
+
+/// An ordered scan: the path from the root to the current leaf entry.
+pub struct Range<'a, P> {
+    pages: &'a P,
+    /// Each node on the path with the entry it is at; below the top, that
+    /// entry's child is the next node on the stack.
+    path: Vec<(NodeRef<'a>, usize)>,
+    end: Bound<Vec<u8>>,
+}
+
+impl<'a, P: Pages> Range<'a, P> {
+    fn new<K: AsRef<[u8]>>(pages: &'a P, root: u64, range: impl RangeBounds<K>) -> Result<Self> {
+        let own = |b: Bound<&K>| b.map(|k| k.as_ref().to_vec());
+        let (start, end) = (own(range.start_bound()), own(range.end_bound()));
+        let mut scan = Range {
+            pages,
+            path: Vec::new(),
+            end,
+        };
+        let mut id = root;
+        while id != 0 {
+            let node = pages.node(id)?;
+            let (at, child) = match (&start, node.kind()) {
+                (Bound::Unbounded, Kind::Branch) => (0, node.child(0)?),
+                (Bound::Unbounded, Kind::Leaf) => (0, 0),
+                (Bound::Included(k) | Bound::Excluded(k), Kind::Branch) => {
+                    let i = node.child_for(k)?;
+                    (i, node.child(i)?)
+                }
+                (Bound::Included(k) | Bound::Excluded(k), Kind::Leaf) => match node.search(k)? {
+                    Ok(i) if matches!(start, Bound::Excluded(_)) => (i + 1, 0),
+                    Ok(i) | Err(i) => (i, 0),
+                },
+            };
+            scan.path.push((node, at));
+            id = child;
+        }
+        Ok(scan)
+    }
+
+    fn step(&mut self) -> Result<Option<(&'a [u8], &'a [u8])>> {
+        while let Some((node, at)) = self.path.last_mut() {
+            let (node, i) = (*node, *at);
+            if i >= node.len() {
+                self.path.pop();
+                if let Some((_, parent_at)) = self.path.last_mut() {
+                    *parent_at += 1;
+                }
+                continue;
+            }
+            if node.kind() == Kind::Branch {
+                let child = self.pages.node(node.child(i)?)?;
+                self.path.push((child, 0));
+                continue;
+            }
+            *at += 1;
+            let (key, value) = node.entry(i)?;
+            let inside = match &self.end {
+                Bound::Included(end) => key <= end.as_slice(),
+                Bound::Excluded(end) => key < end.as_slice(),
+                Bound::Unbounded => true,
+            };
+            if !inside {
+                self.path.clear();
+                return Ok(None);
+            }
+            return Ok(Some((key, value)));
+        }
+        Ok(None)
+    }
+}
+
+impl<'a, P: Pages> Iterator for Range<'a, P> {
+    type Item = Result<(&'a [u8], &'a [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.step() {
+            Ok(entry) => entry.map(Ok),
+            Err(e) => {
+                self.path.clear();
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! The B+tree store of `examples/btree/`: it matches a `BTreeMap` through
+//! inserts, removes, scans, commits, dropped transactions and reopening,
+//! never holds a page its tree does not reach, commits with one sync, and
+//! its read transactions show one commit on other threads while the writer
+//! goes on.
+
+#[path = "../examples/btree/node.rs"]
+#[allow(dead_code)]
+mod node;
+#[path = "../examples/btree/tree.rs"]
+#[allow(dead_code)]
+mod tree;
+
+mod crash_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use crash_support::{temp_dir, Rng};
+use proptest::prelude::*;
+use tree::{Db, Error, ReadTxn, MAX_KEY, MAX_VALUE};
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Key `n` of a small key space of varied lengths, up to the largest:
+/// keys `2m` and `2m + 1` share a prefix, one being the prefix of the
+/// other, and every seventh key is long, so nodes split after a few.
+fn key(n: u16) -> Vec<u8> {
+    let mut key = format!("{:04}", n / 2).into_bytes();
+    if n % 2 == 1 {
+        let len = if n.is_multiple_of(7) {
+            MAX_KEY
+        } else {
+            5 + usize::from(n) * 13 % 200
+        };
+        key.resize(len, b'a' + (n % 26) as u8);
+    }
+    key
+}
+
+fn value(n: u16, len: usize, stamp: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8) ^ stamp ^ (n as u8)).collect()
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert { key: u16, len: usize, stamp: u8 },
+    Remove(u16),
+    Get(u16),
+    Range(Bound<u16>, Bound<u16>),
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// A write transaction, committed or dropped.
+    Write {
+        ops: Vec<Op>,
+        commit: bool,
+    },
+    Reopen,
+}
+
+const KEYS: u16 = 300;
+
+fn bound() -> impl Strategy<Value = Bound<u16>> {
+    prop_oneof![
+        Just(Bound::Unbounded),
+        (0..KEYS).prop_map(Bound::Included),
+        (0..KEYS).prop_map(Bound::Excluded),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..KEYS, prop_oneof![0..64usize, 0..=MAX_VALUE], any::<u8>())
+            .prop_map(|(key, len, stamp)| Op::Insert { key, len, stamp }),
+        3 => (0..KEYS).prop_map(Op::Remove),
+        1 => (0..KEYS).prop_map(Op::Get),
+        1 => (bound(), bound()).prop_map(|(a, b)| Op::Range(a, b)),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => (prop::collection::vec(op(), 0..60), prop::bool::weighted(0.8))
+            .prop_map(|(ops, commit)| Step::Write { ops, commit }),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+/// The bounds as keys, ordered so that `BTreeMap::range` accepts them.
+fn key_bounds(a: Bound<u16>, b: Bound<u16>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let (a, b) = (a.map(key), b.map(key));
+    let inner = |b: &Bound<Vec<u8>>| match b {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k.clone()),
+        Bound::Unbounded => None,
+    };
+    match (inner(&a), inner(&b)) {
+        (Some(x), Some(y)) if x > y => (b, a),
+        (Some(x), Some(y)) if x == y => (Bound::Included(x), Bound::Included(y)),
+        _ => (a, b),
+    }
+}
+
+fn expected_range(
+    model: &Model,
+    bounds: &(Bound<Vec<u8>>, Bound<Vec<u8>>),
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    model
+        .range(bounds.clone())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn collect<'a>(
+    scan: impl Iterator<Item = tree::Result<(&'a [u8], &'a [u8])>>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    scan.map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+        .collect()
+}
+
+/// The last commit is `model`, its tree is well formed, and every page the
+/// file holds is one the tree reaches.
+fn assert_committed(db: &Db, model: &Model, when: &str) {
+    let read = db.read().unwrap();
+    assert_eq!(read.len(), model.len() as u64, "{when}: length");
+    assert_eq!(
+        collect(read.iter().unwrap()),
+        expected_range(model, &(Bound::Unbounded, Bound::Unbounded)),
+        "{when}"
+    );
+    let reached = read.check().unwrap();
+    let reached_set: BTreeSet<u64> = reached.iter().copied().collect();
+    assert_eq!(
+        reached_set.len(),
+        reached.len(),
+        "{when}: a page reached twice"
+    );
+    let allocated: BTreeSet<u64> = db.pager().iter_allocated_pages().map(|p| p.0).collect();
+    assert_eq!(
+        allocated, reached_set,
+        "{when}: allocated pages against pages of the tree"
+    );
+}
+
+fn run_op(txn: &mut tree::WriteTxn, model: &mut Model, op: &Op) {
+    match *op {
+        Op::Insert { key: n, len, stamp } => {
+            let (k, v) = (key(n), value(n, len, stamp));
+            assert_eq!(txn.insert(&k, &v).unwrap(), model.insert(k, v), "{op:?}");
+        }
+        Op::Remove(n) => assert_eq!(
+            txn.remove(&key(n)).unwrap(),
+            model.remove(&key(n)),
+            "{op:?}"
+        ),
+        Op::Get(n) => assert_eq!(
+            txn.get(&key(n)).unwrap(),
+            model.get(&key(n)).map(|v| &v[..]),
+            "{op:?}"
+        ),
+        Op::Range(a, b) => {
+            let bounds = key_bounds(a, b);
+            assert_eq!(
+                collect(txn.range(bounds.clone()).unwrap()),
+                expected_range(model, &bounds),
+                "{op:?}"
+            );
+        }
+    }
+    assert_eq!(txn.len(), model.len() as u64, "after {op:?}");
+}
+
+fn run(path: &Path, steps: &[Step]) {
+    let mut db = Db::create(path).unwrap();
+    let mut committed = Model::new();
+    for (n, step) in steps.iter().enumerate() {
+        match step {
+            Step::Write { ops, commit } => {
+                let (syncs, pages) = (db.pager().sync_count(), db.pager().page_count());
+                let mut pending = committed.clone();
+                let mut txn = db.write().unwrap();
+                for op in ops {
+                    run_op(&mut txn, &mut pending, op);
+                }
+                if *commit {
+                    txn.commit().unwrap();
+                    committed = pending;
+                    let grew = db.pager().page_count() > pages;
+                    let first_after_open = syncs == 0;
+                    assert_eq!(
+                        db.pager().sync_count() - syncs,
+                        1 + u64::from(grew) + u64::from(first_after_open),
+                        "syncs of step {n} (file grew: {grew}, first after open: {first_after_open})"
+                    );
+                }
+            }
+            Step::Reopen => {
+                drop(db);
+                db = Db::open(path).unwrap();
+            }
+        }
+        assert_committed(&db, &committed, &format!("after step {n}"));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn matches_a_btreemap(steps in prop::collection::vec(step(), 1..20)) {
+        let dir = temp_dir();
+        run(&dir.path().join("tree.db"), &steps);
+    }
+}
+
+/// Enough pairs in few transactions for a tree three levels deep, then
+/// removals of nearly all of them: the tree shrinks back without a leak.
+#[test]
+fn grows_deep_and_shrinks_back() {
+    let dir = temp_dir();
+    let path = dir.path().join("tree.db");
+    let mut db = Db::create(&path).unwrap();
+    let mut model = Model::new();
+    let pair = |i: u32| {
+        (
+            format!("{:08}", i.wrapping_mul(2_654_435_761) % 100_000).into_bytes(),
+            vec![i as u8; 200],
+        )
+    };
+    for batch in 0..4u32 {
+        let mut txn = db.write().unwrap();
+        for i in batch * 1500..(batch + 1) * 1500 {
+            let (k, v) = pair(i);
+            txn.insert(&k, &v).unwrap();
+            model.insert(k, v);
+        }
+        txn.commit().unwrap();
+    }
+    let loaded = db.pager().allocated_page_count();
+    assert!(loaded > 300, "{loaded} pages for 6000 pairs");
+    assert_committed(&db, &model, "after loading");
+    let mut txn = db.write().unwrap();
+    for i in (0..6000).filter(|i| i % 1000 != 0) {
+        let (k, _) = pair(i);
+        assert!(txn.remove(&k).unwrap().is_some());
+        model.remove(&k);
+    }
+    txn.commit().unwrap();
+    assert_committed(&db, &model, "after removing");
+    let left = db.pager().allocated_page_count();
+    assert!(left <= 3, "{left} pages for 6 pairs");
+    drop(db);
+    assert_committed(&Db::open(&path).unwrap(), &model, "reopened");
+}
+
+#[test]
+fn rejects_keys_and_values_past_the_limits() {
+    let dir = temp_dir();
+    let mut db = Db::create(dir.path().join("tree.db")).unwrap();
+    let mut txn = db.write().unwrap();
+    assert!(matches!(
+        txn.insert(&[1; MAX_KEY + 1], b"v"),
+        Err(Error::KeyTooLarge(_))
+    ));
+    assert!(matches!(
+        txn.insert(b"k", &[1; MAX_VALUE + 1]),
+        Err(Error::ValueTooLarge(_))
+    ));
+    txn.insert(&[1; MAX_KEY], &[2; MAX_VALUE]).unwrap();
+    assert_eq!(txn.get(&[1; MAX_KEY]).unwrap(), Some(&[2; MAX_VALUE][..]));
+}
+
+/// Readers on other threads, each given the read transaction of one commit
+/// while the writer goes on changing and removing what they read, see
+/// exactly that commit every time they look.
+#[test]
+fn a_read_transaction_never_changes_under_its_reader() {
+    let dir = temp_dir();
+    let mut db = Db::create(dir.path().join("tree.db")).unwrap();
+    let (send, receive) = mpsc::channel::<(ReadTxn, Model)>();
+    let reader = thread::spawn(move || {
+        let mut held: Vec<(ReadTxn, Model)> = Vec::new();
+        let mut looks = 0;
+        loop {
+            match receive.try_recv() {
+                Ok(pair) => held.push(pair),
+                Err(mpsc::TryRecvError::Disconnected) => break,
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+            // Each look goes over every snapshot held, the oldest first.
+            for (read, model) in &held {
+                let seen = read.iter().unwrap().map(Result::unwrap);
+                let expected = model.iter().map(|(k, v)| (&k[..], &v[..]));
+                assert!(seen.eq(expected), "version {}", read.version());
+                assert_eq!(read.len(), model.len() as u64);
+                looks += 1;
+            }
+        }
+        (looks, held.len())
+    });
+    let mut model = Model::new();
+    for round in 0..40u32 {
+        let mut txn = db.write().unwrap();
+        for i in 0..100u32 {
+            let n = (round * 37 + i * 11) % 500;
+            let k = format!("{n:05}").into_bytes();
+            if (round + i) % 3 == 0 {
+                assert_eq!(txn.remove(&k).unwrap(), model.remove(&k));
+            } else {
+                let v = format!("{round} {i}")
+                    .repeat(1 + (n % 20) as usize)
+                    .into_bytes();
+                assert_eq!(txn.insert(&k, &v).unwrap(), model.insert(k, v));
+            }
+        }
+        txn.commit().unwrap();
+        send.send((db.read().unwrap(), model.clone())).unwrap();
+    }
+    drop(send);
+    let (looks, held) = reader.join().unwrap();
+    assert_eq!(held, 40);
+    assert!(looks >= 40, "{looks} looks");
+    assert_committed(&db, &model, "after the readers");
+}
+
+/// Where the killed-process test records the last batch it committed; after
+/// every key of [`key`].
+const BATCH_KEY: &[u8] = b"~batch";
+
+/// Batch `i` of the killed-process workload.
+fn batch(i: u64) -> Vec<Op> {
+    let mut rng = Rng::new(i);
+    (0..40)
+        .map(|_| {
+            let key = rng.below(u64::from(KEYS)) as u16;
+            if rng.chance(30) {
+                Op::Remove(key)
+            } else {
+                let len = rng.below(700) as usize;
+                Op::Insert {
+                    key,
+                    len,
+                    stamp: i as u8,
+                }
+            }
+        })
+        .collect()
+}
+
+fn apply_to_model(model: &mut Model, i: u64) {
+    for op in batch(i) {
+        match op {
+            Op::Insert { key: n, len, stamp } => model.insert(key(n), value(n, len, stamp)),
+            Op::Remove(n) => model.remove(&key(n)),
+            Op::Get(_) | Op::Range(..) => None,
+        };
+    }
+    model.insert(BATCH_KEY.to_vec(), i.to_le_bytes().to_vec());
+}
+
+fn last_batch(db: &Db) -> u64 {
+    let read = db.read().unwrap();
+    read.get(BATCH_KEY)
+        .unwrap()
+        .map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap()))
+}
+
+/// The child: commits batches after the last committed one until killed.
+#[test]
+#[ignore = "run by survives_being_killed_at_any_moment as a child process"]
+fn killed_child() {
+    let Some(path) = std::env::var_os("BTREE_KILLED_PATH") else {
+        return;
+    };
+    let mut db = Db::open(Path::new(&path)).unwrap();
+    let mut model: Model = collect(db.read().unwrap().iter().unwrap())
+        .into_iter()
+        .collect();
+    for i in last_batch(&db) + 1.. {
+        let mut txn = db.write().unwrap();
+        for op in batch(i) {
+            run_op(&mut txn, &mut model, &op);
+        }
+        let stamp = i.to_le_bytes().to_vec();
+        assert_eq!(
+            txn.insert(BATCH_KEY, &stamp).unwrap(),
+            model.insert(BATCH_KEY.to_vec(), stamp)
+        );
+        txn.commit().unwrap();
+    }
+}
+
+/// A process killed at any moment leaves its last commit, well formed, and
+/// no page outside the tree.
+#[test]
+fn survives_being_killed_at_any_moment() {
+    const ROUNDS: usize = 16;
+    let dir = temp_dir();
+    let path = dir.path().join("killed.db");
+    drop(Db::create(&path).unwrap());
+    let mut rng = Rng::new(0x6274);
+    let (mut model, mut modeled, mut progressed) = (Model::new(), 0, 0);
+    for round in 0..ROUNDS {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["killed_child", "--exact", "--ignored", "--nocapture"])
+            .env("BTREE_KILLED_PATH", &path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        thread::sleep(Duration::from_millis(20 + rng.below(100)));
+        child.kill().unwrap(); // SIGKILL: no destructor, no final sync
+        let child = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&child.stderr);
+        assert!(!stderr.contains("panicked"), "round {round}: {stderr}");
+        assert_eq!(child.status.signal(), Some(libc::SIGKILL), "round {round}");
+
+        let db = Db::open(&path).unwrap();
+        let reached = last_batch(&db);
+        assert!(reached >= modeled, "round {round}: went back in time");
+        progressed += usize::from(reached > modeled);
+        for i in modeled + 1..=reached {
+            apply_to_model(&mut model, i);
+        }
+        modeled = reached;
+        assert_committed(&db, &model, &format!("round {round}, batch {reached}"));
+    }
+    assert!(
+        progressed >= ROUNDS / 2,
+        "only {progressed} of {ROUNDS} children committed a batch"
+    );
+}
