@@ -15,7 +15,9 @@
 //! without sync; T4 one page committed without sync; W8 space after churn;
 //! R6 random reads on one and two threads while a writer commits durable
 //! transactions, and the writer's commit time with a reader running.
-//! `ONLY=w1,t3,...` runs some of them (`t3` all three sizes, `t3-16` one).
+//! KV: redb's published workload (24-byte keys, 150-byte values, random
+//! order) on the B+tree of `examples/btree`, redb, LMDB and SQLite (see
+//! `kv.rs`). `ONLY=w1,t3,...` runs some of them (`t3` all three sizes, `t3-16` one).
 //!
 //! Every figure is the median of repeated measurements. For W1-W3, W5, W7,
 //! T3 and T4 the systems of a workload are interleaved round by round in
@@ -48,6 +50,16 @@ use heed::types::Bytes;
 use heed::{byteorder::BigEndian, types::U64, EnvFlags, EnvOpenOptions};
 use mappedpages::{Durability, PageId, Pager};
 use redb::TableDefinition;
+
+mod kv;
+// The B+tree of examples/btree, compiled in as it stands (not copied); the
+// bench uses only part of its API.
+#[allow(dead_code)]
+#[path = "../../../examples/btree/node.rs"]
+mod node;
+#[allow(dead_code)]
+#[path = "../../../examples/btree/tree.rs"]
+mod tree;
 
 type R<T> = Result<T, Box<dyn Error>>;
 /// One timed operation: returns nanoseconds (or, for read loops, ns/page).
@@ -496,6 +508,9 @@ fn t3_op(system: &str, dir: &Path, k: usize) -> R<Op> {
 /// (the same without sync), t3-K (K pages in one transaction), t4 (one
 /// page committed without sync).
 fn make_op(workload: &str, system: &str, dir: &Path, cap: usize) -> R<Op> {
+    if workload == "kv-writes" {
+        return kv::write_op(system, dir);
+    }
     if let Some(k) = t3_size(workload) {
         return t3_op(system, dir, k);
     }
@@ -2344,12 +2359,23 @@ fn main() -> R<()> {
         step("w8", &mut rows, run_w8(&cfg, dir));
         done.push("w8");
     }
+    if on("kv") {
+        let counter = |system: &str| {
+            if syncs {
+                count_syncs("kv-writes", system, dir).unwrap_or_else(|e| format!("? ({e})"))
+            } else {
+                String::new()
+            }
+        };
+        step("kv", &mut rows, kv::run(quick, dir, &counter));
+        done.push("kv");
+    }
     drop(tmp);
 
     let date = today();
     let sync_note = if syncs {
         format!(
-            "Syncs/op (W1-W3, W7, T3, T4) counted with `strace -f` in a child process that \
+            "Syncs/op (W1-W3, W7, T3, T4, KV individual writes) counted with `strace -f` in a child process that \
              repeats the workload's setup and then runs 0 or {STRACE_OPS} operations: \
              (count with {STRACE_OPS} − count with 0) / {STRACE_OPS}. Counted: fsync, \
              fdatasync, msync(MS_SYNC), sync_file_range, syncfs and sync calls, and \
@@ -2389,7 +2415,13 @@ fn main() -> R<()> {
          (system, configuration) pair runs for a window of its own (200 ms; 100 \
          in quick mode), all pairs once per round in a new random order, after \
          one round of warm-up; read rates are medians over windows, commit \
-         times medians over all commits of the windows.\n\n\
+         times medians over all commits of the windows. KV: one store per \
+         system, all open side by side, the systems running one phase after \
+         another in a new random order every phase; a phase's figure is its \
+         time divided by its operations (reads and ranges: the median of \
+         three passes, one in quick mode); ratios are to this crate's row, \
+         whose note gives its ratio to the best peer. The KV sync count's \
+         child loads 10 000 pairs before its commits.\n\n\
          {sync_note}\n\n\
          The machine may be shared with other work (load average over one \
          minute: {load_start} at the start, {} at the end), so single figures \
