@@ -181,20 +181,25 @@ impl<'a> WriteTxn<'a> {
         value: &[u8],
     ) -> Result<(Pieces, Option<Vec<u8>>)> {
         let page = self.txn.node(id)?;
+        if page.kind() == Kind::Branch {
+            let i = page.child_for(key)?;
+            let child = page.child(i)?;
+            let (pieces, old) = self.insert_at(child, key, value)?;
+            // A child rewritten where it was (a page this transaction wrote
+            // already) that did not split leaves this node as it is.
+            if matches!(pieces.as_slice(), [(_, same)] if *same == child) {
+                return Ok((vec![(Vec::new(), id)], old));
+            }
+            let mut node = self.txn.node(id)?.decode()?;
+            node.replace_child(i, pieces);
+            return Ok((self.store(id, node)?, old));
+        }
         let mut node = page.decode()?;
-        let old = match page.kind() {
-            Kind::Leaf => match page.search(key)? {
-                Ok(i) => Some(std::mem::replace(&mut node.entries[i].1, value.to_vec())),
-                Err(i) => {
-                    node.entries.insert(i, (key.to_vec(), value.to_vec()));
-                    None
-                }
-            },
-            Kind::Branch => {
-                let i = page.child_for(key)?;
-                let (pieces, old) = self.insert_at(node.child(i), key, value)?;
-                node.replace_child(i, pieces);
-                old
+        let old = match page.search(key)? {
+            Ok(i) => Some(std::mem::replace(&mut node.entries[i].1, value.to_vec())),
+            Err(i) => {
+                node.entries.insert(i, (key.to_vec(), value.to_vec()));
+                None
             }
         };
         Ok((self.store(id, node)?, old))
@@ -227,17 +232,27 @@ impl<'a> WriteTxn<'a> {
     /// the node's new page, 0 if the node is gone.
     fn remove_at(&mut self, id: u64, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
         let page = self.txn.node(id)?;
-        let mut node = page.decode()?;
-        let old = match page.kind() {
+        let (old, node) = match page.kind() {
             Kind::Leaf => match page.search(key)? {
-                Ok(i) => node.entries.remove(i).1,
+                Ok(i) => {
+                    let mut node = page.decode()?;
+                    let old = node.entries.remove(i).1;
+                    (old, node)
+                }
                 Err(_) => return Ok(None),
             },
             Kind::Branch => {
                 let i = page.child_for(key)?;
-                let Some((old, child)) = self.remove_at(node.child(i), key)? else {
+                let before = page.child(i)?;
+                let Some((old, child)) = self.remove_at(before, key)? else {
                     return Ok(None);
                 };
+                // A child rewritten where it was and not small enough to
+                // merge leaves this node as it is.
+                if child == before && self.txn.node(child)?.used()? > PAGE / 4 {
+                    return Ok(Some((old, id)));
+                }
+                let mut node = self.txn.node(id)?.decode()?;
                 if child == 0 {
                     node.entries.remove(i);
                     if let Some(first) = node.entries.first_mut() {
@@ -247,7 +262,7 @@ impl<'a> WriteTxn<'a> {
                     node.set_child(i, child);
                     self.merge(&mut node, i)?;
                 }
-                old
+                (old, node)
             }
         };
         if node.entries.is_empty() {
