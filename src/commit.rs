@@ -344,7 +344,7 @@ impl Core {
     /// The most pages one checkpoint can take in a file of `total` pages
     /// and a directory up to `new_slots` slots longer: every node of both
     /// page trees rewritten.
-    fn full_checkpoint_pages(&self, total: u64, new_slots: u64) -> u64 {
+    pub(crate) fn full_checkpoint_pages(&self, total: u64, new_slots: u64) -> u64 {
         let (bitmap_leaves, dir_leaves) = self.tree_leaves(total, new_slots);
         self.journal
             .bitmap_tree

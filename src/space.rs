@@ -68,15 +68,8 @@ impl Core {
     /// Whether the free pages below the free tail can hold both trees
     /// rewritten whole (else rewriting them would only grow the file).
     fn room_below_for_trees(&self) -> bool {
-        let total = self.map.total_pages();
         let free_below = self.map.free_pages().saturating_sub(self.free_tail());
-        let (bitmap_leaves, dir_leaves) = self.tree_leaves(total, 0);
-        let whole = self
-            .journal
-            .bitmap_tree
-            .full_checkpoint_pages(bitmap_leaves)
-            .saturating_add(self.journal.dir_tree.full_checkpoint_pages(dir_leaves));
-        free_below >= whole
+        free_below >= self.full_checkpoint_pages(self.map.total_pages(), 0)
     }
 
     /// Pages at the end of the file that a shrink could give back now.
