@@ -10,7 +10,7 @@ use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
 use crate::format::root::{Root, FLAG_SYNCED};
 use crate::format::{superblock, MAX_PAGES, ROOT_PAGES, SUPERBLOCK_PAGE};
-use crate::freemap::{FreeMap, PageUse};
+use crate::freemap::FreeMap;
 use crate::io::{max_file_bytes, Storage};
 use crate::options::{Durability, RecoveryReport};
 use crate::page_tree::PageTree;
@@ -242,14 +242,7 @@ impl Core {
     #[inline]
     pub(crate) fn check_regular(&self, page: u64) -> Result<()> {
         self.check_usable()?;
-        if self.map.is_regular(page) {
-            return Ok(());
-        }
-        Err(match self.map.classify(page) {
-            PageUse::Reserved => MappedPageError::ReservedPage,
-            PageUse::OutOfBounds => MappedPageError::OutOfBounds,
-            _ => MappedPageError::NotAllocated { page },
-        })
+        self.map.check_regular(page)
     }
 
     /// Allocates `count` regular pages in one commit; zero pages is no

@@ -5,6 +5,7 @@
 //! 64 pages, and one entry per protected slot up to the last one in use.
 
 use crate::bitmap::{BitVec, SummaryBitVec};
+use crate::error::MappedPageError;
 use crate::format::record::DirEntry;
 use crate::format::FIRST_DATA_PAGE;
 use crate::page_tree::LoadFault;
@@ -23,6 +24,20 @@ pub(crate) enum PageUse {
     Internal,
     /// Free.
     Free,
+}
+
+/// The error for a page id that names no allocated regular page in a file
+/// of `total_pages` pages: the one rule behind every read or write of a
+/// regular page, the pager's, a transaction's and a snapshot's.
+#[cold]
+pub(crate) fn not_regular(page: u64, total_pages: u64) -> MappedPageError {
+    if page < FIRST_DATA_PAGE {
+        MappedPageError::ReservedPage
+    } else if page >= total_pages {
+        MappedPageError::OutOfBounds
+    } else {
+        MappedPageError::NotAllocated { page }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -198,6 +213,16 @@ impl FreeMap {
     #[inline]
     pub fn is_regular(&self, page: u64) -> bool {
         self.regular.get(page)
+    }
+
+    /// `Ok` for an allocated regular page, else the error that says why not.
+    #[inline]
+    pub fn check_regular(&self, page: u64) -> Result<(), MappedPageError> {
+        if self.is_regular(page) {
+            Ok(())
+        } else {
+            Err(not_regular(page, self.total_pages()))
+        }
     }
 
     /// Allocates the `count` lowest free pages as regular pages, or `None`

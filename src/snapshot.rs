@@ -46,8 +46,7 @@ use crate::bitmap::BitVec;
 use crate::core::Core;
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, EntryState};
-use crate::format::FIRST_DATA_PAGE;
-use crate::freemap::FreeMap;
+use crate::freemap::{not_regular, FreeMap};
 use crate::io::MapRegion;
 use crate::page::{MappedPage, PageId};
 use crate::pager::Pager;
@@ -169,13 +168,7 @@ impl Frozen {
         if self.regular.get(page) {
             return self.page(page);
         }
-        Err(if page < FIRST_DATA_PAGE {
-            MappedPageError::ReservedPage
-        } else if page >= self.total_pages {
-            MappedPageError::OutOfBounds
-        } else {
-            MappedPageError::NotAllocated { page }
-        })
+        Err(not_regular(page, self.total_pages))
     }
 
     fn entry(&self, slot: u64) -> Option<DirEntry> {

@@ -392,12 +392,7 @@ impl<'a, const PAGE_SIZE: usize> PageSet<'a, PAGE_SIZE> {
         if !self.usable {
             return Err(MappedPageError::Unavailable);
         }
-        match self.map.classify(page) {
-            crate::freemap::PageUse::Regular => Ok(()),
-            crate::freemap::PageUse::Reserved => Err(MappedPageError::ReservedPage),
-            crate::freemap::PageUse::OutOfBounds => Err(MappedPageError::OutOfBounds),
-            _ => Err(MappedPageError::NotAllocated { page }),
-        }
+        self.map.check_regular(page)
     }
 
     fn lent(page: u64) -> impl FnOnce(LendError) -> MappedPageError {
