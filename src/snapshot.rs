@@ -225,6 +225,28 @@ impl Registry {
             .filter_map(|(_, state)| state.upgrade())
             .collect()
     }
+
+    /// The newest live state, without collecting the others.
+    fn newest(&self) -> Option<Arc<Frozen>> {
+        if !self.any_alive() {
+            return None;
+        }
+        self.states()
+            .iter()
+            .rev()
+            .find_map(|(_, state)| state.upgrade())
+    }
+
+    /// The generation of the oldest live state.
+    fn oldest_generation(&self) -> Option<u64> {
+        if !self.any_alive() {
+            return None;
+        }
+        self.states()
+            .iter()
+            .find(|(_, state)| state.strong_count() > 0)
+            .map(|&(generation, _)| generation)
+    }
 }
 
 impl fmt::Debug for Frozen {
@@ -272,7 +294,7 @@ impl Core {
         if !self.snapshots.any_alive() {
             return Ok(());
         }
-        let newest = self.snapshots.live().pop();
+        let newest = self.snapshots.newest();
         if newest.is_some_and(|state| state.regular.get(page)) {
             return Err(MappedPageError::InUseBySnapshot { page });
         }
@@ -290,7 +312,7 @@ impl Core {
 
     /// The generation of the oldest live snapshot, if any.
     fn oldest_snapshot(&self) -> Option<u64> {
-        self.snapshots.live().first().map(|state| state.generation)
+        self.snapshots.oldest_generation()
     }
 
     /// Makes the pages held for snapshots reusable once no live snapshot is
