@@ -2564,34 +2564,38 @@ fn p3_rows(cfg: &Config, p3: &P3Results) -> Vec<Row> {
     ]
 }
 
-fn p4_rows(p4: &[LoopPair]) -> Vec<Row> {
-    p4.iter()
+/// Rows of loop pairs whose ratio must stay within 1.1× of the baseline
+/// loop: `label` names each pair's row from the pair's own name.
+fn loop_rows(pairs: &[LoopPair], label: impl Fn(&str) -> String, target: &str) -> Vec<Row> {
+    pairs
+        .iter()
         .map(|pair| {
             ratio_row(
-                &format!("P4 {} (per page)", pair.name),
+                &label(&pair.name),
                 median(&pair.pager),
                 median(&pair.raw),
                 1.1,
-                "≤ 1.1× raw memmap2",
+                target,
                 fmt_ns,
             )
         })
         .collect()
 }
 
+fn p4_rows(p4: &[LoopPair]) -> Vec<Row> {
+    loop_rows(
+        p4,
+        |name| format!("P4 {name} (per page)"),
+        "≤ 1.1× raw memmap2",
+    )
+}
+
 fn r4_rows(r4: &[LoopPair]) -> Vec<Row> {
-    r4.iter()
-        .map(|pair| {
-            ratio_row(
-                &format!("R4 {} (per page), snapshot vs &Pager get", pair.name),
-                median(&pair.pager),
-                median(&pair.raw),
-                1.1,
-                "≤ 1.1× get on &Pager",
-                fmt_ns,
-            )
-        })
-        .collect()
+    loop_rows(
+        r4,
+        |name| format!("R4 {name} (per page), snapshot vs &Pager get"),
+        "≤ 1.1× get on &Pager",
+    )
 }
 
 fn p5_rows(cfg: &Config, p5: &P5Results) -> Vec<Row> {
