@@ -275,6 +275,17 @@ impl FreeMap {
         }
     }
 
+    /// Takes those of `pages` that are free out of allocation, as internal
+    /// pages, and returns them: pages a root still checks although no
+    /// commit uses them any more (see `Core::open`).
+    pub fn withhold(&mut self, pages: &[u64]) -> Vec<u64> {
+        pages
+            .iter()
+            .copied()
+            .filter(|&page| page < self.total_pages() && self.used.set(page))
+            .collect()
+    }
+
     /// Makes internal pages free for allocation again.
     pub fn release(&mut self, pages: &[u64]) {
         for &page in pages {

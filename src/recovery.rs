@@ -463,6 +463,19 @@ impl Core {
         // crash): it is made durable before the first write on top of it
         // (`Core::settle_open`), not here, so that an open that writes
         // nothing syncs nothing.
+        // A page freed by an unsynced commit after an earlier unsynced one
+        // wrote it is free in the map, but the chain of check pages of the
+        // root we opened still checks it: until a durable root does not,
+        // writing it would make this root (and every commit since the last
+        // sync) fail its checks after a kill. So it waits like any page
+        // freed since the last sync.
+        let mut map = chosen.loaded.map;
+        let withheld = map.withhold(&chosen.loaded.checked);
+        let awaiting_durable = if withheld.is_empty() {
+            Vec::new()
+        } else {
+            vec![(chosen.root.generation, withheld)]
+        };
         let journal = Journal {
             generation: chosen.root.generation,
             log: chosen.root.log,
@@ -471,7 +484,7 @@ impl Core {
             last_slot: chosen.slot,
             durable_slot: chosen.slot,
             root_total: chosen.root.total_pages,
-            awaiting_durable: Vec::new(),
+            awaiting_durable,
             held: Vec::new(),
             unsynced_checks: Vec::new(),
             chain: Default::default(),
@@ -485,7 +498,7 @@ impl Core {
         let other_root_checks = page(ROOT_PAGES[1 - chosen_slot])
             .and_then(|bytes| Root::decode(bytes, page_size).ok())
             .is_some_and(|root| !root.checks.is_empty() || !root.check_pages.is_null());
-        let mut core = Core::assemble(store, chosen.loaded.map, journal, settings, chosen.recovery);
+        let mut core = Core::assemble(store, map, journal, settings, chosen.recovery);
         core.open_unsettled = true;
         core.other_root_checks = other_root_checks;
         Ok(core)

@@ -1828,3 +1828,42 @@ fn regression_relocate_with_pages_waiting_for_a_sync() {
         probe.0
     );
 }
+
+/// Found by the model in CI: a Deferred transaction writes more pages than
+/// the root lists (a check page holds the rest), a later unsynced commit
+/// frees one of them, and the pager is reopened. The chain of the root open
+/// took still checks that page, but open counted it free: the next
+/// transaction wrote it (even one rolled back), and a kill then lost every
+/// commit since the last sync, the root failing its checks.
+#[test]
+fn regression_reopen_withholds_pages_the_chain_checks() {
+    let ops = vec![
+        Op::Txn(
+            vec![TxnOp::AllocWrite(
+                40,
+                Patch {
+                    start: 0,
+                    len: 0,
+                    seed: 0,
+                },
+            )],
+            End::Commit,
+        ),
+        Op::Free(0),
+        Op::Reopen(false),
+        Op::Txn(
+            vec![TxnOp::AllocWrite(
+                1,
+                Patch {
+                    start: 0,
+                    len: 0,
+                    seed: 987_553_864_434_687,
+                },
+            )],
+            End::Rollback,
+        ),
+        Op::KillCopy,
+    ];
+    run::<1024>(Durability::Deferred, 4, &ops);
+    run::<1024>(Durability::Immediate, 4, &ops);
+}
