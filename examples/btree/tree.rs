@@ -7,7 +7,7 @@
 //!
 //! - a change copies the path from the root to the changed leaf into pages
 //!   allocated in the transaction and frees the pages they replace (a page
-//!   this transaction wrote already is simply written again);
+//!   this transaction wrote already is simply written again, in place);
 //! - the commit repoints the protected page at the new root and publishes it
 //!   all atomically, with one sync.
 //!
@@ -21,8 +21,8 @@
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 
+use crate::node::{Edit, Kind, Node, NodeRef, PAGE};
 pub use crate::node::{Error, Result, MAX_KEY, MAX_VALUE};
-use crate::node::{Kind, Node, NodeRef, PAGE};
 use mappedpages::{PageId, Pager, ProtectedPageId, Snapshot, Transaction};
 
 /// The protected page naming the root: the first one of a new file.
@@ -186,23 +186,28 @@ impl<'a> WriteTxn<'a> {
             let child = page.child(i)?;
             let (pieces, old) = self.insert_at(child, key, value)?;
             // A child rewritten where it was (a page this transaction wrote
-            // already) that did not split leaves this node as it is.
-            if matches!(pieces.as_slice(), [(_, same)] if *same == child) {
-                return Ok((vec![(Vec::new(), id)], old));
+            // already) that did not split leaves this node as it is; one
+            // moved to a fresh page changes one child id.
+            match pieces.as_slice() {
+                [(_, same)] if *same == child => return Ok((vec![(Vec::new(), id)], old)),
+                [(_, moved)] => {
+                    let moved = moved.to_le_bytes();
+                    return Ok((self.change(id, Edit::Replace(i, [&moved, &[]]))?, old));
+                }
+                _ => {}
             }
             let mut node = self.txn.node(id)?.decode()?;
             node.replace_child(i, pieces);
             return Ok((self.store(id, node)?, old));
         }
-        let mut node = page.decode()?;
-        let old = match page.search(key)? {
-            Ok(i) => Some(std::mem::replace(&mut node.entries[i].1, value.to_vec())),
-            Err(i) => {
-                node.entries.insert(i, (key.to_vec(), value.to_vec()));
-                None
-            }
+        let (old, edit) = match page.search(key)? {
+            Ok(i) => (
+                Some(page.entry(i)?.1.to_vec()),
+                Edit::Replace(i, [value, &[]]),
+            ),
+            Err(i) => (None, Edit::Insert(i, key, [value, &[]])),
         };
-        Ok((self.store(id, node)?, old))
+        Ok((self.change(id, edit)?, old))
     }
 
     /// Removes `key`; returns its value.
@@ -232,13 +237,9 @@ impl<'a> WriteTxn<'a> {
     /// the node's new page, 0 if the node is gone.
     fn remove_at(&mut self, id: u64, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
         let page = self.txn.node(id)?;
-        let (old, node) = match page.kind() {
+        let (old, edit) = match page.kind() {
             Kind::Leaf => match page.search(key)? {
-                Ok(i) => {
-                    let mut node = page.decode()?;
-                    let old = node.entries.remove(i).1;
-                    (old, node)
-                }
+                Ok(i) => (page.entry(i)?.1.to_vec(), Edit::Remove(i)),
                 Err(_) => return Ok(None),
             },
             Kind::Branch => {
@@ -247,10 +248,18 @@ impl<'a> WriteTxn<'a> {
                 let Some((old, child)) = self.remove_at(before, key)? else {
                     return Ok(None);
                 };
-                // A child rewritten where it was and not small enough to
-                // merge leaves this node as it is.
-                if child == before && self.txn.node(child)?.used()? > PAGE / 4 {
-                    return Ok(Some((old, id)));
+                let small = child != 0 && self.txn.node(child)?.used()? <= PAGE / 4;
+                let child_bytes = child.to_le_bytes();
+                let edit = match (child, small) {
+                    // A child rewritten where it was and not small enough
+                    // to merge leaves this node as it is.
+                    (same, false) if same == before => return Ok(Some((old, id))),
+                    (0, _) if i > 0 => Some(Edit::Remove(i)),
+                    (0, _) | (_, true) => None,
+                    (_, false) => Some(Edit::Replace(i, [&child_bytes, &[]])),
+                };
+                if let Some(edit) = edit {
+                    return Ok(Some((old, self.change(id, edit)?[0].1)));
                 }
                 let mut node = self.txn.node(id)?.decode()?;
                 if child == 0 {
@@ -262,14 +271,18 @@ impl<'a> WriteTxn<'a> {
                     node.set_child(i, child);
                     self.merge(&mut node, i)?;
                 }
-                (old, node)
+                if node.entries.is_empty() {
+                    self.txn.free(PageId(id))?;
+                    return Ok(Some((old, 0)));
+                }
+                return Ok(Some((old, self.store(id, node)?[0].1)));
             }
         };
-        if node.entries.is_empty() {
+        if self.txn.node(id)?.len() == 1 {
             self.txn.free(PageId(id))?;
             return Ok(Some((old, 0)));
         }
-        Ok(Some((old, self.store(id, node)?[0].1)))
+        Ok(Some((old, self.change(id, edit)?[0].1)))
     }
 
     /// Folds child `i` of `node` into a neighbour when it is small and both
@@ -295,6 +308,31 @@ impl<'a> WriteTxn<'a> {
         node.set_child(left, id);
         node.entries.remove(left + 1);
         Ok(())
+    }
+
+    /// Makes `edit` to node `id` where it lies if this transaction wrote it
+    /// already, else while copying it to a fresh page; decodes and stores it
+    /// ([`WriteTxn::store`]) only if the result does not fit a page.
+    fn change(&mut self, id: u64, edit: Edit) -> Result<Pieces> {
+        let plan = self.txn.node(id)?.plan(&edit)?;
+        if !plan.fits() {
+            let mut node = self.txn.node(id)?.decode()?;
+            node.apply(&edit);
+            return self.store(id, node);
+        }
+        let new = if self.txn.is_writable(PageId(id)) {
+            plan.write(None, self.txn.get_mut(PageId(id))?.as_bytes_mut(), &edit)?;
+            id
+        } else {
+            let new = self.txn.alloc()?;
+            let pages = self.txn.pages();
+            let src = pages.get(PageId(id))?.as_bytes();
+            plan.write(Some(src), pages.get_mut(new)?.as_bytes_mut(), &edit)?;
+            drop(pages);
+            self.txn.free(PageId(id))?;
+            new.0
+        };
+        Ok(vec![(Vec::new(), new)])
     }
 
     /// Writes `node`, which replaces page `id`: into `id` itself if this
