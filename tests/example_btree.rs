@@ -260,6 +260,36 @@ fn grows_deep_and_shrinks_back() {
     assert_committed(&Db::open(&path).unwrap(), &model, "reopened");
 }
 
+/// Keys in ascending order fill each leaf before starting the next: the
+/// load takes at most 60% of the leaves that splitting full leaves in half
+/// would leave, each holding half a page's entries and one more.
+#[test]
+fn an_ascending_load_fills_its_leaves() {
+    const PAIRS: usize = 6000;
+    let dir = temp_dir();
+    let mut db = Db::create(dir.path().join("tree.db")).unwrap();
+    let mut model = Model::new();
+    let pair = |i: usize| (format!("{i:016}").into_bytes(), vec![i as u8; 100]);
+    for batch in (0..PAIRS).collect::<Vec<_>>().chunks(PAIRS / 4) {
+        let mut txn = db.write().unwrap();
+        for &i in batch {
+            let (k, v) = pair(i);
+            txn.insert(&k, &v).unwrap();
+            model.insert(k, v);
+        }
+        txn.commit().unwrap();
+    }
+    assert_committed(&db, &model, "after the load");
+    let (k, v) = pair(0);
+    let entry = node::ENTRY_OVERHEAD + k.len() + v.len();
+    let halved = PAIRS / ((node::PAGE - node::HEADER) / 2 / entry + 1);
+    let pages = db.pager().allocated_page_count() as usize;
+    assert!(
+        pages * 10 <= halved * 6,
+        "{pages} pages, where half-full leaves would be {halved}"
+    );
+}
+
 #[test]
 fn rejects_keys_and_values_past_the_limits() {
     let dir = temp_dir();

@@ -20,9 +20,9 @@ use mappedpages::MappedPageError;
 
 pub const PAGE: usize = 4096;
 /// Kind (1 byte), unused byte, entry count (u16).
-const HEADER: usize = 4;
+pub const HEADER: usize = 4;
 /// The offset of an entry, and its two lengths.
-const ENTRY_OVERHEAD: usize = 2 + 4;
+pub const ENTRY_OVERHEAD: usize = 2 + 4;
 /// Keys and values this large still leave two entries of each size in a
 /// branch or one in a leaf, so a node always splits into pieces that fit.
 pub const MAX_KEY: usize = 1024;
@@ -383,11 +383,15 @@ impl Node {
     /// Cuts a node too large for a page into pieces that fit, each with the
     /// lower bound its parent files it under (empty for the first). Halves
     /// when it can; three pieces when a large entry lands between others.
-    pub fn split(mut self) -> Vec<(Vec<u8>, Node)> {
+    /// With `fill`, for a node that grew at its end because keys arrive in
+    /// ascending order, the first pieces take all they can instead: the
+    /// next keys go past them, so a half-empty page would stay so.
+    pub fn split(mut self, fill: bool) -> Vec<(Vec<u8>, Node)> {
         let mut pieces = Vec::new();
         let mut bound = Vec::new();
         while self.size() > PAGE {
-            let (half, mut size, mut cut) = (self.size() / 2, HEADER, 0);
+            let half = if fill { PAGE } else { self.size() / 2 };
+            let (mut size, mut cut) = (HEADER, 0);
             for (k, p) in &self.entries {
                 let next = size + ENTRY_OVERHEAD + k.len() + p.len();
                 if next > PAGE || (size >= half && cut > 0) {

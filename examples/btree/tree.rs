@@ -163,7 +163,7 @@ impl<'a> WriteTxn<'a> {
         let (mut pieces, old) = if self.meta.root == 0 {
             (self.store_new(Node::leaf(key, value))?, None)
         } else {
-            self.insert_at(self.meta.root, key, value)?
+            self.insert_at(self.meta.root, key, value, true)?
         };
         // A root that split gets a new root above its pieces.
         while pieces.len() > 1 {
@@ -179,12 +179,15 @@ impl<'a> WriteTxn<'a> {
         id: u64,
         key: &[u8],
         value: &[u8],
+        rightmost: bool,
     ) -> Result<(Pieces, Option<Vec<u8>>)> {
         let page = self.txn.node(id)?;
+        // On the tree's right edge, growth at the end of a node is what an
+        // ascending load makes: such a node splits leaving its left part full.
         if page.kind() == Kind::Branch {
             let i = page.child_for(key)?;
-            let child = page.child(i)?;
-            let (pieces, old) = self.insert_at(child, key, value)?;
+            let (child, fill) = (page.child(i)?, rightmost && i + 1 == page.len());
+            let (pieces, old) = self.insert_at(child, key, value, fill)?;
             // A child rewritten where it was (a page this transaction wrote
             // already) that did not split leaves this node as it is; one
             // moved to a fresh page changes one child id.
@@ -192,13 +195,14 @@ impl<'a> WriteTxn<'a> {
                 [(_, same)] if *same == child => return Ok((vec![(Vec::new(), id)], old)),
                 [(_, moved)] => {
                     let moved = moved.to_le_bytes();
-                    return Ok((self.change(id, Edit::Replace(i, [&moved, &[]]))?, old));
+                    let edit = Edit::Replace(i, [&moved, &[]]);
+                    return Ok((self.change(id, edit, false)?, old));
                 }
                 _ => {}
             }
             let mut node = self.txn.node(id)?.decode()?;
             node.replace_child(i, pieces);
-            return Ok((self.store(id, node)?, old));
+            return Ok((self.store(id, node, fill)?, old));
         }
         let (old, edit) = match page.search(key)? {
             Ok(i) => (
@@ -207,7 +211,8 @@ impl<'a> WriteTxn<'a> {
             ),
             Err(i) => (None, Edit::Insert(i, key, [value, &[]])),
         };
-        Ok((self.change(id, edit)?, old))
+        let fill = rightmost && matches!(edit, Edit::Insert(i, ..) if i == page.len());
+        Ok((self.change(id, edit, fill)?, old))
     }
 
     /// Removes `key`; returns its value.
@@ -259,7 +264,7 @@ impl<'a> WriteTxn<'a> {
                     (_, false) => Some(Edit::Replace(i, [&child_bytes, &[]])),
                 };
                 if let Some(edit) = edit {
-                    return Ok(Some((old, self.change(id, edit)?[0].1)));
+                    return Ok(Some((old, self.change(id, edit, false)?[0].1)));
                 }
                 let mut node = self.txn.node(id)?.decode()?;
                 if child == 0 {
@@ -275,14 +280,14 @@ impl<'a> WriteTxn<'a> {
                     self.txn.free(PageId(id))?;
                     return Ok(Some((old, 0)));
                 }
-                return Ok(Some((old, self.store(id, node)?[0].1)));
+                return Ok(Some((old, self.store(id, node, false)?[0].1)));
             }
         };
         if self.txn.node(id)?.len() == 1 {
             self.txn.free(PageId(id))?;
             return Ok(Some((old, 0)));
         }
-        Ok(Some((old, self.change(id, edit)?[0].1)))
+        Ok(Some((old, self.change(id, edit, false)?[0].1)))
     }
 
     /// Folds child `i` of `node` into a neighbour when it is small and both
@@ -304,7 +309,7 @@ impl<'a> WriteTxn<'a> {
             return Ok(());
         }
         self.txn.free(PageId(right_id))?;
-        let id = self.store(left_id, merged)?[0].1;
+        let id = self.store(left_id, merged, false)?[0].1;
         node.set_child(left, id);
         node.entries.remove(left + 1);
         Ok(())
@@ -313,12 +318,12 @@ impl<'a> WriteTxn<'a> {
     /// Makes `edit` to node `id` where it lies if this transaction wrote it
     /// already, else while copying it to a fresh page; decodes and stores it
     /// ([`WriteTxn::store`]) only if the result does not fit a page.
-    fn change(&mut self, id: u64, edit: Edit) -> Result<Pieces> {
+    fn change(&mut self, id: u64, edit: Edit, fill: bool) -> Result<Pieces> {
         let plan = self.txn.node(id)?.plan(&edit)?;
         if !plan.fits() {
             let mut node = self.txn.node(id)?.decode()?;
             node.apply(&edit);
-            return self.store(id, node);
+            return self.store(id, node, fill);
         }
         let new = if self.txn.is_writable(PageId(id)) {
             plan.write(None, self.txn.get_mut(PageId(id))?.as_bytes_mut(), &edit)?;
@@ -337,24 +342,24 @@ impl<'a> WriteTxn<'a> {
 
     /// Writes `node`, which replaces page `id`: into `id` itself if this
     /// transaction wrote it already, else into a fresh page, freeing `id`.
-    fn store(&mut self, id: u64, node: Node) -> Result<Pieces> {
+    fn store(&mut self, id: u64, node: Node, fill: bool) -> Result<Pieces> {
         let target = if self.txn.is_writable(PageId(id)) {
             id
         } else {
             self.txn.free(PageId(id))?;
             self.txn.alloc()?.0
         };
-        self.write_pieces(target, node)
+        self.write_pieces(target, node, fill)
     }
 
     fn store_new(&mut self, node: Node) -> Result<Pieces> {
         let id = self.txn.alloc()?.0;
-        self.write_pieces(id, node)
+        self.write_pieces(id, node, false)
     }
 
-    fn write_pieces(&mut self, first: u64, node: Node) -> Result<Pieces> {
+    fn write_pieces(&mut self, first: u64, node: Node, fill: bool) -> Result<Pieces> {
         let mut stored = Vec::new();
-        for (n, (bound, piece)) in node.split().into_iter().enumerate() {
+        for (n, (bound, piece)) in node.split(fill).into_iter().enumerate() {
             let id = if n == 0 { first } else { self.txn.alloc()?.0 };
             piece.encode(self.txn.get_mut(PageId(id))?.as_bytes_mut());
             stored.push((bound, id));
