@@ -2,10 +2,17 @@
 //!
 //! A node page holds its kind (leaf or branch), its entry count, one offset
 //! per entry, then the entries one after the other: key length, payload
-//! length (two bytes each), key, payload. A leaf's payload is the value. A
-//! branch's payload is a child's page id, and its key the smallest key that
-//! child's subtree may hold; the first entry of a branch has an empty key,
-//! since everything below the branch's own lower bound goes there.
+//! length (two bytes each), key, payload. A branch's payload is a child's
+//! page id, and its key the smallest key that child's subtree may hold; the
+//! first entry of a branch has an empty key, since everything below the
+//! branch's own lower bound goes there. A leaf's payload is a tag byte and
+//! then either the value (tag 0, values up to [`MAX_INLINE`]) or, for a
+//! longer one (tag 1), the value's length (u32) and the first of the
+//! overflow pages holding it (u64). An overflow page holds the id of the
+//! next page of its chain (u64, 0 on the last) and [`OVERFLOW_DATA`] bytes
+//! of the value; the value's length says how much of the last page is used.
+//! Values are never changed, so a leaf copied to a fresh page names the
+//! same chain, and the chain is freed when its value is replaced or removed.
 //!
 //! Reads search a page where it lies in the map, without copying it. A
 //! change of one entry ([`Edit`]) that fits moves the bytes around it: in
@@ -23,10 +30,15 @@ pub const PAGE: usize = 4096;
 pub const HEADER: usize = 4;
 /// The offset of an entry, and its two lengths.
 pub const ENTRY_OVERHEAD: usize = 2 + 4;
-/// Keys and values this large still leave two entries of each size in a
-/// branch or one in a leaf, so a node always splits into pieces that fit.
+/// Keys and inline values this large still leave two entries of each size
+/// in a branch or one in a leaf, so a node always splits into pieces that fit.
 pub const MAX_KEY: usize = 1024;
-pub const MAX_VALUE: usize = 2048;
+pub const MAX_INLINE: usize = 2048;
+pub const MAX_VALUE: usize = 1 << 20;
+pub const OVERFLOW_DATA: usize = PAGE - 8;
+/// The tag byte that starts a leaf payload holding its value.
+pub const INLINE: &[u8] = &[0];
+const OVERFLOW: u8 = 1;
 
 #[derive(Debug)]
 pub enum Error {
@@ -65,6 +77,33 @@ pub enum Kind {
 
 fn u16_at(bytes: &[u8], at: usize) -> usize {
     usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]))
+}
+
+/// A leaf entry's value, as its payload gives it.
+pub enum Value<'a> {
+    Inline(&'a [u8]),
+    Overflow { len: usize, first: u64 },
+}
+
+impl<'a> Value<'a> {
+    pub fn parse(payload: &'a [u8]) -> Result<Self> {
+        match payload.split_first() {
+            Some((0, value)) => Ok(Value::Inline(value)),
+            Some((&OVERFLOW, at)) if at.len() == 12 => Ok(Value::Overflow {
+                len: u32::from_le_bytes(at[..4].try_into().expect("4")) as usize,
+                first: u64::from_le_bytes(at[4..].try_into().expect("8")),
+            }),
+            _ => Err(Error::Corrupt("bad leaf payload")),
+        }
+    }
+
+    /// The payload of a value held in the chain starting at `first`.
+    pub fn overflow(len: usize, first: u64) -> [u8; 13] {
+        let mut payload = [OVERFLOW; 13];
+        payload[1..5].copy_from_slice(&(len as u32).to_le_bytes());
+        payload[5..].copy_from_slice(&first.to_le_bytes());
+        payload
+    }
 }
 
 /// A node page, read where it lies.
@@ -319,10 +358,10 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn leaf(key: &[u8], value: &[u8]) -> Node {
+    pub fn leaf(key: &[u8], payload: Vec<u8>) -> Node {
         Node {
             kind: Kind::Leaf,
-            entries: vec![(key.to_vec(), value.to_vec())],
+            entries: vec![(key.to_vec(), payload)],
         }
     }
 
