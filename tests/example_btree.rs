@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use crash_support::{temp_dir, Rng};
 use proptest::prelude::*;
-use tree::{Db, Error, ReadTxn, MAX_KEY, MAX_VALUE};
+use tree::{Db, Error, ReadTxn, MAX_INLINE, MAX_KEY, MAX_VALUE};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -76,9 +76,20 @@ fn bound() -> impl Strategy<Value = Bound<u16>> {
     ]
 }
 
+/// Value lengths: short, up to the longest inline one and just past it,
+/// and in overflow pages, a few of them or many.
+fn value_len() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        4 => 0..64usize,
+        4 => 0..=MAX_INLINE + 1,
+        2 => MAX_INLINE..4 * node::PAGE,
+        1 => 4 * node::PAGE..40 * node::PAGE,
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0..KEYS, prop_oneof![0..64usize, 0..=MAX_VALUE], any::<u8>())
+        6 => (0..KEYS, value_len(), any::<u8>())
             .prop_map(|(key, len, stamp)| Op::Insert { key, len, stamp }),
         3 => (0..KEYS).prop_map(Op::Remove),
         1 => (0..KEYS).prop_map(Op::Get),
@@ -119,9 +130,9 @@ fn expected_range(
 }
 
 fn collect<'a>(
-    scan: impl Iterator<Item = tree::Result<(&'a [u8], &'a [u8])>>,
+    scan: impl Iterator<Item = tree::Result<tree::Entry<'a>>>,
 ) -> Vec<(Vec<u8>, Vec<u8>)> {
-    scan.map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+    scan.map(|entry| entry.map(|(k, v)| (k.to_vec(), v.into_owned())).unwrap())
         .collect()
 }
 
@@ -161,7 +172,7 @@ fn run_op(txn: &mut tree::WriteTxn, model: &mut Model, op: &Op) {
             "{op:?}"
         ),
         Op::Get(n) => assert_eq!(
-            txn.get(&key(n)).unwrap(),
+            txn.get(&key(n)).unwrap().as_deref(),
             model.get(&key(n)).map(|v| &v[..]),
             "{op:?}"
         ),
@@ -260,6 +271,36 @@ fn grows_deep_and_shrinks_back() {
     assert_committed(&Db::open(&path).unwrap(), &model, "reopened");
 }
 
+/// Keys in ascending order fill each leaf before starting the next: the
+/// load takes at most 60% of the leaves that splitting full leaves in half
+/// would leave, each holding half a page's entries and one more.
+#[test]
+fn an_ascending_load_fills_its_leaves() {
+    const PAIRS: usize = 6000;
+    let dir = temp_dir();
+    let mut db = Db::create(dir.path().join("tree.db")).unwrap();
+    let mut model = Model::new();
+    let pair = |i: usize| (format!("{i:016}").into_bytes(), vec![i as u8; 100]);
+    for batch in (0..PAIRS).collect::<Vec<_>>().chunks(PAIRS / 4) {
+        let mut txn = db.write().unwrap();
+        for &i in batch {
+            let (k, v) = pair(i);
+            txn.insert(&k, &v).unwrap();
+            model.insert(k, v);
+        }
+        txn.commit().unwrap();
+    }
+    assert_committed(&db, &model, "after the load");
+    let (k, v) = pair(0);
+    let entry = node::ENTRY_OVERHEAD + k.len() + v.len();
+    let halved = PAIRS / ((node::PAGE - node::HEADER) / 2 / entry + 1);
+    let pages = db.pager().allocated_page_count() as usize;
+    assert!(
+        pages * 10 <= halved * 6,
+        "{pages} pages, where half-full leaves would be {halved}"
+    );
+}
+
 #[test]
 fn rejects_keys_and_values_past_the_limits() {
     let dir = temp_dir();
@@ -269,12 +310,16 @@ fn rejects_keys_and_values_past_the_limits() {
         txn.insert(&[1; MAX_KEY + 1], b"v"),
         Err(Error::KeyTooLarge(_))
     ));
+    let longest: Vec<u8> = (0..MAX_VALUE).map(|i| (i % 251) as u8).collect();
     assert!(matches!(
-        txn.insert(b"k", &[1; MAX_VALUE + 1]),
+        txn.insert(b"k", &[&longest[..], b"!"].concat()),
         Err(Error::ValueTooLarge(_))
     ));
-    txn.insert(&[1; MAX_KEY], &[2; MAX_VALUE]).unwrap();
-    assert_eq!(txn.get(&[1; MAX_KEY]).unwrap(), Some(&[2; MAX_VALUE][..]));
+    txn.insert(&[1; MAX_KEY], &longest).unwrap();
+    assert_eq!(
+        txn.get(&[1; MAX_KEY]).unwrap().as_deref(),
+        Some(&longest[..])
+    );
 }
 
 /// Readers on other threads, each given the read transaction of one commit
@@ -296,9 +341,12 @@ fn a_read_transaction_never_changes_under_its_reader() {
             }
             // Each look goes over every snapshot held, the oldest first.
             for (read, model) in &held {
-                let seen = read.iter().unwrap().map(Result::unwrap);
-                let expected = model.iter().map(|(k, v)| (&k[..], &v[..]));
-                assert!(seen.eq(expected), "version {}", read.version());
+                let seen = collect(read.iter().unwrap());
+                assert!(
+                    seen.into_iter().eq(model.clone()),
+                    "version {}",
+                    read.version()
+                );
                 assert_eq!(read.len(), model.len() as u64);
                 looks += 1;
             }
@@ -343,7 +391,11 @@ fn batch(i: u64) -> Vec<Op> {
             if rng.chance(30) {
                 Op::Remove(key)
             } else {
-                let len = rng.below(700) as usize;
+                // One value in ten lies in overflow pages.
+                let len = match rng.chance(10) {
+                    true => MAX_INLINE + rng.below(6 * node::PAGE as u64) as usize,
+                    false => rng.below(700) as usize,
+                };
                 Op::Insert {
                     key,
                     len,
@@ -369,7 +421,7 @@ fn last_batch(db: &Db) -> u64 {
     let read = db.read().unwrap();
     read.get(BATCH_KEY)
         .unwrap()
-        .map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap()))
+        .map_or(0, |v| u64::from_le_bytes(v.as_ref().try_into().unwrap()))
 }
 
 /// The child: commits batches after the last committed one until killed.

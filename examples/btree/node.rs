@@ -2,28 +2,43 @@
 //!
 //! A node page holds its kind (leaf or branch), its entry count, one offset
 //! per entry, then the entries one after the other: key length, payload
-//! length (two bytes each), key, payload. A leaf's payload is the value. A
-//! branch's payload is a child's page id, and its key the smallest key that
-//! child's subtree may hold; the first entry of a branch has an empty key,
-//! since everything below the branch's own lower bound goes there.
+//! length (two bytes each), key, payload. A branch's payload is a child's
+//! page id, and its key the smallest key that child's subtree may hold; the
+//! first entry of a branch has an empty key, since everything below the
+//! branch's own lower bound goes there. A leaf's payload is a tag byte and
+//! then either the value (tag 0, values up to [`MAX_INLINE`]) or, for a
+//! longer one (tag 1), the value's length (u32) and the first of the
+//! overflow pages holding it (u64). An overflow page holds the id of the
+//! next page of its chain (u64, 0 on the last) and [`OVERFLOW_DATA`] bytes
+//! of the value; the value's length says how much of the last page is used.
+//! Values are never changed, so a leaf copied to a fresh page names the
+//! same chain, and the chain is freed when its value is replaced or removed.
 //!
 //! Reads search a page where it lies in the map, without copying it. A
-//! change decodes the node into a [`Node`], edits it, and encodes it into a
-//! page again: simple, and cheap next to the sync of the commit.
+//! change of one entry ([`Edit`]) that fits moves the bytes around it: in
+//! the page itself when the transaction wrote it already, else while
+//! copying it into a fresh page. Only a node that must split or merge is
+//! decoded into a [`Node`], changed, and encoded into pages again.
 
 use std::fmt;
+use std::ops::Range;
 
 use mappedpages::MappedPageError;
 
 pub const PAGE: usize = 4096;
 /// Kind (1 byte), unused byte, entry count (u16).
-const HEADER: usize = 4;
+pub const HEADER: usize = 4;
 /// The offset of an entry, and its two lengths.
-const ENTRY_OVERHEAD: usize = 2 + 4;
-/// Keys and values this large still leave two entries of each size in a
-/// branch or one in a leaf, so a node always splits into pieces that fit.
+pub const ENTRY_OVERHEAD: usize = 2 + 4;
+/// Keys and inline values this large still leave two entries of each size
+/// in a branch or one in a leaf, so a node always splits into pieces that fit.
 pub const MAX_KEY: usize = 1024;
-pub const MAX_VALUE: usize = 2048;
+pub const MAX_INLINE: usize = 2048;
+pub const MAX_VALUE: usize = 1 << 20;
+pub const OVERFLOW_DATA: usize = PAGE - 8;
+/// The tag byte that starts a leaf payload holding its value.
+pub const INLINE: &[u8] = &[0];
+const OVERFLOW: u8 = 1;
 
 #[derive(Debug)]
 pub enum Error {
@@ -62,6 +77,33 @@ pub enum Kind {
 
 fn u16_at(bytes: &[u8], at: usize) -> usize {
     usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]))
+}
+
+/// A leaf entry's value, as its payload gives it.
+pub enum Value<'a> {
+    Inline(&'a [u8]),
+    Overflow { len: usize, first: u64 },
+}
+
+impl<'a> Value<'a> {
+    pub fn parse(payload: &'a [u8]) -> Result<Self> {
+        match payload.split_first() {
+            Some((0, value)) => Ok(Value::Inline(value)),
+            Some((&OVERFLOW, at)) if at.len() == 12 => Ok(Value::Overflow {
+                len: u32::from_le_bytes(at[..4].try_into().expect("4")) as usize,
+                first: u64::from_le_bytes(at[4..].try_into().expect("8")),
+            }),
+            _ => Err(Error::Corrupt("bad leaf payload")),
+        }
+    }
+
+    /// The payload of a value held in the chain starting at `first`.
+    pub fn overflow(len: usize, first: u64) -> [u8; 13] {
+        let mut payload = [OVERFLOW; 13];
+        payload[1..5].copy_from_slice(&(len as u32).to_le_bytes());
+        payload[5..].copy_from_slice(&first.to_le_bytes());
+        payload
+    }
 }
 
 /// A node page, read where it lies.
@@ -157,6 +199,39 @@ impl<'a> NodeRef<'a> {
         })
     }
 
+    /// How `edit` changes this page; it must leave an entry.
+    pub fn plan(&self, edit: &Edit) -> Result<Plan> {
+        let (i, removed, key) = match *edit {
+            Edit::Insert(i, key, _) => (i, 0, key.len()),
+            Edit::Replace(i, _) => (i, 1, self.entry(i)?.0.len()),
+            Edit::Remove(i) => (i, 1, 0),
+        };
+        let start = |i: usize| -> Result<usize> {
+            Ok(if i < self.len {
+                self.span(i)?.0 - 4
+            } else {
+                self.used()?
+            })
+        };
+        let (at, end) = (start(i)?, start(i + removed)?);
+        let len = self.len - removed + usize::from(edit.payload().is_some());
+        let payload = edit.payload().map_or(0, |p| p[0].len() + p[1].len());
+        Ok(Plan {
+            kind: self.kind,
+            len,
+            old_start: HEADER + 2 * self.len,
+            new_start: HEADER + 2 * len,
+            prefix: HEADER + 2 * self.len..at,
+            suffix: end..self.used()?,
+            key: at + 4..at + 4 + key,
+            entry: if edit.payload().is_some() {
+                4 + key + payload
+            } else {
+                0
+            },
+        })
+    }
+
     pub fn decode(self) -> Result<Node> {
         let entries = (0..self.len)
             .map(|i| self.entry(i).map(|(k, p)| (k.to_vec(), p.to_vec())))
@@ -165,6 +240,112 @@ impl<'a> NodeRef<'a> {
             kind: self.kind,
             entries,
         })
+    }
+}
+
+/// A change of one entry. A payload is written from its parts, in order.
+#[derive(Clone, Copy)]
+pub enum Edit<'a> {
+    Insert(usize, &'a [u8], [&'a [u8]; 2]),
+    /// A new payload under the same key.
+    Replace(usize, [&'a [u8]; 2]),
+    Remove(usize),
+}
+
+impl<'a> Edit<'a> {
+    fn payload(&self) -> Option<[&'a [u8]; 2]> {
+        match *self {
+            Edit::Insert(_, _, p) | Edit::Replace(_, p) => Some(p),
+            Edit::Remove(_) => None,
+        }
+    }
+}
+
+/// Where an [`Edit`] moves a page's bytes: the entries before the edited
+/// one (`prefix`) shift with the offset table, those after it (`suffix`)
+/// also by the change in size of the edited one.
+pub struct Plan {
+    kind: Kind,
+    len: usize,
+    /// Where the old entries, and the new ones, begin.
+    old_start: usize,
+    new_start: usize,
+    prefix: Range<usize>,
+    suffix: Range<usize>,
+    /// The edited entry's key in the old page, and the new entry's size.
+    key: Range<usize>,
+    entry: usize,
+}
+
+impl Plan {
+    fn new_used(&self) -> usize {
+        self.new_start + self.prefix.len() + self.entry + self.suffix.len()
+    }
+
+    pub fn fits(&self) -> bool {
+        self.new_used() <= PAGE
+    }
+
+    /// Writes the edited node into `page`, from `src` or, without one, from
+    /// `page` itself. Each move goes where the other has been read already.
+    pub fn write(&self, src: Option<&[u8]>, page: &mut [u8], edit: &Edit) -> Result<()> {
+        let mv = |page: &mut [u8], from: Range<usize>, to: usize| match src {
+            Some(src) => page[to..to + from.len()].copy_from_slice(&src[from]),
+            None => page.copy_within(from, to),
+        };
+        let entry_at = self.new_start + self.prefix.len();
+        let suffix_to = entry_at + self.entry;
+        if suffix_to >= self.suffix.start {
+            mv(page, self.suffix.clone(), suffix_to);
+            mv(page, self.prefix.clone(), self.new_start);
+        } else {
+            mv(page, self.prefix.clone(), self.new_start);
+            mv(page, self.suffix.clone(), suffix_to);
+        }
+        if let Some(parts) = edit.payload() {
+            let key_len = match *edit {
+                Edit::Insert(_, key, _) => {
+                    page[entry_at + 4..][..key.len()].copy_from_slice(key);
+                    key.len()
+                }
+                _ => {
+                    mv(page, self.key.clone(), entry_at + 4);
+                    self.key.len()
+                }
+            };
+            let payload_len = self.entry - 4 - key_len;
+            page[entry_at..][..2].copy_from_slice(&(key_len as u16).to_le_bytes());
+            page[entry_at + 2..][..2].copy_from_slice(&(payload_len as u16).to_le_bytes());
+            let mut at = entry_at + 4 + key_len;
+            for part in parts {
+                page[at..][..part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+        }
+        page[..2].copy_from_slice(&[self.kind as u8, 0]);
+        page[2..HEADER].copy_from_slice(&(self.len as u16).to_le_bytes());
+        let (used, old_used) = (self.new_used(), self.suffix.end);
+        if used == old_used && self.old_start == self.new_start {
+            // The same entries at the same places: the offsets hold.
+            if let Some(src) = src {
+                page[HEADER..self.new_start].copy_from_slice(&src[HEADER..self.new_start]);
+            }
+        } else {
+            let mut at = self.new_start;
+            for i in 0..self.len {
+                if at + 4 > used {
+                    return Err(Error::Corrupt("entry past the page"));
+                }
+                page[HEADER + 2 * i..][..2].copy_from_slice(&(at as u16).to_le_bytes());
+                at += 4 + u16_at(page, at) + u16_at(page, at + 2);
+            }
+            if at != used {
+                return Err(Error::Corrupt("entry lengths differ from offsets"));
+            }
+        }
+        let stale = if src.is_some() { PAGE } else { old_used };
+        page[used..stale.max(used)].fill(0);
+        Ok(())
     }
 }
 
@@ -177,10 +358,10 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn leaf(key: &[u8], value: &[u8]) -> Node {
+    pub fn leaf(key: &[u8], payload: Vec<u8>) -> Node {
         Node {
             kind: Kind::Leaf,
-            entries: vec![(key.to_vec(), value.to_vec())],
+            entries: vec![(key.to_vec(), payload)],
         }
     }
 
@@ -196,6 +377,17 @@ impl Node {
         };
         node.entries[0].0.clear();
         node
+    }
+
+    /// The node with `edit` made.
+    pub fn apply(&mut self, edit: &Edit) {
+        match *edit {
+            Edit::Insert(i, key, payload) => {
+                self.entries.insert(i, (key.to_vec(), payload.concat()))
+            }
+            Edit::Replace(i, payload) => self.entries[i].1 = payload.concat(),
+            Edit::Remove(i) => drop(self.entries.remove(i)),
+        }
     }
 
     pub fn child(&self, i: usize) -> u64 {
@@ -230,11 +422,15 @@ impl Node {
     /// Cuts a node too large for a page into pieces that fit, each with the
     /// lower bound its parent files it under (empty for the first). Halves
     /// when it can; three pieces when a large entry lands between others.
-    pub fn split(mut self) -> Vec<(Vec<u8>, Node)> {
+    /// With `fill`, for a node that grew at its end because keys arrive in
+    /// ascending order, the first pieces take all they can instead: the
+    /// next keys go past them, so a half-empty page would stay so.
+    pub fn split(mut self, fill: bool) -> Vec<(Vec<u8>, Node)> {
         let mut pieces = Vec::new();
         let mut bound = Vec::new();
         while self.size() > PAGE {
-            let (half, mut size, mut cut) = (self.size() / 2, HEADER, 0);
+            let half = if fill { PAGE } else { self.size() / 2 };
+            let (mut size, mut cut) = (HEADER, 0);
             for (k, p) in &self.entries {
                 let next = size + ENTRY_OVERHEAD + k.len() + p.len();
                 if next > PAGE || (size >= half && cut > 0) {

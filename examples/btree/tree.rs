@@ -7,7 +7,7 @@
 //!
 //! - a change copies the path from the root to the changed leaf into pages
 //!   allocated in the transaction and frees the pages they replace (a page
-//!   this transaction wrote already is simply written again);
+//!   this transaction wrote already is simply written again, in place);
 //! - the commit repoints the protected page at the new root and publishes it
 //!   all atomically, with one sync.
 //!
@@ -18,11 +18,12 @@
 //! lives, so a [`ReadTxn`] reads, from any thread, one commit while the
 //! writer goes on.
 
+use std::borrow::Cow;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 
-pub use crate::node::{Error, Result, MAX_KEY, MAX_VALUE};
-use crate::node::{Kind, Node, NodeRef, PAGE};
+use crate::node::{Edit, Kind, Node, NodeRef, Value, INLINE, OVERFLOW_DATA, PAGE};
+pub use crate::node::{Error, Result, MAX_INLINE, MAX_KEY, MAX_VALUE};
 use mappedpages::{PageId, Pager, ProtectedPageId, Snapshot, Transaction};
 
 /// The protected page naming the root: the first one of a new file.
@@ -62,19 +63,64 @@ impl Meta {
 /// Where tree pages are read from: a snapshot, or a write transaction
 /// (which sees its own changes).
 pub trait Pages {
-    fn node(&self, id: u64) -> Result<NodeRef<'_>>;
+    fn page(&self, id: u64) -> Result<&[u8]>;
+
+    fn node(&self, id: u64) -> Result<NodeRef<'_>> {
+        NodeRef::new(self.page(id)?)
+    }
 }
 
 impl Pages for Snapshot<PAGE> {
-    fn node(&self, id: u64) -> Result<NodeRef<'_>> {
-        NodeRef::new(self.get(PageId(id))?.as_bytes())
+    fn page(&self, id: u64) -> Result<&[u8]> {
+        Ok(self.get(PageId(id))?.as_bytes())
     }
 }
 
 impl Pages for Transaction<'_, PAGE> {
-    fn node(&self, id: u64) -> Result<NodeRef<'_>> {
-        NodeRef::new(self.get(PageId(id))?.as_bytes())
+    fn page(&self, id: u64) -> Result<&[u8]> {
+        Ok(self.get(PageId(id))?.as_bytes())
     }
+}
+
+/// The overflow pages of a leaf payload (none for an inline value), each
+/// with the part of the value it holds.
+fn chain<'a, P: Pages>(
+    pages: &'a P,
+    payload: &[u8],
+) -> Result<impl Iterator<Item = Result<(u64, &'a [u8])>> + 'a> {
+    let (mut left, mut id) = match Value::parse(payload)? {
+        Value::Inline(_) => (0, 0),
+        Value::Overflow { len, first } => (len, first),
+    };
+    Ok(std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let (here, part) = (id, left.min(OVERFLOW_DATA));
+        let page = match pages.page(here) {
+            Ok(page) => page,
+            Err(e) => {
+                left = 0;
+                return Some(Err(e));
+            }
+        };
+        id = u64::from_le_bytes(page[..8].try_into().expect("8"));
+        left -= part;
+        Some(Ok((here, &page[8..8 + part])))
+    }))
+}
+
+/// A leaf payload's value: where it lies if inline, else gathered from its
+/// overflow pages.
+fn value<'a, P: Pages>(pages: &'a P, payload: &'a [u8]) -> Result<Cow<'a, [u8]>> {
+    if let Value::Inline(value) = Value::parse(payload)? {
+        return Ok(Cow::Borrowed(value));
+    }
+    let mut value = Vec::new();
+    for part in chain(pages, payload)? {
+        value.extend_from_slice(part?.1);
+    }
+    Ok(Cow::Owned(value))
 }
 
 pub struct Db {
@@ -137,7 +183,7 @@ pub struct WriteTxn<'a> {
 type Pieces = Vec<(Vec<u8>, u64)>;
 
 impl<'a> WriteTxn<'a> {
-    pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
         lookup(&self.txn, self.meta.root, key)
     }
 
@@ -160,10 +206,18 @@ impl<'a> WriteTxn<'a> {
         if value.len() > MAX_VALUE {
             return Err(Error::ValueTooLarge(value.len()));
         }
+        let overflow = match value.len() > MAX_INLINE {
+            true => Some(self.write_overflow(value)?),
+            false => None,
+        };
+        let payload: [&[u8]; 2] = match &overflow {
+            Some(payload) => [payload, &[]],
+            None => [INLINE, value],
+        };
         let (mut pieces, old) = if self.meta.root == 0 {
-            (self.store_new(Node::leaf(key, value))?, None)
+            (self.store_new(Node::leaf(key, payload.concat()))?, None)
         } else {
-            self.insert_at(self.meta.root, key, value)?
+            self.insert_at(self.meta.root, key, payload, true)?
         };
         // A root that split gets a new root above its pieces.
         while pieces.len() > 1 {
@@ -178,31 +232,39 @@ impl<'a> WriteTxn<'a> {
         &mut self,
         id: u64,
         key: &[u8],
-        value: &[u8],
+        payload: [&[u8]; 2],
+        rightmost: bool,
     ) -> Result<(Pieces, Option<Vec<u8>>)> {
         let page = self.txn.node(id)?;
+        // On the tree's right edge, growth at the end of a node is what an
+        // ascending load makes: such a node splits leaving its left part full.
         if page.kind() == Kind::Branch {
             let i = page.child_for(key)?;
-            let child = page.child(i)?;
-            let (pieces, old) = self.insert_at(child, key, value)?;
+            let (child, fill) = (page.child(i)?, rightmost && i + 1 == page.len());
+            let (pieces, old) = self.insert_at(child, key, payload, fill)?;
             // A child rewritten where it was (a page this transaction wrote
-            // already) that did not split leaves this node as it is.
-            if matches!(pieces.as_slice(), [(_, same)] if *same == child) {
-                return Ok((vec![(Vec::new(), id)], old));
+            // already) that did not split leaves this node as it is; one
+            // moved to a fresh page changes one child id.
+            match pieces.as_slice() {
+                [(_, same)] if *same == child => return Ok((vec![(Vec::new(), id)], old)),
+                [(_, moved)] => {
+                    let moved = moved.to_le_bytes();
+                    let edit = Edit::Replace(i, [&moved, &[]]);
+                    return Ok((self.change(id, edit, false)?, old));
+                }
+                _ => {}
             }
             let mut node = self.txn.node(id)?.decode()?;
             node.replace_child(i, pieces);
-            return Ok((self.store(id, node)?, old));
+            return Ok((self.store(id, node, fill)?, old));
         }
-        let mut node = page.decode()?;
-        let old = match page.search(key)? {
-            Ok(i) => Some(std::mem::replace(&mut node.entries[i].1, value.to_vec())),
-            Err(i) => {
-                node.entries.insert(i, (key.to_vec(), value.to_vec()));
-                None
-            }
+        let len = page.len();
+        let (old, edit) = match page.search(key)? {
+            Ok(i) => (Some(self.take_value(id, i)?), Edit::Replace(i, payload)),
+            Err(i) => (None, Edit::Insert(i, key, payload)),
         };
-        Ok((self.store(id, node)?, old))
+        let fill = rightmost && matches!(edit, Edit::Insert(i, ..) if i == len);
+        Ok((self.change(id, edit, fill)?, old))
     }
 
     /// Removes `key`; returns its value.
@@ -232,13 +294,9 @@ impl<'a> WriteTxn<'a> {
     /// the node's new page, 0 if the node is gone.
     fn remove_at(&mut self, id: u64, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
         let page = self.txn.node(id)?;
-        let (old, node) = match page.kind() {
+        let (old, edit) = match page.kind() {
             Kind::Leaf => match page.search(key)? {
-                Ok(i) => {
-                    let mut node = page.decode()?;
-                    let old = node.entries.remove(i).1;
-                    (old, node)
-                }
+                Ok(i) => (self.take_value(id, i)?, Edit::Remove(i)),
                 Err(_) => return Ok(None),
             },
             Kind::Branch => {
@@ -247,10 +305,18 @@ impl<'a> WriteTxn<'a> {
                 let Some((old, child)) = self.remove_at(before, key)? else {
                     return Ok(None);
                 };
-                // A child rewritten where it was and not small enough to
-                // merge leaves this node as it is.
-                if child == before && self.txn.node(child)?.used()? > PAGE / 4 {
-                    return Ok(Some((old, id)));
+                let small = child != 0 && self.txn.node(child)?.used()? <= PAGE / 4;
+                let child_bytes = child.to_le_bytes();
+                let edit = match (child, small) {
+                    // A child rewritten where it was and not small enough
+                    // to merge leaves this node as it is.
+                    (same, false) if same == before => return Ok(Some((old, id))),
+                    (0, _) if i > 0 => Some(Edit::Remove(i)),
+                    (0, _) | (_, true) => None,
+                    (_, false) => Some(Edit::Replace(i, [&child_bytes, &[]])),
+                };
+                if let Some(edit) = edit {
+                    return Ok(Some((old, self.change(id, edit, false)?[0].1)));
                 }
                 let mut node = self.txn.node(id)?.decode()?;
                 if child == 0 {
@@ -262,14 +328,18 @@ impl<'a> WriteTxn<'a> {
                     node.set_child(i, child);
                     self.merge(&mut node, i)?;
                 }
-                (old, node)
+                if node.entries.is_empty() {
+                    self.txn.free(PageId(id))?;
+                    return Ok(Some((old, 0)));
+                }
+                return Ok(Some((old, self.store(id, node, false)?[0].1)));
             }
         };
-        if node.entries.is_empty() {
+        if self.txn.node(id)?.len() == 1 {
             self.txn.free(PageId(id))?;
             return Ok(Some((old, 0)));
         }
-        Ok(Some((old, self.store(id, node)?[0].1)))
+        Ok(Some((old, self.change(id, edit, false)?[0].1)))
     }
 
     /// Folds child `i` of `node` into a neighbour when it is small and both
@@ -291,32 +361,83 @@ impl<'a> WriteTxn<'a> {
             return Ok(());
         }
         self.txn.free(PageId(right_id))?;
-        let id = self.store(left_id, merged)?[0].1;
+        let id = self.store(left_id, merged, false)?[0].1;
         node.set_child(left, id);
         node.entries.remove(left + 1);
         Ok(())
     }
 
+    /// The value of entry `i` of leaf `id`, which is being replaced or
+    /// removed: its overflow pages are freed.
+    fn take_value(&mut self, id: u64, i: usize) -> Result<Vec<u8>> {
+        let payload = self.txn.node(id)?.entry(i)?.1;
+        let value = value(&self.txn, payload)?.into_owned();
+        let pages = chain(&self.txn, payload)?.map(|part| part.map(|(id, _)| PageId(id)));
+        let pages = pages.collect::<Result<Vec<_>>>()?;
+        self.txn.free_bulk(pages)?;
+        Ok(value)
+    }
+
+    /// Writes a value too long for a leaf into a chain of fresh pages, in
+    /// one allocation so that they tend to lie together; returns the leaf
+    /// payload naming it.
+    fn write_overflow(&mut self, value: &[u8]) -> Result<[u8; 13]> {
+        let ids = self.txn.alloc_bulk(value.len().div_ceil(OVERFLOW_DATA))?;
+        for (n, part) in value.chunks(OVERFLOW_DATA).enumerate() {
+            let next = ids.get(n + 1).map_or(0, |id| id.0);
+            let page = self.txn.get_mut(ids[n])?.as_bytes_mut();
+            page[..8].copy_from_slice(&next.to_le_bytes());
+            page[8..8 + part.len()].copy_from_slice(part);
+            page[8 + part.len()..].fill(0);
+        }
+        Ok(Value::overflow(value.len(), ids[0].0))
+    }
+
+    /// Makes `edit` to node `id` where it lies if this transaction wrote it
+    /// already, else while copying it to a fresh page; decodes and stores it
+    /// ([`WriteTxn::store`]) only if the result does not fit a page.
+    fn change(&mut self, id: u64, edit: Edit, fill: bool) -> Result<Pieces> {
+        let plan = self.txn.node(id)?.plan(&edit)?;
+        if !plan.fits() {
+            let mut node = self.txn.node(id)?.decode()?;
+            node.apply(&edit);
+            return self.store(id, node, fill);
+        }
+        let new = if self.txn.is_writable(PageId(id)) {
+            plan.write(None, self.txn.get_mut(PageId(id))?.as_bytes_mut(), &edit)?;
+            id
+        } else {
+            let new = self.txn.alloc()?;
+            let pages = self.txn.pages();
+            let src = pages.get(PageId(id))?.as_bytes();
+            plan.write(Some(src), pages.get_mut(new)?.as_bytes_mut(), &edit)?;
+            drop(pages);
+            self.txn.free(PageId(id))?;
+            new.0
+        };
+        Ok(vec![(Vec::new(), new)])
+    }
+
     /// Writes `node`, which replaces page `id`: into `id` itself if this
     /// transaction wrote it already, else into a fresh page, freeing `id`.
-    fn store(&mut self, id: u64, node: Node) -> Result<Pieces> {
+    fn store(&mut self, id: u64, node: Node, fill: bool) -> Result<Pieces> {
         let target = if self.txn.is_writable(PageId(id)) {
             id
         } else {
             self.txn.free(PageId(id))?;
             self.txn.alloc()?.0
         };
-        self.write_pieces(target, node)
+        self.write_pieces(target, node, fill)
     }
 
     fn store_new(&mut self, node: Node) -> Result<Pieces> {
         let id = self.txn.alloc()?.0;
-        self.write_pieces(id, node)
+        self.write_pieces(id, node, false)
     }
 
-    fn write_pieces(&mut self, first: u64, node: Node) -> Result<Pieces> {
+    fn write_pieces(&mut self, first: u64, node: Node, fill: bool) -> Result<Pieces> {
         let mut stored = Vec::new();
-        for (n, (bound, piece)) in node.split().into_iter().enumerate() {
+        for (n, (bound, piece)) in node.split(fill).into_iter().enumerate() {
             let id = if n == 0 { first } else { self.txn.alloc()?.0 };
             piece.encode(self.txn.get_mut(PageId(id))?.as_bytes_mut());
             stored.push((bound, id));
@@ -342,11 +463,12 @@ pub struct ReadTxn {
 }
 
 impl ReadTxn {
-    pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
         lookup(&self.snapshot, self.meta.root, key)
     }
 
-    /// The entries with keys in `range`, in order, as they lie in the map.
+    /// The entries with keys in `range`, in order, as they lie in the map
+    /// (values in overflow pages gathered into a buffer of their own).
     pub fn range<K: AsRef<[u8]>>(
         &self,
         range: impl RangeBounds<K>,
@@ -393,6 +515,11 @@ impl ReadTxn {
                             return Err(Error::Corrupt("leaf out of order or at another depth"));
                         }
                         len += node.len() as u64;
+                        for i in 0..node.len() {
+                            for part in chain(&self.snapshot, node.entry(i)?.1)? {
+                                pages.push(part?.0);
+                            }
+                        }
                     }
                     Kind::Branch => {
                         if !keys[0].is_empty() || !sorted || !keys[1..].iter().all(within) {
@@ -418,7 +545,7 @@ impl ReadTxn {
     }
 }
 
-fn lookup<'a>(pages: &'a impl Pages, mut id: u64, key: &[u8]) -> Result<Option<&'a [u8]>> {
+fn lookup<'a, P: Pages>(pages: &'a P, mut id: u64, key: &[u8]) -> Result<Option<Cow<'a, [u8]>>> {
     if id == 0 {
         return Ok(None);
     }
@@ -428,13 +555,16 @@ fn lookup<'a>(pages: &'a impl Pages, mut id: u64, key: &[u8]) -> Result<Option<&
             Kind::Branch => id = node.child(node.child_for(key)?)?,
             Kind::Leaf => {
                 return match node.search(key)? {
-                    Ok(i) => Ok(Some(node.entry(i)?.1)),
+                    Ok(i) => Ok(Some(value(pages, node.entry(i)?.1)?)),
                     Err(_) => Ok(None),
                 }
             }
         }
     }
 }
+
+/// A key and its value, as a scan gives them.
+pub type Entry<'a> = (&'a [u8], Cow<'a, [u8]>);
 
 /// An ordered scan: the path from the root to the current leaf entry.
 pub struct Range<'a, P> {
@@ -475,7 +605,7 @@ impl<'a, P: Pages> Range<'a, P> {
         Ok(scan)
     }
 
-    fn step(&mut self) -> Result<Option<(&'a [u8], &'a [u8])>> {
+    fn step(&mut self) -> Result<Option<Entry<'a>>> {
         while let Some((node, at)) = self.path.last_mut() {
             let (node, i) = (*node, *at);
             if i >= node.len() {
@@ -491,7 +621,7 @@ impl<'a, P: Pages> Range<'a, P> {
                 continue;
             }
             *at += 1;
-            let (key, value) = node.entry(i)?;
+            let (key, payload) = node.entry(i)?;
             let inside = match &self.end {
                 Bound::Included(end) => key <= end.as_slice(),
                 Bound::Excluded(end) => key < end.as_slice(),
@@ -501,14 +631,14 @@ impl<'a, P: Pages> Range<'a, P> {
                 self.path.clear();
                 return Ok(None);
             }
-            return Ok(Some((key, value)));
+            return Ok(Some((key, value(self.pages, payload)?)));
         }
         Ok(None)
     }
 }
 
 impl<'a, P: Pages> Iterator for Range<'a, P> {
-    type Item = Result<(&'a [u8], &'a [u8])>;
+    type Item = Result<Entry<'a>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         match self.step() {

@@ -266,7 +266,7 @@ impl Store {
                 let r = db.read()?;
                 for s in starts {
                     for e in r.range(&s[..]..)?.take(len) {
-                        sum += print(e?.1);
+                        sum += print(&e?.1);
                         count += 1;
                     }
                 }
@@ -340,7 +340,7 @@ impl Reader<'_> {
         match self {
             Reader::Ours(r) => {
                 for k in keys {
-                    sum += print(r.get(k)?.ok_or_else(missing)?);
+                    sum += print(&r.get(k)?.ok_or_else(missing)?);
                 }
             }
             Reader::Redb(db) => {
