@@ -362,6 +362,45 @@ impl SummaryBitVec {
         Some(index as u64).filter(|&bit| bit < self.len)
     }
 
+    /// The lowest start of a run of `len` zero bits (1 to 64), looking at
+    /// no more than `max_words` words from the lowest zero bit: the search
+    /// of a placement that must stay cheap in a fragmented set.
+    pub fn first_zero_run(&self, len: u64, max_words: usize) -> Option<u64> {
+        debug_assert!((1..=WORD_BITS).contains(&len));
+        let first = self.first_zero()?;
+        let words = &self.levels[0];
+        let start_index = (first / WORD_BITS) as usize;
+        let end_index = words.len().min(start_index.saturating_add(max_words));
+        // Zero bits at the top of the words before, which a run may extend.
+        let mut carry = 0u64;
+        for (index, &word) in words.iter().enumerate().take(end_index).skip(start_index) {
+            let free = !word;
+            let base = index as u64 * WORD_BITS;
+            if carry > 0 {
+                let low = u64::from(free.trailing_ones());
+                if carry + low >= len {
+                    return Some(base - carry);
+                }
+            }
+            // Bit i of `runs` stays set when bits i to i + len - 1 are free.
+            let (mut runs, mut covered) = (free, 1u64);
+            while covered < len {
+                let shift = covered.min(len - covered);
+                runs &= runs >> shift;
+                covered += shift;
+            }
+            if runs != 0 {
+                return Some(base + u64::from(runs.trailing_zeros()));
+            }
+            carry = if free == !0 {
+                carry + WORD_BITS
+            } else {
+                u64::from(free.leading_ones())
+            };
+        }
+        None
+    }
+
     /// Sets the `count` lowest zero bits to one and returns them in ascending
     /// order, or `None` (changing nothing) if fewer than `count` are zero.
     /// Works a word at a time.
@@ -407,6 +446,38 @@ impl SummaryBitVec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lowest run of `len` zero bits, found bit by bit.
+    fn first_run_by_bits(set: &SummaryBitVec, len: u64) -> Option<u64> {
+        (0..set.len()).find(|&start| {
+            start + len <= set.len() && (start..start + len).all(|bit| !set.get(bit))
+        })
+    }
+
+    #[test]
+    fn zero_runs_are_found_within_and_across_words() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..200u64 {
+            let len = 1 + round % 300;
+            let mut set = SummaryBitVec::new(len);
+            let density = round % 7;
+            for bit in 0..len {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if state % 8 < density {
+                    set.set(bit);
+                }
+            }
+            for run in [1, 2, 3, 5, 8, 17, 31, 63, 64] {
+                assert_eq!(
+                    set.first_zero_run(run, usize::MAX),
+                    first_run_by_bits(&set, run),
+                    "run of {run} in a set of {len} (density {density}/8)"
+                );
+            }
+        }
+    }
 
     #[test]
     fn highest_bits_are_found_from_the_end() {

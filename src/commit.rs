@@ -390,6 +390,7 @@ impl Core {
         }
         if self.store.give_back(keep * self.page_size as u64).is_ok() {
             self.map.shrink(keep);
+            self.placement.cut(keep);
         }
     }
 

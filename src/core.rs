@@ -9,11 +9,12 @@ use crate::commit::Journal;
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
 use crate::format::root::{Root, FLAG_SYNCED};
-use crate::format::{superblock, MAX_PAGES, ROOT_PAGES, SUPERBLOCK_PAGE};
+use crate::format::{superblock, FIRST_DATA_PAGE, MAX_PAGES, ROOT_PAGES, SUPERBLOCK_PAGE};
 use crate::freemap::FreeMap;
 use crate::io::{max_file_bytes, Storage};
 use crate::options::{Durability, RecoveryReport};
 use crate::page_tree::PageTree;
+use crate::placement::Placement;
 use crate::snapshot::Registry;
 
 #[derive(Debug)]
@@ -50,6 +51,8 @@ pub(crate) struct Core {
     pub zero_page: Arc<[u8]>,
     /// The snapshots given out (`snapshot.rs`).
     pub snapshots: Registry,
+    /// Where small allocations go (`placement.rs`).
+    pub placement: Placement,
 }
 
 /// Settings the engine needs, independent of the page-size type parameter.
@@ -77,6 +80,8 @@ impl Core {
         settings: Settings,
         recovery: RecoveryReport,
     ) -> Core {
+        // Pages past the last one in use were most likely never written.
+        let unwritten_from = map.last_used().map_or(FIRST_DATA_PAGE, |last| last + 1);
         Core {
             store,
             map,
@@ -95,6 +100,7 @@ impl Core {
             recovery,
             zero_page: vec![0u8; settings.page_size].into(),
             snapshots: Registry::default(),
+            placement: Placement::new(unwritten_from),
         }
     }
 

@@ -257,6 +257,36 @@ impl FreeMap {
         }
     }
 
+    /// Whether `page` is free for allocation.
+    pub fn is_free(&self, page: u64) -> bool {
+        page < self.total_pages() && !self.used.get(page)
+    }
+
+    /// The lowest start of `len` free pages in a row (1 to 64), looked for
+    /// in `max_words` words of 64 pages from the lowest free page, and else
+    /// in the free pages at the end of the file.
+    pub fn free_run(&self, len: u64, max_words: usize) -> Option<u64> {
+        self.used.first_zero_run(len, max_words).or_else(|| {
+            let tail = self.used.last_one().map_or(0, |last| last + 1);
+            (self.total_pages().saturating_sub(tail) >= len).then_some(tail)
+        })
+    }
+
+    /// Takes free `page` for the pager's own use; false if it is not free.
+    pub fn take_internal(&mut self, page: u64) -> bool {
+        page < self.total_pages() && self.used.set(page)
+    }
+
+    /// Takes free `page` as a regular page; false if it is not free.
+    pub fn take_regular(&mut self, page: u64) -> bool {
+        if !self.take_internal(page) {
+            return false;
+        }
+        self.regular.set(page, true);
+        self.regular_count += 1;
+        true
+    }
+
     /// Allocates one free page for the pager's own use.
     pub fn alloc_internal(&mut self) -> Option<u64> {
         let page = self.used.first_zero()?;

@@ -373,6 +373,18 @@ impl Storage {
         self.file.write_all_at(data, offset)
     }
 
+    /// Writes zeros at byte `offset` into pages no state uses (see
+    /// `placement.rs`), past the fault hook: the write changes nothing a
+    /// crash or a reader can see, so crash and fault tests need not count
+    /// it. Best effort, as its caller treats it.
+    pub fn write_unused_zeros(&mut self, offset: u64, zeros: &[u8]) -> io::Result<()> {
+        let end = offset.checked_add(zeros.len() as u64);
+        if end.is_none_or(|end| end > self.len()) {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        self.file.write_all_at(zeros, offset)
+    }
+
     /// Makes every write so far durable: one `fdatasync`, which on Linux also
     /// writes back pages dirtied through the map.
     pub fn sync(&mut self) -> io::Result<()> {

@@ -70,6 +70,7 @@ mod options;
 mod page;
 mod page_tree;
 mod pager;
+mod placement;
 mod protected;
 mod read_only;
 mod recovery;

@@ -121,6 +121,7 @@ impl Core {
         if keep >= total || !self.map.shrink(keep) {
             return Ok(false);
         }
+        self.placement.cut(keep);
         let change = Change {
             force_sync: true,
             checkpoint: true,

@@ -60,6 +60,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
         // call; make the root open found durable first, as any write does.
         core.settle_open()?;
         let txn = TxnState::new(core);
+        core.placement.begin_transaction();
         Ok(Transaction {
             pager: self,
             txn: Some(txn),

@@ -33,6 +33,7 @@ use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, EntryState, Record};
 use crate::freemap::PageUse;
 use crate::options::Durability;
+use crate::placement::{Use, MAX_RUN};
 
 /// A transaction in progress: what it changed, and how to undo it.
 #[derive(Debug, Default)]
@@ -155,10 +156,12 @@ impl Core {
         }
         self.check_room(count, count)?;
         self.ensure_free(count)?;
-        let pages = self
-            .map
-            .alloc_regular(count)
-            .ok_or(MappedPageError::Unavailable)?;
+        let pages = if count <= MAX_RUN {
+            self.place_pages(count, Use::Regular)
+        } else {
+            self.map.alloc_regular(count)
+        }
+        .ok_or(MappedPageError::Unavailable)?;
         self.touch_pages(pages.iter().copied());
         let runs = runs(&pages);
         for &(start, count) in &runs {
@@ -224,7 +227,7 @@ impl Core {
         let mut slots = Vec::with_capacity(count as usize);
         for _ in 0..count {
             let slot = self.map.free_slot();
-            let (Some(a), Some(b)) = (self.map.alloc_internal(), self.map.alloc_internal()) else {
+            let Some(&[a, b]) = self.place_pages(2, Use::Internal).as_deref() else {
                 self.poisoned = true;
                 return Err(MappedPageError::Unavailable);
             };
@@ -310,8 +313,8 @@ impl Core {
         {
             self.ensure_free(1)?;
             let fresh = self
-                .map
-                .alloc_internal()
+                .place_pages(1, Use::Internal)
+                .and_then(|pages| pages.first().copied())
                 .ok_or(MappedPageError::Unavailable)?;
             txn.undo.push(Undo::Internal(fresh));
             staged_entry.copies[usize::from(target)] = fresh;
@@ -359,6 +362,7 @@ impl Core {
     /// transaction is rolled back (or the pager is unavailable, see
     /// [`Core::commit`]).
     pub(crate) fn commit_txn(&mut self, txn: TxnState) -> Result<()> {
+        self.placement.end_transaction();
         if txn.is_empty() {
             self.rollback_txn(txn);
             return self.check_usable();
@@ -416,6 +420,7 @@ impl Core {
 
     /// Undoes everything `txn` did and gives back what it grew the file by.
     pub(crate) fn rollback_txn(&mut self, txn: TxnState) {
+        self.placement.end_transaction();
         if self.poisoned {
             return;
         }

@@ -1,0 +1,188 @@
+//! Where a transaction's pages go in the file.
+//!
+//! A commit's cost on a disk is mostly its `fdatasync`, and that grows with
+//! the number of separate places it writes, not with the bytes: on ext4 four
+//! 4 KiB pages and the root written at four scattered places and synced take
+//! about twice as long as the same four pages side by side. Lowest-free
+//! allocation scatters a copy-on-write engine's pages over the holes its
+//! earlier commits freed, so small allocations are placed instead:
+//!
+//! - a page goes right after the one the transaction took before, when that
+//!   one is free;
+//! - else at the lowest run of free pages as long as what the transaction is
+//!   expected to take, judged by the one before it (an engine's transactions
+//!   are alike), searched in a bounded window;
+//! - else at the lowest free page, as before: placement never grows the file
+//!   (growth is decided by counts alone), so a file fragmented past any run
+//!   is filled hole by hole and gets no longer than lowest-free would make it.
+//!
+//! Only a [`Transaction`](crate::Transaction) is placed so: a seed call
+//! (`alloc`, `alloc_bulk`, a protected commit) takes the lowest free pages,
+//! as it always did, and its pages do not change what a transaction is
+//! expected to take.
+//!
+//! Blocks the file system has reserved but never written (the tail a growth
+//! `fallocate`d, or a hole) cost more still: the first sync after writing
+//! one must also commit the change of its extent, up to twice the time of
+//! an overwrite. So when a transaction takes such a page to write it, the
+//! free pages after it are written with zeros, 256 KiB in one sequential
+//! write: that sync converts them all at once, and the commits after it find
+//! written blocks. Zeros go only into free pages, which no reader, snapshot
+//! or root can see, and only in a file that preallocates its growth: one
+//! created sparse (`preallocate(false)`) asked to keep its holes.
+
+use crate::core::Core;
+use crate::freemap::FreeMap;
+
+/// The longest run looked for: past it, a transaction writes enough that
+/// one more place costs little.
+pub(crate) const MAX_RUN: u64 = 64;
+
+/// Words of the free map (64 pages each) a run is looked for in, from the
+/// lowest free page: bounds the search in a fragmented file.
+const SEARCH_WORDS: usize = 1024;
+
+/// Bytes of zeros written ahead into never-written free pages.
+const ZERO_AHEAD_BYTES: usize = 256 * 1024;
+
+/// Placement state: the transaction's last page, what it took so far and
+/// what the one before it took.
+#[derive(Debug)]
+pub(crate) struct Placement {
+    /// A [`Transaction`](crate::Transaction) is open (not a seed call).
+    active: bool,
+    last: Option<u64>,
+    taken: u64,
+    expected: u64,
+    /// Pages from here to the end may never have been written (a guess for
+    /// a file opened: the pages after the last one in use).
+    unwritten_from: u64,
+}
+
+impl Placement {
+    pub fn new(unwritten_from: u64) -> Placement {
+        Placement {
+            active: false,
+            last: None,
+            taken: 0,
+            expected: 1,
+            unwritten_from,
+        }
+    }
+
+    /// The free page the transaction's next page goes to, when the call
+    /// wants `remaining` more.
+    fn choose(&self, map: &FreeMap, remaining: u64) -> Option<u64> {
+        if !self.active {
+            return map.lowest_free();
+        }
+        if let Some(next) = self.last.and_then(|last| last.checked_add(1)) {
+            if map.is_free(next) {
+                return Some(next);
+            }
+        }
+        // At least what the call wants, so that its pages stay ascending.
+        let want = self
+            .expected
+            .saturating_sub(self.taken)
+            .max(remaining)
+            .clamp(1, MAX_RUN);
+        if want > 1 {
+            if let Some(start) = map.free_run(want, SEARCH_WORDS) {
+                return Some(start);
+            }
+        }
+        map.lowest_free()
+    }
+
+    /// A [`Transaction`](crate::Transaction) begins.
+    pub fn begin_transaction(&mut self) {
+        self.active = true;
+    }
+
+    /// The transaction ended (committed or not): the next one is expected
+    /// to take as many pages.
+    pub fn end_transaction(&mut self) {
+        if self.active && self.taken > 0 {
+            self.expected = self.taken;
+        }
+        self.active = false;
+        self.taken = 0;
+        self.last = None;
+    }
+
+    /// The file was cut to `total` pages.
+    pub fn cut(&mut self, total: u64) {
+        self.unwritten_from = self.unwritten_from.min(total);
+    }
+}
+
+/// What the pages taken are for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Use {
+    /// Regular pages handed to the caller.
+    Regular,
+    /// Pages the pager writes itself (protected copies, tree and check pages).
+    Internal,
+}
+
+impl Core {
+    /// Takes `count` free pages (at most [`MAX_RUN`]) placed as the module
+    /// docs say, for `usage`; `None`, changing nothing, if fewer are free.
+    pub(crate) fn place_pages(&mut self, count: u64, usage: Use) -> Option<Vec<u64>> {
+        if count > self.map.free_pages() {
+            return None;
+        }
+        let mut pages = Vec::with_capacity(count as usize);
+        for remaining in (1..=count).rev() {
+            let page = self.placement.choose(&self.map, remaining)?;
+            let taken = match usage {
+                Use::Internal => self.map.take_internal(page),
+                Use::Regular => self.map.take_regular(page),
+            };
+            debug_assert!(taken, "placement chose page {page}, which is not free");
+            self.placement.last = Some(page);
+            self.placement.taken += 1;
+            pages.push(page);
+        }
+        // A run found below the page continued first: callers get them in order.
+        pages.sort_unstable();
+        // A seed `alloc` may never write its pages (and should cost what it
+        // did); a transaction's and the pager's own pages get written.
+        if self.placement.active || usage == Use::Internal {
+            if let Some(&last) = pages.last() {
+                self.zero_ahead(last);
+            }
+        }
+        Some(pages)
+    }
+
+    /// Writes zeros into the free pages after `page` when they may never
+    /// have been written (see the module docs). Best effort: a failed write
+    /// of a free page loses nothing, so its error is dropped; a later write
+    /// that matters reports its own.
+    fn zero_ahead(&mut self, page: u64) {
+        // Until the root open took is durable, the older root may still use
+        // pages that look free (see `Core::settle_open`).
+        if !self.preallocate || page + 1 < self.placement.unwritten_from || self.open_unsettled {
+            return;
+        }
+        let pages = (ZERO_AHEAD_BYTES / self.page_size).max(1) as u64;
+        let end = (page + 1 + pages).min(self.map.total_pages());
+        let zeros = vec![0u8; ZERO_AHEAD_BYTES.max(self.page_size)];
+        let mut at = page + 1;
+        while at < end {
+            if !self.map.is_free(at) {
+                at += 1;
+                continue;
+            }
+            let run_end = (at..end).find(|&p| !self.map.is_free(p)).unwrap_or(end);
+            let len = (run_end - at) as usize * self.page_size;
+            let _ = self
+                .store
+                .write_unused_zeros(at * self.page_size as u64, &zeros[..len]);
+            at = run_end;
+        }
+        self.placement.unwritten_from = self.placement.unwritten_from.max(end);
+    }
+}
