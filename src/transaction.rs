@@ -256,7 +256,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
         if none_below(core) {
             return Ok(None);
         }
-        let low = core.txn_alloc_regular(txn, 1)?;
+        let low = core.txn_alloc_regular_at(txn, 1, false)?;
         let Some(&to) = low.first() else {
             return Ok(None);
         };

@@ -148,15 +148,26 @@ impl Core {
         }
     }
 
-    /// Allocates `count` regular pages, lowest first.
+    /// Allocates `count` regular pages, placed (see `placement.rs`).
     pub(crate) fn txn_alloc_regular(&mut self, txn: &mut TxnState, count: u64) -> Result<Vec<u64>> {
+        self.txn_alloc_regular_at(txn, count, true)
+    }
+
+    /// Allocates `count` regular pages, placed, or else the lowest free
+    /// ones (what `relocate` moves a page down to).
+    pub(crate) fn txn_alloc_regular_at(
+        &mut self,
+        txn: &mut TxnState,
+        count: u64,
+        placed: bool,
+    ) -> Result<Vec<u64>> {
         self.check_usable()?;
         if count == 0 {
             return Ok(Vec::new());
         }
         self.check_room(count, count)?;
         self.ensure_free(count)?;
-        let pages = if count <= MAX_RUN {
+        let pages = if placed && count <= MAX_RUN {
             self.place_pages(count, Use::Regular)
         } else {
             self.map.alloc_regular(count)
