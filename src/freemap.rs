@@ -272,9 +272,10 @@ impl FreeMap {
         })
     }
 
-    /// Takes free `page` for the pager's own use; false if it is not free.
+    /// Takes free `page` for the pager's own use; false if it is not free
+    /// (or past the end).
     pub fn take_internal(&mut self, page: u64) -> bool {
-        page < self.total_pages() && self.used.set(page)
+        self.used.set(page)
     }
 
     /// Takes free `page` as a regular page; false if it is not free.
@@ -312,7 +313,7 @@ impl FreeMap {
         pages
             .iter()
             .copied()
-            .filter(|&page| page < self.total_pages() && self.used.set(page))
+            .filter(|&page| self.take_internal(page))
             .collect()
     }
 

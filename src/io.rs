@@ -362,6 +362,19 @@ impl Storage {
             offset,
             len: data.len(),
         })?;
+        self.write_within(offset, data)
+    }
+
+    /// Writes zeros at byte `offset` into pages no state uses (see
+    /// `placement.rs`), past the fault hook: the write changes nothing a
+    /// crash or a reader can see, so crash and fault tests need not count
+    /// it. Best effort, as its caller treats it.
+    pub fn write_unused_zeros(&mut self, offset: u64, zeros: &[u8]) -> io::Result<()> {
+        self.write_within(offset, zeros)
+    }
+
+    /// `pwrite` of `data` at `offset`, refused past the end of the file.
+    fn write_within(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         let end = offset.checked_add(data.len() as u64);
         if end.is_none_or(|end| end > self.len()) {
             return Err(io::ErrorKind::InvalidInput.into());
@@ -371,18 +384,6 @@ impl Storage {
         // kernel finishes a one-page `pwrite` it has started. A root torn by
         // a kill would otherwise lose Deferred commits that had returned.
         self.file.write_all_at(data, offset)
-    }
-
-    /// Writes zeros at byte `offset` into pages no state uses (see
-    /// `placement.rs`), past the fault hook: the write changes nothing a
-    /// crash or a reader can see, so crash and fault tests need not count
-    /// it. Best effort, as its caller treats it.
-    pub fn write_unused_zeros(&mut self, offset: u64, zeros: &[u8]) -> io::Result<()> {
-        let end = offset.checked_add(zeros.len() as u64);
-        if end.is_none_or(|end| end > self.len()) {
-            return Err(io::ErrorKind::InvalidInput.into());
-        }
-        self.file.write_all_at(zeros, offset)
     }
 
     /// Makes every write so far durable: one `fdatasync`, which on Linux also
