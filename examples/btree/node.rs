@@ -79,6 +79,23 @@ fn u16_at(bytes: &[u8], at: usize) -> usize {
     usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]))
 }
 
+/// Writes `value` (under 2^16: a page offset, count or length) at `at`.
+fn set_u16(bytes: &mut [u8], at: usize, value: usize) {
+    bytes[at..at + 2].copy_from_slice(&(value as u16).to_le_bytes());
+}
+
+/// Writes a node page's header: its kind and entry count.
+fn write_header(page: &mut [u8], kind: Kind, len: usize) {
+    page[..2].copy_from_slice(&[kind as u8, 0]);
+    set_u16(page, 2, len);
+}
+
+/// Writes the two lengths that start an entry at `at`.
+fn write_lengths(page: &mut [u8], at: usize, key_len: usize, payload_len: usize) {
+    set_u16(page, at, key_len);
+    set_u16(page, at + 2, payload_len);
+}
+
 /// A leaf entry's value, as its payload gives it.
 pub enum Value<'a> {
     Inline(&'a [u8]),
@@ -313,17 +330,14 @@ impl Plan {
                     self.key.len()
                 }
             };
-            let payload_len = self.entry - 4 - key_len;
-            page[entry_at..][..2].copy_from_slice(&(key_len as u16).to_le_bytes());
-            page[entry_at + 2..][..2].copy_from_slice(&(payload_len as u16).to_le_bytes());
+            write_lengths(page, entry_at, key_len, self.entry - 4 - key_len);
             let mut at = entry_at + 4 + key_len;
             for part in parts {
                 page[at..][..part.len()].copy_from_slice(part);
                 at += part.len();
             }
         }
-        page[..2].copy_from_slice(&[self.kind as u8, 0]);
-        page[2..HEADER].copy_from_slice(&(self.len as u16).to_le_bytes());
+        write_header(page, self.kind, self.len);
         let (used, old_used) = (self.new_used(), self.suffix.end);
         if used == old_used && self.old_start == self.new_start {
             // The same entries at the same places: the offsets hold.
@@ -336,7 +350,7 @@ impl Plan {
                 if at + 4 > used {
                     return Err(Error::Corrupt("entry past the page"));
                 }
-                page[HEADER + 2 * i..][..2].copy_from_slice(&(at as u16).to_le_bytes());
+                set_u16(page, HEADER + 2 * i, at);
                 at += 4 + u16_at(page, at) + u16_at(page, at + 2);
             }
             if at != used {
@@ -477,13 +491,11 @@ impl Node {
     pub fn encode(&self, page: &mut [u8]) {
         assert!(self.size() <= page.len() && !self.entries.is_empty());
         page.fill(0);
-        page[0] = self.kind as u8;
-        page[2..4].copy_from_slice(&(self.entries.len() as u16).to_le_bytes());
+        write_header(page, self.kind, self.entries.len());
         let mut at = HEADER + 2 * self.entries.len();
         for (i, (key, payload)) in self.entries.iter().enumerate() {
-            page[HEADER + 2 * i..][..2].copy_from_slice(&(at as u16).to_le_bytes());
-            page[at..][..2].copy_from_slice(&(key.len() as u16).to_le_bytes());
-            page[at + 2..][..2].copy_from_slice(&(payload.len() as u16).to_le_bytes());
+            set_u16(page, HEADER + 2 * i, at);
+            write_lengths(page, at, key.len(), payload.len());
             page[at + 4..][..key.len()].copy_from_slice(key);
             page[at + 4 + key.len()..][..payload.len()].copy_from_slice(payload);
             at += 4 + key.len() + payload.len();

@@ -371,9 +371,16 @@ impl<'a> WriteTxn<'a> {
     /// removed: its overflow pages are freed.
     fn take_value(&mut self, id: u64, i: usize) -> Result<Vec<u8>> {
         let payload = self.txn.node(id)?.entry(i)?.1;
-        let value = value(&self.txn, payload)?.into_owned();
-        let pages = chain(&self.txn, payload)?.map(|part| part.map(|(id, _)| PageId(id)));
-        let pages = pages.collect::<Result<Vec<_>>>()?;
+        if let Value::Inline(value) = Value::parse(payload)? {
+            return Ok(value.to_vec());
+        }
+        // One walk of the chain gathers the value and the pages to free.
+        let (mut value, mut pages) = (Vec::new(), Vec::new());
+        for part in chain(&self.txn, payload)? {
+            let (page, bytes) = part?;
+            value.extend_from_slice(bytes);
+            pages.push(PageId(page));
+        }
         self.txn.free_bulk(pages)?;
         Ok(value)
     }
