@@ -2734,55 +2734,65 @@ fn main() -> BoxResult<()> {
 
     let run_start = Instant::now();
     let mut parts = Parts(Vec::new());
-    let mut rows = Vec::new();
-    if enabled("p1") {
-        let p1 = parts.time(
+    // Each part: its name in `PARTS`, its heading, and what measures it
+    // and turns the figures into rows, run in this order.
+    type Part<'a> = (
+        &'a str,
+        &'a str,
+        Box<dyn FnOnce() -> BoxResult<Vec<Row>> + 'a>,
+    );
+    let all_parts: Vec<Part> = vec![
+        (
+            "p1",
             "P1/P2: alloc, free, protected commit vs pwrite+fdatasync",
-            || run_p1(&cfg, dir),
-        )?;
-        rows.extend(p1_rows(&p1));
-    }
-    if enabled("t3") {
-        let t3 = parts.time(
+            Box::new(|| Ok(p1_rows(&run_p1(&cfg, dir)?))),
+        ),
+        (
+            "t3",
             "T3: transactions vs the same raw writes + fdatasync",
-            || run_t3(&cfg, dir),
-        )?;
-        rows.extend(t3_rows(&t3));
-    }
-    if enabled("t4") {
-        let t4 = parts.time(
+            Box::new(|| Ok(t3_rows(&run_t3(&cfg, dir)?))),
+        ),
+        (
+            "t4",
             "T4: Deferred commits vs pwrite; open of a small file",
-            || run_t4(&cfg, dir),
-        )?;
-        rows.extend(t4_rows(&t4));
-    }
-    if enabled("p3") {
-        let p3 = parts.time("P3: allocation cost vs file size; alloc_bulk", || {
-            run_p3(&cfg, dir)
-        })?;
-        rows.extend(p3_rows(&cfg, &p3));
-    }
-    if enabled("p4") {
-        let p4 = parts.time("P4: read loops vs raw memmap2", || run_p4(&cfg, dir))?;
-        rows.extend(p4_rows(&p4));
-    }
-    if enabled("r4") {
-        let r4 = parts.time("R4: random reads through a snapshot vs &Pager", || {
-            run_r4(&cfg, dir)
-        })?;
-        rows.extend(r4_rows(&r4));
-    }
-    if enabled("r6") {
-        let r6 = parts.time("R6: readers while a writer commits", || run_r6(&cfg, dir))?;
-        rows.extend(r6_rows(&r6));
-    }
-    if enabled("space") {
-        let space = parts.time("Space held by an old snapshot", || run_space(dir))?;
-        rows.extend(space);
-    }
-    if enabled("p5") {
-        let p5 = parts.time("P5: open of a large file", || run_p5(&cfg, dir))?;
-        rows.extend(p5_rows(&cfg, &p5));
+            Box::new(|| Ok(t4_rows(&run_t4(&cfg, dir)?))),
+        ),
+        (
+            "p3",
+            "P3: allocation cost vs file size; alloc_bulk",
+            Box::new(|| Ok(p3_rows(&cfg, &run_p3(&cfg, dir)?))),
+        ),
+        (
+            "p4",
+            "P4: read loops vs raw memmap2",
+            Box::new(|| Ok(p4_rows(&run_p4(&cfg, dir)?))),
+        ),
+        (
+            "r4",
+            "R4: random reads through a snapshot vs &Pager",
+            Box::new(|| Ok(r4_rows(&run_r4(&cfg, dir)?))),
+        ),
+        (
+            "r6",
+            "R6: readers while a writer commits",
+            Box::new(|| Ok(r6_rows(&run_r6(&cfg, dir)?))),
+        ),
+        (
+            "space",
+            "Space held by an old snapshot",
+            Box::new(|| run_space(dir)),
+        ),
+        (
+            "p5",
+            "P5: open of a large file",
+            Box::new(|| Ok(p5_rows(&cfg, &run_p5(&cfg, dir)?))),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, heading, run) in all_parts {
+        if enabled(name) {
+            rows.extend(parts.time(heading, run)?);
+        }
     }
     drop(tmp);
 
