@@ -108,16 +108,7 @@ impl Core {
             self.commit_trees_whole()?;
         }
         let total = self.map.total_pages();
-        let mut keep = self.tail_start().saturating_add(slack);
-        // The shrink's checkpoint writes its pages below the new end.
-        let free_below = self
-            .map
-            .free_pages()
-            .saturating_sub(total.saturating_sub(keep));
-        let need = self.checkpoint_pages(keep);
-        keep = keep
-            .saturating_add(need.saturating_sub(free_below))
-            .max(floor);
+        let keep = self.shrink_end(slack).max(floor);
         if keep >= total || !self.map.shrink(keep) {
             return Ok(false);
         }
@@ -128,13 +119,43 @@ impl Core {
             ..Change::default()
         };
         self.commit(change, |core| core.map.grow(total))?;
-        // The root that counts on `keep` pages is durable: cut. A cut that
-        // fails leaves the file longer than the root counts on, which is
-        // valid; the next growth finds the length it needs.
+        // The durable root counts on `root_total` pages: never cut below
+        // it. It is `keep` unless the checkpoint needed more room than was
+        // computed and grew the file back (then nothing below its end is
+        // free to give: the next shrink finds the tail again).
+        let end = self.journal.root_total.max(keep);
+        if end >= total {
+            return Ok(false);
+        }
+        // That root is durable: cut. A cut that fails leaves the file longer
+        // than the root counts on, which is valid; the next growth finds the
+        // length it needs.
         let _ = self
             .store
-            .give_back(keep.saturating_mul(self.page_size as u64));
+            .give_back(end.saturating_mul(self.page_size as u64));
         Ok(true)
+    }
+
+    /// The end a shrink cuts the file at: the free tail's start and `slack`
+    /// free pages, and as many more free pages as the shrink's checkpoint
+    /// needs beyond the free pages below that. The checkpoint's size depends
+    /// on the end (an end past a bitmap leaf, or past the leaves one tree
+    /// node covers, adds nodes), so the two are computed together until they
+    /// agree; the end only grows, and the tree's size with it, so this stops.
+    fn shrink_end(&self, slack: u64) -> u64 {
+        let total = self.map.total_pages();
+        let base = self.tail_start().saturating_add(slack).min(total);
+        // Free pages below `base`: every page from `base` on is free.
+        let free_below = self.map.free_pages().saturating_sub(total - base);
+        let mut keep = base;
+        loop {
+            let need = self.checkpoint_pages(keep);
+            let next = base.saturating_add(need.saturating_sub(free_below));
+            if next <= keep {
+                return keep;
+            }
+            keep = next;
+        }
     }
 
     /// After a commit: cuts the free tail if it passed the threshold the
