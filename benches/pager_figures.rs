@@ -1493,7 +1493,7 @@ struct OpenFigures {
     allocated: u64,
 }
 
-fn open_child(path: &Path, cold: bool) -> BoxResult<()> {
+fn open_child<const PS: usize>(path: &Path, cold: bool) -> BoxResult<()> {
     if cold {
         evict_from_cache(path)?;
     }
@@ -1502,7 +1502,7 @@ fn open_child(path: &Path, cold: bool) -> BoxResult<()> {
     let heap_before = HEAP_NOW.load(Ordering::Relaxed);
     HEAP_PEAK.store(heap_before, Ordering::Relaxed);
     let start = Instant::now();
-    let pager = Pager::<1024>::options().preallocate(false).open(path)?;
+    let pager = Pager::<PS>::options().preallocate(false).open(path)?;
     let open_ns = ns(start.elapsed());
     let heap_held = HEAP_NOW.load(Ordering::Relaxed) - heap_before;
     let heap_peak = HEAP_PEAK.load(Ordering::Relaxed) - heap_before;
@@ -1520,10 +1520,17 @@ fn open_child(path: &Path, cold: bool) -> BoxResult<()> {
 }
 
 fn spawn_open_child(path: &Path, cold: bool) -> BoxResult<OpenFigures> {
+    spawn_open_child_sized(path, cold, 1024)
+}
+
+/// Opens `path` in a child process, with pages of `page_size` bytes (1024
+/// or 4096), and reads back what it measured.
+fn spawn_open_child_sized(path: &Path, cold: bool, page_size: usize) -> BoxResult<OpenFigures> {
     let out = Command::new(std::env::current_exe()?)
         .arg("open-child")
         .arg(path)
         .arg(if cold { "cold" } else { "warm" })
+        .arg(page_size.to_string())
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
@@ -1625,6 +1632,93 @@ fn run_p5(cfg: &Config, dir: &Path) -> BoxResult<P5Results> {
     }
     std::fs::remove_file(&path)?;
     Ok(r)
+}
+
+// ---------------------------------------------------------------------------
+// T5: open after Deferred commits, after a kill and after a clean close.
+
+/// Deferred transactions written before the kill or the close, and the
+/// fresh pages each writes: 60 000 pages written since the last sync.
+const T5_TXNS: usize = 2000;
+const T5_PAGES: usize = 30;
+
+/// Writes the T5 workload to a new file, then either drops the pager (a
+/// clean close) or ends the process without running any destructor, as a
+/// kill would: nothing synced since the last sync. Runs in a child process.
+fn t5_child(path: &Path, clean_close: bool) -> BoxResult<()> {
+    let mut pager = Pager::<4096>::options()
+        .durability(Durability::Deferred)
+        .preallocate(false)
+        // Large enough that no commit grows the file (a growth syncs).
+        .initial_pages((T5_TXNS * T5_PAGES + 8192) as u64)
+        .create(path)?;
+    pager.sync()?;
+    for round in 0..T5_TXNS {
+        let mut txn = pager.transaction()?;
+        for id in txn.alloc_bulk(T5_PAGES)? {
+            txn.get_mut(id)?.as_bytes_mut()[..8].copy_from_slice(&(round as u64).to_le_bytes());
+        }
+        txn.commit()?;
+    }
+    if clean_close {
+        drop(pager);
+        Ok(())
+    } else {
+        std::process::exit(0);
+    }
+}
+
+struct T5Results {
+    after_kill: Vec<f64>,
+    after_close: Vec<f64>,
+}
+
+fn run_t5(dir: &Path) -> BoxResult<T5Results> {
+    let mut r = T5Results {
+        after_kill: Vec::new(),
+        after_close: Vec::new(),
+    };
+    for (clean_close, times) in [(false, &mut r.after_kill), (true, &mut r.after_close)] {
+        let path = dir.join(format!("t5-{clean_close}.pages"));
+        // An open that writes nothing leaves the file as it found it, so
+        // every open sees the same state.
+        let status = Command::new(std::env::current_exe()?)
+            .arg("t5-child")
+            .arg(&path)
+            .arg(if clean_close { "close" } else { "kill" })
+            .status()?;
+        if !status.success() {
+            return Err(format!("T5 child failed: {status}").into());
+        }
+        for _ in 0..5 {
+            times.push(spawn_open_child_sized(&path, false, 4096)?.open_ns);
+        }
+        let what = if clean_close { "clean close" } else { "kill" };
+        println!("{}", describe(&format!("open after a {what}"), times));
+        std::fs::remove_file(&path)?;
+    }
+    Ok(r)
+}
+
+fn t5_rows(t5: &T5Results) -> Vec<Row> {
+    let pages = T5_TXNS * T5_PAGES;
+    [(&t5.after_kill, "kill"), (&t5.after_close, "clean close")]
+        .into_iter()
+        .map(|(times, what)| {
+            row(
+                format!(
+                    "T5 open after a {what}: {T5_TXNS} Deferred transactions of {T5_PAGES} \
+                     pages ({pages} written since the last sync), warm cache, n = {}",
+                    times.len()
+                ),
+                fmt_ns(median(times)),
+                "—",
+                "—",
+                "bounded by what a power loss could tear",
+                "—",
+            )
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -2653,7 +2747,7 @@ fn p5_rows(cfg: &Config, p5: &P5Results) -> Vec<Row> {
 }
 
 /// Whether the part named `name` runs: all by default, else those listed in
-/// `PARTS` (comma-separated: p1, t3, t4, p3, p4, r4, r6, space, p5; P2 runs
+/// `PARTS` (comma-separated: p1, t3, t4, t5, p3, p4, r4, r6, space, p5; P2 runs
 /// with P1).
 fn enabled(name: &str) -> bool {
     match std::env::var("PARTS") {
@@ -2673,7 +2767,15 @@ fn main() -> BoxResult<()> {
         Some("open-child") => {
             let path = args.get(1).ok_or("open-child PATH [warm|cold]")?;
             let cold = args.get(2).is_some_and(|m| m == "cold");
-            return open_child(Path::new(path), cold);
+            return match args.get(3).map(String::as_str) {
+                Some("4096") => open_child::<4096>(Path::new(path), cold),
+                _ => open_child::<1024>(Path::new(path), cold),
+            };
+        }
+        Some("t5-child") => {
+            let path = args.get(1).ok_or("t5-child PATH kill|close")?;
+            let clean_close = args.get(2).is_some_and(|m| m == "close");
+            return t5_child(Path::new(path), clean_close);
         }
         Some("strace-prep") => {
             let path = args.get(1).ok_or("strace-prep FILE")?;
@@ -2756,6 +2858,11 @@ fn main() -> BoxResult<()> {
             "t4",
             "T4: Deferred commits vs pwrite; open of a small file",
             Box::new(|| Ok(t4_rows(&run_t4(&cfg, dir)?))),
+        ),
+        (
+            "t5",
+            "T5: open after Deferred commits, after a kill and a clean close",
+            Box::new(|| Ok(t5_rows(&run_t5(dir)?))),
         ),
         (
             "p3",
