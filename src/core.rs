@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::commit::Journal;
+use crate::commit::{Change, Journal};
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
 use crate::format::root::{Root, FLAG_SYNCED};
@@ -266,8 +266,23 @@ impl Core {
     /// Makes every byte written and every commit so far durable.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.check_usable()?;
-        self.sync_everything()?;
+        self.sync_and_retire_checks()?;
         self.maybe_shrink();
+        Ok(())
+    }
+
+    /// One sync, then, in Deferred mode, a root that checks no page when
+    /// the root just made durable checks some: what the pages written since
+    /// the last sync needed checking for (a power loss before they reached
+    /// the disk) cannot happen to them any more, and an open of that root
+    /// would read and checksum every one of them. The new root describes
+    /// the same state and names only durable pages, so it needs no sync of
+    /// its own: a power loss that loses it leaves the one just synced.
+    fn sync_and_retire_checks(&mut self) -> Result<()> {
+        self.sync_everything()?;
+        if self.durability == Durability::Deferred && !self.journal.durable_checked.is_empty() {
+            self.commit(Change::default(), |_| {})?;
+        }
         Ok(())
     }
 }
@@ -277,7 +292,7 @@ impl Drop for Core {
         if self.durability == Durability::Deferred && !self.poisoned {
             // Best effort: a failure here leaves the file at an older but
             // consistent commit, which is what Deferred promises anyway.
-            let _ = self.sync_everything();
+            let _ = self.sync_and_retire_checks();
         }
     }
 }

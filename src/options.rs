@@ -35,6 +35,13 @@ pub enum Durability {
     /// metadata. [`Pager::sync`], or a commit in a pager opened with
     /// `Immediate`, makes everything before it durable; dropping the pager
     /// syncs too.
+    ///
+    /// What open checks: after a sync or a clean close, nothing (the root
+    /// they leave lists no page). After a killed process or a power loss,
+    /// every page written since the last sync, read and checksummed once:
+    /// exactly what a power loss could have torn. A commit that would make
+    /// that more than 65 536 pages syncs first, so open never checks more
+    /// (about 60 ms for 60 000 pages of 4 KiB on a warm cache).
     Deferred,
 }
 
