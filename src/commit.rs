@@ -248,6 +248,16 @@ impl Core {
             .sum()
     }
 
+    /// Each page [`Core::waiting_pages`] counts.
+    pub(crate) fn waiting_pages_iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let journal = &self.journal;
+        journal
+            .awaiting_durable
+            .iter()
+            .chain(&journal.held)
+            .flat_map(|(_, pages)| pages.iter().copied())
+    }
+
     /// Whether `page` was freed by a commit and is not reusable yet: free to
     /// the caller, so freeing it again is a double free.
     pub(crate) fn is_waiting(&self, page: u64) -> bool {

@@ -13,9 +13,12 @@
 //! and a file at least as long as it counts on (longer if the cut did not
 //! happen yet), which open accepts.
 
+use std::collections::BTreeMap;
+
 use crate::commit::Change;
 use crate::core::Core;
-use crate::error::Result;
+use crate::error::{MappedPageError, Result};
+use crate::format::record::{EntryState, Record};
 use crate::format::FIRST_DATA_PAGE;
 
 impl Core {
@@ -101,6 +104,7 @@ impl Core {
         }
         // And those held for snapshots dropped since.
         self.release_unpinned();
+        self.move_protected_down()?;
         if self.trees_at_the_end() && self.room_below_for_trees() {
             // The last checkpoint put page-tree pages at the end (when it
             // had no lower page free): rewrite both trees whole into the
@@ -156,6 +160,87 @@ impl Core {
             }
             keep = next;
         }
+    }
+
+    /// Moves the copies of protected pages that lie past every page the
+    /// pager cannot move (regular pages, and pages waiting to be reused)
+    /// down to the lowest free pages, in one synced commit. A transaction
+    /// places a staged copy beside the pages it wrote, which can be high in
+    /// the file, and such a copy would keep the free space behind it. The
+    /// active copy's bytes are copied to its new page, checked by the
+    /// commit's root like any staged copy; the inactive copy's bytes are
+    /// never read, so it only gets a new page. The old pages are freed by
+    /// the commit: a snapshot that still reads them keeps them until it is
+    /// gone.
+    fn move_protected_down(&mut self) -> Result<()> {
+        let total = self.map.total_pages();
+        let last_regular = self.map.regular_bits().prev_one(total);
+        let last_waiting = self.waiting_pages_iter().max();
+        let fixed_end = last_regular.max(last_waiting).map_or(0, |page| page + 1);
+        let mut copies: Vec<(u64, u64, usize)> = self
+            .map
+            .directory()
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| entry.in_use())
+            .flat_map(|(slot, entry)| {
+                (0..2).map(move |which| (entry.copies[which], slot as u64, which))
+            })
+            .filter(|&(page, _, _)| page >= fixed_end)
+            .collect();
+        // Highest first, each to the lowest free page while that is lower.
+        copies.sort_unstable_by(|a, b| b.cmp(a));
+        let mut moved = BTreeMap::new();
+        let mut taken = Vec::new();
+        let mut freed = Vec::new();
+        let mut written = Vec::new();
+        for (page, slot, which) in copies {
+            let Some(low) = self.map.lowest_free().filter(|&low| low < page) else {
+                break;
+            };
+            let Some(&before) = self.map.entry(slot) else {
+                continue;
+            };
+            let (_, entry) = moved.entry(slot).or_insert((before, before));
+            if entry.state == EntryState::Active(which as u8) {
+                let (from, to) = (self.page_range(page), self.page_range(low).start);
+                if !self.store.copy_within(from, to) {
+                    self.map.release(&taken);
+                    return Err(MappedPageError::OutOfBounds);
+                }
+                written.push(low);
+            }
+            self.map.take_internal(low);
+            taken.push(low);
+            entry.copies[which] = low;
+            freed.push(page);
+        }
+        if moved.is_empty() {
+            return Ok(());
+        }
+        let mut records = Vec::with_capacity(moved.len());
+        let mut slots_before = Vec::with_capacity(moved.len());
+        for (&slot, &(before, after)) in &moved {
+            self.map.set_entry(slot, after);
+            self.touch_slot(slot);
+            records.push(Record::Entry { slot, entry: after });
+            slots_before.push((slot, before));
+        }
+        written.sort_unstable();
+        let change = Change {
+            records,
+            freed,
+            written,
+            slots_before: slots_before.clone(),
+            force_sync: true,
+            ..Change::default()
+        };
+        self.commit(change, |core| {
+            for (slot, before) in slots_before {
+                core.map.set_entry(slot, before);
+            }
+            core.map.release(&taken);
+        })
     }
 
     /// After a commit: cuts the free tail if it passed the threshold the
