@@ -82,7 +82,12 @@ fn protected_copies_do_not_pin_the_tail_deferred() {
 #[test]
 fn a_snapshot_still_reads_the_copies_a_shrink_moved() {
     let (_dir, path) = temp();
-    let mut pager = P::options().shrink_threshold(None).create(&path).unwrap();
+    // Deferred: staged copies go to fresh pages beside each transaction's.
+    let mut pager = P::options()
+        .durability(Durability::Deferred)
+        .shrink_threshold(None)
+        .create(&path)
+        .unwrap();
     let held = churn(&mut pager, 2, 60);
     let snapshot = pager.snapshot().unwrap();
     pager.shrink().unwrap();
