@@ -29,8 +29,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crash_support::{
-    apply, check_file_sized, options_sized, soak_factor, temp_dir, Expect, History, Op, Outcome,
-    Rng, Workload,
+    apply_holding, check_file_sized, options_sized, soak_factor, temp_dir, Expect, Held, History,
+    Op, Outcome, Rng, Workload,
 };
 use mappedpages::Durability;
 
@@ -62,6 +62,9 @@ fn kills(page_size: usize) -> u64 {
 
 fn workload(seed: u64, page_size: usize) -> Workload {
     let mut workload = Workload::sized(seed, page_size);
+    // Kills while snapshots hold pages and while relocations are in flight.
+    workload.snapshot_percent = 4;
+    workload.relocate_percent = 30;
     if page_size > 4096 {
         // A transaction checking more pages than a root holds would write
         // 170 pages or more: megabytes per call.
@@ -107,11 +110,13 @@ fn run_workload<const N: usize>(
     let mut history = History::with_page_size(N);
     let mut txns = vec![None];
     let mut workload = workload(seed, N);
+    let mut held = Held::<N>::default();
     for _ in 0..calls(N) {
         let call = history.last() + 1;
         let op = workload.next_op(history.states.last().unwrap(), call);
         report(&format!("begin {call}"));
-        let outcome = apply(&mut pager, &op).unwrap_or_else(|e| panic!("call {call} {op:?}: {e}"));
+        let outcome = apply_holding(&mut pager, &mut held, &op)
+            .unwrap_or_else(|e| panic!("call {call} {op:?}: {e}"));
         report(&format!("end {call} {}", describe(&outcome)));
         history.push(&op, &outcome);
         txns.push(match &op {

@@ -79,8 +79,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crash_support::{
-    apply, check_file_sized, describe, options, root_capacity, soak_factor, temp_dir, Expect,
-    History, Op, Outcome, Rng, State, Workload, GROWTH_STEP_PAGES, INITIAL_PAGES, P, PS,
+    apply_holding, check_file_sized, describe, options, root_capacity, soak_factor, temp_dir,
+    Expect, Held, History, Op, Outcome, Rng, State, Workload, GROWTH_STEP_PAGES, INITIAL_PAGES, P,
+    PS,
 };
 use mappedpages::fault::{IoEvent, IoHook};
 use mappedpages::{Durability, Pager};
@@ -561,6 +562,10 @@ struct Tally {
     txn_after: u64,
     txn_between: u64,
     shrink: ShrinkTally,
+    /// Calls made while a snapshot was held, and pages relocated by
+    /// committed transactions.
+    snapshot_calls: u64,
+    relocations: u64,
     violations: Vec<String>,
 }
 
@@ -872,6 +877,34 @@ struct Config {
     /// The pager's `shrink_threshold` in pages, if not the default (which
     /// the small files never reach).
     auto_shrink: Option<u64>,
+    /// Set up a file whose free tail starts at this page (see
+    /// [`set_up_tail_at`]); its first call shrinks.
+    tail_at: Option<u64>,
+}
+
+/// Creates at `path` a file of `N`-byte pages whose pages in use end at
+/// `tail_start` (every page before it allocated, so the free-space tree is
+/// dense up to there), with the page just past it allocated and freed, so
+/// that a shrink cuts at a boundary of the free-space tree when
+/// `tail_start` is one. Growth is sparse: the pages nothing wrote stay
+/// holes, and so do the images.
+fn set_up_tail_at<const N: usize>(path: &Path, tail_start: u64) -> State {
+    let mut pager = Pager::<N>::options()
+        .durability(Durability::Immediate)
+        .preallocate(false)
+        .shrink_threshold(None)
+        .create(path)
+        .unwrap();
+    let mut txn = pager.transaction().unwrap();
+    txn.alloc_bulk(tail_start.saturating_sub(3) as usize)
+        .unwrap();
+    txn.commit().unwrap();
+    let past = pager.alloc().unwrap();
+    pager.free(past).unwrap();
+    pager.sync().unwrap();
+    let state = State::observe(&pager).unwrap();
+    drop(pager);
+    state
 }
 
 /// Creates at `path` a file of `N`-byte pages whose bitmap and directory
@@ -987,6 +1020,10 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
     let scratch = dir.path().join("image.bin");
     let options = Pager::<N>::options().durability(config.durability);
     let (options, start) = match config.deep {
+        _ if config.tail_at.is_some() => (
+            options.preallocate(false).shrink_threshold(None),
+            set_up_tail_at::<N>(&path, config.tail_at.unwrap_or_default()),
+        ),
         Some(deep) => (
             options.preallocate(false),
             set_up_deep::<N>(&path, deep.leaves, 1 + config.seed as usize % 6),
@@ -1027,11 +1064,17 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
         workload.txn_percent = percent;
         workload.big_txn_percent = big;
     }
-    if config.deep.is_some() {
+    if config.deep.is_some() || config.tail_at.is_some() {
         workload.max_regular += start.regular.len();
         workload.max_protected += start.protected.len();
     }
     workload.shrink_percent = config.shrink_percent;
+    // Snapshots held across calls, and transactions that relocate their
+    // highest pages: crash images taken while pages are held for a snapshot,
+    // and while relocated copies are in flight.
+    workload.snapshot_percent = 4;
+    workload.relocate_percent = 30;
+    let mut held = Held::<N>::default();
     let mut rng = Rng::new(config.seed ^ 0xC0FFEE);
 
     let mut checked_points = 0;
@@ -1040,14 +1083,23 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
         let call = history.last() + 1;
         let op = if n + 1 == config.calls {
             Op::Sync
+        } else if n == 0 && config.tail_at.is_some() {
+            Op::Shrink
         } else {
             workload.next_op(history.states.last().unwrap(), call)
         };
         recorder.lock().unwrap().call = call;
         let (generation, pages_before) = (pager.generation(), pager.page_count());
-        let outcome = apply(&mut pager, &op).unwrap_or_else(|e| panic!("call {call} {op:?}: {e}"));
+        let outcome = apply_holding(&mut pager, &mut held, &op)
+            .unwrap_or_else(|e| panic!("call {call} {op:?}: {e}"));
         history.push(&op, &outcome);
         tally.calls += 1;
+        tally.snapshot_calls += u64::from(held.len() > 0);
+        if let (Op::Txn(txn), Outcome::Txn { moved, .. }) = (&op, &outcome) {
+            if txn.commit {
+                tally.relocations += moved.iter().flatten().count() as u64;
+            }
+        }
         let cut = std::mem::take(&mut recorder.lock().unwrap().cut);
         let shrink_call = ShrinkCall {
             before: generation,
@@ -1266,6 +1318,11 @@ fn report(name: &str, tally: &Tally, started: Instant) {
         tally.txn_after,
         tally.txn_between
     );
+    println!(
+        "{name}: {} calls made while a snapshot was held, {} pages relocated by committed \
+         transactions",
+        tally.snapshot_calls, tally.relocations
+    );
     let shrink = &tally.shrink;
     if shrink.points > 0 {
         let [before, between, after] = shrink.images;
@@ -1302,6 +1359,7 @@ struct Run {
     deep: Option<Deep>,
     shrink_percent: u64,
     auto_shrink: Option<u64>,
+    tail_at: Option<u64>,
 }
 
 impl Run {
@@ -1318,6 +1376,16 @@ impl Run {
             deep: None,
             shrink_percent: 0,
             auto_shrink: None,
+            tail_at: None,
+        }
+    }
+
+    /// The file is set up with its free tail starting at `tail_start`
+    /// (see [`set_up_tail_at`]), and its first call shrinks.
+    fn tail_at(self, tail_start: u64) -> Run {
+        Run {
+            tail_at: Some(tail_start),
+            ..self
         }
     }
 
@@ -1370,6 +1438,7 @@ impl Run {
                 deep: self.deep,
                 shrink_percent: self.shrink_percent,
                 auto_shrink: self.auto_shrink,
+                tail_at: self.tail_at,
             };
             simulate::<N>(&config, &mut tally);
         }
@@ -1386,6 +1455,28 @@ impl Run {
             "{}: crash images violate the contract",
             self.name
         );
+    }
+}
+
+/// Shrinks whose new end sits at, just before and just after the end of the
+/// first bitmap leaf, where the shrink's checkpoint needs one more tree page
+/// than below it: every crash image opens, to a root no older than the one
+/// durable before the cut, in a file no shorter than that root counts on.
+#[test]
+fn crash_images_shrink_at_a_bitmap_leaf_boundary() {
+    let leaf_end = 8 * PS as u64;
+    for durability in [Durability::Immediate, Durability::Deferred] {
+        for tail_start in [leaf_end - 1, leaf_end, leaf_end + 1] {
+            let name = if durability == Durability::Immediate {
+                "shrink at a leaf boundary, immediate"
+            } else {
+                "shrink at a leaf boundary, deferred"
+            };
+            Run::small(name, durability, 1, 16)
+                .shrinks(20, None)
+                .tail_at(tail_start)
+                .go::<PS>();
+        }
     }
 }
 
@@ -1508,6 +1599,7 @@ fn deep(
         deep: Some(Deep { leaves, limits }),
         shrink_percent: 0,
         auto_shrink: None,
+        tail_at: None,
     }
 }
 

@@ -17,6 +17,14 @@
 //! a workload with [`Workload::shrink_percent`] set frees its highest pages
 //! before most of them.
 //!
+//! A snapshot ([`Op::TakeSnapshot`], [`Op::DropSnapshot`]) is a call that
+//! leaves the state as it was: the snapshot is held across the calls after
+//! it, which must neither change a byte it reads nor reuse a page it holds
+//! ([`Held::verify`] after every call), and crash images taken meanwhile are
+//! checked like any other. A transaction may relocate committed pages
+//! ([`Step::Relocate`]): the page moves with its bytes, checked by the
+//! commit's root like any page the transaction wrote.
+//!
 //! A transaction ([`Op::Txn`]) is one call too: its steps run inside one
 //! `Pager::transaction`, which commits or is dropped, so the model has no
 //! state for a part of it (contract T1, T2). The fresh pages a committed
@@ -30,7 +38,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mappedpages::{Durability, MappedPageError, PageId, Pager, ProtectedPageId, Transaction};
+use mappedpages::{
+    Durability, MappedPageError, PageId, Pager, ProtectedPageId, Snapshot, Transaction,
+};
 
 /// Small pages keep the files, and so every image, small.
 pub const PS: usize = 1024;
@@ -172,6 +182,10 @@ pub enum Op {
     Txn(Txn),
     /// `Pager::shrink`: the state stays, the free tail is cut off.
     Shrink,
+    /// Take a snapshot and hold it (see [`Held`]): the state stays.
+    TakeSnapshot,
+    /// Drop the `n`th snapshot held, oldest first.
+    DropSnapshot(usize),
 }
 
 /// The steps of one transaction and how it ends.
@@ -217,6 +231,9 @@ pub enum Step {
         offset: usize,
         bytes: Vec<u8>,
     },
+    /// `Transaction::relocate` each of these committed pages, which the
+    /// transaction neither freed nor relocated before.
+    Relocate(Vec<u64>),
 }
 
 impl Txn {
@@ -240,6 +257,17 @@ impl Txn {
         written
     }
 
+    /// The committed pages the transaction relocates, in order.
+    pub fn relocated(&self) -> impl Iterator<Item = u64> + '_ {
+        self.steps
+            .iter()
+            .flat_map(|step| match step {
+                Step::Relocate(pages) => pages.as_slice(),
+                _ => &[],
+            })
+            .copied()
+    }
+
     /// Fresh pages the transaction writes, over all its steps.
     pub fn pages_written(&self) -> usize {
         self.steps
@@ -259,10 +287,12 @@ pub enum Outcome {
     Slots(Vec<u64>),
     Done,
     /// The regular pages and protected slots a transaction allocated, in
-    /// order (whether it committed or not).
+    /// order (whether it committed or not), and where each page it
+    /// relocated went (`None`: no lower page was free, it stayed).
     Txn {
         pages: Vec<u64>,
         slots: Vec<u64>,
+        moved: Vec<Option<u64>>,
     },
 }
 
@@ -368,8 +398,20 @@ impl History {
                 value: *value,
                 checked: false,
             }),
-            (Op::Txn(txn), Outcome::Txn { pages, .. }) if txn.commit => {
-                for (page, value) in txn.written(pages) {
+            (Op::Txn(txn), Outcome::Txn { pages, moved, .. }) if txn.commit => {
+                // A relocated page's bytes move with it, checked by the
+                // commit's root: its last write since it was allocated.
+                let relocated: Vec<(u64, u8)> = txn
+                    .relocated()
+                    .zip(moved)
+                    .filter_map(|(old, new)| Some((new.as_ref()?, old)))
+                    .filter_map(|(&new, old)| {
+                        let born = self.born(old, call - 1);
+                        let last = self.writes.get(&old)?.iter().rfind(|w| w.call >= born)?;
+                        Some((new, last.value))
+                    })
+                    .collect();
+                for (page, value) in txn.written(pages).into_iter().chain(relocated) {
                     self.record(UserWrite {
                         call,
                         page,
@@ -409,7 +451,20 @@ pub struct Workload {
     pub shrink_percent: u64,
     /// The last call freed the highest pages: the next one shrinks.
     shrink_next: bool,
+    /// Percentage of calls that take a snapshot (at most
+    /// [`MAX_HELD_SNAPSHOTS`] are held; each later call drops the oldest
+    /// with a chance of one in eight).
+    pub snapshot_percent: u64,
+    /// Percentage of the transactions that relocate their highest
+    /// committed pages.
+    pub relocate_percent: u64,
+    /// The regular pages of each snapshot held, oldest first: they may not
+    /// be written in place while it lives.
+    held: Vec<BTreeSet<u64>>,
 }
+
+/// The most snapshots a workload holds at once.
+pub const MAX_HELD_SNAPSHOTS: usize = 2;
 
 impl Workload {
     /// A workload for a file of [`PS`]-byte pages.
@@ -429,6 +484,9 @@ impl Workload {
             big_txn_percent: 25,
             shrink_percent: 0,
             shrink_next: false,
+            snapshot_percent: 0,
+            relocate_percent: 0,
+            held: Vec::new(),
         }
     }
 
@@ -528,6 +586,18 @@ impl Workload {
         if !big && self.rng.chance(15) {
             steps.push(Step::FreeFresh(vec![self.rng.index(allocated)]));
         }
+        // Only workloads that relocate draw for it: the others keep the
+        // sequences their seeds always gave.
+        if self.relocate_percent > 0
+            && !committed.is_empty()
+            && self.rng.chance(self.relocate_percent)
+        {
+            // The highest pages, as an engine compacting its file moves them.
+            committed.sort_unstable();
+            let n = 1 + self.rng.index(committed.len().min(3));
+            let top = committed.split_off(committed.len() - n);
+            steps.push(Step::Relocate(top.into_iter().rev().collect()));
+        }
         // Protected pages: the committed ones still usable, the fresh ones.
         let mut slots: Vec<SlotRef> = state
             .protected
@@ -585,6 +655,16 @@ impl Workload {
         if std::mem::take(&mut self.shrink_next) {
             return Op::Shrink;
         }
+        if self.snapshot_percent > 0 {
+            if !self.held.is_empty() && self.rng.chance(12) {
+                self.held.remove(0);
+                return Op::DropSnapshot(0);
+            }
+            if self.held.len() < MAX_HELD_SNAPSHOTS && self.rng.chance(self.snapshot_percent) {
+                self.held.push(state.regular.clone());
+                return Op::TakeSnapshot;
+            }
+        }
         if self.shrink_percent > 0 && self.rng.chance(self.shrink_percent) {
             return self.next_shrink(state);
         }
@@ -602,10 +682,21 @@ impl Workload {
                 12..=17 if !full => Op::AllocBulk(1 + self.rng.index(8)),
                 18..=29 if !regular.is_empty() => Op::Free(self.pick(regular)),
                 30..=35 if !regular.is_empty() => Op::FreeBulk(self.pick_many(regular, 6)),
-                36..=55 if !regular.is_empty() => Op::Write {
-                    page: self.pick(regular),
-                    value: self.value(),
-                },
+                36..=55 if !regular.is_empty() => {
+                    // A page a snapshot reads is not written in place.
+                    let writable: BTreeSet<u64> = regular
+                        .iter()
+                        .filter(|page| !self.held.iter().any(|held| held.contains(page)))
+                        .copied()
+                        .collect();
+                    if writable.is_empty() {
+                        continue;
+                    }
+                    Op::Write {
+                        page: self.pick(&writable),
+                        value: self.value(),
+                    }
+                }
                 56..=60 if !pfull => Op::AllocProtected,
                 61..=63 if !pfull => Op::AllocProtectedBulk(1 + self.rng.index(3)),
                 64..=67 if !protected.is_empty() => Op::FreeProtected(
@@ -651,7 +742,109 @@ pub fn protected_after(old: &[u8], stamp: u64, offset: usize, bytes: &[u8]) -> V
     page
 }
 
-/// Performs `op` on `pager`.
+/// Snapshots a workload holds across its calls, each with what it must go
+/// on reading: the state it was taken in and the bytes of its regular pages.
+pub struct Held<const N: usize> {
+    snapshots: Vec<HeldSnapshot<N>>,
+}
+
+struct HeldSnapshot<const N: usize> {
+    snapshot: Snapshot<N>,
+    state: State,
+    bytes: BTreeMap<u64, Vec<u8>>,
+}
+
+impl<const N: usize> Default for Held<N> {
+    fn default() -> Self {
+        Held {
+            snapshots: Vec::new(),
+        }
+    }
+}
+
+impl<const N: usize> Held<N> {
+    /// How many snapshots are held.
+    pub fn len(&self) -> usize {
+        self.snapshots.len()
+    }
+
+    fn take(&mut self, pager: &Pager<N>) -> Result<(), MappedPageError> {
+        let snapshot = pager.snapshot()?;
+        let state = State::observe(pager).map_err(|_| MappedPageError::Unavailable)?;
+        let bytes = state
+            .regular
+            .iter()
+            .map(|&page| Ok((page, PageId::<N>(page).get(pager)?.as_bytes().to_vec())))
+            .collect::<Result<_, MappedPageError>>()?;
+        self.snapshots.push(HeldSnapshot {
+            snapshot,
+            state,
+            bytes,
+        });
+        Ok(())
+    }
+
+    /// Checks that every snapshot held still reads exactly what it read
+    /// when it was taken (contract R2, R3): its pages, their bytes, its
+    /// protected pages.
+    pub fn verify(&self) -> Result<(), String> {
+        for (i, held) in self.snapshots.iter().enumerate() {
+            let snap = &held.snapshot;
+            let regular: BTreeSet<u64> = snap.iter_allocated_pages().map(|id| id.0).collect();
+            if regular != held.state.regular {
+                return Err(format!(
+                    "snapshot {i} lists other pages than it was taken with"
+                ));
+            }
+            for (&page, bytes) in &held.bytes {
+                let now = snap
+                    .get(PageId::<N>(page))
+                    .map_err(|e| format!("snapshot {i}: page {page} unreadable: {e}"))?;
+                if now.as_bytes() != &bytes[..] {
+                    return Err(format!("snapshot {i}: page {page} changed under it"));
+                }
+            }
+            for (&slot, bytes) in &held.state.protected {
+                let now = snap
+                    .get_protected(ProtectedPageId::<N>(slot))
+                    .map_err(|e| format!("snapshot {i}: protected {slot} unreadable: {e}"))?;
+                if now.as_bytes() != &bytes[..] {
+                    return Err(format!("snapshot {i}: protected {slot} changed under it"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Performs `op` on `pager`; snapshots are taken and dropped in `held`, and
+/// every snapshot still held is verified after the call.
+pub fn apply_holding<const N: usize>(
+    pager: &mut Pager<N>,
+    held: &mut Held<N>,
+    op: &Op,
+) -> Result<Outcome, MappedPageError> {
+    let outcome = match op {
+        Op::TakeSnapshot => {
+            held.take(pager)?;
+            Outcome::Done
+        }
+        Op::DropSnapshot(i) => {
+            if *i < held.snapshots.len() {
+                held.snapshots.remove(*i);
+            }
+            Outcome::Done
+        }
+        op => apply(pager, op)?,
+    };
+    if let Err(problem) = held.verify() {
+        panic!("after {}: {problem}", describe(op));
+    }
+    Ok(outcome)
+}
+
+/// Performs `op` on `pager`. A snapshot taken here is dropped at once: a
+/// caller that holds them uses [`apply_holding`].
 pub fn apply<const N: usize>(pager: &mut Pager<N>, op: &Op) -> Result<Outcome, MappedPageError> {
     Ok(match op {
         Op::Alloc => Outcome::Pages(vec![pager.alloc()?.0]),
@@ -713,6 +906,11 @@ pub fn apply<const N: usize>(pager: &mut Pager<N>, op: &Op) -> Result<Outcome, M
             assert_eq!(pager.page_count(), before - given_back, "shrink's count");
             Outcome::Done
         }
+        Op::TakeSnapshot => {
+            drop(pager.snapshot()?);
+            Outcome::Done
+        }
+        Op::DropSnapshot(_) => Outcome::Done,
     })
 }
 
@@ -748,6 +946,7 @@ pub fn describe(op: &Op) -> String {
                     Step::WriteProtected { slot, stamp, .. } => {
                         format!("write protected {slot:?} stamp {stamp}")
                     }
+                    Step::Relocate(pages) => format!("relocate {pages:?}"),
                 })
                 .collect();
             let end = if txn.commit { "commit" } else { "drop" };
@@ -760,8 +959,14 @@ pub fn describe(op: &Op) -> String {
 /// Runs a transaction's steps; an error drops it (a rollback).
 fn apply_txn<const N: usize>(pager: &mut Pager<N>, t: &Txn) -> Result<Outcome, MappedPageError> {
     let mut txn = pager.transaction()?;
-    let (mut pages, mut slots) = (Vec::new(), Vec::new());
+    let (mut pages, mut slots, mut moved) = (Vec::new(), Vec::new(), Vec::new());
     for step in &t.steps {
+        if let Step::Relocate(committed) = step {
+            for &page in committed {
+                moved.push(txn.relocate(PageId(page))?.map(|id| id.0));
+            }
+            continue;
+        }
         apply_step(&mut txn, step, &mut pages, &mut slots)?;
     }
     if t.commit {
@@ -769,7 +974,11 @@ fn apply_txn<const N: usize>(pager: &mut Pager<N>, t: &Txn) -> Result<Outcome, M
     } else {
         txn.rollback();
     }
-    Ok(Outcome::Txn { pages, slots })
+    Ok(Outcome::Txn {
+        pages,
+        slots,
+        moved,
+    })
 }
 
 fn apply_step<const N: usize>(
@@ -819,6 +1028,7 @@ fn apply_step<const N: usize>(
             let after = protected_after(page, *stamp, *offset, bytes);
             page.copy_from_slice(&after);
         }
+        Step::Relocate(_) => unreachable!("relocations are applied by apply_txn"),
     }
     Ok(())
 }
@@ -864,8 +1074,16 @@ pub fn next_state(state: &State, op: &Op, outcome: &Outcome, page_size: usize) -
             let new = protected_after(old, *stamp, *offset, bytes);
             next.protected.insert(*slot, Arc::new(new));
         }
-        (Op::Txn(txn), Outcome::Txn { pages, slots }) if txn.commit => {
+        (
+            Op::Txn(txn),
+            Outcome::Txn {
+                pages,
+                slots,
+                moved,
+            },
+        ) if txn.commit => {
             let mut pages = pages.iter();
+            let mut moved = moved.iter();
             let (mut fresh, mut fresh_slots) = (Vec::new(), slots.iter());
             let mut slots = Vec::new();
             for step in &txn.steps {
@@ -904,6 +1122,14 @@ pub fn next_state(state: &State, op: &Op, outcome: &Outcome, page_size: usize) -
                         let old = next.protected.get(&slot).unwrap();
                         let new = protected_after(old, *stamp, *offset, bytes);
                         next.protected.insert(slot, Arc::new(new));
+                    }
+                    Step::Relocate(committed) => {
+                        for page in committed {
+                            if let Some(&Some(new)) = moved.next() {
+                                next.regular.remove(page);
+                                next.regular.insert(new);
+                            }
+                        }
                     }
                 }
             }
@@ -1194,10 +1420,12 @@ pub fn run_calls<const N: usize>(
     history: &mut History,
     calls: u64,
 ) {
+    let mut held = Held::default();
     for _ in 0..calls {
         let call = history.last() + 1;
         let op = workload.next_op(history.states.last().unwrap(), call);
-        let outcome = apply(pager, &op).unwrap_or_else(|e| panic!("call {call} {op:?}: {e}"));
+        let outcome = apply_holding(pager, &mut held, &op)
+            .unwrap_or_else(|e| panic!("call {call} {op:?}: {e}"));
         history.push(&op, &outcome);
     }
 }
