@@ -101,6 +101,15 @@ pub enum MappedPageError {
         actual: u64,
     },
 
+    /// The path names something other than a regular file: a directory, a
+    /// FIFO, a device, a socket. Every way of opening a file
+    /// ([`Pager::open`](crate::Pager::open),
+    /// [`ReadOnlyPager::open`](crate::ReadOnlyPager::open),
+    /// [`Inspector::open`](crate::inspect::Inspector::open)) refuses it at
+    /// once, without reading from it or waiting on it. Nothing changed.
+    #[error("not a regular file (a directory, FIFO, device or socket)")]
+    NotARegularFile,
+
     /// Another `Pager` (in this process or another) holds the file's lock.
     #[error("the file is locked by another Pager (in this process or another)")]
     Locked,

@@ -124,8 +124,9 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// interrupted commit if there was one (see [`Pager::recovery`]).
     ///
     /// # Errors
-    /// `Io` (kind `NotFound` for a missing file), `Locked` if another `Pager`
-    /// holds the file, `InvalidPageSize` for a file of another page size,
+    /// `Io` (kind `NotFound` for a missing file), `NotARegularFile` for a
+    /// directory, FIFO or device, `Locked` if another `Pager` holds the
+    /// file, `InvalidPageSize` for a file of another page size,
     /// `CorruptSuperblock`, `CorruptMetadata`, `UnsupportedVersion`,
     /// `FileTruncated`, `IncompleteCreate` for a file whose `create` was
     /// interrupted (delete it and create it again).
