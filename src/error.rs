@@ -101,15 +101,28 @@ pub enum MappedPageError {
         actual: u64,
     },
 
+    /// The path names something other than a regular file: a directory, a
+    /// FIFO, a device, a socket. Every way of opening a file
+    /// ([`Pager::open`](crate::Pager::open),
+    /// [`ReadOnlyPager::open`](crate::ReadOnlyPager::open),
+    /// [`Inspector::open`](crate::inspect::Inspector::open)) refuses it at
+    /// once, without reading from it or waiting on it. Nothing changed.
+    #[error("not a regular file (a directory, FIFO, device or socket)")]
+    NotARegularFile,
+
     /// Another `Pager` (in this process or another) holds the file's lock.
     #[error("the file is locked by another Pager (in this process or another)")]
     Locked,
 
-    /// A page id past the end of the file, or a protected id that is not in use.
+    /// A page id past the end of the file; a protected id past the
+    /// protected-page directory, or, when reading or writing it, one not in
+    /// use. (Freeing a protected page that is already free is
+    /// [`DoubleFree`](MappedPageError::DoubleFree).)
     #[error("page id past the end of the file, or a protected page id that is not in use")]
     OutOfBounds,
 
-    /// A page that is already free was freed again, or named twice in one bulk call.
+    /// A page (regular, protected or sub-page) that is already free was
+    /// freed again, or named twice in one bulk call.
     #[error("double free: the page is already free, or named twice in one call")]
     DoubleFree,
 

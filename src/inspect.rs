@@ -35,7 +35,7 @@
 mod reader;
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -47,6 +47,7 @@ use crate::format::{
     check_list, read_u32, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES,
 };
 use crate::freemap::PageUse;
+use crate::io::open_regular;
 use crate::options::RecoveryReport;
 use crate::recovery::{choose_root, ChooseError, Chosen};
 use reader::PageReader;
@@ -316,6 +317,7 @@ impl Inspector {
     ///
     /// # Errors
     /// `Io` if the file cannot be read (`NotFound` for a missing file);
+    /// `NotARegularFile` for a directory, FIFO or device;
     /// `CorruptSuperblock` for a file that is not a page file or whose page 0
     /// is damaged; `UnsupportedVersion` for an unknown format version.
     ///
@@ -336,7 +338,7 @@ impl Inspector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Inspector> {
-        let file = File::open(path.as_ref())?;
+        let file = open_regular(path.as_ref(), OpenOptions::new().read(true))?;
         let file_len = file.metadata()?.len();
         let mut head = vec![0u8; file_len.min(superblock::SUPERBLOCK_LEN as u64) as usize];
         file.read_exact_at(&mut head, 0)?;

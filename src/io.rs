@@ -84,7 +84,7 @@ impl MapRegion {
     /// maps all of it read-only. No write to the file is possible through
     /// the result.
     pub fn open_read_only(path: &Path) -> Result<MapRegion> {
-        let file = Arc::new(OpenOptions::new().read(true).open(path)?);
+        let file = Arc::new(open_regular(path, OpenOptions::new().read(true))?);
         lock_shared(&file)?;
         let len = usize::try_from(file.metadata()?.len())
             .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
@@ -157,6 +157,29 @@ pub(crate) fn max_file_bytes() -> u64 {
         u64::MAX
     };
     ADDRESS_SPACE.min(off_t_max).min(fsize)
+}
+
+/// Opens `path` with `options` if it is a regular file, and fails with
+/// `NotARegularFile` at once otherwise: every way of opening an existing
+/// file goes through here, so all refuse alike.
+///
+/// The path is looked at before the open, so that a directory, which some
+/// opens refuse with an error of their own, is refused like the rest; the
+/// handle is looked at after it, for a file swapped in between.
+pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<File> {
+    if std::fs::metadata(path).is_ok_and(|meta| !meta.is_file()) {
+        return Err(MappedPageError::NotARegularFile);
+    }
+    // A read-only open of a FIFO waits for a writer, for ever if none
+    // comes; non-blocking, it returns at once and is refused below. The
+    // flag changes nothing for a regular file.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(MappedPageError::NotARegularFile);
+    }
+    Ok(file)
 }
 
 /// Takes the exclusive lock, or fails with `Locked`.
@@ -260,7 +283,7 @@ impl Storage {
 
     /// Opens, locks and maps an existing file.
     pub fn open(path: &Path, hook: HookSlot) -> Result<Storage> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let file = open_regular(path, OpenOptions::new().read(true).write(true))?;
         lock(&file)?;
         Storage::map_locked(file, hook)
     }

@@ -215,6 +215,9 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     }
 
     /// Opens an existing file with these options.
+    ///
+    /// # Errors
+    /// Those of [`Pager::open`].
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Pager<PAGE_SIZE>> {
         Pager::open_with(path.as_ref(), self)
     }

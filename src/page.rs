@@ -123,7 +123,10 @@ impl<const PAGE_SIZE: usize> PageId<PAGE_SIZE> {
     /// metadata can be seen.
     ///
     /// # Errors
-    /// As [`PageId::get`].
+    /// As [`PageId::get`]; `InUseBySnapshot` while a live
+    /// [`Snapshot`](crate::Snapshot) reads the page; `Io` if a sync that
+    /// must come first fails (the first write in place after `open`, or to
+    /// a page a transaction wrote, first makes the commits so far durable).
     #[inline]
     pub fn get_mut<'a>(&self, pager: &'a mut Pager<PAGE_SIZE>) -> Result<&'a mut MappedPage> {
         pager

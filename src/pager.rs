@@ -124,8 +124,9 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// interrupted commit if there was one (see [`Pager::recovery`]).
     ///
     /// # Errors
-    /// `Io` (kind `NotFound` for a missing file), `Locked` if another `Pager`
-    /// holds the file, `InvalidPageSize` for a file of another page size,
+    /// `Io` (kind `NotFound` for a missing file), `NotARegularFile` for a
+    /// directory, FIFO or device, `Locked` if another `Pager` holds the
+    /// file, `InvalidPageSize` for a file of another page size,
     /// `CorruptSuperblock`, `CorruptMetadata`, `UnsupportedVersion`,
     /// `FileTruncated`, `IncompleteCreate` for a file whose `create` was
     /// interrupted (delete it and create it again).
@@ -205,7 +206,9 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// Frees a protected page and both its copies. One commit.
     ///
     /// # Errors
-    /// `OutOfBounds` if the id names no protected page in use.
+    /// `DoubleFree` if the page is already free, `OutOfBounds` if the id is
+    /// past the protected-page directory (never handed out); `Io` if the
+    /// commit fails. Nothing changes on a bad id.
     pub fn free_protected(&mut self, id: ProtectedPageId<PAGE_SIZE>) -> Result<()> {
         self.core.free_protected(&[id.0])
     }
@@ -225,6 +228,10 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     }
 
     /// Frees protected pages in one commit; every id is checked first.
+    ///
+    /// # Errors
+    /// As [`Pager::free_protected`], and `DoubleFree` for an id named
+    /// twice. One bad id and nothing changes; an empty list does nothing.
     pub fn free_protected_bulk(&mut self, ids: Vec<ProtectedPageId<PAGE_SIZE>>) -> Result<()> {
         let slots: Vec<u64> = ids.iter().map(|id| id.0).collect();
         self.core.free_protected(&slots)

@@ -28,6 +28,18 @@ impl Core {
             .ok_or(MappedPageError::OutOfBounds)
     }
 
+    /// The entry of `slot`, to free it: `DoubleFree` for a slot of the
+    /// directory that is free (0.2's rule, which free of a regular page
+    /// follows too), `OutOfBounds` only past the directory.
+    pub(crate) fn freeable_entry(&self, slot: u64) -> Result<DirEntry> {
+        match self.live_entry(slot) {
+            Err(MappedPageError::OutOfBounds) if slot < self.map.dir_len() => {
+                Err(MappedPageError::DoubleFree)
+            }
+            other => other,
+        }
+    }
+
     /// Allocates `count` protected pages in one commit.
     pub(crate) fn alloc_protected(&mut self, count: u64) -> Result<Vec<u64>> {
         self.one_op(|core, txn| core.txn_alloc_protected(txn, count))

@@ -50,9 +50,9 @@ impl<const PAGE_SIZE: usize> ReadOnlyPager<PAGE_SIZE> {
     /// # Errors
     /// `Locked` while a [`Pager`](crate::Pager) has the file open, and the
     /// errors of [`Pager::open`](crate::Pager::open) for a file that does
-    /// not open (`Io`, `InvalidPageSize`, `CorruptSuperblock`,
-    /// `CorruptMetadata`, `UnsupportedVersion`, `FileTruncated`,
-    /// `IncompleteCreate`).
+    /// not open (`Io`, `NotARegularFile`, `InvalidPageSize`,
+    /// `CorruptSuperblock`, `CorruptMetadata`, `UnsupportedVersion`,
+    /// `FileTruncated`, `IncompleteCreate`).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let region = Arc::new(MapRegion::open_read_only(path.as_ref())?);
         let bytes = region.read_only_bytes().unwrap_or_default();

@@ -441,9 +441,16 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     /// Writes this state to a new file at `path`, which opens with
     /// [`Pager::open`] to exactly this state: the same page ids and bytes,
     /// free pages left out (a sparse file, cut after its last page in use).
-    /// The writer goes on meanwhile. The copy is synced before this returns,
-    /// and is built under a temporary name (`path` with `.partial` added),
-    /// so a crash during it leaves nothing at `path`.
+    /// The writer goes on meanwhile. The copy is synced before this returns.
+    ///
+    /// It is built in a new file beside `path`, under a temporary name of
+    /// its own (`path`'s name with the process id, a counter and
+    /// `.partial` added), and gets the name `path` only when complete, by
+    /// a hard link, which never replaces a file: a crash during a copy
+    /// leaves nothing at `path` (perhaps a temporary file, which can be
+    /// deleted), and of two copies to one `path` the second to finish is
+    /// refused. The file system of `path` must support hard links. No
+    /// other file is touched.
     ///
     /// ```
     /// use mappedpages::Pager;
@@ -458,14 +465,21 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     /// ```
     ///
     /// # Errors
-    /// `Io` (kind `AlreadyExists` if `path` exists, `StorageFull`, …); no
-    /// file is left at `path` on error.
+    /// `Io`: of kind `AlreadyExists` if a file has the name `path` before
+    /// the copy starts or when it is complete (a file made meanwhile, or
+    /// another copy that finished first; that file is left as it is),
+    /// `InvalidInput` if `path` names no file (such as `..`), `StorageFull`
+    /// and the like. On error the temporary file is removed and nothing is
+    /// left at `path`, except when only the final sync of the directory
+    /// fails: then the complete copy is at `path`, but its name may not
+    /// survive a power loss.
     pub fn copy_to(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         self.state.copy_to(path.as_ref(), &mut |_, _| {})
     }
 
     /// [`Snapshot::copy_to`], telling `progress(done, total)` how many of
-    /// the pages to copy are written so far.
+    /// the pages to copy are written so far. A panic in `progress` stops
+    /// the copy and removes its temporary file as it unwinds.
     pub fn copy_to_with_progress(
         &self,
         path: impl AsRef<std::path::Path>,

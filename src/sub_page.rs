@@ -165,8 +165,6 @@ pub struct SubPageAllocator<const PARENT_SIZE: usize, const SUB_SIZE: usize> {
     parents: HashMap<u64, Parent>,
     /// Parents with at least one free slot.
     partial: Vec<u64>,
-    /// Free slots over all parents in `partial`.
-    free_slots: usize,
     /// Sub-pages in use.
     allocated: usize,
 }
@@ -219,7 +217,6 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
             tag: NEXT_TAG.fetch_add(1, Ordering::Relaxed),
             parents: HashMap::new(),
             partial: Vec::new(),
-            free_slots: 0,
             allocated: 0,
         }
     }
@@ -260,7 +257,9 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
     /// `id.get_mut(&mut self)`.
     ///
     /// # Errors
-    /// As [`SubPageId`]'s [`PageHandle::get`].
+    /// As [`SubPageId`]'s [`PageHandle::get_mut`]: `OutOfBounds`,
+    /// `InUseBySnapshot` while a live snapshot reads the parent page, `Io`,
+    /// `Unavailable`.
     pub fn alloc_mut(&mut self, id: SubPageId<PARENT_SIZE, SUB_SIZE>) -> Result<&mut MappedPage> {
         PageHandle::get_mut(&id, self)
     }
@@ -359,7 +358,6 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
             },
         );
         self.partial.push(page);
-        self.free_slots += Self::SUB_PAGES_PER_PAGE;
     }
 
     /// Removes `page` from the list of parents with a free slot.
@@ -386,20 +384,78 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
         };
         p.used |= 1u64 << slot;
         let (full, at) = (p.used == Self::FULL, p.partial_at);
-        self.free_slots = self.free_slots.saturating_sub(1);
         self.allocated += 1;
         if let (true, Some(at)) = (full, at) {
             self.leave_partial(page, at);
         }
     }
 
-    /// Takes the lowest free slot of the last parent with a free slot: O(1).
-    fn take_slot(&mut self) -> Option<(u64, u32)> {
-        let &page = self.partial.last()?;
-        let used = self.parents.get(&page)?.used;
-        let slot = (!used & Self::FULL).trailing_zeros();
+    /// The free slots of checked-out parent `page`.
+    fn free_in(&self, page: u64) -> usize {
+        self.parents
+            .get(&page)
+            .map_or(0, |p| (!p.used & Self::FULL).count_ones() as usize)
+    }
+
+    /// Whether sub-pages of `page` may be written in place: no live
+    /// snapshot reads it (a snapshot's bytes never change while it lives).
+    fn writable(&self, page: u64) -> bool {
+        self.pager.core().check_not_in_snapshot(page).is_ok()
+    }
+
+    /// Takes the lowest free slot of parent `page`, if it has one.
+    fn take_slot_in(&mut self, page: u64) -> Option<(u64, u32)> {
+        let free = !self.parents.get(&page)?.used & Self::FULL;
+        if free == 0 {
+            return None;
+        }
+        let slot = free.trailing_zeros();
         self.mark_used(page, slot);
         Some((page, slot))
+    }
+
+    /// Takes `count` zeroed slots, all or nothing: first in the parents
+    /// checked out that no live snapshot reads, the latest first (O(1) per
+    /// slot while no snapshot lives), then in parents taken from the pager
+    /// in one commit. A parent a snapshot reads is passed over, not
+    /// written: its slots serve again once the snapshot is gone.
+    fn take_zeroed(&mut self, count: usize) -> Result<Vec<(u64, u32)>> {
+        let (mut old, mut old_free) = (Vec::new(), 0);
+        for &page in self.partial.iter().rev() {
+            if old_free >= count {
+                break;
+            }
+            if self.writable(page) {
+                old_free += self.free_in(page);
+                old.push(page);
+            }
+        }
+        let new_parents = (count - old_free.min(count)).div_ceil(Self::SUB_PAGES_PER_PAGE);
+        let fresh = if new_parents > 0 {
+            self.pager.alloc_bulk(new_parents)?
+        } else {
+            Vec::new()
+        };
+        // Nothing fails from here on (short of a pager that became unusable).
+        for page in &fresh {
+            self.add_parent(page.0);
+        }
+        let mut taken = Vec::with_capacity(count);
+        for page in old.into_iter().chain(fresh.iter().map(|page| page.0)) {
+            while taken.len() < count {
+                match self.take_slot_in(page) {
+                    Some(slot) => taken.push(slot),
+                    None => break,
+                }
+            }
+        }
+        if taken.len() < count {
+            // Unreachable: the parents above had `count` free slots.
+            self.undo(&taken);
+            return Err(MappedPageError::Unavailable);
+        }
+        self.zero_or_undo(&taken)?;
+        Ok(taken)
     }
 
     /// Marks a used slot as free. Returns `true` when its parent became empty
@@ -412,13 +468,11 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
         p.used &= !(1u64 << slot);
         let (empty, at) = (p.used == 0, p.partial_at);
         self.allocated = self.allocated.saturating_sub(1);
-        self.free_slots += 1;
         if empty {
             if let Some(at) = at {
                 self.leave_partial(page, at);
             }
             self.parents.remove(&page);
-            self.free_slots = self.free_slots.saturating_sub(Self::SUB_PAGES_PER_PAGE);
             return true;
         }
         if at.is_none() {
@@ -507,7 +561,13 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize>
     /// pager's next commit.
     ///
     /// # Errors
-    /// As `get`.
+    /// As `get`, and those of [`PageId::get_mut`] on the parent page:
+    /// `InUseBySnapshot` (naming the parent page) while a live
+    /// [`Snapshot`](crate::Snapshot) reads it, since a snapshot's bytes do
+    /// not change while it lives (drop the snapshot first, or move the data
+    /// to a newly allocated sub-page, which never lies in such a page);
+    /// `Io` if a sync that must come before the write fails. Nothing
+    /// changes on error.
     fn get_mut<'a>(
         &self,
         allocator: &'a mut SubPageAllocator<PARENT_SIZE, SUB_SIZE>,
@@ -523,17 +583,16 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize>
     PageAllocator<SubPageId<PARENT_SIZE, SUB_SIZE>> for SubPageAllocator<PARENT_SIZE, SUB_SIZE>
 {
     /// Allocates a zeroed sub-page, taking a new parent page from the pager
-    /// (one commit) only when every parent checked out is full.
+    /// (one commit) only when every parent checked out is full or read by
+    /// a live [`Snapshot`](crate::Snapshot) (whose pages are not written).
     ///
     /// # Errors
-    /// Those of [`Pager::alloc`]; nothing changes on error.
+    /// Those of [`Pager::alloc`]; `Io` or `Unavailable` as for
+    /// [`PageId::get_mut`] if zeroing the sub-page fails. Never
+    /// `InUseBySnapshot`. Nothing changes on error.
     fn alloc(&mut self) -> Result<SubPageId<PARENT_SIZE, SUB_SIZE>> {
-        if self.free_slots == 0 {
-            let page = self.pager.alloc()?;
-            self.add_parent(page.0);
-        }
-        let (page, slot) = self.take_slot().ok_or(MappedPageError::Unavailable)?;
-        self.zero_or_undo(&[(page, slot)])?;
+        let taken = self.take_zeroed(1)?;
+        let &(page, slot) = taken.first().ok_or(MappedPageError::Unavailable)?;
         Ok(self.id(page, slot))
     }
 
@@ -563,51 +622,26 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize>
     for SubPageAllocator<PARENT_SIZE, SUB_SIZE>
 {
     /// Allocates `count` zeroed sub-pages, filling the parents checked out
-    /// first and taking the parents still needed from the pager in one
-    /// commit. All or nothing.
+    /// first (but those a live [`Snapshot`](crate::Snapshot) reads) and
+    /// taking the parents still needed from the pager in one commit. All or
+    /// nothing.
     ///
     /// # Errors
     /// `InvalidCount` for an absurd count (zero returns an empty `Vec`); those of
-    /// [`Pager::alloc_bulk`]. Nothing changes on error.
+    /// [`Pager::alloc_bulk`]; `Io` or `Unavailable` as for
+    /// [`PageId::get_mut`] if zeroing the sub-pages fails. Never
+    /// `InUseBySnapshot`. Nothing changes on error.
     fn alloc_bulk(&mut self, count: usize) -> Result<Vec<SubPageId<PARENT_SIZE, SUB_SIZE>>> {
-        let invalid = MappedPageError::InvalidCount {
-            count: count as u64,
-        };
         if count == 0 {
             return Ok(Vec::new());
         }
-        let new_parents = count
-            .saturating_sub(self.free_slots)
-            .div_ceil(Self::SUB_PAGES_PER_PAGE);
-        let pages = if new_parents > 0 {
-            self.pager.alloc_bulk(new_parents).map_err(|e| match e {
-                MappedPageError::InvalidCount { .. } => invalid,
-                other => other,
-            })?
-        } else {
-            Vec::new()
-        };
-        // Nothing fails from here on (short of a pager that became unusable).
-        // Fill the parents checked out before the new ones; `count` slots are
-        // free, so the vector is bounded by pages that exist.
-        let mut taken = Vec::with_capacity(count);
-        let from_old = count.min(self.free_slots);
-        taken.extend((0..from_old).map_while(|_| self.take_slot()));
-        for page in pages {
-            self.add_parent(page.0);
-        }
-        while taken.len() < count {
-            match self.take_slot() {
-                Some(t) => taken.push(t),
-                None => break,
-            }
-        }
-        if taken.len() < count {
-            // Unreachable: `count` slots were free. Give back what was taken.
-            self.undo(&taken);
-            return Err(MappedPageError::Unavailable);
-        }
-        self.zero_or_undo(&taken)?;
+        let taken = self.take_zeroed(count).map_err(|e| match e {
+            // The pager's count is of parent pages: name the caller's.
+            MappedPageError::InvalidCount { .. } => MappedPageError::InvalidCount {
+                count: count as u64,
+            },
+            other => other,
+        })?;
         Ok(taken
             .into_iter()
             .map(|(page, slot)| self.id(page, slot))

@@ -67,7 +67,9 @@ pub trait PageHandle<A>: Copy + fmt::Debug {
     /// Borrows the page for writing.
     ///
     /// # Errors
-    /// As [`get`](PageHandle::get).
+    /// As [`get`](PageHandle::get), and those of a write: for a page
+    /// written in place, `InUseBySnapshot` while a live snapshot reads it.
+    /// See the implementing type.
     fn get_mut<'a>(&self, allocator: &'a mut A) -> Result<Self::Writer<'a>>;
 }
 

@@ -174,7 +174,9 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// transaction is dropped.
     ///
     /// # Errors
-    /// `OutOfBounds` if the id names no protected page in use.
+    /// `DoubleFree` if the page is free (freed before, or in this
+    /// transaction), `OutOfBounds` if the id is past the protected-page
+    /// directory. Nothing changes on error; the transaction goes on.
     pub fn free_protected(&mut self, id: ProtectedPageId<PAGE_SIZE>) -> Result<()> {
         let (core, txn) = self.parts()?;
         core.txn_free_protected(txn, &[id.0])

@@ -270,7 +270,7 @@ impl Core {
             if i > 0 && sorted[i - 1] == slot {
                 return Err(MappedPageError::DoubleFree);
             }
-            self.live_entry(slot)?;
+            self.freeable_entry(slot)?;
         }
         for &slot in &sorted {
             let Some(before) = self.map.entry(slot).copied() else {

@@ -54,7 +54,7 @@ async fn exercise(mut pager: Pager<4096>) -> Pager<4096> {
     pager.free_protected_async(pid).await.unwrap();
     assert!(matches!(
         pager.free_protected_async(pid).await,
-        Err(MappedPageError::OutOfBounds)
+        Err(MappedPageError::DoubleFree)
     ));
     assert_eq!(pager.iter_allocated_protected_pages().count(), 0);
 

@@ -155,7 +155,7 @@ fn bad_ids_are_the_0_2_variants() {
     assert!(b.get(&pager).is_ok());
     pager.free_bulk(vec![b]).unwrap();
 
-    // A protected id that is not in use.
+    // A protected id past the directory (none was ever allocated).
     let unused = ProtectedPageId::<4096>(7);
     assert!(matches!(
         unused.get(&pager),
@@ -179,7 +179,7 @@ fn bad_ids_are_the_0_2_variants() {
     pager.free_protected(p).unwrap();
     assert!(matches!(
         pager.free_protected(p),
-        Err(MappedPageError::OutOfBounds)
+        Err(MappedPageError::DoubleFree)
     ));
 }
 

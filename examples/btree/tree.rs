@@ -17,6 +17,11 @@
 //! [`Snapshot`]: the pages it shows are neither written nor reused while it
 //! lives, so a [`ReadTxn`] reads, from any thread, one commit while the
 //! writer goes on.
+//!
+//! The protected page also records the tree's height, and every walk down
+//! the tree checks each node against it (branches above the last level,
+//! leaves on it): a damaged page whose child points back up the tree is an
+//! error, never a walk that goes on for ever.
 
 use std::borrow::Cow;
 use std::ops::{Bound, RangeBounds};
@@ -28,35 +33,62 @@ use mappedpages::{PageId, Pager, ProtectedPageId, Snapshot, Transaction};
 
 /// The protected page naming the root: the first one of a new file.
 const META: ProtectedPageId<PAGE> = ProtectedPageId(0);
-const MAGIC: &[u8; 8] = b"BTREEKV1";
+/// Version 2 added the height.
+const MAGIC: &[u8; 8] = b"BTREEKV2";
 
 /// What the protected page holds: magic, root page (0 for an empty tree:
-/// page 0 is the pager's own), entry count, commits.
+/// page 0 is the pager's own), entry count, commits, height (levels of
+/// nodes, 0 for an empty tree).
 #[derive(Clone, Copy, Debug)]
 struct Meta {
     root: u64,
     len: u64,
     version: u64,
+    height: u64,
 }
 
 impl Meta {
-    fn read(page: &[u8]) -> Result<Meta> {
+    /// Reads the meta of a file of `pages` pages: a path down a tree
+    /// visits each page at most once, so no valid height is larger.
+    fn read(page: &[u8], pages: u64) -> Result<Meta> {
         if &page[..8] != MAGIC {
             return Err(Error::Corrupt("no tree in the first protected page"));
         }
         let at = |i: usize| u64::from_le_bytes(page[8 * i..8 * i + 8].try_into().expect("8"));
-        Ok(Meta {
+        let meta = Meta {
             root: at(1),
             len: at(2),
             version: at(3),
-        })
+            height: at(4),
+        };
+        if (meta.root == 0) != (meta.height == 0) || meta.height > pages {
+            return Err(Error::Corrupt("the tree's height does not fit its root"));
+        }
+        Ok(meta)
     }
 
     fn write(&self, page: &mut [u8]) {
         page[..8].copy_from_slice(MAGIC);
-        for (i, v) in [self.root, self.len, self.version].into_iter().enumerate() {
+        let fields = [self.root, self.len, self.version, self.height];
+        for (i, v) in fields.into_iter().enumerate() {
             page[8 * (i + 1)..8 * (i + 2)].copy_from_slice(&v.to_le_bytes());
         }
+    }
+}
+
+/// Checks that a node of `kind` may lie at `depth` (0 for the root) of a
+/// tree of `height` levels: branches above the last level, leaves on it.
+/// Every walk down the tree checks each node it reaches, so a damaged
+/// child pointer (one pointing back up, say) stops the walk within
+/// `height` steps.
+fn check_depth(kind: Kind, depth: usize, height: u64) -> Result<()> {
+    let depth = depth as u64;
+    match kind {
+        Kind::Branch if depth + 1 < height => Ok(()),
+        Kind::Leaf if depth + 1 == height => Ok(()),
+        _ => Err(Error::Corrupt(
+            "a node at another depth than the tree's height",
+        )),
     }
 }
 
@@ -141,6 +173,7 @@ impl Db {
             root: 0,
             len: 0,
             version: 0,
+            height: 0,
         };
         meta.write(txn.write_protected(META)?.as_bytes_mut());
         txn.commit()?;
@@ -150,21 +183,25 @@ impl Db {
     /// Opens a store as its last commit left it.
     pub fn open(path: impl AsRef<Path>) -> Result<Db> {
         let pager = Pager::<PAGE>::open(path)?;
-        Meta::read(META.get(&pager)?.as_bytes())?;
+        Meta::read(META.get(&pager)?.as_bytes(), pager.page_count())?;
         Ok(Db { pager })
     }
 
     /// Starts a write transaction; dropping it undoes it.
     pub fn write(&mut self) -> Result<WriteTxn<'_>> {
+        let pages = self.pager.page_count();
         let txn = self.pager.transaction()?;
-        let meta = Meta::read(txn.get_protected(META)?.as_bytes())?;
+        let meta = Meta::read(txn.get_protected(META)?.as_bytes(), pages)?;
         Ok(WriteTxn { txn, meta })
     }
 
     /// A read transaction on the last commit, for any thread.
     pub fn read(&self) -> Result<ReadTxn> {
         let snapshot = self.pager.snapshot()?;
-        let meta = Meta::read(snapshot.get_protected(META)?.as_bytes())?;
+        let meta = Meta::read(
+            snapshot.get_protected(META)?.as_bytes(),
+            snapshot.page_count(),
+        )?;
         Ok(ReadTxn { snapshot, meta })
     }
 
@@ -184,14 +221,14 @@ type Pieces = Vec<(Vec<u8>, u64)>;
 
 impl<'a> WriteTxn<'a> {
     pub fn get(&self, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
-        lookup(&self.txn, self.meta.root, key)
+        lookup(&self.txn, self.meta, key)
     }
 
     pub fn range<K: AsRef<[u8]>>(
         &self,
         range: impl RangeBounds<K>,
     ) -> Result<Range<'_, Transaction<'a, PAGE>>> {
-        Range::new(&self.txn, self.meta.root, range)
+        Range::new(&self.txn, self.meta, range)
     }
 
     pub fn len(&self) -> u64 {
@@ -215,33 +252,38 @@ impl<'a> WriteTxn<'a> {
             None => [INLINE, value],
         };
         let (mut pieces, old) = if self.meta.root == 0 {
+            self.meta.height = 1;
             (self.store_new(Node::leaf(key, payload.concat()))?, None)
         } else {
-            self.insert_at(self.meta.root, key, payload, true)?
+            self.insert_at(self.meta.root, 0, key, payload, true)?
         };
         // A root that split gets a new root above its pieces.
         while pieces.len() > 1 {
             pieces = self.store_new(Node::branch(pieces))?;
+            self.meta.height += 1;
         }
         self.meta.root = pieces[0].1;
         self.meta.len += u64::from(old.is_none());
         Ok(old)
     }
 
+    /// Inserts into the subtree of node `id`, at `depth` of the tree.
     fn insert_at(
         &mut self,
         id: u64,
+        depth: usize,
         key: &[u8],
         payload: [&[u8]; 2],
         rightmost: bool,
     ) -> Result<(Pieces, Option<Vec<u8>>)> {
         let page = self.txn.node(id)?;
+        check_depth(page.kind(), depth, self.meta.height)?;
         // On the tree's right edge, growth at the end of a node is what an
         // ascending load makes: such a node splits leaving its left part full.
         if page.kind() == Kind::Branch {
             let i = page.child_for(key)?;
             let (child, fill) = (page.child(i)?, rightmost && i + 1 == page.len());
-            let (pieces, old) = self.insert_at(child, key, payload, fill)?;
+            let (pieces, old) = self.insert_at(child, depth + 1, key, payload, fill)?;
             // A child rewritten where it was (a page this transaction wrote
             // already) that did not split leaves this node as it is; one
             // moved to a fresh page changes one child id.
@@ -272,28 +314,35 @@ impl<'a> WriteTxn<'a> {
         if self.meta.root == 0 {
             return Ok(None);
         }
-        let Some((old, mut root)) = self.remove_at(self.meta.root, key)? else {
+        let Some((old, mut root)) = self.remove_at(self.meta.root, 0, key)? else {
             return Ok(None);
         };
+        if root == 0 {
+            self.meta.height = 0;
+        }
         // A root branch left with one child hands the tree down to it.
         while root != 0 {
             let page = self.txn.node(root)?;
+            check_depth(page.kind(), 0, self.meta.height)?;
             if page.kind() == Kind::Leaf || page.len() > 1 {
                 break;
             }
             let child = page.child(0)?;
             self.txn.free(PageId(root))?;
             root = child;
+            self.meta.height -= 1;
         }
         self.meta.root = root;
         self.meta.len -= 1;
         Ok(Some(old))
     }
 
-    /// `None` if the key is absent (nothing was copied); else the value and
-    /// the node's new page, 0 if the node is gone.
-    fn remove_at(&mut self, id: u64, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
+    /// Removes `key` from the subtree of node `id`, at `depth` of the
+    /// tree. `None` if the key is absent (nothing was copied); else the
+    /// value and the node's new page, 0 if the node is gone.
+    fn remove_at(&mut self, id: u64, depth: usize, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
         let page = self.txn.node(id)?;
+        check_depth(page.kind(), depth, self.meta.height)?;
         let (old, edit) = match page.kind() {
             Kind::Leaf => match page.search(key)? {
                 Ok(i) => (self.take_value(id, i)?, Edit::Remove(i)),
@@ -302,7 +351,7 @@ impl<'a> WriteTxn<'a> {
             Kind::Branch => {
                 let i = page.child_for(key)?;
                 let before = page.child(i)?;
-                let Some((old, child)) = self.remove_at(before, key)? else {
+                let Some((old, child)) = self.remove_at(before, depth + 1, key)? else {
                     return Ok(None);
                 };
                 let small = child != 0 && self.txn.node(child)?.used()? <= PAGE / 4;
@@ -471,7 +520,7 @@ pub struct ReadTxn {
 
 impl ReadTxn {
     pub fn get(&self, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
-        lookup(&self.snapshot, self.meta.root, key)
+        lookup(&self.snapshot, self.meta, key)
     }
 
     /// The entries with keys in `range`, in order, as they lie in the map
@@ -480,7 +529,7 @@ impl ReadTxn {
         &self,
         range: impl RangeBounds<K>,
     ) -> Result<Range<'_, Snapshot<PAGE>>> {
-        Range::new(&self.snapshot, self.meta.root, range)
+        Range::new(&self.snapshot, self.meta, range)
     }
 
     pub fn iter(&self) -> Result<Range<'_, Snapshot<PAGE>>> {
@@ -497,16 +546,17 @@ impl ReadTxn {
     }
 
     /// Checks the tree's shape (keys in order and within their parent's
-    /// bounds, every leaf at one depth, the entry count) and returns every
-    /// page it reaches, to compare with the pages the file holds.
+    /// bounds, every leaf at the depth the height puts it, the entry count)
+    /// and returns every page it reaches, to compare with the pages the
+    /// file holds.
     pub fn check(&self) -> Result<Vec<u64>> {
-        let mut pages = Vec::new();
-        let (mut leaf_depth, mut len) = (None, 0);
+        let (mut pages, mut len) = (Vec::new(), 0);
         if self.meta.root != 0 {
             let mut todo = vec![(self.meta.root, 0, Vec::new(), None::<Vec<u8>>)];
             while let Some((id, depth, low, high)) = todo.pop() {
                 pages.push(id);
                 let node = self.snapshot.node(id)?;
+                check_depth(node.kind(), depth, self.meta.height)?;
                 let keys = (0..node.len()).map(|i| node.entry(i).map(|e| e.0));
                 let keys = keys.collect::<Result<Vec<_>>>()?;
                 let within = |k: &&[u8]| {
@@ -515,11 +565,8 @@ impl ReadTxn {
                 let sorted = keys.windows(2).all(|w| w[0] < w[1]);
                 match node.kind() {
                     Kind::Leaf => {
-                        if !sorted
-                            || !keys.iter().all(within)
-                            || *leaf_depth.get_or_insert(depth) != depth
-                        {
-                            return Err(Error::Corrupt("leaf out of order or at another depth"));
+                        if !sorted || !keys.iter().all(within) {
+                            return Err(Error::Corrupt("leaf out of order"));
                         }
                         len += node.len() as u64;
                         for i in 0..node.len() {
@@ -552,14 +599,20 @@ impl ReadTxn {
     }
 }
 
-fn lookup<'a, P: Pages>(pages: &'a P, mut id: u64, key: &[u8]) -> Result<Option<Cow<'a, [u8]>>> {
+fn lookup<'a, P: Pages>(pages: &'a P, meta: Meta, key: &[u8]) -> Result<Option<Cow<'a, [u8]>>> {
+    let mut id = meta.root;
     if id == 0 {
         return Ok(None);
     }
+    let mut depth = 0;
     loop {
         let node = pages.node(id)?;
+        check_depth(node.kind(), depth, meta.height)?;
         match node.kind() {
-            Kind::Branch => id = node.child(node.child_for(key)?)?,
+            Kind::Branch => {
+                id = node.child(node.child_for(key)?)?;
+                depth += 1;
+            }
             Kind::Leaf => {
                 return match node.search(key)? {
                     Ok(i) => Ok(Some(value(pages, node.entry(i)?.1)?)),
@@ -580,20 +633,24 @@ pub struct Range<'a, P> {
     /// entry's child is the next node on the stack.
     path: Vec<(NodeRef<'a>, usize)>,
     end: Bound<Vec<u8>>,
+    /// The tree's height: the path's bound.
+    height: u64,
 }
 
 impl<'a, P: Pages> Range<'a, P> {
-    fn new<K: AsRef<[u8]>>(pages: &'a P, root: u64, range: impl RangeBounds<K>) -> Result<Self> {
+    fn new<K: AsRef<[u8]>>(pages: &'a P, meta: Meta, range: impl RangeBounds<K>) -> Result<Self> {
         let own = |b: Bound<&K>| b.map(|k| k.as_ref().to_vec());
         let (start, end) = (own(range.start_bound()), own(range.end_bound()));
         let mut scan = Range {
             pages,
             path: Vec::new(),
             end,
+            height: meta.height,
         };
-        let mut id = root;
+        let mut id = meta.root;
         while id != 0 {
             let node = pages.node(id)?;
+            check_depth(node.kind(), scan.path.len(), scan.height)?;
             let (at, child) = match (&start, node.kind()) {
                 (Bound::Unbounded, Kind::Branch) => (0, node.child(0)?),
                 (Bound::Unbounded, Kind::Leaf) => (0, 0),
@@ -624,6 +681,7 @@ impl<'a, P: Pages> Range<'a, P> {
             }
             if node.kind() == Kind::Branch {
                 let child = self.pages.node(node.child(i)?)?;
+                check_depth(child.kind(), self.path.len(), self.height)?;
                 self.path.push((child, 0));
                 continue;
             }

@@ -1,0 +1,115 @@
+//! The B+tree example never follows child pointers for ever: a damaged
+//! page whose child points back up the tree makes lookups, scans, writes
+//! and the shape check return an error, bounded by the tree's height.
+
+#[path = "../examples/btree/node.rs"]
+#[allow(dead_code)]
+mod node;
+#[path = "../examples/btree/tree.rs"]
+#[allow(dead_code)]
+mod tree;
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use mappedpages::{PageId, Pager, ProtectedPageId};
+use node::{Kind, Node, NodeRef, PAGE};
+use tree::{Db, Error};
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key{i:05}").into_bytes()
+}
+
+/// A tree of a root branch over leaves; returns the root's page.
+fn two_level_tree(path: &Path) -> u64 {
+    let mut db = Db::create(path).unwrap();
+    let mut txn = db.write().unwrap();
+    for i in 0..600 {
+        txn.insert(&key(i), &[i as u8; 100]).unwrap();
+    }
+    txn.commit().unwrap();
+    drop(db);
+    let pager = Pager::<PAGE>::open(path).unwrap();
+    let meta = ProtectedPageId::<PAGE>(0).get(&pager).unwrap().as_bytes();
+    let root = u64::from_le_bytes(meta[8..16].try_into().unwrap());
+    let node = NodeRef::new(PageId::<PAGE>(root).get(&pager).unwrap().as_bytes()).unwrap();
+    assert_eq!(
+        node.kind(),
+        Kind::Branch,
+        "the tree has one level of leaves"
+    );
+    root
+}
+
+/// Overwrites page `page` with a branch whose one child is `child`.
+fn make_branch_to(path: &Path, page: u64, child: u64) {
+    let mut pager = Pager::<PAGE>::open(path).unwrap();
+    let bytes = PageId::<PAGE>(page).get_mut(&mut pager).unwrap();
+    Node::branch(vec![(Vec::new(), child)]).encode(bytes.as_bytes_mut());
+    pager.sync().unwrap();
+}
+
+/// Runs every walk down the tree of the file at `path`, each on a thread
+/// of its own, and asserts each ends in `Corrupt` within a few seconds.
+fn assert_every_walk_is_refused(path: &Path) {
+    type Walk = fn(&Path) -> Result<(), Error>;
+    let walks: [(&str, Walk); 6] = [
+        ("get", |p| Db::open(p)?.read()?.get(&key(0)).map(drop)),
+        ("iter", |p| {
+            Db::open(p)?.read()?.iter()?.try_for_each(|e| e.map(drop))
+        }),
+        ("range from a key", |p| {
+            let db = Db::open(p)?;
+            let read = db.read()?;
+            let mut scan = read.range(key(1).as_slice()..)?;
+            scan.try_for_each(|e| e.map(drop))
+        }),
+        ("check", |p| Db::open(p)?.read()?.check().map(drop)),
+        ("insert", |p| {
+            let mut db = Db::open(p)?;
+            let inserted = db.write()?.insert(&key(0), b"new").map(drop);
+            inserted
+        }),
+        ("remove", |p| {
+            let mut db = Db::open(p)?;
+            let removed = db.write()?.remove(&key(0)).map(drop);
+            removed
+        }),
+    ];
+    for (name, walk) in walks {
+        let (tx, rx) = mpsc::channel();
+        let owned = path.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(walk(&owned));
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Err(Error::Corrupt(_))) => {}
+            Ok(other) => panic!("{name}: {other:?}"),
+            Err(_) => panic!("{name} did not return: it follows the loop"),
+        }
+    }
+}
+
+#[test]
+fn a_leaf_made_a_branch_to_the_root_is_an_error_not_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tree.pages");
+    let root = two_level_tree(&path);
+    let first_leaf = {
+        let pager = Pager::<PAGE>::open(&path).unwrap();
+        let node = NodeRef::new(PageId::<PAGE>(root).get(&pager).unwrap().as_bytes()).unwrap();
+        node.child(0).unwrap()
+    };
+    make_branch_to(&path, first_leaf, root);
+    assert_every_walk_is_refused(&path);
+}
+
+#[test]
+fn a_root_that_is_its_own_child_is_an_error_not_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tree.pages");
+    let root = two_level_tree(&path);
+    make_branch_to(&path, root, root);
+    assert_every_walk_is_refused(&path);
+}
