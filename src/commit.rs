@@ -37,6 +37,7 @@ use crate::format::tree_node::NodeRef;
 use crate::format::{checksum, ROOT_PAGES};
 use crate::options::{Durability, GROWTH_DIVISOR, MIN_GROWTH_STEP};
 use crate::page_tree::PageTree;
+use crate::reclaim::Reclamation;
 
 /// Commit-side state: the log, the page trees and what awaits durability.
 #[derive(Debug)]
@@ -54,13 +55,8 @@ pub(crate) struct Journal {
     /// The file length, in pages, that the newest root counts on: what a
     /// failed call gives the file back to.
     pub root_total: u64,
-    /// Pages no root since the durable one references, by the generation
-    /// of the commit that freed them; reusable once durable (and no older
-    /// snapshot lives).
-    pub awaiting_durable: Vec<(u64, Vec<u64>)>,
-    /// Pages freed by durable commits that a live snapshot may still read,
-    /// with the generation that freed them (see `snapshot.rs`).
-    pub held: Vec<(u64, Vec<u64>)>,
+    /// Pages commits stopped using, until they may be reused.
+    pub reclaim: Reclamation,
     /// The checks of pages written without a sync by the commits since the
     /// durable root, for every page still in use, so that a root whose
     /// earlier unsynced pages were lost to a power loss is rejected too
@@ -84,6 +80,60 @@ pub(crate) struct Journal {
     /// since the last sync changed: the copy it names must not be staged
     /// over (see `txn.rs`).
     pub durable_entries: HashMap<u64, DirEntry>,
+}
+
+impl Journal {
+    /// The journal of a file just created: generation 1 in root slot 0,
+    /// durable, with empty page trees, counting on `total` pages.
+    pub fn new(page_size: usize, total: u64) -> Journal {
+        Journal {
+            generation: 1,
+            log: Vec::new(),
+            bitmap_tree: PageTree::empty(page_size, 1),
+            dir_tree: PageTree::empty(page_size, 1),
+            last_slot: 0,
+            durable_slot: 0,
+            root_total: total,
+            reclaim: Reclamation::default(),
+            unsynced_checks: Vec::new(),
+            chain: CheckChain::default(),
+            durable_checked: HashSet::new(),
+            stale_check_pages: Vec::new(),
+            root_since_sync: false,
+            durable_entries: HashMap::new(),
+        }
+    }
+
+    /// The journal of a file opened at `root`, found in root slot `slot`
+    /// with its trees loaded; taken as the durable root (open makes it so
+    /// before the first write). The pages it checks stay guarded, and its
+    /// check pages are freed by the next commit, which no longer names them.
+    pub fn opened(
+        root: &Root,
+        slot: usize,
+        bitmap_tree: PageTree,
+        dir_tree: PageTree,
+        reclaim: Reclamation,
+        checked: &[u64],
+        check_pages: Vec<u64>,
+    ) -> Journal {
+        Journal {
+            generation: root.generation,
+            log: root.log.clone(),
+            bitmap_tree,
+            dir_tree,
+            last_slot: slot,
+            durable_slot: slot,
+            root_total: root.total_pages,
+            reclaim,
+            unsynced_checks: Vec::new(),
+            chain: CheckChain::default(),
+            durable_checked: checked.iter().copied().collect(),
+            stale_check_pages: check_pages,
+            root_since_sync: false,
+            durable_entries: HashMap::new(),
+        }
+    }
 }
 
 /// The chain of check pages written since the last sync.
@@ -236,37 +286,10 @@ impl Core {
         self.make_room(&|_: &Core, _: u64| count, new_slots)
     }
 
-    /// Pages freed but not reusable yet: waiting for a sync, or held for
-    /// live snapshots.
-    fn waiting_pages(&self) -> u64 {
-        let journal = &self.journal;
-        journal
-            .awaiting_durable
-            .iter()
-            .chain(&journal.held)
-            .map(|(_, pages)| pages.len() as u64)
-            .sum()
-    }
-
-    /// Each page [`Core::waiting_pages`] counts.
-    pub(crate) fn waiting_pages_iter(&self) -> impl Iterator<Item = u64> + '_ {
-        let journal = &self.journal;
-        journal
-            .awaiting_durable
-            .iter()
-            .chain(&journal.held)
-            .flat_map(|(_, pages)| pages.iter().copied())
-    }
-
     /// Whether `page` was freed by a commit and is not reusable yet: free to
     /// the caller, so freeing it again is a double free.
     pub(crate) fn is_waiting(&self, page: u64) -> bool {
-        let journal = &self.journal;
-        journal
-            .awaiting_durable
-            .iter()
-            .chain(&journal.held)
-            .any(|(_, pages)| pages.contains(&page))
+        self.journal.reclaim.contains(page)
     }
 
     /// Fails with `InvalidCount` if `pages` more pages in use could not fit
@@ -274,8 +297,8 @@ impl Core {
     /// largest file the OS and the address space allow): checked before
     /// anything is touched.
     pub(crate) fn check_room(&self, pages: u64, count: u64) -> Result<()> {
-        let in_use =
-            (self.map.total_pages() - self.map.free_pages()).saturating_sub(self.waiting_pages());
+        let in_use = (self.map.total_pages() - self.map.free_pages())
+            .saturating_sub(self.journal.reclaim.count());
         match in_use.checked_add(pages) {
             Some(total) if total <= self.max_total_pages => Ok(()),
             _ => Err(MappedPageError::InvalidCount { count }),
@@ -292,7 +315,7 @@ impl Core {
         // Snapshots dropped since the last commit give their pages back.
         self.release_unpinned();
         if self.map.free_pages() < need(self, self.map.total_pages())
-            && !self.journal.awaiting_durable.is_empty()
+            && self.journal.reclaim.awaits_sync()
         {
             // Pages freed since the last sync become reusable once it is
             // made: cheaper than growing the file (Deferred mode only; in
@@ -580,10 +603,8 @@ impl Core {
         self.journal.last_slot = slot;
         self.journal.root_since_sync = true;
         self.journal.root_total = root.total_pages;
-        if !freed.is_empty() {
-            let generation = self.journal.generation;
-            self.journal.awaiting_durable.push((generation, freed));
-        }
+        let generation = self.journal.generation;
+        self.journal.reclaim.freed(generation, freed);
         for (slot, before) in slots_before {
             self.journal.durable_entries.entry(slot).or_insert(before);
         }
@@ -686,24 +707,11 @@ impl Core {
         journal.durable_entries.clear();
         self.journal.durable_slot = self.journal.last_slot;
         let journal = &mut self.journal;
-        for (generation, mut pages) in std::mem::take(&mut journal.awaiting_durable) {
-            // A page freed while check pages list it (Deferred mode) is still
-            // checked by the root now durable: reusable only once a root
-            // that does not check it is durable.
-            let checked: Vec<u64> = if journal.durable_checked.is_empty() {
-                Vec::new()
-            } else {
-                let (checked, free) = pages
-                    .into_iter()
-                    .partition(|page| journal.durable_checked.contains(page));
-                pages = free;
-                checked
-            };
-            if !checked.is_empty() {
-                journal.awaiting_durable.push((generation, checked));
-            }
-            journal.held.push((generation, pages));
-        }
+        // A page freed while check pages list it (Deferred mode) is still
+        // checked by the root now durable: reusable only once a root that
+        // does not check it is durable.
+        let checked = &journal.durable_checked;
+        journal.reclaim.synced(|page| checked.contains(&page));
         self.release_unpinned();
         Ok(())
     }

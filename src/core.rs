@@ -13,7 +13,6 @@ use crate::format::{superblock, FIRST_DATA_PAGE, MAX_PAGES, ROOT_PAGES, SUPERBLO
 use crate::freemap::FreeMap;
 use crate::io::{max_file_bytes, Storage};
 use crate::options::{Durability, RecoveryReport};
-use crate::page_tree::PageTree;
 use crate::placement::Placement;
 use crate::snapshot::Registry;
 
@@ -121,23 +120,7 @@ impl Core {
             |store| Self::write_new_file(store, path, total, page_size),
         )?;
         let map = FreeMap::new(total);
-        let journal = Journal {
-            generation: 1,
-            log: Vec::new(),
-            bitmap_tree: PageTree::empty(page_size, 1),
-            dir_tree: PageTree::empty(page_size, 1),
-            last_slot: 0,
-            durable_slot: 0,
-            root_total: total,
-            awaiting_durable: Vec::new(),
-            held: Vec::new(),
-            unsynced_checks: Vec::new(),
-            chain: Default::default(),
-            durable_checked: Default::default(),
-            stale_check_pages: Vec::new(),
-            root_since_sync: false,
-            durable_entries: Default::default(),
-        };
+        let journal = Journal::new(page_size, total);
         let recovery = RecoveryReport {
             generation: 1,
             root_copy: 0,

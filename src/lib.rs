@@ -73,6 +73,7 @@ mod pager;
 mod placement;
 mod protected;
 mod read_only;
+mod reclaim;
 mod recovery;
 mod snapshot;
 mod space;

@@ -15,6 +15,7 @@ use crate::freemap::FreeMap;
 use crate::io::Storage;
 use crate::options::RecoveryReport;
 use crate::page_tree::{LoadFault, PageTree};
+use crate::reclaim::Reclamation;
 
 /// Why a root that passed its own checksum could not be used.
 enum LoadError {
@@ -471,29 +472,15 @@ impl Core {
         // freed since the last sync.
         let mut map = chosen.loaded.map;
         let withheld = map.withhold(&chosen.loaded.checked);
-        let awaiting_durable = if withheld.is_empty() {
-            Vec::new()
-        } else {
-            vec![(chosen.root.generation, withheld)]
-        };
-        let journal = Journal {
-            generation: chosen.root.generation,
-            log: chosen.root.log,
-            bitmap_tree: chosen.loaded.bitmap_tree,
-            dir_tree: chosen.loaded.dir_tree,
-            last_slot: chosen.slot,
-            durable_slot: chosen.slot,
-            root_total: chosen.root.total_pages,
-            awaiting_durable,
-            held: Vec::new(),
-            unsynced_checks: Vec::new(),
-            chain: Default::default(),
-            durable_checked: chosen.loaded.checked.iter().copied().collect(),
-            // Named by the root open took: freed by the next commit.
-            stale_check_pages: chosen.loaded.check_pages,
-            root_since_sync: false,
-            durable_entries: Default::default(),
-        };
+        let journal = Journal::opened(
+            &chosen.root,
+            chosen.slot,
+            chosen.loaded.bitmap_tree,
+            chosen.loaded.dir_tree,
+            Reclamation::opened(chosen.root.generation, withheld),
+            &chosen.loaded.checked,
+            chosen.loaded.check_pages,
+        );
         let chosen_slot = chosen.slot;
         let other_root_checks = page(ROOT_PAGES[1 - chosen_slot])
             .and_then(|bytes| Root::decode(bytes, page_size).ok())

@@ -318,18 +318,8 @@ impl Core {
     /// Makes the pages held for snapshots reusable once no live snapshot is
     /// older than the commit that freed them (rule 1).
     pub(crate) fn release_unpinned(&mut self) {
-        if self.journal.held.is_empty() {
-            return;
-        }
-        let oldest = self.oldest_snapshot().unwrap_or(u64::MAX);
-        let held = std::mem::take(&mut self.journal.held);
-        for (generation, pages) in held {
-            if generation <= oldest {
-                self.map.release(&pages);
-            } else {
-                self.journal.held.push((generation, pages));
-            }
-        }
+        let oldest = self.oldest_snapshot();
+        self.journal.reclaim.release(&mut self.map, oldest);
     }
 }
 

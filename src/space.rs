@@ -98,7 +98,7 @@ impl Core {
     fn shrink_round(&mut self, slack: u64, floor: u64) -> Result<bool> {
         self.check_usable()?;
         self.settle_open()?;
-        if !self.journal.awaiting_durable.is_empty() {
+        if self.journal.reclaim.awaits_sync() {
             // Pages freed since the last sync are still in use until it.
             self.sync_everything()?;
         }
@@ -175,7 +175,7 @@ impl Core {
     fn move_protected_down(&mut self) -> Result<()> {
         let total = self.map.total_pages();
         let last_regular = self.map.regular_bits().prev_one(total);
-        let last_waiting = self.waiting_pages_iter().max();
+        let last_waiting = self.journal.reclaim.pages().max();
         let fixed_end = last_regular.max(last_waiting).map_or(0, |page| page + 1);
         let mut copies: Vec<(u64, u64, usize)> = self
             .map

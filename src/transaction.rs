@@ -247,10 +247,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
         core.check_regular(id.0)?;
         let none_below =
             |core: &crate::core::Core| core.map.lowest_free().is_none_or(|free| free >= id.0);
-        if none_below(core)
-            && core.journal.root_since_sync
-            && !core.journal.awaiting_durable.is_empty()
-        {
+        if none_below(core) && core.journal.root_since_sync && core.journal.reclaim.awaits_sync() {
             // Pages freed by commits not yet durable may lie below: a sync
             // makes them free, as an allocation would when none is free.
             core.sync_everything()?;

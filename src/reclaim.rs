@@ -1,0 +1,166 @@
+//! Page reclamation: the one place that decides when a freed page may be
+//! handed out again.
+//!
+//! A page a commit stops using (a page the caller freed, a protected copy
+//! replaced, a tree or check page rewritten) is not free at once. It waits
+//! for up to three things, in this order:
+//!
+//! 1. **A durable root that does not use it.** Until the commit that freed
+//!    it is durable, the durable root may still be the one a crash reopens,
+//!    and it may use the page. A sync ends this wait ([`Reclamation::synced`]).
+//! 2. **A durable root that does not check it.** In Deferred mode a root
+//!    lists the CRC of every page written since the last sync; a page freed
+//!    while the root made durable by that sync still checks it must not be
+//!    written, or a crash would find that root rejected. It waits for the
+//!    next sync, whose root no longer checks it. Open withholds such pages
+//!    the same way ([`Reclamation::opened`]): the root it opened may check
+//!    pages that its own state counts as free.
+//! 3. **No live snapshot older than the commit that freed it** (see
+//!    `snapshot.rs`, rule 1): a snapshot reads the state it was taken in,
+//!    where the page may still be in use. Dropping the snapshot ends this
+//!    wait ([`Reclamation::release`]).
+//!
+//! Every waiting page stays marked in use in the free map, so nothing else
+//! can take it; this type only says which pages wait and gives them back.
+
+use crate::freemap::FreeMap;
+
+/// Pages freed by commits and not reusable yet, by the generation of the
+/// commit that freed them.
+#[derive(Debug, Default)]
+pub(crate) struct Reclamation {
+    /// Waiting for a durable root that neither uses nor checks them
+    /// (waits 1 and 2).
+    awaiting_sync: Vec<(u64, Vec<u64>)>,
+    /// Freed by durable commits; waiting for the snapshots older than the
+    /// commit that freed them (wait 3).
+    held: Vec<(u64, Vec<u64>)>,
+}
+
+impl Reclamation {
+    /// The pages waiting when a file is opened at generation `generation`:
+    /// those its root checks although its state counts them as free, which
+    /// open took out of the free map (see [`FreeMap::withhold`]).
+    pub fn opened(generation: u64, withheld: Vec<u64>) -> Reclamation {
+        let mut reclaim = Reclamation::default();
+        reclaim.freed(generation, withheld);
+        reclaim
+    }
+
+    /// The commit of `generation` stopped using `pages`.
+    pub fn freed(&mut self, generation: u64, pages: Vec<u64>) {
+        if !pages.is_empty() {
+            self.awaiting_sync.push((generation, pages));
+        }
+    }
+
+    /// Whether some page waits for a sync: one would make it reusable
+    /// sooner than growing the file.
+    pub fn awaits_sync(&self) -> bool {
+        !self.awaiting_sync.is_empty()
+    }
+
+    /// How many pages wait, for anything.
+    pub fn count(&self) -> u64 {
+        self.lists().map(|pages| pages.len() as u64).sum()
+    }
+
+    /// Every page that waits, for anything.
+    pub fn pages(&self) -> impl Iterator<Item = u64> + '_ {
+        self.lists().flat_map(|pages| pages.iter().copied())
+    }
+
+    /// Whether `page` waits: freed by a commit, not reusable yet, so free
+    /// to the caller (freeing it again is a double free).
+    pub fn contains(&self, page: u64) -> bool {
+        self.lists().any(|pages| pages.contains(&page))
+    }
+
+    fn lists(&self) -> impl Iterator<Item = &Vec<u64>> + '_ {
+        self.awaiting_sync
+            .iter()
+            .chain(&self.held)
+            .map(|(_, pages)| pages)
+    }
+
+    /// A sync made every root written so far durable. Pages the durable
+    /// root still checks (`checked`) wait for the next sync; the others
+    /// wait only for the snapshots older than the commit that freed them.
+    pub fn synced(&mut self, checked: impl Fn(u64) -> bool) {
+        for (generation, pages) in std::mem::take(&mut self.awaiting_sync) {
+            let (still_checked, unused): (Vec<u64>, Vec<u64>) =
+                pages.into_iter().partition(|&page| checked(page));
+            if !still_checked.is_empty() {
+                self.awaiting_sync.push((generation, still_checked));
+            }
+            if !unused.is_empty() {
+                self.held.push((generation, unused));
+            }
+        }
+    }
+
+    /// Gives back to `map` the pages no live snapshot may read: those freed
+    /// by a commit no newer than `oldest_snapshot`, the generation of the
+    /// oldest live snapshot (`None`: none lives).
+    pub fn release(&mut self, map: &mut FreeMap, oldest_snapshot: Option<u64>) {
+        if self.held.is_empty() {
+            return;
+        }
+        let oldest = oldest_snapshot.unwrap_or(u64::MAX);
+        self.held.retain(|(generation, pages)| {
+            let unpinned = *generation <= oldest;
+            if unpinned {
+                map.release(pages);
+            }
+            !unpinned
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_waits_for_a_sync_then_for_older_snapshots() {
+        let mut map = FreeMap::new(16);
+        for page in [5, 6, 7] {
+            assert!(map.take_internal(page));
+        }
+        let mut reclaim = Reclamation::default();
+        reclaim.freed(10, vec![5, 6]);
+        reclaim.freed(11, vec![7]);
+        assert!(reclaim.awaits_sync());
+        assert_eq!(reclaim.count(), 3);
+        assert!(reclaim.contains(6) && !reclaim.contains(8));
+        // No sync yet: nothing is given back, snapshots or not.
+        reclaim.release(&mut map, None);
+        assert!(!map.is_free(5));
+        // Page 6 is still checked by the root the sync made durable.
+        reclaim.synced(|page| page == 6);
+        assert!(reclaim.awaits_sync());
+        // A snapshot of generation 10 may read what commit 11 freed.
+        reclaim.release(&mut map, Some(10));
+        assert!(map.is_free(5) && !map.is_free(7) && !map.is_free(6));
+        reclaim.release(&mut map, None);
+        assert!(map.is_free(7) && !map.is_free(6));
+        reclaim.synced(|_| false);
+        reclaim.release(&mut map, None);
+        assert!(map.is_free(6));
+        assert_eq!(reclaim.count(), 0);
+        assert!(!reclaim.awaits_sync());
+    }
+
+    #[test]
+    fn open_withholds_pages_until_a_sync() {
+        let mut map = FreeMap::new(16);
+        let withheld = map.withhold(&[4, 9]);
+        let mut reclaim = Reclamation::opened(3, withheld);
+        assert!(reclaim.contains(4) && reclaim.contains(9));
+        reclaim.release(&mut map, None);
+        assert!(!map.is_free(4));
+        reclaim.synced(|_| false);
+        reclaim.release(&mut map, None);
+        assert!(map.is_free(4) && map.is_free(9));
+    }
+}
