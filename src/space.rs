@@ -1,7 +1,10 @@
 //! Space given back (contract C2): the free tail of the file cut off, on
 //! request ([`crate::Pager::shrink`]) and, past a threshold, after a commit;
 //! and what an engine needs to move its highest pages down so that the tail
-//! frees up (`Transaction::relocate`, `iter_allocated_pages().rev()`).
+//! frees up (`Transaction::relocate`, `iter_allocated_pages().rev()`). The
+//! pager moves its own pages down itself: protected copies (placed beside a
+//! transaction's pages, so possibly high) and page-tree pages, before it
+//! computes the tail.
 //!
 //! # Why a cut is crash-safe
 //! A shrink is a commit whose root counts on fewer pages, followed by the
