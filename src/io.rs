@@ -82,11 +82,15 @@ pub(crate) struct Storage {
 #[derive(Debug, Default)]
 struct MapWrites {
     ranges: Vec<Range<usize>>,
+    /// How many ranges trigger the next merge: twice what the last merge
+    /// left, so that merges cost amortised O(log n) per range.
+    merge_at: usize,
 }
 
 impl MapWrites {
-    /// Past this many ranges, adjacent and overlapping ones are merged, so
-    /// a long run of unsynced commits costs memory per page written once.
+    /// Past this many ranges (at least), adjacent and overlapping ones are
+    /// merged, so a long run of unsynced commits costs memory per page
+    /// written once, not per write.
     const MERGE_AT: usize = 4096;
 
     #[inline]
@@ -95,8 +99,9 @@ impl MapWrites {
             return;
         }
         self.ranges.push(range);
-        if self.ranges.len() >= Self::MERGE_AT {
+        if self.ranges.len() >= self.merge_at.max(Self::MERGE_AT) {
             self.merge();
+            self.merge_at = 2 * self.ranges.len();
         }
     }
 
@@ -670,9 +675,13 @@ impl<'a> DisjointPages<'a> {
             return Err(LendError::Lent);
         }
         lent.insert(page, true);
-        self.map_writes
-            .borrow_mut()
-            .note(start..start + self.page_size);
+        // Checked here too, so that where nothing is tracked not even the
+        // `RefCell`'s borrow flag is touched.
+        if platform::FLUSH_MAP_WRITES {
+            self.map_writes
+                .borrow_mut()
+                .note(start..start + self.page_size);
+        }
         // SAFETY: as in `shared`; the page was lent to no one before and is
         // recorded as lent writable, so no other reference to it is made
         // for `'a`.
