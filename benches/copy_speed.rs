@@ -29,7 +29,6 @@
 use std::error::Error;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -183,11 +182,33 @@ fn make_source(path: &Path, pages: u64) -> BoxResult<u64> {
 }
 
 /// Writes dirty pages out and empties the page cache; false when this
-/// process may not.
+/// process may not (only root on Linux may).
 fn drop_caches() -> bool {
-    // SAFETY: `sync` takes no arguments and cannot fail.
-    unsafe { libc::sync() };
+    write_back_all();
     std::fs::write("/proc/sys/vm/drop_caches", b"3\n").is_ok()
+}
+
+/// Writes every dirty page of the system out (`sync`), so that one copy's
+/// write-back does not land in the next one's time. Unix only; on other
+/// systems the rounds are warm, and the order of methods turns from round to
+/// round.
+fn write_back_all() {
+    // SAFETY: `sync` takes no arguments and cannot fail.
+    #[cfg(unix)]
+    unsafe {
+        libc::sync()
+    };
+}
+
+/// Bytes of disk blocks the file holds where the OS tells (Unix), else its
+/// length.
+fn disk_bytes(path: &Path) -> BoxResult<u64> {
+    let meta = std::fs::metadata(path)?;
+    #[cfg(unix)]
+    let bytes = std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
+    #[cfg(not(unix))]
+    let bytes = meta.len();
+    Ok(bytes)
 }
 
 fn warm(path: &Path) -> BoxResult<()> {
@@ -235,15 +256,14 @@ fn measure(src: &Path, dst: &Path, rounds: usize, cold: bool) -> BoxResult<Vec<(
             if cold {
                 drop_caches();
             } else {
-                // SAFETY: as in `drop_caches`.
-                unsafe { libc::sync() };
+                write_back_all();
                 warm(src)?;
             }
             let start = Instant::now();
             method.run(src, dst)?;
             let elapsed = start.elapsed();
             sample.secs.push(elapsed.as_secs_f64());
-            sample.written = std::fs::metadata(dst)?.blocks() * 512;
+            sample.written = disk_bytes(dst)?;
             std::fs::remove_file(dst)?;
         }
     }

@@ -36,7 +36,6 @@ mod reader;
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::error::{MappedPageError, Result};
@@ -47,7 +46,7 @@ use crate::format::{
     check_list, read_u32, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES,
 };
 use crate::freemap::PageUse;
-use crate::io::open_regular;
+use crate::io::{open_regular, read_exact_at};
 use crate::options::RecoveryReport;
 use crate::recovery::{choose_root, ChooseError, Chosen};
 use reader::PageReader;
@@ -341,7 +340,7 @@ impl Inspector {
         let file = open_regular(path.as_ref(), OpenOptions::new().read(true))?;
         let file_len = file.metadata()?.len();
         let mut head = vec![0u8; file_len.min(superblock::SUPERBLOCK_LEN as u64) as usize];
-        file.read_exact_at(&mut head, 0)?;
+        read_exact_at(&file, &mut head, 0)?;
         let page_size = superblock::decode(&head)?;
         if !page_size.is_power_of_two() || !PAGE_SIZES.contains(&page_size) {
             return Err(MappedPageError::CorruptSuperblock);
@@ -445,7 +444,7 @@ impl Inspector {
             .filter(|start| start.saturating_add(ps) <= self.file_len)
             .ok_or(MappedPageError::OutOfBounds)?;
         let mut bytes = vec![0u8; ps as usize];
-        self.file.read_exact_at(&mut bytes, start)?;
+        read_exact_at(&self.file, &mut bytes, start)?;
         Ok(bytes)
     }
 

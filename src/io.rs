@@ -5,13 +5,17 @@
 //! syncs, or to fail one. This module holds the crate's `unsafe` code that
 //! touches the map, and `snapshot.rs` the one read that other threads make.
 //!
+//! What differs between operating systems (positional I/O, locks, block
+//! reservation, syncs, cutting a mapped file) lives in [`platform`]; this
+//! module names no OS.
+//!
 //! # Why the map is sound
 //! A map hands out slices whose bytes the kernel may change if another
 //! program writes the file. [`Storage`] takes an exclusive lock on the file
-//! when it opens it (`flock`), so no other `Pager` writes it. A program that
-//! ignores the advisory lock and writes or truncates the file anyway can
-//! change bytes under a live reference or make a read fault (`SIGBUS`); the
-//! crate documentation says so.
+//! when it opens it ([`platform::try_lock`]), so no other `Pager` writes it.
+//! A program that ignores the lock and writes or truncates the file anyway
+//! can change bytes under a live reference or make a read fault; the crate
+//! documentation says so.
 //!
 //! Each mapping is a [`MapRegion`] behind an `Arc`, shared by the writer and
 //! by the snapshots taken from it (`snapshot.rs`). Growing the file makes a
@@ -28,21 +32,23 @@
 
 #![allow(unsafe_code)]
 
+mod platform;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::marker::PhantomData;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::ops::Range;
 use std::path::Path;
-
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{MappedPageError, Result};
 use crate::fault::{HookSlot, IoEvent};
+
+pub(crate) use platform::read_exact_at;
 
 /// The open, locked, mapped file.
 #[derive(Debug)]
@@ -54,6 +60,82 @@ pub(crate) struct Storage {
     file_len: u64,
     syncs: u64,
     hook: HookSlot,
+    /// Ranges written through the map since the last sync, where the
+    /// platform's sync does not see them by itself.
+    map_writes: MapWrites,
+    /// Where the platform cannot cut a mapped file: the length a cut was
+    /// asked for while a snapshot's view blocked it, tried again at each
+    /// sync until no such view is left.
+    deferred_cut: Option<u64>,
+    /// Where the platform cannot cut a mapped file: the regions this
+    /// storage mapped before its current one, which block a cut for as long
+    /// as a snapshot holds them.
+    retired: Vec<Weak<MapRegion>>,
+    /// Set if the writer's view was unmapped for a cut and could not be
+    /// mapped again: every later sync fails with this error.
+    unmapped: Option<io::ErrorKind>,
+}
+
+/// The byte ranges of the map written through it since the last sync, kept
+/// only where [`platform::FLUSH_MAP_WRITES`] says the sync needs them:
+/// elsewhere every method is empty and compiled out.
+#[derive(Debug, Default)]
+struct MapWrites {
+    ranges: Vec<Range<usize>>,
+    /// How many ranges trigger the next merge: twice what the last merge
+    /// left, so that merges cost amortised O(log n) per range.
+    merge_at: usize,
+}
+
+impl MapWrites {
+    /// Past this many ranges (at least), adjacent and overlapping ones are
+    /// merged, so a long run of unsynced commits costs memory per page
+    /// written once, not per write.
+    const MERGE_AT: usize = 4096;
+
+    #[inline]
+    fn note(&mut self, range: Range<usize>) {
+        if !platform::FLUSH_MAP_WRITES || range.is_empty() {
+            return;
+        }
+        self.ranges.push(range);
+        if self.ranges.len() >= self.merge_at.max(Self::MERGE_AT) {
+            self.merge();
+            self.merge_at = 2 * self.ranges.len();
+        }
+    }
+
+    /// Sorts the ranges and joins those that touch.
+    fn merge(&mut self) {
+        self.ranges.sort_unstable_by_key(|range| range.start);
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(self.ranges.len());
+        for range in self.ranges.drain(..) {
+            match merged.last_mut() {
+                Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+                _ => merged.push(range),
+            }
+        }
+        self.ranges = merged;
+    }
+
+    /// Flushes every range (the part of it within `map`) and forgets them.
+    /// All maps of a file share its pages, so a range written through an
+    /// older map is flushed through the current one. On error the ranges
+    /// are kept for the next try.
+    fn flush(&mut self, map: &MmapRaw) -> io::Result<()> {
+        if !platform::FLUSH_MAP_WRITES || self.ranges.is_empty() {
+            return Ok(());
+        }
+        self.merge();
+        for range in &self.ranges {
+            let end = range.end.min(map.len());
+            if range.start < end {
+                platform::flush_map_range(map, range.start, end - range.start)?;
+            }
+        }
+        self.ranges.clear();
+        Ok(())
+    }
 }
 
 /// One read-write mapping of the first `len` bytes of the file, and the
@@ -127,10 +209,10 @@ impl MapRegion {
     }
 }
 
-/// The longest file this process could map and use, in bytes: the largest
-/// `off_t`, the address space a map can take (the user half of the virtual
-/// address space on common 64-bit targets), and the process's file-size limit
-/// (`RLIMIT_FSIZE`: growing past it raises `SIGXFSZ`, which ends the process).
+/// The longest file this process could map and use, in bytes: the address
+/// space a map can take (the user half of the virtual address space on
+/// common 64-bit targets, `isize::MAX` bytes on 32-bit ones) and the
+/// platform's file-size limits ([`platform::file_size_limit`]).
 pub(crate) fn max_file_bytes() -> u64 {
     // Without an address hint (memmap2 gives none) Linux places maps below
     // 2^47 on x86_64 and below 2^48 on aarch64, whatever the hardware allows.
@@ -140,23 +222,7 @@ pub(crate) fn max_file_bytes() -> u64 {
     const ADDRESS_SPACE: u64 = 1 << 47;
     #[cfg(not(target_pointer_width = "64"))]
     const ADDRESS_SPACE: u64 = isize::MAX as u64;
-    let off_t_max = u64::try_from(libc::off_t::MAX).unwrap_or(u64::MAX);
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one `rlimit` into the struct it is given, which
-    // lives on this stack frame for the duration of the call.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) };
-    let fsize = if rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY {
-        // `rlim_t` is not 64 bits wide on every target.
-        #[allow(clippy::useless_conversion)]
-        let cur = u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX);
-        cur
-    } else {
-        u64::MAX
-    };
-    ADDRESS_SPACE.min(off_t_max).min(fsize)
+    ADDRESS_SPACE.min(platform::file_size_limit())
 }
 
 /// Opens `path` with `options` if it is a regular file, and fails with
@@ -189,14 +255,14 @@ pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<Fil
 /// spawns a child, the child briefly holds copies of every descriptor until
 /// it execs, so a file a `Pager` just closed can look locked for a moment.
 fn lock(file: &File) -> Result<()> {
-    retry_lock(|| file.try_lock())
+    retry_lock(|| platform::try_lock(file))
 }
 
 /// Takes a shared lock, which an exclusive one excludes either way round:
 /// `Locked` while a writer holds the file (after the grace period of
 /// [`lock`]), and a writer gets `Locked` while readers hold it.
 fn lock_shared(file: &File) -> Result<()> {
-    retry_lock(|| file.try_lock_shared())
+    retry_lock(|| platform::try_lock_shared(file))
 }
 
 fn retry_lock(mut try_lock: impl FnMut() -> std::result::Result<(), TryLockError>) -> Result<()> {
@@ -226,29 +292,17 @@ fn extend(
     preallocate: bool,
 ) -> io::Result<()> {
     if preallocate {
-        let (offset, len) = (to_off(old_len)?, to_off(new_len - old_len)?);
         hook.fire(IoEvent::Reserve {
             offset: old_len,
             len: new_len - old_len,
         })?;
-        // SAFETY: fallocate reads no memory of ours; the descriptor is open
-        // for writing and owned by `file` for the duration of the call.
-        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) };
-        if rc == 0 {
+        if platform::reserve(file, old_len, new_len)? {
             return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EOPNOTSUPP) {
-            return Err(err);
         }
         // The file system cannot reserve blocks: fall back to a sparse extent.
     }
     hook.fire(IoEvent::SetLen { len: new_len })?;
     file.set_len(new_len)
-}
-
-fn to_off(value: u64) -> io::Result<libc::off_t> {
-    libc::off_t::try_from(value).map_err(|_| io::Error::from(io::ErrorKind::FileTooLarge))
 }
 
 impl Storage {
@@ -291,6 +345,9 @@ impl Storage {
     fn map_locked(file: File, hook: HookSlot) -> Result<Storage> {
         let file = Arc::new(file);
         let file_len = file.metadata()?.len();
+        if file_len > max_file_bytes() {
+            return Err(io::Error::from(io::ErrorKind::FileTooLarge).into());
+        }
         let map = Arc::new(MapRegion::new(&file, file_len)?);
         Ok(Storage {
             file,
@@ -298,6 +355,10 @@ impl Storage {
             file_len,
             syncs: 0,
             hook,
+            map_writes: MapWrites::default(),
+            deferred_cut: None,
+            retired: Vec::new(),
+            unmapped: None,
         })
     }
 
@@ -307,7 +368,7 @@ impl Storage {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        File::open(parent)?.sync_all()
+        platform::sync_dir(parent)
     }
 
     /// The file's length in bytes (equal to the map's length).
@@ -337,6 +398,7 @@ impl Storage {
         if range.start > range.end || range.end > self.map.len() {
             return None;
         }
+        self.map_writes.note(range.clone());
         // SAFETY: in bounds of the live mapping; `&mut self` excludes every
         // other view this `Storage` hands out, and no snapshot reads the
         // range (the caller's rule above).
@@ -359,6 +421,7 @@ impl Storage {
         if src.start > src.end || !in_bounds(src.start) || !in_bounds(dst_start) || !disjoint {
             return false;
         }
+        self.map_writes.note(dst_start..dst_start + len);
         let base = self.map.map.as_mut_ptr();
         // SAFETY: both ranges are in bounds and do not overlap; the
         // destination is written by no one else and read by no snapshot
@@ -374,6 +437,7 @@ impl Storage {
             len: self.map.len(),
             page_size,
             lent: RefCell::new(HashMap::new()),
+            map_writes: RefCell::new(&mut self.map_writes),
             _map: PhantomData,
         }
     }
@@ -406,15 +470,26 @@ impl Storage {
         // of a copy leaves a half-written page in the page cache, while the
         // kernel finishes a one-page `pwrite` it has started. A root torn by
         // a kill would otherwise lose Deferred commits that had returned.
-        self.file.write_all_at(data, offset)
+        platform::write_all_at(&self.file, data, offset)
     }
 
-    /// Makes every write so far durable: one `fdatasync`, which on Linux also
-    /// writes back pages dirtied through the map.
+    /// Makes every write so far durable: the ranges written through the map
+    /// are flushed where the platform needs it, then one sync of the file
+    /// (`fdatasync` on Linux, which also writes back pages dirtied through
+    /// the map; see [`platform::sync_data`]). A cut that a snapshot's view
+    /// deferred is tried again afterwards.
     pub fn sync(&mut self) -> io::Result<()> {
         self.hook.fire(IoEvent::Sync { file: self.bytes() })?;
         self.syncs += 1;
-        self.file.sync_data()
+        if let Some(kind) = self.unmapped {
+            return Err(kind.into());
+        }
+        self.map_writes.flush(&self.map.map)?;
+        platform::sync_data(&self.file)?;
+        if platform::CUT_NEEDS_UNMAP {
+            self.retry_deferred_cut()?;
+        }
+        Ok(())
     }
 
     /// How many syncs this storage has issued.
@@ -449,7 +524,23 @@ impl Storage {
             self.file_len = new_len;
         }
         self.hook.fire(IoEvent::Map { len: new_len })?;
-        self.map = Arc::new(MapRegion::new(&self.file, new_len)?);
+        let map = Arc::new(MapRegion::new(&self.file, new_len)?);
+        self.replace_map(map)
+    }
+
+    /// Makes `map` the current mapping. Where the platform needs it, the
+    /// ranges written through the old one are flushed first (the sync to
+    /// come flushes through the new map only what lies within it), and the
+    /// old one is remembered while a snapshot holds it (it blocks cuts).
+    fn replace_map(&mut self, map: Arc<MapRegion>) -> io::Result<()> {
+        self.map_writes.flush(&self.map.map)?;
+        let old = std::mem::replace(&mut self.map, map);
+        if platform::CUT_NEEDS_UNMAP {
+            self.retired.retain(|region| region.strong_count() > 0);
+            if Arc::strong_count(&old) > 1 {
+                self.retired.push(Arc::downgrade(&old));
+            }
+        }
         Ok(())
     }
 
@@ -463,19 +554,81 @@ impl Storage {
     pub fn give_back(&mut self, len: u64) -> io::Result<()> {
         if len < self.len() {
             self.hook.fire(IoEvent::Map { len })?;
-            self.map = Arc::new(MapRegion::new(&self.file, len)?);
+            let map = Arc::new(MapRegion::new(&self.file, len)?);
+            self.replace_map(map)?;
         }
         let _ = self.cut_to(len);
         Ok(())
     }
 
     /// Sets the file's length to `len`, which is at least the map's length.
+    ///
+    /// Where the platform cannot cut a mapped file, the writer's own view is
+    /// unmapped for the cut and mapped again; if a snapshot's view blocks
+    /// the cut, it is deferred (and `Ok`): the file stays longer than the
+    /// map, which open accepts, until [`Storage::sync`] finds no such view.
     fn cut_to(&mut self, len: u64) -> io::Result<()> {
         debug_assert!(len >= self.len());
+        if platform::CUT_NEEDS_UNMAP && len < self.file_len {
+            self.deferred_cut = Some(len);
+            return self.retry_deferred_cut();
+        }
         self.hook.fire(IoEvent::SetLen { len })?;
         self.file.set_len(len)?;
         self.file_len = len;
         Ok(())
+    }
+
+    /// Whether a view other than the writer's own is mapped: a snapshot
+    /// holding the current region or an older one.
+    fn views_block_cut(&mut self) -> bool {
+        self.retired.retain(|region| region.strong_count() > 0);
+        !self.retired.is_empty() || Arc::strong_count(&self.map) > 1
+    }
+
+    /// Makes the cut deferred by [`Storage::cut_to`] if no snapshot's view
+    /// blocks it any more: unmaps the writer's view, cuts, maps it again.
+    /// Best effort: a cut that fails stays deferred. Only a failure to map
+    /// the file again is an error; the map is then empty, and every later
+    /// sync fails with that error, so the pager becomes unavailable (the
+    /// file holds the last commit).
+    fn retry_deferred_cut(&mut self) -> io::Result<()> {
+        let Some(len) = self.deferred_cut else {
+            return Ok(());
+        };
+        if len < self.len() || len >= self.file_len {
+            // The file grew again since, or is already as short.
+            self.deferred_cut = None;
+            return Ok(());
+        }
+        if self.views_block_cut() || self.map_writes.flush(&self.map.map).is_err() {
+            return Ok(());
+        }
+        let map_len = self.len();
+        let Ok(empty) = MapRegion::new(&self.file, 0) else {
+            return Ok(());
+        };
+        // The writer's view goes away here: the file cannot be cut below it.
+        let own = std::mem::replace(&mut self.map, Arc::new(empty));
+        drop(own);
+        let cut = self
+            .hook
+            .fire(IoEvent::SetLen { len })
+            .and_then(|()| self.file.set_len(len));
+        if cut.is_ok() {
+            self.file_len = len;
+            self.deferred_cut = None;
+        }
+        match MapRegion::new(&self.file, map_len) {
+            Ok(map) => {
+                self.map = Arc::new(map);
+                Ok(())
+            }
+            Err(err) => {
+                self.unmapped = Some(err.kind());
+                Err(err)
+            }
+        }
     }
 }
 
@@ -499,6 +652,8 @@ pub(crate) struct DisjointPages<'a> {
     page_size: usize,
     /// Page number -> lent writable.
     lent: RefCell<HashMap<u64, bool>>,
+    /// Where the pages lent writable are noted for the next sync.
+    map_writes: RefCell<&'a mut MapWrites>,
     _map: PhantomData<&'a mut [u8]>,
 }
 
@@ -543,6 +698,13 @@ impl<'a> DisjointPages<'a> {
             return Err(LendError::Lent);
         }
         lent.insert(page, true);
+        // Checked here too, so that where nothing is tracked not even the
+        // `RefCell`'s borrow flag is touched.
+        if platform::FLUSH_MAP_WRITES {
+            self.map_writes
+                .borrow_mut()
+                .note(start..start + self.page_size);
+        }
         // SAFETY: as in `shared`; the page was lent to no one before and is
         // recorded as lent writable, so no other reference to it is made
         // for `'a`.

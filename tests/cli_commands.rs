@@ -264,10 +264,18 @@ fn copy_of_a_damaged_or_missing_source_makes_no_file() {
     flip(&garbage, 20);
     let missing = dir.path().join("missing.pages");
     let dst = dir.path().join("copy.pages");
+    // What the OS says of a missing file, in its own words.
+    let not_found = std::io::Error::from_raw_os_error(
+        std::fs::File::open(&missing)
+            .unwrap_err()
+            .raw_os_error()
+            .unwrap(),
+    )
+    .to_string();
     for (src, says) in [
         (&dead, "both metadata copies are damaged"),
         (&garbage, "not a mappedpages file"),
-        (&missing, "No such file"),
+        (&missing, not_found.as_str()),
     ] {
         let before = std::fs::read(src).ok();
         let arg = src.to_str().unwrap();

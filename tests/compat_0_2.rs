@@ -5,10 +5,12 @@
 //! Nothing here uses `{ .. }` patterns or any API added after 0.2, except
 //! `sync_count()`, which is how the test sees that nothing was synced.
 
+mod os_support;
+
+use os_support::FileExt;
 use std::collections::{BTreeSet, HashSet};
 use std::fs::OpenOptions;
 use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
 
 use mappedpages::{
     BulkPageAllocator, MappedPageError, PageAllocator, PageHandle, PageId, Pager, ProtectedPageId,

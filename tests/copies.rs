@@ -1,7 +1,7 @@
 //! Consistent copies of a live file: a snapshot written to a new file while
 //! the writer goes on opens to exactly that state.
 
-use std::os::unix::fs::MetadataExt;
+mod os_support;
 
 use mappedpages::{MappedPageError, PageId, Pager, ProtectedPageId, ReadOnlyPager, Snapshot};
 
@@ -80,10 +80,9 @@ fn a_copy_opens_to_the_snapshot_with_the_same_ids_and_leaves_free_pages_out() {
         .max(roots.iter().map(|r| r.0).max().unwrap());
     assert!(meta.len() / (PS as u64) < snapshot.page_count(), "not cut");
     assert!(meta.len() / (PS as u64) > last);
-    assert!(
-        meta.blocks() * 512 < meta.len(),
-        "the free pages took blocks"
-    );
+    if let Some(disk) = os_support::disk_bytes(&meta) {
+        assert!(disk < meta.len(), "the free pages took blocks");
+    }
     assert_eq!(
         roots[2].get(&copied).unwrap().as_bytes(),
         &[0u8; PS][..],

@@ -10,8 +10,10 @@
 //!   `IncompleteCreate`, whose advice (delete it, create it again) works; a
 //!   file that was used is never reported so.
 
+mod os_support;
+
+use os_support::FileExt;
 use std::fs::{self, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use mappedpages::{MappedPageError, Pager};

@@ -10,6 +10,10 @@
 //! `MAPPEDPAGES_REQUIRE_DISK_FULL=1` turns that into a failure.
 //!
 //! Every test has its own image and mount point, so they run in parallel.
+//! Loop mounts are Linux's: elsewhere the suite is compiled out, and
+//! `skipped_on_this_platform` lists it.
+
+#![cfg(target_os = "linux")]
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -110,7 +114,10 @@ impl SmallDisk {
         let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
         let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
         assert_eq!(rc, 0, "statvfs: {}", io::Error::last_os_error());
-        stat.f_bavail * stat.f_frsize
+        // 32 bits wide on 32-bit targets, 64 on the others.
+        #[allow(clippy::useless_conversion)]
+        let free = u64::from(stat.f_bavail) * u64::from(stat.f_frsize);
+        free
     }
 
     /// Fills the disk with a file of reserved blocks until `leave` bytes are
@@ -122,7 +129,7 @@ impl SmallDisk {
         if len > 0 {
             // SAFETY: fallocate reads no memory of ours; the descriptor is
             // open for writing for the duration of the call.
-            let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+            let rc = unsafe { libc::fallocate64(file.as_raw_fd(), 0, 0, to_off64(len)) };
             assert_eq!(rc, 0, "filling the disk: {}", io::Error::last_os_error());
         }
         file.sync_all().unwrap();
@@ -411,4 +418,9 @@ fn a_create_larger_than_the_disk_leaves_no_file() {
         Pager::<4096>::open(&path).unwrap().allocated_page_count(),
         1
     );
+}
+
+/// A length as fallocate64 takes it; a test disk is far smaller.
+fn to_off64(len: u64) -> libc::off64_t {
+    libc::off64_t::try_from(len).unwrap()
 }

@@ -27,9 +27,9 @@
 #![cfg(feature = "fault-injection")]
 
 mod crash_support;
+mod os_support;
 
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -149,13 +149,12 @@ fn check_length(path: &Path, pager: &P) -> Result<(), String> {
             pager.page_count()
         ));
     }
-    if meta.blocks() * 512 > expected.next_multiple_of(4096) {
-        return Err(format!(
-            "the file holds {} bytes of disk blocks for {expected} bytes",
-            meta.blocks() * 512
-        ));
+    match os_support::disk_bytes(&meta) {
+        Some(disk) if disk > expected.next_multiple_of(4096) => Err(format!(
+            "the file holds {disk} bytes of disk blocks for {expected} bytes"
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 const P_SIZE: u64 = crash_support::PS as u64;

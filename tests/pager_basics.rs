@@ -1,5 +1,7 @@
 //! Behaviour of the public API on ordinary and bad input.
 
+mod os_support;
+
 use mappedpages::{MappedPageError, PageId, Pager, ProtectedPageId};
 use std::io::ErrorKind;
 
@@ -209,7 +211,7 @@ fn sync_budget_per_call() {
 
 #[test]
 fn a_protected_commit_whose_staged_copy_did_not_land_is_rolled_back() {
-    use std::os::unix::fs::FileExt;
+    use os_support::FileExt;
     let (_dir, path) = temp();
     let mut pager = Pager::<1024>::create(&path).unwrap();
     let p = pager.alloc_protected().unwrap();

@@ -1,7 +1,7 @@
 //! `ReadOnlyPager`: opens a file for reading only, beside other readers,
 //! never beside a writer, and never writes it.
 
-use std::os::unix::fs::PermissionsExt;
+mod os_support;
 
 use mappedpages::{MappedPageError, Pager, ReadOnlyPager};
 
@@ -27,7 +27,7 @@ fn readers_share_a_read_only_file_and_exclude_a_writer() {
     ));
     drop(pager);
 
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    os_support::set_read_only(&path, true);
     let before = std::fs::read(&path).unwrap();
     let a = ReadOnlyPager::<PS>::open(&path).unwrap();
     let b = ReadOnlyPager::<PS>::open(&path).unwrap();
@@ -48,7 +48,7 @@ fn readers_share_a_read_only_file_and_exclude_a_writer() {
             vec![root]
         );
     }
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    os_support::set_read_only(&path, false);
     assert!(matches!(
         Pager::<PS>::open(&path),
         Err(MappedPageError::Locked)

@@ -271,8 +271,8 @@ fn a_file_on_a_read_only_mount_opens_for_reading_only() {
     // The mount is really read-only, for this process too, root or not.
     let write = std::fs::OpenOptions::new().write(true).open(&read_only);
     assert_eq!(
-        write.err().and_then(|e| e.raw_os_error()),
-        Some(libc::EROFS)
+        write.err().map(|e| e.kind()),
+        Some(std::io::ErrorKind::ReadOnlyFilesystem)
     );
     assert!(matches!(P::open(&read_only), Err(MappedPageError::Io(_))));
 

@@ -8,8 +8,10 @@
 //! byte 8, log length at byte 12, generation at byte 24 and a CRC-32C of the
 //! rest of the page in its last 4 bytes.
 
+mod os_support;
+
+use os_support::FileExt;
 use std::fs::{self, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use mappedpages::inspect::{Inspector, PageKind, Problem};

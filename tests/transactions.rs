@@ -1,6 +1,8 @@
 //! Transactions: what a commit publishes, what a drop undoes, how many syncs
 //! a commit takes, and what a transaction refuses.
 
+mod os_support;
+
 use mappedpages::{Durability, MappedPageError, PageId, Pager, ProtectedPageId};
 
 const PS: usize = 4096;
@@ -213,7 +215,7 @@ fn a_page_a_transaction_wrote_can_then_be_written_in_place() {
 #[test]
 fn checks_that_overflow_the_root_go_to_check_pages_that_open_verifies() {
     use mappedpages::inspect::Inspector;
-    use std::os::unix::fs::FileExt;
+    use os_support::FileExt;
 
     let (_dir, path) = temp();
     let mut pager = P::options().initial_pages(4096).create(&path).unwrap();

@@ -8,7 +8,8 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+
+use crate::io::read_exact_at;
 
 /// Chunks `0..CHUNKS` hold `2^CHUNKS - 1` pages, more than any file has.
 const CHUNKS: usize = 48;
@@ -55,7 +56,7 @@ impl<'f> PageReader<'f> {
             return None;
         }
         let mut buf = vec![0u8; self.page_size].into_boxed_slice();
-        if let Err(err) = self.file.read_exact_at(&mut buf, start) {
+        if let Err(err) = read_exact_at(self.file, &mut buf, start) {
             self.error.borrow_mut().get_or_insert(err);
             return None;
         }
