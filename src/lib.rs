@@ -50,6 +50,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod bitmap;
+mod by_id;
 mod commit;
 mod concurrent;
 mod copy;
@@ -64,8 +65,6 @@ mod freemap;
 pub mod guide;
 pub mod inspect;
 mod io;
-#[cfg(feature = "async")]
-mod nonblocking;
 mod options;
 mod page;
 mod page_tree;
@@ -80,6 +79,9 @@ mod sub_page;
 mod traits;
 mod transaction;
 mod txn;
+// Last, so that rustdoc lists the `*_async` methods after `create` and `open`.
+#[cfg(feature = "async")]
+mod nonblocking;
 
 pub use crate::concurrent::{ConcurrentError, ConcurrentPager, WriteGuard};
 pub use crate::error::{MappedPageError, Result};

@@ -94,13 +94,34 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     }
 
     pub(crate) fn create_with(path: &Path, options: &PagerOptions<PAGE_SIZE>) -> Result<Self> {
-        let core = Core::create(path, Self::settings(options))?;
+        let core = Core::create(path, Self::settings(options)).map_err(|e| e.with_path(path))?;
         Ok(Pager { core })
     }
 
     pub(crate) fn open_with(path: &Path, options: &PagerOptions<PAGE_SIZE>) -> Result<Self> {
-        let core = Core::open(path, Self::settings(options))?;
-        Ok(Pager { core })
+        let core = Core::open(path, Self::settings(options)).map_err(|e| e.with_path(path))?;
+        let pager = Pager { core };
+        pager.log_recovery(path);
+        Ok(pager)
+    }
+
+    /// Reports a fallback through the `log` facade: a program that only
+    /// looks at its data would otherwise never learn that the newest commit
+    /// in the file was damaged or torn, and that open went back to the one
+    /// before it.
+    fn log_recovery(&self, path: &Path) {
+        let report = self.recovery();
+        if !report.fell_back {
+            return;
+        }
+        let copy = if report.root_copy == 0 { 'A' } else { 'B' };
+        let other = if report.root_copy == 0 { 'B' } else { 'A' };
+        log::warn!(
+            "{}: opened generation {} from metadata copy {copy}; copy {other} was not used ({}); the next commit rewrites it",
+            path.display(),
+            report.generation,
+            report.other_copy_problem.as_deref().unwrap_or("damaged"),
+        );
     }
 
     /// Creates a new file with the default options; fails with an `Io` error
@@ -236,7 +257,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     }
 
     /// Gives the free pages at the end of the file back to the file system
-    /// and returns how many it gave back (contract C2). One commit, synced in
+    /// and returns how many it gave back. One commit, synced in
     /// every durability mode before the file is cut, so a crash at any point
     /// reopens to the state before or after it.
     ///
@@ -326,6 +347,39 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     pub fn sync_count(&self) -> u64 {
         self.core.store.sync_count()
     }
+}
+
+/// Finding your root again after a reopen.
+impl<const PAGE_SIZE: usize> ProtectedPageId<PAGE_SIZE> {
+    /// The id of the first protected page allocated in a new file, by
+    /// [`Pager::alloc_protected`], [`Pager::alloc_protected_bulk`] or
+    /// [`Transaction::alloc_protected`](crate::Transaction::alloc_protected):
+    /// slot 0.
+    ///
+    /// A storage engine keeps its root (the page numbers of its tree, its
+    /// own superblock) in a protected page. Allocating that page first, right
+    /// after [`Pager::create`], makes its id this constant, so a program
+    /// finds its root after [`Pager::open`] without storing the id anywhere.
+    /// (A protected id is the lowest free slot when it is allocated, so the
+    /// slot stays `FIRST` as long as it is not freed.)
+    ///
+    /// ```
+    /// use mappedpages::{Pager, ProtectedPageId};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.bin");
+    /// let mut pager = Pager::<4096>::create(&path)?;
+    /// let root = pager.alloc_protected()?;
+    /// assert_eq!(root, ProtectedPageId::FIRST);
+    /// let mut writer = root.get_mut(&mut pager)?;
+    /// writer.page_mut().as_bytes_mut()[..4].copy_from_slice(b"root");
+    /// writer.commit()?;
+    /// drop(pager);
+    ///
+    /// let pager = Pager::<4096>::open(&path)?;
+    /// assert_eq!(&pager.get_protected(ProtectedPageId::FIRST)?.as_bytes()[..4], b"root");
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    pub const FIRST: Self = ProtectedPageId(0);
 }
 
 /// Iterator over allocated regular pages; see [`Pager::iter_allocated_pages`].
