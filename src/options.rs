@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::fault::HookSlot;
 use crate::pager::Pager;
 
-/// When a commit becomes durable (contract D4).
+/// When a commit becomes durable.
 ///
 /// In every mode each call is atomic and the file is consistent after a crash
 /// of the process or the machine. The modes differ only in how many of the
@@ -122,8 +122,8 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// an eighth of its length, at least [`MIN_GROWTH_STEP`] (4 MiB) and at
     /// most this cap, which wins over the minimum when it is lower. So a
     /// growth leaves at most an eighth of the file free (4 MiB in a file
-    /// under 32 MiB), a 1 TiB file grows by 1 GiB at a time (not to 2 TiB,
-    /// contract S5), and a small file does not grow page by page (each
+    /// under 32 MiB), a 1 TiB file grows by 1 GiB at a time (not to 2 TiB),
+    /// and a small file does not grow page by page (each
     /// growth costs one more sync).
     ///
     /// A call that needs more than a step grows, in one growth, by what it
@@ -178,7 +178,7 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
         self
     }
 
-    /// When a commit gives the free tail of the file back (contract C2):
+    /// When a commit gives the free tail of the file back:
     /// once the free pages at the end are more than `bytes` and more than a
     /// quarter of the file, the commit is followed by a shrink that keeps a
     /// growth step of them (one more commit and sync; a Deferred pager does
@@ -195,6 +195,7 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// can fail any of them: for crash-consistency tests only (feature
     /// `fault-injection`). See [`crate::fault`].
     #[cfg(feature = "fault-injection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
     pub fn io_hook(mut self, hook: crate::fault::IoHook) -> Self {
         self.hook.hook = Some(hook);
         self
@@ -221,7 +222,8 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     }
 }
 
-/// What `open` found and did (contract D6).
+/// What `open` found and did: which commit it opened, and whether it had to
+/// fall back from a damaged or torn newer one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// Generation of the metadata root that was opened (one per commit).

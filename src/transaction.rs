@@ -329,7 +329,8 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     }
 
     /// Writes a protected page: the first call in a transaction stages a
-    /// copy of its committed bytes (contract A3), later calls return the
+    /// copy of its committed bytes (so a partial write changes only the
+    /// bytes it touches), later calls return the
     /// same staged bytes. The commit publishes them atomically with the
     /// rest of the transaction.
     ///
