@@ -5,6 +5,9 @@
 //! 0.2 keep compiling. Variants added since may carry fields.
 
 use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::concurrent::ConcurrentError;
 
 /// Every fallible operation of the crate returns this error.
 ///
@@ -190,6 +193,53 @@ pub enum MappedPageError {
     /// the file and create it again.
     #[error("the file was never completely created (create was interrupted); delete it and create it again")]
     IncompleteCreate,
+
+    /// A lock of a [`ConcurrentPager`](crate::ConcurrentPager) was not taken
+    /// (a writer panicked, or a `try_` call found the lock held). This lets
+    /// `shared.write()?` work in a function that returns this crate's
+    /// [`Result`]:
+    ///
+    /// ```
+    /// use mappedpages::{ConcurrentPager, Pager, Result};
+    ///
+    /// fn add_page(shared: &ConcurrentPager<4096>) -> Result<u64> {
+    ///     let mut writer = shared.write()?; // a ConcurrentError becomes this variant
+    ///     Ok(writer.alloc()?.0)
+    /// }
+    /// # let dir = tempfile::tempdir()?;
+    /// let shared = ConcurrentPager::new(Pager::<4096>::create(dir.path().join("data.bin"))?)?;
+    /// assert!(add_page(&shared)? >= 3);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    #[error(transparent)]
+    Concurrent(#[from] ConcurrentError),
+}
+
+impl MappedPageError {
+    /// Names `path` in an `Io` error, keeping its [`io::ErrorKind`]: the
+    /// error of `create` or `open` then says which file it is about, and a
+    /// caller that matches on the kind sees no difference. The OS error is
+    /// the wrapped error's [`source`](std::error::Error::source).
+    pub(crate) fn with_path(self, path: &Path) -> Self {
+        match self {
+            MappedPageError::Io(source) => MappedPageError::Io(io::Error::new(
+                source.kind(),
+                PathError {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            )),
+            other => other,
+        }
+    }
+}
+
+/// An I/O error on a named file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+struct PathError {
+    path: PathBuf,
+    source: io::Error,
 }
 
 /// `Result` with [`MappedPageError`] as its error.

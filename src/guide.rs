@@ -318,7 +318,7 @@
 //!
 //! // Each sub-page is 512 bytes; 8 fit in one 4096-byte big page.
 //! let id = sub.alloc()?;                                   // SubPageId<4096, 512>
-//! sub.alloc_mut(id)?.as_bytes_mut().fill(0xAB);           // write 512 bytes
+//! sub.get_mut(id)?.as_bytes_mut().fill(0xAB);             // write 512 bytes
 //! assert_eq!(id.get(&sub)?.len(), 512);
 //!
 //! sub.free(id)?;   // when all 8 sub-slots in a big page are freed,
@@ -327,7 +327,9 @@
 //! # Ok::<(), mappedpages::MappedPageError>(())
 //! ```
 //!
-//! `sub.alloc_mut(id)` is the same as `id.get_mut(&mut sub)`. Recover the
+//! `sub.get_mut(id)` is the same as `id.get_mut(&mut sub)` (and as
+//! `sub.alloc_mut(id)`, its 0.2 name, deprecated because it allocates
+//! nothing). Recover the
 //! inner pager when you are done:
 //!
 //! ```

@@ -34,12 +34,13 @@
 
 mod reader;
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 
 use crate::error::{MappedPageError, Result};
-use crate::format::record::{DirEntry, EntryState, Record, DIR_ENTRY_LEN};
+use crate::format::record::{EntryState, Record, DIR_ENTRY_LEN};
 use crate::format::root::{Root, RootError, FLAG_SYNCED};
 use crate::format::tree_node::NODE_REF_LEN;
 use crate::format::{
@@ -242,6 +243,9 @@ pub enum PageKind {
     },
     /// A page of the free-space bitmap or directory tree.
     TreePage,
+    /// A check page: a page of checksums of the pages the newest commits
+    /// wrote, named by the root (see the format's "Check pages").
+    CheckPage,
     /// A free page.
     Free,
     /// Past the pages the root counts on (a tail the file grew into).
@@ -602,16 +606,52 @@ impl Inspector {
             _ => {}
         }
         let chosen = self.choose(&mut |_| {})?.0;
-        let map = &chosen.loaded.map;
-        Ok(match map.classify(page) {
-            PageUse::Reserved => PageKind::Superblock,
-            PageUse::OutOfBounds => PageKind::PastEnd,
-            PageUse::Regular => PageKind::Regular,
-            PageUse::Free => PageKind::Free,
-            PageUse::Internal => {
-                protected_copy(map.directory(), page).unwrap_or(PageKind::TreePage)
+        Ok(Kinds::new(&chosen).of(page))
+    }
+
+    /// Every page of the file by what it is used for, as runs of pages of
+    /// the same kind in ascending order: one pass over the state `open`
+    /// would see, where [`page_kind`](Inspector::page_kind) loads it for
+    /// each page. A protected page's copies are runs of their own.
+    ///
+    /// # Errors
+    /// As [`info`](Inspector::info): the file must open.
+    ///
+    /// # Examples
+    /// ```
+    /// use mappedpages::inspect::{Inspector, PageKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// pager.alloc_bulk(5)?;
+    /// drop(pager);
+    /// let runs = Inspector::open(&path)?.page_runs()?;
+    /// assert_eq!((runs[0].start, runs[0].count, runs[0].kind), (0, 1, PageKind::Superblock));
+    /// let regular: u64 = runs.iter().filter(|r| r.kind == PageKind::Regular).map(|r| r.count).sum();
+    /// assert_eq!(regular, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn page_runs(&self) -> Result<Vec<PageRun>> {
+        let chosen = self.choose(&mut |_| {})?.0;
+        let kinds = Kinds::new(&chosen);
+        let pages = self.file_len / self.superblock.page_size;
+        let mut runs: Vec<PageRun> = Vec::new();
+        for page in 0..pages {
+            let kind = kinds.of(page);
+            match runs.last_mut() {
+                Some(run)
+                    if run.kind == kind && !matches!(kind, PageKind::ProtectedCopy { .. }) =>
+                {
+                    run.count += 1
+                }
+                _ => runs.push(PageRun {
+                    start: page,
+                    count: 1,
+                    kind,
+                }),
             }
-        })
+        }
+        Ok(runs)
     }
 
     /// Loads the newest valid root as `open` does, reading pages on demand.
@@ -836,15 +876,69 @@ fn slot_state(state: EntryState) -> SlotState {
 }
 
 /// The protected copy `page` is, if any.
-fn protected_copy(directory: &[DirEntry], page: u64) -> Option<PageKind> {
-    directory.iter().enumerate().find_map(|(slot, entry)| {
-        let copy = entry.copies.iter().position(|&c| c == page)?;
-        entry.in_use().then_some(PageKind::ProtectedCopy {
-            slot: slot as u64,
-            copy: copy as u8,
-            committed: entry.state == EntryState::Active(copy as u8),
-        })
-    })
+/// Pages in a row of the same [`PageKind`], from [`Inspector::page_runs`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PageRun {
+    /// The first page of the run.
+    pub start: u64,
+    /// Pages in the run (at least 1).
+    pub count: u64,
+    /// What every page of the run is.
+    pub kind: PageKind,
+}
+
+/// Tells the kind of any page of one loaded state; the internal pages that
+/// are not tree pages are looked up by page, not found by a scan.
+struct Kinds<'a> {
+    chosen: &'a Chosen,
+    protected: HashMap<u64, PageKind>,
+    check_pages: HashSet<u64>,
+}
+
+impl<'a> Kinds<'a> {
+    fn new(chosen: &'a Chosen) -> Self {
+        let mut protected = HashMap::new();
+        for (slot, entry) in chosen.loaded.map.directory().iter().enumerate() {
+            if !entry.in_use() {
+                continue;
+            }
+            for (copy, &page) in entry.copies.iter().enumerate() {
+                let kind = PageKind::ProtectedCopy {
+                    slot: slot as u64,
+                    copy: copy as u8,
+                    committed: entry.state == EntryState::Active(copy as u8),
+                };
+                protected.insert(page, kind);
+            }
+        }
+        let check_pages = chosen.loaded.check_pages.iter().copied().collect();
+        Kinds {
+            chosen,
+            protected,
+            check_pages,
+        }
+    }
+
+    fn of(&self, page: u64) -> PageKind {
+        match page {
+            0 => return PageKind::Superblock,
+            1 | 2 => return PageKind::Root(page as u8 - 1),
+            _ => {}
+        }
+        match self.chosen.loaded.map.classify(page) {
+            PageUse::Reserved => PageKind::Superblock,
+            PageUse::OutOfBounds => PageKind::PastEnd,
+            PageUse::Regular => PageKind::Regular,
+            PageUse::Free => PageKind::Free,
+            PageUse::Internal if self.check_pages.contains(&page) => PageKind::CheckPage,
+            PageUse::Internal => self
+                .protected
+                .get(&page)
+                .copied()
+                .unwrap_or(PageKind::TreePage),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,28 @@
 //! pages, for storage engines: B-trees, key-value stores, caches and
 //! allocators.
 //!
+//! ```
+//! use mappedpages::{PageId, Pager, ProtectedPageId};
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("data.pages");
+//!
+//! let mut pager = Pager::<4096>::create(&path)?;
+//! let root = pager.alloc_protected()?; // your root: ProtectedPageId::FIRST
+//!
+//! let mut txn = pager.transaction()?; // one atomic change, one sync
+//! let page = txn.alloc()?;
+//! txn.get_mut(page)?.as_bytes_mut()[..5].copy_from_slice(b"hello");
+//! txn.write_protected(root)?.as_bytes_mut()[..8].copy_from_slice(&page.0.to_le_bytes());
+//! txn.commit()?;
+//! drop(pager);
+//!
+//! let pager = Pager::<4096>::open(&path)?; // after a crash too
+//! let raw = pager.get_protected(ProtectedPageId::FIRST)?.as_bytes()[..8].try_into()?;
+//! let page = PageId::<4096>(u64::from_le_bytes(raw));
+//! assert_eq!(&pager.get(page)?.as_bytes()[..5], b"hello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! A [`Pager`] manages one file cut into pages of `PAGE_SIZE` bytes. Regular
 //! pages ([`PageId`]) are plain memory the caller reads and writes through the
 //! map; their bytes are durable after [`Pager::sync`] or the next commit.
@@ -9,7 +31,9 @@
 //! and published atomically by [`ProtectedPageWriter::commit`], so a crash
 //! leaves the old bytes or the new ones. Allocation state changes atomically
 //! with each call, and reopening after a crash shows the state after the last
-//! call that returned `Ok` (or after the call in flight).
+//! call that returned `Ok` (or after the call in flight). The first protected
+//! page of a new file is always [`ProtectedPageId::FIRST`]: keep your root
+//! there and find it again after a reopen.
 //!
 //! A [`Transaction`] ([`Pager::transaction`]) is the unit a storage engine
 //! works in: any number of allocations, frees, writes to the pages it
@@ -23,18 +47,41 @@
 //! that any number of threads read while the writer goes on committing; a
 //! [`ConcurrentPager`] shares a pager between one writer at a time and any
 //! number of such readers; a [`ReadOnlyPager`] opens a file for reading only,
-//! from several processes at once. What makes reading from other threads
-//! sound, in short: while a snapshot lives, no byte it can read is written
-//! (pages freed after it are not reused, transactions write only fresh
-//! pages, writes in place to its pages are refused with
+//! from several processes at once. Reading from other threads is sound
+//! because, while a snapshot lives, no byte it can read is written (pages
+//! freed after it are not reused, transactions write only fresh pages,
+//! writes in place to its pages are refused with
 //! [`MappedPageError::InUseBySnapshot`], protected writes go to other
 //! pages), and no mapping it reads is unmapped (a growth maps the file anew
-//! and the old mapping stays with the snapshots). The full argument is in
-//! the source of the `snapshot` module. For async code nothing more is
-//! needed: a snapshot is `Send + Sync + 'static`, so it moves into tasks as
-//! it is.
+//! and the old mapping stays with the snapshots). For async code nothing
+//! more is needed: a snapshot is `Send + Sync + 'static`, so it moves into
+//! tasks as it is.
 //!
-//! The on-disk format and the commit protocol are specified in `FORMAT.md`.
+//! # What is checked, and when
+//! Every structure the crate keeps in the file (the superblock, both
+//! metadata roots, the free-space map and the protected directory) is
+//! checksummed (CRC-32C) and verified at every open. The pages a transaction
+//! wrote (its fresh regular pages and protected-page copies) are checked at
+//! open only while the root of its commit is the newest, or in `Deferred`
+//! mode until a commit after the next sync: that is what lets a commit need
+//! one sync. After that nothing checks your bytes again, and pages written
+//! in place ([`PageId::get_mut`]) are never checked: keep a checksum in your
+//! own pages if you need one.
+//!
+//! The on-disk format and the commit protocol are specified in
+//! [FORMAT.md](https://github.com/mappedpages/mappedpages/blob/main/FORMAT.md).
+//!
+//! # Logging
+//! An open that falls back to an older commit (the newest was torn by a
+//! crash or damaged) logs a warning through the [`log`](https://docs.rs/log)
+//! facade, besides saying so in [`Pager::recovery`].
+//!
+//! # Features
+//! - `async`: `*_async` versions of the committing methods, for Tokio.
+//! - `cli`: the `mappedpages` command-line tool (`info`, `check`, `dump`,
+//!   `pages`, `copy`).
+//! - `fault-injection`: the `fault` module, a hook at the I/O seam, for
+//!   crash-consistency tests.
 //!
 //! # Safety of the memory map
 //! The pager maps the file and hands out references into the map. It locks
@@ -48,6 +95,8 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![doc(test(attr(deny(warnings))))]
+// docs.rs builds with every feature; each feature-gated item says which it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bitmap;
 mod commit;
@@ -56,6 +105,7 @@ mod copy;
 mod core;
 mod error;
 #[cfg(feature = "fault-injection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
 pub mod fault;
 #[cfg(not(feature = "fault-injection"))]
 mod fault;
@@ -64,8 +114,6 @@ mod freemap;
 pub mod guide;
 pub mod inspect;
 mod io;
-#[cfg(feature = "async")]
-mod nonblocking;
 mod options;
 mod page;
 mod page_tree;
@@ -81,6 +129,11 @@ mod sub_page;
 mod traits;
 mod transaction;
 mod txn;
+// After `pager`, so that rustdoc lists `create` and `open` first on the
+// `Pager` page, then the reads by id, then the `*_async` methods.
+mod by_id;
+#[cfg(feature = "async")]
+mod nonblocking;
 
 pub use crate::concurrent::{ConcurrentError, ConcurrentPager, WriteGuard};
 pub use crate::error::{MappedPageError, Result};

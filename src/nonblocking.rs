@@ -37,6 +37,7 @@ fn off_worker<T>(job: impl FnOnce() -> T) -> T {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// [`Pager::alloc`], without blocking a multi-thread runtime's worker
     /// (see the [guide](crate::guide#async-io-support)). The whole call runs
@@ -188,6 +189,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// [`Transaction::commit`], without blocking a multi-thread runtime's
     /// worker. The whole commit runs in the future's first poll: a future

@@ -8,11 +8,29 @@ use crate::error::Result;
 use crate::fault::HookSlot;
 use crate::pager::Pager;
 
-/// When a commit becomes durable (contract D4).
+/// When a commit becomes durable.
 ///
 /// In every mode each call is atomic and the file is consistent after a crash
 /// of the process or the machine. The modes differ only in how many of the
 /// latest commits a power loss may take back.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{Durability, Pager};
+/// let mut pager = Pager::<4096>::options()
+///     .durability(Durability::Deferred)
+///     .create(&path)?;
+/// let syncs = pager.sync_count();
+/// let mut txn = pager.transaction()?;
+/// let id = txn.alloc()?;
+/// txn.get_mut(id)?.as_bytes_mut()[0] = 1;
+/// txn.commit()?; // atomic, but no sync
+/// assert_eq!(pager.sync_count(), syncs);
+/// pager.sync()?; // now durable
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Durability {
@@ -71,6 +89,14 @@ pub struct PagerOptions<const PAGE_SIZE: usize> {
 }
 
 /// Default initial size of a new file, in pages (reserved pages included).
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// assert_eq!(mappedpages::Pager::<4096>::create(&path)?.page_count(), mappedpages::DEFAULT_INITIAL_PAGES);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 pub const DEFAULT_INITIAL_PAGES: u64 = 64;
 /// Default cap on one growth step, in bytes (1 GiB): reached by files of
 /// 8 GiB and more, whose eighth is larger.
@@ -104,11 +130,33 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// The defaults: [`Durability::Immediate`], 64 initial pages, growth
     /// steps of an eighth of the file (at least 4 MiB, at most 1 GiB), disk
     /// blocks reserved as the file grows.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{Durability, PagerOptions};
+    /// let pager = PagerOptions::<4096>::new().create(&path)?;
+    /// assert_eq!(pager.durability(), Durability::Immediate);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// When commits become durable. Default [`Durability::Immediate`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{Durability, Pager};
+    /// drop(Pager::<4096>::create(&path)?);
+    /// // The mode is chosen at every open; the file does not record it.
+    /// let pager = Pager::<4096>::options().durability(Durability::Deferred).open(&path)?;
+    /// assert_eq!(pager.durability(), Durability::Deferred);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
@@ -117,6 +165,15 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// Size of a newly created file in pages, the three reserved pages
     /// included (at least 4; smaller values are raised to 4). Used by
     /// `create` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let pager = mappedpages::Pager::<4096>::options().initial_pages(256).create(&path)?;
+    /// assert_eq!(pager.page_count(), 256);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn initial_pages(mut self, pages: u64) -> Self {
         self.initial_pages = pages.max(4);
         self
@@ -129,8 +186,8 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// an eighth of its length, at least [`MIN_GROWTH_STEP`] (4 MiB) and at
     /// most this cap, which wins over the minimum when it is lower. So a
     /// growth leaves at most an eighth of the file free (4 MiB in a file
-    /// under 32 MiB), a 1 TiB file grows by 1 GiB at a time (not to 2 TiB,
-    /// contract S5), and a small file does not grow page by page (each
+    /// under 32 MiB), a 1 TiB file grows by 1 GiB at a time (not to 2 TiB),
+    /// and a small file does not grow page by page (each
     /// growth costs one more sync).
     ///
     /// A call that needs more than a step grows, in one growth, by what it
@@ -180,12 +237,21 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// files, but a write through [`crate::MappedPage::as_bytes_mut`] into a
     /// page with no block behind it on a full disk makes the kernel raise
     /// `SIGBUS`, which ends the process.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let pager = mappedpages::Pager::<4096>::options().preallocate(false).create(&path)?;
+    /// assert_eq!(pager.free_page_count() + 3, pager.page_count());
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn preallocate(mut self, preallocate: bool) -> Self {
         self.preallocate = preallocate;
         self
     }
 
-    /// When a commit gives the free tail of the file back (contract C2):
+    /// When a commit gives the free tail of the file back:
     /// once the free pages at the end are more than `bytes` and more than a
     /// quarter of the file, the commit is followed by a shrink that keeps a
     /// growth step of them (one more commit and sync; a Deferred pager does
@@ -193,6 +259,18 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// [`PagerOptions::initial_pages`]. `None` never shrinks by itself;
     /// [`Pager::shrink`] still does on request. Default
     /// [`DEFAULT_SHRINK_THRESHOLD`] (64 MiB).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::options().shrink_threshold(None).create(&path)?;
+    /// let ids = pager.alloc_bulk(5000)?;
+    /// let grown = pager.page_count();
+    /// pager.free_bulk(ids)?;
+    /// assert_eq!(pager.page_count(), grown); // kept until shrink() is called
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn shrink_threshold(mut self, bytes: Option<u64>) -> Self {
         self.shrink_threshold = bytes;
         self
@@ -202,6 +280,7 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// can fail any of them: for crash-consistency tests only (feature
     /// `fault-injection`). See [`crate::fault`].
     #[cfg(feature = "fault-injection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
     pub fn io_hook(mut self, hook: crate::fault::IoHook) -> Self {
         self.hook.hook = Some(hook);
         self
@@ -210,6 +289,17 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// Creates a new file with these options; fails if it exists. A failed
     /// `create` removes the file it made; see [`Pager::create`] for a crash
     /// during `create`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{Durability, Pager};
+    /// let options = Pager::<4096>::options().durability(Durability::Deferred);
+    /// let pager = options.create(&path)?;
+    /// assert_eq!(pager.durability(), Durability::Deferred);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn create(&self, path: impl AsRef<Path>) -> Result<Pager<PAGE_SIZE>> {
         Pager::create_with(path.as_ref(), self)
     }
@@ -218,6 +308,17 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     ///
     /// # Errors
     /// Those of [`Pager::open`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{Durability, Pager};
+    /// drop(Pager::<4096>::create(&path)?);
+    /// let pager = Pager::<4096>::options().durability(Durability::Deferred).open(&path)?;
+    /// assert_eq!(pager.durability(), Durability::Deferred);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Pager<PAGE_SIZE>> {
         Pager::open_with(path.as_ref(), self)
     }
@@ -231,7 +332,23 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     }
 }
 
-/// What `open` found and did (contract D6).
+/// What `open` found and did: which commit it opened, and whether it had to
+/// fall back from a damaged or torn newer one.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::Pager;
+/// let mut pager = Pager::<4096>::create(&path)?;
+/// pager.alloc()?;
+/// drop(pager);
+/// let report = Pager::<4096>::open(&path)?.recovery().clone();
+/// assert_eq!(report.generation, 2);
+/// assert!(report.last_commit_synced && !report.fell_back);
+/// assert_eq!(report.other_copy_problem, None);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// Generation of the metadata root that was opened (one per commit).

@@ -12,6 +12,18 @@ use crate::pager::Pager;
 ///
 /// A `&MappedPage` borrows the pager that produced it, so the borrow checker
 /// rejects any use of it after a call that may remap the file.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// let id = pager.alloc()?;
+/// let page: &mut mappedpages::MappedPage = id.get_mut(&mut pager)?;
+/// page.as_bytes_mut()[..2].copy_from_slice(b"hi");
+/// assert_eq!(page.len(), 4096);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 #[repr(transparent)]
 pub struct MappedPage([u8]);
 
@@ -31,24 +43,65 @@ impl MappedPage {
     }
 
     /// The page's bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// assert!(id.get(&pager)?.as_bytes().iter().all(|&b| b == 0));
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
     /// The page's bytes, writable.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// id.get_mut(&mut pager)?.as_bytes_mut().fill(0xFF);
+    /// assert_eq!(id.get(&pager)?.as_bytes()[4095], 0xFF);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     #[inline]
     pub fn as_bytes_mut(&mut self) -> &mut [u8] {
         &mut self.0
     }
 
     /// The page size in bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<1024>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// assert_eq!(id.get(&pager)?.len(), 1024);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     #[inline]
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
     /// Always `false`: a page is never empty.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<1024>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// assert!(!id.get(&pager)?.is_empty());
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -127,6 +180,20 @@ impl<const PAGE_SIZE: usize> PageId<PAGE_SIZE> {
     /// [`Snapshot`](crate::Snapshot) reads the page; `Io` if a sync that
     /// must come first fails (the first write in place after `open`, or to
     /// a page a transaction wrote, first makes the commits so far durable).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::Pager;
+    /// let mut pager = Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// id.get_mut(&mut pager)?.as_bytes_mut()[0] = 5; // written in place
+    /// pager.sync()?;
+    /// drop(pager);
+    /// assert_eq!(id.get(&Pager::<4096>::open(&path)?)?.as_bytes()[0], 5);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     #[inline]
     pub fn get_mut<'a>(&self, pager: &'a mut Pager<PAGE_SIZE>) -> Result<&'a mut MappedPage> {
         pager

@@ -75,6 +75,18 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
 
     /// Settings for creating or opening a file: durability, growth, initial
     /// size. See [`PagerOptions`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{Durability, Pager};
+    /// let pager = Pager::<4096>::options()
+    ///     .durability(Durability::Deferred)
+    ///     .create(&path)?;
+    /// assert_eq!(pager.durability(), Durability::Deferred);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn options() -> PagerOptions<PAGE_SIZE> {
         PagerOptions::new()
     }
@@ -94,13 +106,34 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     }
 
     pub(crate) fn create_with(path: &Path, options: &PagerOptions<PAGE_SIZE>) -> Result<Self> {
-        let core = Core::create(path, Self::settings(options))?;
+        let core = Core::create(path, Self::settings(options)).map_err(|e| e.with_path(path))?;
         Ok(Pager { core })
     }
 
     pub(crate) fn open_with(path: &Path, options: &PagerOptions<PAGE_SIZE>) -> Result<Self> {
-        let core = Core::open(path, Self::settings(options))?;
-        Ok(Pager { core })
+        let core = Core::open(path, Self::settings(options)).map_err(|e| e.with_path(path))?;
+        let pager = Pager { core };
+        pager.log_recovery(path);
+        Ok(pager)
+    }
+
+    /// Reports a fallback through the `log` facade: a program that only
+    /// looks at its data would otherwise never learn that the newest commit
+    /// in the file was damaged or torn, and that open went back to the one
+    /// before it.
+    fn log_recovery(&self, path: &Path) {
+        let report = self.recovery();
+        if !report.fell_back {
+            return;
+        }
+        let copy = if report.root_copy == 0 { 'A' } else { 'B' };
+        let other = if report.root_copy == 0 { 'B' } else { 'A' };
+        log::warn!(
+            "{}: opened generation {} from metadata copy {copy}; copy {other} was not used ({}); the next commit rewrites it",
+            path.display(),
+            report.generation,
+            report.other_copy_problem.as_deref().unwrap_or("damaged"),
+        );
     }
 
     /// Creates a new file with the default options; fails with an `Io` error
@@ -116,6 +149,22 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// `Io` (kind `AlreadyExists` if the file exists, `StorageFull` if the
     /// disk cannot hold the initial size), `InvalidCount` if the initial size
     /// is more pages than any file can hold (see [`Pager::alloc_bulk`]).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{MappedPageError, Pager};
+    /// let pager = Pager::<4096>::create(&path)?;
+    /// assert_eq!(pager.allocated_page_count(), 0);
+    /// drop(pager);
+    /// // An existing file is never overwritten.
+    /// match Pager::<4096>::create(&path) {
+    ///     Err(MappedPageError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists),
+    ///     other => panic!("expected AlreadyExists, got {other:?}"),
+    /// }
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         Self::options().create(path)
     }
@@ -130,6 +179,21 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// `CorruptSuperblock`, `CorruptMetadata`, `UnsupportedVersion`,
     /// `FileTruncated`, `IncompleteCreate` for a file whose `create` was
     /// interrupted (delete it and create it again).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::Pager;
+    /// let mut pager = Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// drop(pager);
+    ///
+    /// let pager = Pager::<4096>::open(&path)?;
+    /// assert_eq!(pager.iter_allocated_pages().collect::<Vec<_>>(), [id]);
+    /// assert!(!pager.recovery().fell_back);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::options().open(path)
     }
@@ -140,6 +204,17 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// `Io` (kind `StorageFull`, for example) if the file must grow and
     /// cannot: nothing changes, the file keeps its length and the pager
     /// stays usable, so the call can be retried once there is space.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// assert!(id.get(&pager)?.as_bytes().iter().all(|&b| b == 0));
+    /// assert_eq!(pager.allocated_page_count(), 1);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn alloc(&mut self) -> Result<PageId<PAGE_SIZE>> {
         let pages = self.core.alloc_regular(1)?;
         Ok(PageId(pages.first().copied().unwrap_or_default()))
@@ -156,6 +231,18 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// `NotAllocated` for an internal page. Nothing changes on error; `Io`
     /// when the file cannot grow for the metadata pages, with the pager still
     /// usable and the page still allocated.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::MappedPageError;
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// pager.free(id)?;
+    /// assert!(matches!(pager.free(id), Err(MappedPageError::DoubleFree)));
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn free(&mut self, id: PageId<PAGE_SIZE>) -> Result<()> {
         self.core.free_regular(&[id.0])
     }
@@ -191,6 +278,17 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
 
     /// Frees regular pages in one commit. Every id is checked first: one bad
     /// id (or one named twice, `DoubleFree`) and nothing changes.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let ids = pager.alloc_bulk(3)?;
+    /// pager.free_bulk(ids)?; // one commit
+    /// assert_eq!(pager.allocated_page_count(), 0);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn free_bulk(&mut self, ids: Vec<PageId<PAGE_SIZE>>) -> Result<()> {
         let pages: Vec<u64> = ids.iter().map(|id| id.0).collect();
         self.core.free_regular(&pages)
@@ -198,6 +296,18 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
 
     /// Allocates a protected page, which reads as zeros until its first
     /// commit. One commit.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::ProtectedPageId;
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let root = pager.alloc_protected()?;
+    /// assert_eq!(root, ProtectedPageId::FIRST); // the first one in a new file
+    /// assert!(root.get(&pager)?.as_bytes().iter().all(|&b| b == 0));
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn alloc_protected(&mut self) -> Result<ProtectedPageId<PAGE_SIZE>> {
         let slots = self.core.alloc_protected(1)?;
         Ok(ProtectedPageId(slots.first().copied().unwrap_or_default()))
@@ -209,6 +319,17 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// `DoubleFree` if the page is already free, `OutOfBounds` if the id is
     /// past the protected-page directory (never handed out); `Io` if the
     /// commit fails. Nothing changes on a bad id.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc_protected()?;
+    /// pager.free_protected(id)?;
+    /// assert!(id.get(&pager).is_err());
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn free_protected(&mut self, id: ProtectedPageId<PAGE_SIZE>) -> Result<()> {
         self.core.free_protected(&[id.0])
     }
@@ -219,6 +340,17 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// `InvalidCount` for a count no file could hold (as for
     /// [`Pager::alloc_bulk`], two pages each; zero is no error: an empty
     /// `Vec`, no commit); `Io` if the file cannot grow, with nothing changed.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let ids = pager.alloc_protected_bulk(3)?; // one commit
+    /// assert_eq!(pager.iter_allocated_protected_pages().count(), 3);
+    /// # drop(ids);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn alloc_protected_bulk(
         &mut self,
         count: usize,
@@ -232,18 +364,40 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// # Errors
     /// As [`Pager::free_protected`], and `DoubleFree` for an id named
     /// twice. One bad id and nothing changes; an empty list does nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let ids = pager.alloc_protected_bulk(3)?;
+    /// pager.free_protected_bulk(ids)?;
+    /// assert_eq!(pager.iter_allocated_protected_pages().count(), 0);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn free_protected_bulk(&mut self, ids: Vec<ProtectedPageId<PAGE_SIZE>>) -> Result<()> {
         let slots: Vec<u64> = ids.iter().map(|id| id.0).collect();
         self.core.free_protected(&slots)
     }
 
     /// Makes every byte written to regular pages, and every commit, durable.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// id.get_mut(&mut pager)?.as_bytes_mut()[0] = 1; // written in place
+    /// pager.sync()?; // durable now
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn sync(&mut self) -> Result<()> {
         self.core.sync()
     }
 
     /// Gives the free pages at the end of the file back to the file system
-    /// and returns how many it gave back (contract C2). One commit, synced in
+    /// and returns how many it gave back. One commit, synced in
     /// every durability mode before the file is cut, so a crash at any point
     /// reopens to the state before or after it.
     ///
@@ -276,6 +430,17 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// from the top down, the order in which an engine that compacts moves
     /// them (see [`Pager::shrink`]). Internal pages and protected pages are
     /// never shown.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let ids = pager.alloc_bulk(3)?;
+    /// assert_eq!(pager.iter_allocated_pages().collect::<Vec<_>>(), ids);
+    /// assert_eq!(pager.iter_allocated_pages().rev().next(), ids.last().copied());
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn iter_allocated_pages(&self) -> AllocatedPageIter<'_, PAGE_SIZE> {
         AllocatedPageIter {
             pager: self,
@@ -285,6 +450,16 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     }
 
     /// The protected pages in use, in ascending order of id.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let ids = pager.alloc_protected_bulk(2)?;
+    /// assert_eq!(pager.iter_allocated_protected_pages().collect::<Vec<_>>(), ids);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn iter_allocated_protected_pages(&self) -> AllocatedProtectedPageIter<'_, PAGE_SIZE> {
         AllocatedProtectedPageIter {
             pager: self,
@@ -293,49 +468,187 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     }
 
     /// The page size in bytes: `PAGE_SIZE`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// assert_eq!(pager.page_size(), 4096);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn page_size(&self) -> usize {
         PAGE_SIZE
     }
 
     /// Pages in the file, the reserved pages 0 to 2 included.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let before = pager.page_count();
+    /// pager.alloc_bulk(before as usize)?; // more than is free: the file grows
+    /// assert!(pager.page_count() > before);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn page_count(&self) -> u64 {
         self.core.map.total_pages()
     }
 
     /// Pages available for allocation without growing the file.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let free = pager.free_page_count();
+    /// pager.alloc()?;
+    /// assert_eq!(pager.free_page_count(), free - 1);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn free_page_count(&self) -> u64 {
         self.core.map.free_pages()
     }
 
     /// Allocated regular pages.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// pager.alloc_bulk(2)?;
+    /// pager.alloc_protected()?; // not a regular page
+    /// assert_eq!(pager.allocated_page_count(), 2);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn allocated_page_count(&self) -> u64 {
         self.core.map.regular_count()
     }
 
     /// The generation of the newest commit (one per committing call).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let before = pager.generation();
+    /// pager.alloc()?; // one commit
+    /// assert_eq!(pager.generation(), before + 1);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn generation(&self) -> u64 {
         self.core.journal.generation
     }
 
     /// The durability mode this pager was opened with.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{Durability, Pager};
+    /// let pager = Pager::<4096>::create(&path)?;
+    /// assert_eq!(pager.durability(), Durability::Immediate); // the default
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn durability(&self) -> Durability {
         self.core.durability
     }
 
     /// What `open` found: the generation it opened and whether it fell back
     /// from a damaged newer metadata copy.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::Pager;
+    /// let mut pager = Pager::<4096>::create(&path)?;
+    /// pager.alloc()?;
+    /// let generation = pager.generation();
+    /// drop(pager);
+    /// let pager = Pager::<4096>::open(&path)?;
+    /// let report = pager.recovery();
+    /// assert_eq!(report.generation, generation);
+    /// assert!(!report.fell_back && report.other_copy_problem.is_none());
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn recovery(&self) -> &RecoveryReport {
         &self.core.recovery
     }
 
     /// Sync calls this pager has made since it was opened (for tests and
     /// benchmarks of the sync budget).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let before = pager.sync_count();
+    /// let mut txn = pager.transaction()?;
+    /// let id = txn.alloc()?;
+    /// txn.get_mut(id)?.as_bytes_mut()[0] = 1;
+    /// txn.commit()?;
+    /// assert_eq!(pager.sync_count() - before, 1); // one sync per Immediate commit
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn sync_count(&self) -> u64 {
         self.core.store.sync_count()
     }
 }
 
+/// Finding your root again after a reopen.
+impl<const PAGE_SIZE: usize> ProtectedPageId<PAGE_SIZE> {
+    /// The id of the first protected page allocated in a new file, by
+    /// [`Pager::alloc_protected`], [`Pager::alloc_protected_bulk`] or
+    /// [`Transaction::alloc_protected`](crate::Transaction::alloc_protected):
+    /// slot 0.
+    ///
+    /// A storage engine keeps its root (the page numbers of its tree, its
+    /// own superblock) in a protected page. Allocating that page first, right
+    /// after [`Pager::create`], makes its id this constant, so a program
+    /// finds its root after [`Pager::open`] without storing the id anywhere.
+    /// (A protected id is the lowest free slot when it is allocated, so the
+    /// slot stays `FIRST` as long as it is not freed.)
+    ///
+    /// ```
+    /// use mappedpages::{Pager, ProtectedPageId};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.bin");
+    /// let mut pager = Pager::<4096>::create(&path)?;
+    /// let root = pager.alloc_protected()?;
+    /// assert_eq!(root, ProtectedPageId::FIRST);
+    /// let mut writer = root.get_mut(&mut pager)?;
+    /// writer.page_mut().as_bytes_mut()[..4].copy_from_slice(b"root");
+    /// writer.commit()?;
+    /// drop(pager);
+    ///
+    /// let pager = Pager::<4096>::open(&path)?;
+    /// assert_eq!(&pager.get_protected(ProtectedPageId::FIRST)?.as_bytes()[..4], b"root");
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    pub const FIRST: Self = ProtectedPageId(0);
+}
+
 /// Iterator over allocated regular pages; see [`Pager::iter_allocated_pages`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// pager.alloc_bulk(4)?;
+/// let highest_first: Vec<_> = pager.iter_allocated_pages().rev().collect();
+/// assert_eq!(highest_first.len(), 4);
+/// assert!(highest_first[0] > highest_first[3]);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 #[derive(Debug)]
 pub struct AllocatedPageIter<'a, const PAGE_SIZE: usize> {
     pager: &'a Pager<PAGE_SIZE>,
@@ -376,6 +689,16 @@ impl<const PAGE_SIZE: usize> DoubleEndedIterator for AllocatedPageIter<'_, PAGE_
 
 /// Iterator over protected pages in use; see
 /// [`Pager::iter_allocated_protected_pages`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// let root = pager.alloc_protected()?;
+/// assert_eq!(pager.iter_allocated_protected_pages().next(), Some(root));
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 #[derive(Debug)]
 pub struct AllocatedProtectedPageIter<'a, const PAGE_SIZE: usize> {
     pager: &'a Pager<PAGE_SIZE>,

@@ -68,6 +68,18 @@ impl Core {
 
 /// The handle of a protected page: its slot in the protected-page directory,
 /// as `.0`. Cheap to copy, typed by page size like [`crate::PageId`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{Pager, ProtectedPageId};
+/// let mut pager = Pager::<4096>::create(&path)?;
+/// let id = pager.alloc_protected()?;
+/// let raw = id.0; // store it in a page, rebuild it later
+/// assert_eq!(ProtectedPageId::<4096>(raw), id);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProtectedPageId<const PAGE_SIZE: usize>(pub u64);
 
@@ -83,6 +95,16 @@ impl<const PAGE_SIZE: usize> ProtectedPageId<PAGE_SIZE> {
     ///
     /// # Errors
     /// `OutOfBounds` when the id names no protected page in use.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc_protected()?;
+    /// assert_eq!(id.get(&pager)?.as_bytes()[0], 0); // never committed: zeros
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn get<'a>(&self, pager: &'a Pager<PAGE_SIZE>) -> Result<&'a MappedPage> {
         pager
             .core()
@@ -139,6 +161,18 @@ impl<const PAGE_SIZE: usize> ProtectedPageId<PAGE_SIZE> {
 ///
 /// If a crash happens before `commit` returns, the page reads as its old
 /// bytes or its new bytes after reopening, never a mix.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// let id = pager.alloc_protected()?;
+/// let mut writer = id.get_mut(&mut pager)?;
+/// writer.page_mut().as_bytes_mut()[0] = 1;
+/// writer.commit()?;
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 pub struct ProtectedPageWriter<'a, const PAGE_SIZE: usize> {
     pager: &'a mut Pager<PAGE_SIZE>,
     /// A transaction of one staged write; `None` once committed.
@@ -165,6 +199,19 @@ impl<const PAGE_SIZE: usize> fmt::Debug for ProtectedPageWriter<'_, PAGE_SIZE> {
 
 impl<const PAGE_SIZE: usize> ProtectedPageWriter<'_, PAGE_SIZE> {
     /// The staged bytes, writable.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc_protected()?;
+    /// let mut writer = id.get_mut(&mut pager)?;
+    /// writer.page_mut().as_bytes_mut()[..2].copy_from_slice(b"ok");
+    /// writer.commit()?;
+    /// assert_eq!(&id.get(&pager)?.as_bytes()[..2], b"ok");
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn page_mut(&mut self) -> &mut MappedPage {
         let core = self.pager.core_mut();
         let range = core.page_range(self.page);
@@ -174,6 +221,18 @@ impl<const PAGE_SIZE: usize> ProtectedPageWriter<'_, PAGE_SIZE> {
     }
 
     /// The staged bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc_protected()?;
+    /// let mut writer = id.get_mut(&mut pager)?;
+    /// writer.page_mut().as_bytes_mut()[0] = 3;
+    /// assert_eq!(writer.page().as_bytes()[0], 3); // staged, not committed
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn page(&self) -> &MappedPage {
         let core = self.pager.core();
         let range = core.page_range(self.page);
@@ -191,6 +250,21 @@ impl<const PAGE_SIZE: usize> ProtectedPageWriter<'_, PAGE_SIZE> {
     /// old bytes and the pager stays usable. After any other I/O error the
     /// pager is unavailable and the file reopens with the old or the new
     /// bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::Pager;
+    /// let mut pager = Pager::<4096>::create(&path)?;
+    /// let root = pager.alloc_protected()?;
+    /// let mut writer = root.get_mut(&mut pager)?;
+    /// writer.page_mut().as_bytes_mut()[..4].copy_from_slice(b"v1.0");
+    /// writer.commit()?; // atomic: after a crash the page reads all old or all new
+    /// drop(pager);
+    /// assert_eq!(&root.get(&Pager::<4096>::open(&path)?)?.as_bytes()[..4], b"v1.0");
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn commit(mut self) -> Result<()> {
         match self.txn.take() {
             Some(txn) => self.pager.core_mut().commit_txn(txn),

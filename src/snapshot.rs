@@ -367,6 +367,19 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
 
 /// A read view of one committed state; see [`Pager::snapshot`]. `Send +
 /// Sync`, and cheap to clone: share it, or clone it into each thread.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// let id = pager.alloc()?;
+/// let snapshot = pager.snapshot()?;
+/// let reader = std::thread::spawn(move || snapshot.get(id).map(|page| page.as_bytes()[0]));
+/// pager.alloc()?; // the writer goes on
+/// assert_eq!(reader.join().expect("reader")?, 0);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 #[derive(Clone)]
 pub struct Snapshot<const PAGE_SIZE: usize> {
     pub(crate) state: Arc<Frozen>,
@@ -387,6 +400,22 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     /// # Errors
     /// `NotAllocated` for a page not allocated in this state, `ReservedPage`,
     /// `OutOfBounds`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let mut txn = pager.transaction()?;
+    /// let id = txn.alloc()?;
+    /// txn.get_mut(id)?.as_bytes_mut()[0] = 1;
+    /// txn.commit()?;
+    /// let snapshot = pager.snapshot()?;
+    /// pager.free(id)?; // later commits do not change what the snapshot reads
+    /// assert_eq!(snapshot.get(id)?.as_bytes()[0], 1);
+    /// assert!(pager.get(id).is_err());
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     #[inline]
     pub fn get(&self, id: PageId<PAGE_SIZE>) -> Result<&MappedPage> {
         self.state.regular_page(id.0).map(MappedPage::from_bytes)
@@ -397,11 +426,38 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     ///
     /// # Errors
     /// `OutOfBounds` if the id names no protected page in use in this state.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let root = pager.alloc_protected()?;
+    /// let snapshot = pager.snapshot()?;
+    /// let mut writer = root.get_mut(&mut pager)?;
+    /// writer.page_mut().as_bytes_mut()[0] = 1;
+    /// writer.commit()?;
+    /// assert_eq!(snapshot.get_protected(root)?.as_bytes()[0], 0); // as it was
+    /// assert_eq!(pager.snapshot()?.get_protected(root)?.as_bytes()[0], 1);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn get_protected(&self, id: ProtectedPageId<PAGE_SIZE>) -> Result<&MappedPage> {
         self.state.protected_page(id.0).map(MappedPage::from_bytes)
     }
 
     /// The regular pages allocated in this state, ascending.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let ids = pager.alloc_bulk(2)?;
+    /// let snapshot = pager.snapshot()?;
+    /// pager.alloc()?;
+    /// assert_eq!(snapshot.iter_allocated_pages().collect::<Vec<_>>(), ids);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn iter_allocated_pages(&self) -> impl Iterator<Item = PageId<PAGE_SIZE>> + '_ {
         let mut next = 0;
         std::iter::from_fn(move || {
@@ -412,6 +468,17 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     }
 
     /// The protected pages in use in this state, ascending.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let root = pager.alloc_protected()?;
+    /// let snapshot = pager.snapshot()?;
+    /// assert_eq!(snapshot.iter_allocated_protected_pages().collect::<Vec<_>>(), [root]);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn iter_allocated_protected_pages(
         &self,
     ) -> impl Iterator<Item = ProtectedPageId<PAGE_SIZE>> + '_ {
@@ -424,6 +491,17 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     }
 
     /// The generation of the commit this snapshot shows.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let snapshot = pager.snapshot()?;
+    /// pager.alloc()?;
+    /// assert_eq!(snapshot.generation() + 1, pager.generation());
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn generation(&self) -> u64 {
         self.state.generation
     }
@@ -470,6 +548,19 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     /// [`Snapshot::copy_to`], telling `progress(done, total)` how many of
     /// the pages to copy are written so far. A panic in `progress` stops
     /// the copy and removes its temporary file as it unwinds.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// # let copy = dir.path().join("copy.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// pager.alloc_bulk(10)?;
+    /// let mut last = (0, 0);
+    /// pager.snapshot()?.copy_to_with_progress(&copy, |done, total| last = (done, total))?;
+    /// assert_eq!(last.0, last.1); // it ends with everything written
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn copy_to_with_progress(
         &self,
         path: impl AsRef<std::path::Path>,
@@ -479,11 +570,30 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     }
 
     /// Pages in the file in this state, the reserved pages included.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// assert_eq!(pager.snapshot()?.page_count(), pager.page_count());
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn page_count(&self) -> u64 {
         self.state.total_pages
     }
 
     /// Allocated regular pages in this state.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// pager.alloc_bulk(3)?;
+    /// assert_eq!(pager.snapshot()?.allocated_page_count(), 3);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn allocated_page_count(&self) -> u64 {
         self.state.regular_count
     }

@@ -254,12 +254,14 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
     }
 
     /// The sub-page `id` names, writable: the same as
-    /// `id.get_mut(&mut self)`.
+    /// `id.get_mut(&mut self)`. It allocates nothing; use
+    /// [`get_mut`](SubPageAllocator::get_mut), which says what it does.
     ///
     /// # Errors
     /// As [`SubPageId`]'s [`PageHandle::get_mut`]: `OutOfBounds`,
     /// `InUseBySnapshot` while a live snapshot reads the parent page, `Io`,
     /// `Unavailable`.
+    #[deprecated(since = "0.3.0", note = "it allocates nothing: use `get_mut`")]
     pub fn alloc_mut(&mut self, id: SubPageId<PARENT_SIZE, SUB_SIZE>) -> Result<&mut MappedPage> {
         PageHandle::get_mut(&id, self)
     }

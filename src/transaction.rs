@@ -78,6 +78,22 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
 ///
 /// Pages freed in a transaction are not reused by it, nor by any later one
 /// until its commit is durable.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// let mut txn = pager.transaction()?;
+/// let id = txn.alloc()?;
+/// txn.get_mut(id)?.as_bytes_mut()[0] = 1;
+/// txn.commit()?; // published, with one sync
+/// let mut txn = pager.transaction()?;
+/// txn.free(id)?;
+/// drop(txn); // rolled back: the page stays allocated
+/// assert_eq!(pager.allocated_page_count(), 1);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 pub struct Transaction<'a, const PAGE_SIZE: usize> {
     pager: &'a mut Pager<PAGE_SIZE>,
     /// `None` once committed.
@@ -118,6 +134,18 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     ///
     /// # Errors
     /// `Io` if the file must grow and cannot (nothing changes).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let mut txn = pager.transaction()?;
+    /// let id = txn.alloc()?;
+    /// assert!(txn.is_writable(id));
+    /// txn.commit()?;
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn alloc(&mut self) -> Result<PageId<PAGE_SIZE>> {
         let pages = self.alloc_bulk(1)?;
         pages.first().copied().ok_or(MappedPageError::Unavailable)
@@ -127,6 +155,18 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     ///
     /// # Errors
     /// As [`Pager::alloc_bulk`]; nothing changes on error.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let mut txn = pager.transaction()?;
+    /// let ids = txn.alloc_bulk(3)?;
+    /// assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    /// txn.commit()?;
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn alloc_bulk(&mut self, count: usize) -> Result<Vec<PageId<PAGE_SIZE>>> {
         let (core, txn) = self.parts()?;
         let pages = core.txn_alloc_regular(txn, count as u64)?;
@@ -139,6 +179,20 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// # Errors
     /// `DoubleFree` if it is free or was freed in this transaction,
     /// `OutOfBounds`, `ReservedPage`, `NotAllocated`; nothing changes.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// let mut txn = pager.transaction()?;
+    /// txn.free(id)?;
+    /// assert!(txn.get(id).is_err());
+    /// txn.commit()?;
+    /// assert_eq!(pager.allocated_page_count(), 0);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn free(&mut self, id: PageId<PAGE_SIZE>) -> Result<()> {
         let (core, txn) = self.parts()?;
         core.txn_free_regular(txn, &[id.0])
@@ -149,6 +203,21 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     ///
     /// # Errors
     /// As [`Transaction::free`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::MappedPageError;
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let ids = pager.alloc_bulk(2)?;
+    /// let mut txn = pager.transaction()?;
+    /// // One id named twice: nothing is freed, and the transaction goes on.
+    /// assert!(matches!(txn.free_bulk([ids[0], ids[0]]), Err(MappedPageError::DoubleFree)));
+    /// txn.free_bulk(ids)?;
+    /// txn.commit()?;
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn free_bulk(&mut self, ids: impl IntoIterator<Item = PageId<PAGE_SIZE>>) -> Result<()> {
         let pages: Vec<u64> = ids.into_iter().map(|id| id.0).collect();
         let (core, txn) = self.parts()?;
@@ -160,6 +229,19 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     ///
     /// # Errors
     /// `Io` if the file must grow and cannot (nothing changes).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let mut txn = pager.transaction()?;
+    /// let root = txn.alloc_protected()?;
+    /// txn.write_protected(root)?.as_bytes_mut()[0] = 7;
+    /// txn.commit()?;
+    /// assert_eq!(root.get(&pager)?.as_bytes()[0], 7);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn alloc_protected(&mut self) -> Result<ProtectedPageId<PAGE_SIZE>> {
         let (core, txn) = self.parts()?;
         let slots = core.txn_alloc_protected(txn, 1)?;
@@ -177,6 +259,19 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// `DoubleFree` if the page is free (freed before, or in this
     /// transaction), `OutOfBounds` if the id is past the protected-page
     /// directory. Nothing changes on error; the transaction goes on.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let old = pager.alloc_protected()?;
+    /// let mut txn = pager.transaction()?;
+    /// txn.free_protected(old)?;
+    /// txn.commit()?;
+    /// assert!(old.get(&pager).is_err());
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn free_protected(&mut self, id: ProtectedPageId<PAGE_SIZE>) -> Result<()> {
         let (core, txn) = self.parts()?;
         core.txn_free_protected(txn, &[id.0])
@@ -188,6 +283,21 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// # Errors
     /// As [`PageId::get`]: `NotAllocated` for a page freed in this
     /// transaction.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let old = pager.alloc()?;
+    /// let mut txn = pager.transaction()?;
+    /// let new = txn.alloc()?;
+    /// txn.get_mut(new)?.as_bytes_mut()[0] = 9;
+    /// assert_eq!(txn.get(new)?.as_bytes()[0], 9); // its own writes
+    /// assert_eq!(txn.get(old)?.as_bytes()[0], 0); // committed bytes
+    /// # txn.commit()?;
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn get(&self, id: PageId<PAGE_SIZE>) -> Result<&MappedPage> {
         self.state()?;
         self.pager
@@ -203,6 +313,23 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// `CommittedPage` for a page committed before this transaction (write
     /// a copy to a fresh page instead), `NotAllocated` for one freed in it,
     /// and the errors of [`PageId::get`]. Nothing changes.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::MappedPageError;
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let committed = pager.alloc()?;
+    /// let mut txn = pager.transaction()?;
+    /// let fresh = txn.alloc()?;
+    /// txn.get_mut(fresh)?.as_bytes_mut()[..5].copy_from_slice(b"hello");
+    /// // Pages committed before the transaction are written copy-on-write.
+    /// assert!(matches!(txn.get_mut(committed), Err(MappedPageError::CommittedPage { .. })));
+    /// txn.commit()?;
+    /// assert_eq!(&fresh.get(&pager)?.as_bytes()[..5], b"hello");
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn get_mut(&mut self, id: PageId<PAGE_SIZE>) -> Result<&mut MappedPage> {
         let (core, txn) = self.parts()?;
         core.check_regular(id.0)?;
@@ -272,6 +399,19 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
 
     /// Whether [`Transaction::get_mut`] can write `id`: it was allocated by
     /// this transaction and not freed since.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let committed = pager.alloc()?;
+    /// let mut txn = pager.transaction()?;
+    /// let fresh = txn.alloc()?;
+    /// assert!(txn.is_writable(fresh) && !txn.is_writable(committed));
+    /// # txn.commit()?;
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn is_writable(&self, id: PageId<PAGE_SIZE>) -> bool {
         self.txn.as_ref().is_some_and(|txn| txn.is_fresh(id.0))
             && self.pager.core().map.is_regular(id.0)
@@ -312,6 +452,20 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     ///
     /// # Errors
     /// `OutOfBounds` if the id names no protected page in use.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let root = pager.alloc_protected()?;
+    /// let mut txn = pager.transaction()?;
+    /// txn.write_protected(root)?.as_bytes_mut()[0] = 1;
+    /// assert_eq!(txn.get_protected(root)?.as_bytes()[0], 1); // staged
+    /// txn.rollback();
+    /// assert_eq!(root.get(&pager)?.as_bytes()[0], 0); // never committed
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn get_protected(&self, id: ProtectedPageId<PAGE_SIZE>) -> Result<&MappedPage> {
         let core = self.pager.core();
         match self.state()?.staged_page(id.0) {
@@ -328,13 +482,30 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     }
 
     /// Writes a protected page: the first call in a transaction stages a
-    /// copy of its committed bytes (contract A3), later calls return the
+    /// copy of its committed bytes (so a partial write changes only the
+    /// bytes it touches), later calls return the
     /// same staged bytes. The commit publishes them atomically with the
     /// rest of the transaction.
     ///
     /// # Errors
     /// `OutOfBounds` if the id names no protected page in use; `Io` if the
     /// staging needs a page and the file cannot grow.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let root = pager.alloc_protected()?;
+    /// let mut txn = pager.transaction()?;
+    /// txn.write_protected(root)?.as_bytes_mut()[..3].copy_from_slice(b"abc");
+    /// txn.commit()?;
+    /// let mut txn = pager.transaction()?;
+    /// txn.write_protected(root)?.as_bytes_mut()[0] = b'A'; // starts from "abc"
+    /// txn.commit()?;
+    /// assert_eq!(&root.get(&pager)?.as_bytes()[..3], b"Abc");
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn write_protected(&mut self, id: ProtectedPageId<PAGE_SIZE>) -> Result<&mut MappedPage> {
         let (core, txn) = self.parts()?;
         let page = core.txn_stage_protected(txn, id.0)?;
@@ -360,6 +531,21 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// was published, the transaction is rolled back and the pager stays
     /// usable. After any other I/O error the pager is unavailable and the
     /// file reopens to the state before the transaction or after it.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::Pager;
+    /// let mut pager = Pager::<4096>::create(&path)?;
+    /// let mut txn = pager.transaction()?;
+    /// let id = txn.alloc()?;
+    /// txn.get_mut(id)?.as_bytes_mut()[0] = 42;
+    /// txn.commit()?; // durable now (Immediate), with one sync
+    /// drop(pager);
+    /// assert_eq!(Pager::<4096>::open(&path)?.get(id)?.as_bytes()[0], 42);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn commit(mut self) -> Result<()> {
         match self.txn.take() {
             Some(txn) => self.pager.core_mut().commit_txn(txn),
@@ -368,10 +554,37 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     }
 
     /// Undoes everything this transaction did; the same as dropping it.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let mut txn = pager.transaction()?;
+    /// txn.alloc_bulk(10)?;
+    /// txn.rollback();
+    /// assert_eq!(pager.allocated_page_count(), 0);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn rollback(self) {}
 }
 
 /// Pages of a transaction lent out together; see [`Transaction::pages`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// let old = pager.alloc()?;
+/// let mut txn = pager.transaction()?;
+/// let new = txn.alloc()?;
+/// let pages = txn.pages();
+/// pages.get_mut(new)?.as_bytes_mut().copy_from_slice(pages.get(old)?.as_bytes());
+/// # drop(pages);
+/// # txn.commit()?;
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 pub struct PageSet<'a, const PAGE_SIZE: usize> {
     usable: bool,
     map: &'a FreeMap,
@@ -408,6 +621,21 @@ impl<'a, const PAGE_SIZE: usize> PageSet<'a, PAGE_SIZE> {
     /// # Errors
     /// `AlreadyBorrowed` if the set lent it writable; the errors of
     /// [`Transaction::get`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let (a, b) = (pager.alloc()?, pager.alloc()?);
+    /// let mut txn = pager.transaction()?;
+    /// let pages = txn.pages();
+    /// let (pa, pb) = (pages.get(a)?, pages.get(b)?); // readable together
+    /// assert_eq!(pa.as_bytes(), pb.as_bytes());
+    /// # drop(pages);
+    /// # txn.commit()?;
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn get(&self, id: PageId<PAGE_SIZE>) -> Result<&'a MappedPage> {
         self.check_regular(id.0)?;
         let bytes = self.pages.shared(id.0).map_err(Self::lent(id.0))?;
@@ -420,6 +648,22 @@ impl<'a, const PAGE_SIZE: usize> PageSet<'a, PAGE_SIZE> {
     /// # Errors
     /// `AlreadyBorrowed` if the set lent it already; the errors of
     /// [`Transaction::get_mut`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::MappedPageError;
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let mut txn = pager.transaction()?;
+    /// let id = txn.alloc()?;
+    /// let pages = txn.pages();
+    /// pages.get_mut(id)?.as_bytes_mut()[0] = 1;
+    /// assert!(matches!(pages.get_mut(id), Err(MappedPageError::AlreadyBorrowed { .. })));
+    /// # drop(pages);
+    /// # txn.commit()?;
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn get_mut(&self, id: PageId<PAGE_SIZE>) -> Result<&'a mut MappedPage> {
         self.check_regular(id.0)?;
         let mut txn = self.txn.borrow_mut();

@@ -112,14 +112,26 @@ fn check_fails_on_metadata_that_does_not_open() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("does not open"), "{stdout}");
-    // `info` has nothing to show: a one-line error that says why.
+    // `info` cannot give the state: a one-line error, and on stdout what
+    // is wrong with each copy, as `check` shows it.
     let arg = path.to_str().unwrap();
     let out = run(&["info", arg]);
     assert_one_line_error(&out, 2, arg);
-    let stderr = text(&out.stderr);
+    assert!(text(&out.stderr).contains("does not open"));
+    let stdout = text(&out.stdout);
+    for line in ["copy A      damaged", "copy B      damaged", "PROBLEM"] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+    let out = run(&["info", "--json", arg]);
+    assert_eq!(out.status.code(), Some(2));
+    let json = text(&out.stdout);
     assert!(
-        stderr.contains("copy A") && stderr.contains("copy B"),
-        "{stderr}"
+        json.starts_with('{') && json.contains(r#""opens":false"#),
+        "{json}"
+    );
+    assert!(
+        json.contains(r#""copy":"A","page":1,"state":"damaged""#),
+        "{json}"
     );
 }
 
@@ -164,12 +176,188 @@ fn bad_paths_and_foreign_files_get_one_line_errors() {
         empty.to_str().unwrap(),
         directory,
     ] {
-        for command in [&["info", path][..], &["check", path], &["dump", path, "0"]] {
+        for command in [&["info", path][..], &["pages", path], &["dump", path, "3"]] {
             assert_one_line_error(&run(command), 2, path);
         }
     }
     let stderr = text(&run(&["info", foreign.to_str().unwrap()]).stderr);
     assert!(stderr.contains("not a mappedpages file"), "{stderr}");
+}
+
+/// `check` finds something wrong (exit 1, a PROBLEM line) in every file
+/// that is not a sound page file, however little of one it is.
+#[test]
+fn check_exits_1_on_files_that_are_not_page_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pages");
+    let empty = dir.path().join("empty.pages");
+    std::fs::write(&empty, b"").unwrap();
+    let random = dir.path().join("random.pages");
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..4 * PS)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(&random, noise).unwrap();
+    let superblock = good_file(dir.path(), "superblock.pages");
+    flip(&superblock, 20); // the page size field, under the checksum
+    let cases = [
+        (&missing, "No such file"),
+        (&empty, "empty file"),
+        (&random, "not a mappedpages file"),
+        (&superblock, "not a mappedpages file"),
+    ];
+    for (path, why) in cases {
+        let arg = path.to_str().unwrap();
+        let out = run(&["check", arg]);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{arg}: {stdout}");
+        assert!(
+            stdout.contains("PROBLEM") && stdout.contains(why),
+            "{arg}: {stdout}"
+        );
+        assert!(stdout.contains("does not open"), "{arg}: {stdout}");
+        let out = run(&["check", "--json", arg]);
+        assert_eq!(out.status.code(), Some(1), "{arg}");
+        let json = text(&out.stdout);
+        assert!(json.contains(r#""clean":false"#), "{json}");
+    }
+    let help = text(&run(&["check", "--help"]).stdout);
+    assert!(help.contains("Exit 1 if anything is wrong"), "{help}");
+}
+
+#[test]
+fn dump_of_page_0_shows_the_bytes_of_a_damaged_superblock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = good_file(dir.path(), "sb.pages");
+    flip(&path, 40); // reserved bytes, under the checksum
+    let arg = path.to_str().unwrap();
+    let out = run(&["dump", arg, "0"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("raw: the superblock does not decode"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("from the superblock's page size field"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("|MAPPEDPG"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("00001000"), "{stdout}");
+
+    // A page size field that is no page size: --page-size decides.
+    flip(&path, 17);
+    let out = run(&["dump", arg, "1", "--page-size", "1024"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("from --page-size"), "{stdout}");
+    assert!(stdout.contains("bytes 1024..2048"), "{stdout}");
+}
+
+#[test]
+fn page_numbers_are_read_and_shown_in_hex_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = good_file(dir.path(), "hex.pages");
+    let arg = path.to_str().unwrap();
+    let decimal = run(&["dump", arg, "17"]);
+    let hex = run(&["dump", arg, "0x11"]);
+    assert!(hex.status.success(), "{}", text(&hex.stderr));
+    assert_eq!(text(&decimal.stdout), text(&hex.stdout));
+    assert!(text(&hex.stdout).starts_with("page 17 (0x11) of "));
+    let out = run(&["dump", arg, "0xZZ"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not a page number"));
+}
+
+/// A file whose last commit wrote more pages than its root can check, so
+/// that the checks went to check pages.
+fn file_with_check_pages(dir: &Path) -> PathBuf {
+    let path = dir.join("checks.pages");
+    let mut pager = Pager::<PS>::create(&path).unwrap();
+    let mut txn = pager.transaction().unwrap();
+    for id in txn.alloc_bulk(400).unwrap() {
+        txn.get_mut(id).unwrap().as_bytes_mut()[0] = 1;
+    }
+    txn.commit().unwrap();
+    path
+}
+
+#[test]
+fn pages_lists_every_kind_and_the_protected_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = good_file(dir.path(), "list.pages");
+    let arg = path.to_str().unwrap();
+    let out = run(&["pages", arg]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for line in [
+        "0 (0x0)                 superblock",
+        "1 (0x1)                 metadata root, copy A",
+        "2 (0x2)                 metadata root, copy B",
+        "allocated regular page",
+        "committed bytes",
+        "free page",
+        "protected slots in use: 1",
+        "slot 0 ",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+    // `list` is the same command.
+    assert_eq!(text(&run(&["list", arg]).stdout), stdout);
+
+    let json = text(&run(&["pages", "--json", arg]).stdout);
+    assert!(
+        json.contains(r#"{"start":0,"count":1,"kind":"superblock"}"#),
+        "{json}"
+    );
+    assert!(json.contains(r#""kind":"regular""#), "{json}");
+    assert!(
+        json.contains(r#""protected":[{"slot":0,"copies":["#),
+        "{json}"
+    );
+
+    let checks = file_with_check_pages(dir.path());
+    let arg = checks.to_str().unwrap();
+    let json = text(&run(&["pages", "--json", arg]).stdout);
+    let at = json
+        .find(r#","kind":"check""#)
+        .expect("a check page is listed");
+    let start = json[..at].rsplit(r#""start":"#).next().unwrap();
+    let page = start.split(',').next().unwrap();
+    let out = run(&["dump", arg, page]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("(check page"), "{stdout}");
+    assert!(stdout.contains("|MPCHECK"), "{stdout}");
+}
+
+#[test]
+fn info_and_check_print_json_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = good_file(dir.path(), "json.pages");
+    let arg = path.to_str().unwrap();
+    let out = run(&["info", "--json", arg]);
+    assert!(out.status.success());
+    let json = text(&out.stdout);
+    assert_eq!(json.lines().count(), 1, "{json}");
+    for field in [
+        r#""opens":true"#,
+        r#""page_size":4096"#,
+        r#""regular_pages":39"#,
+        r#""protected_pages":1"#,
+        r#""fell_back":false"#,
+    ] {
+        assert!(json.contains(field), "{field}: {json}");
+    }
+    let out = run(&["check", "--json", arg]);
+    assert!(out.status.success());
+    let json = text(&out.stdout);
+    assert!(json.contains(r#""clean":true"#), "{json}");
+    assert!(json.contains(r#""problems":[]"#), "{json}");
 }
 
 #[test]

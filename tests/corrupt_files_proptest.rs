@@ -6,9 +6,12 @@
 //! errors may come back: no panic, no hang, no out-of-bounds access; and
 //! whatever `open` accepts must behave (see `corrupt_support::exercise`).
 //!
-//! `MAPPEDPAGES_SOAK=<n>` multiplies the number of cases by `n`.
+//! Without `MAPPEDPAGES_DEEP_TESTS=1` (see `depth_support`) a quarter of
+//! the cases run. `MAPPEDPAGES_SOAK=<n>` multiplies the number of cases by
+//! `n`.
 
 mod corrupt_support;
+mod depth_support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
@@ -19,6 +22,7 @@ use corrupt_support::{
     build_bases, claimed_len, damage, exercise_bytes, exercise_crafted, fix_checksums,
     set_root_count, Damage, PS, ROOT_COUNTS,
 };
+use depth_support::depth;
 use mappedpages::inspect::{Inspector, RootCopy};
 use mappedpages::MappedPageError;
 use proptest::prelude::*;
@@ -130,7 +134,7 @@ fn cases() -> u32 {
         .and_then(|v| v.parse::<u32>().ok())
         .filter(|&n| n > 0)
         .unwrap_or(1);
-    1000 * soak
+    depth(250, 1000) * soak
 }
 
 /// Offsets biased towards the metadata: the superblock, the roots and the
@@ -377,7 +381,7 @@ fn root_generation_at_the_limit() {
 fn damage_reaches_past_the_checksums() {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let strategy = (0..6usize, prop::collection::vec(damage_strategy(), 1..4));
-    let cases = 600;
+    let cases = depth(150, 600);
     let (mut opened_plain, mut opened_fixed) = (0, 0);
     for _ in 0..cases {
         let (base, damages) = strategy.new_tree(&mut runner).unwrap().current();

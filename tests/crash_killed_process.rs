@@ -19,9 +19,12 @@
 //! 4 KiB some of them write more pages than a root checks, so a kill can
 //! land while their check pages are written.
 //!
-//! `MAPPEDPAGES_SOAK=<n>` multiplies the number of kills by `n`.
+//! Without `MAPPEDPAGES_DEEP_TESTS=1` (see `depth_support`) each workload
+//! is killed half as often. `MAPPEDPAGES_SOAK=<n>` multiplies the number of
+//! kills by `n`.
 
 mod crash_support;
+mod depth_support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -32,6 +35,7 @@ use crash_support::{
     apply_holding, check_file_sized, options_sized, soak_factor, temp_dir, Expect, Held, History,
     Op, Outcome, Rng, Workload,
 };
+use depth_support::depth;
 use mappedpages::Durability;
 
 const CHILD_ENV: &str = "MAPPEDPAGES_KILL_CHILD";
@@ -57,7 +61,12 @@ fn calls(page_size: usize) -> u64 {
 
 /// Kills per durability mode.
 fn kills(page_size: usize) -> u64 {
-    soak_factor() * if is_big(page_size) { 16 } else { 24 }
+    soak_factor()
+        * if is_big(page_size) {
+            depth(8, 16)
+        } else {
+            depth(12, 24)
+        }
 }
 
 fn workload(seed: u64, page_size: usize) -> Workload {

@@ -61,6 +61,8 @@
 //! must open to a root no older than the one made durable before the cut
 //! and no longer than the file. Each run prints what those images opened to.
 //!
+//! Without `MAPPEDPAGES_DEEP_TESTS=1` (see `depth_support`) each
+//! configuration runs a seed or two instead of its full matrix.
 //! `MAPPEDPAGES_SOAK=<n>` multiplies the seeds of the default tests by `n`;
 //! the ignored test `crash_images_soak` runs a long soak, whose seeds it
 //! multiplies too.
@@ -68,6 +70,7 @@
 #![cfg(feature = "fault-injection")]
 
 mod crash_support;
+mod depth_support;
 mod os_support;
 
 use os_support::FileExt;
@@ -83,6 +86,7 @@ use crash_support::{
     Expect, Held, History, Op, Outcome, Rng, State, Workload, GROWTH_STEP_PAGES, INITIAL_PAGES, P,
     PS,
 };
+use depth_support::depth;
 use mappedpages::fault::{IoEvent, IoHook};
 use mappedpages::{Durability, Pager};
 
@@ -1512,14 +1516,25 @@ fn crash_images_shrink_at_a_bitmap_leaf_boundary() {
 
 #[test]
 fn crash_images_immediate() {
-    Run::small("immediate", Durability::Immediate, 12 * soak_factor(), 250).go::<PS>();
+    Run::small(
+        "immediate",
+        Durability::Immediate,
+        depth(2, 12) * soak_factor(),
+        250,
+    )
+    .go::<PS>();
 }
 
 #[test]
 fn crash_images_deferred() {
-    Run::small("deferred", Durability::Deferred, 12 * soak_factor(), 250)
-        .random_images(16)
-        .go::<PS>();
+    Run::small(
+        "deferred",
+        Durability::Deferred,
+        depth(2, 12) * soak_factor(),
+        250,
+    )
+    .random_images(16)
+    .go::<PS>();
 }
 
 /// Shrinks (contract C2), most after frees of the highest pages: every sync
@@ -1530,7 +1545,7 @@ fn crash_images_shrink_immediate() {
     Run::small(
         "shrink immediate",
         Durability::Immediate,
-        3 * soak_factor(),
+        depth(1, 3) * soak_factor(),
         200,
     )
     .shrinks(6, None)
@@ -1543,7 +1558,7 @@ fn crash_images_shrink_deferred() {
     Run::small(
         "shrink deferred",
         Durability::Deferred,
-        3 * soak_factor(),
+        depth(1, 3) * soak_factor(),
         200,
     )
     .random_images(16)
@@ -1559,7 +1574,7 @@ fn crash_images_shrink_transactions_4k() {
         ("shrink transactions 4 KiB immediate", Durability::Immediate),
         ("shrink transactions 4 KiB deferred", Durability::Deferred),
     ] {
-        Run::small(name, durability, soak_factor(), 70)
+        Run::small(name, durability, soak_factor(), depth(35, 70))
             .transactions(25, 35, 32)
             .shrinks(8, None)
             .go::<4096>();
@@ -1574,7 +1589,7 @@ fn crash_images_auto_shrink() {
         ("auto-shrink immediate", Durability::Immediate),
         ("auto-shrink deferred", Durability::Deferred),
     ] {
-        Run::small(name, durability, 2 * soak_factor(), 200)
+        Run::small(name, durability, depth(1, 2) * soak_factor(), 200)
             .shrinks(4, Some(8))
             .go::<PS>();
     }
@@ -1588,7 +1603,7 @@ fn crash_images_transactions_4k_immediate() {
     Run::small(
         "transactions 4 KiB immediate",
         Durability::Immediate,
-        3 * soak_factor(),
+        depth(1, 3) * soak_factor(),
         80,
     )
     .transactions(25, 35, 32)
@@ -1600,7 +1615,7 @@ fn crash_images_transactions_4k_deferred() {
     Run::small(
         "transactions 4 KiB deferred",
         Durability::Deferred,
-        3 * soak_factor(),
+        depth(1, 3) * soak_factor(),
         80,
     )
     .transactions(25, 35, 32)
@@ -1662,8 +1677,8 @@ fn crash_images_deep_trees_1k_immediate() {
     deep_1k(
         "deep 1 KiB immediate",
         Durability::Immediate,
-        6 * soak_factor(),
-        100,
+        depth(1, 6) * soak_factor(),
+        depth(50, 100),
     )
     .go::<1024>();
 }
@@ -1673,8 +1688,8 @@ fn crash_images_deep_trees_1k_deferred() {
     deep_1k(
         "deep 1 KiB deferred",
         Durability::Deferred,
-        6 * soak_factor(),
-        100,
+        depth(1, 6) * soak_factor(),
+        depth(50, 100),
     )
     .go::<1024>();
 }
@@ -1684,8 +1699,8 @@ fn crash_images_deep_trees_4k_immediate() {
     deep_4k(
         "deep 4 KiB immediate",
         Durability::Immediate,
-        8 * soak_factor(),
-        60,
+        depth(1, 8) * soak_factor(),
+        depth(40, 60),
     )
     .go::<4096>();
 }
@@ -1695,7 +1710,7 @@ fn crash_images_deep_trees_4k_deferred() {
     deep_4k(
         "deep 4 KiB deferred",
         Durability::Deferred,
-        8 * soak_factor(),
+        depth(1, 8) * soak_factor(),
         60,
     )
     .go::<4096>();

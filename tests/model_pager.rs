@@ -5,12 +5,16 @@
 //! a plain in-memory model, and the pager must match the model after every
 //! step, and a transaction must match it after every call inside it.
 //!
-//! The default run keeps to a few cases per configuration; set
-//! `PROPTEST_CASES` for a longer run.
+//! The default run keeps to a few cases per configuration, more with
+//! `MAPPEDPAGES_DEEP_TESTS=1` (see `depth_support`); `PROPTEST_CASES`
+//! overrides both.
+
+mod depth_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use depth_support::depth;
 use mappedpages::{
     Durability, MappedPage, MappedPageError, PageId, Pager, ProtectedPageId, Transaction,
 };
@@ -1632,7 +1636,7 @@ fn ops(max: usize) -> impl Strategy<Value = Vec<Op>> {
 }
 
 proptest! {
-    #![proptest_config(config(96))]
+    #![proptest_config(config(depth(24, 96)))]
 
     #[test]
     fn model_1k_immediate(initial in 4u64..24, ops in ops(240)) {
@@ -1656,7 +1660,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(24))]
+    #![proptest_config(config(depth(8, 24)))]
 
     /// The pager cuts its free tail by itself past 64 free pages.
     #[test]

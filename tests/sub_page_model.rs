@@ -149,7 +149,7 @@ impl<const P: usize, const S: usize> Harness<P, S> {
             Op::FreeStale(pick) => {
                 if let Some(id) = self.stale(pick) {
                     assert!(id.get(&self.sub).is_err());
-                    assert!(self.sub.alloc_mut(id).is_err());
+                    assert!(self.sub.get_mut(id).is_err());
                     assert!(matches!(
                         self.sub.free(id),
                         Err(MappedPageError::DoubleFree)
