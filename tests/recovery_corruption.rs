@@ -246,16 +246,27 @@ fn build(last: Last, durability: Durability) -> History {
         assert!(pager.page_count() > prev_pages);
     }
     let last_state = State::of(&pager);
-    let last_generation = pager.generation();
+    let mut last_generation = pager.generation();
+    let last_pages = pager.page_count();
     if durability == Durability::Immediate {
         assert_eq!(last_generation, prev_generation + 1);
     }
     drop(pager);
+    rec.after_commit(&path);
     let gens = [
         root_generation(&rec.roots[0]),
         root_generation(&rec.roots[1]),
     ];
     let newest_copy = usize::from(gens[1] > gens[0]);
+    if durability == Durability::Deferred && gens[newest_copy] == last_generation + 1 {
+        // A Deferred pager's clean close commits once more: a root that
+        // changes nothing and checks no page. The older copy then holds
+        // the last commit, which a damaged newest copy falls back to.
+        prev = last_state.clone();
+        prev_generation = last_generation;
+        prev_pages = last_pages;
+        last_generation += 1;
+    }
     assert_eq!(gens[newest_copy], last_generation);
     History {
         _dir: dir,
