@@ -185,8 +185,18 @@ impl Core {
     /// The bytes of an allocated regular page.
     #[inline]
     pub(crate) fn regular_page(&self, page: u64) -> Result<&[u8]> {
+        self.regular_page_sized(page, self.page_size)
+    }
+
+    /// [`Core::regular_page`] with the page size given by the caller, which
+    /// knows it at compile time (`PageId::get`): the offset is a shift, not
+    /// a multiplication by a field read on every call.
+    #[inline]
+    pub(crate) fn regular_page_sized(&self, page: u64, page_size: usize) -> Result<&[u8]> {
+        debug_assert_eq!(page_size, self.page_size);
         self.check_regular(page)?;
-        let range = self.page_range(page);
+        let start = page as usize * page_size;
+        let range = start..start + page_size;
         // A `match`, not `ok_or`: building the error on the hot path costs
         // a destructor call per `get` (contract P4).
         match self.store.bytes().get(range) {

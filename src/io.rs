@@ -55,6 +55,10 @@ pub(crate) use platform::read_exact_at;
 pub(crate) struct Storage {
     file: Arc<File>,
     map: Arc<MapRegion>,
+    /// Where `map` starts and how long it is: a read takes one load from
+    /// here, not a walk through the `Arc` (reads through the map are the
+    /// hot path). Set only by [`Storage::set_map`], with `map`.
+    view: View,
     /// The file's length in bytes; at least the map's length. Longer only
     /// when giving back the tail of a failed growth failed.
     file_len: u64,
@@ -75,6 +79,57 @@ pub(crate) struct Storage {
     /// mapped again: every later sync fails with this error.
     unmapped: Option<io::ErrorKind>,
 }
+
+/// The address and length of a [`MapRegion`], kept beside the `Arc` that
+/// holds it so that a read takes one load, not a walk through the `Arc`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct View {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl View {
+    /// The view of `region`, valid while `region` lives.
+    pub fn of(region: &MapRegion) -> View {
+        let ptr = region.map.as_mut_ptr();
+        View {
+            // An empty map may have no address; a slice wants a non-null one.
+            ptr: if ptr.is_null() {
+                std::ptr::NonNull::dangling().as_ptr()
+            } else {
+                ptr
+            },
+            len: region.map.len(),
+        }
+    }
+}
+
+impl View {
+    /// The bytes of `range`, if it lies within the view.
+    ///
+    /// # Safety
+    /// The region the view was made of must outlive the returned slice, and
+    /// no one may write these bytes while it lives (as for
+    /// [`MapRegion::range`]).
+    #[inline]
+    pub unsafe fn range(&self, range: Range<usize>) -> Option<&[u8]> {
+        if range.start > range.end || range.end > self.len {
+            return None;
+        }
+        // SAFETY: in bounds of a live mapping (the caller's promise), which
+        // the caller keeps free of writers.
+        Some(unsafe { std::slice::from_raw_parts(self.ptr.add(range.start), range.len()) })
+    }
+}
+
+// SAFETY: a `View` is a copy of the address and length of a `MapRegion`
+// that its owner (a `Storage`, a snapshot's state) holds in an `Arc`, which
+// is `Send + Sync`; the owner hands out access through it under the same
+// rules as through the region (shared for reads, unique for writes), so
+// moving or sharing it between threads allows nothing the region does not.
+unsafe impl Send for View {}
+// SAFETY: as for `Send` above.
+unsafe impl Sync for View {}
 
 /// The byte ranges of the map written through it since the last sync, kept
 /// only where [`platform::FLUSH_MAP_WRITES`] says the sync needs them:
@@ -351,6 +406,7 @@ impl Storage {
         let map = Arc::new(MapRegion::new(&file, file_len)?);
         Ok(Storage {
             file,
+            view: View::of(&map),
             map,
             file_len,
             syncs: 0,
@@ -379,9 +435,17 @@ impl Storage {
     /// The whole file.
     #[inline]
     pub fn bytes(&self) -> &[u8] {
-        // SAFETY: the whole mapping; only this `Storage` writes through it,
-        // and not while this shared borrow of it lives; snapshots only read.
-        unsafe { self.map.range(0..self.map.len()) }.unwrap_or_default()
+        // SAFETY: `view` is the whole of the live mapping `self.map` (see
+        // `set_map`), non-null, which lives as long as `self`; only this
+        // `Storage` writes through it, and not while this shared borrow of
+        // it lives; snapshots only read.
+        unsafe { std::slice::from_raw_parts(self.view.ptr, self.view.len) }
+    }
+
+    /// Makes `map` the writer's mapping and returns the one it replaces.
+    fn set_map(&mut self, map: Arc<MapRegion>) -> Arc<MapRegion> {
+        self.view = View::of(&map);
+        std::mem::replace(&mut self.map, map)
     }
 
     /// The current mapping, for a snapshot to read.
@@ -534,7 +598,7 @@ impl Storage {
     /// old one is remembered while a snapshot holds it (it blocks cuts).
     fn replace_map(&mut self, map: Arc<MapRegion>) -> io::Result<()> {
         self.map_writes.flush(&self.map.map)?;
-        let old = std::mem::replace(&mut self.map, map);
+        let old = self.set_map(map);
         if platform::CUT_NEEDS_UNMAP {
             self.retired.retain(|region| region.strong_count() > 0);
             if Arc::strong_count(&old) > 1 {
@@ -609,7 +673,7 @@ impl Storage {
             return Ok(());
         };
         // The writer's view goes away here: the file cannot be cut below it.
-        let own = std::mem::replace(&mut self.map, Arc::new(empty));
+        let own = self.set_map(Arc::new(empty));
         drop(own);
         let cut = self
             .hook
@@ -621,7 +685,7 @@ impl Storage {
         }
         match MapRegion::new(&self.file, map_len) {
             Ok(map) => {
-                self.map = Arc::new(map);
+                self.set_map(Arc::new(map));
                 Ok(())
             }
             Err(err) => {

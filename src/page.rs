@@ -166,7 +166,7 @@ impl<const PAGE_SIZE: usize> PageId<PAGE_SIZE> {
     pub fn get<'a>(&self, pager: &'a Pager<PAGE_SIZE>) -> Result<&'a MappedPage> {
         pager
             .core()
-            .regular_page(self.0)
+            .regular_page_sized(self.0, PAGE_SIZE)
             .map(MappedPage::from_bytes)
     }
 

@@ -47,7 +47,7 @@ use crate::core::Core;
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, EntryState};
 use crate::freemap::{not_regular, FreeMap};
-use crate::io::MapRegion;
+use crate::io::{MapRegion, View};
 use crate::page::{MappedPage, PageId};
 use crate::pager::Pager;
 use crate::protected::ProtectedPageId;
@@ -61,6 +61,8 @@ pub(crate) struct Frozen {
     regular_count: u64,
     directory: Vec<DirEntry>,
     map: Arc<MapRegion>,
+    /// `map`'s address and length, read without going through the `Arc`.
+    view: View,
     zero_page: Arc<[u8]>,
     alive: Arc<AtomicUsize>,
 }
@@ -89,6 +91,7 @@ impl Frozen {
             regular: map.regular_bits().clone(),
             regular_count: map.regular_count(),
             directory: map.directory().to_vec(),
+            view: View::of(&region),
             map: region,
             zero_page,
             alive: Arc::clone(alive),
@@ -97,14 +100,21 @@ impl Frozen {
 
     #[inline]
     fn page(&self, page: u64) -> Result<&[u8]> {
+        self.page_sized(page, self.page_size)
+    }
+
+    /// [`Frozen::page`] with the page size given by a caller that knows it
+    /// at compile time (`Snapshot::get`): the offset is then a shift.
+    #[inline]
+    fn page_sized(&self, page: u64, page_size: usize) -> Result<&[u8]> {
         let range = usize::try_from(page)
             .ok()
-            .and_then(|p| p.checked_mul(self.page_size))
-            .and_then(|start| Some(start..start.checked_add(self.page_size)?));
+            .and_then(|p| p.checked_mul(page_size))
+            .and_then(|start| Some(start..start.checked_add(page_size)?));
         // SAFETY: a page this state counts (regular or a committed copy);
         // the writer writes none of those while this state lives (module
-        // docs), and the mapping lives as long as `self`.
-        let bytes = range.and_then(|range| unsafe { self.map.range(range) });
+        // docs), and `view` is of `self.map`, which lives as long as `self`.
+        let bytes = range.and_then(|range| unsafe { self.view.range(range) });
         // A `match`, not `ok_or`: an error built eagerly is dropped on every
         // read (contract R4).
         match bytes {
@@ -164,9 +174,10 @@ impl Frozen {
     }
 
     #[inline]
-    fn regular_page(&self, page: u64) -> Result<&[u8]> {
+    fn regular_page(&self, page: u64, page_size: usize) -> Result<&[u8]> {
+        debug_assert_eq!(page_size, self.page_size);
         if self.regular.get(page) {
-            return self.page(page);
+            return self.page_sized(page, page_size);
         }
         Err(not_regular(page, self.total_pages))
     }
@@ -418,7 +429,9 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     /// ```
     #[inline]
     pub fn get(&self, id: PageId<PAGE_SIZE>) -> Result<&MappedPage> {
-        self.state.regular_page(id.0).map(MappedPage::from_bytes)
+        self.state
+            .regular_page(id.0, PAGE_SIZE)
+            .map(MappedPage::from_bytes)
     }
 
     /// The committed bytes of a protected page in this state (zeros if it
