@@ -292,11 +292,8 @@ pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<Fil
         return Err(MappedPageError::NotARegularFile);
     }
     // A read-only open of a FIFO waits for a writer, for ever if none
-    // comes; non-blocking, it returns at once and is refused below. The
-    // flag changes nothing for a regular file.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(options, libc::O_NONBLOCK);
-    let file = options.open(path)?;
+    // comes: opened so that it never waits, it is refused below.
+    let file = platform::open_without_waiting(options).open(path)?;
     if !file.metadata()?.is_file() {
         return Err(MappedPageError::NotARegularFile);
     }

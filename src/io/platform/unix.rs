@@ -2,11 +2,11 @@
 
 #![allow(unsafe_code)]
 
-use std::fs::{File, TryLockError};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 use memmap2::MmapRaw;
@@ -60,6 +60,12 @@ pub(crate) fn sync_data(file: &File) -> io::Result<()> {
 /// see them where [`FLUSH_MAP_WRITES`] is true.
 pub(crate) fn flush_map_range(map: &MmapRaw, offset: usize, len: usize) -> io::Result<()> {
     map.flush_range(offset, len)
+}
+
+/// `options` set so that opening a FIFO or a device returns at once instead
+/// of waiting (`O_NONBLOCK`; it changes nothing for a regular file).
+pub(crate) fn open_without_waiting(options: &mut OpenOptions) -> &mut OpenOptions {
+    options.custom_flags(libc::O_NONBLOCK)
 }
 
 /// Makes the entry of a file just created or renamed in `dir` durable.

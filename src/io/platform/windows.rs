@@ -2,7 +2,7 @@
 
 #![allow(unsafe_code)]
 
-use std::fs::{File, TryLockError};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::os::windows::fs::FileExt;
 use std::os::windows::io::AsRawHandle;
@@ -83,6 +83,13 @@ pub(crate) fn sync_data(file: &File) -> io::Result<()> {
 /// `FlushFileBuffers` of [`sync_data`] that follows does once for all of them.
 pub(crate) fn flush_map_range(map: &MmapRaw, offset: usize, len: usize) -> io::Result<()> {
     map.flush_async_range(offset, len)
+}
+
+/// `options` unchanged: opening a named pipe or a device does not wait on
+/// Windows the way a Unix FIFO does, and what opens is refused by its
+/// metadata (not a regular file).
+pub(crate) fn open_without_waiting(options: &mut OpenOptions) -> &mut OpenOptions {
+    options
 }
 
 /// Nothing to do: a directory cannot be opened as a file to sync it
