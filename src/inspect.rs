@@ -364,8 +364,15 @@ pub enum PageKind {
         /// Whether this copy holds the committed bytes.
         committed: bool,
     },
-    /// A page of the free-space bitmap or directory tree.
-    TreePage,
+    /// A page of the free-space bitmap's tree: a leaf of bits or an
+    /// interior node.
+    BitmapPage,
+    /// A page of the protected directory's tree: a leaf of slots or an
+    /// interior node.
+    DirectoryPage,
+    /// A page the metadata marks as in use that none of the structures
+    /// above claims; a file that passes [`Inspector::check`] has none.
+    Unclaimed,
     /// A check page: a page of checksums of the pages the newest commits
     /// wrote, named by the root (see the format's "Check pages").
     CheckPage,
@@ -1069,6 +1076,8 @@ struct Kinds<'a> {
     chosen: &'a Chosen,
     protected: HashMap<u64, PageKind>,
     check_pages: HashSet<u64>,
+    bitmap_pages: HashSet<u64>,
+    directory_pages: HashSet<u64>,
 }
 
 impl<'a> Kinds<'a> {
@@ -1088,10 +1097,14 @@ impl<'a> Kinds<'a> {
             }
         }
         let check_pages = chosen.loaded.check_pages.iter().copied().collect();
+        let bitmap_pages = chosen.loaded.bitmap_tree.node_pages().collect();
+        let directory_pages = chosen.loaded.dir_tree.node_pages().collect();
         Kinds {
             chosen,
             protected,
             check_pages,
+            bitmap_pages,
+            directory_pages,
         }
     }
 
@@ -1107,11 +1120,13 @@ impl<'a> Kinds<'a> {
             PageUse::Regular => PageKind::Regular,
             PageUse::Free => PageKind::Free,
             PageUse::Internal if self.check_pages.contains(&page) => PageKind::CheckPage,
+            PageUse::Internal if self.bitmap_pages.contains(&page) => PageKind::BitmapPage,
+            PageUse::Internal if self.directory_pages.contains(&page) => PageKind::DirectoryPage,
             PageUse::Internal => self
                 .protected
                 .get(&page)
                 .copied()
-                .unwrap_or(PageKind::TreePage),
+                .unwrap_or(PageKind::Unclaimed),
         }
     }
 }

@@ -164,7 +164,9 @@ pub(crate) fn describe_kind(kind: PageKind) -> String {
                 "staging copy"
             }
         ),
-        PageKind::TreePage => "free-space bitmap or directory tree page".to_string(),
+        PageKind::BitmapPage => "free-space bitmap page".to_string(),
+        PageKind::DirectoryPage => "protected directory page".to_string(),
+        PageKind::Unclaimed => "in use, but claimed by no structure".to_string(),
         PageKind::CheckPage => {
             "check page (checksums of pages the newest commits wrote)".to_string()
         }
@@ -181,7 +183,9 @@ pub(crate) fn kind_name(kind: PageKind) -> &'static str {
         PageKind::Root(_) => "metadata_root",
         PageKind::Regular => "regular",
         PageKind::ProtectedCopy { .. } => "protected_copy",
-        PageKind::TreePage => "tree",
+        PageKind::BitmapPage => "bitmap",
+        PageKind::DirectoryPage => "directory",
+        PageKind::Unclaimed => "unclaimed",
         PageKind::CheckPage => "check",
         PageKind::Free => "free",
         PageKind::PastEnd => "past_end",
