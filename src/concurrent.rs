@@ -22,6 +22,19 @@ use crate::pager::Pager;
 use crate::snapshot::Snapshot;
 
 /// Why a [`ConcurrentPager`] lock was not taken.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{ConcurrentError, ConcurrentPager, Pager};
+/// let shared = ConcurrentPager::new(Pager::<4096>::create(&path)?)?;
+/// let writer = shared.write()?;
+/// assert_eq!(shared.try_write().err(), Some(ConcurrentError::WouldBlock));
+/// drop(writer);
+/// assert!(shared.try_write().is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConcurrentError {
@@ -100,6 +113,18 @@ impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
     ///
     /// # Errors
     /// `Unavailable` if the pager is, after an earlier I/O failure.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{ConcurrentPager, Pager};
+    /// let mut pager = Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// let shared = ConcurrentPager::new(pager)?;
+    /// assert!(shared.read()?.get(id).is_ok()); // readers start at the last commit
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(pager: Pager<PAGE_SIZE>) -> Result<Self> {
         let latest = RwLock::new(pager.snapshot()?);
         Ok(ConcurrentPager {
@@ -113,6 +138,20 @@ impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
     /// The pager back, if this is the last clone; else this handle back.
     /// A pager whose writer panicked is returned too (see
     /// [`ConcurrentError::Poisoned`]).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{ConcurrentPager, Pager};
+    /// let shared = ConcurrentPager::new(Pager::<4096>::create(&path)?)?;
+    /// let other = shared.clone();
+    /// let shared = shared.into_inner().expect_err("another handle is alive");
+    /// drop(other);
+    /// let pager: Pager<4096> = shared.into_inner().expect("the last handle");
+    /// # drop(pager);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_inner(self) -> std::result::Result<Pager<PAGE_SIZE>, Self> {
         match Arc::try_unwrap(self.shared) {
             Ok(shared) => {
@@ -130,6 +169,17 @@ impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
     ///
     /// # Errors
     /// `Poisoned` if a writer panicked while holding it.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{ConcurrentPager, Pager};
+    /// let shared = ConcurrentPager::new(Pager::<4096>::create(&path)?)?;
+    /// let id = shared.write()?.alloc()?; // published when the guard drops
+    /// assert!(shared.read()?.get(id).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write(&self) -> std::result::Result<WriteGuard<'_, PAGE_SIZE>, ConcurrentError> {
         let pager = self
             .shared
@@ -144,6 +194,19 @@ impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
     /// # Errors
     /// `WouldBlock` if another writer holds it, `Poisoned` as for
     /// [`ConcurrentPager::write`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{ConcurrentPager, Pager};
+    /// let shared = ConcurrentPager::new(Pager::<4096>::create(&path)?)?;
+    /// if let Ok(mut writer) = shared.try_write() {
+    ///     writer.alloc()?;
+    /// }
+    /// assert_eq!(shared.read()?.allocated_page_count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_write(&self) -> std::result::Result<WriteGuard<'_, PAGE_SIZE>, ConcurrentError> {
         let pager = self.shared.writer.try_lock().map_err(lock_error)?;
         Ok(self.guard(pager))
@@ -161,6 +224,21 @@ impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
     /// # Errors
     /// `Poisoned` only if a thread panicked while replacing the snapshot,
     /// which no code of this crate does.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{ConcurrentPager, Pager};
+    /// let shared = ConcurrentPager::new(Pager::<4096>::create(&path)?)?;
+    /// let before = shared.read()?;
+    /// let mut writer = shared.write()?;
+    /// writer.alloc()?;
+    /// writer.publish();
+    /// assert_eq!(before.allocated_page_count(), 0); // a snapshot never changes
+    /// assert_eq!(shared.read()?.allocated_page_count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read(&self) -> std::result::Result<Snapshot<PAGE_SIZE>, ConcurrentError> {
         self.shared
             .latest
@@ -174,6 +252,17 @@ impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
     ///
     /// # Errors
     /// `WouldBlock` at that instant; `Poisoned` as for `read`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{ConcurrentPager, Pager};
+    /// let shared = ConcurrentPager::new(Pager::<4096>::create(&path)?)?;
+    /// let snapshot = shared.try_read().or_else(|_| shared.read())?;
+    /// assert_eq!(snapshot.allocated_page_count(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_read(&self) -> std::result::Result<Snapshot<PAGE_SIZE>, ConcurrentError> {
         self.shared
             .latest
@@ -185,6 +274,21 @@ impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
 
 /// The writer side of a [`ConcurrentPager`]: the [`Pager`], by `Deref`.
 /// Dropping it publishes the state it leaves to readers.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{ConcurrentPager, Pager};
+/// let shared = ConcurrentPager::new(Pager::<4096>::create(&path)?)?;
+/// let mut writer = shared.write()?;
+/// let mut txn = writer.transaction()?; // any Pager method, through Deref
+/// txn.alloc()?;
+/// txn.commit()?;
+/// drop(writer); // publishes
+/// assert_eq!(shared.read()?.allocated_page_count(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct WriteGuard<'a, const PAGE_SIZE: usize> {
     pager: MutexGuard<'a, Pager<PAGE_SIZE>>,
     latest: &'a RwLock<Snapshot<PAGE_SIZE>>,
@@ -213,6 +317,20 @@ impl<const PAGE_SIZE: usize> DerefMut for WriteGuard<'_, PAGE_SIZE> {
 impl<const PAGE_SIZE: usize> WriteGuard<'_, PAGE_SIZE> {
     /// Publishes the pager's last commit to readers now, without dropping
     /// the guard (dropping it does the same).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{ConcurrentPager, Pager};
+    /// let shared = ConcurrentPager::new(Pager::<4096>::create(&path)?)?;
+    /// let mut writer = shared.write()?;
+    /// writer.alloc()?;
+    /// assert_eq!(shared.read()?.allocated_page_count(), 0); // not yet published
+    /// writer.publish();
+    /// assert_eq!(shared.read()?.allocated_page_count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn publish(&mut self) {
         let Ok(snapshot) = self.pager.snapshot() else {
             // An unavailable pager has nothing newer to show.

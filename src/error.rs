@@ -243,4 +243,20 @@ struct PathError {
 }
 
 /// `Result` with [`MappedPageError`] as its error.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// fn first_byte(path: &std::path::Path) -> mappedpages::Result<u8> {
+///     let pager = mappedpages::Pager::<4096>::open(path)?;
+///     let id = pager.iter_allocated_pages().next().ok_or(mappedpages::MappedPageError::OutOfBounds)?;
+///     Ok(pager.get(id)?.as_bytes()[0])
+/// }
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// pager.alloc()?;
+/// drop(pager);
+/// assert_eq!(first_byte(&path)?, 0);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 pub type Result<T, E = MappedPageError> = std::result::Result<T, E>;

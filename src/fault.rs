@@ -34,6 +34,29 @@ use std::sync::{Arc, Mutex};
 use std::{fmt, io};
 
 /// An I/O step the pager is about to take.
+///
+/// # Examples
+/// ```
+/// # #[cfg(feature = "fault-injection")]
+/// # {
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::fault::{IoEvent, IoHook};
+/// use std::sync::{Arc, Mutex};
+/// let grown = Arc::new(Mutex::new(Vec::new()));
+/// let seen = Arc::clone(&grown);
+/// let hook = IoHook::new(move |event| {
+///     if let IoEvent::Grow { new_len, .. } = event {
+///         seen.lock().expect("not poisoned").push(new_len);
+///     }
+///     Ok(())
+/// });
+/// let mut pager = mappedpages::Pager::<4096>::options().io_hook(hook).create(&path)?;
+/// pager.alloc_bulk(100)?; // more than a new file holds
+/// assert!(!grown.lock().expect("not poisoned").is_empty());
+/// # }
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 #[derive(Debug)]
 #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
 #[non_exhaustive]
@@ -82,6 +105,17 @@ pub enum IoEvent<'a> {
 }
 
 /// A callback told of every [`IoEvent`]; an `Err` it returns fails the step.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::fault::IoHook;
+/// let hook = IoHook::new(|_event| Ok(()));
+/// let pager = mappedpages::Pager::<4096>::options().io_hook(hook.clone()).create(&path)?;
+/// # drop((pager, hook));
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 #[cfg(feature = "fault-injection")]
 #[derive(Clone)]
 pub struct IoHook(Arc<Mutex<HookFn>>);
@@ -92,6 +126,23 @@ type HookFn = dyn FnMut(IoEvent<'_>) -> io::Result<()> + Send;
 #[cfg(feature = "fault-injection")]
 impl IoHook {
     /// Wraps a callback.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::fault::{IoEvent, IoHook};
+    /// use mappedpages::{MappedPageError, Pager};
+    /// drop(Pager::<4096>::create(&path)?);
+    /// // Fail every metadata write: the commit fails and changes nothing durable.
+    /// let hook = IoHook::new(|event| match event {
+    ///     IoEvent::Write { .. } => Err(std::io::Error::other("injected")),
+    ///     _ => Ok(()),
+    /// });
+    /// let mut pager = Pager::<4096>::options().io_hook(hook).open(&path)?;
+    /// assert!(matches!(pager.alloc(), Err(MappedPageError::Io(_))));
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn new(hook: impl FnMut(IoEvent<'_>) -> io::Result<()> + Send + 'static) -> IoHook {
         IoHook(Arc::new(Mutex::new(hook)))
     }

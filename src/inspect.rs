@@ -56,6 +56,20 @@ use reader::PageReader;
 const PAGE_SIZES: std::ops::RangeInclusive<u64> = 1024..=1 << 30;
 
 /// A page file opened read-only for inspection. See the [module docs](self).
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::inspect::Inspector;
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// pager.alloc()?;
+/// // No lock: a file in use can be inspected.
+/// let report = Inspector::open(&path)?.check()?;
+/// assert!(report.is_clean());
+/// # drop(pager);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Inspector {
     file: File,
@@ -65,6 +79,16 @@ pub struct Inspector {
 }
 
 /// The decoded superblock (page 0).
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// drop(mappedpages::Pager::<1024>::create(&path)?);
+/// let sb = mappedpages::inspect::Inspector::open(&path)?.superblock().clone();
+/// assert_eq!(sb.page_size, 1024);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SuperblockInfo {
@@ -80,6 +104,19 @@ pub struct SuperblockInfo {
 /// own: its magic, checksum, version and ranges. Whether the state it
 /// describes also verifies is decided by [`Inspector::info`] and
 /// [`Inspector::check`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::inspect::{Inspector, RootCopy};
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// pager.alloc()?; // generation 2, written to copy B
+/// drop(pager);
+/// let file = Inspector::open(&path)?;
+/// assert!(matches!(&file.copies()[1], RootCopy::Decoded(root) if root.generation == 2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RootCopy {
@@ -94,6 +131,21 @@ pub enum RootCopy {
 }
 
 /// The fields of a metadata root. `FORMAT.md` describes each one.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::inspect::{Inspector, RootCopy};
+/// drop(mappedpages::Pager::<4096>::create(&path)?);
+/// let file = Inspector::open(&path)?;
+/// let RootCopy::Decoded(root) = &file.copies()[0] else {
+///     panic!("a new file has root A");
+/// };
+/// assert_eq!((root.generation, root.regular_count), (1, 0));
+/// assert!(root.synced);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RootInfo {
@@ -132,6 +184,20 @@ pub struct RootInfo {
 }
 
 /// One record of a root's change log.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::inspect::{Inspector, LogEntry, RootCopy};
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// let id = pager.alloc()?;
+/// drop(pager);
+/// let file = Inspector::open(&path)?;
+/// let RootCopy::Decoded(root) = &file.copies()[1] else { panic!() };
+/// assert_eq!(root.log, [LogEntry::Alloc { start: id.0, count: 1 }]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LogEntry {
@@ -161,6 +227,20 @@ pub enum LogEntry {
 }
 
 /// The state of a protected-directory slot.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::inspect::{Inspector, LogEntry, RootCopy, SlotState};
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// pager.alloc_protected()?;
+/// drop(pager);
+/// let file = Inspector::open(&path)?;
+/// let RootCopy::Decoded(root) = &file.copies()[1] else { panic!() };
+/// assert!(matches!(root.log[0], LogEntry::Slot { slot: 0, state: SlotState::Fresh, .. }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SlotState {
@@ -174,6 +254,23 @@ pub enum SlotState {
 
 /// A page the commit wrote without syncing it first, and the CRC-32C it must
 /// have for the root to be valid.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::inspect::{Inspector, RootCopy};
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// let mut txn = pager.transaction()?;
+/// let id = txn.alloc()?;
+/// txn.get_mut(id)?.as_bytes_mut()[0] = 1;
+/// txn.commit()?;
+/// drop(pager);
+/// let file = Inspector::open(&path)?;
+/// let RootCopy::Decoded(root) = &file.copies()[1] else { panic!() };
+/// assert_eq!(root.page_checks[0].page, id.0); // the page the commit wrote
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PageCheckInfo {
@@ -184,6 +281,18 @@ pub struct PageCheckInfo {
 }
 
 /// What `open` would see: the state of the newest valid root.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// pager.alloc_bulk(3)?;
+/// drop(pager);
+/// let info = mappedpages::inspect::Inspector::open(&path)?.info()?;
+/// assert_eq!((info.page_size, info.regular_pages, info.protected_pages), (4096, 3, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FileInfo {
@@ -223,6 +332,20 @@ pub struct FileInfo {
 }
 
 /// What a page of the file is used for, in the state `open` would see.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::inspect::{Inspector, PageKind};
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// let root = pager.alloc_protected()?;
+/// drop(pager);
+/// let runs = Inspector::open(&path)?.page_runs()?;
+/// let copies = runs.iter().filter(|r| matches!(r.kind, PageKind::ProtectedCopy { slot, .. } if slot == root.0));
+/// assert_eq!(copies.count(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PageKind {
@@ -241,8 +364,15 @@ pub enum PageKind {
         /// Whether this copy holds the committed bytes.
         committed: bool,
     },
-    /// A page of the free-space bitmap or directory tree.
-    TreePage,
+    /// A page of the free-space bitmap's tree: a leaf of bits or an
+    /// interior node.
+    BitmapPage,
+    /// A page of the protected directory's tree: a leaf of slots or an
+    /// interior node.
+    DirectoryPage,
+    /// A page the metadata marks as in use that none of the structures
+    /// above claims; a file that passes [`Inspector::check`] has none.
+    Unclaimed,
     /// A check page: a page of checksums of the pages the newest commits
     /// wrote, named by the root (see the format's "Check pages").
     CheckPage,
@@ -253,6 +383,22 @@ pub enum PageKind {
 }
 
 /// A problem [`Inspector::check`] found.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::inspect::{Inspector, Problem};
+/// use std::os::unix::fs::FileExt;
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// pager.alloc()?; // generation 2, in copy B (page 2)
+/// drop(pager);
+/// std::fs::OpenOptions::new().write(true).open(&path)?.write_all_at(b"xx", 2 * 4096 + 100)?;
+/// let report = Inspector::open(&path)?.check()?;
+/// assert!(matches!(&report.problems[..], [Problem::CopyRejected { copy: 1, .. }]));
+/// assert!(!report.problems[0].prevents_open()); // opens from copy A
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Problem {
@@ -291,6 +437,20 @@ pub enum Problem {
 
 /// How far a check has come, given to the callback of
 /// [`Inspector::check_with_progress`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// pager.alloc()?;
+/// drop(pager);
+/// let mut last = None;
+/// mappedpages::inspect::Inspector::open(&path)?.check_with_progress(|p| last = Some(p))?;
+/// let last = last.expect("at least one report");
+/// assert_eq!(last.pages_read, last.pages_expected);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Progress {
@@ -303,6 +463,16 @@ pub struct Progress {
 }
 
 /// The outcome of [`Inspector::check`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// drop(mappedpages::Pager::<4096>::create(&path)?);
+/// let report = mappedpages::inspect::Inspector::open(&path)?.check()?;
+/// assert!(report.problems.is_empty() && report.info.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CheckReport {
@@ -877,6 +1047,19 @@ fn slot_state(state: EntryState) -> SlotState {
 
 /// The protected copy `page` is, if any.
 /// Pages in a row of the same [`PageKind`], from [`Inspector::page_runs`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::inspect::{Inspector, PageKind};
+/// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+/// pager.alloc_bulk(10)?;
+/// drop(pager);
+/// let runs = Inspector::open(&path)?.page_runs()?;
+/// assert!(runs.iter().any(|r| r.kind == PageKind::Regular && r.count == 10));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PageRun {
@@ -894,6 +1077,8 @@ struct Kinds<'a> {
     chosen: &'a Chosen,
     protected: HashMap<u64, PageKind>,
     check_pages: HashSet<u64>,
+    bitmap_pages: HashSet<u64>,
+    directory_pages: HashSet<u64>,
 }
 
 impl<'a> Kinds<'a> {
@@ -913,10 +1098,14 @@ impl<'a> Kinds<'a> {
             }
         }
         let check_pages = chosen.loaded.check_pages.iter().copied().collect();
+        let bitmap_pages = chosen.loaded.bitmap_tree.node_pages().collect();
+        let directory_pages = chosen.loaded.dir_tree.node_pages().collect();
         Kinds {
             chosen,
             protected,
             check_pages,
+            bitmap_pages,
+            directory_pages,
         }
     }
 
@@ -932,11 +1121,13 @@ impl<'a> Kinds<'a> {
             PageUse::Regular => PageKind::Regular,
             PageUse::Free => PageKind::Free,
             PageUse::Internal if self.check_pages.contains(&page) => PageKind::CheckPage,
+            PageUse::Internal if self.bitmap_pages.contains(&page) => PageKind::BitmapPage,
+            PageUse::Internal if self.directory_pages.contains(&page) => PageKind::DirectoryPage,
             PageUse::Internal => self
                 .protected
                 .get(&page)
                 .copied()
-                .unwrap_or(PageKind::TreePage),
+                .unwrap_or(PageKind::Unclaimed),
         }
     }
 }

@@ -66,6 +66,20 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// # Errors
     /// As [`Pager::free`]: `DoubleFree`, `OutOfBounds`, `ReservedPage`,
     /// `NotAllocated`; nothing changes on error.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc_async().await?;
+    /// pager.free_async(id).await?;
+    /// assert_eq!(pager.allocated_page_count(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn free_async(&mut self, id: PageId<PAGE_SIZE>) -> Result<()> {
         off_worker(|| self.free(id))
     }
@@ -96,6 +110,20 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     ///
     /// # Errors
     /// As [`Pager::free_bulk`]; nothing changes on error.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let ids = pager.alloc_bulk_async(3).await?;
+    /// pager.free_bulk_async(ids).await?;
+    /// assert_eq!(pager.allocated_page_count(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn free_bulk_async(&mut self, ids: Vec<PageId<PAGE_SIZE>>) -> Result<()> {
         off_worker(|| self.free_bulk(ids))
     }
@@ -127,6 +155,20 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     ///
     /// # Errors
     /// As [`Pager::free_protected`]; nothing changes on error.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc_protected_async().await?;
+    /// pager.free_protected_async(id).await?;
+    /// assert!(id.get(&pager).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn free_protected_async(&mut self, id: ProtectedPageId<PAGE_SIZE>) -> Result<()> {
         off_worker(|| self.free_protected(id))
     }
@@ -160,6 +202,20 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     ///
     /// # Errors
     /// As [`Pager::free_protected_bulk`]; nothing changes on error.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let ids = pager.alloc_protected_bulk_async(2).await?;
+    /// pager.free_protected_bulk_async(ids).await?;
+    /// assert_eq!(pager.iter_allocated_protected_pages().count(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn free_protected_bulk_async(
         &mut self,
         ids: Vec<ProtectedPageId<PAGE_SIZE>>,

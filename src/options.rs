@@ -94,20 +94,55 @@ pub struct PagerOptions<const PAGE_SIZE: usize> {
 /// ```
 /// # let dir = tempfile::tempdir()?;
 /// # let path = dir.path().join("data.pages");
-/// assert_eq!(mappedpages::Pager::<4096>::create(&path)?.page_count(), mappedpages::DEFAULT_INITIAL_PAGES);
+/// let pager = mappedpages::Pager::<4096>::create(&path)?;
+/// assert_eq!(pager.page_count(), mappedpages::DEFAULT_INITIAL_PAGES);
 /// # Ok::<(), mappedpages::MappedPageError>(())
 /// ```
 pub const DEFAULT_INITIAL_PAGES: u64 = 64;
 /// Default cap on one growth step, in bytes (1 GiB): reached by files of
 /// 8 GiB and more, whose eighth is larger.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{Pager, DEFAULT_MAX_GROWTH_STEP};
+/// // A file that will be large: smaller steps than the default cap.
+/// let options = Pager::<4096>::options().max_growth_step(DEFAULT_MAX_GROWTH_STEP / 16);
+/// # drop(options.create(&path)?);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 pub const DEFAULT_MAX_GROWTH_STEP: u64 = 1 << 30;
 /// The smallest growth step, in bytes (4 MiB), unless
 /// [`PagerOptions::max_growth_step`] is set lower. Files smaller than 32 MiB,
 /// whose eighth is less, grow by this much.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{Pager, MIN_GROWTH_STEP};
+/// let mut pager = Pager::<4096>::create(&path)?;
+/// let before = pager.page_count();
+/// pager.alloc_bulk(before as usize)?; // a small file grows by the minimum step
+/// assert!(pager.page_count() >= before + MIN_GROWTH_STEP / 4096);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 pub const MIN_GROWTH_STEP: u64 = 4 << 20;
 /// Default free tail, in bytes (64 MiB), past which a commit cuts the file
 /// (when the tail is also more than a quarter of the file); see
 /// [`PagerOptions::shrink_threshold`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{Pager, DEFAULT_SHRINK_THRESHOLD};
+/// // Give free space back sooner than the default.
+/// let options = Pager::<4096>::options().shrink_threshold(Some(DEFAULT_SHRINK_THRESHOLD / 4));
+/// # drop(options.create(&path)?);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 pub const DEFAULT_SHRINK_THRESHOLD: u64 = 64 << 20;
 /// A growth step is this fraction of the file (one eighth).
 pub(crate) const GROWTH_DIVISOR: u64 = 8;
@@ -279,6 +314,28 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// Installs a hook told of every metadata write, sync and growth, which
     /// can fail any of them: for crash-consistency tests only (feature
     /// `fault-injection`). See [`crate::fault`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::fault::{IoEvent, IoHook};
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// let syncs = Arc::new(AtomicU64::new(0));
+    /// let counter = Arc::clone(&syncs);
+    /// let hook = IoHook::new(move |event| {
+    ///     if let IoEvent::Sync { .. } = event {
+    ///         counter.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    ///     Ok(())
+    /// });
+    /// let mut pager = mappedpages::Pager::<4096>::options().io_hook(hook).create(&path)?;
+    /// let before = syncs.load(Ordering::Relaxed);
+    /// pager.alloc()?;
+    /// assert_eq!(syncs.load(Ordering::Relaxed), before + 1);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     #[cfg(feature = "fault-injection")]
     #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
     pub fn io_hook(mut self, hook: crate::fault::IoHook) -> Self {

@@ -134,6 +134,19 @@ impl AsMut<[u8]> for MappedPage {
 /// rebuild the handle later with `PageId(raw)`: `get` and `get_mut` check that
 /// the page is an allocated regular page and return an error otherwise, never
 /// another page's bytes.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{PageId, Pager};
+/// let mut pager = Pager::<4096>::create(&path)?;
+/// let id = pager.alloc()?;
+/// let raw: u64 = id.0; // what an engine stores in its own pages
+/// assert_eq!(PageId::<4096>(raw), id);
+/// assert!(PageId::<4096>(raw + 1).get(&pager).is_err()); // not allocated
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PageId<const PAGE_SIZE: usize>(pub u64);
 

@@ -87,7 +87,6 @@ impl PageTree {
     }
 
     /// Every page the tree occupies.
-    #[cfg(test)]
     pub fn node_pages(&self) -> impl Iterator<Item = u64> + '_ {
         self.levels
             .iter()

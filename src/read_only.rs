@@ -53,6 +53,21 @@ impl<const PAGE_SIZE: usize> ReadOnlyPager<PAGE_SIZE> {
     /// not open (`Io`, `NotARegularFile`, `InvalidPageSize`,
     /// `CorruptSuperblock`, `CorruptMetadata`, `UnsupportedVersion`,
     /// `FileTruncated`, `IncompleteCreate`).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{MappedPageError, Pager, ReadOnlyPager};
+    /// let mut pager = Pager::<4096>::create(&path)?;
+    /// let id = pager.alloc()?;
+    /// assert!(matches!(ReadOnlyPager::<4096>::open(&path), Err(MappedPageError::Locked)));
+    /// drop(pager);
+    /// let reader = ReadOnlyPager::<4096>::open(&path)?;
+    /// let second = ReadOnlyPager::<4096>::open(&path)?; // readers share the file
+    /// assert!(reader.get(id).is_ok() && second.get(id).is_ok());
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let region = Arc::new(MapRegion::open_read_only(path.as_ref())?);
         let bytes = region.read_only_bytes().unwrap_or_default();

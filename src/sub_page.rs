@@ -28,6 +28,21 @@ static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
 /// allocator, or one whose sub-page has been freed, is an error, never someone
 /// else's bytes. Like a [`PageId`], a handle kept after its sub-page was freed
 /// names the slot again once the slot is handed out anew.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{PageAllocator, PageHandle, Pager, SubPageAllocator};
+///
+/// let mut sub = SubPageAllocator::<4096, 1024>::new(Pager::create(&path)?);
+/// let id = sub.alloc()?;
+/// id.get_mut(&mut sub)?.as_bytes_mut()[0] = 1;
+/// assert_eq!(id.get(&sub)?.len(), 1024);
+/// sub.free(id)?;
+/// assert!(id.get(&sub).is_err()); // a freed handle is an error
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SubPageId<const PARENT_SIZE: usize, const SUB_SIZE: usize> {
     parent: u64,
@@ -51,17 +66,55 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageId<PARENT_SIZE, SUB
     /// The parent page that holds this sub-page. Store it with
     /// [`slot`](SubPageId::slot) to rebuild the handle after a restart with
     /// [`SubPageAllocator::restore`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{PageAllocator, PageHandle, Pager, SubPageAllocator};
+    ///
+    /// let mut sub = SubPageAllocator::<4096, 1024>::new(Pager::create(&path)?);
+    /// let (a, b) = (sub.alloc()?, sub.alloc()?);
+    /// assert_eq!(a.parent(), b.parent()); // four 1 KiB sub-pages per 4 KiB page
+    /// # let _ = (a.get(&sub)?, b.get(&sub)?);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn parent(&self) -> PageId<PARENT_SIZE> {
         PageId(self.parent)
     }
 
     /// The sub-page's index inside its parent, from 0 to
     /// `PARENT_SIZE / SUB_SIZE - 1`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{PageAllocator, Pager, SubPageAllocator};
+    ///
+    /// let mut sub = SubPageAllocator::<4096, 1024>::new(Pager::create(&path)?);
+    /// let (a, b) = (sub.alloc()?, sub.alloc()?);
+    /// assert_ne!(a.slot(), b.slot());
+    /// assert!(a.slot() < 4 && b.slot() < 4);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn slot(&self) -> usize {
         self.slot as usize
     }
 
     /// The sub-page's byte offset inside its parent page.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{PageAllocator, Pager, SubPageAllocator};
+    ///
+    /// let mut sub = SubPageAllocator::<4096, 1024>::new(Pager::create(&path)?);
+    /// let id = sub.alloc()?;
+    /// assert_eq!(id.offset(), id.slot() * 1024);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn offset(&self) -> usize {
         self.slot as usize * SUB_SIZE
     }
@@ -194,6 +247,12 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
     );
 
     /// How many sub-pages one parent page holds: `PARENT_SIZE / SUB_SIZE`.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(mappedpages::SubPageAllocator::<4096, 512>::SUB_PAGES_PER_PAGE, 8);
+    ///
+    /// ```
     pub const SUB_PAGES_PER_PAGE: usize = PARENT_SIZE / SUB_SIZE;
 
     /// The mask of a parent whose slots are all in use.
@@ -209,6 +268,20 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
     /// The pager's regular pages allocated before are left alone; they are
     /// never used as parents unless handed over with
     /// [`restore`](SubPageAllocator::restore).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{PageAllocator, Pager, SubPageAllocator};
+    ///
+    /// let mut pager = Pager::<4096>::create(&path)?;
+    /// let mine = pager.alloc()?; // never used as a parent
+    /// let mut sub = SubPageAllocator::<4096, 2048>::new(pager);
+    /// let id = sub.alloc()?;
+    /// assert_ne!(id.parent(), mine);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn new(pager: Pager<PARENT_SIZE>) -> Self {
         #[allow(clippy::let_unit_value)]
         let () = Self::VALID_SIZES;
@@ -222,6 +295,18 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
     }
 
     /// The inner pager, for reading: `page_count`, iterators, regular pages.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{PageAllocator, Pager, SubPageAllocator};
+    ///
+    /// let mut sub = SubPageAllocator::<4096, 1024>::new(Pager::create(&path)?);
+    /// sub.alloc()?;
+    /// assert_eq!(sub.pager().allocated_page_count(), 1); // one parent page
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn pager(&self) -> &Pager<PARENT_SIZE> {
         &self.pager
     }
@@ -244,11 +329,39 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
     }
 
     /// Sub-pages in use.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{PageAllocator, Pager, SubPageAllocator};
+    ///
+    /// let mut sub = SubPageAllocator::<4096, 1024>::new(Pager::create(&path)?);
+    /// for _ in 0..3 {
+    ///     sub.alloc()?;
+    /// }
+    /// assert_eq!(sub.allocated_count(), 3);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn allocated_count(&self) -> usize {
         self.allocated
     }
 
     /// Parent pages checked out from the pager.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{PageAllocator, Pager, SubPageAllocator};
+    ///
+    /// let mut sub = SubPageAllocator::<4096, 1024>::new(Pager::create(&path)?);
+    /// for _ in 0..5 {
+    ///     sub.alloc()?;
+    /// }
+    /// assert_eq!(sub.parent_page_count(), 2); // 4 sub-pages per parent
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
     pub fn parent_page_count(&self) -> usize {
         self.parents.len()
     }

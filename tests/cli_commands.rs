@@ -323,16 +323,46 @@ fn pages_lists_every_kind_and_the_protected_slots() {
 
     let checks = file_with_check_pages(dir.path());
     let arg = checks.to_str().unwrap();
-    let json = text(&run(&["pages", "--json", arg]).stdout);
-    let at = json
-        .find(r#","kind":"check""#)
-        .expect("a check page is listed");
-    let start = json[..at].rsplit(r#""start":"#).next().unwrap();
-    let page = start.split(',').next().unwrap();
-    let out = run(&["dump", arg, page]);
+    let page = first_page_of_kind(arg, "check");
+    let out = run(&["dump", arg, &page]);
     let stdout = text(&out.stdout);
     assert!(stdout.contains("(check page"), "{stdout}");
     assert!(stdout.contains("|MPCHECK"), "{stdout}");
+}
+
+/// The start of the first run of `kind` in the `pages --json` of `path`.
+fn first_page_of_kind(path: &str, kind: &str) -> String {
+    let json = text(&run(&["pages", "--json", path]).stdout);
+    let at = json
+        .find(&format!(r#","kind":"{kind}""#))
+        .unwrap_or_else(|| panic!("no {kind} page listed: {json}"));
+    let start = json[..at].rsplit(r#""start":"#).next().unwrap();
+    start.split(',').next().unwrap().to_string()
+}
+
+#[test]
+fn pages_and_dump_tell_bitmap_pages_from_directory_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trees.pages");
+    let mut pager = Pager::<PS>::create(&path).unwrap();
+    // More changes than a root's log holds: the commits checkpoint both
+    // trees to pages of their own.
+    for _ in 0..200 {
+        pager.alloc_protected().unwrap();
+        pager.alloc().unwrap();
+    }
+    drop(pager);
+    let arg = path.to_str().unwrap();
+    for (kind, label) in [
+        ("bitmap", "(free-space bitmap page)"),
+        ("directory", "(protected directory page)"),
+    ] {
+        let page = first_page_of_kind(arg, kind);
+        let stdout = text(&run(&["dump", arg, &page]).stdout);
+        assert!(stdout.contains(label), "{kind}: {stdout}");
+    }
+    let listing = text(&run(&["pages", arg]).stdout);
+    assert!(!listing.contains("claimed by no structure"), "{listing}");
 }
 
 #[test]
