@@ -64,6 +64,15 @@ pub(crate) fn dump(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Reads exactly `buf.len()` bytes at `offset`: a seek and a read, which
+/// every platform has (the tool reads one page, so positional reads buy
+/// nothing).
+fn read_at(file: &mut std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
+}
+
 /// Dumps a page of a file whose superblock does not decode, when the raw
 /// bytes are what is wanted most: with the page size the superblock's field
 /// claims if that is a page size a file can have, else `page_size_arg`.
@@ -73,12 +82,10 @@ pub(crate) fn dump_raw(
     page_size_arg: u64,
     why: &MappedPageError,
 ) -> Result<ExitCode, MappedPageError> {
-    use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path)?;
+    let mut file = std::fs::File::open(path)?;
     let file_len = file.metadata()?.len();
     let mut field = [0u8; 8];
-    let claimed = file
-        .read_exact_at(&mut field, SUPERBLOCK_PAGE_SIZE_AT as u64)
+    let claimed = read_at(&mut file, &mut field, SUPERBLOCK_PAGE_SIZE_AT as u64)
         .ok()
         .map(|()| u64::from_le_bytes(field))
         .filter(|&size| size.is_power_of_two() && (1024..=1 << 30).contains(&size));
@@ -100,7 +107,7 @@ pub(crate) fn dump_raw(
         return Ok(ExitCode::from(EXIT_ERROR));
     };
     let mut bytes = vec![0u8; page_size as usize];
-    file.read_exact_at(&mut bytes, start)?;
+    read_at(&mut file, &mut bytes, start)?;
     println!(
         "page {} of {} (raw: the superblock does not decode: {}), {page_size}-byte pages \
          {source}, bytes {start}..{}",
