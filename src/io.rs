@@ -303,9 +303,11 @@ pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<Fil
 /// Takes the exclusive lock, or fails with `Locked`.
 ///
 /// A lock held by another `Pager` is reported after a short grace period
-/// (about 50 ms), not at the first refusal: while any thread of this process
-/// spawns a child, the child briefly holds copies of every descriptor until
-/// it execs, so a file a `Pager` just closed can look locked for a moment.
+/// (about 250 ms), not at the first refusal: while any thread of this
+/// process spawns a child, the child briefly holds copies of every
+/// descriptor until it execs, so a file a `Pager` just closed can look
+/// locked for a moment, longer on a loaded machine (50 ms was seen to be
+/// too short).
 fn lock(file: &File) -> Result<()> {
     retry_lock(|| platform::try_lock(file))
 }
@@ -318,7 +320,7 @@ fn lock_shared(file: &File) -> Result<()> {
 }
 
 fn retry_lock(mut try_lock: impl FnMut() -> std::result::Result<(), TryLockError>) -> Result<()> {
-    const ATTEMPTS: u32 = 10;
+    const ATTEMPTS: u32 = 50;
     for attempt in 1..=ATTEMPTS {
         match try_lock() {
             Ok(()) => return Ok(()),
