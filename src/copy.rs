@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::core::{Core, Settings};
+use crate::engine::FreeMap;
+use crate::engine::{Core, Settings};
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
 use crate::format::FIRST_DATA_PAGE;
-use crate::freemap::FreeMap;
 use crate::io::Storage;
 use crate::options::Durability;
 use crate::snapshot::Frozen;

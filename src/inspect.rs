@@ -39,6 +39,8 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 
+use crate::engine::PageUse;
+use crate::engine::{choose_root, ChooseError, Chosen};
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{EntryState, Record, DIR_ENTRY_LEN};
 use crate::format::root::{Root, RootError, FLAG_SYNCED};
@@ -46,10 +48,8 @@ use crate::format::tree_node::NODE_REF_LEN;
 use crate::format::{
     check_list, read_u32, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES,
 };
-use crate::freemap::PageUse;
 use crate::io::{open_regular, read_exact_at};
 use crate::options::RecoveryReport;
-use crate::recovery::{choose_root, ChooseError, Chosen};
 use reader::PageReader;
 
 /// The smallest and largest page sizes a file can have.

@@ -516,7 +516,7 @@ impl Storage {
     }
 
     /// Writes zeros at byte `offset` into pages no state uses (see
-    /// `placement.rs`), past the fault hook: the write changes nothing a
+    /// `engine/placement.rs`), past the fault hook: the write changes nothing a
     /// crash or a reader can see, so crash and fault tests need not count
     /// it. Best effort, as its caller treats it.
     pub fn write_unused_zeros(&mut self, offset: u64, zeros: &[u8]) -> io::Result<()> {

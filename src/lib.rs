@@ -98,11 +98,9 @@
 // docs.rs builds with every feature; each feature-gated item says which it needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod bitmap;
-mod commit;
 mod concurrent;
 mod copy;
-mod core;
+mod engine;
 mod error;
 #[cfg(feature = "fault-injection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
@@ -110,25 +108,18 @@ pub mod fault;
 #[cfg(not(feature = "fault-injection"))]
 mod fault;
 mod format;
-mod freemap;
 pub mod guide;
 pub mod inspect;
 mod io;
 mod options;
 mod page;
-mod page_tree;
 mod pager;
-mod placement;
 mod protected;
 mod read_only;
-mod reclaim;
-mod recovery;
 mod snapshot;
-mod space;
 mod sub_page;
 mod traits;
 mod transaction;
-mod txn;
 // After `pager`, so that rustdoc lists `create` and `open` first on the
 // `Pager` page, then the reads by id, then the `*_async` methods.
 mod by_id;

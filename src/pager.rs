@@ -1,10 +1,10 @@
 //! `Pager`: the public face. Thin: every method checks types and delegates
-//! to the engine in `core.rs`.
+//! to the engine (`engine/core.rs`).
 
 use std::fmt;
 use std::path::Path;
 
-use crate::core::{Core, Settings};
+use crate::engine::{Core, Settings};
 use crate::error::Result;
 use crate::options::{Durability, PagerOptions, RecoveryReport};
 use crate::page::PageId;

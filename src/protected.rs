@@ -11,12 +11,12 @@
 
 use std::fmt;
 
-use crate::core::Core;
+use crate::engine::Core;
+use crate::engine::TxnState;
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, EntryState};
 use crate::page::MappedPage;
 use crate::pager::Pager;
-use crate::txn::TxnState;
 
 impl Core {
     pub(crate) fn live_entry(&self, slot: u64) -> Result<DirEntry> {

@@ -14,9 +14,9 @@ use std::path::Path;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
+use crate::engine::open_state;
 use crate::error::Result;
 use crate::io::MapRegion;
-use crate::recovery::open_state;
 use crate::snapshot::{Frozen, Snapshot};
 
 /// A file opened for reading only: the reads and iterators of a

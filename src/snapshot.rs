@@ -15,7 +15,7 @@
 //!    not handed out again while a snapshot of a generation before `g`
 //!    lives ([`Core::release_unpinned`]), so a page a snapshot counts as
 //!    allocated is never reallocated, hence never fresh, under it.
-//! 2. **Transactions write only fresh pages** (`txn.rs`): pages allocated by
+//! 2. **Transactions write only fresh pages** (`engine/transaction.rs`): pages allocated by
 //!    the transaction itself, which were free in the newest state, and by
 //!    rule 1 in every live snapshot too.
 //! 3. **Writes in place are refused** for a page the newest live snapshot
@@ -42,11 +42,11 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use crate::bitmap::BitVec;
-use crate::core::Core;
+use crate::engine::BitVec;
+use crate::engine::Core;
+use crate::engine::{not_regular, FreeMap};
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, EntryState};
-use crate::freemap::{not_regular, FreeMap};
 use crate::io::{MapRegion, View};
 use crate::page::{MappedPage, PageId};
 use crate::pager::Pager;

@@ -1,17 +1,17 @@
 //! `Transaction`: many allocations, frees, page writes and protected-page
 //! writes made durable together by one commit (contract T1–T3). The engine
-//! side is `txn.rs`; this is the typed face.
+//! side is `engine/transaction.rs`; this is the typed face.
 
 use std::cell::RefCell;
 use std::fmt;
 
+use crate::engine::FreeMap;
+use crate::engine::TxnState;
 use crate::error::{MappedPageError, Result};
-use crate::freemap::FreeMap;
 use crate::io::{DisjointPages, LendError};
 use crate::page::{MappedPage, PageId};
 use crate::pager::Pager;
 use crate::protected::ProtectedPageId;
-use crate::txn::TxnState;
 
 impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// Starts a transaction: every allocation, free and write made through
@@ -118,7 +118,7 @@ impl<const PAGE_SIZE: usize> Drop for Transaction<'_, PAGE_SIZE> {
 
 impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// The engine and this transaction's state, for one call.
-    fn parts(&mut self) -> Result<(&mut crate::core::Core, &mut TxnState)> {
+    fn parts(&mut self) -> Result<(&mut crate::engine::Core, &mut TxnState)> {
         match self.txn.as_mut() {
             Some(txn) => Ok((self.pager.core_mut(), txn)),
             None => Err(MappedPageError::Unavailable),
@@ -373,7 +373,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
         let (core, txn) = self.parts()?;
         core.check_regular(id.0)?;
         let none_below =
-            |core: &crate::core::Core| core.map.lowest_free().is_none_or(|free| free >= id.0);
+            |core: &crate::engine::Core| core.map.lowest_free().is_none_or(|free| free >= id.0);
         if none_below(core) && core.journal.root_since_sync && core.journal.reclaim.awaits_sync() {
             // Pages freed by commits not yet durable may lie below: a sync
             // makes them free, as an allocation would when none is free.

@@ -27,13 +27,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::commit::{runs, Change};
-use crate::core::Core;
+use crate::engine::commit::{runs, Change};
+use crate::engine::core::Core;
+use crate::engine::freemap::PageUse;
+use crate::engine::placement::{Use, MAX_RUN};
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, EntryState, Record};
-use crate::freemap::PageUse;
 use crate::options::Durability;
-use crate::placement::{Use, MAX_RUN};
 
 /// A transaction in progress: what it changed, and how to undo it.
 #[derive(Debug, Default)]

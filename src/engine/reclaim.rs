@@ -23,7 +23,7 @@
 //! Every waiting page stays marked in use in the free map, so nothing else
 //! can take it; this type only says which pages wait and gives them back.
 
-use crate::freemap::FreeMap;
+use crate::engine::freemap::FreeMap;
 
 /// Pages freed by commits and not reusable yet, by the generation of the
 /// commit that freed them.

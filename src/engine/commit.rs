@@ -1,6 +1,6 @@
 //! The commit protocol: one [`Change`] -> one atomic commit.
 //!
-//! A transaction (`txn.rs`) changes the in-memory [`FreeMap`], describes the
+//! A transaction (`engine/transaction.rs`) changes the in-memory [`FreeMap`], describes the
 //! change as log [`Record`]s and the pages it wrote, and calls
 //! [`Core::commit`]. A commit:
 //!
@@ -28,7 +28,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::core::Core;
+use crate::engine::core::Core;
+use crate::engine::page_tree::PageTree;
+use crate::engine::reclaim::Reclamation;
 use crate::error::{MappedPageError, Result};
 use crate::format::check_list;
 use crate::format::record::{DirEntry, PageCheck, Record, DIR_ENTRY_LEN};
@@ -36,8 +38,6 @@ use crate::format::root::{log_capacity, root_len, Root, FLAG_SYNCED};
 use crate::format::tree_node::NodeRef;
 use crate::format::{checksum, ROOT_PAGES};
 use crate::options::{Durability, GROWTH_DIVISOR, MIN_GROWTH_STEP};
-use crate::page_tree::PageTree;
-use crate::reclaim::Reclamation;
 
 /// Commit-side state: the log, the page trees and what awaits durability.
 #[derive(Debug)]
@@ -78,7 +78,7 @@ pub(crate) struct Journal {
     pub root_since_sync: bool,
     /// The entry the durable root holds, for each directory slot a commit
     /// since the last sync changed: the copy it names must not be staged
-    /// over (see `txn.rs`).
+    /// over (see `engine/transaction.rs`).
     pub durable_entries: HashMap<u64, DirEntry>,
 }
 

@@ -3,19 +3,19 @@
 
 use std::path::Path;
 
-use crate::bitmap::BitVec;
-use crate::commit::Journal;
-use crate::core::{Core, Settings};
+use crate::engine::bitmap::BitVec;
+use crate::engine::commit::Journal;
+use crate::engine::core::{Core, Settings};
+use crate::engine::freemap::FreeMap;
+use crate::engine::page_tree::{LoadFault, PageTree};
+use crate::engine::reclaim::Reclamation;
 use crate::error::{MappedPageError, Result};
 use crate::format::check_list;
 use crate::format::record::{DirEntry, PageCheck, Record, DIR_ENTRY_LEN};
 use crate::format::root::{Root, RootError, FLAG_SYNCED};
 use crate::format::{checksum, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES};
-use crate::freemap::FreeMap;
 use crate::io::Storage;
 use crate::options::RecoveryReport;
-use crate::page_tree::{LoadFault, PageTree};
-use crate::reclaim::Reclamation;
 
 /// Why a root that passed its own checksum could not be used.
 enum LoadError {

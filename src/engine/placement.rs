@@ -31,8 +31,8 @@
 //! or root can see, and only in a file that preallocates its growth: one
 //! created sparse (`preallocate(false)`) asked to keep its holes.
 
-use crate::core::Core;
-use crate::freemap::FreeMap;
+use crate::engine::core::Core;
+use crate::engine::freemap::FreeMap;
 
 /// The longest run looked for: past it, a transaction writes enough that
 /// one more place costs little.

@@ -18,8 +18,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::commit::Change;
-use crate::core::Core;
+use crate::engine::commit::Change;
+use crate::engine::core::Core;
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{EntryState, Record};
 use crate::format::FIRST_DATA_PAGE;

@@ -5,15 +5,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::commit::{Change, Journal};
+use crate::engine::commit::{Change, Journal};
+use crate::engine::freemap::FreeMap;
+use crate::engine::placement::Placement;
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
 use crate::format::root::{Root, FLAG_SYNCED};
 use crate::format::{superblock, FIRST_DATA_PAGE, MAX_PAGES, ROOT_PAGES, SUPERBLOCK_PAGE};
-use crate::freemap::FreeMap;
 use crate::io::{max_file_bytes, Storage};
 use crate::options::{Durability, RecoveryReport};
-use crate::placement::Placement;
 use crate::snapshot::Registry;
 
 #[derive(Debug)]
@@ -25,7 +25,7 @@ pub(crate) struct Core {
     pub durability: Durability,
     pub max_growth_pages: u64,
     /// Cut the free tail after a commit once it is longer than this many
-    /// pages (and a quarter of the file); `None`: never (see `space.rs`).
+    /// pages (and a quarter of the file); `None`: never (see `shrink.rs`).
     pub shrink_threshold_pages: Option<u64>,
     /// The initial size of the options the pager was opened with: a commit
     /// does not shrink the file below it.

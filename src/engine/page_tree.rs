@@ -14,7 +14,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::bitmap::BitVec;
+use crate::engine::bitmap::BitVec;
 use crate::format::root::{TreeTop, MAX_TREE_HEIGHT};
 use crate::format::tree_node::{NodeRef, NODE_REF_LEN};
 

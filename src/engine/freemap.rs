@@ -4,11 +4,11 @@
 //! Memory: two bits per page (`used`, `regular`) plus a summary of one bit per
 //! 64 pages, and one entry per protected slot up to the last one in use.
 
-use crate::bitmap::{BitVec, SummaryBitVec};
+use crate::engine::bitmap::{BitVec, SummaryBitVec};
+use crate::engine::page_tree::LoadFault;
 use crate::error::MappedPageError;
 use crate::format::record::DirEntry;
 use crate::format::FIRST_DATA_PAGE;
-use crate::page_tree::LoadFault;
 
 /// How a page is used, as far as a caller's id is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
