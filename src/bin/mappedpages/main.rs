@@ -111,7 +111,10 @@ enum Command {
     /// (or this one) has it open with a `Pager`, the copy is refused with
     /// "the file is locked by another Pager". A SRC that does not open
     /// (damaged, not a page file) is refused and no DST is made. DST must
-    /// not exist; it is built as DST.partial and renamed when complete.
+    /// not exist; it is built under a temporary name beside it
+    /// (DST.<pid>-<n>-<time>.partial) and linked to DST when complete,
+    /// which fails, rather than replace it, if a file took the name DST
+    /// meanwhile.
     Copy {
         /// The page file to copy (never written).
         src: PathBuf,
