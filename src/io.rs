@@ -587,11 +587,14 @@ impl Storage {
         let Some(len) = self.deferred_cut else {
             return Ok(());
         };
-        if len < self.len() || len >= self.file_len {
-            // The file grew again since, or is already as short.
+        // A growth since may have mapped part of the tail again (without
+        // extending the file, which was longer): cut to what is mapped now.
+        let len = len.max(self.len());
+        if len >= self.file_len {
             self.deferred_cut = None;
             return Ok(());
         }
+        self.deferred_cut = Some(len);
         if self.views_block_cut() || self.map_writes.flush(&self.map.map).is_err() {
             return Ok(());
         }
