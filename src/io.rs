@@ -223,8 +223,9 @@ impl MapRegion {
     pub fn open_read_only(path: &Path) -> Result<MapRegion> {
         let file = Arc::new(open_regular(path, OpenOptions::new().read(true))?);
         lock_shared(&file)?;
-        let len = usize::try_from(file.metadata()?.len())
-            .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        let len = file.metadata()?.len();
+        check_mappable(len)?;
+        let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
         let map = MmapOptions::new().len(len).map_raw_read_only(&*file)?;
         Ok(MapRegion {
             map,
@@ -264,11 +265,17 @@ impl MapRegion {
     }
 }
 
-/// The longest file this process could map and use, in bytes: the address
-/// space a map can take (the user half of the virtual address space on
-/// common 64-bit targets, `isize::MAX` bytes on 32-bit ones) and the
-/// platform's file-size limits ([`platform::file_size_limit`]).
+/// The longest file this process could map and use, in bytes: what a map
+/// can take ([`max_map_bytes`]) and the platform's file-size limits
+/// ([`platform::file_size_limit`]).
 pub(crate) fn max_file_bytes() -> u64 {
+    max_map_bytes().min(platform::file_size_limit())
+}
+
+/// The longest file this process could map, in bytes: the user half of the
+/// virtual address space on common 64-bit targets, `isize::MAX` bytes on
+/// 32-bit ones. A longer file is refused at open with `FileTooLarge`.
+fn max_map_bytes() -> u64 {
     // Without an address hint (memmap2 gives none) Linux places maps below
     // 2^47 on x86_64 and below 2^48 on aarch64, whatever the hardware allows.
     #[cfg(target_arch = "aarch64")]
@@ -277,7 +284,16 @@ pub(crate) fn max_file_bytes() -> u64 {
     const ADDRESS_SPACE: u64 = 1 << 47;
     #[cfg(not(target_pointer_width = "64"))]
     const ADDRESS_SPACE: u64 = isize::MAX as u64;
-    ADDRESS_SPACE.min(platform::file_size_limit())
+    ADDRESS_SPACE
+}
+
+/// Refuses, before anything is mapped or written, a file longer than a map
+/// can take (a 32-bit process opening a file of more than 2 GiB).
+fn check_mappable(len: u64) -> io::Result<()> {
+    if len > max_map_bytes() {
+        return Err(io::ErrorKind::FileTooLarge.into());
+    }
+    Ok(())
 }
 
 /// Opens `path` with `options` if it is a regular file, and fails with
@@ -399,9 +415,7 @@ impl Storage {
     fn map_locked(file: File, hook: HookSlot) -> Result<Storage> {
         let file = Arc::new(file);
         let file_len = file.metadata()?.len();
-        if file_len > max_file_bytes() {
-            return Err(io::Error::from(io::ErrorKind::FileTooLarge).into());
-        }
+        check_mappable(file_len)?;
         let map = Arc::new(MapRegion::new(&file, file_len)?);
         Ok(Storage {
             file,
@@ -659,11 +673,14 @@ impl Storage {
         let Some(len) = self.deferred_cut else {
             return Ok(());
         };
-        if len < self.len() || len >= self.file_len {
-            // The file grew again since, or is already as short.
+        // A growth since may have mapped part of the tail again (without
+        // extending the file, which was longer): cut to what is mapped now.
+        let len = len.max(self.len());
+        if len >= self.file_len {
             self.deferred_cut = None;
             return Ok(());
         }
+        self.deferred_cut = Some(len);
         if self.views_block_cut() || self.map_writes.flush(&self.map.map).is_err() {
             return Ok(());
         }

@@ -1498,6 +1498,11 @@ impl Run {
 /// durable before the cut, in a file no shorter than that root counts on.
 #[test]
 fn crash_images_shrink_at_a_bitmap_leaf_boundary() {
+    if cfg!(mappedpages_wine) {
+        // Its images are 8 MiB files, which Wine reads and writes whole.
+        eprintln!("skipped under Wine: 8 MiB crash images; the native run covers it");
+        return;
+    }
     let leaf_end = 8 * PS as u64;
     for durability in [Durability::Immediate, Durability::Deferred] {
         for tail_start in [leaf_end - 1, leaf_end, leaf_end + 1] {
@@ -1514,27 +1519,29 @@ fn crash_images_shrink_at_a_bitmap_leaf_boundary() {
     }
 }
 
+/// Seeds of a default run: `n`, times `MAPPEDPAGES_SOAK`. Under Wine (the
+/// Windows suite on Linux CI), where every image opens through the Windows
+/// layer and is read whole (no `SEEK_DATA`), a quarter of them (at least
+/// one), so that the Windows run stays within CI's time.
+fn seeds(n: u64) -> u64 {
+    let n = n * soak_factor();
+    if cfg!(mappedpages_wine) {
+        n.div_ceil(4)
+    } else {
+        n
+    }
+}
+
 #[test]
 fn crash_images_immediate() {
-    Run::small(
-        "immediate",
-        Durability::Immediate,
-        depth(2, 12) * soak_factor(),
-        250,
-    )
-    .go::<PS>();
+    Run::small("immediate", Durability::Immediate, seeds(depth(2, 12)), 250).go::<PS>();
 }
 
 #[test]
 fn crash_images_deferred() {
-    Run::small(
-        "deferred",
-        Durability::Deferred,
-        depth(2, 12) * soak_factor(),
-        250,
-    )
-    .random_images(16)
-    .go::<PS>();
+    Run::small("deferred", Durability::Deferred, seeds(depth(2, 12)), 250)
+        .random_images(16)
+        .go::<PS>();
 }
 
 /// Shrinks (contract C2), most after frees of the highest pages: every sync
@@ -1545,7 +1552,7 @@ fn crash_images_shrink_immediate() {
     Run::small(
         "shrink immediate",
         Durability::Immediate,
-        depth(1, 3) * soak_factor(),
+        seeds(depth(1, 3)),
         200,
     )
     .shrinks(6, None)
@@ -1558,7 +1565,7 @@ fn crash_images_shrink_deferred() {
     Run::small(
         "shrink deferred",
         Durability::Deferred,
-        depth(1, 3) * soak_factor(),
+        seeds(depth(1, 3)),
         200,
     )
     .random_images(16)
@@ -1574,7 +1581,7 @@ fn crash_images_shrink_transactions_4k() {
         ("shrink transactions 4 KiB immediate", Durability::Immediate),
         ("shrink transactions 4 KiB deferred", Durability::Deferred),
     ] {
-        Run::small(name, durability, soak_factor(), depth(35, 70))
+        Run::small(name, durability, seeds(1), depth(35, 70))
             .transactions(25, 35, 32)
             .shrinks(8, None)
             .go::<4096>();
@@ -1589,7 +1596,7 @@ fn crash_images_auto_shrink() {
         ("auto-shrink immediate", Durability::Immediate),
         ("auto-shrink deferred", Durability::Deferred),
     ] {
-        Run::small(name, durability, depth(1, 2) * soak_factor(), 200)
+        Run::small(name, durability, seeds(depth(1, 2)), 200)
             .shrinks(4, Some(8))
             .go::<PS>();
     }
@@ -1603,7 +1610,7 @@ fn crash_images_transactions_4k_immediate() {
     Run::small(
         "transactions 4 KiB immediate",
         Durability::Immediate,
-        depth(1, 3) * soak_factor(),
+        seeds(depth(1, 3)),
         80,
     )
     .transactions(25, 35, 32)
@@ -1615,7 +1622,7 @@ fn crash_images_transactions_4k_deferred() {
     Run::small(
         "transactions 4 KiB deferred",
         Durability::Deferred,
-        depth(1, 3) * soak_factor(),
+        seeds(depth(1, 3)),
         80,
     )
     .transactions(25, 35, 32)
@@ -1677,7 +1684,7 @@ fn crash_images_deep_trees_1k_immediate() {
     deep_1k(
         "deep 1 KiB immediate",
         Durability::Immediate,
-        depth(1, 6) * soak_factor(),
+        seeds(depth(1, 6)),
         depth(50, 100),
     )
     .go::<1024>();
@@ -1688,7 +1695,7 @@ fn crash_images_deep_trees_1k_deferred() {
     deep_1k(
         "deep 1 KiB deferred",
         Durability::Deferred,
-        depth(1, 6) * soak_factor(),
+        seeds(depth(1, 6)),
         depth(50, 100),
     )
     .go::<1024>();
@@ -1699,7 +1706,7 @@ fn crash_images_deep_trees_4k_immediate() {
     deep_4k(
         "deep 4 KiB immediate",
         Durability::Immediate,
-        depth(1, 8) * soak_factor(),
+        seeds(depth(1, 8)),
         depth(40, 60),
     )
     .go::<4096>();
@@ -1710,7 +1717,7 @@ fn crash_images_deep_trees_4k_deferred() {
     deep_4k(
         "deep 4 KiB deferred",
         Durability::Deferred,
-        depth(1, 8) * soak_factor(),
+        seeds(depth(1, 8)),
         60,
     )
     .go::<4096>();

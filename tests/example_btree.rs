@@ -26,6 +26,11 @@ use crash_support::{temp_dir, Rng};
 use proptest::prelude::*;
 use tree::{Db, Error, ReadTxn, MAX_INLINE, MAX_KEY, MAX_VALUE};
 
+/// How long a child is given to start before the kill window opens: a
+/// process starts in milliseconds, except under Wine, where it takes most
+/// of a second (the children would otherwise die before their first batch).
+const CHILD_START_MS: u64 = if cfg!(mappedpages_wine) { 1500 } else { 20 };
+
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// Key `n` of a small key space of varied lengths, up to the largest:
@@ -467,7 +472,7 @@ fn survives_being_killed_at_any_moment() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        thread::sleep(Duration::from_millis(20 + rng.below(100)));
+        thread::sleep(Duration::from_millis(CHILD_START_MS + rng.below(100)));
         child.kill().unwrap(); // SIGKILL: no destructor, no final sync
         let child = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&child.stderr);

@@ -19,6 +19,11 @@ use crash_support::{temp_dir, Rng};
 use kv::{key, KvStore, Op};
 use proptest::prelude::*;
 
+/// How long a child is given to start before the kill window opens: a
+/// process starts in milliseconds, except under Wine, where it takes most
+/// of a second (the children would otherwise die before their first batch).
+const CHILD_START_MS: u64 = if cfg!(mappedpages_wine) { 1500 } else { 20 };
+
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// Batch `i` of the torture workload; it also records `i` under `batch`.
@@ -191,7 +196,7 @@ fn survives_a_kill_at_any_moment_and_leaks_nothing() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(20 + rng.below(100)));
+        std::thread::sleep(Duration::from_millis(CHILD_START_MS + rng.below(100)));
         child.kill().unwrap(); // SIGKILL: no destructor, no final sync
         let child = child.wait_with_output().unwrap();
         // A child that failed an assertion may still be printing when killed.
