@@ -389,11 +389,14 @@ pub enum PageKind {
 /// # let dir = tempfile::tempdir()?;
 /// # let path = dir.path().join("data.pages");
 /// use mappedpages::inspect::{Inspector, Problem};
-/// use std::os::unix::fs::FileExt;
+/// use std::io::{Seek, SeekFrom, Write};
 /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
 /// pager.alloc()?; // generation 2, in copy B (page 2)
 /// drop(pager);
-/// std::fs::OpenOptions::new().write(true).open(&path)?.write_all_at(b"xx", 2 * 4096 + 100)?;
+/// let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
+/// file.seek(SeekFrom::Start(2 * 4096 + 100))?;
+/// file.write_all(b"xx")?; // damage copy B
+/// drop(file);
 /// let report = Inspector::open(&path)?.check()?;
 /// assert!(matches!(&report.problems[..], [Problem::CopyRejected { copy: 1, .. }]));
 /// assert!(!report.problems[0].prevents_open()); // opens from copy A
