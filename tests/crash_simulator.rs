@@ -1146,7 +1146,12 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
             shrink.cut_calls += u64::from(cut);
             shrink.pages_given_back += pages_before.saturating_sub(pager.page_count());
             let len = std::fs::metadata(&path).unwrap().len();
-            if len != pager.page_count() * N as u64 {
+            let expected = pager.page_count() * N as u64;
+            // Where a mapped file cannot be cut (Windows), a cut that a held
+            // snapshot's view blocks waits for a sync after it is dropped:
+            // the file is then longer than the root counts on, never shorter.
+            let deferred_cut = cfg!(windows) && held.len() > 0 && len > expected;
+            if len != expected && !deferred_cut {
                 tally.violation(format!(
                     "{:?} seed {} call {call} ({}): the file is {len} bytes after a shrink \
                      to {} pages",
