@@ -105,14 +105,15 @@ impl View {
 }
 
 impl View {
-    /// The bytes of `range`, if it lies within the view.
+    /// The bytes of `range`, if it lies within the view, for a lifetime the
+    /// caller chooses.
     ///
     /// # Safety
-    /// The region the view was made of must outlive the returned slice, and
-    /// no one may write these bytes while it lives (as for
+    /// The region the view was made of must outlive `'a`, and no one may
+    /// write these bytes while the slice lives (as for
     /// [`MapRegion::range`]).
     #[inline]
-    pub unsafe fn range(&self, range: Range<usize>) -> Option<&[u8]> {
+    pub unsafe fn range<'a>(self, range: Range<usize>) -> Option<&'a [u8]> {
         if range.start > range.end || range.end > self.len {
             return None;
         }
@@ -255,13 +256,10 @@ impl MapRegion {
     /// writer writes only ranges no live snapshot reads (module docs).
     #[inline]
     pub unsafe fn range(&self, range: std::ops::Range<usize>) -> Option<&[u8]> {
-        if range.start > range.end || range.end > self.map.len() {
-            return None;
-        }
-        // SAFETY: in bounds (checked above) of a mapping that lives as long
-        // as `self`; the file is not cut below it while it is mapped (see
+        // SAFETY: the view of this mapping, which lives as long as `self`
+        // (the file is not cut below it while it is mapped, see
         // `Storage::give_back`); the caller excludes writers.
-        Some(unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(range.start), range.len()) })
+        unsafe { View::of(self).range(range) }
     }
 }
 
