@@ -20,109 +20,33 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::engine::FreeMap;
-use crate::engine::{Core, Settings};
+use crate::engine::{Core, Frozen};
 use crate::error::{MappedPageError, Result};
-use crate::fault::HookSlot;
-use crate::format::FIRST_DATA_PAGE;
 use crate::io::Storage;
-use crate::options::Durability;
-use crate::snapshot::Frozen;
 
-/// The largest write a copy makes at once: long runs of pages are written
-/// in pieces this size, so a copy needs no more memory than the map.
-const COPY_CHUNK: usize = 8 << 20;
-
-impl Frozen {
-    /// Writes this state to a new file at `path` (see the module docs);
-    /// `progress(done, total)` is told the pages written so far.
-    pub(crate) fn copy_to(&self, path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
-        if path.file_name().is_none() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a copy's destination must name a file",
-            )
-            .into());
-        }
-        // Checked up front only to fail before the work; the link at the
-        // end is what refuses a file that appears meanwhile.
-        if std::fs::symlink_metadata(path).is_ok() {
-            return Err(io::Error::from(io::ErrorKind::AlreadyExists).into());
-        }
-        let settings = self.copy_settings();
-        let (temp, core) = TempCopy::create(path, |temp| Core::create(temp, settings.clone()))?;
-        self.write_copy(core, progress)?;
-        temp.publish(path)
-    }
-
-    /// How to create the copy's file: as long as the state's last page in
-    /// use, and synced as it is written.
-    fn copy_settings(&self) -> Settings {
-        // Up to the last page the state names: its pages, and both copies
-        // of each protected page (the other copy is named, not copied).
-        let copies = self
-            .directory()
-            .iter()
-            .filter(|entry| entry.in_use())
-            .flat_map(|entry| entry.copies);
-        let total = self
-            .used_pages()
-            .iter()
-            .map(|&(start, count)| start + count - 1)
-            .chain(copies)
-            .max()
-            .map_or(FIRST_DATA_PAGE, |last| last + 1)
-            .max(FIRST_DATA_PAGE + 1)
-            .max(self.directory().len() as u64 * 2);
-        Settings {
-            page_size: self.page_size(),
-            durability: Durability::Immediate,
-            max_growth_pages: u64::MAX,
-            shrink_threshold_pages: None,
-            preallocate: false,
-            initial_pages: total,
-            hook: HookSlot::default(),
-        }
-    }
-
-    /// Fills `core`, a new file made with [`Frozen::copy_settings`], with
-    /// this state, and commits it. The file is closed when this returns or
-    /// unwinds, before its name is given or removed.
-    fn write_copy(&self, mut core: Core, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
-        let page_size = self.page_size();
-        let used = self.used_pages();
-        let total = core.map.total_pages();
-        let pages_to_copy: u64 = used.iter().map(|&(_, count)| count).sum();
-        let mut done = 0u64;
-        let pages_per_chunk = (COPY_CHUNK / page_size).max(1) as u64;
-        for &(start, count) in &used {
-            let mut page = start;
-            while page < start + count {
-                let n = pages_per_chunk.min(start + count - page);
-                let bytes = self.pages(page, n)?;
-                core.store.write_at(page * page_size as u64, bytes)?;
-                page += n;
-                done += n;
-                progress(done, pages_to_copy);
-            }
-        }
-        // The source's length, cut to the copy's (nothing is set past it).
-        let mut regular = self.regular_bits().clone();
-        regular.truncate(total);
-        regular.grow(total);
-        let map = FreeMap::from_parts(
-            regular,
-            self.directory().to_vec(),
-            self.directory().len() as u64,
-            [],
+/// Writes `state` to a new file at `path` (see the module docs);
+/// `progress(done, total)` is told the pages written so far.
+pub(crate) fn copy_state(
+    state: &Frozen,
+    path: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<()> {
+    if path.file_name().is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a copy's destination must name a file",
         )
-        .map_err(|_| MappedPageError::CorruptMetadata)?;
-        core.map = map;
-        core.journal.root_total = total;
-        // One commit of the whole state; its sync makes the pages written
-        // above durable with it.
-        core.commit_trees_whole()
+        .into());
     }
+    // Checked up front only to fail before the work; the link at the
+    // end is what refuses a file that appears meanwhile.
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(io::Error::from(io::ErrorKind::AlreadyExists).into());
+    }
+    let settings = state.copy_settings();
+    let (temp, core) = TempCopy::create(path, |temp| Core::create(temp, settings.clone()))?;
+    core.fill_with_copy_of(state, progress)?;
+    temp.publish(path)
 }
 
 /// Tells apart the temporary files of the copies one process makes.

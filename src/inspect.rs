@@ -840,8 +840,8 @@ impl Inspector {
 
     fn load(&self, on_read: &mut dyn FnMut(u64)) -> Result<(FileInfo, u64), ChooseError> {
         let (chosen, pages_read) = self.choose(on_read)?;
-        let map = &chosen.loaded.map;
-        let root = &chosen.root;
+        let map = chosen.map();
+        let root = chosen.root();
         let protected = map.directory().iter().filter(|e| e.in_use()).count() as u64;
         let regular = map.regular_count();
         let free = map.free_pages();
@@ -853,17 +853,17 @@ impl Inspector {
             format_version: self.superblock.format_version,
             file_len: self.file_len,
             copies: self.copies.clone(),
-            recovery: chosen.recovery.clone(),
+            recovery: chosen.recovery().clone(),
             total_pages: root.total_pages,
             regular_pages: regular,
             protected_pages: protected,
             tree_pages: internal
                 .saturating_sub(2 * protected)
-                .saturating_sub(chosen.loaded.check_pages.len() as u64),
+                .saturating_sub(chosen.check_pages().len() as u64),
             free_pages: free,
             log_len: root.log.len(),
             page_checks: root.checks.len() as u64 + root.check_pages_len,
-            check_pages: chosen.loaded.check_pages.len() as u64,
+            check_pages: chosen.check_pages().len() as u64,
             bitmap_height: root.bitmap.height,
             directory_height: root.directory.height,
             directory_slots: root.dir_len,
@@ -1087,7 +1087,7 @@ struct Kinds<'a> {
 impl<'a> Kinds<'a> {
     fn new(chosen: &'a Chosen) -> Self {
         let mut protected = HashMap::new();
-        for (slot, entry) in chosen.loaded.map.directory().iter().enumerate() {
+        for (slot, entry) in chosen.map().directory().iter().enumerate() {
             if !entry.in_use() {
                 continue;
             }
@@ -1100,9 +1100,9 @@ impl<'a> Kinds<'a> {
                 protected.insert(page, kind);
             }
         }
-        let check_pages = chosen.loaded.check_pages.iter().copied().collect();
-        let bitmap_pages = chosen.loaded.bitmap_tree.node_pages().collect();
-        let directory_pages = chosen.loaded.dir_tree.node_pages().collect();
+        let check_pages = chosen.check_pages().iter().copied().collect();
+        let bitmap_pages = chosen.bitmap_tree_pages().collect();
+        let directory_pages = chosen.directory_tree_pages().collect();
         Kinds {
             chosen,
             protected,
@@ -1118,7 +1118,7 @@ impl<'a> Kinds<'a> {
             1 | 2 => return PageKind::Root(page as u8 - 1),
             _ => {}
         }
-        match self.chosen.loaded.map.classify(page) {
+        match self.chosen.map().classify(page) {
             PageUse::Reserved => PageKind::Superblock,
             PageUse::OutOfBounds => PageKind::PastEnd,
             PageUse::Regular => PageKind::Regular,

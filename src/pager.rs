@@ -445,7 +445,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
         AllocatedPageIter {
             pager: self,
             next: 0,
-            end: self.core.map.total_pages(),
+            end: self.core.total_pages(),
         }
     }
 
@@ -494,7 +494,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn page_count(&self) -> u64 {
-        self.core.map.total_pages()
+        self.core.total_pages()
     }
 
     /// Pages available for allocation without growing the file.
@@ -510,7 +510,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn free_page_count(&self) -> u64 {
-        self.core.map.free_pages()
+        self.core.free_pages()
     }
 
     /// Allocated regular pages.
@@ -526,7 +526,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn allocated_page_count(&self) -> u64 {
-        self.core.map.regular_count()
+        self.core.regular_count()
     }
 
     /// The generation of the newest commit (one per committing call).
@@ -542,7 +542,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn generation(&self) -> u64 {
-        self.core.journal.generation
+        self.core.generation()
     }
 
     /// The durability mode this pager was opened with.
@@ -557,7 +557,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn durability(&self) -> Durability {
-        self.core.durability
+        self.core.durability()
     }
 
     /// What `open` found: the generation it opened and whether it fell back
@@ -579,7 +579,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn recovery(&self) -> &RecoveryReport {
-        &self.core.recovery
+        self.core.recovery()
     }
 
     /// Sync calls this pager has made since it was opened (for tests and
@@ -599,7 +599,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn sync_count(&self) -> u64 {
-        self.core.store.sync_count()
+        self.core.sync_count()
     }
 }
 
@@ -664,9 +664,7 @@ impl<const PAGE_SIZE: usize> Iterator for AllocatedPageIter<'_, PAGE_SIZE> {
         let page = self
             .pager
             .core
-            .map
-            .regular_bits()
-            .next_one(self.next)
+            .next_regular(self.next)
             .filter(|&page| page < self.end)?;
         self.next = page + 1;
         Some(PageId(page))
@@ -678,9 +676,7 @@ impl<const PAGE_SIZE: usize> DoubleEndedIterator for AllocatedPageIter<'_, PAGE_
         let page = self
             .pager
             .core
-            .map
-            .regular_bits()
-            .prev_one(self.end)
+            .prev_regular(self.end)
             .filter(|&page| page >= self.next)?;
         self.end = page;
         Some(PageId(page))
@@ -709,10 +705,7 @@ impl<const PAGE_SIZE: usize> Iterator for AllocatedProtectedPageIter<'_, PAGE_SI
     type Item = ProtectedPageId<PAGE_SIZE>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let directory = self.pager.core.map.directory();
-        let start = usize::try_from(self.next).ok()?;
-        let offset = directory.get(start..)?.iter().position(|e| e.in_use())?;
-        let slot = (start + offset) as u64;
+        let slot = self.pager.core.next_protected(self.next)?;
         self.next = slot + 1;
         Some(ProtectedPageId(slot))
     }

@@ -11,60 +11,10 @@
 
 use std::fmt;
 
-use crate::engine::Core;
 use crate::engine::TxnState;
-use crate::error::{MappedPageError, Result};
-use crate::format::record::{DirEntry, EntryState};
+use crate::error::Result;
 use crate::page::MappedPage;
 use crate::pager::Pager;
-
-impl Core {
-    pub(crate) fn live_entry(&self, slot: u64) -> Result<DirEntry> {
-        self.check_usable()?;
-        self.map
-            .entry(slot)
-            .copied()
-            .filter(DirEntry::in_use)
-            .ok_or(MappedPageError::OutOfBounds)
-    }
-
-    /// The entry of `slot`, to free it: `DoubleFree` for a slot of the
-    /// directory that is free (0.2's rule, which free of a regular page
-    /// follows too), `OutOfBounds` only past the directory.
-    pub(crate) fn freeable_entry(&self, slot: u64) -> Result<DirEntry> {
-        match self.live_entry(slot) {
-            Err(MappedPageError::OutOfBounds) if slot < self.map.dir_len() => {
-                Err(MappedPageError::DoubleFree)
-            }
-            other => other,
-        }
-    }
-
-    /// Allocates `count` protected pages in one commit.
-    pub(crate) fn alloc_protected(&mut self, count: u64) -> Result<Vec<u64>> {
-        self.one_op(|core, txn| core.txn_alloc_protected(txn, count))
-    }
-
-    /// Frees protected pages in one commit, after checking every one.
-    pub(crate) fn free_protected(&mut self, slots: &[u64]) -> Result<()> {
-        self.one_op(|core, txn| core.txn_free_protected(txn, slots))
-    }
-
-    /// The committed bytes of a protected page.
-    pub(crate) fn protected_page(&self, slot: u64) -> Result<&[u8]> {
-        let entry = self.live_entry(slot)?;
-        match entry.state {
-            EntryState::Active(copy) => {
-                let range = self.page_range(entry.copies[usize::from(copy)]);
-                self.store
-                    .bytes()
-                    .get(range)
-                    .ok_or(MappedPageError::OutOfBounds)
-            }
-            _ => Ok(&self.zero_page),
-        }
-    }
-}
 
 /// The handle of a protected page: its slot in the protected-page directory,
 /// as `.0`. Cheap to copy, typed by page size like [`crate::PageId`].
@@ -214,10 +164,9 @@ impl<const PAGE_SIZE: usize> ProtectedPageWriter<'_, PAGE_SIZE> {
     /// ```
     pub fn page_mut(&mut self) -> &mut MappedPage {
         let core = self.pager.core_mut();
-        let range = core.page_range(self.page);
         // The range was checked when the writer was made, and the map cannot
         // change while the writer borrows the pager.
-        MappedPage::from_bytes_mut(core.store.range_mut(range).unwrap_or_default())
+        MappedPage::from_bytes_mut(core.page_bytes_mut(self.page).unwrap_or_default())
     }
 
     /// The staged bytes.
@@ -235,8 +184,7 @@ impl<const PAGE_SIZE: usize> ProtectedPageWriter<'_, PAGE_SIZE> {
     /// ```
     pub fn page(&self) -> &MappedPage {
         let core = self.pager.core();
-        let range = core.page_range(self.page);
-        MappedPage::from_bytes(core.store.bytes().get(range).unwrap_or_default())
+        MappedPage::from_bytes(core.page_bytes(self.page).unwrap_or_default())
     }
 
     /// Makes the staged bytes the page's committed bytes, atomically. With

@@ -15,9 +15,10 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use crate::engine::open_state;
+use crate::engine::Frozen;
 use crate::error::Result;
 use crate::io::MapRegion;
-use crate::snapshot::{Frozen, Snapshot};
+use crate::snapshot::Snapshot;
 
 /// A file opened for reading only: the reads and iterators of a
 /// [`Snapshot`] (by `Deref`), of the newest commit the file holds. It opens
@@ -76,8 +77,8 @@ impl<const PAGE_SIZE: usize> ReadOnlyPager<PAGE_SIZE> {
         // Nothing but this pager counts its state.
         let alive = Arc::new(AtomicUsize::new(0));
         let state = Frozen::new(
-            chosen.root.generation,
-            &chosen.loaded.map,
+            chosen.root().generation,
+            chosen.map(),
             Arc::clone(&region),
             zero_page,
             &alive,

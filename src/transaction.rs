@@ -54,13 +54,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// # Errors
     /// `Unavailable` after an earlier I/O failure.
     pub fn transaction(&mut self) -> Result<Transaction<'_, PAGE_SIZE>> {
-        let core = self.core_mut();
-        core.check_usable()?;
-        // A transaction writes fresh pages through the map without a write
-        // call; make the root open found durable first, as any write does.
-        core.settle_open()?;
-        let txn = TxnState::new(core);
-        core.placement.begin_transaction();
+        let txn = self.core_mut().begin_transaction()?;
         Ok(Transaction {
             pager: self,
             txn: Some(txn),
@@ -332,16 +326,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// ```
     pub fn get_mut(&mut self, id: PageId<PAGE_SIZE>) -> Result<&mut MappedPage> {
         let (core, txn) = self.parts()?;
-        core.check_regular(id.0)?;
-        if !txn.is_fresh(id.0) {
-            return Err(MappedPageError::CommittedPage { page: id.0 });
-        }
-        txn.note_written(id.0);
-        let range = core.page_range(id.0);
-        match core.store.range_mut(range) {
-            Some(bytes) => Ok(MappedPage::from_bytes_mut(bytes)),
-            None => Err(MappedPageError::OutOfBounds),
-        }
+        core.txn_page_mut(txn, id.0).map(MappedPage::from_bytes_mut)
     }
 
     /// Moves a regular page down: if a free page lies below `id`, allocates
@@ -371,30 +356,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// The errors of [`Transaction::free`] for `id`; nothing changes.
     pub fn relocate(&mut self, id: PageId<PAGE_SIZE>) -> Result<Option<PageId<PAGE_SIZE>>> {
         let (core, txn) = self.parts()?;
-        core.check_regular(id.0)?;
-        let none_below =
-            |core: &crate::engine::Core| core.map.lowest_free().is_none_or(|free| free >= id.0);
-        if none_below(core) && core.journal.root_since_sync && core.journal.reclaim.awaits_sync() {
-            // Pages freed by commits not yet durable may lie below: a sync
-            // makes them free, as an allocation would when none is free.
-            core.sync_everything()?;
-        }
-        if none_below(core) {
-            return Ok(None);
-        }
-        let low = core.txn_alloc_regular_at(txn, 1, false)?;
-        let Some(&to) = low.first() else {
-            return Ok(None);
-        };
-        if !core
-            .store
-            .copy_within(core.page_range(id.0), core.page_range(to).start)
-        {
-            return Err(MappedPageError::OutOfBounds);
-        }
-        txn.note_written(to);
-        core.txn_free_regular(txn, &[id.0])?;
-        Ok(Some(PageId(to)))
+        Ok(core.txn_relocate(txn, id.0)?.map(PageId))
     }
 
     /// Whether [`Transaction::get_mut`] can write `id`: it was allocated by
@@ -414,7 +376,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// ```
     pub fn is_writable(&self, id: PageId<PAGE_SIZE>) -> bool {
         self.txn.as_ref().is_some_and(|txn| txn.is_fresh(id.0))
-            && self.pager.core().map.is_regular(id.0)
+            && self.pager.core().is_regular(id.0)
     }
 
     /// Several pages at once: any number of allocated pages readable and
@@ -439,10 +401,11 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
         let Transaction { pager, txn } = self;
         let core = pager.core_mut();
         let usable = core.check_usable().is_ok() && txn.is_some();
+        let (map, pages) = core.lend_pages(PAGE_SIZE);
         PageSet {
             usable,
-            map: &core.map,
-            pages: core.store.disjoint_pages(PAGE_SIZE),
+            map,
+            pages,
             txn: RefCell::new(txn.as_mut()),
         }
     }
@@ -471,11 +434,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
         match self.state()?.staged_page(id.0) {
             Some(page) => {
                 core.live_entry(id.0)?;
-                core.store
-                    .bytes()
-                    .get(core.page_range(page))
-                    .map(MappedPage::from_bytes)
-                    .ok_or(MappedPageError::OutOfBounds)
+                core.page_bytes(page).map(MappedPage::from_bytes)
             }
             None => core.protected_page(id.0).map(MappedPage::from_bytes),
         }
@@ -509,11 +468,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     pub fn write_protected(&mut self, id: ProtectedPageId<PAGE_SIZE>) -> Result<&mut MappedPage> {
         let (core, txn) = self.parts()?;
         let page = core.txn_stage_protected(txn, id.0)?;
-        let range = core.page_range(page);
-        core.store
-            .range_mut(range)
-            .map(MappedPage::from_bytes_mut)
-            .ok_or(MappedPageError::OutOfBounds)
+        core.page_bytes_mut(page).map(MappedPage::from_bytes_mut)
     }
 
     /// Publishes everything this transaction did in one atomic commit. With

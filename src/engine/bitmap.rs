@@ -16,7 +16,7 @@ pub(crate) struct BitVec {
 }
 
 impl BitVec {
-    pub fn new(len: u64) -> BitVec {
+    pub(super) fn new(len: u64) -> BitVec {
         BitVec {
             words: vec![0; words_for(len)],
             len,
@@ -25,7 +25,7 @@ impl BitVec {
 
     /// As [`BitVec::new`], or `None` when the memory cannot be had: for sets
     /// sized from a count read from a file, which must not abort the process.
-    pub fn try_new(len: u64) -> Option<BitVec> {
+    pub(super) fn try_new(len: u64) -> Option<BitVec> {
         let count = usize::try_from(len.div_ceil(WORD_BITS)).ok()?;
         let mut words = Vec::new();
         words.try_reserve_exact(count).ok()?;
@@ -33,12 +33,12 @@ impl BitVec {
         Some(BitVec { words, len })
     }
 
-    pub fn len(&self) -> u64 {
+    pub(super) fn len(&self) -> u64 {
         self.len
     }
 
     /// Extends the set to `len` bits; the new bits are zero.
-    pub fn grow(&mut self, len: u64) {
+    pub(super) fn grow(&mut self, len: u64) {
         if len > self.len {
             self.words.resize(words_for(len), 0);
             self.len = len;
@@ -46,7 +46,7 @@ impl BitVec {
     }
 
     /// Cuts the set to its first `len` bits (when shorter than it is).
-    pub fn truncate(&mut self, len: u64) {
+    pub(super) fn truncate(&mut self, len: u64) {
         if len < self.len {
             self.words.truncate(words_for(len));
             if !len.is_multiple_of(WORD_BITS) {
@@ -59,13 +59,13 @@ impl BitVec {
     }
 
     #[inline]
-    pub fn get(&self, bit: u64) -> bool {
+    pub(super) fn get(&self, bit: u64) -> bool {
         self.words
             .get((bit / WORD_BITS) as usize)
             .is_some_and(|w| w & (1 << (bit % WORD_BITS)) != 0)
     }
 
-    pub fn set(&mut self, bit: u64, value: bool) {
+    pub(super) fn set(&mut self, bit: u64, value: bool) {
         if let Some(word) = self.words.get_mut((bit / WORD_BITS) as usize) {
             let mask = 1 << (bit % WORD_BITS);
             if value {
@@ -76,11 +76,11 @@ impl BitVec {
         }
     }
 
-    pub fn words(&self) -> &[u64] {
+    pub(super) fn words(&self) -> &[u64] {
         &self.words
     }
 
-    pub fn words_mut(&mut self) -> &mut [u64] {
+    pub(super) fn words_mut(&mut self) -> &mut [u64] {
         &mut self.words
     }
 
@@ -101,7 +101,7 @@ impl BitVec {
     }
 
     /// Whether every bit in `start..end` equals `value` (false past the end).
-    pub fn range_is(&self, start: u64, end: u64, value: bool) -> bool {
+    pub(super) fn range_is(&self, start: u64, end: u64, value: bool) -> bool {
         if end > self.len || start > end {
             return false;
         }
@@ -115,7 +115,7 @@ impl BitVec {
     }
 
     /// Sets every bit in `start..end` (clamped to the length) to `value`.
-    pub fn set_range(&mut self, start: u64, end: u64, value: bool) {
+    pub(super) fn set_range(&mut self, start: u64, end: u64, value: bool) {
         let end = end.min(self.len);
         let words = &mut self.words;
         Self::for_each_word(start, end, |index, mask| {
@@ -130,7 +130,7 @@ impl BitVec {
     }
 
     /// The lowest set bit at or after `from`.
-    pub fn next_one(&self, from: u64) -> Option<u64> {
+    pub(crate) fn next_one(&self, from: u64) -> Option<u64> {
         if from >= self.len {
             return None;
         }
@@ -147,7 +147,7 @@ impl BitVec {
     }
 
     /// The highest set bit below `before`, if any.
-    pub fn prev_one(&self, before: u64) -> Option<u64> {
+    pub(super) fn prev_one(&self, before: u64) -> Option<u64> {
         let end = before.min(self.len);
         if end == 0 {
             return None;
@@ -180,7 +180,7 @@ pub(crate) struct SummaryBitVec {
 
 impl SummaryBitVec {
     /// A set of `len` zero bits.
-    pub fn new(len: u64) -> SummaryBitVec {
+    pub(super) fn new(len: u64) -> SummaryBitVec {
         let mut set = SummaryBitVec {
             levels: vec![Vec::new()],
             len: 0,
@@ -191,7 +191,7 @@ impl SummaryBitVec {
     }
 
     /// A set whose first `len` bits are the bits of `words`.
-    pub fn from_words(words: Vec<u64>, len: u64) -> SummaryBitVec {
+    pub(super) fn from_words(words: Vec<u64>, len: u64) -> SummaryBitVec {
         let mut set = SummaryBitVec {
             levels: vec![words],
             len,
@@ -202,17 +202,17 @@ impl SummaryBitVec {
         set
     }
 
-    pub fn len(&self) -> u64 {
+    pub(super) fn len(&self) -> u64 {
         self.len
     }
 
     /// How many bits are zero.
-    pub fn zeros(&self) -> u64 {
+    pub(super) fn zeros(&self) -> u64 {
         self.zeros
     }
 
     /// Extends the set to `len` bits; the new bits are zero.
-    pub fn grow(&mut self, len: u64) {
+    pub(super) fn grow(&mut self, len: u64) {
         if len <= self.len && !self.levels[0].is_empty() {
             return;
         }
@@ -231,7 +231,7 @@ impl SummaryBitVec {
 
     /// Cuts the set to its first `len` bits (when shorter than it is). One
     /// pass over the words: for the rare undo of a growth, not a hot path.
-    pub fn truncate(&mut self, len: u64) {
+    pub(super) fn truncate(&mut self, len: u64) {
         if len >= self.len {
             return;
         }
@@ -287,7 +287,7 @@ impl SummaryBitVec {
         }
     }
 
-    pub fn get(&self, bit: u64) -> bool {
+    pub(super) fn get(&self, bit: u64) -> bool {
         bit < self.len
             && self.levels[0]
                 .get((bit / WORD_BITS) as usize)
@@ -295,7 +295,7 @@ impl SummaryBitVec {
     }
 
     /// Sets `bit` to one. Returns false (and changes nothing) if it was one.
-    pub fn set(&mut self, bit: u64) -> bool {
+    pub(super) fn set(&mut self, bit: u64) -> bool {
         if bit >= self.len || self.get(bit) {
             return false;
         }
@@ -313,7 +313,7 @@ impl SummaryBitVec {
     }
 
     /// Sets `bit` to zero. Returns false (and changes nothing) if it was zero.
-    pub fn clear(&mut self, bit: u64) -> bool {
+    pub(super) fn clear(&mut self, bit: u64) -> bool {
         if !self.get(bit) {
             return false;
         }
@@ -333,7 +333,7 @@ impl SummaryBitVec {
 
     /// The highest one bit, if any. Scans words from the end, so its cost
     /// grows with the run of zeros at the end of the set.
-    pub fn last_one(&self) -> Option<u64> {
+    pub(super) fn last_one(&self) -> Option<u64> {
         let words = self.levels.first()?;
         let used = words_for(self.len);
         for index in (0..used).rev() {
@@ -350,7 +350,7 @@ impl SummaryBitVec {
     }
 
     /// The lowest zero bit, if any.
-    pub fn first_zero(&self) -> Option<u64> {
+    pub(super) fn first_zero(&self) -> Option<u64> {
         let mut index = 0usize;
         for level in self.levels.iter().rev() {
             let word = *level.get(index)?;
@@ -365,7 +365,7 @@ impl SummaryBitVec {
     /// The lowest start of a run of `len` zero bits (1 to 64), looking at
     /// no more than `max_words` words from the lowest zero bit: the search
     /// of a placement that must stay cheap in a fragmented set.
-    pub fn first_zero_run(&self, len: u64, max_words: usize) -> Option<u64> {
+    pub(super) fn first_zero_run(&self, len: u64, max_words: usize) -> Option<u64> {
         debug_assert!((1..=WORD_BITS).contains(&len));
         let first = self.first_zero()?;
         let words = &self.levels[0];
@@ -404,7 +404,7 @@ impl SummaryBitVec {
     /// Sets the `count` lowest zero bits to one and returns them in ascending
     /// order, or `None` (changing nothing) if fewer than `count` are zero.
     /// Works a word at a time.
-    pub fn take_lowest_zeros(&mut self, count: u64) -> Option<Vec<u64>> {
+    pub(super) fn take_lowest_zeros(&mut self, count: u64) -> Option<Vec<u64>> {
         if count > self.zeros {
             return None;
         }

@@ -43,20 +43,20 @@ use crate::options::{Durability, GROWTH_DIVISOR, MIN_GROWTH_STEP};
 #[derive(Debug)]
 pub(crate) struct Journal {
     /// Generation of the newest root written.
-    pub generation: u64,
+    pub(super) generation: u64,
     /// Changes since the last checkpoint; every root carries all of them.
-    pub log: Vec<Record>,
-    pub bitmap_tree: PageTree,
-    pub dir_tree: PageTree,
+    pub(super) log: Vec<Record>,
+    pub(super) bitmap_tree: PageTree,
+    pub(super) dir_tree: PageTree,
     /// Root slot (0 or 1) of the newest root written.
-    pub last_slot: usize,
+    pub(super) last_slot: usize,
     /// Root slot of the newest root known durable; never overwritten.
-    pub durable_slot: usize,
+    pub(super) durable_slot: usize,
     /// The file length, in pages, that the newest root counts on: what a
     /// failed call gives the file back to.
-    pub root_total: u64,
+    pub(super) root_total: u64,
     /// Pages commits stopped using, until they may be reused.
-    pub reclaim: Reclamation,
+    pub(super) reclaim: Reclamation,
     /// The checks of pages written without a sync by the commits since the
     /// durable root, for every page still in use, so that a root whose
     /// earlier unsynced pages were lost to a power loss is rejected too
@@ -65,27 +65,27 @@ pub(crate) struct Journal {
     /// root names its head). A commit writes only its own checks, in the
     /// root or, when that is full, in one more check page linked to the
     /// chain: its cost does not grow with the commits before it.
-    pub unsynced_checks: Vec<PageCheck>,
-    pub chain: CheckChain,
+    pub(super) unsynced_checks: Vec<PageCheck>,
+    pub(super) chain: CheckChain,
     /// Pages the durable root checks: not to be written in place while it
     /// may be needed (see [`Core::is_guarded`]).
-    pub durable_checked: HashSet<u64>,
+    pub(super) durable_checked: HashSet<u64>,
     /// Check pages of a chain a sync made unneeded: the next commit frees
     /// them (the newest root still names them until then).
-    pub stale_check_pages: Vec<u64>,
+    pub(super) stale_check_pages: Vec<u64>,
     /// A root was written since the last sync (which then makes it the
     /// durable one).
-    pub root_since_sync: bool,
+    pub(super) root_since_sync: bool,
     /// The entry the durable root holds, for each directory slot a commit
     /// since the last sync changed: the copy it names must not be staged
     /// over (see `engine/transaction.rs`).
-    pub durable_entries: HashMap<u64, DirEntry>,
+    pub(super) durable_entries: HashMap<u64, DirEntry>,
 }
 
 impl Journal {
     /// The journal of a file just created: generation 1 in root slot 0,
     /// durable, with empty page trees, counting on `total` pages.
-    pub fn new(page_size: usize, total: u64) -> Journal {
+    pub(super) fn new(page_size: usize, total: u64) -> Journal {
         Journal {
             generation: 1,
             log: Vec::new(),
@@ -108,7 +108,7 @@ impl Journal {
     /// with its trees loaded; taken as the durable root (open makes it so
     /// before the first write). The pages it checks stay guarded, and its
     /// check pages are freed by the next commit, which no longer names them.
-    pub fn opened(
+    pub(super) fn opened(
         root: &Root,
         slot: usize,
         bitmap_tree: PageTree,
@@ -139,12 +139,12 @@ impl Journal {
 /// The chain of check pages written since the last sync.
 #[derive(Debug, Default)]
 pub(crate) struct CheckChain {
-    pub head: NodeRef,
+    pub(super) head: NodeRef,
     /// Checks the chain holds.
-    pub len: u64,
-    pub pages: Vec<u64>,
+    pub(super) len: u64,
+    pub(super) pages: Vec<u64>,
     /// The pages the chain's checks name.
-    pub checked: HashSet<u64>,
+    pub(super) checked: HashSet<u64>,
 }
 
 /// Checks past which a Deferred pager syncs before the next commit, so that
@@ -155,23 +155,23 @@ pub(crate) const MAX_UNSYNCED_CHECKS: u64 = 1 << 16;
 /// One commit's worth of change, already applied to the free map.
 #[derive(Debug, Default)]
 pub(crate) struct Change {
-    pub records: Vec<Record>,
+    pub(super) records: Vec<Record>,
     /// Pages the change stops using; reusable once the commit is durable.
-    pub freed: Vec<u64>,
+    pub(super) freed: Vec<u64>,
     /// Pages written for this commit without a sync, ascending: the root
     /// lists their CRCs.
-    pub written: Vec<u64>,
+    pub(super) written: Vec<u64>,
     /// Pages whose earlier checks no longer describe the state (protected
     /// copies that stopped being the committed one); `freed` pages too.
-    pub stale: Vec<u64>,
+    pub(super) stale: Vec<u64>,
     /// Each directory slot the change touched, with its entry before.
-    pub slots_before: Vec<(u64, DirEntry)>,
+    pub(super) slots_before: Vec<(u64, DirEntry)>,
     /// Sync the commit whatever the durability mode.
-    pub force_sync: bool,
+    pub(super) force_sync: bool,
     /// Checkpoint both page trees, whether or not the log is full (a
     /// shrink: no log record or tree of its root may name a page past the
     /// new end).
-    pub checkpoint: bool,
+    pub(super) checkpoint: bool,
 }
 
 /// `last` and `next` as one record, when they are adjacent runs of one kind.
@@ -246,16 +246,16 @@ fn fill_leaf(leaves: &BTreeMap<u64, Vec<u8>>, leaf: u64, buf: &mut [u8]) {
 }
 
 impl Core {
-    pub(crate) fn bits_per_leaf(&self) -> u64 {
+    pub(super) fn bits_per_leaf(&self) -> u64 {
         self.page_size as u64 * 8
     }
 
-    pub(crate) fn entries_per_leaf(&self) -> u64 {
+    pub(super) fn entries_per_leaf(&self) -> u64 {
         (self.page_size / DIR_ENTRY_LEN) as u64
     }
 
     /// Marks the bitmap leaves holding `pages` as changed.
-    pub(crate) fn touch_pages(&mut self, pages: impl IntoIterator<Item = u64>) {
+    pub(super) fn touch_pages(&mut self, pages: impl IntoIterator<Item = u64>) {
         let per_leaf = self.bits_per_leaf();
         let mut last = None;
         for page in pages {
@@ -268,27 +268,27 @@ impl Core {
     }
 
     /// Marks the directory leaf holding `slot` as changed.
-    pub(crate) fn touch_slot(&mut self, slot: u64) {
+    pub(super) fn touch_slot(&mut self, slot: u64) {
         let per_leaf = self.entries_per_leaf();
         self.journal.dir_tree.mark_dirty(slot / per_leaf);
     }
 
     /// Makes at least `count` pages free, growing the file if needed. On
     /// error nothing in memory has changed and the file has its old length.
-    pub(crate) fn ensure_free(&mut self, count: u64) -> Result<()> {
+    pub(super) fn ensure_free(&mut self, count: u64) -> Result<()> {
         self.make_room(&|_: &Core, _: u64| count, 0)
     }
 
     /// [`Core::ensure_free`] for a call that also takes up to `new_slots`
     /// more directory slots: a growth leaves room for the checkpoint of the
     /// directory they lengthen too.
-    pub(crate) fn ensure_free_for_slots(&mut self, count: u64, new_slots: u64) -> Result<()> {
+    pub(super) fn ensure_free_for_slots(&mut self, count: u64, new_slots: u64) -> Result<()> {
         self.make_room(&|_: &Core, _: u64| count, new_slots)
     }
 
     /// Whether `page` was freed by a commit and is not reusable yet: free to
     /// the caller, so freeing it again is a double free.
-    pub(crate) fn is_waiting(&self, page: u64) -> bool {
+    pub(super) fn is_waiting(&self, page: u64) -> bool {
         self.journal.reclaim.contains(page)
     }
 
@@ -296,7 +296,7 @@ impl Core {
     /// in any file this pager can have (the format's page numbers, the
     /// largest file the OS and the address space allow): checked before
     /// anything is touched.
-    pub(crate) fn check_room(&self, pages: u64, count: u64) -> Result<()> {
+    pub(super) fn check_room(&self, pages: u64, count: u64) -> Result<()> {
         let in_use = (self.map.total_pages() - self.map.free_pages())
             .saturating_sub(self.journal.reclaim.count());
         match in_use.checked_add(pages) {
@@ -367,7 +367,7 @@ impl Core {
     /// One growth step for a file of `total` pages: an eighth of it, at
     /// least [`MIN_GROWTH_STEP`] and at most the `max_growth_step` option,
     /// which wins over the minimum (contract C1, S5).
-    pub(crate) fn growth_step(&self, total: u64) -> u64 {
+    pub(super) fn growth_step(&self, total: u64) -> u64 {
         let min_pages = (MIN_GROWTH_STEP / self.page_size as u64).max(1);
         (total / GROWTH_DIVISOR)
             .max(min_pages)
@@ -377,7 +377,7 @@ impl Core {
     /// The most pages one checkpoint can take in a file of `total` pages
     /// and a directory up to `new_slots` slots longer: every node of both
     /// page trees rewritten.
-    pub(crate) fn full_checkpoint_pages(&self, total: u64, new_slots: u64) -> u64 {
+    pub(super) fn full_checkpoint_pages(&self, total: u64, new_slots: u64) -> u64 {
         let (bitmap_leaves, dir_leaves) = self.tree_leaves(total, new_slots);
         self.journal
             .bitmap_tree
@@ -416,7 +416,7 @@ impl Core {
     /// After a failure that published nothing: cuts the file back to the
     /// length the newest root counts on, giving back what the failed call
     /// grew. Best effort: a file longer than its roots count on is valid.
-    pub(crate) fn give_back_growth(&mut self) {
+    pub(super) fn give_back_growth(&mut self) {
         let keep = self.journal.root_total;
         if self.map.total_pages() <= keep || !self.map.can_shrink(keep) {
             return;
@@ -433,7 +433,7 @@ impl Core {
     /// are free, their leaves null, and a tree sized to a long `dir_len` read
     /// from the file would take memory for leaves that hold nothing. The one
     /// count for the checkpoint and for the space reserved for it.
-    pub(crate) fn tree_leaves(&self, total: u64, new_slots: u64) -> (u64, u64) {
+    pub(super) fn tree_leaves(&self, total: u64, new_slots: u64) -> (u64, u64) {
         let slots = (self.map.directory().len() as u64).saturating_add(new_slots);
         (
             total.div_ceil(self.bits_per_leaf()),
@@ -442,7 +442,7 @@ impl Core {
     }
 
     /// Pages a checkpoint writes, in a file of `total` pages.
-    pub(crate) fn checkpoint_pages(&self, total: u64) -> u64 {
+    pub(super) fn checkpoint_pages(&self, total: u64) -> u64 {
         let (bitmap_leaves, dir_leaves) = self.tree_leaves(total, 0);
         self.journal.bitmap_tree.checkpoint_pages(bitmap_leaves)
             + self.journal.dir_tree.checkpoint_pages(dir_leaves)
@@ -457,7 +457,7 @@ impl Core {
     /// Whether `page` may not be written in place: the newest root or the
     /// durable one checks it, and a crash before a newer root not checking
     /// it is durable would find that root rejected.
-    pub(crate) fn is_guarded(&self, page: u64) -> bool {
+    pub(super) fn is_guarded(&self, page: u64) -> bool {
         let journal = &self.journal;
         journal.durable_checked.contains(&page)
             || journal.chain.checked.contains(&page)
@@ -469,7 +469,7 @@ impl Core {
 
     /// Whether any page is guarded (the fast path of writes in place).
     #[inline]
-    pub(crate) fn any_guarded(&self) -> bool {
+    pub(super) fn any_guarded(&self) -> bool {
         let journal = &self.journal;
         !(journal.durable_checked.is_empty()
             && journal.chain.checked.is_empty()
@@ -481,7 +481,7 @@ impl Core {
     /// transaction of a page a transaction wrote). Two syncs: the first
     /// makes the pages the newest root checks durable, so the root after it
     /// need not list them.
-    pub(crate) fn release_guards(&mut self) -> Result<()> {
+    pub(super) fn release_guards(&mut self) -> Result<()> {
         self.sync_everything()?;
         let change = Change {
             force_sync: true,
@@ -498,7 +498,7 @@ impl Core {
     /// pager stays usable at its last commit. On any other I/O error the
     /// pager becomes unavailable: the file still holds the last committed
     /// state, or the new one.
-    pub(crate) fn commit(&mut self, change: Change, undo: impl FnOnce(&mut Core)) -> Result<()> {
+    pub(super) fn commit(&mut self, change: Change, undo: impl FnOnce(&mut Core)) -> Result<()> {
         let synced = self.durability == Durability::Immediate || change.force_sync;
         if let Err(err) = self.reserve(&change) {
             if !self.poisoned {
@@ -675,7 +675,7 @@ impl Core {
     /// crashed), and a protected page's uncommitted copy may be its committed
     /// one. So every path that writes the file calls this first: a commit
     /// (through `reserve`), a growth (its sync), and a staged protected write.
-    pub(crate) fn settle_open(&mut self) -> Result<()> {
+    pub(super) fn settle_open(&mut self) -> Result<()> {
         if self.open_unsettled {
             self.sync_everything()?;
         }
@@ -686,7 +686,7 @@ impl Core {
     /// durable afterwards, so what waited for durability is released.
     /// A failed sync leaves the page cache in an unknown state, so the pager
     /// becomes unavailable (reopening reads what the disk really holds).
-    pub(crate) fn sync_everything(&mut self) -> Result<()> {
+    pub(super) fn sync_everything(&mut self) -> Result<()> {
         if let Err(err) = self.store.sync() {
             self.poisoned = true;
             return Err(err.into());

@@ -8,62 +8,62 @@ use std::sync::Arc;
 use crate::engine::commit::{Change, Journal};
 use crate::engine::freemap::FreeMap;
 use crate::engine::placement::Placement;
+use crate::engine::snapshots::Registry;
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
 use crate::format::root::{Root, FLAG_SYNCED};
 use crate::format::{superblock, FIRST_DATA_PAGE, MAX_PAGES, ROOT_PAGES, SUPERBLOCK_PAGE};
 use crate::io::{max_file_bytes, Storage};
 use crate::options::{Durability, RecoveryReport};
-use crate::snapshot::Registry;
 
 #[derive(Debug)]
 pub(crate) struct Core {
-    pub store: Storage,
-    pub map: FreeMap,
-    pub journal: Journal,
-    pub page_size: usize,
-    pub durability: Durability,
-    pub max_growth_pages: u64,
+    pub(super) store: Storage,
+    pub(super) map: FreeMap,
+    pub(super) journal: Journal,
+    pub(super) page_size: usize,
+    pub(super) durability: Durability,
+    pub(super) max_growth_pages: u64,
     /// Cut the free tail after a commit once it is longer than this many
     /// pages (and a quarter of the file); `None`: never (see `shrink.rs`).
-    pub shrink_threshold_pages: Option<u64>,
+    pub(super) shrink_threshold_pages: Option<u64>,
     /// The initial size of the options the pager was opened with: a commit
     /// does not shrink the file below it.
-    pub initial_pages: u64,
+    pub(super) initial_pages: u64,
     /// The most pages a file can have: the format's page numbers and the
     /// longest file this process can map (see `io::max_file_bytes`).
-    pub max_total_pages: u64,
-    pub preallocate: bool,
+    pub(super) max_total_pages: u64,
+    pub(super) preallocate: bool,
     /// Regular pages written through the map since the last sync.
-    pub data_dirty: bool,
+    pub(super) data_dirty: bool,
     /// The root `open` took may so far live only in the page cache (after a
     /// process crash). Open does not sync (a file closed cleanly needs none,
     /// contract T4); the first write to the file does, see
     /// [`Core::settle_open`].
-    pub open_unsettled: bool,
+    pub(super) open_unsettled: bool,
     /// The root slot open did not take holds a root that checks pages.
-    pub other_root_checks: bool,
+    pub(super) other_root_checks: bool,
     /// Set after an I/O failure left memory and file out of step.
-    pub poisoned: bool,
-    pub recovery: RecoveryReport,
+    pub(super) poisoned: bool,
+    pub(super) recovery: RecoveryReport,
     /// What a protected page that was never committed reads as.
-    pub zero_page: Arc<[u8]>,
+    pub(super) zero_page: Arc<[u8]>,
     /// The snapshots given out (`snapshot.rs`).
-    pub snapshots: Registry,
+    pub(super) snapshots: Registry,
     /// Where small allocations go (`placement.rs`).
-    pub placement: Placement,
+    pub(super) placement: Placement,
 }
 
 /// Settings the engine needs, independent of the page-size type parameter.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
-    pub page_size: usize,
-    pub durability: Durability,
-    pub max_growth_pages: u64,
-    pub shrink_threshold_pages: Option<u64>,
-    pub preallocate: bool,
-    pub initial_pages: u64,
-    pub hook: HookSlot,
+    pub(crate) page_size: usize,
+    pub(crate) durability: Durability,
+    pub(crate) max_growth_pages: u64,
+    pub(crate) shrink_threshold_pages: Option<u64>,
+    pub(crate) preallocate: bool,
+    pub(crate) initial_pages: u64,
+    pub(crate) hook: HookSlot,
 }
 
 /// The most pages a file of `page_size`-byte pages can have.
@@ -72,7 +72,7 @@ pub(crate) fn max_total_pages(page_size: usize) -> u64 {
 }
 
 impl Core {
-    pub(crate) fn assemble(
+    pub(super) fn assemble(
         store: Storage,
         map: FreeMap,
         journal: Journal,
@@ -177,7 +177,7 @@ impl Core {
 
     /// Byte range of `page` in the file.
     #[inline]
-    pub(crate) fn page_range(&self, page: u64) -> std::ops::Range<usize> {
+    pub(super) fn page_range(&self, page: u64) -> std::ops::Range<usize> {
         let start = page as usize * self.page_size;
         start..start + self.page_size
     }
@@ -239,7 +239,7 @@ impl Core {
     }
 
     #[inline]
-    pub(crate) fn check_regular(&self, page: u64) -> Result<()> {
+    pub(super) fn check_regular(&self, page: u64) -> Result<()> {
         self.check_usable()?;
         self.map.check_regular(page)
     }
@@ -277,6 +277,85 @@ impl Core {
             self.commit(Change::default(), |_| {})?;
         }
         Ok(())
+    }
+}
+
+/// What the public types read of the engine's state: through these, never
+/// through its fields.
+impl Core {
+    /// Pages in the file.
+    pub(crate) fn total_pages(&self) -> u64 {
+        self.map.total_pages()
+    }
+
+    /// Pages free for allocation now.
+    pub(crate) fn free_pages(&self) -> u64 {
+        self.map.free_pages()
+    }
+
+    /// Regular pages allocated.
+    pub(crate) fn regular_count(&self) -> u64 {
+        self.map.regular_count()
+    }
+
+    /// Whether `page` is an allocated regular page.
+    pub(crate) fn is_regular(&self, page: u64) -> bool {
+        self.map.is_regular(page)
+    }
+
+    /// The first allocated regular page at or after `from`.
+    pub(crate) fn next_regular(&self, from: u64) -> Option<u64> {
+        self.map.regular_bits().next_one(from)
+    }
+
+    /// The last allocated regular page before `end`.
+    pub(crate) fn prev_regular(&self, end: u64) -> Option<u64> {
+        self.map.regular_bits().prev_one(end)
+    }
+
+    /// The first protected slot in use at or after `from`.
+    pub(crate) fn next_protected(&self, from: u64) -> Option<u64> {
+        let directory = self.map.directory();
+        let start = usize::try_from(from).ok()?;
+        let offset = directory.get(start..)?.iter().position(|e| e.in_use())?;
+        Some((start + offset) as u64)
+    }
+
+    /// The generation of the last commit.
+    pub(crate) fn generation(&self) -> u64 {
+        self.journal.generation
+    }
+
+    pub(crate) fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// What open found.
+    pub(crate) fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Syncs of the file so far.
+    pub(crate) fn sync_count(&self) -> u64 {
+        self.store.sync_count()
+    }
+
+    /// The bytes of any page of the file, for a face that has checked what
+    /// the page is (a staged protected copy, a page a transaction wrote).
+    pub(crate) fn page_bytes(&self, page: u64) -> Result<&[u8]> {
+        match self.store.bytes().get(self.page_range(page)) {
+            Some(bytes) => Ok(bytes),
+            None => Err(MappedPageError::OutOfBounds),
+        }
+    }
+
+    /// [`Core::page_bytes`], writable.
+    pub(crate) fn page_bytes_mut(&mut self, page: u64) -> Result<&mut [u8]> {
+        let range = self.page_range(page);
+        match self.store.range_mut(range) {
+            Some(bytes) => Ok(bytes),
+            None => Err(MappedPageError::OutOfBounds),
+        }
     }
 }
 

@@ -60,7 +60,7 @@ pub(crate) struct FreeMap {
 
 impl FreeMap {
     /// The map of a new file of `total_pages` pages with nothing allocated.
-    pub fn new(total_pages: u64) -> FreeMap {
+    pub(super) fn new(total_pages: u64) -> FreeMap {
         let mut used = SummaryBitVec::new(total_pages);
         for page in 0..FIRST_DATA_PAGE.min(total_pages) {
             used.set(page);
@@ -78,7 +78,7 @@ impl FreeMap {
     /// Builds the map from loaded state: `directory` holds the first slots
     /// of a directory of `dir_len` (the rest are free). `internal` lists every
     /// page the pager uses itself; returns `Err` if two owners claim one page.
-    pub fn from_parts(
+    pub(super) fn from_parts(
         regular: BitVec,
         directory: Vec<DirEntry>,
         dir_len: u64,
@@ -132,52 +132,52 @@ impl FreeMap {
         })
     }
 
-    pub fn total_pages(&self) -> u64 {
+    pub(super) fn total_pages(&self) -> u64 {
         self.used.len()
     }
 
     /// The lowest free page, if any: the next one an allocation takes.
-    pub fn lowest_free(&self) -> Option<u64> {
+    pub(super) fn lowest_free(&self) -> Option<u64> {
         self.used.first_zero()
     }
 
     /// The highest page in use (allocated, internal or waiting to be
     /// reused), if any; its cost grows with the free run at the end.
-    pub fn last_used(&self) -> Option<u64> {
+    pub(super) fn last_used(&self) -> Option<u64> {
         self.used.last_one()
     }
 
-    pub fn free_pages(&self) -> u64 {
+    pub(crate) fn free_pages(&self) -> u64 {
         self.used.zeros()
     }
 
-    pub fn regular_count(&self) -> u64 {
+    pub(crate) fn regular_count(&self) -> u64 {
         self.regular_count
     }
 
-    pub fn regular_bits(&self) -> &BitVec {
+    pub(super) fn regular_bits(&self) -> &BitVec {
         &self.regular
     }
 
-    pub fn directory(&self) -> &[DirEntry] {
+    pub(crate) fn directory(&self) -> &[DirEntry] {
         &self.directory
     }
 
-    pub fn entry(&self, slot: u64) -> Option<&DirEntry> {
+    pub(super) fn entry(&self, slot: u64) -> Option<&DirEntry> {
         usize::try_from(slot)
             .ok()
             .and_then(|s| self.directory.get(s))
     }
 
     /// Extends the file to `total_pages` pages, all new ones free.
-    pub fn grow(&mut self, total_pages: u64) {
+    pub(super) fn grow(&mut self, total_pages: u64) {
         self.used.grow(total_pages);
         self.regular.grow(total_pages);
     }
 
     /// Whether the file can be cut back to `total_pages` pages: every page
     /// past that is free (a growth no commit counted on).
-    pub fn can_shrink(&self, total_pages: u64) -> bool {
+    pub(super) fn can_shrink(&self, total_pages: u64) -> bool {
         total_pages >= FIRST_DATA_PAGE
             && total_pages <= self.total_pages()
             && (total_pages..self.total_pages()).all(|page| !self.used.get(page))
@@ -186,7 +186,7 @@ impl FreeMap {
 
     /// Cuts the file back to `total_pages` pages (see [`FreeMap::can_shrink`]).
     /// Returns false, changing nothing, if it cannot be.
-    pub fn shrink(&mut self, total_pages: u64) -> bool {
+    pub(super) fn shrink(&mut self, total_pages: u64) -> bool {
         if !self.can_shrink(total_pages) {
             return false;
         }
@@ -195,7 +195,7 @@ impl FreeMap {
         true
     }
 
-    pub fn classify(&self, page: u64) -> PageUse {
+    pub(crate) fn classify(&self, page: u64) -> PageUse {
         if page < FIRST_DATA_PAGE {
             PageUse::Reserved
         } else if page >= self.total_pages() {
@@ -211,13 +211,13 @@ impl FreeMap {
 
     /// Whether `page` is an allocated regular page (the check behind `get`).
     #[inline]
-    pub fn is_regular(&self, page: u64) -> bool {
+    pub(super) fn is_regular(&self, page: u64) -> bool {
         self.regular.get(page)
     }
 
     /// `Ok` for an allocated regular page, else the error that says why not.
     #[inline]
-    pub fn check_regular(&self, page: u64) -> Result<(), MappedPageError> {
+    pub(crate) fn check_regular(&self, page: u64) -> Result<(), MappedPageError> {
         if self.is_regular(page) {
             Ok(())
         } else {
@@ -227,7 +227,7 @@ impl FreeMap {
 
     /// Allocates the `count` lowest free pages as regular pages, or `None`
     /// (changing nothing) if fewer are free.
-    pub fn alloc_regular(&mut self, count: u64) -> Option<Vec<u64>> {
+    pub(super) fn alloc_regular(&mut self, count: u64) -> Option<Vec<u64>> {
         let pages = self.used.take_lowest_zeros(count)?;
         for &page in &pages {
             self.regular.set(page, true);
@@ -237,7 +237,7 @@ impl FreeMap {
     }
 
     /// Undoes [`FreeMap::alloc_regular`]: the pages are free again.
-    pub fn unalloc_regular(&mut self, pages: &[u64]) {
+    pub(super) fn unalloc_regular(&mut self, pages: &[u64]) {
         for &page in pages {
             if self.regular.get(page) {
                 self.regular.set(page, false);
@@ -248,7 +248,7 @@ impl FreeMap {
     }
 
     /// Undoes [`FreeMap::retire_regular`]: the pages are allocated again.
-    pub fn unretire_regular(&mut self, pages: &[u64]) {
+    pub(super) fn unretire_regular(&mut self, pages: &[u64]) {
         for &page in pages {
             if !self.regular.get(page) && self.used.get(page) {
                 self.regular.set(page, true);
@@ -258,14 +258,14 @@ impl FreeMap {
     }
 
     /// Whether `page` is free for allocation.
-    pub fn is_free(&self, page: u64) -> bool {
+    pub(super) fn is_free(&self, page: u64) -> bool {
         page < self.total_pages() && !self.used.get(page)
     }
 
     /// The lowest start of `len` free pages in a row (1 to 64), looked for
     /// in `max_words` words of 64 pages from the lowest free page, and else
     /// in the free pages at the end of the file.
-    pub fn free_run(&self, len: u64, max_words: usize) -> Option<u64> {
+    pub(super) fn free_run(&self, len: u64, max_words: usize) -> Option<u64> {
         self.used.first_zero_run(len, max_words).or_else(|| {
             let tail = self.used.last_one().map_or(0, |last| last + 1);
             (self.total_pages().saturating_sub(tail) >= len).then_some(tail)
@@ -274,12 +274,12 @@ impl FreeMap {
 
     /// Takes free `page` for the pager's own use; false if it is not free
     /// (or past the end).
-    pub fn take_internal(&mut self, page: u64) -> bool {
+    pub(super) fn take_internal(&mut self, page: u64) -> bool {
         self.used.set(page)
     }
 
     /// Takes free `page` as a regular page; false if it is not free.
-    pub fn take_regular(&mut self, page: u64) -> bool {
+    pub(super) fn take_regular(&mut self, page: u64) -> bool {
         if !self.take_internal(page) {
             return false;
         }
@@ -289,7 +289,7 @@ impl FreeMap {
     }
 
     /// Allocates one free page for the pager's own use.
-    pub fn alloc_internal(&mut self) -> Option<u64> {
+    pub(super) fn alloc_internal(&mut self) -> Option<u64> {
         let page = self.used.first_zero()?;
         self.used.set(page);
         Some(page)
@@ -297,7 +297,7 @@ impl FreeMap {
 
     /// Turns allocated regular pages into internal ones: no longer visible,
     /// not yet reusable (see [`FreeMap::release`]).
-    pub fn retire_regular(&mut self, pages: &[u64]) {
+    pub(super) fn retire_regular(&mut self, pages: &[u64]) {
         for &page in pages {
             if self.regular.get(page) {
                 self.regular.set(page, false);
@@ -309,7 +309,7 @@ impl FreeMap {
     /// Takes those of `pages` that are free out of allocation, as internal
     /// pages, and returns them: pages a root still checks although no
     /// commit uses them any more (see `Core::open`).
-    pub fn withhold(&mut self, pages: &[u64]) -> Vec<u64> {
+    pub(super) fn withhold(&mut self, pages: &[u64]) -> Vec<u64> {
         pages
             .iter()
             .copied()
@@ -318,7 +318,7 @@ impl FreeMap {
     }
 
     /// Makes internal pages free for allocation again.
-    pub fn release(&mut self, pages: &[u64]) {
+    pub(super) fn release(&mut self, pages: &[u64]) {
         for &page in pages {
             if !self.regular.get(page) {
                 self.used.clear(page);
@@ -329,7 +329,7 @@ impl FreeMap {
     /// The lowest free directory slot, growing the directory if all are in use.
     /// Slots past `directory` are all free, so the lowest is the same whether
     /// or not they are held in memory.
-    pub fn free_slot(&mut self) -> u64 {
+    pub(super) fn free_slot(&mut self) -> u64 {
         match self.slots.first_zero() {
             Some(slot) => slot,
             None => {
@@ -344,7 +344,7 @@ impl FreeMap {
 
     /// Cuts the directory back to `len` slots (the undo of
     /// [`FreeMap::free_slot`]); the slots cut must be free.
-    pub fn truncate_directory(&mut self, len: u64) {
+    pub(super) fn truncate_directory(&mut self, len: u64) {
         let Ok(keep) = usize::try_from(len) else {
             return;
         };
@@ -355,7 +355,7 @@ impl FreeMap {
     }
 
     /// Sets directory slot `slot` (which must exist) to `entry`.
-    pub fn set_entry(&mut self, slot: u64, entry: DirEntry) {
+    pub(super) fn set_entry(&mut self, slot: u64, entry: DirEntry) {
         if let Some(e) = usize::try_from(slot)
             .ok()
             .and_then(|s| self.directory.get_mut(s))
@@ -369,7 +369,7 @@ impl FreeMap {
         }
     }
 
-    pub fn dir_len(&self) -> u64 {
+    pub(super) fn dir_len(&self) -> u64 {
         self.dir_len
     }
 }

@@ -22,17 +22,20 @@
 
 mod bitmap;
 mod commit;
+mod copy;
 mod core;
 mod freemap;
 mod open;
 mod page_tree;
 mod placement;
+mod protected;
 mod reclaim;
 mod shrink;
+mod snapshots;
 mod transaction;
 
 pub(crate) use self::core::{Core, Settings};
-pub(crate) use bitmap::BitVec;
-pub(crate) use freemap::{not_regular, FreeMap, PageUse};
+pub(crate) use freemap::{FreeMap, PageUse};
 pub(crate) use open::{choose_root, open_state, ChooseError, Chosen};
+pub(crate) use snapshots::Frozen;
 pub(crate) use transaction::TxnState;

@@ -58,13 +58,13 @@ fn extend_directory(directory: &mut Vec<DirEntry>, len: u64) -> Result<(), LoadF
 
 /// The state a valid root describes, loaded and checked.
 pub(crate) struct Loaded {
-    pub map: FreeMap,
-    pub bitmap_tree: PageTree,
-    pub dir_tree: PageTree,
+    pub(super) map: FreeMap,
+    pub(super) bitmap_tree: PageTree,
+    pub(super) dir_tree: PageTree,
     /// The root's check pages (see `format::check_list`).
-    pub check_pages: Vec<u64>,
+    pub(super) check_pages: Vec<u64>,
     /// The pages the root's checks name, ascending.
-    pub checked: Vec<u64>,
+    pub(super) checked: Vec<u64>,
 }
 
 /// Loads and checks everything `root` references, in a file of `file_len`
@@ -296,10 +296,42 @@ impl From<MappedPageError> for ChooseError {
 /// The root `open` takes, with the state it describes and the report of
 /// what was found.
 pub(crate) struct Chosen {
-    pub root: Root,
-    pub slot: usize,
-    pub loaded: Loaded,
-    pub recovery: RecoveryReport,
+    pub(super) root: Root,
+    pub(super) slot: usize,
+    pub(super) loaded: Loaded,
+    pub(super) recovery: RecoveryReport,
+}
+
+/// What the read-only faces (`ReadOnlyPager`, the inspector) read of the
+/// root open picked.
+impl Chosen {
+    pub(crate) fn root(&self) -> &Root {
+        &self.root
+    }
+
+    /// The free map the root describes.
+    pub(crate) fn map(&self) -> &FreeMap {
+        &self.loaded.map
+    }
+
+    pub(crate) fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The root's check pages.
+    pub(crate) fn check_pages(&self) -> &[u64] {
+        &self.loaded.check_pages
+    }
+
+    /// The pages of the free-space bitmap's page tree.
+    pub(crate) fn bitmap_tree_pages(&self) -> impl Iterator<Item = u64> + '_ {
+        self.loaded.bitmap_tree.node_pages()
+    }
+
+    /// The pages of the protected directory's page tree.
+    pub(crate) fn directory_tree_pages(&self) -> impl Iterator<Item = u64> + '_ {
+        self.loaded.dir_tree.node_pages()
+    }
 }
 
 /// Picks the newest metadata root whose every check holds, in a file of

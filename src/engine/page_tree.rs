@@ -20,8 +20,8 @@ use crate::format::tree_node::{NodeRef, NODE_REF_LEN};
 
 /// A page the checkpoint wants written.
 pub(crate) struct PageWrite {
-    pub page: u64,
-    pub bytes: Vec<u8>,
+    pub(super) page: u64,
+    pub(super) bytes: Vec<u8>,
 }
 
 /// What loading a tree found wrong.
@@ -59,7 +59,7 @@ impl PageTree {
     }
 
     /// An empty tree (every leaf null) for `leaf_count` leaves.
-    pub fn empty(page_size: usize, leaf_count: u64) -> PageTree {
+    pub(super) fn empty(page_size: usize, leaf_count: u64) -> PageTree {
         let mut tree = PageTree {
             page_size,
             levels: vec![vec![NodeRef::NULL]],
@@ -70,7 +70,7 @@ impl PageTree {
         tree
     }
 
-    pub fn top(&self) -> TreeTop {
+    pub(super) fn top(&self) -> TreeTop {
         TreeTop {
             top: self
                 .levels
@@ -82,12 +82,12 @@ impl PageTree {
         }
     }
 
-    pub fn leaf_count(&self) -> u64 {
+    pub(super) fn leaf_count(&self) -> u64 {
         self.levels[0].len() as u64
     }
 
     /// Every page the tree occupies.
-    pub fn node_pages(&self) -> impl Iterator<Item = u64> + '_ {
+    pub(super) fn node_pages(&self) -> impl Iterator<Item = u64> + '_ {
         self.levels
             .iter()
             .flatten()
@@ -96,12 +96,12 @@ impl PageTree {
     }
 
     /// Marks a leaf as changed; the next checkpoint rewrites it.
-    pub fn mark_dirty(&mut self, leaf: u64) {
+    pub(super) fn mark_dirty(&mut self, leaf: u64) {
         self.mark_dirty_range(leaf, leaf);
     }
 
     /// Marks leaves `first..=last` as changed.
-    pub fn mark_dirty_range(&mut self, first: u64, last: u64) {
+    pub(super) fn mark_dirty_range(&mut self, first: u64, last: u64) {
         if last >= self.dirty.len() {
             self.dirty.grow(last + 1);
         }
@@ -113,7 +113,7 @@ impl PageTree {
         }
     }
 
-    pub fn dirty_leaves(&self) -> impl Iterator<Item = u64> + '_ {
+    pub(super) fn dirty_leaves(&self) -> impl Iterator<Item = u64> + '_ {
         let mut next = 0;
         std::iter::from_fn(move || {
             let leaf = self.dirty.next_one(next)?;
@@ -144,7 +144,7 @@ impl PageTree {
     /// node of the tree rewritten (its height counted as for
     /// [`PageTree::checkpoint_pages`]). An upper bound of that figure, whatever
     /// is dirty.
-    pub fn full_checkpoint_pages(&self, leaf_count: u64) -> u64 {
+    pub(super) fn full_checkpoint_pages(&self, leaf_count: u64) -> u64 {
         let (height, leaf_count) = self.shape_for(leaf_count);
         (0..=height)
             .map(|level| self.nodes_on_level(leaf_count, level) as u64)
@@ -155,7 +155,7 @@ impl PageTree {
     /// at most: one per node it rewrites (a node of zeros takes none). Exact
     /// up to such zero nodes, so a commit asks for no more space than it
     /// writes.
-    pub fn checkpoint_pages(&self, leaf_count: u64) -> u64 {
+    pub(super) fn checkpoint_pages(&self, leaf_count: u64) -> u64 {
         let old_height = self.levels.len() - 1;
         let (height, leaf_count) = self.shape_for(leaf_count);
         let grew_over_content = height > old_height && !self.levels[old_height][0].is_null();
@@ -202,7 +202,7 @@ impl PageTree {
     /// page, or `None` for a page that does not exist; `visit_leaf` gets each
     /// non-null leaf's index and verified bytes; `visit_node` every page the
     /// tree occupies. Nothing is trusted before its checksum is checked.
-    pub fn load<'a>(
+    pub(super) fn load<'a>(
         page_size: usize,
         top: TreeTop,
         leaf_count: u64,
@@ -281,7 +281,7 @@ impl PageTree {
     /// Writes every dirty leaf (bytes from `leaf_bytes`) and its ancestors to
     /// pages from `alloc`, for a tree of `leaf_count` leaves. Pages it replaces
     /// go to `freed`; they stay readable until the caller frees them.
-    pub fn checkpoint<E>(
+    pub(super) fn checkpoint<E>(
         &mut self,
         leaf_count: u64,
         mut leaf_bytes: impl FnMut(u64, &mut [u8]),

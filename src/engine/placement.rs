@@ -60,7 +60,7 @@ pub(crate) struct Placement {
 }
 
 impl Placement {
-    pub fn new(unwritten_from: u64) -> Placement {
+    pub(super) fn new(unwritten_from: u64) -> Placement {
         Placement {
             active: false,
             last: None,
@@ -96,13 +96,13 @@ impl Placement {
     }
 
     /// A [`Transaction`](crate::Transaction) begins.
-    pub fn begin_transaction(&mut self) {
+    pub(super) fn begin_transaction(&mut self) {
         self.active = true;
     }
 
     /// The transaction ended (committed or not): the next one is expected
     /// to take as many pages.
-    pub fn end_transaction(&mut self) {
+    pub(super) fn end_transaction(&mut self) {
         if self.active && self.taken > 0 {
             self.expected = self.taken;
         }
@@ -112,7 +112,7 @@ impl Placement {
     }
 
     /// The file was cut to `total` pages.
-    pub fn cut(&mut self, total: u64) {
+    pub(super) fn cut(&mut self, total: u64) {
         self.unwritten_from = self.unwritten_from.min(total);
     }
 }
@@ -129,7 +129,7 @@ pub(crate) enum Use {
 impl Core {
     /// Takes `count` free pages (at most [`MAX_RUN`]) placed as the module
     /// docs say, for `usage`; `None`, changing nothing, if fewer are free.
-    pub(crate) fn place_pages(&mut self, count: u64, usage: Use) -> Option<Vec<u64>> {
+    pub(super) fn place_pages(&mut self, count: u64, usage: Use) -> Option<Vec<u64>> {
         if count > self.map.free_pages() {
             return None;
         }

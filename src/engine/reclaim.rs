@@ -41,14 +41,14 @@ impl Reclamation {
     /// The pages waiting when a file is opened at generation `generation`:
     /// those its root checks although its state counts them as free, which
     /// open took out of the free map (see [`FreeMap::withhold`]).
-    pub fn opened(generation: u64, withheld: Vec<u64>) -> Reclamation {
+    pub(super) fn opened(generation: u64, withheld: Vec<u64>) -> Reclamation {
         let mut reclaim = Reclamation::default();
         reclaim.freed(generation, withheld);
         reclaim
     }
 
     /// The commit of `generation` stopped using `pages`.
-    pub fn freed(&mut self, generation: u64, pages: Vec<u64>) {
+    pub(super) fn freed(&mut self, generation: u64, pages: Vec<u64>) {
         if !pages.is_empty() {
             self.awaiting_sync.push((generation, pages));
         }
@@ -56,23 +56,23 @@ impl Reclamation {
 
     /// Whether some page waits for a sync: one would make it reusable
     /// sooner than growing the file.
-    pub fn awaits_sync(&self) -> bool {
+    pub(super) fn awaits_sync(&self) -> bool {
         !self.awaiting_sync.is_empty()
     }
 
     /// How many pages wait, for anything.
-    pub fn count(&self) -> u64 {
+    pub(super) fn count(&self) -> u64 {
         self.lists().map(|pages| pages.len() as u64).sum()
     }
 
     /// Every page that waits, for anything.
-    pub fn pages(&self) -> impl Iterator<Item = u64> + '_ {
+    pub(super) fn pages(&self) -> impl Iterator<Item = u64> + '_ {
         self.lists().flat_map(|pages| pages.iter().copied())
     }
 
     /// Whether `page` waits: freed by a commit, not reusable yet, so free
     /// to the caller (freeing it again is a double free).
-    pub fn contains(&self, page: u64) -> bool {
+    pub(super) fn contains(&self, page: u64) -> bool {
         self.lists().any(|pages| pages.contains(&page))
     }
 
@@ -86,7 +86,7 @@ impl Reclamation {
     /// A sync made every root written so far durable. Pages the durable
     /// root still checks (`checked`) wait for the next sync; the others
     /// wait only for the snapshots older than the commit that freed them.
-    pub fn synced(&mut self, checked: impl Fn(u64) -> bool) {
+    pub(super) fn synced(&mut self, checked: impl Fn(u64) -> bool) {
         for (generation, pages) in std::mem::take(&mut self.awaiting_sync) {
             let (still_checked, unused): (Vec<u64>, Vec<u64>) =
                 pages.into_iter().partition(|&page| checked(page));
@@ -102,7 +102,7 @@ impl Reclamation {
     /// Gives back to `map` the pages no live snapshot may read: those freed
     /// by a commit no newer than `oldest_snapshot`, the generation of the
     /// oldest live snapshot (`None`: none lives).
-    pub fn release(&mut self, map: &mut FreeMap, oldest_snapshot: Option<u64>) {
+    pub(super) fn release(&mut self, map: &mut FreeMap, oldest_snapshot: Option<u64>) {
         if self.held.is_empty() {
             return;
         }

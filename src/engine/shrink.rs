@@ -40,7 +40,7 @@ impl Core {
 
     /// Commits the whole state with both page trees written anew into free
     /// pages (growing the file if too few are free), synced in every mode.
-    pub(crate) fn commit_trees_whole(&mut self) -> Result<()> {
+    pub(super) fn commit_trees_whole(&mut self) -> Result<()> {
         let (bitmap_leaves, dir_leaves) = self.tree_leaves(self.map.total_pages(), 0);
         self.journal
             .bitmap_tree
@@ -79,7 +79,7 @@ impl Core {
     }
 
     /// Pages at the end of the file that a shrink could give back now.
-    pub(crate) fn free_tail(&self) -> u64 {
+    pub(super) fn free_tail(&self) -> u64 {
         self.map.total_pages().saturating_sub(self.tail_start())
     }
 
@@ -252,7 +252,7 @@ impl Core {
     /// initial size the pager was opened with (a file made large on purpose
     /// stays so). Best effort: a shrink that cannot be made leaves the file
     /// as it is.
-    pub(crate) fn maybe_shrink(&mut self) {
+    pub(super) fn maybe_shrink(&mut self) {
         let Some(threshold_pages) = self.shrink_threshold_pages else {
             return;
         };

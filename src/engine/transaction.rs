@@ -29,10 +29,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::engine::commit::{runs, Change};
 use crate::engine::core::Core;
-use crate::engine::freemap::PageUse;
+use crate::engine::freemap::{FreeMap, PageUse};
 use crate::engine::placement::{Use, MAX_RUN};
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, EntryState, Record};
+use crate::io::DisjointPages;
 use crate::options::Durability;
 
 /// A transaction in progress: what it changed, and how to undo it.
@@ -118,7 +119,7 @@ impl TxnState {
     }
 
     /// Whether committing would change nothing.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.records.is_empty() && self.staged.is_empty()
     }
 
@@ -130,7 +131,7 @@ impl TxnState {
 impl Core {
     /// Runs `op` as a transaction of its own: committed if it succeeds,
     /// rolled back if it fails.
-    pub(crate) fn one_op<T>(
+    pub(super) fn one_op<T>(
         &mut self,
         op: impl FnOnce(&mut Core, &mut TxnState) -> Result<T>,
     ) -> Result<T> {
@@ -148,6 +149,62 @@ impl Core {
         }
     }
 
+    /// Starts a transaction of the public `Transaction` type.
+    pub(crate) fn begin_transaction(&mut self) -> Result<TxnState> {
+        self.check_usable()?;
+        // A transaction writes fresh pages through the map without a write
+        // call; make the root open found durable first, as any write does.
+        self.settle_open()?;
+        let txn = TxnState::new(self);
+        self.placement.begin_transaction();
+        Ok(txn)
+    }
+
+    /// The bytes of `page`, writable, if this transaction allocated it:
+    /// pages committed before it are written copy-on-write.
+    pub(crate) fn txn_page_mut(&mut self, txn: &mut TxnState, page: u64) -> Result<&mut [u8]> {
+        self.check_regular(page)?;
+        if !txn.is_fresh(page) {
+            return Err(MappedPageError::CommittedPage { page });
+        }
+        txn.note_written(page);
+        self.page_bytes_mut(page)
+    }
+
+    /// Moves `page` to the lowest free page below it, with its bytes, and
+    /// frees it; `None`, changing nothing, if no free page lies below.
+    pub(crate) fn txn_relocate(&mut self, txn: &mut TxnState, page: u64) -> Result<Option<u64>> {
+        self.check_regular(page)?;
+        let none_below = |core: &Core| core.map.lowest_free().is_none_or(|free| free >= page);
+        if none_below(self) && self.journal.root_since_sync && self.journal.reclaim.awaits_sync() {
+            // Pages freed by commits not yet durable may lie below: a sync
+            // makes them free, as an allocation would when none is free.
+            self.sync_everything()?;
+        }
+        if none_below(self) {
+            return Ok(None);
+        }
+        let low = self.txn_alloc_regular_at(txn, 1, false)?;
+        let Some(&to) = low.first() else {
+            return Ok(None);
+        };
+        if !self
+            .store
+            .copy_within(self.page_range(page), self.page_range(to).start)
+        {
+            return Err(MappedPageError::OutOfBounds);
+        }
+        txn.note_written(to);
+        self.txn_free_regular(txn, &[page])?;
+        Ok(Some(to))
+    }
+
+    /// What a `PageSet` lends pages from: the free map, to tell allocated
+    /// pages, and the map's pages, each lent once.
+    pub(crate) fn lend_pages(&mut self, page_size: usize) -> (&FreeMap, DisjointPages<'_>) {
+        (&self.map, self.store.disjoint_pages(page_size))
+    }
+
     /// Allocates `count` regular pages, placed (see `placement.rs`).
     pub(crate) fn txn_alloc_regular(&mut self, txn: &mut TxnState, count: u64) -> Result<Vec<u64>> {
         self.txn_alloc_regular_at(txn, count, true)
@@ -155,7 +212,7 @@ impl Core {
 
     /// Allocates `count` regular pages, placed, or else the lowest free
     /// ones (what `relocate` moves a page down to).
-    pub(crate) fn txn_alloc_regular_at(
+    pub(super) fn txn_alloc_regular_at(
         &mut self,
         txn: &mut TxnState,
         count: u64,
