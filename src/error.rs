@@ -7,8 +7,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::concurrent::ConcurrentError;
-
 /// Every fallible operation of the crate returns this error.
 ///
 /// Variants that describe a bad argument (`OutOfBounds`, `DoubleFree`,
@@ -260,3 +258,33 @@ struct PathError {
 /// # Ok::<(), mappedpages::MappedPageError>(())
 /// ```
 pub type Result<T, E = MappedPageError> = std::result::Result<T, E>;
+
+/// Why a [`ConcurrentPager`](crate::ConcurrentPager) lock was not taken.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{ConcurrentError, ConcurrentPager, Pager};
+/// let shared = ConcurrentPager::new(Pager::<4096>::create(&path)?)?;
+/// let writer = shared.write()?;
+/// assert_eq!(shared.try_write().err(), Some(ConcurrentError::WouldBlock));
+/// drop(writer);
+/// assert!(shared.try_write().is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConcurrentError {
+    /// A writer panicked while it held the writer side. The pager's state
+    /// may be anywhere between its last commit and what the writer was
+    /// doing; readers still get the last published snapshot. Recover the
+    /// pager with [`ConcurrentPager::into_inner`](crate::ConcurrentPager::into_inner), or drop it and reopen the
+    /// file: it reopens to its last commit.
+    #[error("a writer panicked while holding the pager")]
+    Poisoned,
+    /// `try_write` found another writer, or `try_read` found the snapshot
+    /// being replaced at that instant.
+    #[error("the lock is held; try again")]
+    WouldBlock,
+}

@@ -40,16 +40,16 @@ use std::fs::{File, OpenOptions};
 use std::path::Path;
 
 use crate::engine::PageUse;
+use crate::engine::RecoveryReport;
 use crate::engine::{choose_root, ChooseError, Chosen};
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{EntryState, Record, DIR_ENTRY_LEN};
 use crate::format::root::{Root, RootError, FLAG_SYNCED};
 use crate::format::tree_node::NODE_REF_LEN;
 use crate::format::{
-    check_list, read_u32, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES,
+    check_page, read_u32, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES,
 };
 use crate::io::{open_regular, read_exact_at};
-use crate::options::RecoveryReport;
 use reader::PageReader;
 
 /// The smallest and largest page sizes a file can have.
@@ -897,7 +897,7 @@ impl Inspector {
             .saturating_add(tree_nodes(dir_leaves, fanout, root.directory_height));
         let check_pages = root
             .check_pages_len
-            .div_ceil(check_list::checks_per_page(self.superblock.page_size as usize) as u64);
+            .div_ceil(check_page::checks_per_page(self.superblock.page_size as usize) as u64);
         nodes
             .saturating_add(root.page_checks.len() as u64)
             .saturating_add(root.check_pages_len)

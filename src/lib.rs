@@ -126,12 +126,12 @@ mod by_id;
 #[cfg(feature = "async")]
 mod nonblocking;
 
-pub use crate::concurrent::{ConcurrentError, ConcurrentPager, WriteGuard};
-pub use crate::error::{MappedPageError, Result};
-pub use crate::options::{
-    Durability, PagerOptions, RecoveryReport, DEFAULT_INITIAL_PAGES, DEFAULT_MAX_GROWTH_STEP,
-    DEFAULT_SHRINK_THRESHOLD, MIN_GROWTH_STEP,
+pub use crate::concurrent::{ConcurrentPager, WriteGuard};
+pub use crate::engine::{
+    Durability, RecoveryReport, DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD, MIN_GROWTH_STEP,
 };
+pub use crate::error::{ConcurrentError, MappedPageError, Result};
+pub use crate::options::{PagerOptions, DEFAULT_INITIAL_PAGES};
 pub use crate::page::{MappedPage, PageId};
 pub use crate::pager::{AllocatedPageIter, AllocatedProtectedPageIter, Pager};
 pub use crate::protected::{ProtectedPageId, ProtectedPageWriter};

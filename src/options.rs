@@ -4,64 +4,10 @@
 use std::marker::PhantomData;
 use std::path::Path;
 
+use crate::engine::{Durability, DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD};
 use crate::error::Result;
 use crate::fault::HookSlot;
 use crate::pager::Pager;
-
-/// When a commit becomes durable.
-///
-/// In every mode each call is atomic and the file is consistent after a crash
-/// of the process or the machine. The modes differ only in how many of the
-/// latest commits a power loss may take back.
-///
-/// # Examples
-/// ```
-/// # let dir = tempfile::tempdir()?;
-/// # let path = dir.path().join("data.pages");
-/// use mappedpages::{Durability, Pager};
-/// let mut pager = Pager::<4096>::options()
-///     .durability(Durability::Deferred)
-///     .create(&path)?;
-/// let syncs = pager.sync_count();
-/// let mut txn = pager.transaction()?;
-/// let id = txn.alloc()?;
-/// txn.get_mut(id)?.as_bytes_mut()[0] = 1;
-/// txn.commit()?; // atomic, but no sync
-/// assert_eq!(pager.sync_count(), syncs);
-/// pager.sync()?; // now durable
-/// # Ok::<(), mappedpages::MappedPageError>(())
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Durability {
-    /// Durable when the call returns: one sync per commit, whatever a
-    /// [`Transaction`](crate::Transaction) wrote (two when the commit grows
-    /// the file, or when regular pages written in place through
-    /// [`PageId::get_mut`](crate::PageId::get_mut) must reach the disk
-    /// before the commit's metadata, and for the first write after an open,
-    /// which first makes the root open found durable: open itself syncs
-    /// nothing).
-    #[default]
-    Immediate,
-    /// No sync at commit, like LMDB's `MDB_NOSYNC` or redb's
-    /// `Durability::None`: commits are atomic and survive a killed process
-    /// (the page cache keeps them); a power loss may take back the commits
-    /// since the last sync, never part of one. Pages a transaction wrote
-    /// are listed with their CRC in the commit's root instead of synced, so
-    /// a root whose pages were lost is not opened. Regular pages written in
-    /// place through `get_mut` are still synced before the next commit's
-    /// metadata. [`Pager::sync`], or a commit in a pager opened with
-    /// `Immediate`, makes everything before it durable; dropping the pager
-    /// syncs too.
-    ///
-    /// What open checks: after a sync or a clean close, nothing (the root
-    /// they leave lists no page). After a killed process or a power loss,
-    /// every page written since the last sync, read and checksummed once:
-    /// exactly what a power loss could have torn. A commit that would make
-    /// that more than 65 536 pages syncs first, so open never checks more
-    /// (about 60 ms for 60 000 pages of 4 KiB on a warm cache).
-    Deferred,
-}
 
 /// Settings for creating or opening a file, made with [`Pager::options`].
 ///
@@ -99,53 +45,6 @@ pub struct PagerOptions<const PAGE_SIZE: usize> {
 /// # Ok::<(), mappedpages::MappedPageError>(())
 /// ```
 pub const DEFAULT_INITIAL_PAGES: u64 = 64;
-/// Default cap on one growth step, in bytes (1 GiB): reached by files of
-/// 8 GiB and more, whose eighth is larger.
-///
-/// # Examples
-/// ```
-/// # let dir = tempfile::tempdir()?;
-/// # let path = dir.path().join("data.pages");
-/// use mappedpages::{Pager, DEFAULT_MAX_GROWTH_STEP};
-/// // A file that will be large: smaller steps than the default cap.
-/// let options = Pager::<4096>::options().max_growth_step(DEFAULT_MAX_GROWTH_STEP / 16);
-/// # drop(options.create(&path)?);
-/// # Ok::<(), mappedpages::MappedPageError>(())
-/// ```
-pub const DEFAULT_MAX_GROWTH_STEP: u64 = 1 << 30;
-/// The smallest growth step, in bytes (4 MiB), unless
-/// [`PagerOptions::max_growth_step`] is set lower. Files smaller than 32 MiB,
-/// whose eighth is less, grow by this much.
-///
-/// # Examples
-/// ```
-/// # let dir = tempfile::tempdir()?;
-/// # let path = dir.path().join("data.pages");
-/// use mappedpages::{Pager, MIN_GROWTH_STEP};
-/// let mut pager = Pager::<4096>::create(&path)?;
-/// let before = pager.page_count();
-/// pager.alloc_bulk(before as usize)?; // a small file grows by the minimum step
-/// assert!(pager.page_count() >= before + MIN_GROWTH_STEP / 4096);
-/// # Ok::<(), mappedpages::MappedPageError>(())
-/// ```
-pub const MIN_GROWTH_STEP: u64 = 4 << 20;
-/// Default free tail, in bytes (64 MiB), past which a commit cuts the file
-/// (when the tail is also more than a quarter of the file); see
-/// [`PagerOptions::shrink_threshold`].
-///
-/// # Examples
-/// ```
-/// # let dir = tempfile::tempdir()?;
-/// # let path = dir.path().join("data.pages");
-/// use mappedpages::{Pager, DEFAULT_SHRINK_THRESHOLD};
-/// // Give free space back sooner than the default.
-/// let options = Pager::<4096>::options().shrink_threshold(Some(DEFAULT_SHRINK_THRESHOLD / 4));
-/// # drop(options.create(&path)?);
-/// # Ok::<(), mappedpages::MappedPageError>(())
-/// ```
-pub const DEFAULT_SHRINK_THRESHOLD: u64 = 64 << 20;
-/// A growth step is this fraction of the file (one eighth).
-pub(crate) const GROWTH_DIVISOR: u64 = 8;
 
 impl<const PAGE_SIZE: usize> Default for PagerOptions<PAGE_SIZE> {
     fn default() -> Self {
@@ -218,7 +117,7 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// [`DEFAULT_MAX_GROWTH_STEP`], 1 GiB).
     ///
     /// When the file has no free page left for a call, it grows by one step:
-    /// an eighth of its length, at least [`MIN_GROWTH_STEP`] (4 MiB) and at
+    /// an eighth of its length, at least [`MIN_GROWTH_STEP`](crate::MIN_GROWTH_STEP) (4 MiB) and at
     /// most this cap, which wins over the minimum when it is lower. So a
     /// growth leaves at most an eighth of the file free (4 MiB in a file
     /// under 32 MiB), a 1 TiB file grows by 1 GiB at a time (not to 2 TiB),
@@ -387,38 +286,4 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     pub(crate) fn max_growth_pages(&self) -> u64 {
         (self.max_growth_step / PAGE_SIZE as u64).max(1)
     }
-}
-
-/// What `open` found and did: which commit it opened, and whether it had to
-/// fall back from a damaged or torn newer one.
-///
-/// # Examples
-/// ```
-/// # let dir = tempfile::tempdir()?;
-/// # let path = dir.path().join("data.pages");
-/// use mappedpages::Pager;
-/// let mut pager = Pager::<4096>::create(&path)?;
-/// pager.alloc()?;
-/// drop(pager);
-/// let report = Pager::<4096>::open(&path)?.recovery().clone();
-/// assert_eq!(report.generation, 2);
-/// assert!(report.last_commit_synced && !report.fell_back);
-/// assert_eq!(report.other_copy_problem, None);
-/// # Ok::<(), mappedpages::MappedPageError>(())
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// Generation of the metadata root that was opened (one per commit).
-    pub generation: u64,
-    /// Which metadata copy was opened: 0 for copy A (page 1), 1 for B (page 2).
-    pub root_copy: u8,
-    /// Whether the commit that wrote the opened root was synced before it
-    /// returned ([`Durability::Immediate`]).
-    pub last_commit_synced: bool,
-    /// True when the other copy was damaged or was newer but failed its
-    /// checks: the file was opened at an older commit than it last tried to
-    /// write (the commit in flight at a crash, or corruption).
-    pub fell_back: bool,
-    /// Why the other copy was not used, when it was damaged or rejected.
-    pub other_copy_problem: Option<String>,
 }

@@ -5,8 +5,9 @@ use std::fmt;
 use std::path::Path;
 
 use crate::engine::{Core, Settings};
+use crate::engine::{Durability, RecoveryReport};
 use crate::error::Result;
-use crate::options::{Durability, PagerOptions, RecoveryReport};
+use crate::options::PagerOptions;
 use crate::page::PageId;
 use crate::protected::ProtectedPageId;
 

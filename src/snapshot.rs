@@ -23,7 +23,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// pages freed after it are not reused until it is dropped, protected
     /// writes are staged in other pages, and writing in place through
     /// [`PageId::get_mut`] a page it can read fails with
-    /// [`MappedPageError::InUseBySnapshot`] (write a fresh page in a
+    /// [`MappedPageError::InUseBySnapshot`](crate::MappedPageError::InUseBySnapshot) (write a fresh page in a
     /// [`Transaction`](crate::Transaction) instead).
     ///
     /// ```

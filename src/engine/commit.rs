@@ -26,215 +26,17 @@
 //! yet: the caller's change is undone in memory, the file is cut back to
 //! what the newest root counts on, and the pager goes on at its last commit.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use crate::engine::core::Core;
-use crate::engine::page_tree::PageTree;
-use crate::engine::reclaim::Reclamation;
+use crate::engine::durability::Durability;
+use crate::engine::journal::{merged_len, push_merged, Change, CheckPages, MAX_UNSYNCED_CHECKS};
 use crate::error::{MappedPageError, Result};
-use crate::format::check_list;
-use crate::format::record::{DirEntry, PageCheck, Record, DIR_ENTRY_LEN};
+use crate::format::check_page;
+use crate::format::record::{PageCheck, Record, DIR_ENTRY_LEN};
 use crate::format::root::{log_capacity, root_len, Root, FLAG_SYNCED};
 use crate::format::tree_node::NodeRef;
 use crate::format::{checksum, ROOT_PAGES};
-use crate::options::{Durability, GROWTH_DIVISOR, MIN_GROWTH_STEP};
-
-/// Commit-side state: the log, the page trees and what awaits durability.
-#[derive(Debug)]
-pub(crate) struct Journal {
-    /// Generation of the newest root written.
-    pub(super) generation: u64,
-    /// Changes since the last checkpoint; every root carries all of them.
-    pub(super) log: Vec<Record>,
-    pub(super) bitmap_tree: PageTree,
-    pub(super) dir_tree: PageTree,
-    /// Root slot (0 or 1) of the newest root written.
-    pub(super) last_slot: usize,
-    /// Root slot of the newest root known durable; never overwritten.
-    pub(super) durable_slot: usize,
-    /// The file length, in pages, that the newest root counts on: what a
-    /// failed call gives the file back to.
-    pub(super) root_total: u64,
-    /// Pages commits stopped using, until they may be reused.
-    pub(super) reclaim: Reclamation,
-    /// The checks of pages written without a sync by the commits since the
-    /// durable root, for every page still in use, so that a root whose
-    /// earlier unsynced pages were lost to a power loss is rejected too
-    /// ("never a mix"): those not yet in check pages (each root lists them
-    /// itself) and the chain of check pages written since the sync (each
-    /// root names its head). A commit writes only its own checks, in the
-    /// root or, when that is full, in one more check page linked to the
-    /// chain: its cost does not grow with the commits before it.
-    pub(super) unsynced_checks: Vec<PageCheck>,
-    pub(super) chain: CheckChain,
-    /// Pages the durable root checks: not to be written in place while it
-    /// may be needed (see [`Core::is_guarded`]).
-    pub(super) durable_checked: HashSet<u64>,
-    /// Check pages of a chain a sync made unneeded: the next commit frees
-    /// them (the newest root still names them until then).
-    pub(super) stale_check_pages: Vec<u64>,
-    /// A root was written since the last sync (which then makes it the
-    /// durable one).
-    pub(super) root_since_sync: bool,
-    /// The entry the durable root holds, for each directory slot a commit
-    /// since the last sync changed: the copy it names must not be staged
-    /// over (see `engine/transaction.rs`).
-    pub(super) durable_entries: HashMap<u64, DirEntry>,
-}
-
-impl Journal {
-    /// The journal of a file just created: generation 1 in root slot 0,
-    /// durable, with empty page trees, counting on `total` pages.
-    pub(super) fn new(page_size: usize, total: u64) -> Journal {
-        Journal {
-            generation: 1,
-            log: Vec::new(),
-            bitmap_tree: PageTree::empty(page_size, 1),
-            dir_tree: PageTree::empty(page_size, 1),
-            last_slot: 0,
-            durable_slot: 0,
-            root_total: total,
-            reclaim: Reclamation::default(),
-            unsynced_checks: Vec::new(),
-            chain: CheckChain::default(),
-            durable_checked: HashSet::new(),
-            stale_check_pages: Vec::new(),
-            root_since_sync: false,
-            durable_entries: HashMap::new(),
-        }
-    }
-
-    /// The journal of a file opened at `root`, found in root slot `slot`
-    /// with its trees loaded; taken as the durable root (open makes it so
-    /// before the first write). The pages it checks stay guarded, and its
-    /// check pages are freed by the next commit, which no longer names them.
-    pub(super) fn opened(
-        root: &Root,
-        slot: usize,
-        bitmap_tree: PageTree,
-        dir_tree: PageTree,
-        reclaim: Reclamation,
-        checked: &[u64],
-        check_pages: Vec<u64>,
-    ) -> Journal {
-        Journal {
-            generation: root.generation,
-            log: root.log.clone(),
-            bitmap_tree,
-            dir_tree,
-            last_slot: slot,
-            durable_slot: slot,
-            root_total: root.total_pages,
-            reclaim,
-            unsynced_checks: Vec::new(),
-            chain: CheckChain::default(),
-            durable_checked: checked.iter().copied().collect(),
-            stale_check_pages: check_pages,
-            root_since_sync: false,
-            durable_entries: HashMap::new(),
-        }
-    }
-}
-
-/// The chain of check pages written since the last sync.
-#[derive(Debug, Default)]
-pub(crate) struct CheckChain {
-    pub(super) head: NodeRef,
-    /// Checks the chain holds.
-    pub(super) len: u64,
-    pub(super) pages: Vec<u64>,
-    /// The pages the chain's checks name.
-    pub(super) checked: HashSet<u64>,
-}
-
-/// Checks past which a Deferred pager syncs before the next commit, so that
-/// what open verifies stays bounded (contract T5): 2^16 pages, 256 MiB of
-/// 4 KiB pages, written since the last sync.
-pub(crate) const MAX_UNSYNCED_CHECKS: u64 = 1 << 16;
-
-/// One commit's worth of change, already applied to the free map.
-#[derive(Debug, Default)]
-pub(crate) struct Change {
-    pub(super) records: Vec<Record>,
-    /// Pages the change stops using; reusable once the commit is durable.
-    pub(super) freed: Vec<u64>,
-    /// Pages written for this commit without a sync, ascending: the root
-    /// lists their CRCs.
-    pub(super) written: Vec<u64>,
-    /// Pages whose earlier checks no longer describe the state (protected
-    /// copies that stopped being the committed one); `freed` pages too.
-    pub(super) stale: Vec<u64>,
-    /// Each directory slot the change touched, with its entry before.
-    pub(super) slots_before: Vec<(u64, DirEntry)>,
-    /// Sync the commit whatever the durability mode.
-    pub(super) force_sync: bool,
-    /// Checkpoint both page trees, whether or not the log is full (a
-    /// shrink: no log record or tree of its root may name a page past the
-    /// new end).
-    pub(super) checkpoint: bool,
-}
-
-/// `last` and `next` as one record, when they are adjacent runs of one kind.
-fn merged(last: &Record, next: &Record) -> Option<Record> {
-    match (*last, *next) {
-        (Record::Alloc { start, count }, Record::Alloc { start: s, count: c })
-            if start + count == s =>
-        {
-            Some(Record::Alloc {
-                start,
-                count: count + c,
-            })
-        }
-        (Record::Free { start, count }, Record::Free { start: s, count: c })
-            if start + count == s =>
-        {
-            Some(Record::Free {
-                start,
-                count: count + c,
-            })
-        }
-        _ => None,
-    }
-}
-
-/// Appends `record`, merging it into the last one when they are adjacent runs.
-fn push_merged(log: &mut Vec<Record>, record: Record) {
-    match log.last_mut() {
-        Some(last) => match merged(last, &record) {
-            Some(both) => *last = both,
-            None => log.push(record),
-        },
-        None => log.push(record),
-    }
-}
-
-/// The length of `log` after [`push_merged`] of each of `records`.
-fn merged_len(log: &[Record], records: &[Record]) -> usize {
-    let mut len = log.len();
-    let mut last = log.last().copied();
-    for record in records {
-        last = match last.and_then(|l| merged(&l, record)) {
-            Some(both) => Some(both),
-            None => {
-                len += 1;
-                Some(*record)
-            }
-        };
-    }
-    len
-}
-
-/// Turns ascending page numbers into runs of `(start, count)`.
-pub(crate) fn runs(sorted_pages: &[u64]) -> Vec<(u64, u64)> {
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for &page in sorted_pages {
-        match out.last_mut() {
-            Some((start, count)) if *start + *count == page => *count += 1,
-            _ => out.push((page, 1)),
-        }
-    }
-    out
-}
 
 /// Copies the prepared bytes of `leaf` into the start of `buf`.
 fn fill_leaf(leaves: &BTreeMap<u64, Vec<u8>>, leaf: u64, buf: &mut [u8]) {
@@ -273,158 +75,10 @@ impl Core {
         self.journal.dir_tree.mark_dirty(slot / per_leaf);
     }
 
-    /// Makes at least `count` pages free, growing the file if needed. On
-    /// error nothing in memory has changed and the file has its old length.
-    pub(super) fn ensure_free(&mut self, count: u64) -> Result<()> {
-        self.make_room(&|_: &Core, _: u64| count, 0)
-    }
-
-    /// [`Core::ensure_free`] for a call that also takes up to `new_slots`
-    /// more directory slots: a growth leaves room for the checkpoint of the
-    /// directory they lengthen too.
-    pub(super) fn ensure_free_for_slots(&mut self, count: u64, new_slots: u64) -> Result<()> {
-        self.make_room(&|_: &Core, _: u64| count, new_slots)
-    }
-
     /// Whether `page` was freed by a commit and is not reusable yet: free to
     /// the caller, so freeing it again is a double free.
     pub(super) fn is_waiting(&self, page: u64) -> bool {
         self.journal.reclaim.contains(page)
-    }
-
-    /// Fails with `InvalidCount` if `pages` more pages in use could not fit
-    /// in any file this pager can have (the format's page numbers, the
-    /// largest file the OS and the address space allow): checked before
-    /// anything is touched.
-    pub(super) fn check_room(&self, pages: u64, count: u64) -> Result<()> {
-        let in_use = (self.map.total_pages() - self.map.free_pages())
-            .saturating_sub(self.journal.reclaim.count());
-        match in_use.checked_add(pages) {
-            Some(total) if total <= self.max_total_pages => Ok(()),
-            _ => Err(MappedPageError::InvalidCount { count }),
-        }
-    }
-
-    /// Makes `need(total)` pages free, `total` being the file's length in
-    /// pages (what a checkpoint writes depends on it). Grows by a whole step
-    /// (see [`Core::growth_step`]) or by what the call needs and room for a
-    /// checkpoint, whichever is more, if that fits; else by the least that
-    /// does. On error nothing in memory has changed and the file has its old
-    /// length.
-    fn make_room(&mut self, need: &dyn Fn(&Core, u64) -> u64, new_slots: u64) -> Result<()> {
-        // Snapshots dropped since the last commit give their pages back.
-        self.release_unpinned();
-        if self.map.free_pages() < need(self, self.map.total_pages())
-            && self.journal.reclaim.awaits_sync()
-        {
-            // Pages freed since the last sync become reusable once it is
-            // made: cheaper than growing the file (Deferred mode only; in
-            // Immediate mode nothing waits after a commit returns).
-            self.sync_everything()?;
-        }
-        let total = self.map.total_pages();
-        let free = self.map.free_pages();
-        let wanted = need(self, total);
-        if free >= wanted {
-            return Ok(());
-        }
-        let too_large = || MappedPageError::Io(std::io::ErrorKind::FileTooLarge.into());
-        // The least growth that does: more pages can make a tree taller, so
-        // look for the fixed point (a few rounds at most).
-        let mut grow_by = wanted - free;
-        let mut rounds = 0;
-        loop {
-            let new_total = total
-                .checked_add(grow_by)
-                .filter(|&t| t <= self.max_total_pages)
-                .ok_or_else(too_large)?;
-            let wanted = need(self, new_total);
-            if free + grow_by >= wanted {
-                break;
-            }
-            rounds += 1;
-            if rounds > 64 {
-                return Err(too_large());
-            }
-            grow_by = wanted - free;
-        }
-        let minimum = total + grow_by;
-        // A whole step when the call needs less; else what it needs and the
-        // most one checkpoint of the grown file takes, so that the commit
-        // after a large growth (a free after a bulk load) need not grow the
-        // file again by a whole step.
-        let least_and_checkpoint =
-            grow_by.saturating_add(self.full_checkpoint_pages(minimum, new_slots));
-        let mut preferred = total
-            .saturating_add(self.growth_step(total).max(least_and_checkpoint))
-            .min(self.max_total_pages);
-        if free + (preferred - total) < need(self, preferred) {
-            preferred = minimum;
-        }
-        self.grow_file(minimum, preferred)
-    }
-
-    /// One growth step for a file of `total` pages: an eighth of it, at
-    /// least [`MIN_GROWTH_STEP`] and at most the `max_growth_step` option,
-    /// which wins over the minimum (contract C1, S5).
-    pub(super) fn growth_step(&self, total: u64) -> u64 {
-        let min_pages = (MIN_GROWTH_STEP / self.page_size as u64).max(1);
-        (total / GROWTH_DIVISOR)
-            .max(min_pages)
-            .min(self.max_growth_pages)
-    }
-
-    /// The most pages one checkpoint can take in a file of `total` pages
-    /// and a directory up to `new_slots` slots longer: every node of both
-    /// page trees rewritten.
-    pub(super) fn full_checkpoint_pages(&self, total: u64, new_slots: u64) -> u64 {
-        let (bitmap_leaves, dir_leaves) = self.tree_leaves(total, new_slots);
-        self.journal
-            .bitmap_tree
-            .full_checkpoint_pages(bitmap_leaves)
-            .saturating_add(self.journal.dir_tree.full_checkpoint_pages(dir_leaves))
-    }
-
-    /// Grows the file to `preferred` pages, or, if that fails, to `minimum`.
-    /// The new length is durable before this returns, so a root that counts
-    /// on it can be written (contract D6). A failed growth gives back what it
-    /// took: the file keeps its old length.
-    fn grow_file(&mut self, minimum: u64, preferred: u64) -> Result<()> {
-        let page_size = self.page_size as u64;
-        let mut target = preferred;
-        loop {
-            // Both are at most `max_total_pages`, whose bytes fit in a u64.
-            let new_len = target.saturating_mul(page_size);
-            match self.store.grow(new_len, self.preallocate) {
-                Ok(()) => break,
-                // A step that does not fit (disk full, quota, file size or
-                // address space) may leave room for the least that does.
-                Err(_) if target > minimum => target = minimum,
-                Err(err) => return Err(err.into()),
-            }
-        }
-        let old_len = self.map.total_pages() * page_size;
-        // Everything written so far becomes durable with the new length.
-        if let Err(err) = self.sync_everything() {
-            let _ = self.store.give_back(old_len);
-            return Err(err);
-        }
-        self.map.grow(target);
-        Ok(())
-    }
-
-    /// After a failure that published nothing: cuts the file back to the
-    /// length the newest root counts on, giving back what the failed call
-    /// grew. Best effort: a file longer than its roots count on is valid.
-    pub(super) fn give_back_growth(&mut self) {
-        let keep = self.journal.root_total;
-        if self.map.total_pages() <= keep || !self.map.can_shrink(keep) {
-            return;
-        }
-        if self.store.give_back(keep * self.page_size as u64).is_ok() {
-            self.map.shrink(keep);
-            self.placement.cut(keep);
-        }
     }
 
     /// The leaves a checkpoint gives the bitmap tree, in a file of `total`
@@ -533,7 +187,7 @@ impl Core {
         // went stale.
         let checks = self.journal.unsynced_checks.len() + change.written.len();
         let check_pages = if log_len + checks > log_capacity(self.page_size) {
-            check_list::pages_for(self.page_size, checks)
+            check_page::pages_for(self.page_size, checks)
         } else {
             0
         };
@@ -640,7 +294,7 @@ impl Core {
     /// [`Core::reserve`]) linked in front of the chain, last page first so
     /// that each page can hold the CRC of the one after it.
     fn extend_chain(&mut self, checks: &[PageCheck]) -> Result<()> {
-        let per_page = check_list::checks_per_page(self.page_size);
+        let per_page = check_page::checks_per_page(self.page_size);
         let chunks: Vec<&[PageCheck]> = checks.chunks(per_page).collect();
         let mut pages = Vec::with_capacity(chunks.len());
         for _ in &chunks {
@@ -653,7 +307,7 @@ impl Core {
         let mut next = self.journal.chain.head;
         let mut buf = vec![0u8; self.page_size];
         for (chunk, &page) in chunks.iter().zip(&pages).rev() {
-            check_list::encode(&mut buf, chunk, next);
+            check_page::encode(&mut buf, chunk, next);
             self.store.write_at(page * self.page_size as u64, &buf)?;
             next = NodeRef::to_page(page, &buf);
         }
@@ -702,7 +356,7 @@ impl Core {
                 .durable_checked
                 .extend(journal.unsynced_checks.drain(..).map(|check| check.page));
             journal.stale_check_pages.append(&mut journal.chain.pages);
-            journal.chain = CheckChain::default();
+            journal.chain = CheckPages::default();
         }
         journal.durable_entries.clear();
         self.journal.durable_slot = self.journal.last_slot;

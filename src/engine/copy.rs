@@ -3,12 +3,12 @@
 //! the state's pages and page trees written into it in one commit.
 
 use crate::engine::core::{Core, Settings};
+use crate::engine::durability::Durability;
 use crate::engine::freemap::FreeMap;
 use crate::engine::snapshots::Frozen;
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
 use crate::format::FIRST_DATA_PAGE;
-use crate::options::Durability;
 
 /// The largest write a copy makes at once: long runs of pages are written
 /// in pieces this size, so a copy needs no more memory than the map.

@@ -5,16 +5,19 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::engine::commit::{Change, Journal};
+use crate::engine::durability::Durability;
 use crate::engine::freemap::FreeMap;
+use crate::engine::journal::{Change, Journal};
+use crate::engine::open::RecoveryReport;
+use crate::engine::open::{file_page, open_state};
 use crate::engine::placement::Placement;
+use crate::engine::reclaim::Reclamation;
 use crate::engine::snapshots::Registry;
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
 use crate::format::root::{Root, FLAG_SYNCED};
 use crate::format::{superblock, FIRST_DATA_PAGE, MAX_PAGES, ROOT_PAGES, SUPERBLOCK_PAGE};
 use crate::io::{max_file_bytes, Storage};
-use crate::options::{Durability, RecoveryReport};
 
 #[derive(Debug)]
 pub(crate) struct Core {
@@ -129,6 +132,43 @@ impl Core {
             other_copy_problem: None,
         };
         Ok(Core::assemble(store, map, journal, settings, recovery))
+    }
+
+    /// Opens an existing file (see the module docs).
+    pub(crate) fn open(path: &Path, settings: Settings) -> Result<Core> {
+        let store = Storage::open(path, settings.hook.clone())?;
+        let page_size = settings.page_size;
+        let chosen = open_state(store.bytes(), page_size)?;
+        let page = |n: u64| file_page(store.bytes(), page_size, n);
+        // What we opened may so far live only in the page cache (a process
+        // crash): it is made durable before the first write on top of it
+        // (`Core::settle_open`), not here, so that an open that writes
+        // nothing syncs nothing.
+        // A page freed by an unsynced commit after an earlier unsynced one
+        // wrote it is free in the map, but the chain of check pages of the
+        // root we opened still checks it: until a durable root does not,
+        // writing it would make this root (and every commit since the last
+        // sync) fail its checks after a kill. So it waits like any page
+        // freed since the last sync.
+        let mut map = chosen.loaded.map;
+        let withheld = map.withhold(&chosen.loaded.checked);
+        let journal = Journal::opened(
+            &chosen.root,
+            chosen.slot,
+            chosen.loaded.bitmap_tree,
+            chosen.loaded.dir_tree,
+            Reclamation::opened(chosen.root.generation, withheld),
+            &chosen.loaded.checked,
+            chosen.loaded.check_pages,
+        );
+        let chosen_slot = chosen.slot;
+        let other_root_checks = page(ROOT_PAGES[1 - chosen_slot])
+            .and_then(|bytes| Root::decode(bytes, page_size).ok())
+            .is_some_and(|root| !root.checks.is_empty() || !root.check_pages.is_null());
+        let mut core = Core::assemble(store, map, journal, settings, chosen.recovery);
+        core.open_unsettled = true;
+        core.other_root_checks = other_root_checks;
+        Ok(core)
     }
 
     /// Writes the metadata of a new file. The roots are durable before the

@@ -5,14 +5,25 @@
 //! they may ask of it is what this module re-exports. Inside, one file per
 //! concept:
 //!
-//! - `core`: the open file's state, and the calls the public types make;
-//! - `commit`: the commit protocol (a change becomes one atomic root), the
-//!   journal, growth of the file;
+//! - `core`: the open file's state, made by create and open, and the
+//!   calls the public types make;
+//! - `commit`: the commit protocol (a change becomes one atomic root);
+//! - `durability`: the modes a commit is made durable in;
+//! - `journal`: what the commit protocol keeps between commits (the log,
+//!   the page trees, the root slots, the checks not yet synced);
 //! - `transaction`: a transaction's changes gathered in memory and undone
 //!   on drop;
 //! - `reclaim`: when a freed page may be handed out again;
-//! - `shrink`: the free tail given back;
-//! - `open`: picking the newest valid root of a file and loading it;
+//! - `snapshots`: the committed states given out to readers, and why
+//!   reading them from other threads is sound;
+//! - `freeze`: the writer's side of snapshots (freezing a state, and what
+//!   live snapshots forbid it);
+//! - `protected`: the directory of protected pages and their copies;
+//! - `copy`: a state written into a new file;
+//! - `length`: the file's length, grown and cut (the one place that
+//!   decides it);
+//! - `open`: picking the newest valid root of a file and loading it (what
+//!   open found is reported as a `RecoveryReport`);
 //! - `placement`: where a transaction's pages go;
 //! - `freemap`, `page_tree`, `bitmap`: the in-memory free-space map, the
 //!   page trees that hold it on disk, and the bit vectors under both.
@@ -24,15 +35,22 @@ mod bitmap;
 mod commit;
 mod copy;
 mod core;
+mod durability;
 mod freemap;
+mod freeze;
+mod journal;
+mod length;
 mod open;
 mod page_tree;
 mod placement;
 mod protected;
 mod reclaim;
-mod shrink;
 mod snapshots;
 mod transaction;
+
+pub use durability::Durability;
+pub use length::{DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD, MIN_GROWTH_STEP};
+pub use open::RecoveryReport;
 
 pub(crate) use self::core::{Core, Settings};
 pub(crate) use freemap::{FreeMap, PageUse};

@@ -1,21 +1,48 @@
 //! Opening a file: pick the newest metadata root whose every check holds,
 //! load the state it describes, and say what was found (contract D5, D6).
 
-use std::path::Path;
-
 use crate::engine::bitmap::BitVec;
-use crate::engine::commit::Journal;
-use crate::engine::core::{Core, Settings};
 use crate::engine::freemap::FreeMap;
 use crate::engine::page_tree::{LoadFault, PageTree};
-use crate::engine::reclaim::Reclamation;
 use crate::error::{MappedPageError, Result};
-use crate::format::check_list;
+use crate::format::check_page;
 use crate::format::record::{DirEntry, PageCheck, Record, DIR_ENTRY_LEN};
 use crate::format::root::{Root, RootError, FLAG_SYNCED};
 use crate::format::{checksum, superblock, FIRST_DATA_PAGE, FORMAT_VERSION, ROOT_PAGES};
-use crate::io::Storage;
-use crate::options::RecoveryReport;
+
+/// What `open` found and did: which commit it opened, and whether it had to
+/// fall back from a damaged or torn newer one.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::Pager;
+/// let mut pager = Pager::<4096>::create(&path)?;
+/// pager.alloc()?;
+/// drop(pager);
+/// let report = Pager::<4096>::open(&path)?.recovery().clone();
+/// assert_eq!(report.generation, 2);
+/// assert!(report.last_commit_synced && !report.fell_back);
+/// assert_eq!(report.other_copy_problem, None);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Generation of the metadata root that was opened (one per commit).
+    pub generation: u64,
+    /// Which metadata copy was opened: 0 for copy A (page 1), 1 for B (page 2).
+    pub root_copy: u8,
+    /// Whether the commit that wrote the opened root was synced before it
+    /// returned ([`Durability::Immediate`](crate::Durability::Immediate)).
+    pub last_commit_synced: bool,
+    /// True when the other copy was damaged or was newer but failed its
+    /// checks: the file was opened at an older commit than it last tried to
+    /// write (the commit in flight at a crash, or corruption).
+    pub fell_back: bool,
+    /// Why the other copy was not used, when it was damaged or rejected.
+    pub other_copy_problem: Option<String>,
+}
 
 /// Why a root that passed its own checksum could not be used.
 enum LoadError {
@@ -61,7 +88,7 @@ pub(crate) struct Loaded {
     pub(super) map: FreeMap,
     pub(super) bitmap_tree: PageTree,
     pub(super) dir_tree: PageTree,
-    /// The root's check pages (see `format::check_list`).
+    /// The root's check pages (see `format::check_page`).
     pub(super) check_pages: Vec<u64>,
     /// The pages the root's checks name, ascending.
     pub(super) checked: Vec<u64>,
@@ -251,7 +278,7 @@ fn load_check_pages<'a>(
         if !next.matches(bytes) {
             return Err("a check page the last commit wrote did not reach the disk".into());
         }
-        let (checks, after) = check_list::decode(bytes)?;
+        let (checks, after) = check_page::decode(bytes)?;
         remaining = remaining
             .checked_sub(checks.len() as u64)
             .ok_or("the check pages hold more checks than the root says")?;
@@ -463,7 +490,7 @@ fn never_created(file: &[u8], page_size: usize) -> bool {
 }
 
 /// Page `n` of `file`, if the file holds all of it.
-fn file_page(file: &[u8], page_size: usize, n: u64) -> Option<&[u8]> {
+pub(super) fn file_page(file: &[u8], page_size: usize, n: u64) -> Option<&[u8]> {
     let start = usize::try_from(n.checked_mul(page_size as u64)?).ok()?;
     file.get(start..start.checked_add(page_size)?)
 }
@@ -483,43 +510,4 @@ pub(crate) fn open_state(file: &[u8], page_size: usize) -> Result<Chosen> {
     Ok(choose_root(file.len() as u64, page_size, |n| {
         file_page(file, page_size, n)
     })?)
-}
-
-impl Core {
-    /// Opens an existing file (see the module docs).
-    pub(crate) fn open(path: &Path, settings: Settings) -> Result<Core> {
-        let store = Storage::open(path, settings.hook.clone())?;
-        let page_size = settings.page_size;
-        let chosen = open_state(store.bytes(), page_size)?;
-        let page = |n: u64| file_page(store.bytes(), page_size, n);
-        // What we opened may so far live only in the page cache (a process
-        // crash): it is made durable before the first write on top of it
-        // (`Core::settle_open`), not here, so that an open that writes
-        // nothing syncs nothing.
-        // A page freed by an unsynced commit after an earlier unsynced one
-        // wrote it is free in the map, but the chain of check pages of the
-        // root we opened still checks it: until a durable root does not,
-        // writing it would make this root (and every commit since the last
-        // sync) fail its checks after a kill. So it waits like any page
-        // freed since the last sync.
-        let mut map = chosen.loaded.map;
-        let withheld = map.withhold(&chosen.loaded.checked);
-        let journal = Journal::opened(
-            &chosen.root,
-            chosen.slot,
-            chosen.loaded.bitmap_tree,
-            chosen.loaded.dir_tree,
-            Reclamation::opened(chosen.root.generation, withheld),
-            &chosen.loaded.checked,
-            chosen.loaded.check_pages,
-        );
-        let chosen_slot = chosen.slot;
-        let other_root_checks = page(ROOT_PAGES[1 - chosen_slot])
-            .and_then(|bytes| Root::decode(bytes, page_size).ok())
-            .is_some_and(|root| !root.checks.is_empty() || !root.check_pages.is_null());
-        let mut core = Core::assemble(store, map, journal, settings, chosen.recovery);
-        core.open_unsettled = true;
-        core.other_root_checks = other_root_checks;
-        Ok(core)
-    }
 }

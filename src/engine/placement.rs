@@ -31,8 +31,8 @@
 //! or root can see, and only in a file that preallocates its growth: one
 //! created sparse (`preallocate(false)`) asked to keep its holes.
 
-use crate::engine::core::Core;
 use crate::engine::freemap::FreeMap;
+use crate::io::Storage;
 
 /// The longest run looked for: past it, a transaction writes enough that
 /// one more place costs little.
@@ -126,63 +126,63 @@ pub(crate) enum Use {
     Internal,
 }
 
-impl Core {
-    /// Takes `count` free pages (at most [`MAX_RUN`]) placed as the module
-    /// docs say, for `usage`; `None`, changing nothing, if fewer are free.
-    pub(super) fn place_pages(&mut self, count: u64, usage: Use) -> Option<Vec<u64>> {
-        if count > self.map.free_pages() {
+impl Placement {
+    /// Takes `count` free pages of `map` (at most [`MAX_RUN`]) placed as the
+    /// module docs say, for `usage`; `None`, changing nothing, if fewer are
+    /// free. Ascending.
+    pub(super) fn take(&mut self, map: &mut FreeMap, count: u64, usage: Use) -> Option<Vec<u64>> {
+        if count > map.free_pages() {
             return None;
         }
         let mut pages = Vec::with_capacity(count as usize);
         for remaining in (1..=count).rev() {
-            let page = self.placement.choose(&self.map, remaining)?;
+            let page = self.choose(map, remaining)?;
             let taken = match usage {
-                Use::Internal => self.map.take_internal(page),
-                Use::Regular => self.map.take_regular(page),
+                Use::Internal => map.take_internal(page),
+                Use::Regular => map.take_regular(page),
             };
             debug_assert!(taken, "placement chose page {page}, which is not free");
-            self.placement.last = Some(page);
-            self.placement.taken += 1;
+            self.last = Some(page);
+            self.taken += 1;
             pages.push(page);
         }
         // A run found below the page continued first: callers get them in order.
         pages.sort_unstable();
-        // A seed `alloc` may never write its pages (and should cost what it
-        // did); a transaction's and the pager's own pages get written.
-        if self.placement.active || usage == Use::Internal {
-            if let Some(&last) = pages.last() {
-                self.zero_ahead(last);
-            }
-        }
         Some(pages)
     }
 
-    /// Writes zeros into the free pages after `page` when they may never
-    /// have been written (see the module docs). Best effort: a failed write
-    /// of a free page loses nothing, so its error is dropped; a later write
-    /// that matters reports its own.
-    fn zero_ahead(&mut self, page: u64) {
-        // Until the root open took is durable, the older root may still use
-        // pages that look free (see `Core::settle_open`).
-        if !self.preallocate || page + 1 < self.placement.unwritten_from || self.open_unsettled {
+    /// Writes zeros into the free pages of `map` after `page`, the last of
+    /// pages just taken for `usage`, when they may never have been written
+    /// (see the module docs). Best effort: a failed write of a free page
+    /// loses nothing, so its error is dropped; a later write that matters
+    /// reports its own.
+    pub(super) fn zero_ahead(
+        &mut self,
+        map: &FreeMap,
+        store: &mut Storage,
+        page_size: usize,
+        page: u64,
+        usage: Use,
+    ) {
+        // A seed `alloc` may never write its pages (and should cost what it
+        // did); a transaction's and the pager's own pages get written.
+        if !(self.active || usage == Use::Internal) || page + 1 < self.unwritten_from {
             return;
         }
-        let pages = (ZERO_AHEAD_BYTES / self.page_size).max(1) as u64;
-        let end = (page + 1 + pages).min(self.map.total_pages());
-        let zeros = vec![0u8; ZERO_AHEAD_BYTES.max(self.page_size)];
+        let pages = (ZERO_AHEAD_BYTES / page_size).max(1) as u64;
+        let end = (page + 1 + pages).min(map.total_pages());
+        let zeros = vec![0u8; ZERO_AHEAD_BYTES.max(page_size)];
         let mut at = page + 1;
         while at < end {
-            if !self.map.is_free(at) {
+            if !map.is_free(at) {
                 at += 1;
                 continue;
             }
-            let run_end = (at..end).find(|&p| !self.map.is_free(p)).unwrap_or(end);
-            let len = (run_end - at) as usize * self.page_size;
-            let _ = self
-                .store
-                .write_unused_zeros(at * self.page_size as u64, &zeros[..len]);
+            let run_end = (at..end).find(|&p| !map.is_free(p)).unwrap_or(end);
+            let len = (run_end - at) as usize * page_size;
+            let _ = store.write_unused_zeros(at * page_size as u64, &zeros[..len]);
             at = run_end;
         }
-        self.placement.unwritten_from = self.placement.unwritten_from.max(end);
+        self.unwritten_from = self.unwritten_from.max(end);
     }
 }

@@ -14,7 +14,7 @@
 //!
 //! 1. **Freed pages wait.** A page freed by the commit of generation `g` is
 //!    not handed out again while a snapshot of a generation before `g`
-//!    lives ([`Core::release_unpinned`]), so a page a snapshot counts as
+//!    lives (`Core::release_unpinned` in `engine/freeze.rs`), so a page a snapshot counts as
 //!    allocated is never reallocated, hence never fresh, under it.
 //! 2. **Transactions write only fresh pages** (`engine/transaction.rs`): pages allocated by
 //!    the transaction itself, which were free in the newest state, and by
@@ -44,7 +44,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::engine::bitmap::BitVec;
-use crate::engine::core::Core;
 use crate::engine::freemap::{not_regular, FreeMap};
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, EntryState};
@@ -224,7 +223,7 @@ pub(crate) struct Registry {
     /// is also the one the next snapshot shares if nothing was committed.
     states: Mutex<Vec<(u64, Weak<Frozen>)>>,
     /// How many given-out states live: the writer's fast path when none.
-    alive: Arc<AtomicUsize>,
+    pub(super) alive: Arc<AtomicUsize>,
 }
 
 impl Registry {
@@ -278,71 +277,5 @@ impl fmt::Debug for Frozen {
         f.debug_struct("Frozen")
             .field("generation", &self.generation)
             .finish_non_exhaustive()
-    }
-}
-
-impl Core {
-    /// The state as of the last commit, shared with earlier snapshots of it.
-    pub(crate) fn freeze(&self) -> Result<Arc<Frozen>> {
-        self.check_usable()?;
-        let generation = self.journal.generation;
-        let mut states = self.snapshots.states();
-        if let Some(state) = states
-            .last()
-            .filter(|(g, _)| *g == generation)
-            .and_then(|(_, state)| state.upgrade())
-        {
-            return Ok(state);
-        }
-        let state = Arc::new(Frozen::new(
-            generation,
-            &self.map,
-            self.store.region(),
-            Arc::clone(&self.zero_page),
-            &self.snapshots.alive,
-        ));
-        states.push((generation, Arc::downgrade(&state)));
-        Ok(state)
-    }
-
-    /// Whether any snapshot given out may still live.
-    #[inline]
-    pub(super) fn snapshots_alive(&self) -> bool {
-        self.snapshots.any_alive()
-    }
-
-    /// Fails with `InUseBySnapshot` if a live snapshot reads `page` (rule 3
-    /// of the module docs).
-    #[inline]
-    pub(crate) fn check_not_in_snapshot(&self, page: u64) -> Result<()> {
-        if !self.snapshots.any_alive() {
-            return Ok(());
-        }
-        let newest = self.snapshots.newest();
-        if newest.is_some_and(|state| state.regular.get(page)) {
-            return Err(MappedPageError::InUseBySnapshot { page });
-        }
-        Ok(())
-    }
-
-    /// Whether a live snapshot names `page` as the committed copy of `slot`
-    /// (rule 4).
-    pub(super) fn snapshot_names(&self, slot: u64, page: u64) -> bool {
-        self.snapshots
-            .live()
-            .iter()
-            .any(|state| state.names_copy(slot, page))
-    }
-
-    /// The generation of the oldest live snapshot, if any.
-    fn oldest_snapshot(&self) -> Option<u64> {
-        self.snapshots.oldest_generation()
-    }
-
-    /// Makes the pages held for snapshots reusable once no live snapshot is
-    /// older than the commit that freed them (rule 1).
-    pub(super) fn release_unpinned(&mut self) {
-        let oldest = self.oldest_snapshot();
-        self.journal.reclaim.release(&mut self.map, oldest);
     }
 }

@@ -27,14 +27,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::engine::commit::{runs, Change};
 use crate::engine::core::Core;
+use crate::engine::durability::Durability;
 use crate::engine::freemap::{FreeMap, PageUse};
+use crate::engine::journal::{runs, Change};
 use crate::engine::placement::{Use, MAX_RUN};
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, EntryState, Record};
 use crate::io::DisjointPages;
-use crate::options::Durability;
 
 /// A transaction in progress: what it changed, and how to undo it.
 #[derive(Debug, Default)]
@@ -147,6 +147,22 @@ impl Core {
                 Err(err)
             }
         }
+    }
+
+    /// Takes `count` free pages placed (see `placement.rs`) for `usage`;
+    /// `None`, changing nothing, if fewer are free.
+    fn place_pages(&mut self, count: u64, usage: Use) -> Option<Vec<u64>> {
+        let pages = self.placement.take(&mut self.map, count, usage)?;
+        // Until the root open took is durable, the older root may still use
+        // pages that look free (see `Core::settle_open`).
+        if self.preallocate && !self.open_unsettled {
+            if let Some(&last) = pages.last() {
+                let (map, store) = (&self.map, &mut self.store);
+                self.placement
+                    .zero_ahead(map, store, self.page_size, last, usage);
+            }
+        }
+        Some(pages)
     }
 
     /// Starts a transaction of the public `Transaction` type.

@@ -9,7 +9,7 @@
 //! error instead of panicking: slices are taken with `get`, counts are checked
 //! against the space they claim before use.
 
-pub(crate) mod check_list;
+pub(crate) mod check_page;
 pub(crate) mod record;
 pub(crate) mod root;
 pub(crate) mod superblock;

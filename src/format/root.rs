@@ -48,7 +48,7 @@ pub(crate) const ROOT_VERSION_WHOLE_PAGE: u32 = 1;
 pub(crate) const ROOT_VERSION_ONE_OS_PAGE: u32 = 2;
 
 /// Root format 3: format 2 with a chain of check pages (see
-/// `format::check_list`) for the checks that do not fit in the root. Written
+/// `format::check_page`) for the checks that do not fit in the root. Written
 /// only by a commit that needs the chain, so older builds read every other
 /// root, and refuse this one (`UnsupportedVersion`) instead of opening a
 /// commit whose pages they cannot check.

@@ -1,6 +1,18 @@
-//! Space given back (contract C2): the free tail of the file cut off, on
-//! request ([`crate::Pager::shrink`]) and, past a threshold, after a commit;
-//! and what an engine needs to move its highest pages down so that the tail
+//! The file's length: the one place that decides it. A file grows when a
+//! commit needs more free pages than it has (by a step of an eighth of the
+//! file, between [`crate::MIN_GROWTH_STEP`] and the `max_growth_step`
+//! option, contract C1, S5), gives back what a failed call grew, and
+//! shrinks when its free tail is cut off (contract C2): on request
+//! ([`crate::Pager::shrink`]) and, past a threshold, after a commit.
+//!
+//! # Growth
+//! A growth reserves the new blocks (where the platform can), maps the
+//! longer file and makes the new length durable before any root counts on
+//! it (contract D6). A call that fails after growing gives the growth back:
+//! the file keeps the length the newest root counts on.
+//!
+//! # Shrink
+//! What an engine needs to move its highest pages down so that the tail
 //! frees up (`Transaction::relocate`, `iter_allocated_pages().rev()`). The
 //! pager moves its own pages down itself: protected copies (placed beside a
 //! transaction's pages, so possibly high) and page-tree pages, before it
@@ -18,13 +30,213 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::commit::Change;
 use crate::engine::core::Core;
+use crate::engine::journal::Change;
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{EntryState, Record};
 use crate::format::FIRST_DATA_PAGE;
 
+/// Default cap on one growth step, in bytes (1 GiB): reached by files of
+/// 8 GiB and more, whose eighth is larger.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{Pager, DEFAULT_MAX_GROWTH_STEP};
+/// // A file that will be large: smaller steps than the default cap.
+/// let options = Pager::<4096>::options().max_growth_step(DEFAULT_MAX_GROWTH_STEP / 16);
+/// # drop(options.create(&path)?);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
+pub const DEFAULT_MAX_GROWTH_STEP: u64 = 1 << 30;
+/// The smallest growth step, in bytes (4 MiB), unless
+/// [`PagerOptions::max_growth_step`](crate::PagerOptions::max_growth_step) is set lower. Files smaller than 32 MiB,
+/// whose eighth is less, grow by this much.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{Pager, MIN_GROWTH_STEP};
+/// let mut pager = Pager::<4096>::create(&path)?;
+/// let before = pager.page_count();
+/// pager.alloc_bulk(before as usize)?; // a small file grows by the minimum step
+/// assert!(pager.page_count() >= before + MIN_GROWTH_STEP / 4096);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
+pub const MIN_GROWTH_STEP: u64 = 4 << 20;
+/// Default free tail, in bytes (64 MiB), past which a commit cuts the file
+/// (when the tail is also more than a quarter of the file); see
+/// [`PagerOptions::shrink_threshold`](crate::PagerOptions::shrink_threshold).
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{Pager, DEFAULT_SHRINK_THRESHOLD};
+/// // Give free space back sooner than the default.
+/// let options = Pager::<4096>::options().shrink_threshold(Some(DEFAULT_SHRINK_THRESHOLD / 4));
+/// # drop(options.create(&path)?);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
+pub const DEFAULT_SHRINK_THRESHOLD: u64 = 64 << 20;
+/// A growth step is this fraction of the file (one eighth).
+const GROWTH_DIVISOR: u64 = 8;
+
 impl Core {
+    /// Makes at least `count` pages free, growing the file if needed. On
+    /// error nothing in memory has changed and the file has its old length.
+    pub(super) fn ensure_free(&mut self, count: u64) -> Result<()> {
+        self.make_room(&|_: &Core, _: u64| count, 0)
+    }
+
+    /// [`Core::ensure_free`] for a call that also takes up to `new_slots`
+    /// more directory slots: a growth leaves room for the checkpoint of the
+    /// directory they lengthen too.
+    pub(super) fn ensure_free_for_slots(&mut self, count: u64, new_slots: u64) -> Result<()> {
+        self.make_room(&|_: &Core, _: u64| count, new_slots)
+    }
+
+    /// Fails with `InvalidCount` if `pages` more pages in use could not fit
+    /// in any file this pager can have (the format's page numbers, the
+    /// largest file the OS and the address space allow): checked before
+    /// anything is touched.
+    pub(super) fn check_room(&self, pages: u64, count: u64) -> Result<()> {
+        let in_use = (self.map.total_pages() - self.map.free_pages())
+            .saturating_sub(self.journal.reclaim.count());
+        match in_use.checked_add(pages) {
+            Some(total) if total <= self.max_total_pages => Ok(()),
+            _ => Err(MappedPageError::InvalidCount { count }),
+        }
+    }
+
+    /// Makes `need(total)` pages free, `total` being the file's length in
+    /// pages (what a checkpoint writes depends on it). Grows by a whole step
+    /// (see [`Core::growth_step`]) or by what the call needs and room for a
+    /// checkpoint, whichever is more, if that fits; else by the least that
+    /// does. On error nothing in memory has changed and the file has its old
+    /// length.
+    pub(super) fn make_room(
+        &mut self,
+        need: &dyn Fn(&Core, u64) -> u64,
+        new_slots: u64,
+    ) -> Result<()> {
+        // Snapshots dropped since the last commit give their pages back.
+        self.release_unpinned();
+        if self.map.free_pages() < need(self, self.map.total_pages())
+            && self.journal.reclaim.awaits_sync()
+        {
+            // Pages freed since the last sync become reusable once it is
+            // made: cheaper than growing the file (Deferred mode only; in
+            // Immediate mode nothing waits after a commit returns).
+            self.sync_everything()?;
+        }
+        let total = self.map.total_pages();
+        let free = self.map.free_pages();
+        let wanted = need(self, total);
+        if free >= wanted {
+            return Ok(());
+        }
+        let too_large = || MappedPageError::Io(std::io::ErrorKind::FileTooLarge.into());
+        // The least growth that does: more pages can make a tree taller, so
+        // look for the fixed point (a few rounds at most).
+        let mut grow_by = wanted - free;
+        let mut rounds = 0;
+        loop {
+            let new_total = total
+                .checked_add(grow_by)
+                .filter(|&t| t <= self.max_total_pages)
+                .ok_or_else(too_large)?;
+            let wanted = need(self, new_total);
+            if free + grow_by >= wanted {
+                break;
+            }
+            rounds += 1;
+            if rounds > 64 {
+                return Err(too_large());
+            }
+            grow_by = wanted - free;
+        }
+        let minimum = total + grow_by;
+        // A whole step when the call needs less; else what it needs and the
+        // most one checkpoint of the grown file takes, so that the commit
+        // after a large growth (a free after a bulk load) need not grow the
+        // file again by a whole step.
+        let least_and_checkpoint =
+            grow_by.saturating_add(self.full_checkpoint_pages(minimum, new_slots));
+        let mut preferred = total
+            .saturating_add(self.growth_step(total).max(least_and_checkpoint))
+            .min(self.max_total_pages);
+        if free + (preferred - total) < need(self, preferred) {
+            preferred = minimum;
+        }
+        self.grow_file(minimum, preferred)
+    }
+
+    /// One growth step for a file of `total` pages: an eighth of it, at
+    /// least [`MIN_GROWTH_STEP`] and at most the `max_growth_step` option,
+    /// which wins over the minimum (contract C1, S5).
+    pub(super) fn growth_step(&self, total: u64) -> u64 {
+        let min_pages = (MIN_GROWTH_STEP / self.page_size as u64).max(1);
+        (total / GROWTH_DIVISOR)
+            .max(min_pages)
+            .min(self.max_growth_pages)
+    }
+
+    /// The most pages one checkpoint can take in a file of `total` pages
+    /// and a directory up to `new_slots` slots longer: every node of both
+    /// page trees rewritten.
+    pub(super) fn full_checkpoint_pages(&self, total: u64, new_slots: u64) -> u64 {
+        let (bitmap_leaves, dir_leaves) = self.tree_leaves(total, new_slots);
+        self.journal
+            .bitmap_tree
+            .full_checkpoint_pages(bitmap_leaves)
+            .saturating_add(self.journal.dir_tree.full_checkpoint_pages(dir_leaves))
+    }
+
+    /// Grows the file to `preferred` pages, or, if that fails, to `minimum`.
+    /// The new length is durable before this returns, so a root that counts
+    /// on it can be written (contract D6). A failed growth gives back what it
+    /// took: the file keeps its old length.
+    fn grow_file(&mut self, minimum: u64, preferred: u64) -> Result<()> {
+        let page_size = self.page_size as u64;
+        let mut target = preferred;
+        loop {
+            // Both are at most `max_total_pages`, whose bytes fit in a u64.
+            let new_len = target.saturating_mul(page_size);
+            match self.store.grow(new_len, self.preallocate) {
+                Ok(()) => break,
+                // A step that does not fit (disk full, quota, file size or
+                // address space) may leave room for the least that does.
+                Err(_) if target > minimum => target = minimum,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        let old_len = self.map.total_pages() * page_size;
+        // Everything written so far becomes durable with the new length.
+        if let Err(err) = self.sync_everything() {
+            let _ = self.store.give_back(old_len);
+            return Err(err);
+        }
+        self.map.grow(target);
+        Ok(())
+    }
+
+    /// After a failure that published nothing: cuts the file back to the
+    /// length the newest root counts on, giving back what the failed call
+    /// grew. Best effort: a file longer than its roots count on is valid.
+    pub(super) fn give_back_growth(&mut self) {
+        let keep = self.journal.root_total;
+        if self.map.total_pages() <= keep || !self.map.can_shrink(keep) {
+            return;
+        }
+        if self.store.give_back(keep * self.page_size as u64).is_ok() {
+            self.map.shrink(keep);
+            self.placement.cut(keep);
+        }
+    }
+
     /// The first page of the free tail: every page from it to the end of
     /// the file is free, and it is as low as the format allows (a directory
     /// of `n` slots needs a file of `2n` pages).
