@@ -17,7 +17,7 @@
 //! transactions, and the writer's commit time with a reader running.
 //! KV: redb's published workload (24-byte keys, 150-byte values, random
 //! order) on the B+tree of `examples/btree`, redb, LMDB and SQLite (see
-//! `kv.rs`). `ONLY=w1,t3,...` runs some of them (`t3` all three sizes, `t3-16` one).
+//! `workloads/kv.rs`). `ONLY=w1,t3,...` runs some of them (`t3` all three sizes, `t3-16` one).
 //!
 //! Every figure is the median of repeated measurements. For W1-W3, W5, W7,
 //! T3 and T4 the systems of a workload are interleaved round by round in

@@ -100,7 +100,7 @@ pub struct ReadData {
 
 /// One system under test. Every method but `id` and `label` is a workload;
 /// its default is "not in this workload".
-pub trait Engine: Sync {
+pub trait Engine {
     /// Its name on a child process's command line.
     fn id(&self) -> &'static str;
 
