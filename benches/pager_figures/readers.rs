@@ -16,8 +16,8 @@ use super::page_access::{
 use super::report::{describe, info_ratio_row, median_u64, ratio_row, row, yes_no, Row};
 use super::support::stats::{fmt_ns, median, ns, percentile, Rng};
 use super::support::workloads::{
-    check_root, head, read_batch, written_pages, R6Writer, R6_BATCH, R6_CONFIGS, R6_K, R6_PAGES,
-    R6_SPINNER,
+    check_root, head, read_batch, spin, written_pages, R6Writer, R6_BATCH, R6_CONFIGS, R6_K,
+    R6_PAGES, R6_SPINNER,
 };
 use super::support::{BoxResult, PAGE};
 use super::Config;
@@ -202,12 +202,7 @@ fn r6_window(
     let (commits, runs) = std::thread::scope(|s| {
         if spinner {
             let stop = &stop;
-            s.spawn(move || {
-                let mut spins = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    spins = black_box(spins.wrapping_add(1));
-                }
-            });
+            s.spawn(move || spin(stop));
         }
         let handles: Vec<_> = (0..readers)
             .map(|r| {

@@ -3,6 +3,7 @@
 //! and readers on a `ConcurrentPager`, and files of written pages to read.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use mappedpages::{ConcurrentPager, Durability, PageId, Pager, ProtectedPageId, Snapshot};
 
@@ -31,6 +32,15 @@ pub const R6_CONFIGS: [(bool, usize); 6] = [
     (false, 2),
     (true, R6_SPINNER),
 ];
+
+/// R6's spinning thread (`R6_SPINNER`): busy until `stop`, touching no
+/// page.
+pub fn spin(stop: &AtomicBool) {
+    let mut spins = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        spins = std::hint::black_box(spins.wrapping_add(1));
+    }
+}
 
 /// The first 8 bytes of a page, as the read loops sum them.
 #[inline(always)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::engines::{Engine, LMDB, OURS, REDB};
 use crate::report::{time_row, Row, Value};
 use crate::support::stats::{fmt_ns, median, ns, percentile, Rng};
-use crate::support::workloads::{R6_BATCH, R6_CONFIGS, R6_K, R6_SPINNER};
+use crate::support::workloads::{spin, R6_BATCH, R6_CONFIGS, R6_K, R6_SPINNER};
 use crate::{Config, R};
 
 /// The key of the root value, which names the newest commit's first key.
@@ -92,12 +92,7 @@ fn r6_window(
     };
     let out = std::thread::scope(|s| -> Result<(Vec<f64>, f64), String> {
         if spinner {
-            s.spawn(move || {
-                let mut spins = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    spins = std::hint::black_box(spins.wrapping_add(1));
-                }
-            });
+            s.spawn(move || spin(stop));
         }
         let handles: Vec<_> = (0..readers)
             .map(|r| {
