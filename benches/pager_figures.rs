@@ -1,5 +1,6 @@
 //! The figures of the contract's performance section, of its transactions
-//! and of its readers: see `pager_figures/linux.rs` for what each measures.
+//! and of its readers: see `pager_figures/mod.rs` for how to run them and
+//! which file measures what.
 //!
 //! They are Linux figures: the sync counts come from `strace`, the cold
 //! reads from `posix_fadvise`, the memory from `/proc/self/status`, the
@@ -8,7 +9,7 @@
 //! measured nothing.
 
 #[cfg(target_os = "linux")]
-#[path = "pager_figures/linux.rs"]
+#[path = "pager_figures/mod.rs"]
 mod figures;
 
 #[cfg(target_os = "linux")]

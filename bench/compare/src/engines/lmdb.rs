@@ -1,0 +1,322 @@
+//! LMDB through heed: a sync at every commit (or `NO_SYNC`), integer keys
+//! for the page workloads and byte keys for KV. LMDB writes its meta page
+//! through an `O_DSYNC` descriptor, which the sync count includes.
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use heed::types::{Bytes, U64};
+use heed::{byteorder::BigEndian, EnvFlags, EnvOpenOptions};
+
+use super::{Engine, ReadData, Work};
+use crate::support::stats::{ns, Rng};
+use crate::support::workloads::{head, R6_BATCH, R6_K, R6_PAGES};
+use crate::support::PAGE;
+use crate::workloads::kv::{print, KvReader, KvStore, Pair, KEY};
+use crate::workloads::r6::{text, R6Keys, R6Store, R6_ROOT};
+use crate::workloads::w8::{Churn, CHURN_BATCH};
+use crate::{Op, R};
+
+pub struct Lmdb;
+
+type Db = heed::Database<U64<BigEndian>, Bytes>;
+type KvDb = heed::Database<Bytes, Bytes>;
+
+/// An environment in `dir/lmdb`, with NO_SYNC unless `sync`.
+fn create(dir: &Path, sync: bool, map_size: usize) -> R<(heed::Env, Db)> {
+    let path = dir.join("lmdb");
+    std::fs::create_dir_all(&path)?;
+    let mut opts = EnvOpenOptions::new();
+    opts.map_size(map_size).max_dbs(1);
+    if !sync {
+        // SAFETY: NO_SYNC only changes durability on power loss; the
+        // environment is used by this process alone.
+        unsafe { opts.flags(EnvFlags::NO_SYNC) };
+    }
+    // SAFETY: the directory is new and opened once, by this process only.
+    let env = unsafe { opts.open(&path)? };
+    let mut wtxn = env.write_txn()?;
+    let db: Db = env.create_database(&mut wtxn, None)?;
+    wtxn.commit()?;
+    Ok((env.clone(), db))
+}
+
+/// An environment of `n` values of one page, each starting with its key,
+/// written in one transaction.
+fn filled(dir: &Path, n: u64, map_size: usize) -> R<(heed::Env, Db)> {
+    let (env, db) = create(dir, true, map_size)?;
+    let mut block = vec![0u8; PAGE];
+    let mut w = env.write_txn()?;
+    for i in 0..n {
+        block[..8].copy_from_slice(&i.to_le_bytes());
+        db.put(&mut w, &i, &block)?;
+    }
+    w.commit()?;
+    Ok((env, db))
+}
+
+impl Engine for Lmdb {
+    fn id(&self) -> &'static str {
+        "lmdb"
+    }
+
+    fn label(&self, work: Work) -> String {
+        if work.sync() {
+            "LMDB (heed)".into()
+        } else {
+            "LMDB (heed), NO_SYNC".into()
+        }
+    }
+
+    fn op(&self, work: Work, dir: &Path, _cap: usize) -> R<Op> {
+        let data = vec![0xA5u8; PAGE];
+        match work {
+            Work::Write { sync } => {
+                let (env, db) = create(dir, sync, 1 << 30)?;
+                Ok(Box::new(move |i| {
+                    let start = Instant::now();
+                    let mut w = env.write_txn()?;
+                    db.put(&mut w, &i, &data)?;
+                    w.commit()?;
+                    Ok(ns(start.elapsed()))
+                }))
+            }
+            Work::Overwrite { sync } => {
+                let (env, db) = create(dir, sync, 1 << 26)?;
+                Ok(Box::new(move |i| {
+                    let mut v = data.clone();
+                    v[0] = i as u8;
+                    let start = Instant::now();
+                    let mut w = env.write_txn()?;
+                    db.put(&mut w, &0, &v)?;
+                    w.commit()?;
+                    Ok(ns(start.elapsed()))
+                }))
+            }
+            Work::Txn { k } => {
+                let keys = move |i: u64| (i * k as u64)..((i + 1) * k as u64);
+                let (env, db) = create(dir, true, 1 << 30)?;
+                Ok(Box::new(move |i| {
+                    let start = Instant::now();
+                    let mut w = env.write_txn()?;
+                    for key in keys(i) {
+                        db.put(&mut w, &key, &data)?;
+                    }
+                    if i > 0 {
+                        for key in keys(i - 1) {
+                            db.delete(&mut w, &key)?;
+                        }
+                    }
+                    w.commit()?;
+                    Ok(ns(start.elapsed()))
+                }))
+            }
+            Work::Alloc { .. } => Err(format!("no system lmdb in {work:?}").into()),
+        }
+    }
+
+    fn reads(&self, dir: &Path, data: &ReadData) -> R<(String, Op)> {
+        let n = data.ids.len();
+        let (env, db) = filled(dir, n as u64, (n * PAGE * 3).max(1 << 28))?;
+        let order = data.order.clone();
+        Ok((
+            "LMDB (heed) get, one read txn per pass".into(),
+            Box::new(move |_| {
+                let start = Instant::now();
+                let r = env.read_txn()?;
+                let mut sum = 0u64;
+                for &i in order.iter() {
+                    let v = db.get(&r, &i)?.ok_or("missing")?;
+                    sum = sum.wrapping_add(head(v));
+                }
+                std::hint::black_box(sum);
+                drop(r);
+                Ok(ns(start.elapsed()) / order.len() as f64)
+            }),
+        ))
+    }
+
+    fn r6(&self, dir: &Path) -> R<Box<dyn R6Store>> {
+        let (env, db) = filled(dir, R6_PAGES, 1 << 30)?;
+        Ok(Box::new(LmdbR6 {
+            env,
+            db,
+            keys: R6Keys::new(),
+        }))
+    }
+
+    fn churn(&self, dir: &Path, churn: &Churn) -> R<(String, PathBuf)> {
+        let (n, again) = (churn.n, churn.again);
+        let (env, db) = create(dir, true, (n as usize * PAGE * 4).max(1 << 28))?;
+        let put = |keys: &mut dyn Iterator<Item = u64>| -> R<()> {
+            let mut w = env.write_txn()?;
+            for k in keys {
+                db.put(&mut w, &k, &churn.data)?;
+            }
+            w.commit()?;
+            Ok(())
+        };
+        for s in (0..n).step_by(CHURN_BATCH) {
+            put(&mut (s..(s + CHURN_BATCH as u64).min(n)))?;
+        }
+        for c in churn.freed.chunks(CHURN_BATCH) {
+            let mut w = env.write_txn()?;
+            for &k in c {
+                db.delete(&mut w, &k)?;
+            }
+            w.commit()?;
+        }
+        for s in (n..n + again).step_by(CHURN_BATCH) {
+            put(&mut (s..(s + CHURN_BATCH as u64).min(n + again)))?;
+        }
+        // data.mdb only: lock.mdb is not data.
+        Ok(("LMDB (heed)".into(), dir.join("lmdb").join("data.mdb")))
+    }
+
+    fn kv(&self, dir: &Path) -> R<Box<dyn KvStore>> {
+        let mut opts = EnvOpenOptions::new();
+        // Default flags: a sync at every commit.
+        opts.map_size(8 << 30).max_dbs(1);
+        // SAFETY: the directory is new and opened once, by this process
+        // only.
+        let env = unsafe { opts.open(dir)? };
+        let mut w = env.write_txn()?;
+        let db: KvDb = env.create_database(&mut w, None)?;
+        w.commit()?;
+        Ok(Box::new(LmdbKv {
+            env,
+            db,
+            path: dir.join("data.mdb"),
+        }))
+    }
+}
+
+struct LmdbR6 {
+    env: heed::Env,
+    db: Db,
+    keys: R6Keys,
+}
+
+impl R6Store for LmdbR6 {
+    fn label(&self) -> &'static str {
+        "LMDB (heed)"
+    }
+
+    fn commit(&self) -> Result<(), String> {
+        let mut keys = self.keys.lock()?;
+        let (fresh, older) = keys.next_commit(R6_K);
+        let mut block = vec![0u8; PAGE];
+        let mut t = self.env.write_txn().map_err(text)?;
+        for &k in &fresh {
+            block[..8].copy_from_slice(&k.to_le_bytes());
+            self.db.put(&mut t, &k, &block).map_err(text)?;
+        }
+        for k in older {
+            self.db.delete(&mut t, &k).map_err(text)?;
+        }
+        self.db
+            .put(&mut t, &R6_ROOT, &fresh[0].to_le_bytes())
+            .map_err(text)?;
+        t.commit().map_err(text)?;
+        keys.committed(fresh);
+        Ok(())
+    }
+
+    fn read_batch(&self, rng: &mut Rng) -> Result<u64, String> {
+        let mask = R6_PAGES - 1;
+        let mut sum = 0u64;
+        let r = self.env.read_txn().map_err(text)?;
+        if let Some(v) = self.db.get(&r, &R6_ROOT).map_err(text)? {
+            let newest = head(v);
+            let page = self.db.get(&r, &newest).map_err(text)?.ok_or("missing")?;
+            if head(page) != newest {
+                return Err("the root's value is not its commit's".into());
+            }
+        }
+        for _ in 0..R6_BATCH {
+            let k = rng.next() & mask;
+            let v = self.db.get(&r, &k).map_err(text)?.ok_or("missing")?;
+            sum = sum.wrapping_add(head(v));
+        }
+        Ok(sum)
+    }
+}
+
+struct LmdbKv {
+    env: heed::Env,
+    db: KvDb,
+    path: PathBuf,
+}
+
+impl KvStore for LmdbKv {
+    fn label(&self) -> &'static str {
+        "LMDB (heed), default sync"
+    }
+
+    fn short(&self) -> &'static str {
+        "LMDB"
+    }
+
+    fn put(&mut self, pairs: &[Pair]) -> R<()> {
+        let mut w = self.env.write_txn()?;
+        for (k, v) in pairs {
+            self.db.put(&mut w, k, v)?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    fn remove(&mut self, keys: &[[u8; KEY]]) -> R<()> {
+        let mut w = self.env.write_txn()?;
+        for k in keys {
+            if !self.db.delete(&mut w, k)? {
+                return Err("a removed key was missing".into());
+            }
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    fn reader(&self) -> R<Box<dyn KvReader + '_>> {
+        Ok(Box::new(LmdbReader(&self.env, self.db)))
+    }
+
+    fn ranges(&self, starts: &[[u8; KEY]], len: usize) -> R<(u64, usize)> {
+        let (mut sum, mut count) = (0u64, 0usize);
+        let r = self.env.read_txn()?;
+        for s in starts {
+            for e in self
+                .db
+                .range(&r, &(Bound::Included(&s[..]), Bound::Unbounded))?
+                .take(len)
+            {
+                sum += print(e?.1);
+                count += 1;
+            }
+        }
+        Ok((sum, count))
+    }
+
+    fn files(&self) -> PathBuf {
+        self.path.clone()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct LmdbReader<'a>(&'a heed::Env, KvDb);
+
+impl KvReader for LmdbReader<'_> {
+    fn get(&self, keys: &[[u8; KEY]]) -> R<u64> {
+        let mut sum = 0u64;
+        let r = self.0.read_txn()?;
+        for k in keys {
+            sum += print(self.1.get(&r, k)?.ok_or("a read key was missing")?);
+        }
+        Ok(sum)
+    }
+
+    fn twin(&self) -> Box<dyn KvReader + '_> {
+        Box::new(*self)
+    }
+}

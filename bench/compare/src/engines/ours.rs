@@ -1,0 +1,391 @@
+//! This crate, in the ways the single-operation workloads use it (one call
+//! per operation, one transaction, a `Deferred` write and `sync()`,
+//! `Deferred` transactions with an occasional sync), and the B+tree of
+//! `examples/btree` on it for KV.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use mappedpages::{ConcurrentPager, Durability, PageId, Pager, ProtectedPageId};
+
+use super::{Engine, ReadData, Work};
+use crate::support::stats::{ns, Rng};
+use crate::support::workloads::{
+    check_root, head, read_batch, replace_pages, written_pages, R6Writer, R6_PAGES,
+};
+use crate::support::PAGE;
+use crate::tree::Db;
+use crate::tree::ReadTxn;
+use crate::workloads::kv::{print, KvReader, KvStore, Pair, KEY};
+use crate::workloads::r6::R6Store;
+use crate::workloads::w8::Churn;
+use crate::{Op, R};
+
+/// How a single-operation workload drives the pager.
+pub enum Mappedpages {
+    /// One call per operation (`alloc`, a write then `sync()`, a protected
+    /// commit), `Immediate` or, without sync, `Deferred`; T3's transaction.
+    Single,
+    /// One transaction per operation: alloc + write + commit.
+    Txn,
+    /// `Deferred` alloc + write, then `sync()`: W2 with the sync apart.
+    DeferredThenSync,
+    /// A `Deferred` transaction per operation with an untimed `sync()` every
+    /// 128: beside the unsynced row, it shows that a `Deferred` commit
+    /// writes only its own checks, whatever the commits since the last sync.
+    SyncEvery128,
+}
+
+fn create(dir: &Path, durability: Durability, pages: u64) -> R<Pager<PAGE>> {
+    Ok(Pager::<PAGE>::options()
+        .durability(durability)
+        .initial_pages(pages)
+        .create(dir.join("ours.pages"))?)
+}
+
+fn durability(sync: bool) -> Durability {
+    if sync {
+        Durability::Immediate
+    } else {
+        Durability::Deferred
+    }
+}
+
+/// One transaction that allocates a page, fills it with `data` stamped with
+/// `i`, and commits: its time in nanoseconds.
+fn commit_one_page(p: &mut Pager<PAGE>, data: &[u8], i: u64) -> R<f64> {
+    let start = Instant::now();
+    let mut txn = p.transaction()?;
+    let id = txn.alloc()?;
+    let page = txn.get_mut(id)?.as_bytes_mut();
+    page.copy_from_slice(data);
+    page[0] = i as u8;
+    txn.commit()?;
+    Ok(ns(start.elapsed()))
+}
+
+impl Mappedpages {
+    fn write_op(&self, sync: bool, dir: &Path, pages: u64) -> R<Op> {
+        let data = vec![0xA5u8; PAGE];
+        Ok(match self {
+            Mappedpages::Single => {
+                let mut p = create(dir, durability(sync), pages)?;
+                Box::new(move |i| {
+                    let start = Instant::now();
+                    let id: PageId<PAGE> = p.alloc()?;
+                    let page = id.get_mut(&mut p)?.as_bytes_mut();
+                    page.copy_from_slice(&data);
+                    page[0] = i as u8;
+                    if sync {
+                        p.sync()?;
+                    }
+                    Ok(ns(start.elapsed()))
+                })
+            }
+            Mappedpages::DeferredThenSync => {
+                let mut p = create(dir, Durability::Deferred, pages)?;
+                Box::new(move |i| {
+                    let start = Instant::now();
+                    let id: PageId<PAGE> = p.alloc()?;
+                    let page = id.get_mut(&mut p)?.as_bytes_mut();
+                    page.copy_from_slice(&data);
+                    page[0] = i as u8;
+                    p.sync()?;
+                    Ok(ns(start.elapsed()))
+                })
+            }
+            Mappedpages::Txn => {
+                let mut p = create(dir, durability(sync), pages)?;
+                Box::new(move |i| commit_one_page(&mut p, &data, i))
+            }
+            Mappedpages::SyncEvery128 => {
+                let mut p = create(dir, Durability::Deferred, pages)?;
+                Box::new(move |i| {
+                    if i % 128 == 0 {
+                        p.sync()?;
+                    }
+                    commit_one_page(&mut p, &data, i)
+                })
+            }
+        })
+    }
+}
+
+impl Engine for Mappedpages {
+    fn id(&self) -> &'static str {
+        match self {
+            Mappedpages::Single => "ours",
+            Mappedpages::Txn => "ours-txn",
+            Mappedpages::DeferredThenSync => "ours-deferred",
+            Mappedpages::SyncEvery128 => "ours-sync128",
+        }
+    }
+
+    fn label(&self, work: Work) -> String {
+        let mode = if work.sync() { "Immediate" } else { "Deferred" };
+        match self {
+            Mappedpages::Single => format!("mappedpages (this crate), {mode}"),
+            Mappedpages::Txn => format!(
+                "mappedpages (this crate), {mode}, one transaction: alloc + write + commit"
+            ),
+            Mappedpages::DeferredThenSync => {
+                "mappedpages (this crate), Deferred alloc + write, then sync()".into()
+            }
+            Mappedpages::SyncEvery128 => {
+                "mappedpages (this crate), Deferred transaction, an untimed sync() every 128 commits"
+                    .into()
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "mappedpages (this crate)"
+    }
+
+    fn op(&self, work: Work, dir: &Path, cap: usize) -> R<Op> {
+        let pages = cap as u64 + 1024;
+        let data = vec![0xA5u8; PAGE];
+        match (self, work) {
+            (_, Work::Write { sync }) => self.write_op(sync, dir, pages),
+            (Mappedpages::Single, Work::Alloc { sync }) => {
+                let mut p = create(dir, durability(sync), pages)?;
+                Ok(Box::new(move |_| {
+                    let start = Instant::now();
+                    let id = p.alloc()?;
+                    let t = ns(start.elapsed());
+                    std::hint::black_box(id);
+                    Ok(t)
+                }))
+            }
+            (Mappedpages::Single, Work::Overwrite { sync }) => {
+                let mut p = create(dir, durability(sync), 1024)?;
+                let id = p.alloc_protected()?;
+                Ok(Box::new(move |i| {
+                    let start = Instant::now();
+                    let mut w = id.get_mut(&mut p)?;
+                    let page = w.page_mut().as_bytes_mut();
+                    page.copy_from_slice(&data);
+                    page[0] = i as u8;
+                    w.commit()?;
+                    Ok(ns(start.elapsed()))
+                }))
+            }
+            (Mappedpages::Single, Work::Txn { k }) => {
+                // k fresh pages and the protected root; the k pages the
+                // transaction before wrote freed.
+                let mut p = create(dir, Durability::Immediate, 4 * k as u64 + 1024)?;
+                let root = p.alloc_protected()?;
+                let mut older: Vec<PageId<PAGE>> = Vec::new();
+                Ok(Box::new(move |i| {
+                    let start = Instant::now();
+                    let freed = std::mem::take(&mut older);
+                    older = replace_pages(&mut p, root, freed, k, |_, page| {
+                        page.copy_from_slice(&data);
+                        page[0] = i as u8;
+                    })?;
+                    Ok(ns(start.elapsed()))
+                }))
+            }
+            _ => Err(format!("no system {} in {work:?}", self.id()).into()),
+        }
+    }
+
+    fn reads(&self, _dir: &Path, data: &ReadData) -> R<(String, Op)> {
+        let pager = data.pager.clone();
+        let ids: Vec<PageId<PAGE>> = data.order.iter().map(|&i| data.ids[i as usize]).collect();
+        Ok((
+            "mappedpages (this crate) get".into(),
+            Box::new(move |_| {
+                let start = Instant::now();
+                let mut sum = 0u64;
+                for id in &ids {
+                    sum = sum.wrapping_add(head(id.get(&pager)?.as_bytes()));
+                }
+                std::hint::black_box(sum);
+                Ok(ns(start.elapsed()) / ids.len() as f64)
+            }),
+        ))
+    }
+
+    fn bulk(&self, path: &Path, count: usize) -> R<(f64, usize)> {
+        let mut p = Pager::<PAGE>::create(path)?;
+        let start = Instant::now();
+        let ids = p.alloc_bulk(count)?;
+        Ok((ns(start.elapsed()), ids.len()))
+    }
+
+    fn build_small_pages(&self, path: &Path, count: u64) -> R<()> {
+        let mut p = Pager::<1024>::options()
+            .durability(Durability::Deferred)
+            .preallocate(false)
+            .create(path)?;
+        let mut left = count;
+        let chunk = 1u64 << 24;
+        while left > 0 {
+            let c = left.min(chunk);
+            let ids = p.alloc_bulk(c as usize)?;
+            std::hint::black_box(ids);
+            left -= c;
+        }
+        p.sync()?;
+        Ok(())
+    }
+
+    fn open_small_pages(&self, path: &Path) -> R<f64> {
+        let start = Instant::now();
+        let p = Pager::<1024>::open(path)?;
+        let t = ns(start.elapsed());
+        drop(p);
+        Ok(t)
+    }
+
+    fn r6(&self, dir: &Path) -> R<Box<dyn R6Store>> {
+        let (mut pager, ids) =
+            written_pages(&dir.join("r6.pages"), R6_PAGES, 4096, Durability::Immediate)?;
+        let root = pager.alloc_protected()?;
+        Ok(Box::new(OursR6 {
+            shared: ConcurrentPager::new(pager)?,
+            root,
+            ids,
+            writer: Mutex::new(R6Writer::new(root)),
+        }))
+    }
+
+    fn churn(&self, dir: &Path, churn: &Churn) -> R<(String, PathBuf)> {
+        // Pages are the values.
+        let path = dir.join("w8.pages");
+        let mut p = Pager::<PAGE>::options()
+            .durability(Durability::Deferred)
+            .create(&path)?;
+        let ids = p.alloc_bulk(churn.n as usize)?;
+        for id in &ids {
+            id.get_mut(&mut p)?
+                .as_bytes_mut()
+                .copy_from_slice(&churn.data);
+        }
+        p.sync()?;
+        p.free_bulk(churn.freed.iter().map(|&k| ids[k as usize]).collect())?;
+        let more = p.alloc_bulk(churn.again as usize)?;
+        for id in &more {
+            id.get_mut(&mut p)?
+                .as_bytes_mut()
+                .copy_from_slice(&churn.data);
+        }
+        p.sync()?;
+        Ok(("mappedpages (this crate)".into(), path))
+    }
+
+    fn kv(&self, dir: &Path) -> R<Box<dyn KvStore>> {
+        // Db::create: the pager's defaults, Durability::Immediate.
+        let path = dir.join("kv.pages");
+        Ok(Box::new(BtreeKv {
+            db: Box::new(Db::create(&path)?),
+            path,
+        }))
+    }
+}
+
+/// R6 on a `ConcurrentPager`: readers take snapshots while the writer
+/// commits.
+struct OursR6 {
+    shared: ConcurrentPager<PAGE>,
+    root: ProtectedPageId<PAGE>,
+    ids: Vec<PageId<PAGE>>,
+    /// The writer's state; only the writer thread locks it, so the lock is
+    /// never contended.
+    writer: Mutex<R6Writer>,
+}
+
+impl R6Store for OursR6 {
+    fn label(&self) -> &'static str {
+        "mappedpages (this crate), ConcurrentPager"
+    }
+
+    fn commit(&self) -> Result<(), String> {
+        let mut writer = self.writer.lock().map_err(|e| e.to_string())?;
+        writer.commit(&self.shared)
+    }
+
+    fn read_batch(&self, rng: &mut Rng) -> Result<u64, String> {
+        let snap = self.shared.read().map_err(|e| e.to_string())?;
+        check_root(&snap, self.root)?;
+        read_batch(&snap, &self.ids, rng)
+    }
+}
+
+/// KV on the B+tree of `examples/btree`.
+struct BtreeKv {
+    db: Box<Db>,
+    path: PathBuf,
+}
+
+impl KvStore for BtreeKv {
+    fn label(&self) -> &'static str {
+        "B+tree on mappedpages (this crate, examples/btree), Immediate"
+    }
+
+    fn short(&self) -> &'static str {
+        "this crate"
+    }
+
+    fn put(&mut self, pairs: &[Pair]) -> R<()> {
+        let mut w = self.db.write()?;
+        for (k, v) in pairs {
+            w.insert(k, v)?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    fn remove(&mut self, keys: &[[u8; KEY]]) -> R<()> {
+        let mut w = self.db.write()?;
+        for k in keys {
+            w.remove(k)?.ok_or("a removed key was missing")?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    fn reader(&self) -> R<Box<dyn KvReader + '_>> {
+        Ok(Box::new(BtreeReader(self.db.read()?)))
+    }
+
+    fn ranges(&self, starts: &[[u8; KEY]], len: usize) -> R<(u64, usize)> {
+        let (mut sum, mut count) = (0u64, 0usize);
+        let r = self.db.read()?;
+        for s in starts {
+            for e in r.range(&s[..]..)?.take(len) {
+                sum += print(&e?.1);
+                count += 1;
+            }
+        }
+        Ok((sum, count))
+    }
+
+    fn files(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    fn sync_count(&self) -> Option<u64> {
+        Some(self.db.pager().sync_count())
+    }
+}
+
+/// A read transaction, cloned for a second thread: the same snapshot.
+#[derive(Clone)]
+struct BtreeReader(ReadTxn);
+
+impl KvReader for BtreeReader {
+    fn get(&self, keys: &[[u8; KEY]]) -> R<u64> {
+        let mut sum = 0u64;
+        for k in keys {
+            sum += print(&self.0.get(k)?.ok_or("a read key was missing")?);
+        }
+        Ok(sum)
+    }
+
+    fn twin(&self) -> Box<dyn KvReader + '_> {
+        Box::new(self.clone())
+    }
+}
