@@ -3,7 +3,7 @@
 //!
 //! It holds a shared lock on the file, which a writer's exclusive lock
 //! excludes: while any read-only pager has the file open, opening it with
-//! [`Pager::open`] fails with `Locked`, and while a `Pager` has it open,
+//! [`Pager::open`](crate::Pager::open) fails with `Locked`, and while a `Pager` has it open,
 //! [`ReadOnlyPager::open`] does. So a read-only pager never sees a writer's
 //! half-done state: it reads the newest valid commit as open would, and that
 //! state cannot change under it. (Following a live writer from another

@@ -20,12 +20,17 @@ use mappedpages::{Durability, MappedPageError, PageId, Pager, ProtectedPageId};
 const PS: usize = 1024;
 type P = Pager<PS>;
 
-const ROOT_PAGES: [u64; 2] = [1, 2];
-const OFF_VERSION: usize = 8;
-const OFF_LOG_LEN: usize = 12;
-const OFF_GENERATION: usize = 24;
-const SB_OFF_PAGE_SIZE: usize = 16;
-const SB_OFF_CRC: usize = 60;
+// The format's offsets, from the crate's own source.
+#[allow(dead_code)]
+#[path = "../src/format/layout.rs"]
+mod layout;
+
+use layout::pages::ROOT_PAGES;
+use layout::root::{
+    OFF_BITMAP_HEIGHT, OFF_DIR_HEIGHT, OFF_DIR_LEN, OFF_GENERATION, OFF_LOG_LEN, OFF_PAGE_SIZE,
+    OFF_REGULAR_COUNT, OFF_TOTAL_PAGES, OFF_VERSION,
+};
+use layout::superblock::{OFF_CHECKSUM as SB_OFF_CRC, OFF_PAGE_SIZE as SB_OFF_PAGE_SIZE};
 
 /// What the public API shows of a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -761,16 +766,20 @@ fn garbage_data_pages_and_forged_roots_never_panic() {
             let mut root = garbage(PS, seed * 2 + copy as u64 + 100);
             root[..8].copy_from_slice(&magic);
             root[OFF_VERSION..OFF_VERSION + 4].copy_from_slice(&1u32.to_le_bytes());
-            root[16..24].copy_from_slice(&(PS as u64).to_le_bytes());
+            root[OFF_PAGE_SIZE..OFF_PAGE_SIZE + 8].copy_from_slice(&(PS as u64).to_le_bytes());
             if seed % 2 == 0 {
                 // Small, plausible counts so decoding goes deeper.
                 root[OFF_LOG_LEN..OFF_LOG_LEN + 4]
                     .copy_from_slice(&((seed % 38) as u32).to_le_bytes());
-                root[32..40].copy_from_slice(&((len / PS) as u64).to_le_bytes());
-                root[40..48].copy_from_slice(&(seed % 8).to_le_bytes());
-                root[60..64].copy_from_slice(&((seed % 3) as u32).to_le_bytes());
-                root[64..72].copy_from_slice(&(seed % 5).to_le_bytes());
-                root[84..88].copy_from_slice(&((seed % 2) as u32).to_le_bytes());
+                let total = OFF_TOTAL_PAGES;
+                root[total..total + 8].copy_from_slice(&((len / PS) as u64).to_le_bytes());
+                let count = OFF_REGULAR_COUNT;
+                root[count..count + 8].copy_from_slice(&(seed % 8).to_le_bytes());
+                let height = OFF_BITMAP_HEIGHT;
+                root[height..height + 4].copy_from_slice(&((seed % 3) as u32).to_le_bytes());
+                root[OFF_DIR_LEN..OFF_DIR_LEN + 8].copy_from_slice(&(seed % 5).to_le_bytes());
+                let height = OFF_DIR_HEIGHT;
+                root[height..height + 4].copy_from_slice(&((seed % 2) as u32).to_le_bytes());
             }
             fix_root_crc(&mut root);
             write_at(&path, page * PS as u64, &root);

@@ -1,6 +1,6 @@
 //! The commit protocol: one [`Change`] -> one atomic commit.
 //!
-//! A transaction (`engine/transaction.rs`) changes the in-memory [`FreeMap`], describes the
+//! A transaction (`engine/transaction.rs`) changes the in-memory [`FreeMap`](crate::engine::FreeMap), describes the
 //! change as log [`Record`]s and the pages it wrote, and calls
 //! [`Core::commit`]. A commit:
 //!

@@ -41,7 +41,7 @@ pub(crate) struct Journal {
     pub(super) unsynced_checks: Vec<PageCheck>,
     pub(super) chain: CheckPages,
     /// Pages the durable root checks: not to be written in place while it
-    /// may be needed (see [`Core::is_guarded`]).
+    /// may be needed (see `Core::is_guarded`).
     pub(super) durable_checked: HashSet<u64>,
     /// Check pages of a chain a sync made unneeded: the next commit frees
     /// them (the newest root still names them until then).

@@ -19,15 +19,10 @@
 //!
 //! The rest of the page is zero.
 
+pub(crate) use super::layout::check_page::{MAGIC, OFF_CHECKS, OFF_COUNT, OFF_NEXT, OFF_NEXT_CRC};
 use super::record::{PageCheck, RECORD_LEN};
 use super::tree_node::NodeRef;
 use super::{read_u32, read_u64, write_u32, write_u64};
-
-pub(crate) const MAGIC: [u8; 8] = *b"MPCHECK\0";
-pub(crate) const OFF_NEXT: usize = 8;
-pub(crate) const OFF_NEXT_CRC: usize = 16;
-pub(crate) const OFF_COUNT: usize = 20;
-pub(crate) const OFF_CHECKS: usize = 24;
 
 /// How many checks one check page holds.
 pub(crate) const fn checks_per_page(page_size: usize) -> usize {

@@ -1,15 +1,16 @@
 //! The on-disk format: pure encoders and decoders, no I/O.
 //!
 //! The byte-level specification, with every field's offset and the commit
-//! protocol, is `FORMAT.md` at the root of the repository. The constants in
-//! these modules are the single source of those offsets; a unit test in each
-//! module pins them to the numbers `FORMAT.md` gives.
+//! protocol, is `FORMAT.md` at the root of the repository. `layout` is the
+//! single source of those offsets; a unit test in each module pins them to
+//! the numbers `FORMAT.md` gives.
 //!
 //! Every decoder here takes bytes that may hold anything and returns a typed
 //! error instead of panicking: slices are taken with `get`, counts are checked
 //! against the space they claim before use.
 
 pub(crate) mod check_page;
+pub(crate) mod layout;
 pub(crate) mod record;
 pub(crate) mod root;
 pub(crate) mod superblock;
@@ -23,12 +24,7 @@ pub(crate) mod tree_node;
 /// the root can list; only such a root is written as version 3.
 pub(crate) const FORMAT_VERSION: u32 = 3;
 
-/// Page number of the superblock.
-pub(crate) const SUPERBLOCK_PAGE: u64 = 0;
-/// Page numbers of the two metadata roots (copy A and copy B).
-pub(crate) const ROOT_PAGES: [u64; 2] = [1, 2];
-/// The first page that can hold data; pages below it are reserved.
-pub(crate) const FIRST_DATA_PAGE: u64 = 3;
+pub(crate) use layout::pages::{FIRST_DATA_PAGE, ROOT_PAGES, SUPERBLOCK_PAGE};
 
 /// The largest page number the format can express in a log record (56 bits).
 /// Far above the 2^32 pages the contract asks for.

@@ -2,20 +2,11 @@
 //! directory entry it shares with the directory's leaf pages.
 //! See `FORMAT.md`, "Log records" and "Directory entries".
 
+pub(crate) use super::layout::record::{
+    DIR_ENTRY_LEN, KIND_ALLOC, KIND_CHECK, KIND_ENTRY, KIND_FREE, KIND_SHIFT, PAGE_MASK,
+    RECORD_LEN, STATE_SHIFT,
+};
 use super::{read_u64, write_u64, MAX_PAGES};
-
-/// Size of one encoded [`Record`].
-pub(crate) const RECORD_LEN: usize = 24;
-/// Size of one encoded [`DirEntry`].
-pub(crate) const DIR_ENTRY_LEN: usize = 16;
-
-const KIND_SHIFT: u32 = 56;
-const KIND_ALLOC: u64 = 1;
-const KIND_FREE: u64 = 2;
-const KIND_ENTRY: u64 = 3;
-const KIND_CHECK: u64 = 4;
-const STATE_SHIFT: u32 = 62;
-const PAGE_MASK: u64 = (1 << STATE_SHIFT) - 1;
 
 /// Which copy of a protected page holds its committed bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,34 +2,15 @@
 //! into one of them; `open` takes the newest root whose checks hold.
 //! See `FORMAT.md`, "Metadata root" and "Commit protocol".
 
+pub(crate) use super::layout::root::{
+    CHECKSUM_LEN, MAGIC, OFF_BITMAP_CRC, OFF_BITMAP_HEIGHT, OFF_BITMAP_TOP, OFF_CHECK_LEN,
+    OFF_CHECK_PAGE, OFF_CHECK_PAGES_LEN, OFF_CHECK_PAGE_CRC, OFF_DIR_CRC, OFF_DIR_HEIGHT,
+    OFF_DIR_LEN, OFF_DIR_TOP, OFF_FLAGS, OFF_GENERATION, OFF_LOG, OFF_LOG_LEN, OFF_MAGIC,
+    OFF_PAGE_SIZE, OFF_REGULAR_COUNT, OFF_TOTAL_PAGES, OFF_VERSION,
+};
 use super::record::{PageCheck, Record, RECORD_LEN};
 use super::tree_node::NodeRef;
 use super::{checksum, read_u32, read_u64, write_u32, write_u64, MAX_PAGES};
-
-pub(crate) const MAGIC: [u8; 8] = *b"MPGROOT\0";
-pub(crate) const OFF_MAGIC: usize = 0;
-pub(crate) const OFF_VERSION: usize = 8;
-pub(crate) const OFF_LOG_LEN: usize = 12;
-pub(crate) const OFF_PAGE_SIZE: usize = 16;
-pub(crate) const OFF_GENERATION: usize = 24;
-pub(crate) const OFF_TOTAL_PAGES: usize = 32;
-pub(crate) const OFF_REGULAR_COUNT: usize = 40;
-pub(crate) const OFF_BITMAP_TOP: usize = 48;
-pub(crate) const OFF_BITMAP_CRC: usize = 56;
-pub(crate) const OFF_BITMAP_HEIGHT: usize = 60;
-pub(crate) const OFF_DIR_LEN: usize = 64;
-pub(crate) const OFF_DIR_TOP: usize = 72;
-pub(crate) const OFF_DIR_CRC: usize = 80;
-pub(crate) const OFF_DIR_HEIGHT: usize = 84;
-pub(crate) const OFF_FLAGS: usize = 88;
-pub(crate) const OFF_CHECK_LEN: usize = 92;
-/// Format 3: the first check page, its CRC and how many checks the chain holds.
-pub(crate) const OFF_CHECK_PAGE: usize = 96;
-pub(crate) const OFF_CHECK_PAGE_CRC: usize = 104;
-pub(crate) const OFF_CHECK_PAGES_LEN: usize = 112;
-pub(crate) const OFF_LOG: usize = 128;
-/// Size of the checksum at the very end of the page.
-pub(crate) const CHECKSUM_LEN: usize = 4;
 
 /// The most bytes of a root page that a root of format 2 uses. A write of
 /// at most this many bytes at a multiple of it lies within one OS page (no

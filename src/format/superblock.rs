@@ -1,17 +1,12 @@
 //! Page 0: the superblock. Written once by `create`, never rewritten, so no
 //! commit can tear it. See `FORMAT.md`, "Superblock".
 
+pub(crate) use super::layout::superblock::{
+    MAGIC, OFF_CHECKSUM, OFF_MAGIC, OFF_PAGE_SIZE, OFF_VERSION, SUPERBLOCK_LEN,
+};
 use super::root::root_version;
 use super::{checksum, read_u32, read_u64, write_u32, write_u64, FORMAT_VERSION};
 use crate::error::{MappedPageError, Result};
-
-pub(crate) const MAGIC: [u8; 8] = *b"MAPPEDPG";
-pub(crate) const OFF_MAGIC: usize = 0;
-pub(crate) const OFF_VERSION: usize = 8;
-pub(crate) const OFF_PAGE_SIZE: usize = 16;
-pub(crate) const OFF_CHECKSUM: usize = 60;
-/// Bytes of page 0 that carry meaning; the rest of the page is zero.
-pub(crate) const SUPERBLOCK_LEN: usize = 64;
 
 /// Encodes the superblock for a file of `page_size`-byte pages into `page`.
 pub(crate) fn encode(page: &mut [u8], page_size: u64) {

@@ -1,12 +1,8 @@
 //! References from a parent to a child page in a checksummed page tree.
 //! See `FORMAT.md`, "Page trees".
 
+pub(crate) use super::layout::tree_node::{NODE_REF_LEN, OFF_REF_CRC, OFF_REF_PAGE};
 use super::{checksum, read_u32, read_u64, write_u32, write_u64};
-
-/// Size of one encoded [`NodeRef`].
-pub(crate) const NODE_REF_LEN: usize = 16;
-pub(crate) const OFF_REF_PAGE: usize = 0;
-pub(crate) const OFF_REF_CRC: usize = 8;
 
 /// A child pointer: the page that holds the child and the CRC-32C of its bytes.
 /// Page 0 means "no child": the whole subtree reads as zeros.

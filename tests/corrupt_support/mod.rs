@@ -21,16 +21,19 @@ use mappedpages::{Durability, PageId, Pager, ProtectedPageId};
 pub const PS: usize = 1024;
 pub type P = Pager<PS>;
 
-const ROOT_MAGIC: &[u8; 8] = b"MPGROOT\0";
-const OFF_LOG_LEN: usize = 12;
-const OFF_BITMAP_TOP: usize = 48;
-const OFF_BITMAP_CRC: usize = 56;
-const OFF_DIR_TOP: usize = 72;
-const OFF_DIR_CRC: usize = 80;
-const OFF_CHECK_LEN: usize = 92;
-const OFF_RECORDS: usize = 128;
-const RECORD_LEN: usize = 24;
-const KIND_CHECK: u64 = 4;
+// The format's offsets, from the crate's own source: the bytes damaged and
+// re-checksummed here are the ones the crate reads.
+#[allow(dead_code)]
+#[path = "../../src/format/layout.rs"]
+mod layout;
+
+use layout::record::{KIND_CHECK, RECORD_LEN};
+use layout::root::{
+    MAGIC as ROOT_MAGIC, OFF_BITMAP_CRC, OFF_BITMAP_HEIGHT, OFF_BITMAP_TOP, OFF_CHECK_LEN,
+    OFF_DIR_CRC, OFF_DIR_HEIGHT, OFF_DIR_LEN, OFF_DIR_TOP, OFF_GENERATION, OFF_LOG as OFF_RECORDS,
+    OFF_LOG_LEN, OFF_REGULAR_COUNT, OFF_TOTAL_PAGES,
+};
+use layout::superblock::{OFF_CHECKSUM as SB_OFF_CRC, SUPERBLOCK_LEN};
 
 /// Options with growth steps of 16 pages (the default minimum is 4 MiB), so
 /// that the files grown below stay a few hundred KiB, as every byte of them
@@ -177,12 +180,12 @@ fn u32_at(file: &[u8], at: usize) -> u32 {
 /// superblock's, the top tree pages' and page checks' in each root, and each
 /// root's own.
 pub fn fix_checksums(file: &mut [u8]) {
-    if file.len() >= 64 {
-        let crc = crc32c::crc32c(&file[..60]);
-        file[60..64].copy_from_slice(&crc.to_le_bytes());
+    if file.len() >= SUPERBLOCK_LEN {
+        let crc = crc32c::crc32c(&file[..SB_OFF_CRC]);
+        file[SB_OFF_CRC..SB_OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
     }
     for root in [PS, 2 * PS] {
-        if file.len() < root + PS || &file[root..root + 8] != ROOT_MAGIC {
+        if file.len() < root + PS || file[root..root + 8] != ROOT_MAGIC {
             continue;
         }
         let bitmap_top = u64_at(file, root + OFF_BITMAP_TOP);
@@ -358,19 +361,16 @@ pub fn exercise_bytes(path: &PathBuf, bytes: &[u8]) -> Result<bool, String> {
 /// dir_len, directory top and height, the page-check count.
 pub const ROOT_COUNTS: [(usize, usize); 10] = [
     (OFF_LOG_LEN, 4),
-    (24, 8),
-    (32, 8),
-    (40, 8),
+    (OFF_GENERATION, 8),
+    (OFF_TOTAL_PAGES, 8),
+    (OFF_REGULAR_COUNT, 8),
     (OFF_BITMAP_TOP, 8),
-    (60, 4),
-    (64, 8),
+    (OFF_BITMAP_HEIGHT, 4),
+    (OFF_DIR_LEN, 8),
     (OFF_DIR_TOP, 8),
-    (84, 4),
+    (OFF_DIR_HEIGHT, 4),
     (OFF_CHECK_LEN, 4),
 ];
-
-/// Offset of `total_pages` in a root.
-pub const OFF_TOTAL_PAGES: usize = 32;
 
 /// Sets count `field` (an index into [`ROOT_COUNTS`]) of root `copy` (A is
 /// 0, B is 1) to `value`, truncated to the field's width. Checksums are left
