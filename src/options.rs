@@ -4,7 +4,9 @@
 use std::marker::PhantomData;
 use std::path::Path;
 
-use crate::engine::{Durability, DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD};
+use crate::engine::{
+    Durability, DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD, MIN_FILE_PAGES,
+};
 use crate::error::Result;
 use crate::fault::HookSlot;
 use crate::pager::Pager;
@@ -109,7 +111,7 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn initial_pages(mut self, pages: u64) -> Self {
-        self.initial_pages = pages.max(4);
+        self.initial_pages = pages.max(MIN_FILE_PAGES);
         self
     }
 

@@ -5,6 +5,7 @@
 use crate::engine::core::{Core, Settings};
 use crate::engine::durability::Durability;
 use crate::engine::freemap::FreeMap;
+use crate::engine::length::MIN_FILE_PAGES;
 use crate::engine::snapshots::Frozen;
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
@@ -32,7 +33,7 @@ impl Frozen {
             .chain(copies)
             .max()
             .map_or(FIRST_DATA_PAGE, |last| last + 1)
-            .max(FIRST_DATA_PAGE + 1)
+            .max(MIN_FILE_PAGES)
             .max(self.directory().len() as u64 * 2);
         Settings {
             page_size: self.page_size(),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::engine::durability::Durability;
 use crate::engine::freemap::FreeMap;
 use crate::engine::journal::{Change, Journal};
+use crate::engine::length::{max_total_pages, new_file_pages};
 use crate::engine::open::RecoveryReport;
 use crate::engine::open::{file_page, open_state};
 use crate::engine::placement::Placement;
@@ -16,8 +17,8 @@ use crate::engine::snapshots::Registry;
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
 use crate::format::root::{Root, FLAG_SYNCED};
-use crate::format::{superblock, FIRST_DATA_PAGE, MAX_PAGES, ROOT_PAGES, SUPERBLOCK_PAGE};
-use crate::io::{max_file_bytes, Storage};
+use crate::format::{superblock, FIRST_DATA_PAGE, ROOT_PAGES, SUPERBLOCK_PAGE};
+use crate::io::Storage;
 
 #[derive(Debug)]
 pub(crate) struct Core {
@@ -69,11 +70,6 @@ pub(crate) struct Settings {
     pub(crate) hook: HookSlot,
 }
 
-/// The most pages a file of `page_size`-byte pages can have.
-pub(crate) fn max_total_pages(page_size: usize) -> u64 {
-    MAX_PAGES.min(max_file_bytes() / page_size as u64)
-}
-
 impl Core {
     pub(super) fn assemble(
         store: Storage,
@@ -110,10 +106,7 @@ impl Core {
     /// superblock. A file that fails to be created is removed again.
     pub(crate) fn create(path: &Path, settings: Settings) -> Result<Core> {
         let page_size = settings.page_size;
-        let total = settings.initial_pages.max(4);
-        if total > max_total_pages(page_size) {
-            return Err(MappedPageError::InvalidCount { count: total });
-        }
+        let total = new_file_pages(settings.initial_pages, page_size)?;
         let len = total * page_size as u64;
         let store = Storage::create(
             path,

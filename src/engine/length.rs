@@ -34,7 +34,8 @@ use crate::engine::core::Core;
 use crate::engine::journal::Change;
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{EntryState, Record};
-use crate::format::FIRST_DATA_PAGE;
+use crate::format::{FIRST_DATA_PAGE, MAX_PAGES};
+use crate::io::max_file_bytes;
 
 /// Default cap on one growth step, in bytes (1 GiB): reached by files of
 /// 8 GiB and more, whose eighth is larger.
@@ -83,6 +84,26 @@ pub const MIN_GROWTH_STEP: u64 = 4 << 20;
 pub const DEFAULT_SHRINK_THRESHOLD: u64 = 64 << 20;
 /// A growth step is this fraction of the file (one eighth).
 const GROWTH_DIVISOR: u64 = 8;
+
+/// The fewest pages a file has: the reserved pages and one data page.
+pub(crate) const MIN_FILE_PAGES: u64 = FIRST_DATA_PAGE + 1;
+
+/// The most pages a file of `page_size`-byte pages can have: the format's
+/// page numbers and the longest file this process can map (see
+/// `io::max_file_bytes`).
+pub(super) fn max_total_pages(page_size: usize) -> u64 {
+    MAX_PAGES.min(max_file_bytes() / page_size as u64)
+}
+
+/// The length, in pages, of a new file whose options ask for
+/// `initial_pages`; `InvalidCount` if no file can be that long.
+pub(super) fn new_file_pages(initial_pages: u64, page_size: usize) -> Result<u64> {
+    let total = initial_pages.max(MIN_FILE_PAGES);
+    if total > max_total_pages(page_size) {
+        return Err(MappedPageError::InvalidCount { count: total });
+    }
+    Ok(total)
+}
 
 impl Core {
     /// Makes at least `count` pages free, growing the file if needed. On
@@ -246,7 +267,7 @@ impl Core {
             .last_used()
             .map_or(FIRST_DATA_PAGE, |page| page + 1);
         used_end
-            .max(FIRST_DATA_PAGE + 1)
+            .max(MIN_FILE_PAGES)
             .max(self.map.dir_len().saturating_mul(2))
     }
 
