@@ -29,7 +29,7 @@ pub(crate) struct Core {
     pub(super) durability: Durability,
     pub(super) max_growth_pages: u64,
     /// Cut the free tail after a commit once it is longer than this many
-    /// pages (and a quarter of the file); `None`: never (see `shrink.rs`).
+    /// pages (and a quarter of the file); `None`: never (see `length.rs`).
     pub(super) shrink_threshold_pages: Option<u64>,
     /// The initial size of the options the pager was opened with: a commit
     /// does not shrink the file below it.
