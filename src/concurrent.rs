@@ -17,7 +17,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, TryLockError};
 
-use crate::error::{ConcurrentError, Result};
+use crate::engine::{Flight, Wait};
+use crate::error::{ConcurrentError, MappedPageError, Result};
 use crate::pager::Pager;
 use crate::snapshot::Snapshot;
 
@@ -127,7 +128,10 @@ impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
             Ok(shared) => {
                 let Shared { writer, latest } = shared;
                 drop(latest);
-                Ok(writer.into_inner().unwrap_or_else(|p| p.into_inner()))
+                let mut pager = writer.into_inner().unwrap_or_else(|p| p.into_inner());
+                // A writer that panicked inside `write_and_sync` left it set.
+                pager.core_mut().set_grouped(false);
+                Ok(pager)
             }
             Err(shared) => Err(ConcurrentPager { shared }),
         }
@@ -180,6 +184,83 @@ impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
     pub fn try_write(&self) -> std::result::Result<WriteGuard<'_, PAGE_SIZE>, ConcurrentError> {
         let pager = self.shared.writer.try_lock().map_err(lock_error)?;
         Ok(self.guard(pager))
+    }
+
+    /// Runs `f` with the writer side, then returns once everything `f`
+    /// committed is durable, waiting without the writer side: commits of
+    /// many threads share one sync. While one sync runs, the next threads'
+    /// commits are applied (and published to readers); the next sync makes
+    /// them all durable at once. Commits become durable in the order they
+    /// were made; a call that returned `Ok` is in every crash image taken
+    /// after it returned. One thread alone pays what an
+    /// [`Immediate`](crate::Durability::Immediate) commit costs: one sync.
+    ///
+    /// Inside `f` commits do not sync, whatever the pager's durability; if
+    /// `f` fails after committing, what it committed is made durable before
+    /// its error is returned.
+    ///
+    /// # Errors
+    /// The error of `f`; `Concurrent` as for [`ConcurrentPager::write`];
+    /// `Unavailable` if the sync that would have covered the commits failed
+    /// (the pager is then unavailable: reopen the file, which holds every
+    /// commit a call returned `Ok` for).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{ConcurrentPager, Pager};
+    /// let shared = ConcurrentPager::new(Pager::<4096>::create(&path)?)?;
+    /// let threads: Vec<_> = (0..4u8)
+    ///     .map(|i| {
+    ///         let shared = shared.clone();
+    ///         std::thread::spawn(move || {
+    ///             shared.write_and_sync(|pager| {
+    ///                 let mut txn = pager.transaction()?;
+    ///                 let id = txn.alloc()?;
+    ///                 txn.get_mut(id)?.as_bytes_mut()[0] = i;
+    ///                 txn.commit()?;
+    ///                 Ok(id)
+    ///             }) // durable when it returns
+    ///         })
+    ///     })
+    ///     .collect();
+    /// for thread in threads {
+    ///     thread.join().unwrap()?;
+    /// }
+    /// assert_eq!(shared.read()?.allocated_page_count(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_and_sync<T>(
+        &self,
+        f: impl FnOnce(&mut Pager<PAGE_SIZE>) -> Result<T>,
+    ) -> Result<T> {
+        let (outcome, generation, flight) = {
+            let mut writer = self.write()?;
+            writer.core_mut().set_grouped(true);
+            let outcome = f(&mut writer);
+            writer.core_mut().set_grouped(false);
+            (outcome, writer.generation(), writer.core().flight())
+        };
+        self.wait_durable(generation, &flight)?;
+        outcome
+    }
+
+    /// Waits until the commit of `generation` is durable, leading a group
+    /// sync when none runs (see `engine/group.rs`).
+    fn wait_durable(&self, generation: u64, flight: &Flight) -> Result<()> {
+        loop {
+            match flight.wait_for(generation) {
+                Wait::Durable => return Ok(()),
+                Wait::Failed => return Err(MappedPageError::Unavailable),
+                Wait::Lead => {
+                    let sync = self.write()?.core_mut().start_group_sync(generation)?;
+                    if let Some(sync) = sync {
+                        sync.run();
+                    }
+                }
+            }
+        }
     }
 
     fn guard<'a>(&'a self, pager: MutexGuard<'a, Pager<PAGE_SIZE>>) -> WriteGuard<'a, PAGE_SIZE> {

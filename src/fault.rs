@@ -69,7 +69,10 @@ pub enum IoEvent<'a> {
         len: usize,
     },
     /// A sync is about to start. `file` is the whole file as the page cache
-    /// holds it now: what the disk will hold once the sync returns.
+    /// holds it now: what the disk will hold once the sync returns. (A
+    /// sync shared by grouped commits runs while later commits go on; those
+    /// write only pages no root written so far uses, so for every page such
+    /// a root uses this is still what the disk will hold.)
     Sync {
         /// The file's bytes.
         file: &'a [u8],

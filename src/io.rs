@@ -194,6 +194,20 @@ impl MapWrites {
     }
 }
 
+/// A sync started by [`Storage::detach_sync`]: everything written to the
+/// file before it started is durable once [`DetachedSync::sync`] returns.
+#[derive(Debug)]
+pub(crate) struct DetachedSync {
+    file: Arc<File>,
+}
+
+impl DetachedSync {
+    /// Waits until the file's writes reach the disk.
+    pub fn sync(self) -> io::Result<()> {
+        platform::sync_data(&self.file)
+    }
+}
+
 /// One read-write mapping of the first `len` bytes of the file, and the
 /// locked file it maps: a snapshot that holds the region holds the lock, so
 /// no other `Pager` can write the bytes it reads.
@@ -565,6 +579,21 @@ impl Storage {
             self.retry_deferred_cut()?;
         }
         Ok(())
+    }
+
+    /// Starts a sync to be finished without `&mut self` ([`DetachedSync`]),
+    /// so that the writer can go on while it runs: what [`Storage::sync`]
+    /// does but the wait for the disk.
+    pub fn detach_sync(&mut self) -> io::Result<DetachedSync> {
+        self.hook.fire(IoEvent::Sync { file: self.bytes() })?;
+        self.syncs += 1;
+        if let Some(kind) = self.unmapped {
+            return Err(kind.into());
+        }
+        self.map_writes.flush(&self.map.map)?;
+        Ok(DetachedSync {
+            file: Arc::clone(&self.file),
+        })
     }
 
     /// How many syncs this storage has issued.

@@ -46,7 +46,10 @@
 //! is a read view of one committed state, `Send + Sync` and cheap to clone,
 //! that any number of threads read while the writer goes on committing; a
 //! [`ConcurrentPager`] shares a pager between one writer at a time and any
-//! number of such readers; a [`ReadOnlyPager`] opens a file for reading only,
+//! number of such readers, and lets many threads commit durably through
+//! [`ConcurrentPager::write_and_sync`], where the commits made while one
+//! sync runs share the next (group commit); a [`ReadOnlyPager`] opens a
+//! file for reading only,
 //! from several processes at once. Reading from other threads is sound
 //! because, while a snapshot lives, no byte it can read is written (pages
 //! freed after it are not reused, transactions write only fresh pages,

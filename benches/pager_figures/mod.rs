@@ -46,8 +46,9 @@
 
 //!
 //! `PARTS` lists the parts to run, comma-separated: p1 (with P2), t3, t4,
-//! t5, p3, p4, r4, r6, space, p5; all by default.
+//! t5, p3, p4, r4, r6, space, group, p5; all by default.
 
+mod group;
 mod open;
 mod page_access;
 mod performance;
@@ -143,7 +144,7 @@ fn fs_available(dir: &Path) -> BoxResult<u64> {
 }
 
 /// Whether the part named `name` runs: all by default, else those listed in
-/// `PARTS` (comma-separated: p1, t3, t4, t5, p3, p4, r4, r6, space, p5; P2 runs
+/// `PARTS` (comma-separated: p1, t3, t4, t5, p3, p4, r4, r6, space, group, p5; P2 runs
 /// with P1).
 fn enabled(name: &str) -> bool {
     match std::env::var("PARTS") {
@@ -284,6 +285,11 @@ pub fn main() -> BoxResult<()> {
             "space",
             "Space held by an old snapshot",
             Box::new(|| space::run_space(dir)),
+        ),
+        (
+            "group",
+            "Group commit: durable commits from 1 to 64 threads",
+            Box::new(|| Ok(group::group_rows(&group::run_group(&cfg, dir)?))),
         ),
         (
             "p5",

@@ -114,6 +114,7 @@ impl Core {
     pub(super) fn is_guarded(&self, page: u64) -> bool {
         let journal = &self.journal;
         journal.durable_checked.contains(&page)
+            || self.sealed_checks(page)
             || journal.chain.checked.contains(&page)
             || journal
                 .unsynced_checks
@@ -126,6 +127,7 @@ impl Core {
     pub(super) fn any_guarded(&self) -> bool {
         let journal = &self.journal;
         !(journal.durable_checked.is_empty()
+            && !self.in_flight()
             && journal.chain.checked.is_empty()
             && journal.unsynced_checks.is_empty())
     }
@@ -153,7 +155,13 @@ impl Core {
     /// pager becomes unavailable: the file still holds the last committed
     /// state, or the new one.
     pub(super) fn commit(&mut self, change: Change, undo: impl FnOnce(&mut Core)) -> Result<()> {
-        let synced = self.durability == Durability::Immediate || change.force_sync;
+        let synced =
+            (self.durability == Durability::Immediate && !self.grouped) || change.force_sync;
+        if synced || !self.grouped || !self.flight_running() {
+            // Only a grouped commit goes on while a group sync runs; once
+            // it has ended, its outcome is applied first.
+            self.settle_flight()?;
+        }
         if let Err(err) = self.reserve(&change) {
             if !self.poisoned {
                 undo(self);
@@ -224,25 +232,43 @@ impl Core {
         if checkpoint || self.journal.log.len() > capacity {
             self.checkpoint(&mut freed)?;
         }
-        let mut checks = self.gather_checks(&written, &stale, &freed);
+        let checks = self.gather_checks(&written, &stale, &freed);
         if self.journal.log.len() + checks.len() > capacity {
             self.extend_chain(&checks)?;
-            checks.clear();
             self.journal.unsynced_checks.clear();
         }
         freed.append(&mut self.journal.stale_check_pages);
         self.journal.generation += 1;
-        let chain = &self.journal.chain;
+        let generation = self.journal.generation;
+        self.journal.reclaim.freed(generation, freed);
+        for (slot, before) in slots_before {
+            self.journal.durable_entries.entry(slot).or_insert(before);
+        }
+        if self.grouped && self.in_flight() {
+            // The slot this root would go to holds the root a running sync
+            // makes durable (see `engine/group.rs`): the next leader writes
+            // this one.
+            self.journal.root_pending = true;
+            return Ok(());
+        }
+        self.write_root(synced)
+    }
+
+    /// Writes the root of the newest commit from the journal, into the slot
+    /// that does not hold the durable root, and syncs if `synced`.
+    pub(super) fn write_root(&mut self, synced: bool) -> Result<()> {
+        let journal = &self.journal;
+        let chain = &journal.chain;
         let root = Root {
-            generation: self.journal.generation,
+            generation: journal.generation,
             total_pages: self.map.total_pages(),
             regular_count: self.map.regular_count(),
-            bitmap: self.journal.bitmap_tree.top(),
+            bitmap: journal.bitmap_tree.top(),
             dir_len: self.map.dir_len(),
-            directory: self.journal.dir_tree.top(),
+            directory: journal.dir_tree.top(),
             flags: if synced { FLAG_SYNCED } else { 0 },
-            log: self.journal.log.clone(),
-            checks,
+            log: journal.log.clone(),
+            checks: journal.unsynced_checks.clone(),
             check_pages: chain.head,
             check_pages_len: chain.len,
         };
@@ -256,12 +282,8 @@ impl Core {
             .write_at(ROOT_PAGES[slot] * self.page_size as u64, &page)?;
         self.journal.last_slot = slot;
         self.journal.root_since_sync = true;
+        self.journal.root_pending = false;
         self.journal.root_total = root.total_pages;
-        let generation = self.journal.generation;
-        self.journal.reclaim.freed(generation, freed);
-        for (slot, before) in slots_before {
-            self.journal.durable_entries.entry(slot).or_insert(before);
-        }
         if synced {
             self.sync_everything()?;
         }
@@ -341,6 +363,10 @@ impl Core {
     /// A failed sync leaves the page cache in an unknown state, so the pager
     /// becomes unavailable (reopening reads what the disk really holds).
     pub(super) fn sync_everything(&mut self) -> Result<()> {
+        self.settle_flight()?;
+        if self.journal.root_pending {
+            self.write_root(false)?;
+        }
         if let Err(err) = self.store.sync() {
             self.poisoned = true;
             return Err(err.into());
@@ -367,6 +393,7 @@ impl Core {
         let checked = &journal.durable_checked;
         journal.reclaim.synced(|page| checked.contains(&page));
         self.release_unpinned();
+        self.note_durable();
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::engine::durability::Durability;
 use crate::engine::freemap::FreeMap;
+use crate::engine::group::{Flight, Sealed};
 use crate::engine::journal::{Change, Journal};
 use crate::engine::length::{max_total_pages, new_file_pages};
 use crate::engine::open::RecoveryReport;
@@ -56,6 +57,12 @@ pub(crate) struct Core {
     pub(super) snapshots: Registry,
     /// Where small allocations go (`placement.rs`).
     pub(super) placement: Placement,
+    /// Group syncs, shared with the threads that wait on them (`group.rs`).
+    pub(super) flight: Arc<Flight>,
+    /// What the running group sync makes durable, if one runs.
+    pub(super) sealed: Option<Sealed>,
+    /// Commits are grouped: not synced by the commit (`group.rs`).
+    pub(super) grouped: bool,
 }
 
 /// Settings the engine needs, independent of the page-size type parameter.
@@ -80,7 +87,7 @@ impl Core {
     ) -> Core {
         // Pages past the last one in use were most likely never written.
         let unwritten_from = map.last_used().map_or(FIRST_DATA_PAGE, |last| last + 1);
-        Core {
+        let core = Core {
             store,
             map,
             journal,
@@ -99,7 +106,14 @@ impl Core {
             zero_page: vec![0u8; settings.page_size].into(),
             snapshots: Registry::default(),
             placement: Placement::new(unwritten_from),
-        }
+            flight: Arc::default(),
+            sealed: None,
+            grouped: false,
+        };
+        // The state open or create found is durable as far as waiters are
+        // concerned: a commit made after it is what they wait for.
+        core.note_durable();
+        core
     }
 
     /// Creates a new file: root A at generation 1, root B blank, then the

@@ -49,6 +49,9 @@ pub(crate) struct Journal {
     /// A root was written since the last sync (which then makes it the
     /// durable one).
     pub(super) root_since_sync: bool,
+    /// The newest commit's root is not written yet: it was made while a
+    /// group sync ran (see `engine/group.rs`).
+    pub(super) root_pending: bool,
     /// The entry the durable root holds, for each directory slot a commit
     /// since the last sync changed: the copy it names must not be staged
     /// over (see `engine/transaction.rs`).
@@ -73,6 +76,7 @@ impl Journal {
             durable_checked: HashSet::new(),
             stale_check_pages: Vec::new(),
             root_since_sync: false,
+            root_pending: false,
             durable_entries: HashMap::new(),
         }
     }
@@ -104,6 +108,7 @@ impl Journal {
             durable_checked: checked.iter().copied().collect(),
             stale_check_pages: check_pages,
             root_since_sync: false,
+            root_pending: false,
             durable_entries: HashMap::new(),
         }
     }

@@ -87,7 +87,18 @@ impl Reclamation {
     /// root still checks (`checked`) wait for the next sync; the others
     /// wait only for the snapshots older than the commit that freed them.
     pub(super) fn synced(&mut self, checked: impl Fn(u64) -> bool) {
-        for (generation, pages) in std::mem::take(&mut self.awaiting_sync) {
+        self.synced_through(u64::MAX, checked);
+    }
+
+    /// [`Reclamation::synced`] for a sync that made durable the roots up to
+    /// `generation` only (a group sync, while later commits went on): pages
+    /// freed after it go on waiting.
+    pub(super) fn synced_through(&mut self, generation: u64, checked: impl Fn(u64) -> bool) {
+        let (through, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.awaiting_sync)
+            .into_iter()
+            .partition(|&(freed_by, _)| freed_by <= generation);
+        self.awaiting_sync = later;
+        for (generation, pages) in through {
             let (still_checked, unused): (Vec<u64>, Vec<u64>) =
                 pages.into_iter().partition(|&page| checked(page));
             if !still_checked.is_empty() {

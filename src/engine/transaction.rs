@@ -433,13 +433,15 @@ impl Core {
     /// `slot`. Only a slot changed since the last sync can differ from the
     /// newest entry, whose committed copy is never the staging target.
     fn durable_root_names(&self, slot: u64, page: u64) -> bool {
-        self.journal
-            .durable_entries
-            .get(&slot)
-            .is_some_and(|entry| match entry.state {
-                EntryState::Active(copy) => entry.copies[usize::from(copy)] == page,
-                _ => false,
-            })
+        self.sealed_root_names(slot, page)
+            || self
+                .journal
+                .durable_entries
+                .get(&slot)
+                .is_some_and(|entry| match entry.state {
+                    EntryState::Active(copy) => entry.copies[usize::from(copy)] == page,
+                    _ => false,
+                })
     }
 
     /// Publishes everything `txn` did in one commit. On error the

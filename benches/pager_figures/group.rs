@@ -1,0 +1,233 @@
+//! Group commit: durable commits per second of one-page transactions made by
+//! 1 to 64 threads through `ConcurrentPager::write_and_sync`, each call
+//! returning once its commit is durable; beside them, the same transaction
+//! committed `Immediate` (each paying its own sync) by one thread and by 16,
+//! and the raw disk's syncs per second (one 4 KiB pwrite + fdatasync).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mappedpages::{ConcurrentPager, PageId, Pager};
+
+use super::report::{row, yes_no, Row};
+use super::support::raw::RawWrites;
+use super::support::stats::{fmt_ns, ns, percentile};
+use super::support::{BoxResult, PAGE};
+use super::Config;
+
+const THREADS: [usize; 6] = [1, 2, 4, 8, 16, 64];
+
+type P = Pager<PAGE>;
+
+/// One configuration's figures: commits per second, and each call's time.
+pub struct Rate {
+    label: String,
+    threads: usize,
+    per_second: f64,
+    latencies: Vec<f64>,
+}
+
+pub struct GroupResults {
+    raw: Rate,
+    immediate: Vec<Rate>,
+    grouped: Vec<Rate>,
+}
+
+/// How long each configuration runs.
+fn window(cfg: &Config) -> Duration {
+    Duration::from_millis(if cfg.quick { 400 } else { 2000 })
+}
+
+/// One transaction of one thread: allocate a page, write it, free the
+/// page the thread's previous transaction wrote (so the file stays small).
+fn one_commit(
+    pager: &mut P,
+    previous: &mut Option<PageId<PAGE>>,
+    stamp: u64,
+) -> mappedpages::Result<()> {
+    let mut txn = pager.transaction()?;
+    let id = txn.alloc()?;
+    txn.get_mut(id)?.as_bytes_mut()[..8].copy_from_slice(&stamp.to_le_bytes());
+    if let Some(old) = previous.replace(id) {
+        txn.free(old)?;
+    }
+    txn.commit()
+}
+
+/// `threads` threads committing for `window`, grouped or each `Immediate`.
+fn run_threads(dir: &Path, threads: usize, grouped: bool, window: Duration) -> BoxResult<Rate> {
+    let path = dir.join(format!("group-{threads}-{grouped}.pages"));
+    let _ = std::fs::remove_file(&path);
+    let shared = ConcurrentPager::new(P::create(&path)?)?;
+    let start = Instant::now() + Duration::from_millis(20);
+    let handles: Vec<_> = (0..threads)
+        .map(|thread| {
+            let shared = shared.clone();
+            std::thread::spawn(move || -> mappedpages::Result<Vec<f64>> {
+                let mut previous = None;
+                let mut latencies = Vec::new();
+                while Instant::now() < start {
+                    std::hint::spin_loop();
+                }
+                let mut stamp = thread as u64;
+                while start.elapsed() < window {
+                    let t = Instant::now();
+                    if grouped {
+                        shared.write_and_sync(|pager| one_commit(pager, &mut previous, stamp))?;
+                    } else {
+                        let mut writer = shared.write()?;
+                        one_commit(&mut writer, &mut previous, stamp)?;
+                    }
+                    latencies.push(ns(t.elapsed()));
+                    stamp += 1 << 16;
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for handle in handles {
+        latencies.extend(
+            handle
+                .join()
+                .map_err(|_| "a committing thread panicked")??,
+        );
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    drop(shared);
+    let _ = std::fs::remove_file(&path);
+    Ok(Rate {
+        label: String::new(),
+        threads,
+        per_second: latencies.len() as f64 / elapsed,
+        latencies,
+    })
+}
+
+pub fn run_group(cfg: &Config, dir: &Path) -> BoxResult<GroupResults> {
+    let window = window(cfg);
+    let mut raw_file = RawWrites::create(&dir.join("group-raw.bin"))?;
+    let mut raw_latencies = Vec::new();
+    let start = Instant::now();
+    let mut i = 0;
+    while start.elapsed() < window {
+        raw_latencies.push(ns(raw_file.write(i, true)?));
+        i += 1;
+    }
+    let raw = Rate {
+        label: "raw 4 KiB pwrite + fdatasync, 1 thread".into(),
+        threads: 1,
+        per_second: raw_latencies.len() as f64 / start.elapsed().as_secs_f64(),
+        latencies: raw_latencies,
+    };
+    let mut immediate = Vec::new();
+    let mut grouped = Vec::new();
+    // Interleaved, so that drift on a shared machine hits both alike.
+    for &threads in &THREADS {
+        if threads == 1 || threads == 16 {
+            let mut rate = run_threads(dir, threads, false, window)?;
+            rate.label = format!("Immediate commits through write(), {threads} thread(s)");
+            println!("{}", describe(&rate));
+            immediate.push(rate);
+        }
+        let mut rate = run_threads(dir, threads, true, window)?;
+        rate.label = format!("write_and_sync, {threads} thread(s)");
+        println!("{}", describe(&rate));
+        grouped.push(rate);
+    }
+    Ok(GroupResults {
+        raw,
+        immediate,
+        grouped,
+    })
+}
+
+fn describe(rate: &Rate) -> String {
+    format!(
+        "{}: {:.0} durable commits/s, call median {}, p99 {}",
+        rate.label,
+        rate.per_second,
+        fmt_ns(percentile(&rate.latencies, 0.5)),
+        fmt_ns(percentile(&rate.latencies, 0.99)),
+    )
+}
+
+fn latency(rate: &Rate) -> String {
+    format!(
+        "median {}, p99 {}",
+        fmt_ns(percentile(&rate.latencies, 0.5)),
+        fmt_ns(percentile(&rate.latencies, 0.99))
+    )
+}
+
+pub fn group_rows(results: &GroupResults) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let one = &results.grouped[0];
+    let immediate_one = &results.immediate[0];
+    rows.push(row(
+        format!(
+            "G durable commits/s, one-page transactions: {} ({})",
+            results.raw.label,
+            latency(&results.raw)
+        ),
+        format!("{:.0}/s", results.raw.per_second),
+        "—",
+        "—",
+        "info: the disk's syncs per second",
+        "—",
+    ));
+    let ratio = immediate_one.per_second / one.per_second;
+    rows.push(row(
+        format!(
+            "G 1 thread: write_and_sync vs an Immediate commit ({} vs {})",
+            latency(one),
+            latency(immediate_one)
+        ),
+        format!("{:.0}/s", one.per_second),
+        format!("{:.0}/s", immediate_one.per_second),
+        format!("{ratio:.3}× the time"),
+        "≤ 1.05× an Immediate commit",
+        yes_no(ratio <= 1.05),
+    ));
+    for rate in &results.grouped[1..] {
+        let gain = rate.per_second / one.per_second;
+        let sixteen = rate.threads == 16;
+        rows.push(row(
+            format!(
+                "G {} threads: write_and_sync vs 1 thread ({})",
+                rate.threads,
+                latency(rate)
+            ),
+            format!("{:.0}/s", rate.per_second),
+            format!("{:.0}/s", one.per_second),
+            format!("{gain:.2}×"),
+            if sixteen {
+                "≥ 8× one thread"
+            } else {
+                "info"
+            },
+            if sixteen {
+                yes_no(gain >= 8.0)
+            } else {
+                "—".into()
+            },
+        ));
+    }
+    if let Some(each) = results.immediate.get(1) {
+        let sixteen = results.grouped.iter().find(|r| r.threads == 16);
+        if let Some(sixteen) = sixteen {
+            rows.push(row(
+                format!(
+                    "G 16 threads: write_and_sync vs each committing Immediate ({})",
+                    latency(each)
+                ),
+                format!("{:.0}/s", sixteen.per_second),
+                format!("{:.0}/s", each.per_second),
+                format!("{:.2}×", sixteen.per_second / each.per_second),
+                "info: what the grouping gains",
+                "—",
+            ));
+        }
+    }
+    rows
+}
