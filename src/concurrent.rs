@@ -17,7 +17,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, TryLockError};
 
-use crate::engine::{Flight, Wait};
+use crate::engine::{Flight, GroupSync, Wait};
 use crate::error::{ConcurrentError, MappedPageError, Result};
 use crate::pager::Pager;
 use crate::snapshot::Snapshot;
@@ -25,6 +25,25 @@ use crate::snapshot::Snapshot;
 struct Shared<const PAGE_SIZE: usize> {
     writer: Mutex<Pager<PAGE_SIZE>>,
     latest: RwLock<Snapshot<PAGE_SIZE>>,
+}
+
+/// What a grouped write left to wait for: its outcome, the generation its
+/// commits reached, and the group syncs to wait on.
+pub(crate) struct Grouped<T> {
+    outcome: Result<T>,
+    pub(crate) generation: u64,
+    pub(crate) flight: Arc<Flight>,
+}
+
+impl<T> Grouped<T> {
+    /// The outcome of the write, once the wait for its sync ended with
+    /// `end` (its commits are durable, or the sync failed).
+    pub(crate) fn outcome_after(self, end: Wait) -> Result<T> {
+        match end {
+            Wait::Failed => Err(MappedPageError::Unavailable),
+            _ => self.outcome,
+        }
+    }
 }
 
 /// A [`Pager`] shared between threads: one writer at a time, and any number
@@ -235,32 +254,41 @@ impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
         &self,
         f: impl FnOnce(&mut Pager<PAGE_SIZE>) -> Result<T>,
     ) -> Result<T> {
-        let (outcome, generation, flight) = {
-            let mut writer = self.write()?;
-            writer.core_mut().set_grouped(true);
-            let outcome = f(&mut writer);
-            writer.core_mut().set_grouped(false);
-            (outcome, writer.generation(), writer.core().flight())
-        };
-        self.wait_durable(generation, &flight)?;
-        outcome
-    }
-
-    /// Waits until the commit of `generation` is durable, leading a group
-    /// sync when none runs (see `engine/group.rs`).
-    fn wait_durable(&self, generation: u64, flight: &Flight) -> Result<()> {
+        let grouped = self.apply_grouped(f)?;
         loop {
-            match flight.wait_for(generation) {
-                Wait::Durable => return Ok(()),
-                Wait::Failed => return Err(MappedPageError::Unavailable),
+            match grouped.flight.wait_for(grouped.generation) {
                 Wait::Lead => {
-                    let sync = self.write()?.core_mut().start_group_sync(generation)?;
-                    if let Some(sync) = sync {
+                    if let Some(sync) = self.start_group_sync(grouped.generation)? {
                         sync.run();
                     }
                 }
+                end => return grouped.outcome_after(end),
             }
         }
+    }
+
+    /// Runs `f` with the writer side, its commits grouped (see
+    /// `engine/group.rs`); the first half of
+    /// [`ConcurrentPager::write_and_sync`] and of its async twin.
+    pub(crate) fn apply_grouped<T>(
+        &self,
+        f: impl FnOnce(&mut Pager<PAGE_SIZE>) -> Result<T>,
+    ) -> Result<Grouped<T>> {
+        let mut writer = self.write()?;
+        writer.core_mut().set_grouped(true);
+        let outcome = f(&mut writer);
+        writer.core_mut().set_grouped(false);
+        Ok(Grouped {
+            outcome,
+            generation: writer.generation(),
+            flight: writer.core().flight(),
+        })
+    }
+
+    /// Starts the group sync that makes the commit of `generation` durable,
+    /// if it is not and none runs.
+    pub(crate) fn start_group_sync(&self, generation: u64) -> Result<Option<GroupSync>> {
+        self.write()?.core_mut().start_group_sync(generation)
     }
 
     fn guard<'a>(&'a self, pager: MutexGuard<'a, Pager<PAGE_SIZE>>) -> WriteGuard<'a, PAGE_SIZE> {

@@ -1,5 +1,6 @@
-//! The `async` feature: `*_async` twins of the committing `Pager` methods
-//! and of [`Transaction::commit`].
+//! The `async` feature: `*_async` twins of the committing `Pager` methods,
+//! of [`Transaction::commit`] and of
+//! [`ConcurrentPager::write_and_sync`].
 //!
 //! Every method is one line: it hands its synchronous twin to [`off_worker`],
 //! which keeps the blocking work (file growth, `msync`/`fsync`) off the tokio
@@ -8,6 +9,8 @@
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
+use crate::concurrent::ConcurrentPager;
+use crate::engine::Wait;
 use crate::error::Result;
 use crate::page::PageId;
 use crate::pager::Pager;
@@ -271,6 +274,69 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// As [`Transaction::commit`].
     pub async fn commit_async(self) -> Result<()> {
         off_worker(|| self.commit())
+    }
+}
+
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
+    /// [`ConcurrentPager::write_and_sync`], awaiting the sync that covers
+    /// its commits without blocking the runtime's threads: a waiter is woken
+    /// when another call's sync ends, and a call that leads a sync runs it
+    /// on tokio's blocking pool. `f` runs with the writer side, as in the
+    /// synchronous twin, off the worker thread where it can (see the
+    /// [guide](crate::guide#async-io-support)).
+    ///
+    /// Dropping the future after `f` ran leaves its commits made; they
+    /// become durable with the next sync any caller leads.
+    ///
+    /// # Errors
+    /// As [`ConcurrentPager::write_and_sync`].
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{ConcurrentPager, Pager};
+    /// let shared = ConcurrentPager::new(Pager::<4096>::create(&path)?)?;
+    /// let id = shared
+    ///     .write_and_sync_async(|pager| {
+    ///         let mut txn = pager.transaction()?;
+    ///         let id = txn.alloc()?;
+    ///         txn.commit()?;
+    ///         Ok(id)
+    ///     })
+    ///     .await?; // durable here
+    /// assert!(shared.read()?.get(id).is_ok());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_and_sync_async<T>(
+        &self,
+        f: impl FnOnce(&mut Pager<PAGE_SIZE>) -> Result<T>,
+    ) -> Result<T> {
+        let grouped = off_worker(|| self.apply_grouped(f))?;
+        loop {
+            match grouped.flight.wait_for_async(grouped.generation).await {
+                Wait::Lead => {
+                    // No await between starting the sync and handing it
+                    // over: a dropped future cannot leave it unrun (and a
+                    // `GroupSync` dropped unrun runs as it drops).
+                    if let Some(sync) = off_worker(|| self.start_group_sync(grouped.generation))? {
+                        match Handle::try_current() {
+                            Ok(handle) => {
+                                // The task runs to its end even if this
+                                // future is dropped; it cannot panic.
+                                let _ = handle.spawn_blocking(move || sync.run()).await;
+                            }
+                            Err(_) => sync.run(),
+                        }
+                    }
+                }
+                end => return grouped.outcome_after(end),
+            }
+        }
     }
 }
 

@@ -357,3 +357,69 @@ fn a_killed_process_keeps_every_returned_commit() {
         assert!(pager.allocated_page_count() as usize >= made.len());
     }
 }
+
+/// Sixteen tasks commit through the async twin, on a current-thread and on
+/// a multi-thread runtime (waiters await a notification, leaders run their
+/// sync on the blocking pool): every call returns, and every commit is
+/// there after a reopen.
+#[cfg(feature = "async")]
+#[test]
+fn async_callers_share_syncs_on_both_runtimes() {
+    // A hang is the failure this guards against: end the test binary
+    // rather than wait for ever.
+    std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        eprintln!("async group commit hung");
+        std::process::exit(1);
+    });
+    for flavor in ["current_thread", "multi_thread"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = temp_file(&dir, "group.pages");
+        let shared = ConcurrentPager::new(P::create(&path).unwrap()).unwrap();
+        let record = Arc::new(Mutex::new(Record::default()));
+        let runtime = match flavor {
+            "current_thread" => tokio::runtime::Builder::new_current_thread(),
+            _ => tokio::runtime::Builder::new_multi_thread(),
+        }
+        .enable_all()
+        .build()
+        .unwrap();
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..16u32)
+                .map(|thread| {
+                    let (shared, record) = (shared.clone(), Arc::clone(&record));
+                    tokio::spawn(async move {
+                        for seq in 0..10u32 {
+                            let generation = shared
+                                .write_and_sync_async(|pager| {
+                                    let mut txn = pager.transaction()?;
+                                    let id = txn.alloc()?;
+                                    let commit = Commit {
+                                        page: id.0,
+                                        thread,
+                                        seq,
+                                    };
+                                    txn.get_mut(id)?.as_bytes_mut()[..8]
+                                        .copy_from_slice(&commit.bytes());
+                                    txn.commit()?;
+                                    let generation = pager.generation();
+                                    record.lock().unwrap().made.insert(generation, commit);
+                                    Ok(generation)
+                                })
+                                .await
+                                .unwrap();
+                            record.lock().unwrap().returned.push(generation);
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        drop(shared.into_inner().unwrap());
+        let record = record.lock().unwrap();
+        assert_eq!(record.returned.len(), 160, "{flavor}");
+        check_file(&path, &record.made, &record.returned).unwrap();
+    }
+}

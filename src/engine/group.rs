@@ -49,6 +49,9 @@ use crate::io::DetachedSync;
 pub(crate) struct Flight {
     state: Mutex<FlightState>,
     changed: Condvar,
+    /// Wakes the waiters of `ConcurrentPager::write_and_sync_async`.
+    #[cfg(feature = "async")]
+    notify: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -98,13 +101,44 @@ impl Flight {
         }
     }
 
+    /// [`Flight::wait_for`] as a future, which waits without blocking its
+    /// thread.
+    #[cfg(feature = "async")]
+    pub(crate) async fn wait_for_async(&self, generation: u64) -> Wait {
+        loop {
+            // Registered before the state is read, so that no change made
+            // after the read is missed.
+            let mut notified = std::pin::pin!(self.notify.notified());
+            notified.as_mut().enable();
+            {
+                let state = self.lock();
+                if state.durable >= generation {
+                    return Wait::Durable;
+                }
+                if state.failed {
+                    return Wait::Failed;
+                }
+                if !state.in_flight {
+                    return Wait::Lead;
+                }
+            }
+            notified.await;
+        }
+    }
+
     /// Every commit up to `generation` is durable (a sync made with the
     /// writer's lock held).
     fn durable_through(&self, generation: u64) {
         let mut state = self.lock();
         state.durable = state.durable.max(generation);
         drop(state);
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
         self.changed.notify_all();
+        #[cfg(feature = "async")]
+        self.notify.notify_waiters();
     }
 }
 
@@ -112,15 +146,24 @@ impl Flight {
 /// lock.
 #[must_use = "a group sync must be run, or the pager waits for it for ever"]
 pub(crate) struct GroupSync {
-    sync: DetachedSync,
+    /// Taken by [`GroupSync::run`]; a group sync dropped without running
+    /// runs as it is dropped, so that no waiter waits for ever.
+    sync: Option<DetachedSync>,
     generation: u64,
     flight: Arc<Flight>,
 }
 
 impl GroupSync {
     /// Syncs, and tells every waiter how it went.
-    pub(crate) fn run(self) {
-        let outcome = self.sync.sync().map_err(|err| err.to_string());
+    pub(crate) fn run(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        let Some(sync) = self.sync.take() else {
+            return;
+        };
+        let outcome = sync.sync().map_err(|err| err.to_string());
         let mut state = self.flight.lock();
         state.in_flight = false;
         match &outcome {
@@ -129,7 +172,13 @@ impl GroupSync {
         }
         state.ended = Some(outcome);
         drop(state);
-        self.flight.changed.notify_all();
+        self.flight.wake_all();
+    }
+}
+
+impl Drop for GroupSync {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -203,7 +252,7 @@ impl Core {
             Err(err) => {
                 self.poisoned = true;
                 self.flight.lock().failed = true;
-                self.flight.changed.notify_all();
+                self.flight.wake_all();
                 return Err(err.into());
             }
         };
@@ -228,7 +277,7 @@ impl Core {
         });
         self.flight.lock().in_flight = true;
         Ok(Some(GroupSync {
-            sync,
+            sync: Some(sync),
             generation: target,
             flight: Arc::clone(&self.flight),
         }))
@@ -384,15 +433,17 @@ mod tests {
         let flight = core.flight();
         // The sync fails in the kernel: simulated by an outcome posted as
         // `run` would post it.
-        let sync = core.start_group_sync(generation).unwrap().unwrap();
-        let GroupSync { flight: posted, .. } = sync;
+        let mut sync = core.start_group_sync(generation).unwrap().unwrap();
+        // Not run: its outcome is posted here instead.
+        sync.sync = None;
         {
-            let mut state = posted.lock();
+            let mut state = flight.lock();
             state.in_flight = false;
             state.failed = true;
             state.ended = Some(Err("injected".into()));
         }
-        posted.changed.notify_all();
+        flight.wake_all();
+        drop(sync);
         assert!(matches!(flight.wait_for(generation), Wait::Failed));
         assert!(matches!(
             core.alloc_regular(1),

@@ -55,7 +55,7 @@ pub use open::RecoveryReport;
 
 pub(crate) use self::core::{Core, Settings};
 pub(crate) use freemap::{FreeMap, PageUse};
-pub(crate) use group::{Flight, Wait};
+pub(crate) use group::{Flight, GroupSync, Wait};
 pub(crate) use length::MIN_FILE_PAGES;
 pub(crate) use open::{choose_root, open_state, ChooseError, Chosen};
 pub(crate) use snapshots::Frozen;
