@@ -87,6 +87,47 @@ pub(crate) struct Storage {
     /// Set if the writer's view was unmapped for a cut and could not be
     /// mapped again: every later sync fails with this error.
     unmapped: Option<io::ErrorKind>,
+    /// Bytes known to read as zeros (see [`KnownZeros`]).
+    zeros: KnownZeros,
+}
+
+/// A range of the file's bytes known to read as zeros: the file grew over
+/// them in this process (a file reads zeros where it was extended) and
+/// nothing has written them since. Every write through [`Storage`] but that
+/// of zeros shrinks it from below, past the written bytes (losing, at
+/// worst, zeros below them, which only costs a read later).
+#[derive(Debug, Default)]
+struct KnownZeros(Range<u64>);
+
+impl KnownZeros {
+    /// Bytes `start..end` are about to be written.
+    #[inline]
+    fn written(&mut self, start: u64, end: u64) {
+        let zeros = &mut self.0;
+        if start < zeros.end && end > zeros.start {
+            zeros.start = end.min(zeros.end);
+        }
+    }
+
+    /// The file grew from `old_len` to `new_len` bytes.
+    fn grown(&mut self, old_len: u64, new_len: u64) {
+        let zeros = &mut self.0;
+        if zeros.is_empty() || zeros.end != old_len {
+            zeros.start = old_len;
+        }
+        zeros.end = new_len;
+    }
+
+    /// The file was cut to `len` bytes.
+    fn cut(&mut self, len: u64) {
+        let zeros = &mut self.0;
+        zeros.end = zeros.end.min(len);
+        zeros.start = zeros.start.min(zeros.end);
+    }
+
+    fn contains(&self, start: u64, end: u64) -> bool {
+        self.0.start <= start && end <= self.0.end
+    }
 }
 
 /// The address and length of a [`MapRegion`], kept beside the `Arc` that
@@ -435,6 +476,7 @@ impl Storage {
             deferred_cut: None,
             retired: Vec::new(),
             unmapped: None,
+            zeros: KnownZeros::default(),
         })
     }
 
@@ -483,6 +525,7 @@ impl Storage {
             return None;
         }
         self.map_writes.note(range.clone());
+        self.zeros.written(range.start as u64, range.end as u64);
         // SAFETY: in bounds of the live mapping; `&mut self` excludes every
         // other view this `Storage` hands out, and no snapshot reads the
         // range (the caller's rule above).
@@ -506,6 +549,8 @@ impl Storage {
             return false;
         }
         self.map_writes.note(dst_start..dst_start + len);
+        self.zeros
+            .written(dst_start as u64, dst_start as u64 + len as u64);
         let base = self.map.map.as_mut_ptr();
         // SAFETY: both ranges are in bounds and do not overlap; the
         // destination is written by no one else and read by no snapshot
@@ -527,6 +572,7 @@ impl Storage {
             page_size,
             lent: RefCell::new(HashMap::new()),
             map_writes: RefCell::new(&mut self.map_writes),
+            zeros: RefCell::new(&mut self.zeros),
             buffers: RefCell::new(buffers),
             _map: PhantomData,
         }
@@ -539,7 +585,15 @@ impl Storage {
             offset,
             len: data.len(),
         })?;
+        self.zeros
+            .written(offset, offset.saturating_add(data.len() as u64));
         self.write_within(offset, data)
+    }
+
+    /// Whether the bytes of `range` are known to read as zeros: the file
+    /// grew over them in this process and nothing wrote them since.
+    pub fn reads_zeros(&self, range: Range<usize>) -> bool {
+        self.zeros.contains(range.start as u64, range.end as u64)
     }
 
     /// Writes the pages `buffers` holds to the file, each run of adjacent
@@ -645,6 +699,7 @@ impl Storage {
     fn extend_and_map(&mut self, new_len: u64, preallocate: bool) -> io::Result<()> {
         if new_len > self.file_len {
             extend(&self.file, &self.hook, self.file_len, new_len, preallocate)?;
+            self.zeros.grown(self.file_len, new_len);
             self.file_len = new_len;
         }
         self.hook.fire(IoEvent::Map { len: new_len })?;
@@ -698,6 +753,9 @@ impl Storage {
             return self.retry_deferred_cut();
         }
         self.hook.fire(IoEvent::SetLen { len })?;
+        // Whether or not the cut happens, the bytes past `len` may read as
+        // something else after a growth over them.
+        self.zeros.cut(len);
         self.file.set_len(len)?;
         self.file_len = len;
         Ok(())
@@ -738,6 +796,7 @@ impl Storage {
         // The writer's view goes away here: the file cannot be cut below it.
         let own = self.set_map(Arc::new(empty));
         drop(own);
+        self.zeros.cut(len);
         let cut = self
             .hook
             .fire(IoEvent::SetLen { len })
@@ -790,6 +849,9 @@ pub(crate) struct DisjointPages<'a> {
     lent: RefCell<HashMap<u64, bool>>,
     /// Where the pages lent writable are noted for the next sync.
     map_writes: RefCell<&'a mut MapWrites>,
+    /// What the map is known to hold zeros in, which a page lent writable
+    /// from it leaves.
+    zeros: RefCell<&'a mut KnownZeros>,
     /// Where pages lent writable are held while there is room.
     buffers: RefCell<Option<&'a mut PageBuffers>>,
     _map: PhantomData<&'a mut [u8]>,
@@ -850,9 +912,13 @@ impl<'a> DisjointPages<'a> {
             return Err(LendError::Lent);
         }
         lent.insert(page, true);
+        let end = start + self.page_size;
         let mut buffers = self.buffers.borrow_mut();
         if let Some(buffers) = buffers.as_deref_mut() {
             let made = buffers.ptr_mut(page, self.page_size).or_else(|| {
+                if self.zeros.borrow().contains(start as u64, end as u64) {
+                    return buffers.hold(page, &vec![0; self.page_size]);
+                }
                 // SAFETY: as in `shared`, for the map's bytes of a page lent
                 // to no one, read only while this copy is made.
                 let bytes =
@@ -868,12 +934,11 @@ impl<'a> DisjointPages<'a> {
                 return Ok(bytes);
             }
         }
+        self.zeros.borrow_mut().written(start as u64, end as u64);
         // Checked here too, so that where nothing is tracked not even the
         // `RefCell`'s borrow flag is touched.
         if platform::FLUSH_MAP_WRITES {
-            self.map_writes
-                .borrow_mut()
-                .note(start..start + self.page_size);
+            self.map_writes.borrow_mut().note(start..end);
         }
         // SAFETY: as in `shared`; the page was lent to no one before and is
         // recorded as lent writable, so no other reference to it is made

@@ -234,8 +234,12 @@ impl Core {
         }
         if txn.buffers.get(page).is_none() {
             self.room_to_hold(txn)?;
-            let bytes = self.page_bytes(page)?;
-            txn.buffers.insert(page, bytes);
+            if self.store.reads_zeros(self.page_range(page)) {
+                // No need to read what is known: a page the file grew over.
+                txn.buffers.insert(page, &self.zero_page);
+            } else {
+                txn.buffers.insert(page, self.page_bytes(page)?);
+            }
         }
         txn.fresh.note_written(page);
         txn.buffers
