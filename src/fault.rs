@@ -1,8 +1,9 @@
 //! Fault injection at the I/O seam, for crash-consistency tests (feature
 //! `fault-injection`; without it the hook compiles to nothing).
 //!
-//! Every metadata write, every sync and every growth of the file is announced
-//! to an [`IoHook`] before it happens. The hook may record the file as the
+//! Every metadata write (and every write of pages a transaction wrote),
+//! every sync and every growth of the file is announced to an [`IoHook`]
+//! before it happens. The hook may record the file as the
 //! page cache holds it (to build the images a power loss could leave), or
 //! return an error, which the pager then treats as the failure of that call.
 //!
@@ -61,7 +62,9 @@ use std::{fmt, io};
 #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
 #[non_exhaustive]
 pub enum IoEvent<'a> {
-    /// Metadata bytes are about to be written at `offset` (not yet durable).
+    /// Bytes are about to be written at `offset` with a positional write
+    /// (not yet durable): metadata, or pages a transaction wrote, which its
+    /// commit writes in runs of adjacent pages.
     Write {
         /// Byte offset in the file.
         offset: u64,

@@ -28,14 +28,23 @@
 //! [`DisjointPages`]) that, by the pager's rules, no live snapshot reads:
 //! pages allocated after every live snapshot was taken, and protected copies
 //! no live snapshot names. That rule is what makes reading from other
-//! threads sound; `snapshot.rs` states it in full.
+//! threads sound; `snapshot.rs` states it in full. Positional writes
+//! ([`Storage::write_at`], [`Storage::write_pages`]) change the same bytes
+//! through the page cache, which the map shares, and follow the same rule.
+//!
+//! # Pages held in memory
+//! A transaction writes the pages it allocated into [`PageBuffers`], not
+//! through the map: the first write to a fresh page through a shared map
+//! costs a write fault, more than the positional write the commit makes of
+//! it instead ([`Storage::write_pages`]). Afterwards the map reads the
+//! written bytes, as it reads every write to the file.
 
 #![allow(unsafe_code)]
 
 mod platform;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::marker::PhantomData;
@@ -78,6 +87,47 @@ pub(crate) struct Storage {
     /// Set if the writer's view was unmapped for a cut and could not be
     /// mapped again: every later sync fails with this error.
     unmapped: Option<io::ErrorKind>,
+    /// Bytes known to read as zeros (see [`KnownZeros`]).
+    zeros: KnownZeros,
+}
+
+/// A range of the file's bytes known to read as zeros: the file grew over
+/// them in this process (a file reads zeros where it was extended) and
+/// nothing has written them since. Every write through [`Storage`] but that
+/// of zeros shrinks it from below, past the written bytes (losing, at
+/// worst, zeros below them, which only costs a read later).
+#[derive(Debug, Default)]
+struct KnownZeros(Range<u64>);
+
+impl KnownZeros {
+    /// Bytes `start..end` are about to be written.
+    #[inline]
+    fn written(&mut self, start: u64, end: u64) {
+        let zeros = &mut self.0;
+        if start < zeros.end && end > zeros.start {
+            zeros.start = end.min(zeros.end);
+        }
+    }
+
+    /// The file grew from `old_len` to `new_len` bytes.
+    fn grown(&mut self, old_len: u64, new_len: u64) {
+        let zeros = &mut self.0;
+        if zeros.is_empty() || zeros.end != old_len {
+            zeros.start = old_len;
+        }
+        zeros.end = new_len;
+    }
+
+    /// The file was cut to `len` bytes.
+    fn cut(&mut self, len: u64) {
+        let zeros = &mut self.0;
+        zeros.end = zeros.end.min(len);
+        zeros.start = zeros.start.min(zeros.end);
+    }
+
+    fn contains(&self, start: u64, end: u64) -> bool {
+        self.0.start <= start && end <= self.0.end
+    }
 }
 
 /// The address and length of a [`MapRegion`], kept beside the `Arc` that
@@ -440,6 +490,7 @@ impl Storage {
             deferred_cut: None,
             retired: Vec::new(),
             unmapped: None,
+            zeros: KnownZeros::default(),
         })
     }
 
@@ -488,6 +539,7 @@ impl Storage {
             return None;
         }
         self.map_writes.note(range.clone());
+        self.zeros.written(range.start as u64, range.end as u64);
         // SAFETY: in bounds of the live mapping; `&mut self` excludes every
         // other view this `Storage` hands out, and no snapshot reads the
         // range (the caller's rule above).
@@ -511,6 +563,8 @@ impl Storage {
             return false;
         }
         self.map_writes.note(dst_start..dst_start + len);
+        self.zeros
+            .written(dst_start as u64, dst_start as u64 + len as u64);
         let base = self.map.map.as_mut_ptr();
         // SAFETY: both ranges are in bounds and do not overlap; the
         // destination is written by no one else and read by no snapshot
@@ -519,14 +573,21 @@ impl Storage {
         true
     }
 
-    /// The map, to lend out several pages of at once (see [`DisjointPages`]).
-    pub fn disjoint_pages(&mut self, page_size: usize) -> DisjointPages<'_> {
+    /// The map, to lend out several pages of at once (see [`DisjointPages`]),
+    /// with the buffers pages lent writable are held in while they have room.
+    pub fn disjoint_pages<'a>(
+        &'a mut self,
+        page_size: usize,
+        buffers: Option<&'a mut PageBuffers>,
+    ) -> DisjointPages<'a> {
         DisjointPages {
             base: self.map.map.as_mut_ptr(),
             len: self.map.len(),
             page_size,
             lent: RefCell::new(HashMap::new()),
             map_writes: RefCell::new(&mut self.map_writes),
+            zeros: RefCell::new(&mut self.zeros),
+            buffers: RefCell::new(buffers),
             _map: PhantomData,
         }
     }
@@ -538,7 +599,49 @@ impl Storage {
             offset,
             len: data.len(),
         })?;
+        self.zeros
+            .written(offset, offset.saturating_add(data.len() as u64));
         self.write_within(offset, data)
+    }
+
+    /// Whether the bytes of `range` are known to read as zeros: the file
+    /// grew over them in this process and nothing wrote them since.
+    pub fn reads_zeros(&self, range: Range<usize>) -> bool {
+        self.zeros.contains(range.start as u64, range.end as u64)
+    }
+
+    /// Writes the pages `buffers` holds to the file, each run of adjacent
+    /// pages in one write of at most [`PageBuffers::MAX_WRITE`] bytes, each
+    /// announced to the fault hook as a write. The pages are ones no live
+    /// snapshot reads (module docs). On error some of them may have been
+    /// written.
+    pub fn write_pages(&mut self, buffers: &PageBuffers, page_size: usize) -> io::Result<()> {
+        let per_write = (PageBuffers::MAX_WRITE / page_size).max(1);
+        let mut run: Vec<(u64, &[u8])> = Vec::new();
+        let mut joined = Vec::new();
+        let mut pages = buffers.iter().peekable();
+        while let Some((page, bytes)) = pages.next() {
+            run.push((page, bytes));
+            let next_adjacent = pages
+                .peek()
+                .is_some_and(|&(next, _)| page.checked_add(1) == Some(next));
+            if next_adjacent && run.len() < per_write {
+                continue;
+            }
+            let (first, _) = run[0];
+            let offset = first * page_size as u64;
+            if let [(_, only)] = run.as_slice() {
+                self.write_at(offset, only)?;
+            } else {
+                joined.clear();
+                for (_, bytes) in &run {
+                    joined.extend_from_slice(bytes);
+                }
+                self.write_at(offset, &joined)?;
+            }
+            run.clear();
+        }
+        Ok(())
     }
 
     /// Writes zeros at byte `offset` into pages no state uses (see
@@ -625,6 +728,7 @@ impl Storage {
     fn extend_and_map(&mut self, new_len: u64, preallocate: bool) -> io::Result<()> {
         if new_len > self.file_len {
             extend(&self.file, &self.hook, self.file_len, new_len, preallocate)?;
+            self.zeros.grown(self.file_len, new_len);
             self.file_len = new_len;
         }
         self.hook.fire(IoEvent::Map { len: new_len })?;
@@ -678,6 +782,9 @@ impl Storage {
             return self.retry_deferred_cut();
         }
         self.hook.fire(IoEvent::SetLen { len })?;
+        // Whether or not the cut happens, the bytes past `len` may read as
+        // something else after a growth over them.
+        self.zeros.cut(len);
         self.file.set_len(len)?;
         self.file_len = len;
         Ok(())
@@ -718,6 +825,7 @@ impl Storage {
         // The writer's view goes away here: the file cannot be cut below it.
         let own = self.set_map(Arc::new(empty));
         drop(own);
+        self.zeros.cut(len);
         let cut = self
             .hook
             .fire(IoEvent::SetLen { len })
@@ -753,6 +861,15 @@ impl Storage {
 /// So no byte is reachable through a `&mut [u8]` and another reference at
 /// once. The type is neither `Send` nor `Sync` (a raw pointer, a `RefCell`),
 /// so the record is kept by one thread.
+///
+/// A page held in `buffers` is lent from its buffer instead of the map, by
+/// the same record: the buffers are borrowed uniquely for `'a` too, and a
+/// buffer is a heap allocation of its own that nothing here frees or
+/// resizes while the borrow lasts ([`PageBuffers`] only adds buffers while
+/// lent, and adding one moves the `Vec`s that own the others, never their
+/// bytes). The pointers are taken with `Vec::as_ptr`/`as_mut_ptr`, which
+/// make no reference to the bytes, and a buffer is only reached through a
+/// `&mut` (`PageBuffers::ptr_mut`) for a page not lent at all.
 pub(crate) struct DisjointPages<'a> {
     base: *mut u8,
     len: usize,
@@ -761,6 +878,11 @@ pub(crate) struct DisjointPages<'a> {
     lent: RefCell<HashMap<u64, bool>>,
     /// Where the pages lent writable are noted for the next sync.
     map_writes: RefCell<&'a mut MapWrites>,
+    /// What the map is known to hold zeros in, which a page lent writable
+    /// from it leaves.
+    zeros: RefCell<&'a mut KnownZeros>,
+    /// Where pages lent writable are held while there is room.
+    buffers: RefCell<Option<&'a mut PageBuffers>>,
     _map: PhantomData<&'a mut [u8]>,
 }
 
@@ -784,20 +906,34 @@ impl<'a> DisjointPages<'a> {
         }
     }
 
-    /// Lends `page` readable, unless it is lent writable.
+    /// Lends `page` readable, unless it is lent writable: from its buffer
+    /// if it is held in one, else from the map.
     pub fn shared(&self, page: u64) -> Result<&'a [u8], LendError> {
         let start = self.offset(page)?;
         let mut lent = self.lent.borrow_mut();
         if *lent.entry(page).or_insert(false) {
             return Err(LendError::Lent);
         }
-        // SAFETY: `start..start + page_size` lies within the map (`offset`),
-        // which stays mapped and unmoved for `'a`; the page is not lent
+        let held = self
+            .buffers
+            .borrow()
+            .as_deref()
+            .and_then(|buffers| buffers.ptr(page, self.page_size));
+        // SAFETY: `held` points at a live buffer of `page_size` bytes, and
+        // `start..start + page_size` lies within the map (`offset`); both
+        // stay allocated and unmoved for `'a`. The page is not lent
         // writable and will not be (see the type's docs).
-        Ok(unsafe { std::slice::from_raw_parts(self.base.add(start), self.page_size) })
+        Ok(unsafe {
+            std::slice::from_raw_parts(
+                held.unwrap_or(self.base.add(start).cast_const()),
+                self.page_size,
+            )
+        })
     }
 
-    /// Lends `page` writable, unless it is lent already.
+    /// Lends `page` writable, unless it is lent already: from its buffer,
+    /// which is made (holding the page's bytes in the file) if the page has
+    /// none and the buffers have room, else from the map.
     pub fn unique(&self, page: u64) -> Result<&'a mut [u8], LendError> {
         let start = self.offset(page)?;
         let mut lent = self.lent.borrow_mut();
@@ -805,16 +941,131 @@ impl<'a> DisjointPages<'a> {
             return Err(LendError::Lent);
         }
         lent.insert(page, true);
+        let end = start + self.page_size;
+        let mut buffers = self.buffers.borrow_mut();
+        if let Some(buffers) = buffers.as_deref_mut() {
+            let made = buffers.ptr_mut(page, self.page_size).or_else(|| {
+                if self.zeros.borrow().contains(start as u64, end as u64) {
+                    return buffers.hold(page, &vec![0; self.page_size]);
+                }
+                // SAFETY: as in `shared`, for the map's bytes of a page lent
+                // to no one, read only while this copy is made.
+                let bytes =
+                    unsafe { std::slice::from_raw_parts(self.base.add(start), self.page_size) };
+                buffers.hold(page, bytes)
+            });
+            if let Some(held) = made {
+                // SAFETY: `held` points at the live buffer of `page`,
+                // `page_size` bytes, which stays allocated and unmoved for
+                // `'a` (the type's docs); the page was lent to no one before
+                // and is recorded as lent writable.
+                let bytes = unsafe { std::slice::from_raw_parts_mut(held, self.page_size) };
+                return Ok(bytes);
+            }
+        }
+        self.zeros.borrow_mut().written(start as u64, end as u64);
         // Checked here too, so that where nothing is tracked not even the
         // `RefCell`'s borrow flag is touched.
         if platform::FLUSH_MAP_WRITES {
-            self.map_writes
-                .borrow_mut()
-                .note(start..start + self.page_size);
+            self.map_writes.borrow_mut().note(start..end);
         }
         // SAFETY: as in `shared`; the page was lent to no one before and is
         // recorded as lent writable, so no other reference to it is made
         // for `'a`.
-        Ok(unsafe { std::slice::from_raw_parts_mut(self.base.add(start), self.page_size) })
+        let bytes = unsafe { std::slice::from_raw_parts_mut(self.base.add(start), self.page_size) };
+        Ok(bytes)
+    }
+}
+
+/// Pages a transaction wrote, held in memory until they are written with
+/// [`Storage::write_pages`]: each page's buffer starts as the page's bytes
+/// in the file, so holding a page changes nothing anyone reads. At most
+/// [`PageBuffers::MAX_BYTES`] are held; the engine writes them out early
+/// when they are full, and [`DisjointPages`] lends from the map instead.
+#[derive(Debug, Default)]
+pub(crate) struct PageBuffers {
+    held: BTreeMap<u64, Vec<u8>>,
+    bytes: usize,
+}
+
+impl PageBuffers {
+    /// The most bytes held at once.
+    pub const MAX_BYTES: usize = 8 << 20;
+    /// The longest write [`Storage::write_pages`] makes.
+    pub const MAX_WRITE: usize = 1 << 20;
+
+    /// Whether one more page of `page_size` bytes fits.
+    pub fn has_room(&self, page_size: usize) -> bool {
+        self.bytes.saturating_add(page_size) <= Self::MAX_BYTES
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// The bytes held for `page`.
+    pub fn get(&self, page: u64) -> Option<&[u8]> {
+        self.held.get(&page).map(Vec::as_slice)
+    }
+
+    /// The bytes held for `page`, writable.
+    pub fn get_mut(&mut self, page: u64) -> Option<&mut [u8]> {
+        self.held.get_mut(&page).map(Vec::as_mut_slice)
+    }
+
+    /// Holds `bytes` (a page's bytes in the file) for `page`, which has no
+    /// buffer, if there is room; returns the buffer's bytes.
+    pub fn insert(&mut self, page: u64, bytes: &[u8]) -> Option<&mut [u8]> {
+        self.make(page, bytes).map(Vec::as_mut_slice)
+    }
+
+    /// Forgets `page`'s buffer, if it has one.
+    pub fn remove(&mut self, page: u64) {
+        if let Some(bytes) = self.held.remove(&page) {
+            self.bytes -= bytes.len();
+        }
+    }
+
+    /// Forgets every buffer.
+    pub fn clear(&mut self) {
+        self.held.clear();
+        self.bytes = 0;
+    }
+
+    /// The pages held, ascending, with their bytes.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.held
+            .iter()
+            .map(|(&page, bytes)| (page, bytes.as_slice()))
+    }
+
+    /// Makes `page`'s buffer, a copy of `bytes`, if there is room; a pointer
+    /// to it, made without a reference to its bytes.
+    fn hold(&mut self, page: u64, bytes: &[u8]) -> Option<*mut u8> {
+        self.make(page, bytes).map(Vec::as_mut_ptr)
+    }
+
+    fn make(&mut self, page: u64, bytes: &[u8]) -> Option<&mut Vec<u8>> {
+        if !self.has_room(bytes.len()) || self.held.contains_key(&page) {
+            return None;
+        }
+        self.bytes += bytes.len();
+        Some(self.held.entry(page).or_insert_with(|| bytes.to_vec()))
+    }
+
+    /// A pointer to `page`'s buffer, if it has one of `len` bytes, made
+    /// without a reference to its bytes.
+    fn ptr(&self, page: u64, len: usize) -> Option<*const u8> {
+        let held = self.held.get(&page).filter(|bytes| bytes.len() == len)?;
+        Some(held.as_ptr())
+    }
+
+    /// As [`PageBuffers::ptr`], through a unique borrow of the buffer.
+    fn ptr_mut(&mut self, page: u64, len: usize) -> Option<*mut u8> {
+        let held = self
+            .held
+            .get_mut(&page)
+            .filter(|bytes| bytes.len() == len)?;
+        Some(held.as_mut_ptr())
     }
 }

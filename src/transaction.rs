@@ -5,8 +5,7 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use crate::engine::FreeMap;
-use crate::engine::TxnState;
+use crate::engine::{FreeMap, FreshPages, TxnState};
 use crate::error::{MappedPageError, Result};
 use crate::io::{DisjointPages, LendError};
 use crate::page::{MappedPage, PageId};
@@ -293,10 +292,10 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn get(&self, id: PageId<PAGE_SIZE>) -> Result<&MappedPage> {
-        self.state()?;
+        let txn = self.state()?;
         self.pager
             .core()
-            .regular_page(id.0)
+            .txn_page(txn, id.0)
             .map(MappedPage::from_bytes)
     }
 
@@ -401,12 +400,16 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
         let Transaction { pager, txn } = self;
         let core = pager.core_mut();
         let usable = core.check_usable().is_ok() && txn.is_some();
-        let (map, pages) = core.lend_pages(PAGE_SIZE);
+        let (fresh, buffers) = match txn.as_mut().map(TxnState::lending) {
+            Some((fresh, buffers)) => (Some(fresh), Some(buffers)),
+            None => (None, None),
+        };
+        let (map, pages) = core.lend_pages(PAGE_SIZE, buffers);
         PageSet {
             usable,
             map,
             pages,
-            txn: RefCell::new(txn.as_mut()),
+            fresh: RefCell::new(fresh),
         }
     }
 
@@ -544,7 +547,7 @@ pub struct PageSet<'a, const PAGE_SIZE: usize> {
     usable: bool,
     map: &'a FreeMap,
     pages: DisjointPages<'a>,
-    txn: RefCell<Option<&'a mut TxnState>>,
+    fresh: RefCell<Option<&'a mut FreshPages>>,
 }
 
 impl<const PAGE_SIZE: usize> fmt::Debug for PageSet<'_, PAGE_SIZE> {
@@ -621,13 +624,13 @@ impl<'a, const PAGE_SIZE: usize> PageSet<'a, PAGE_SIZE> {
     /// ```
     pub fn get_mut(&self, id: PageId<PAGE_SIZE>) -> Result<&'a mut MappedPage> {
         self.check_regular(id.0)?;
-        let mut txn = self.txn.borrow_mut();
-        let txn = txn.as_deref_mut().ok_or(MappedPageError::Unavailable)?;
-        if !txn.is_fresh(id.0) {
+        let mut fresh = self.fresh.borrow_mut();
+        let fresh = fresh.as_deref_mut().ok_or(MappedPageError::Unavailable)?;
+        if !fresh.is_fresh(id.0) {
             return Err(MappedPageError::CommittedPage { page: id.0 });
         }
         let bytes = self.pages.unique(id.0).map_err(Self::lent(id.0))?;
-        txn.note_written(id.0);
+        fresh.note_written(id.0);
         Ok(MappedPage::from_bytes_mut(bytes))
     }
 }

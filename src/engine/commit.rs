@@ -5,9 +5,11 @@
 //! [`Core::commit`]. A commit:
 //!
 //! 1. syncs first if regular pages were written in place through
-//!    `get_mut`: write-before ordering, D3. Pages a transaction wrote are
-//!    not synced first: the root lists their CRC-32C, and open rejects a
-//!    root whose listed pages did not land, so a commit is one sync;
+//!    `get_mut`: write-before ordering, D3. Pages a transaction wrote
+//!    (written to the file by `commit_txn` just before, see
+//!    `transaction.rs`) are not synced first: the root lists their CRC-32C,
+//!    and open rejects a root whose listed pages did not land, so a commit
+//!    is one sync;
 //! 2. appends the records to the log carried in the root; when the log is
 //!    full, checkpoints instead: the changed leaves of the page trees and
 //!    their ancestors go to fresh pages, and the log starts empty;
@@ -293,7 +295,12 @@ impl Core {
     /// The checks the new root lists itself: those of earlier unsynced
     /// commits not yet in check pages that still describe the state, and
     /// the pages this commit wrote.
-    fn gather_checks(&mut self, written: &[u64], stale: &[u64], freed: &[u64]) -> Vec<PageCheck> {
+    fn gather_checks(
+        &mut self,
+        written: &[(u64, Option<u32>)],
+        stale: &[u64],
+        freed: &[u64],
+    ) -> Vec<PageCheck> {
         let checks = &mut self.journal.unsynced_checks;
         if !checks.is_empty() {
             let mut gone: Vec<u64> = stale.iter().chain(freed).copied().collect();
@@ -302,11 +309,13 @@ impl Core {
         }
         let bytes = self.store.bytes();
         let page_size = self.page_size;
-        checks.extend(written.iter().map(|&page| {
+        checks.extend(written.iter().map(|&(page, crc)| {
             let start = page as usize * page_size;
             PageCheck {
                 page,
-                crc: checksum(bytes.get(start..start + page_size).unwrap_or_default()),
+                crc: crc.unwrap_or_else(|| {
+                    checksum(bytes.get(start..start + page_size).unwrap_or_default())
+                }),
             }
         }));
         checks.clone()

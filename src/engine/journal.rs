@@ -138,8 +138,9 @@ pub(crate) struct Change {
     /// Pages the change stops using; reusable once the commit is durable.
     pub(super) freed: Vec<u64>,
     /// Pages written for this commit without a sync, ascending: the root
-    /// lists their CRCs.
-    pub(super) written: Vec<u64>,
+    /// lists their CRCs. With each, its CRC when the commit computed it
+    /// from the bytes it wrote; the others are read from the file.
+    pub(super) written: Vec<(u64, Option<u32>)>,
     /// Pages whose earlier checks no longer describe the state (protected
     /// copies that stopped being the committed one); `freed` pages too.
     pub(super) stale: Vec<u64>,

@@ -444,7 +444,7 @@ impl Core {
                     self.map.release(&taken);
                     return Err(MappedPageError::OutOfBounds);
                 }
-                written.push(low);
+                written.push((low, None));
             }
             self.map.take_internal(low);
             taken.push(low);

@@ -59,4 +59,4 @@ pub(crate) use group::{Flight, GroupSync, Wait};
 pub(crate) use length::MIN_FILE_PAGES;
 pub(crate) use open::{choose_root, open_state, ChooseError, Chosen};
 pub(crate) use snapshots::Frozen;
-pub(crate) use transaction::TxnState;
+pub(crate) use transaction::{FreshPages, TxnState};

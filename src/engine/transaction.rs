@@ -18,6 +18,18 @@
 //!   root do not name, or, when the durable root still names it (a commit
 //!   since the last sync flipped the page), a fresh page.
 //!
+//! Fresh pages are written into buffers the transaction holds
+//! ([`PageBuffers`]), not through the map, and the commit writes them with
+//! positional writes, runs of adjacent pages in one write, before it
+//! computes their checks (over the bytes it wrote) and writes the root: the
+//! first write to a fresh page through a shared map costs a write fault,
+//! which is most of a small commit's time. A buffer starts as the page's
+//! bytes in the file, so what the transaction reads is what a write through
+//! the map would have left. Past [`PageBuffers::MAX_BYTES`] held, the
+//! buffers are written out early (a `PageSet`, which cannot, lends from the
+//! map instead), so a transaction that writes many pages holds a bounded
+//! amount of memory. A rollback drops the buffers unwritten.
+//!
 //! The commit's root lists every such page with its CRC-32C. Open rejects a
 //! root whose pages did not all land and falls back to the one before, so
 //! the pages and the root share one sync. Pages a transaction frees stay
@@ -25,7 +37,7 @@
 //! inside the transaction, and nothing after it before that, overwrites a
 //! page the durable root uses.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::engine::core::Core;
 use crate::engine::durability::Durability;
@@ -33,8 +45,9 @@ use crate::engine::freemap::{FreeMap, PageUse};
 use crate::engine::journal::{runs, Change};
 use crate::engine::placement::{Use, MAX_RUN};
 use crate::error::{MappedPageError, Result};
+use crate::format::checksum;
 use crate::format::record::{DirEntry, EntryState, Record};
-use crate::io::DisjointPages;
+use crate::io::{DisjointPages, PageBuffers};
 
 /// A transaction in progress: what it changed, and how to undo it.
 #[derive(Debug, Default)]
@@ -43,15 +56,38 @@ pub(crate) struct TxnState {
     undo: Vec<Undo>,
     /// Pages the transaction stops using; reusable once its commit is durable.
     freed: Vec<u64>,
-    /// Runs of regular pages allocated by this transaction: start -> count.
-    fresh: BTreeMap<u64, u64>,
-    /// Fresh pages handed out writable: their CRCs go into the root.
-    written: BTreeSet<u64>,
+    fresh: FreshPages,
+    /// Fresh pages written, held in memory until the commit writes them.
+    buffers: PageBuffers,
     /// Protected pages written by this transaction, by directory slot.
     staged: BTreeMap<u64, Staged>,
     /// Each directory slot's entry before this transaction first changed it.
     slots_before: BTreeMap<u64, DirEntry>,
     dir_len_before: u64,
+}
+
+/// The regular pages a transaction allocated, and those of them it wrote.
+#[derive(Debug, Default)]
+pub(crate) struct FreshPages {
+    /// Runs of regular pages allocated by this transaction: start -> count.
+    runs: BTreeMap<u64, u64>,
+    /// Fresh pages handed out writable: their CRCs go into the root.
+    written: BTreeSet<u64>,
+}
+
+impl FreshPages {
+    /// Whether `page` was allocated by this transaction.
+    pub(crate) fn is_fresh(&self, page: u64) -> bool {
+        self.runs
+            .range(..=page)
+            .next_back()
+            .is_some_and(|(&start, &count)| page - start < count)
+    }
+
+    /// Notes that `page`, a fresh page, was handed out writable.
+    pub(crate) fn note_written(&mut self, page: u64) {
+        self.written.insert(page);
+    }
 }
 
 /// A protected page's staged write.
@@ -102,15 +138,13 @@ impl TxnState {
 
     /// Whether `page` was allocated by this transaction.
     pub(crate) fn is_fresh(&self, page: u64) -> bool {
-        self.fresh
-            .range(..=page)
-            .next_back()
-            .is_some_and(|(&start, &count)| page - start < count)
+        self.fresh.is_fresh(page)
     }
 
-    /// Notes that `page`, a fresh page, was handed out writable.
-    pub(crate) fn note_written(&mut self, page: u64) {
-        self.written.insert(page);
+    /// What a `PageSet` lends from: the fresh pages, to tell which are
+    /// writable and note those written, and the buffers they are held in.
+    pub(crate) fn lending(&mut self) -> (&mut FreshPages, &mut PageBuffers) {
+        (&mut self.fresh, &mut self.buffers)
     }
 
     /// The page holding `slot`'s staged bytes, if this transaction wrote it.
@@ -176,15 +210,69 @@ impl Core {
         Ok(txn)
     }
 
+    /// The bytes of an allocated regular page as this transaction sees
+    /// them: those it holds for a fresh page it wrote, else the file's.
+    pub(crate) fn txn_page<'a>(&'a self, txn: &'a TxnState, page: u64) -> Result<&'a [u8]> {
+        self.check_regular(page)?;
+        match txn.buffers.get(page) {
+            Some(bytes) => Ok(bytes),
+            None => self.regular_page(page),
+        }
+    }
+
     /// The bytes of `page`, writable, if this transaction allocated it:
-    /// pages committed before it are written copy-on-write.
-    pub(crate) fn txn_page_mut(&mut self, txn: &mut TxnState, page: u64) -> Result<&mut [u8]> {
+    /// pages committed before it are written copy-on-write. They are held
+    /// in memory until the commit (see the module docs).
+    pub(crate) fn txn_page_mut<'a>(
+        &'a mut self,
+        txn: &'a mut TxnState,
+        page: u64,
+    ) -> Result<&'a mut [u8]> {
         self.check_regular(page)?;
         if !txn.is_fresh(page) {
             return Err(MappedPageError::CommittedPage { page });
         }
-        txn.note_written(page);
-        self.page_bytes_mut(page)
+        if txn.buffers.get(page).is_none() {
+            self.room_to_hold(txn)?;
+            if self.store.reads_zeros(self.page_range(page)) {
+                // No need to read what is known: a page the file grew over.
+                txn.buffers.insert(page, &self.zero_page);
+            } else {
+                txn.buffers.insert(page, self.page_bytes(page)?);
+            }
+        }
+        txn.fresh.note_written(page);
+        txn.buffers
+            .get_mut(page)
+            .ok_or(MappedPageError::Unavailable)
+    }
+
+    /// Writes the pages `txn` holds out early when no more fit, and forgets
+    /// them: they are fresh pages, which no root uses, so the file may hold
+    /// them before the commit (their checks are computed at the commit,
+    /// from the file). On error they stay held and nothing changed.
+    fn room_to_hold(&mut self, txn: &mut TxnState) -> Result<()> {
+        if !txn.buffers.has_room(self.page_size) {
+            self.store.write_pages(&txn.buffers, self.page_size)?;
+            txn.buffers.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes the pages `txn` holds to the file, at the commit; returns the
+    /// CRC-32C of each, over the bytes written.
+    fn write_held(&mut self, txn: &mut TxnState) -> Result<HashMap<u64, u32>> {
+        if txn.buffers.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.store.write_pages(&txn.buffers, self.page_size)?;
+        let crcs = txn
+            .buffers
+            .iter()
+            .map(|(page, bytes)| (page, checksum(bytes)))
+            .collect();
+        txn.buffers.clear();
+        Ok(crcs)
     }
 
     /// Moves `page` to the lowest free page below it, with its bytes, and
@@ -200,25 +288,31 @@ impl Core {
         if none_below(self) {
             return Ok(None);
         }
+        // The bytes to move, as this transaction sees them, and room to
+        // hold them, before anything changes.
+        let bytes = self.txn_page(txn, page)?.to_vec();
+        self.room_to_hold(txn)?;
         let low = self.txn_alloc_regular_at(txn, 1, false)?;
         let Some(&to) = low.first() else {
             return Ok(None);
         };
-        if !self
-            .store
-            .copy_within(self.page_range(page), self.page_range(to).start)
-        {
-            return Err(MappedPageError::OutOfBounds);
+        if txn.buffers.insert(to, &bytes).is_none() {
+            return Err(MappedPageError::Unavailable);
         }
-        txn.note_written(to);
+        txn.fresh.note_written(to);
         self.txn_free_regular(txn, &[page])?;
         Ok(Some(to))
     }
 
     /// What a `PageSet` lends pages from: the free map, to tell allocated
-    /// pages, and the map's pages, each lent once.
-    pub(crate) fn lend_pages(&mut self, page_size: usize) -> (&FreeMap, DisjointPages<'_>) {
-        (&self.map, self.store.disjoint_pages(page_size))
+    /// pages, and the map's pages, each lent once, with `buffers`, where
+    /// fresh pages are held while they have room.
+    pub(crate) fn lend_pages<'a>(
+        &'a mut self,
+        page_size: usize,
+        buffers: Option<&'a mut PageBuffers>,
+    ) -> (&'a FreeMap, DisjointPages<'a>) {
+        (&self.map, self.store.disjoint_pages(page_size, buffers))
     }
 
     /// Allocates `count` regular pages, placed (see `placement.rs`).
@@ -250,7 +344,7 @@ impl Core {
         let runs = runs(&pages);
         for &(start, count) in &runs {
             txn.records.push(Record::Alloc { start, count });
-            txn.fresh.insert(start, count);
+            txn.fresh.runs.insert(start, count);
         }
         txn.undo.push(Undo::Alloc(runs));
         Ok(pages)
@@ -282,6 +376,10 @@ impl Core {
             }
         }
         self.map.retire_regular(&sorted);
+        for &page in &sorted {
+            // A fresh page freed again: its bytes need not be written.
+            txn.buffers.remove(page);
+        }
         self.touch_pages(sorted.iter().copied());
         let runs = runs(&sorted);
         txn.records.extend(
@@ -453,20 +551,32 @@ impl Core {
             self.rollback_txn(txn);
             return self.check_usable();
         }
+        self.check_usable()?;
+        // The pages held first: a failure publishes nothing, and the pages
+        // written are fresh, which no root uses.
+        let mut txn = txn;
+        let crcs = match self.write_held(&mut txn) {
+            Ok(crcs) => crcs,
+            Err(err) => {
+                self.rollback_txn(txn);
+                return Err(err);
+            }
+        };
         let TxnState {
             mut records,
             mut undo,
             mut freed,
-            written,
+            fresh,
             staged,
             mut slots_before,
             dir_len_before,
-            fresh: _,
+            buffers: _,
         } = txn;
-        self.check_usable()?;
-        let mut checked: Vec<u64> = written
+        let mut checked: Vec<(u64, Option<u32>)> = fresh
+            .written
             .into_iter()
             .filter(|&page| self.map.is_regular(page))
+            .map(|page| (page, crcs.get(&page).copied()))
             .collect();
         let mut stale = Vec::new();
         for (slot, staged) in staged {
@@ -479,7 +589,7 @@ impl Core {
                 slot,
                 entry: staged.entry,
             });
-            checked.push(staged.page);
+            checked.push((staged.page, None));
             stale.extend(staged.was_active);
             freed.extend(staged.replaced);
         }
