@@ -494,3 +494,50 @@ fn survives_being_killed_at_any_moment() {
         "only {progressed} of {ROUNDS} children committed a batch"
     );
 }
+
+/// Durable write transactions from six threads through the shared store
+/// (the pager's group commit): each returns once durable, a failing one
+/// commits nothing, and after a reopen every returned write is there.
+#[test]
+fn write_transactions_from_many_threads_are_durable_when_they_return() {
+    let dir = temp_dir();
+    let path = dir.path().join("shared.db");
+    let shared = Db::create(&path).unwrap().into_shared().unwrap();
+    let (threads, each) = (6u16, 25u16);
+    let writers: Vec<_> = (0..threads)
+        .map(|t| {
+            let shared = shared.clone();
+            thread::spawn(move || {
+                for i in 0..each {
+                    let n = t * each + i;
+                    shared
+                        .write_durably(|txn| txn.insert(&key(n), &value(n, 40, 1)).map(drop))
+                        .unwrap();
+                    // A key past the limit fails inside the transaction,
+                    // which then commits nothing.
+                    let failed = shared.write_durably(|txn| {
+                        txn.insert(&key(n + 1000), b"never")?;
+                        txn.insert(&vec![0; MAX_KEY + 1], b"too long").map(drop)
+                    });
+                    assert!(matches!(failed, Err(Error::KeyTooLarge(_))));
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let total = u64::from(threads * each);
+    assert_eq!(shared.read().unwrap().len(), total);
+    drop(shared);
+    let db = Db::open(&path).unwrap();
+    let read = db.read().unwrap();
+    assert_eq!(read.len(), total);
+    for n in 0..threads * each {
+        assert_eq!(
+            read.get(&key(n)).unwrap().as_deref(),
+            Some(&value(n, 40, 1)[..])
+        );
+        assert_eq!(read.get(&key(n + 1000)).unwrap(), None);
+    }
+}

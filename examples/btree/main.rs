@@ -1,8 +1,9 @@
 //! A copy-on-write B+tree key-value store on `mappedpages`, in two short
 //! files: `node.rs`, the page format of a node, and `tree.rs`, the tree and
 //! its transactions. The crate does the page and crash work: each write
-//! transaction is one pager transaction (one sync at its commit), and
-//! readers read snapshots from other threads while the writer goes on.
+//! transaction is one pager transaction (one sync at its commit), readers
+//! read snapshots from other threads while the writer goes on, and durable
+//! write transactions from many threads share syncs.
 //!
 //! Run it with `cargo run --release --example btree [PATH]` (default: a file
 //! in a temporary directory).
@@ -17,6 +18,8 @@ use tree::{Db, WriteTxn};
 
 const PAIRS: u64 = 10_000;
 const PER_TXN: u64 = 2_000;
+const WRITERS: u64 = 4;
+const WRITES_EACH: u64 = 50;
 
 /// Key `i`, in an order unrelated to `i` (7919 is prime to `PAIRS`).
 fn key(i: u64) -> Vec<u8> {
@@ -125,5 +128,32 @@ fn main() -> Result<(), Box<dyn Error>> {
         std::fs::metadata(&path)?.len() / 1024
     );
     assert_eq!(reached, allocated, "every allocated page is in the tree");
+
+    // Durable writes from several threads at once: each thread's write
+    // transaction returns once it is durable, and the transactions made
+    // while one sync runs share the next.
+    let shared = db.into_shared()?;
+    let syncs = shared.sync_count()?;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let shared = shared.clone();
+            thread::spawn(move || -> tree::Result<()> {
+                for i in 0..WRITES_EACH {
+                    let k = format!("thread {w} write {i}").into_bytes();
+                    shared.write_durably(|txn| txn.insert(&k, b"durable").map(drop))?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().map_err(|_| "writer panicked")??;
+    }
+    let durable = WRITERS * WRITES_EACH;
+    println!(
+        "{durable} durable write transactions from {WRITERS} threads: {} syncs",
+        shared.sync_count()? - syncs
+    );
+    assert_eq!(shared.read()?.len(), read.len() + durable);
     Ok(())
 }

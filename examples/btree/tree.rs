@@ -29,7 +29,9 @@ use std::path::Path;
 
 use crate::node::{Edit, Kind, Node, NodeRef, Value, INLINE, OVERFLOW_DATA, PAGE};
 pub use crate::node::{Error, Result, MAX_INLINE, MAX_KEY, MAX_VALUE};
-use mappedpages::{PageId, Pager, ProtectedPageId, Snapshot, Transaction};
+use mappedpages::{
+    ConcurrentPager, MappedPageError, PageId, Pager, ProtectedPageId, Snapshot, Transaction,
+};
 
 /// The protected page naming the root: the first one of a new file.
 const META: ProtectedPageId<PAGE> = ProtectedPageId(0);
@@ -189,24 +191,71 @@ impl Db {
 
     /// Starts a write transaction; dropping it undoes it.
     pub fn write(&mut self) -> Result<WriteTxn<'_>> {
-        let pages = self.pager.page_count();
-        let txn = self.pager.transaction()?;
-        let meta = Meta::read(txn.get_protected(META)?.as_bytes(), pages)?;
-        Ok(WriteTxn { txn, meta })
+        WriteTxn::begin(&mut self.pager)
     }
 
     /// A read transaction on the last commit, for any thread.
     pub fn read(&self) -> Result<ReadTxn> {
-        let snapshot = self.pager.snapshot()?;
-        let meta = Meta::read(
-            snapshot.get_protected(META)?.as_bytes(),
-            snapshot.page_count(),
-        )?;
-        Ok(ReadTxn { snapshot, meta })
+        ReadTxn::of(self.pager.snapshot()?)
     }
 
     pub fn pager(&self) -> &Pager<PAGE> {
         &self.pager
+    }
+
+    /// The store shared between threads.
+    pub fn into_shared(self) -> Result<SharedDb> {
+        Ok(SharedDb {
+            pager: ConcurrentPager::new(self.pager)?,
+        })
+    }
+}
+
+/// A store shared between threads (`Clone`): one write transaction at a
+/// time, readers that never wait for it, and durable writes from many
+/// threads that share their syncs.
+#[derive(Clone)]
+pub struct SharedDb {
+    pager: ConcurrentPager<PAGE>,
+}
+
+impl SharedDb {
+    /// Runs `work` in one write transaction, commits it, and returns once
+    /// the commit is durable. Write transactions of many threads share a
+    /// sync: while one sync runs, the transactions of the others are
+    /// applied, and the next sync covers them all (the pager's group
+    /// commit). A failing `work` commits nothing.
+    pub fn write_durably<T>(&self, work: impl FnOnce(&mut WriteTxn<'_>) -> Result<T>) -> Result<T> {
+        let mut failure = None;
+        let done = self.pager.write_and_sync(|pager| {
+            let outcome = WriteTxn::begin(pager).and_then(|mut txn| {
+                let value = work(&mut txn)?;
+                txn.commit()?;
+                Ok(value)
+            });
+            match outcome {
+                Ok(value) => Ok(Some(value)),
+                Err(Error::Pager(err)) => Err(err),
+                // Not the pager's error: kept here, the transaction undone.
+                Err(other) => {
+                    failure = Some(other);
+                    Ok(None)
+                }
+            }
+        })?;
+        done.ok_or_else(|| failure.unwrap_or(Error::Corrupt("a write failed without an error")))
+    }
+
+    /// A read transaction on the last published commit; never waits for a
+    /// writer.
+    pub fn read(&self) -> Result<ReadTxn> {
+        ReadTxn::of(self.pager.read().map_err(MappedPageError::from)?)
+    }
+
+    /// Syncs of the file so far.
+    pub fn sync_count(&self) -> Result<u64> {
+        let writer = self.pager.write().map_err(MappedPageError::from)?;
+        Ok(writer.sync_count())
     }
 }
 
@@ -220,6 +269,13 @@ pub struct WriteTxn<'a> {
 type Pieces = Vec<(Vec<u8>, u64)>;
 
 impl<'a> WriteTxn<'a> {
+    fn begin(pager: &'a mut Pager<PAGE>) -> Result<WriteTxn<'a>> {
+        let pages = pager.page_count();
+        let txn = pager.transaction()?;
+        let meta = Meta::read(txn.get_protected(META)?.as_bytes(), pages)?;
+        Ok(WriteTxn { txn, meta })
+    }
+
     pub fn get(&self, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
         lookup(&self.txn, self.meta, key)
     }
@@ -519,6 +575,14 @@ pub struct ReadTxn {
 }
 
 impl ReadTxn {
+    fn of(snapshot: Snapshot<PAGE>) -> Result<ReadTxn> {
+        let meta = Meta::read(
+            snapshot.get_protected(META)?.as_bytes(),
+            snapshot.page_count(),
+        )?;
+        Ok(ReadTxn { snapshot, meta })
+    }
+
     pub fn get(&self, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
         lookup(&self.snapshot, self.meta, key)
     }
