@@ -296,11 +296,13 @@ fn main() -> R<()> {
          three passes, one in quick mode); ratios are to this crate's row, \
          whose note gives its ratio to the best peer. The KV sync count's \
          child loads 10 000 pairs before its commits. G: every (system, \
-         thread count) pair runs for a window of its own (1 s; 500 ms in \
-         quick mode), all pairs once per round in a new random order (two \
-         rounds; one in quick mode), the threads of a window starting \
-         together; commits per second are the commits of the pair's windows \
-         over their time, latencies are over all its calls.\n\n\
+         thread count) pair runs for a window of its own (250 ms), all pairs \
+         once per round (eight rounds; two in quick mode), a round taking \
+         the thread counts in a new random order and at each count every \
+         system back to back in a new random order, the threads of a window \
+         starting together; commits per second are the commits of the \
+         pair's windows over their time (which runs until the last call of a \
+         window returns), latencies are over all its calls.\n\n\
          {sync_note}\n\n\
          The machine may be shared with other work (load average over one \
          minute: {load_start} at the start, {} at the end), so single figures \
