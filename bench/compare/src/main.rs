@@ -17,7 +17,12 @@
 //! transactions, and the writer's commit time with a reader running.
 //! KV: redb's published workload (24-byte keys, 150-byte values, random
 //! order) on the B+tree of `examples/btree`, redb, LMDB and SQLite (see
-//! `workloads/kv.rs`). `ONLY=w1,t3,...` runs some of them (`t3` all three sizes, `t3-16` one).
+//! `workloads/kv.rs`). G: group commit, durable commits per second of
+//! one-value transactions from 1 to 64 threads (this crate's
+//! `ConcurrentPager::write_and_sync` and its `Immediate` commits, LMDB, redb,
+//! SQLite, and the raw disk's syncs per second; see `workloads/group.rs`).
+//! `ONLY=w1,t3,...` runs some of them (`t3` all three sizes, `t3-16` one,
+//! `group` G).
 //!
 //! Every figure is the median of repeated measurements. For W1-W3, W5, W7,
 //! T3 and T4 the systems of a workload are interleaved round by round in
@@ -66,7 +71,7 @@ mod workloads;
 use report::{chart, loadavg, machine, slug, table, today, Row};
 use support::{fs_type, positional_args, quick_mode};
 use workloads::single::{run_group, NOSYNC_GROUPS, SYNC_GROUPS, T3_GROUPS, T4_GROUP};
-use workloads::{children, kv, r6, single, syncs, w5, w8};
+use workloads::{children, group, kv, r6, single, syncs, w5, w8};
 
 type R<T> = support::BoxResult<T>;
 /// One timed operation: returns nanoseconds (or, for read loops, ns/page).
@@ -234,6 +239,10 @@ fn main() -> R<()> {
         step("kv", &mut rows, kv::run(quick, dir, &counter));
         done.push("kv");
     }
+    if on("group") {
+        step("group", &mut rows, group::run(quick, dir));
+        done.push("group");
+    }
     drop(tmp);
 
     let date = today();
@@ -286,7 +295,14 @@ fn main() -> R<()> {
          time divided by its operations (reads and ranges: the median of \
          three passes, one in quick mode); ratios are to this crate's row, \
          whose note gives its ratio to the best peer. The KV sync count's \
-         child loads 10 000 pairs before its commits.\n\n\
+         child loads 10 000 pairs before its commits. G: every (system, \
+         thread count) pair runs for a window of its own (250 ms), all pairs \
+         once per round (eight rounds; two in quick mode), a round taking \
+         the thread counts in a new random order and at each count every \
+         system back to back in a new random order, the threads of a window \
+         starting together; commits per second are the commits of the \
+         pair's windows over their time (which runs until the last call of a \
+         window returns), latencies are over all its calls.\n\n\
          {sync_note}\n\n\
          The machine may be shared with other work (load average over one \
          minute: {load_start} at the start, {} at the end), so single figures \

@@ -11,6 +11,9 @@ pub enum Value {
     Time(f64),
     /// A plain number with its unit and a note (space per live byte).
     Number(f64, String),
+    /// A ratio between other rows, shown as it is (no ratio to the first
+    /// row; "—" where a row it divides failed).
+    Ratio(f64),
     /// Did not run; why.
     Failed(String),
 }
@@ -37,7 +40,7 @@ fn num(v: &Value) -> Option<f64> {
     match v {
         Value::Time(t) => Some(*t),
         Value::Number(n, _) => Some(*n),
-        Value::Failed(_) => None,
+        Value::Ratio(_) | Value::Failed(_) => None,
     }
 }
 
@@ -60,6 +63,8 @@ pub fn table(rows: &[Row]) -> String {
                 format!("{n:.2} {unit}"),
                 base.map_or("—".into(), |b| format!("{:.2}×", n / b)),
             ),
+            Value::Ratio(r) if r.is_finite() => (format!("{r:.2}×"), "—".into()),
+            Value::Ratio(_) => ("—".into(), "—".into()),
             Value::Failed(why) => (format!("failed: {why}"), "—".into()),
         };
         out.push_str(&format!(
@@ -160,6 +165,9 @@ pub fn chart(rows: &[Row], path: &Path) -> R<()> {
         let (g, b) = base.as_ref().unwrap();
         let short = short_group(g);
         bars.push((format!("{short}: {}", r.system), t / b));
+    }
+    if bars.is_empty() {
+        return Err("no timed rows to chart".into());
     }
     let h = 40 + 22 * bars.len() as u32;
     let root = SVGBackend::new(path, (1100, h)).into_drawing_area();

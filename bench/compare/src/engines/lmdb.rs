@@ -13,6 +13,7 @@ use super::{Engine, ReadData, Work};
 use crate::support::stats::{ns, Rng};
 use crate::support::workloads::{head, R6_BATCH, R6_K, R6_PAGES};
 use crate::support::PAGE;
+use crate::workloads::group::{Committer, GroupStore, Stamped};
 use crate::workloads::kv::{print, KvReader, KvStore, Pair, KEY};
 use crate::workloads::r6::{text, R6Keys, R6Store, R6_ROOT};
 use crate::workloads::w8::{Churn, CHURN_BATCH};
@@ -174,6 +175,12 @@ impl Engine for Lmdb {
         Ok(("LMDB (heed)".into(), dir.join("lmdb").join("data.mdb")))
     }
 
+    fn group(&self, dir: &Path) -> R<Vec<Box<dyn GroupStore>>> {
+        // Default flags: a sync at every commit.
+        let (env, db) = create(dir, true, 1 << 28)?;
+        Ok(vec![Box::new(LmdbGroup { env, db })])
+    }
+
     fn kv(&self, dir: &Path) -> R<Box<dyn KvStore>> {
         let mut opts = EnvOpenOptions::new();
         // Default flags: a sync at every commit.
@@ -240,6 +247,48 @@ impl R6Store for LmdbR6 {
             sum = sum.wrapping_add(head(v));
         }
         Ok(sum)
+    }
+}
+
+/// G: every thread overwrites a key of its own in a write transaction of
+/// its own (LMDB runs one at a time).
+struct LmdbGroup {
+    env: heed::Env,
+    db: Db,
+}
+
+impl GroupStore for LmdbGroup {
+    fn label(&self) -> &'static str {
+        "LMDB (heed), default flags, a write transaction per commit"
+    }
+
+    fn short(&self) -> &'static str {
+        "LMDB"
+    }
+
+    fn committer(&self, thread: usize) -> Result<Box<dyn Committer + '_>, String> {
+        Ok(Box::new(LmdbCommitter {
+            store: self,
+            key: thread as u64,
+            value: Stamped::new(thread),
+        }))
+    }
+}
+
+struct LmdbCommitter<'a> {
+    store: &'a LmdbGroup,
+    key: u64,
+    value: Stamped,
+}
+
+impl Committer for LmdbCommitter<'_> {
+    fn commit(&mut self) -> Result<(), String> {
+        let mut w = self.store.env.write_txn().map_err(text)?;
+        self.store
+            .db
+            .put(&mut w, &self.key, self.value.next())
+            .map_err(text)?;
+        w.commit().map_err(text)
     }
 }
 

@@ -19,6 +19,7 @@ use std::rc::Rc;
 use mappedpages::{PageId, Pager};
 
 use crate::support::PAGE;
+use crate::workloads::group::GroupStore;
 use crate::workloads::kv::KvStore;
 use crate::workloads::r6::R6Store;
 use crate::workloads::w8::Churn;
@@ -160,6 +161,14 @@ pub trait Engine {
     fn churn(&self, dir: &Path, churn: &Churn) -> R<(String, PathBuf)> {
         let _ = (dir, churn);
         Err(format!("no system {} in W8", self.id()).into())
+    }
+
+    /// G: the stores that threads commit on, set up in the new directory
+    /// `dir`; one per way the engine commits (this crate: two,
+    /// `write_and_sync` first, then `Immediate` through `write()`).
+    fn group(&self, dir: &Path) -> R<Vec<Box<dyn GroupStore>>> {
+        let _ = dir;
+        Err(format!("no system {} in G", self.id()).into())
     }
 
     /// KV: a new key-value store in the new directory `dir`.

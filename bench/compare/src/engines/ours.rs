@@ -17,6 +17,7 @@ use crate::support::workloads::{
 use crate::support::PAGE;
 use crate::tree::Db;
 use crate::tree::ReadTxn;
+use crate::workloads::group::{text, Committer, GroupStore, Stamped, THREADS};
 use crate::workloads::kv::{print, KvReader, KvStore, Pair, KEY};
 use crate::workloads::r6::R6Store;
 use crate::workloads::w8::Churn;
@@ -276,6 +277,24 @@ impl Engine for Mappedpages {
         Ok(("mappedpages (this crate)".into(), path))
     }
 
+    fn group(&self, dir: &Path) -> R<Vec<Box<dyn GroupStore>>> {
+        let store = |grouped: bool, name: &str| -> R<Box<dyn GroupStore>> {
+            // The pager's defaults: Durability::Immediate, which commits
+            // inside write_and_sync do not use.
+            let pager = Pager::<PAGE>::create(dir.join(name))?;
+            let most = THREADS.iter().copied().max().unwrap_or(1);
+            Ok(Box::new(OursGroup {
+                shared: ConcurrentPager::new(pager)?,
+                grouped,
+                previous: Mutex::new(vec![None; most]),
+            }))
+        };
+        Ok(vec![
+            store(true, "grouped.pages")?,
+            store(false, "immediate.pages")?,
+        ])
+    }
+
     fn kv(&self, dir: &Path) -> R<Box<dyn KvStore>> {
         // Db::create: the pager's defaults, Durability::Immediate.
         let path = dir.join("kv.pages");
@@ -311,6 +330,89 @@ impl R6Store for OursR6 {
         let snap = self.shared.read().map_err(|e| e.to_string())?;
         check_root(&snap, self.root)?;
         read_batch(&snap, &self.ids, rng)
+    }
+}
+
+/// G on a `ConcurrentPager`: every thread's transaction allocates a page,
+/// writes it and frees the page its transaction before wrote.
+struct OursGroup {
+    shared: ConcurrentPager<PAGE>,
+    /// `write_and_sync`, or `Immediate` commits through `write()`.
+    grouped: bool,
+    /// The page each thread number's last commit wrote, kept from window to
+    /// window so that the file does not grow.
+    previous: Mutex<Vec<Option<PageId<PAGE>>>>,
+}
+
+impl GroupStore for OursGroup {
+    fn label(&self) -> &'static str {
+        if self.grouped {
+            "mappedpages (this crate), ConcurrentPager::write_and_sync"
+        } else {
+            "mappedpages (this crate), ConcurrentPager::write(), each commit Immediate"
+        }
+    }
+
+    fn short(&self) -> &'static str {
+        "this crate"
+    }
+
+    fn committer(&self, thread: usize) -> Result<Box<dyn Committer + '_>, String> {
+        let previous = self.previous.lock().map_err(text)?[thread].take();
+        Ok(Box::new(OursCommitter {
+            store: self,
+            thread,
+            previous,
+            value: Stamped::new(thread),
+        }))
+    }
+}
+
+struct OursCommitter<'a> {
+    store: &'a OursGroup,
+    thread: usize,
+    previous: Option<PageId<PAGE>>,
+    value: Stamped,
+}
+
+/// One thread's transaction: a new page holding `value`, `previous` freed.
+fn group_commit(
+    pager: &mut Pager<PAGE>,
+    previous: &mut Option<PageId<PAGE>>,
+    value: &[u8],
+) -> mappedpages::Result<()> {
+    let mut txn = pager.transaction()?;
+    let id = txn.alloc()?;
+    txn.get_mut(id)?.as_bytes_mut().copy_from_slice(value);
+    if let Some(old) = *previous {
+        txn.free(old)?;
+    }
+    txn.commit()?;
+    *previous = Some(id);
+    Ok(())
+}
+
+impl Committer for OursCommitter<'_> {
+    fn commit(&mut self) -> Result<(), String> {
+        let value = self.value.next();
+        let previous = &mut self.previous;
+        if self.store.grouped {
+            self.store
+                .shared
+                .write_and_sync(|pager| group_commit(pager, previous, value))
+                .map_err(text)
+        } else {
+            let mut writer = self.store.shared.write().map_err(text)?;
+            group_commit(&mut writer, previous, value).map_err(text)
+        }
+    }
+}
+
+impl Drop for OursCommitter<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut previous) = self.store.previous.lock() {
+            previous[self.thread] = self.previous.take();
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::fs::OpenOptions;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use super::{Engine, ReadData, Work};
@@ -12,6 +13,7 @@ use crate::support::raw::{RawT3, RawWrites};
 use crate::support::stats::ns;
 use crate::support::workloads::head;
 use crate::support::PAGE;
+use crate::workloads::group::{text, Committer, GroupStore};
 use crate::{Op, R};
 
 /// `pwrite` and `fdatasync` on a file of written blocks.
@@ -43,6 +45,45 @@ impl Engine for Raw {
         let sync = work.sync();
         let mut raw = RawWrites::create(&dir.join("raw.bin"))?;
         Ok(Box::new(move |i| Ok(ns(raw.write(i, sync)?))))
+    }
+
+    fn group(&self, dir: &Path) -> R<Vec<Box<dyn GroupStore>>> {
+        let raw = RawWrites::create(&dir.join("raw.bin"))?;
+        Ok(vec![Box::new(RawGroup(Mutex::new((raw, 0))))])
+    }
+}
+
+/// G: 4 KiB `pwrite` + `fdatasync` from one thread, the disk's syncs per
+/// second; the writes and their count, locked by that thread alone.
+struct RawGroup(Mutex<(RawWrites, u64)>);
+
+impl GroupStore for RawGroup {
+    fn label(&self) -> &'static str {
+        "raw 4 KiB pwrite + fdatasync, 1 thread (the disk's syncs per second)"
+    }
+
+    fn short(&self) -> &'static str {
+        "the raw disk"
+    }
+
+    fn max_threads(&self) -> usize {
+        1
+    }
+
+    fn committer(&self, _thread: usize) -> Result<Box<dyn Committer + '_>, String> {
+        Ok(Box::new(RawCommitter(&self.0)))
+    }
+}
+
+struct RawCommitter<'a>(&'a Mutex<(RawWrites, u64)>);
+
+impl Committer for RawCommitter<'_> {
+    fn commit(&mut self) -> Result<(), String> {
+        let mut raw = self.0.lock().map_err(text)?;
+        let (writes, i) = &mut *raw;
+        writes.write(*i, true).map_err(text)?;
+        *i += 1;
+        Ok(())
     }
 }
 

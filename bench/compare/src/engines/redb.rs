@@ -10,6 +10,7 @@ use super::{Engine, ReadData, Work};
 use crate::support::stats::{ns, Rng};
 use crate::support::workloads::{head, R6_BATCH, R6_K, R6_PAGES};
 use crate::support::PAGE;
+use crate::workloads::group::{Committer, GroupStore, Stamped};
 use crate::workloads::kv::{print, KvReader, KvStore, Pair, KEY};
 use crate::workloads::r6::{text, R6Keys, R6Store, R6_ROOT};
 use crate::workloads::w8::{Churn, CHURN_BATCH};
@@ -181,6 +182,13 @@ impl Engine for Redb {
         Ok(("redb".into(), dir.to_path_buf()))
     }
 
+    fn group(&self, dir: &Path) -> R<Vec<Box<dyn GroupStore>>> {
+        // One Database, which every thread shares; its default durability,
+        // Durability::Immediate, at every commit.
+        let (db, _) = create(dir, true)?;
+        Ok(vec![Box::new(RedbGroup(db))])
+    }
+
     fn kv(&self, dir: &Path) -> R<Box<dyn KvStore>> {
         // redb's defaults: Durability::Immediate, a 1 GiB cache.
         let db = redb::Database::create(dir.join("kv.redb"))?;
@@ -244,6 +252,45 @@ impl R6Store for RedbR6 {
             sum = sum.wrapping_add(head(v.value()));
         }
         Ok(sum)
+    }
+}
+
+/// G: every thread overwrites a key of its own in a write transaction of
+/// its own (redb runs one at a time).
+struct RedbGroup(redb::Database);
+
+impl GroupStore for RedbGroup {
+    fn label(&self) -> &'static str {
+        "redb, one Database, default durability (Immediate), a write transaction per commit"
+    }
+
+    fn short(&self) -> &'static str {
+        "redb"
+    }
+
+    fn committer(&self, thread: usize) -> Result<Box<dyn Committer + '_>, String> {
+        Ok(Box::new(RedbCommitter {
+            db: &self.0,
+            key: thread as u64,
+            value: Stamped::new(thread),
+        }))
+    }
+}
+
+struct RedbCommitter<'a> {
+    db: &'a redb::Database,
+    key: u64,
+    value: Stamped,
+}
+
+impl Committer for RedbCommitter<'_> {
+    fn commit(&mut self) -> Result<(), String> {
+        let tx = self.db.begin_write().map_err(text)?;
+        {
+            let mut t = tx.open_table(TABLE).map_err(text)?;
+            t.insert(self.key, self.value.next()).map_err(text)?;
+        }
+        tx.commit().map_err(text)
     }
 }
 

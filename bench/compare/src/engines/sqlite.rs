@@ -3,11 +3,12 @@
 //! blob-keyed one for KV.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Engine, Work};
 use crate::support::stats::ns;
 use crate::support::PAGE;
+use crate::workloads::group::{text, Committer, GroupStore, Stamped, THREADS};
 use crate::workloads::kv::{print, KvReader, KvStore, Pair, KEY};
 use crate::workloads::w8::{Churn, CHURN_BATCH};
 use crate::{Op, R};
@@ -131,6 +132,20 @@ impl Engine for Sqlite {
         ))
     }
 
+    fn group(&self, dir: &Path) -> R<Vec<Box<dyn GroupStore>>> {
+        // A row for every thread number, which its commits overwrite.
+        let mut conn = create(dir, true)?;
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare("INSERT INTO t (k, v) VALUES (?1, ?2)")?;
+            for thread in 0..THREADS.iter().copied().max().unwrap_or(1) {
+                st.execute(rusqlite::params![thread as i64, &[0u8; PAGE][..]])?;
+            }
+        }
+        tx.commit()?;
+        Ok(vec![Box::new(SqliteGroup(dir.join("sqlite.db")))])
+    }
+
     fn kv(&self, dir: &Path) -> R<Box<dyn KvStore>> {
         let path = dir.join("kv.sqlite");
         let conn = open_kv(&path)?;
@@ -140,6 +155,63 @@ impl Engine for Sqlite {
             path,
             dir: dir.to_path_buf(),
         }))
+    }
+}
+
+/// G: a connection per thread (WAL, `synchronous=FULL`, a busy timeout,
+/// which a writer waits on while another connection writes), every commit
+/// one `UPDATE` of the thread's own row.
+struct SqliteGroup(PathBuf);
+
+/// How long a connection waits for another's write to end.
+const BUSY: Duration = Duration::from_secs(30);
+
+impl GroupStore for SqliteGroup {
+    fn label(&self) -> &'static str {
+        "SQLite, WAL, synchronous=FULL, a connection per thread, busy timeout 30 s"
+    }
+
+    fn short(&self) -> &'static str {
+        "SQLite"
+    }
+
+    fn committer(&self, thread: usize) -> Result<Box<dyn Committer + '_>, String> {
+        let conn = rusqlite::Connection::open(&self.0).map_err(text)?;
+        conn.busy_timeout(BUSY).map_err(text)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(text)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(format!("SQLite journal mode {mode}, not WAL"));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(text)?;
+        Ok(Box::new(SqliteCommitter {
+            conn,
+            key: thread as i64,
+            value: Stamped::new(thread),
+        }))
+    }
+}
+
+struct SqliteCommitter {
+    conn: rusqlite::Connection,
+    key: i64,
+    value: Stamped,
+}
+
+impl Committer for SqliteCommitter {
+    fn commit(&mut self) -> Result<(), String> {
+        let changed = self
+            .conn
+            .prepare_cached("UPDATE t SET v = ?2 WHERE k = ?1")
+            .map_err(text)?
+            .execute(rusqlite::params![self.key, self.value.next()])
+            .map_err(text)?;
+        if changed != 1 {
+            return Err("a thread's row was missing".into());
+        }
+        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 //! of its group are made. What each engine does in them is in `engines/`.
 
 pub mod children;
+pub mod group;
 pub mod kv;
 pub mod r6;
 pub mod single;
