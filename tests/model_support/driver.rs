@@ -77,9 +77,10 @@ pub struct Driver<const N: usize> {
     options: PagerOptions<N>,
     pub durability: Durability,
     pub model: Model,
-    /// Check generations and sync counts exactly (the property test);
-    /// the crash tests, whose files start deep or cut themselves while
-    /// snapshots hold pages, check states and bytes only.
+    /// Check generations, sync counts and what waits for a sync exactly
+    /// (the property test); the crash tests, whose files start deep, cut
+    /// themselves while snapshots hold pages, or see calls fail half way
+    /// (injected I/O errors), check states and bytes only.
     pub strict: bool,
     /// The pager cuts its free tail by itself (a `shrink_threshold`): those
     /// cuts add commits of their own.
@@ -284,7 +285,7 @@ impl<const N: usize> Driver<N> {
     /// Pages handed out by a call that made no sync must not be ones a
     /// commit not yet durable freed.
     fn check_not_awaiting(&self, pages: &[PageId<N>], syncs_before: u64) {
-        if self.pager().sync_count() == syncs_before {
+        if self.strict && self.pager().sync_count() == syncs_before {
             for page in pages {
                 assert!(
                     !self.syncs.awaiting.contains(&page.0),
@@ -775,7 +776,7 @@ impl<const N: usize> Driver<N> {
                     assert!(made >= least, "syncs of a commit: {made}, {}", ctx());
                 }
             }
-            if made == 0 {
+            if self.strict && made == 0 {
                 for page in &t.allocated {
                     assert!(
                         !self.syncs.awaiting.contains(page),
