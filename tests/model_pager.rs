@@ -186,6 +186,36 @@ fn model_auto_shrink_cuts() {
     }
 }
 
+/// Shrinks whose new end sits at, just before and just after the end of
+/// the first bitmap leaf (8192 pages at 1 KiB), with a snapshot held across
+/// one of them and copies made after: the model checks every op, and the
+/// file reopens at the end.
+#[test]
+fn model_1k_shrink_at_tree_boundaries() {
+    for tail_start in [8191usize, 8192, 8193] {
+        let ops = vec![
+            Op::Txn(vec![Step::AllocBulk(tail_start - 3)], End::Commit),
+            Op::Alloc,
+            Op::Free(Target::Top(0)),
+            Op::Sync,
+            Op::Shrink(false),
+            Op::Alloc,
+            Op::Free(Target::Top(0)),
+            Op::TakeSnapshot,
+            Op::FreeBulk((0..8).map(Target::Top).collect(), BulkFlaw::None),
+            Op::Sync,
+            Op::Shrink(false),
+            Op::Copy(Some(0)),
+            Op::DropSnapshot(0),
+            Op::Sync,
+            Op::Shrink(true),
+            Op::Copy(None),
+        ];
+        run::<1024>(Durability::Immediate, 8, &ops);
+        run::<1024>(Durability::Deferred, 8, &ops);
+    }
+}
+
 /// Many protected pages (several directory leaves) and a bitmap of more than
 /// one leaf (past 8192 pages at 1 KiB), so checkpoints write interior pages.
 #[test]
