@@ -32,8 +32,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crash_support::{
-    apply_holding, check_file_sized, options_sized, soak_factor, temp_dir, Expect, Held, History,
-    Op, Outcome, Rng, Workload,
+    check_file_sized, describe as describe_op, drive, options_sized, soak_factor, temp_dir, End,
+    Expect, History, Op, Outcome, Rng, Workload,
 };
 use depth_support::depth;
 use mappedpages::Durability;
@@ -71,9 +71,11 @@ fn kills(page_size: usize) -> u64 {
 
 fn workload(seed: u64, page_size: usize) -> Workload {
     let mut workload = Workload::sized(seed, page_size);
-    // Kills while snapshots hold pages and while relocations are in flight.
+    // Kills while snapshots hold pages, while relocations are in flight
+    // and while copies are made.
     workload.snapshot_percent = 4;
     workload.relocate_percent = 30;
+    workload.copy_percent = 2;
     if page_size > 4096 {
         // A transaction checking more pages than a root holds would write
         // 170 pages or more: megabytes per call.
@@ -96,8 +98,29 @@ fn durability_of(name: &str) -> Durability {
     }
 }
 
+/// What the child reports of a call: the ids the pager chose. Short, as
+/// the timing run reads the child's output only after it exits (the pipe
+/// must hold it all).
 fn describe(outcome: &Outcome) -> String {
-    format!("{outcome:?}").replace(' ', "")
+    let Outcome {
+        pages,
+        slots,
+        moved,
+        ..
+    } = outcome;
+    let mut out = String::new();
+    for (tag, list) in [("p", pages), ("s", slots)] {
+        if !list.is_empty() {
+            out += &format!("{tag}{list:?}");
+        }
+    }
+    if !moved.is_empty() {
+        out += &format!("m{moved:?}");
+    }
+    if out.is_empty() {
+        out.push('-');
+    }
+    out.replace(' ', "")
 }
 
 /// The model of a workload, and which of its calls were transactions:
@@ -115,21 +138,23 @@ fn run_workload<const N: usize>(
     seed: u64,
     mut report: impl FnMut(&str),
 ) -> Reference {
-    let mut pager = options_sized::<N>(durability).create(path).unwrap();
+    let options = options_sized::<N>(durability);
+    let pager = options.clone().create(path).unwrap();
+    let mut driver = drive(path, pager, options);
     let mut history = History::with_page_size(N);
     let mut txns = vec![None];
     let mut workload = workload(seed, N);
-    let mut held = Held::<N>::default();
     for _ in 0..calls(N) {
         let call = history.last() + 1;
         let op = workload.next_op(history.states.last().unwrap(), call);
         report(&format!("begin {call}"));
-        let outcome = apply_holding(&mut pager, &mut held, &op)
-            .unwrap_or_else(|e| panic!("call {call} {op:?}: {e}"));
+        let outcome = driver
+            .apply(&op)
+            .unwrap_or_else(|e| panic!("call {call} {}: {e}", describe_op(&op)));
         report(&format!("end {call} {}", describe(&outcome)));
-        history.push(&op, &outcome);
+        history.push(driver.model.state(), &op, &outcome);
         txns.push(match &op {
-            Op::Txn(txn) => Some(txn.commit),
+            Op::Txn(_, end) => Some(*end == End::Commit),
             _ => None,
         });
     }

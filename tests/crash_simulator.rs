@@ -82,8 +82,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crash_support::{
-    apply_holding, check_file_sized, describe, options, root_capacity, soak_factor, temp_dir,
-    Expect, Held, History, Op, Outcome, Rng, State, Workload, GROWTH_STEP_PAGES, INITIAL_PAGES, P,
+    check_file_sized, describe, drive, options, pages_written, root_capacity, soak_factor,
+    temp_dir, End, Expect, History, Op, Rng, State, Workload, GROWTH_STEP_PAGES, INITIAL_PAGES, P,
     PS,
 };
 use depth_support::depth;
@@ -610,6 +610,8 @@ struct Tally {
     /// committed transactions.
     snapshot_calls: u64,
     relocations: u64,
+    /// Copies of the file made (and opened to the model's state) by calls.
+    copies: u64,
     violations: Vec<String>,
 }
 
@@ -1089,9 +1091,10 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
         r.call = 1;
     }
     // Call 1 is the open (it syncs once): its state is the created file's.
-    let mut pager = options.io_hook(hook).open(&path).unwrap();
+    let options = options.io_hook(hook);
+    let pager = options.clone().open(&path).unwrap();
     let mut history = History::starting_from(start.clone(), N);
-    history.push(&Op::Sync, &Outcome::Done);
+    history.push_same();
     recorder.lock().unwrap().call_done();
     let mut workload = Workload::sized(config.seed, N);
     if let Some((percent, big)) = config.txns {
@@ -1103,12 +1106,14 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
         workload.max_protected += start.protected.len();
     }
     workload.shrink_percent = config.shrink_percent;
-    // Snapshots held across calls, and transactions that relocate their
-    // highest pages: crash images taken while pages are held for a snapshot,
-    // and while relocated copies are in flight.
+    // Snapshots held across calls, transactions that relocate their
+    // highest pages, and copies of the file: crash images taken while pages
+    // are held for a snapshot, while relocated copies are in flight, and
+    // after copies were made.
     workload.snapshot_percent = 4;
     workload.relocate_percent = 30;
-    let mut held = Held::<N>::default();
+    workload.copy_percent = 2;
+    let mut driver = drive(&path, pager, options);
     let mut rng = Rng::new(config.seed ^ 0xC0FFEE);
 
     let mut checked_points = 0;
@@ -1118,31 +1123,32 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
         let op = if n + 1 == config.calls {
             Op::Sync
         } else if n == 0 && config.tail_at.is_some() {
-            Op::Shrink
+            Op::Shrink(false)
         } else {
             workload.next_op(history.states.last().unwrap(), call)
         };
         recorder.lock().unwrap().call = call;
-        let (generation, pages_before) = (pager.generation(), pager.page_count());
-        let outcome = apply_holding(&mut pager, &mut held, &op)
-            .unwrap_or_else(|e| panic!("call {call} {op:?}: {e}"));
-        history.push(&op, &outcome);
+        let (generation, pages_before) = (driver.pager().generation(), driver.pager().page_count());
+        let outcome = driver
+            .apply(&op)
+            .unwrap_or_else(|e| panic!("call {call} {}: {e}", describe(&op)));
+        history.push(driver.model.state(), &op, &outcome);
         tally.calls += 1;
-        tally.snapshot_calls += u64::from(held.len() > 0);
-        if let (Op::Txn(txn), Outcome::Txn { moved, .. }) = (&op, &outcome) {
-            if txn.commit {
-                tally.relocations += moved.iter().flatten().count() as u64;
-            }
+        tally.snapshot_calls += u64::from(driver.held() > 0);
+        tally.copies += u64::from(matches!(op, Op::Copy(_)));
+        if outcome.committed {
+            tally.relocations += outcome.moved.iter().filter(|m| m.1.is_some()).count() as u64;
         }
+        let pager = driver.pager();
         let cut = std::mem::take(&mut recorder.lock().unwrap().cut);
         let shrink_call = ShrinkCall {
             before: generation,
             after: pager.generation(),
         };
-        let shrinks = matches!(op, Op::Shrink) || cut;
+        let shrinks = matches!(op, Op::Shrink(_)) || cut;
         if shrinks {
             let shrink = &mut tally.shrink;
-            shrink.calls += u64::from(matches!(op, Op::Shrink));
+            shrink.calls += u64::from(matches!(op, Op::Shrink(_)));
             shrink.cut_calls += u64::from(cut);
             shrink.pages_given_back += pages_before.saturating_sub(pager.page_count());
             let len = std::fs::metadata(&path).unwrap().len();
@@ -1150,7 +1156,7 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
             // Where a mapped file cannot be cut (Windows), a cut that a held
             // snapshot's view blocks waits for a sync after it is dropped:
             // the file is then longer than the root counts on, never shorter.
-            let deferred_cut = cfg!(windows) && held.len() > 0 && len > expected;
+            let deferred_cut = cfg!(windows) && driver.held() > 0 && len > expected;
             if len != expected && !deferred_cut {
                 tally.violation(format!(
                     "{:?} seed {} call {call} ({}): the file is {len} bytes after a shrink \
@@ -1162,11 +1168,11 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
                 ));
             }
         }
-        if let Op::Txn(txn) = &op {
-            if txn.commit {
+        if let Op::Txn(steps, end) = &op {
+            if *end == End::Commit {
                 txn_commits.insert(call);
                 tally.txn_commits += 1;
-                tally.big_txn_commits += u64::from(txn.pages_written() > root_capacity(N));
+                tally.big_txn_commits += u64::from(pages_written(steps) > root_capacity(N));
             } else {
                 tally.txn_drops += 1;
             }
@@ -1320,7 +1326,7 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
         }
     }
     recorder.lock().unwrap().active = false;
-    drop(pager);
+    drop(driver);
     assert!(checked_points > 0);
     tally.workloads += 1;
 }
@@ -1359,8 +1365,8 @@ fn report(name: &str, tally: &Tally, started: Instant) {
     );
     println!(
         "{name}: {} calls made while a snapshot was held, {} pages relocated by committed \
-         transactions",
-        tally.snapshot_calls, tally.relocations
+         transactions, {} copies made",
+        tally.snapshot_calls, tally.relocations, tally.copies
     );
     let shrink = &tally.shrink;
     if shrink.points > 0 {

@@ -34,8 +34,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crash_support::{
-    apply, check_file, describe, options, soak_factor, temp_dir, Expect, History, Op, Outcome,
-    State, Workload, P,
+    check_file, describe, drive, options, soak_factor, temp_dir, workload, Expect, History, Op,
+    Patch, Slot, State, Target, P,
 };
 use mappedpages::fault::{IoEvent, IoHook};
 use mappedpages::{Durability, MappedPageError};
@@ -171,16 +171,16 @@ fn baseline(durability: Durability, preallocate: bool, seed: u64) -> (History, [
     let path = dir.path().join("f.bin");
     drop(options(durability).create(&path).unwrap());
     let injector = Arc::new(Mutex::new(Injector::default()));
-    let mut pager = options(durability)
+    let options = options(durability)
         .preallocate(preallocate)
-        .io_hook(hook(&injector))
-        .open(&path)
-        .unwrap();
+        .io_hook(hook(&injector));
+    let pager = options.clone().open(&path).unwrap();
+    let mut driver = drive(&path, pager, options);
     let mut history = History::new();
-    history.push(&Op::Sync, &Outcome::Done);
-    let mut workload = Workload::new(seed);
-    crash_support::run_calls(&mut pager, &mut workload, &mut history, CALLS);
-    drop(pager);
+    history.push_same();
+    let mut workload = workload(seed);
+    crash_support::run_calls(&mut driver, &mut workload, &mut history, CALLS);
+    drop(driver);
     let counts = injector.lock().unwrap().counts;
     (history, counts)
 }
@@ -238,12 +238,12 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
     }));
     tally.runs += 1;
     let mut history = History::new();
-    let opened = options(durability)
+    let options = options(durability)
         .preallocate(preallocate)
-        .io_hook(hook(&injector))
-        .open(&path);
+        .io_hook(hook(&injector));
+    let opened = options.clone().open(&path);
     let failed_in = || injector.lock().unwrap().failed_in;
-    let mut pager = match opened {
+    let pager = match opened {
         Ok(pager) => pager,
         Err(e) => {
             if failed_in() != Some(1) {
@@ -251,13 +251,14 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
                 return;
             }
             tally.failed_calls += 1;
-            history.push(&Op::Sync, &Outcome::Done);
+            history.push_same();
             verify(&path, &history, (1, 1), 2, &what, tally);
             return;
         }
     };
-    history.push(&Op::Sync, &Outcome::Done);
-    let mut workload = Workload::new(seed);
+    let mut driver = drive(&path, pager, options);
+    history.push_same();
+    let mut workload = workload(seed);
     let mut failed: Option<u64> = None;
     let mut later_ok = false;
     let mut poisoned = false;
@@ -277,9 +278,9 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
         injector.lock().unwrap().call = call;
         let op = workload.next_op(history.states.last().unwrap(), call);
         let shown = describe(&op);
-        let result = apply(&mut pager, &op);
+        let result = driver.apply(&op);
         let failed_here = failed_in() == Some(call);
-        let is_txn = matches!(op, Op::Txn(_));
+        let is_txn = matches!(op, Op::Txn(..));
         if is_txn && failed_here {
             tally.txn_failed[kind as usize] += 1;
         }
@@ -294,13 +295,13 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
             }
             (Ok(outcome), false) => {
                 later_ok |= failed.is_some();
-                history.push(&op, &outcome);
+                history.push(driver.model.state(), &op, &outcome);
             }
             // The growth step failed, and the least growth the call needed
             // then fitted.
             (Ok(outcome), true) if kind.is_growth() && injector.lock().unwrap().regrew => {
                 regrew = true;
-                history.push(&op, &outcome);
+                history.push(driver.model.state(), &op, &outcome);
             }
             (Ok(_), true) => {
                 tally
@@ -314,12 +315,12 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
                 failed_txn = is_txn;
                 // Rolled back, if the pager goes on: the state stays.
                 let before = history.states.last().unwrap();
-                match State::observe(&pager) {
+                match State::observe(driver.pager()) {
                     Ok(now) if now == *before => {}
                     Ok(now) => not_rolled_back = Some(now.diff(before)),
                     Err(e) => not_rolled_back = Some(e),
                 }
-                history.push(&Op::Sync, &Outcome::Done);
+                history.push_same();
             }
             (Err(MappedPageError::Unavailable), false) if failed.is_some() => {
                 if kind.is_growth() {
@@ -338,7 +339,7 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
             }
         }
         if !poisoned {
-            if let Err(e) = check_length(&path, &pager) {
+            if let Err(e) = check_length(&path, driver.pager()) {
                 tally
                     .violations
                     .push(format!("{what}: after call {call} {shown}: {e}"));
@@ -346,7 +347,7 @@ fn run_failing(case: &Case, reference: &History, tally: &mut Tally) {
             }
         }
     }
-    drop(pager);
+    drop(driver);
     if regrew {
         tally.regrew += 1;
     }
@@ -554,18 +555,23 @@ fn a_commit_whose_checkpoint_cannot_grow_is_undone() {
         vec![
             Op::Alloc,
             Op::AllocBulk(3),
-            Op::Free(regular[0]),
-            Op::FreeBulk(regular[1..4].to_vec()),
+            Op::Free(Target::Id(regular[0])),
+            Op::FreeBulk(
+                regular[1..4].iter().map(|&p| Target::Id(p)).collect(),
+                crash_support::BulkFlaw::None,
+            ),
             Op::AllocProtected,
             Op::AllocProtectedBulk(2),
-            Op::FreeProtected(slots[1]),
-            Op::Protected {
-                slot: slots[0],
-                stamp: 99,
-                offset: 40,
-                bytes: vec![7; 16],
-                commit: true,
-            },
+            Op::FreeProtected(Slot::Id(slots[1])),
+            Op::ProtectedWrite(
+                Slot::Id(slots[0]),
+                Patch::Stamp {
+                    stamp: 99,
+                    offset: 40,
+                    bytes: vec![7; 16],
+                },
+                true,
+            ),
         ]
     };
     let mut undone = vec![0u32; calls(&[0; 4], &[0; 2]).len()];
@@ -595,11 +601,8 @@ fn a_commit_whose_checkpoint_cannot_grow_is_undone() {
                         _ => Ok(()),
                     }
                 });
-                let mut pager = P::options()
-                    .initial_pages(64)
-                    .io_hook(hook)
-                    .create(&path)
-                    .unwrap();
+                let options = P::options().initial_pages(64).io_hook(hook);
+                let mut pager = options.clone().create(&path).unwrap();
                 let slots: Vec<u64> = pager
                     .alloc_protected_bulk(2)
                     .unwrap()
@@ -627,21 +630,25 @@ fn a_commit_whose_checkpoint_cannot_grow_is_undone() {
                     .map(|p| p.0)
                     .collect();
                 let last = *regular.last().unwrap();
+                let mut driver = drive(&path, pager, options);
                 for _ in 0..toggles {
-                    apply(&mut pager, &Op::Free(last)).unwrap();
-                    apply(&mut pager, &Op::Alloc).unwrap();
+                    driver.apply(&Op::Free(Target::Id(last))).unwrap();
+                    driver.apply(&Op::Alloc).unwrap();
                     // A checkpoint on the way grew the file: full again.
-                    let free = pager.free_page_count() as usize;
+                    let free = driver.pager().free_page_count() as usize;
                     if free > 0 {
-                        pager.alloc_bulk(free).unwrap();
+                        driver.apply(&Op::AllocBulk(free)).unwrap();
                     }
                 }
-                let before = State::observe(&pager).unwrap();
-                let (pages, len) = (pager.page_count(), std::fs::metadata(&path).unwrap().len());
+                let before = State::observe(driver.pager()).unwrap();
+                let (pages, len) = (
+                    driver.pager().page_count(),
+                    std::fs::metadata(&path).unwrap().len(),
+                );
                 let call = calls(&regular, &slots).swap_remove(which);
 
                 *full.lock().unwrap() = Some((disk, 0));
-                let result = apply(&mut pager, &call);
+                let result = driver.apply(&call);
                 *full.lock().unwrap() = None;
                 if result.is_ok() {
                     continue;
@@ -653,20 +660,22 @@ fn a_commit_whose_checkpoint_cannot_grow_is_undone() {
                 *undone_here += 1;
                 grown_and_undone += u32::from(matches!(disk, FullDisk::FitsOnlySecond));
                 assert_eq!(
-                    State::observe(&pager).unwrap(),
+                    State::observe(driver.pager()).unwrap(),
                     before,
                     "{what}: not undone"
                 );
-                assert_eq!(pager.page_count(), pages, "{what}: page count");
+                assert_eq!(driver.pager().page_count(), pages, "{what}: page count");
                 assert_eq!(
                     std::fs::metadata(&path).unwrap().len(),
                     len,
                     "{what}: file length"
                 );
-                check_length(&path, &pager).unwrap();
-                apply(&mut pager, &call).unwrap_or_else(|e| panic!("{what}: retry: {e}"));
-                let after = State::observe(&pager).unwrap();
-                drop(pager);
+                check_length(&path, driver.pager()).unwrap();
+                driver
+                    .apply(&call)
+                    .unwrap_or_else(|e| panic!("{what}: retry: {e}"));
+                let after = State::observe(driver.pager()).unwrap();
+                drop(driver);
                 let reopened = P::open(&path).unwrap();
                 assert_eq!(
                     State::observe(&reopened).unwrap(),

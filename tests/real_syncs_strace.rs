@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crash_support::{options, run_calls, temp_dir, History, Op, Outcome, Workload};
+use crash_support::{drive, options, run_calls, temp_dir, workload, History};
 use mappedpages::fault::{IoEvent, IoHook};
 use mappedpages::Durability;
 
@@ -60,19 +60,20 @@ fn child(dir: &Path) {
         let path = dir.join(format!("{name}.bin"));
         let events = Arc::new(AtomicU64::new(0));
         let hook = marking_hook(&path, Arc::clone(&events));
-        let mut workload = Workload::new(7);
+        let mut workload = workload(7);
         let mut history = History::new();
-        let mut pager = options(durability)
-            .io_hook(hook.clone())
-            .create(&path)
-            .unwrap();
-        run_calls(&mut pager, &mut workload, &mut history, CALLS);
-        drop(pager);
-        let mut pager = options(durability).io_hook(hook).open(&path).unwrap();
-        history.push(&Op::Sync, &Outcome::Done);
-        run_calls(&mut pager, &mut workload, &mut history, CALLS);
-        pager.sync().unwrap();
-        drop(pager);
+        let created = options(durability).io_hook(hook.clone());
+        let pager = created.clone().create(&path).unwrap();
+        let mut driver = drive(&path, pager, created);
+        run_calls(&mut driver, &mut workload, &mut history, CALLS);
+        drop(driver);
+        let reopened = options(durability).io_hook(hook);
+        let pager = reopened.clone().open(&path).unwrap();
+        let mut driver = drive(&path, pager, reopened);
+        history.push_same();
+        run_calls(&mut driver, &mut workload, &mut history, CALLS);
+        driver.pager_mut().sync().unwrap();
+        drop(driver);
         println!(
             "EVENTS {} {}",
             path.display(),
