@@ -2,12 +2,13 @@
 //! `Step::Relocate`): pages a dropped snapshot held are free again, and an
 //! `alloc` hands them out, but `relocate` answers `None`, "no lower page
 //! is free", while they lie below. An engine compacting its file stops too
-//! early, and `None` does not mean what it is documented to mean.
+//! early, and `None` does not mean what it is documented to mean. Fixed:
+//! `relocate` first gives back what dropped snapshots held, as an
+//! allocation does.
 
 use mappedpages::{Durability, Pager};
 
 #[test]
-#[ignore = "bug: relocate ignores pages freed while a snapshot held them, once it is dropped"]
 fn relocate_sees_pages_a_dropped_snapshot_held() {
     for durability in [Durability::Immediate, Durability::Deferred] {
         let dir = tempfile::tempdir().unwrap();

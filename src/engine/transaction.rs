@@ -279,6 +279,9 @@ impl Core {
     /// frees it; `None`, changing nothing, if no free page lies below.
     pub(crate) fn txn_relocate(&mut self, txn: &mut TxnState, page: u64) -> Result<Option<u64>> {
         self.check_regular(page)?;
+        // Pages held for snapshots dropped since the last commit are free
+        // again: an allocation would take them.
+        self.release_unpinned();
         let none_below = |core: &Core| core.map.lowest_free().is_none_or(|free| free >= page);
         if none_below(self) && self.journal.root_since_sync && self.journal.reclaim.awaits_sync() {
             // Pages freed by commits not yet durable may lie below: a sync
