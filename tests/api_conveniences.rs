@@ -5,6 +5,7 @@
 //! file, and a warning through the `log` facade when open falls back to an
 //! older commit.
 
+#[path = "support/os/mod.rs"]
 mod os_support;
 
 use std::io::ErrorKind;

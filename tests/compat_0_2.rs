@@ -5,6 +5,7 @@
 //! Nothing here uses `{ .. }` patterns or any API added after 0.2, except
 //! `sync_count()`, which is how the test sees that nothing was synced.
 
+#[path = "support/os/mod.rs"]
 mod os_support;
 
 use os_support::FileExt;

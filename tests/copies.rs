@@ -1,6 +1,7 @@
 //! Consistent copies of a live file: a snapshot written to a new file while
 //! the writer goes on opens to exactly that state.
 
+#[path = "support/os/mod.rs"]
 mod os_support;
 
 use mappedpages::{MappedPageError, PageId, Pager, ProtectedPageId, ReadOnlyPager, Snapshot};

@@ -10,7 +10,9 @@
 //! the cases run. `MAPPEDPAGES_SOAK=<n>` multiplies the number of cases by
 //! `n`.
 
+#[path = "support/corrupt/mod.rs"]
 mod corrupt_support;
+#[path = "support/depth/mod.rs"]
 mod depth_support;
 
 use std::alloc::{GlobalAlloc, Layout, System};

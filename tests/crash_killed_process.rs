@@ -23,7 +23,9 @@
 //! is killed half as often. `MAPPEDPAGES_SOAK=<n>` multiplies the number of
 //! kills by `n`.
 
+#[path = "support/crash/mod.rs"]
 mod crash_support;
+#[path = "support/depth/mod.rs"]
 mod depth_support;
 
 use std::io::{BufRead, BufReader, Write};

@@ -69,8 +69,11 @@
 
 #![cfg(feature = "fault-injection")]
 
+#[path = "support/crash/mod.rs"]
 mod crash_support;
+#[path = "support/depth/mod.rs"]
 mod depth_support;
+#[path = "support/os/mod.rs"]
 mod os_support;
 
 use os_support::FileExt;

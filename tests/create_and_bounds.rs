@@ -10,6 +10,7 @@
 //!   `IncompleteCreate`, whose advice (delete it, create it again) works; a
 //!   file that was used is never reported so.
 
+#[path = "support/os/mod.rs"]
 mod os_support;
 
 use os_support::FileExt;

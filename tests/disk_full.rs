@@ -21,6 +21,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+#[path = "support/process/mod.rs"]
 mod process_support;
 use process_support::run;
 

@@ -11,7 +11,9 @@ mod node;
 #[allow(dead_code)]
 mod tree;
 
+#[path = "support/crash/mod.rs"]
 mod crash_support;
+#[path = "support/os/mod.rs"]
 mod os_support;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -7,7 +7,9 @@
 #[allow(dead_code)]
 mod kv;
 
+#[path = "support/crash/mod.rs"]
 mod crash_support;
+#[path = "support/os/mod.rs"]
 mod os_support;
 
 use std::collections::BTreeMap;

@@ -26,7 +26,9 @@
 
 #![cfg(feature = "fault-injection")]
 
+#[path = "support/crash/mod.rs"]
 mod crash_support;
+#[path = "support/os/mod.rs"]
 mod os_support;
 
 use std::io;

@@ -5,6 +5,7 @@
 //! it would have covered, and a process killed while its threads commit
 //! leaves a file with every commit a call returned for.
 
+#[path = "support/process/mod.rs"]
 mod process_support;
 
 use std::collections::BTreeMap;

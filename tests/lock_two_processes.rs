@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Child;
 
+#[path = "support/process/mod.rs"]
 mod process_support;
 use process_support::result_of;
 

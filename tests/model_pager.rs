@@ -10,7 +10,9 @@
 //! `MAPPEDPAGES_DEEP_TESTS=1` (see `depth_support`); `PROPTEST_CASES`
 //! overrides both.
 
+#[path = "support/depth/mod.rs"]
 mod depth_support;
+#[path = "support/model/mod.rs"]
 mod model_support;
 
 use depth_support::depth;

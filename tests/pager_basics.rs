@@ -1,5 +1,6 @@
 //! Behaviour of the public API on ordinary and bad input.
 
+#[path = "support/os/mod.rs"]
 mod os_support;
 
 use mappedpages::{MappedPageError, PageId, Pager, ProtectedPageId};

@@ -1,6 +1,7 @@
 //! `ReadOnlyPager`: opens a file for reading only, beside other readers,
 //! never beside a writer, and never writes it.
 
+#[path = "support/os/mod.rs"]
 mod os_support;
 
 use mappedpages::{MappedPageError, Pager, ReadOnlyPager};

@@ -16,6 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
+#[path = "support/process/mod.rs"]
 mod process_support;
 use process_support::{result_of, run};
 

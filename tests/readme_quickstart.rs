@@ -5,6 +5,7 @@
 //! block to what a paste needs. With `MAPPEDPAGES_DEEP_TESTS=1` the block is
 //! also built as a new crate with `cargo build --offline`.
 
+#[path = "support/depth/mod.rs"]
 mod depth_support;
 
 use std::path::Path;

@@ -13,6 +13,7 @@
 
 #![cfg(all(feature = "fault-injection", target_os = "linux"))]
 
+#[path = "support/crash/mod.rs"]
 mod crash_support;
 
 use std::collections::BTreeMap;

@@ -8,6 +8,7 @@
 //! byte 8, log length at byte 12, generation at byte 24 and a CRC-32C of the
 //! rest of the page in its last 4 bytes.
 
+#[path = "support/os/mod.rs"]
 mod os_support;
 
 use os_support::FileExt;

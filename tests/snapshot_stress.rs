@@ -25,6 +25,7 @@
 //! artifacts with the normal one. `MAPPEDPAGES_SOAK=<n>` runs `n` times as
 //! many commits.
 
+#[path = "support/crash/mod.rs"]
 mod crash_support;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};

@@ -1,6 +1,7 @@
 //! Transactions: what a commit publishes, what a drop undoes, how many syncs
 //! a commit takes, and what a transaction refuses.
 
+#[path = "support/os/mod.rs"]
 mod os_support;
 
 use mappedpages::{Durability, MappedPageError, PageId, Pager, ProtectedPageId};

@@ -15,7 +15,7 @@
 
 #![no_main]
 
-#[path = "../../tests/corrupt_support/mod.rs"]
+#[path = "../../tests/support/corrupt/mod.rs"]
 mod corrupt_support;
 
 use std::path::PathBuf;

@@ -24,7 +24,7 @@ pub type P = Pager<PS>;
 // The format's offsets, from the crate's own source: the bytes damaged and
 // re-checksummed here are the ones the crate reads.
 #[allow(dead_code)]
-#[path = "../../src/format/layout.rs"]
+#[path = "../../../src/format/layout.rs"]
 mod layout;
 
 use layout::record::{KIND_CHECK, RECORD_LEN};

@@ -29,7 +29,7 @@
 
 #![allow(dead_code)]
 
-#[path = "../model_support/mod.rs"]
+#[path = "../model/mod.rs"]
 pub mod model_support;
 
 use std::collections::{BTreeMap, BTreeSet};
