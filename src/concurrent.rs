@@ -33,6 +33,8 @@ pub(crate) struct Grouped<T> {
     outcome: Result<T>,
     pub(crate) generation: u64,
     pub(crate) flight: Arc<Flight>,
+    /// The sync to run, when the write found none running.
+    pub(crate) sync: Option<GroupSync>,
 }
 
 impl<T> Grouped<T> {
@@ -254,7 +256,10 @@ impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
         &self,
         f: impl FnOnce(&mut Pager<PAGE_SIZE>) -> Result<T>,
     ) -> Result<T> {
-        let grouped = self.apply_grouped(f)?;
+        let mut grouped = self.apply_grouped(f)?;
+        if let Some(sync) = grouped.sync.take() {
+            sync.run();
+        }
         loop {
             match grouped.flight.wait_for(grouped.generation) {
                 Wait::Lead => {
@@ -277,11 +282,21 @@ impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
         let mut writer = self.write()?;
         writer.core_mut().set_grouped(true);
         let outcome = f(&mut writer);
-        writer.core_mut().set_grouped(false);
+        let core = writer.core_mut();
+        core.set_grouped(false);
+        let generation = core.generation();
+        // With no sync running, this call leads the next one, started under
+        // the lock it holds already.
+        let sync = match core.start_group_sync(generation) {
+            Ok(sync) => sync,
+            // A pager `f` left unavailable: `f`'s own error says why.
+            Err(err) => return Err(outcome.err().unwrap_or(err)),
+        };
         Ok(Grouped {
             outcome,
-            generation: writer.generation(),
-            flight: writer.core().flight(),
+            generation,
+            flight: core.flight(),
+            sync,
         })
     }
 

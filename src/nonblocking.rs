@@ -10,7 +10,7 @@
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::concurrent::ConcurrentPager;
-use crate::engine::Wait;
+use crate::engine::{GroupSync, Wait};
 use crate::error::Result;
 use crate::page::PageId;
 use crate::pager::Pager;
@@ -277,6 +277,18 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     }
 }
 
+/// Runs a group sync on tokio's blocking pool, or inline outside a runtime.
+/// No await comes between starting a sync and this call, so a dropped
+/// future cannot leave it unrun (and a `GroupSync` dropped unrun runs as it
+/// drops); the blocking task runs to its end even if the future is dropped.
+async fn run_group_sync(sync: GroupSync) {
+    match Handle::try_current() {
+        // `run` cannot panic: the join error is not possible.
+        Ok(handle) => drop(handle.spawn_blocking(move || sync.run()).await),
+        Err(_) => sync.run(),
+    }
+}
+
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
     /// [`ConcurrentPager::write_and_sync`], awaiting the sync that covers
@@ -316,22 +328,15 @@ impl<const PAGE_SIZE: usize> ConcurrentPager<PAGE_SIZE> {
         &self,
         f: impl FnOnce(&mut Pager<PAGE_SIZE>) -> Result<T>,
     ) -> Result<T> {
-        let grouped = off_worker(|| self.apply_grouped(f))?;
+        let mut grouped = off_worker(|| self.apply_grouped(f))?;
+        if let Some(sync) = grouped.sync.take() {
+            run_group_sync(sync).await;
+        }
         loop {
             match grouped.flight.wait_for_async(grouped.generation).await {
                 Wait::Lead => {
-                    // No await between starting the sync and handing it
-                    // over: a dropped future cannot leave it unrun (and a
-                    // `GroupSync` dropped unrun runs as it drops).
                     if let Some(sync) = off_worker(|| self.start_group_sync(grouped.generation))? {
-                        match Handle::try_current() {
-                            Ok(handle) => {
-                                // The task runs to its end even if this
-                                // future is dropped; it cannot panic.
-                                let _ = handle.spawn_blocking(move || sync.run()).await;
-                            }
-                            Err(_) => sync.run(),
-                        }
+                        run_group_sync(sync).await;
                     }
                 }
                 end => return grouped.outcome_after(end),
