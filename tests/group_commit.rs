@@ -53,21 +53,30 @@ fn commit_one(
     thread: u32,
     seq: u32,
 ) -> mappedpages::Result<u64> {
-    let generation = shared.write_and_sync(|pager| {
-        let mut txn = pager.transaction()?;
-        let id = txn.alloc()?;
-        let commit = Commit {
-            page: id.0,
-            thread,
-            seq,
-        };
-        txn.get_mut(id)?.as_bytes_mut()[..8].copy_from_slice(&commit.bytes());
-        txn.commit()?;
-        let generation = pager.generation();
-        record.lock().unwrap().made.insert(generation, commit);
-        Ok(generation)
-    })?;
+    let generation = shared.write_and_sync(|pager| one_transaction(pager, record, thread, seq))?;
     record.lock().unwrap().returned.push(generation);
+    Ok(generation)
+}
+
+/// The workload's transaction: allocates a page and writes `thread` and
+/// `seq` into it; the commit is noted in `record` by its generation.
+fn one_transaction(
+    pager: &mut P,
+    record: &Mutex<Record>,
+    thread: u32,
+    seq: u32,
+) -> mappedpages::Result<u64> {
+    let mut txn = pager.transaction()?;
+    let id = txn.alloc()?;
+    let commit = Commit {
+        page: id.0,
+        thread,
+        seq,
+    };
+    txn.get_mut(id)?.as_bytes_mut()[..8].copy_from_slice(&commit.bytes());
+    txn.commit()?;
+    let generation = pager.generation();
+    record.lock().unwrap().made.insert(generation, commit);
     Ok(generation)
 }
 
@@ -393,19 +402,7 @@ fn async_callers_share_syncs_on_both_runtimes() {
                         for seq in 0..10u32 {
                             let generation = shared
                                 .write_and_sync_async(|pager| {
-                                    let mut txn = pager.transaction()?;
-                                    let id = txn.alloc()?;
-                                    let commit = Commit {
-                                        page: id.0,
-                                        thread,
-                                        seq,
-                                    };
-                                    txn.get_mut(id)?.as_bytes_mut()[..8]
-                                        .copy_from_slice(&commit.bytes());
-                                    txn.commit()?;
-                                    let generation = pager.generation();
-                                    record.lock().unwrap().made.insert(generation, commit);
-                                    Ok(generation)
+                                    one_transaction(pager, &record, thread, seq)
                                 })
                                 .await
                                 .unwrap();

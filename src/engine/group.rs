@@ -67,6 +67,22 @@ struct FlightState {
     ended: Option<std::result::Result<(), String>>,
 }
 
+impl FlightState {
+    /// What a waiter for the commit of `generation` does now; `None`:
+    /// waits on.
+    fn end_of_wait(&self, generation: u64) -> Option<Wait> {
+        if self.durable >= generation {
+            Some(Wait::Durable)
+        } else if self.failed {
+            Some(Wait::Failed)
+        } else if !self.in_flight {
+            Some(Wait::Lead)
+        } else {
+            None
+        }
+    }
+}
+
 /// What a waiter found.
 pub(crate) enum Wait {
     /// Its commit is durable.
@@ -88,14 +104,8 @@ impl Flight {
     pub(crate) fn wait_for(&self, generation: u64) -> Wait {
         let mut state = self.lock();
         loop {
-            if state.durable >= generation {
-                return Wait::Durable;
-            }
-            if state.failed {
-                return Wait::Failed;
-            }
-            if !state.in_flight {
-                return Wait::Lead;
+            if let Some(end) = state.end_of_wait(generation) {
+                return end;
             }
             state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
         }
@@ -110,17 +120,8 @@ impl Flight {
             // after the read is missed.
             let mut notified = std::pin::pin!(self.notify.notified());
             notified.as_mut().enable();
-            {
-                let state = self.lock();
-                if state.durable >= generation {
-                    return Wait::Durable;
-                }
-                if state.failed {
-                    return Wait::Failed;
-                }
-                if !state.in_flight {
-                    return Wait::Lead;
-                }
+            if let Some(end) = self.lock().end_of_wait(generation) {
+                return end;
             }
             notified.await;
         }
