@@ -5,7 +5,7 @@
 use crate::engine::core::{Core, Settings};
 use crate::engine::durability::Durability;
 use crate::engine::freemap::FreeMap;
-use crate::engine::length::MIN_FILE_PAGES;
+use crate::engine::limits::MIN_FILE_PAGES;
 use crate::engine::snapshots::Frozen;
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::engine::durability::Durability;
+use crate::engine::flight::{Flight, Sealed};
 use crate::engine::freemap::FreeMap;
-use crate::engine::group::{Flight, Sealed};
 use crate::engine::journal::{Change, Journal};
-use crate::engine::length::{max_total_pages, new_file_pages};
+use crate::engine::limits::{max_total_pages, new_file_pages};
 use crate::engine::open::RecoveryReport;
 use crate::engine::open::{file_page, open_state};
 use crate::engine::placement::Placement;

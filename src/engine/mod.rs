@@ -13,6 +13,9 @@
 //!   the page trees, the root slots, the checks not yet synced);
 //! - `transaction`: a transaction's changes gathered in memory and undone
 //!   on drop;
+//! - `group`, `flight`: group commit (the commits of many threads made
+//!   durable by one sync, run without the writer's lock) and the state its
+//!   waiters share;
 //! - `reclaim`: when a freed page may be handed out again;
 //! - `snapshots`: the committed states given out to readers, and why
 //!   reading them from other threads is sound;
@@ -21,7 +24,7 @@
 //! - `protected`: the directory of protected pages and their copies;
 //! - `copy`: a state written into a new file;
 //! - `length`: the file's length, grown and cut (the one place that
-//!   decides it);
+//!   decides it), within the bounds of `limits`;
 //! - `open`: picking the newest valid root of a file and loading it (what
 //!   open found is reported as a `RecoveryReport`);
 //! - `placement`: where a transaction's pages go;
@@ -36,11 +39,13 @@ mod commit;
 mod copy;
 mod core;
 mod durability;
+mod flight;
 mod freemap;
 mod freeze;
 mod group;
 mod journal;
 mod length;
+mod limits;
 mod open;
 mod page_tree;
 mod placement;
@@ -50,13 +55,13 @@ mod snapshots;
 mod transaction;
 
 pub use durability::Durability;
-pub use length::{DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD, MIN_GROWTH_STEP};
+pub use limits::{DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD, MIN_GROWTH_STEP};
 pub use open::RecoveryReport;
 
 pub(crate) use self::core::{Core, Settings};
+pub(crate) use flight::{Flight, GroupSync, Wait};
 pub(crate) use freemap::{FreeMap, PageUse};
-pub(crate) use group::{Flight, GroupSync, Wait};
-pub(crate) use length::MIN_FILE_PAGES;
+pub(crate) use limits::MIN_FILE_PAGES;
 pub(crate) use open::{choose_root, open_state, ChooseError, Chosen};
 pub(crate) use snapshots::Frozen;
 pub(crate) use transaction::{FreshPages, TxnState};
