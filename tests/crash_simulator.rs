@@ -75,6 +75,10 @@ mod crash_support;
 mod depth_support;
 #[path = "support/os/mod.rs"]
 mod os_support;
+// The format's offsets, from the crate's own source.
+#[allow(dead_code)]
+#[path = "../src/format/layout.rs"]
+mod layout;
 
 use os_support::FileExt;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -198,17 +202,24 @@ impl Image {
     /// The newest metadata root that looks valid (magic only: the image is
     /// the pager's own, freshly synced).
     fn newest_root(&self) -> RootFields {
-        let newest = [1, 2]
+        use layout::root::*;
+        let newest = layout::pages::ROOT_PAGES
             .iter()
-            .filter_map(|&p| self.get(p))
-            .filter(|page| page.starts_with(b"MPGROOT\0"))
-            .max_by_key(|page| le(page, 24, 8))
+            .filter_map(|&p| self.get(p as usize))
+            .filter(|page| page.starts_with(&MAGIC))
+            .max_by_key(|page| le(page, OFF_GENERATION, 8))
             .expect("no metadata root in the image");
         RootFields {
-            generation: le(newest, 24, 8),
-            log_len: le(newest, 12, 4) as usize,
-            bitmap: (le(newest, 48, 8) as usize, le(newest, 60, 4) as u32),
-            directory: (le(newest, 72, 8) as usize, le(newest, 84, 4) as u32),
+            generation: le(newest, OFF_GENERATION, 8),
+            log_len: le(newest, OFF_LOG_LEN, 4) as usize,
+            bitmap: (
+                le(newest, OFF_BITMAP_TOP, 8) as usize,
+                le(newest, OFF_BITMAP_HEIGHT, 4) as u32,
+            ),
+            directory: (
+                le(newest, OFF_DIR_TOP, 8) as usize,
+                le(newest, OFF_DIR_HEIGHT, 4) as u32,
+            ),
         }
     }
 
@@ -228,8 +239,9 @@ impl Image {
                 .iter()
                 .flat_map(|&p| {
                     let node = self.get(p).map_or(&[][..], |b| &b[..]);
-                    node.chunks_exact(16)
-                        .map(|r| le(r, 0, 8) as usize)
+                    use layout::tree_node::{NODE_REF_LEN, OFF_REF_PAGE};
+                    node.chunks_exact(NODE_REF_LEN)
+                        .map(|r| le(r, OFF_REF_PAGE, 8) as usize)
                         .collect::<Vec<_>>()
                 })
                 .collect();
