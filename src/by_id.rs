@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::page::{MappedPage, PageId};
 use crate::pager::Pager;
 use crate::protected::ProtectedPageId;
-use crate::sub_page::{SubPageAllocator, SubPageId};
+use crate::sub_page_allocator::{SubPageAllocator, SubPageId};
 use crate::traits::PageHandle;
 
 impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {

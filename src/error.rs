@@ -185,6 +185,27 @@ pub enum MappedPageError {
         page: u64,
     },
 
+    /// A sub-page id that names no allocated sub-page of that size: one
+    /// never handed out, freed since, of a parent cut into sub-pages of
+    /// another size, or made up. Never another object's bytes; nothing
+    /// changed.
+    #[error("sub-page {id:#x} names no allocated sub-page of this size")]
+    InvalidSubPage {
+        /// The offending id (its raw value).
+        id: u64,
+    },
+
+    /// A transaction was asked to write a sub-page it did not allocate. As
+    /// for pages, a transaction writes copy-on-write: allocate a sub-page,
+    /// fill it, free the old one. Nothing changed; the transaction goes on.
+    #[error(
+        "sub-page {id:#x} holds committed bytes; a transaction writes only sub-pages it allocated"
+    )]
+    CommittedSubPage {
+        /// The offending id (its raw value).
+        id: u64,
+    },
+
     /// The file was never completely created: `create` was stopped part way
     /// (the process or the machine crashed during it), so the file has no
     /// superblock and holds no data. Nothing in it can be recovered: delete

@@ -250,6 +250,15 @@ pub enum SlotState {
     Fresh,
     /// The committed bytes are in this copy (0 or 1).
     Committed(u8),
+    /// Not a protected page: the slot holds a parent page cut into
+    /// `sub_pages` sub-pages (its page is the entry's copy 0); bit `i` of
+    /// `used` set means sub-page `i` is allocated.
+    SubPages {
+        /// How many sub-pages the parent is cut into (2 to 64).
+        sub_pages: u32,
+        /// The allocated sub-pages, one bit each.
+        used: u64,
+    },
 }
 
 /// A page the commit wrote without syncing it first, and the CRC-32C it must
@@ -363,6 +372,15 @@ pub enum PageKind {
         copy: u8,
         /// Whether this copy holds the committed bytes.
         committed: bool,
+    },
+    /// A parent page of sub-pages.
+    SubPageParent {
+        /// The directory slot that holds the parent's entry.
+        slot: u64,
+        /// How many sub-pages it is cut into (2 to 64).
+        sub_pages: u32,
+        /// How many of them are allocated.
+        used: u32,
     },
     /// A page of the free-space bitmap's tree: a leaf of bits or an
     /// interior node.
@@ -842,7 +860,7 @@ impl Inspector {
         let (chosen, pages_read) = self.choose(on_read)?;
         let map = chosen.map();
         let root = chosen.root();
-        let protected = map.directory().iter().filter(|e| e.in_use()).count() as u64;
+        let protected = map.directory().iter().filter(|e| e.is_protected()).count() as u64;
         let regular = map.regular_count();
         let free = map.free_pages();
         let internal = root
@@ -1045,6 +1063,10 @@ fn slot_state(state: EntryState) -> SlotState {
         EntryState::Free => SlotState::Free,
         EntryState::Fresh => SlotState::Fresh,
         EntryState::Active(copy) => SlotState::Committed(copy),
+        EntryState::Parent { shift, used } => SlotState::SubPages {
+            sub_pages: 1 << shift,
+            used,
+        },
     }
 }
 
@@ -1088,10 +1110,16 @@ impl<'a> Kinds<'a> {
     fn new(chosen: &'a Chosen) -> Self {
         let mut protected = HashMap::new();
         for (slot, entry) in chosen.map().directory().iter().enumerate() {
-            if !entry.in_use() {
+            if let Some((page, shift, used)) = entry.as_parent() {
+                let kind = PageKind::SubPageParent {
+                    slot: slot as u64,
+                    sub_pages: 1 << shift,
+                    used: used.count_ones(),
+                };
+                protected.insert(page, kind);
                 continue;
             }
-            for (copy, &page) in entry.copies.iter().enumerate() {
+            for (copy, &page) in entry.pages().iter().enumerate() {
                 let kind = PageKind::ProtectedCopy {
                     slot: slot as u64,
                     copy: copy as u8,

@@ -121,6 +121,7 @@ mod protected;
 mod read_only;
 mod snapshot;
 mod sub_page;
+mod sub_page_allocator;
 mod traits;
 mod transaction;
 // After `pager`, so that rustdoc lists `create` and `open` first on the
@@ -140,7 +141,8 @@ pub use crate::pager::{AllocatedPageIter, AllocatedProtectedPageIter, Pager};
 pub use crate::protected::{ProtectedPageId, ProtectedPageWriter};
 pub use crate::read_only::ReadOnlyPager;
 pub use crate::snapshot::Snapshot;
-pub use crate::sub_page::{SubPageAllocator, SubPageId};
+pub use crate::sub_page::SubPage;
+pub use crate::sub_page_allocator::{SubPageAllocator, SubPageId};
 pub use crate::traits::{BulkPageAllocator, PageAllocator, PageHandle};
 pub use crate::transaction::{PageSet, Transaction};
 

@@ -177,7 +177,7 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
             .directory()
             .iter()
             .enumerate()
-            .filter(|(_, entry)| entry.in_use())
+            .filter(|(_, entry)| entry.is_protected())
             .map(|(slot, _)| ProtectedPageId(slot as u64))
     }
 

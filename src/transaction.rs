@@ -88,7 +88,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
 /// # Ok::<(), mappedpages::MappedPageError>(())
 /// ```
 pub struct Transaction<'a, const PAGE_SIZE: usize> {
-    pager: &'a mut Pager<PAGE_SIZE>,
+    pub(crate) pager: &'a mut Pager<PAGE_SIZE>,
     /// `None` once committed.
     txn: Option<TxnState>,
 }
@@ -111,14 +111,14 @@ impl<const PAGE_SIZE: usize> Drop for Transaction<'_, PAGE_SIZE> {
 
 impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// The engine and this transaction's state, for one call.
-    fn parts(&mut self) -> Result<(&mut crate::engine::Core, &mut TxnState)> {
+    pub(crate) fn parts(&mut self) -> Result<(&mut crate::engine::Core, &mut TxnState)> {
         match self.txn.as_mut() {
             Some(txn) => Ok((self.pager.core_mut(), txn)),
             None => Err(MappedPageError::Unavailable),
         }
     }
 
-    fn state(&self) -> Result<&TxnState> {
+    pub(crate) fn state(&self) -> Result<&TxnState> {
         self.txn.as_ref().ok_or(MappedPageError::Unavailable)
     }
 

@@ -333,7 +333,14 @@ fn a_root_claiming_many_unused_slots_opens_without_their_memory() {
         .unwrap()
         .info()
         .unwrap();
-    assert_eq!((info.total_pages, info.directory_slots), (1 << 28, 1 << 27));
+    // The commits of the exercise may cut the file's free tail, down to a
+    // page per directory slot.
+    assert_eq!(info.directory_slots, 1 << 27);
+    assert!(
+        (1 << 27..=1 << 28).contains(&info.total_pages),
+        "{}",
+        info.total_pages
+    );
 }
 
 /// Regression found by the property test: a root whose generation is

@@ -224,6 +224,7 @@ impl Core {
             written,
             stale,
             slots_before,
+            freed_sub_pages,
             force_sync: _,
             checkpoint,
         } = change;
@@ -243,6 +244,9 @@ impl Core {
         self.journal.generation += 1;
         let generation = self.journal.generation;
         self.journal.reclaim.freed(generation, freed);
+        self.journal
+            .reclaim
+            .freed_sub_pages(generation, freed_sub_pages);
         for (slot, before) in slots_before {
             self.journal.durable_entries.entry(slot).or_insert(before);
         }

@@ -24,8 +24,7 @@ impl Frozen {
         let copies = self
             .directory()
             .iter()
-            .filter(|entry| entry.in_use())
-            .flat_map(|entry| entry.copies);
+            .flat_map(|entry| entry.pages().iter().copied());
         let total = self
             .used_pages()
             .iter()
@@ -34,7 +33,7 @@ impl Frozen {
             .max()
             .map_or(FIRST_DATA_PAGE, |last| last + 1)
             .max(MIN_FILE_PAGES)
-            .max(self.directory().len() as u64 * 2);
+            .max(self.directory().len() as u64);
         Settings {
             page_size: self.page_size(),
             durability: Durability::Immediate,

@@ -6,6 +6,7 @@
 
 use crate::engine::bitmap::{BitVec, SummaryBitVec};
 use crate::engine::page_tree::LoadFault;
+use crate::engine::sub_slots::{FreedSubPages, SubSlots};
 use crate::error::MappedPageError;
 use crate::format::record::DirEntry;
 use crate::format::FIRST_DATA_PAGE;
@@ -56,6 +57,8 @@ pub(crate) struct FreeMap {
     dir_len: u64,
     /// One bit per entry of `directory`: in use.
     slots: SummaryBitVec,
+    /// The parents with a sub-page to give, and the sub-pages held.
+    subs: SubSlots,
 }
 
 impl FreeMap {
@@ -72,6 +75,7 @@ impl FreeMap {
             directory: Vec::new(),
             dir_len: 0,
             slots: SummaryBitVec::new(0),
+            subs: SubSlots::default(),
         }
     }
 
@@ -104,10 +108,7 @@ impl FreeMap {
         for page in 0..FIRST_DATA_PAGE.min(total) {
             used.set(page);
         }
-        let copies = directory
-            .iter()
-            .filter(|e| e.in_use())
-            .flat_map(|e| e.copies);
+        let copies = directory.iter().flat_map(|e| e.pages().iter().copied());
         for page in internal.into_iter().chain(copies) {
             if page < FIRST_DATA_PAGE || page >= total {
                 return Err("an internal page is out of range".into());
@@ -117,10 +118,12 @@ impl FreeMap {
             }
         }
         let mut slots = SummaryBitVec::new(directory.len() as u64);
+        let mut subs = SubSlots::default();
         for (slot, entry) in directory.iter().enumerate() {
             if entry.in_use() {
                 slots.set(slot as u64);
             }
+            subs.changed(slot as u64, &DirEntry::FREE, entry);
         }
         Ok(FreeMap {
             used,
@@ -129,6 +132,7 @@ impl FreeMap {
             directory,
             dir_len,
             slots,
+            subs,
         })
     }
 
@@ -181,7 +185,7 @@ impl FreeMap {
         total_pages >= FIRST_DATA_PAGE
             && total_pages <= self.total_pages()
             && (total_pages..self.total_pages()).all(|page| !self.used.get(page))
-            && self.directory.len() as u64 <= total_pages / 2
+            && self.directory.len() as u64 <= total_pages
     }
 
     /// Cuts the file back to `total_pages` pages (see [`FreeMap::can_shrink`]).
@@ -360,7 +364,8 @@ impl FreeMap {
             .ok()
             .and_then(|s| self.directory.get_mut(s))
         {
-            *e = entry;
+            let before = std::mem::replace(e, entry);
+            self.subs.changed(slot, &before, &entry);
             if entry.in_use() {
                 self.slots.set(slot);
             } else {
@@ -371,6 +376,38 @@ impl FreeMap {
 
     pub(super) fn dir_len(&self) -> u64 {
         self.dir_len
+    }
+
+    /// The sub-pages of the parent in directory slot `slot` that may be
+    /// handed out (none if it holds no parent).
+    pub(super) fn sub_pages_available(&self, slot: u64) -> u64 {
+        self.entry(slot)
+            .map_or(0, |entry| self.subs.available(slot, entry))
+    }
+
+    /// The directory slots of parents cut `1 << shift` ways with a sub-page
+    /// to give, lowest first.
+    pub(super) fn open_parents(&self, shift: u8) -> impl Iterator<Item = u64> + '_ {
+        self.subs.open_parents(shift)
+    }
+
+    /// Holds sub-pages of the parent in `slot` that a commit frees, until
+    /// [`FreeMap::release_sub_pages`].
+    pub(super) fn hold_sub_pages(&mut self, freed: &FreedSubPages) {
+        let entry = usize::try_from(freed.slot)
+            .ok()
+            .and_then(|s| self.directory.get(s));
+        self.subs.hold(freed, entry);
+    }
+
+    /// Makes held sub-pages reusable.
+    pub(super) fn release_sub_pages(&mut self, freed: &[FreedSubPages]) {
+        for one in freed {
+            let entry = usize::try_from(one.slot)
+                .ok()
+                .and_then(|s| self.directory.get(s));
+            self.subs.release(one, entry);
+        }
     }
 }
 

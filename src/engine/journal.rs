@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::engine::page_tree::PageTree;
 use crate::engine::reclaim::Reclamation;
+use crate::engine::sub_slots::FreedSubPages;
 use crate::format::record::{DirEntry, PageCheck, Record};
 use crate::format::root::Root;
 use crate::format::tree_node::NodeRef;
@@ -146,6 +147,8 @@ pub(crate) struct Change {
     pub(super) stale: Vec<u64>,
     /// Each directory slot the change touched, with its entry before.
     pub(super) slots_before: Vec<(u64, DirEntry)>,
+    /// Committed sub-pages the change frees (held in the free map).
+    pub(super) freed_sub_pages: Vec<FreedSubPages>,
     /// Sync the commit whatever the durability mode.
     pub(super) force_sync: bool,
     /// Checkpoint both page trees, whether or not the log is full (a

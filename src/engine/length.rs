@@ -34,7 +34,7 @@ use crate::engine::core::Core;
 use crate::engine::journal::Change;
 use crate::engine::limits::{GROWTH_DIVISOR, MIN_FILE_PAGES, MIN_GROWTH_STEP};
 use crate::error::{MappedPageError, Result};
-use crate::format::record::{EntryState, Record};
+use crate::format::record::Record;
 use crate::format::FIRST_DATA_PAGE;
 
 impl Core {
@@ -192,15 +192,13 @@ impl Core {
 
     /// The first page of the free tail: every page from it to the end of
     /// the file is free, and it is as low as the format allows (a directory
-    /// of `n` slots needs a file of `2n` pages).
+    /// of `n` slots needs a file of `n` pages).
     fn tail_start(&self) -> u64 {
         let used_end = self
             .map
             .last_used()
             .map_or(FIRST_DATA_PAGE, |page| page + 1);
-        used_end
-            .max(MIN_FILE_PAGES)
-            .max(self.map.dir_len().saturating_mul(2))
+        used_end.max(MIN_FILE_PAGES).max(self.map.dir_len())
     }
 
     /// Commits the whole state with both page trees written anew into free
@@ -231,7 +229,7 @@ impl Core {
             self.map
                 .directory()
                 .iter()
-                .any(|entry| entry.in_use() && entry.copies.contains(&last))
+                .any(|entry| entry.pages().contains(&last))
         };
         !self.map.is_regular(last) && !self.is_waiting(last) && !protected_copy()
     }
@@ -350,9 +348,12 @@ impl Core {
             .directory()
             .iter()
             .enumerate()
-            .filter(|(_, entry)| entry.in_use())
             .flat_map(|(slot, entry)| {
-                (0..2).map(move |which| (entry.copies[which], slot as u64, which))
+                entry
+                    .pages()
+                    .iter()
+                    .enumerate()
+                    .map(move |(which, &page)| (page, slot as u64, which))
             })
             .filter(|&(page, _, _)| page >= fixed_end)
             .collect();
@@ -370,7 +371,7 @@ impl Core {
                 continue;
             };
             let (_, entry) = moved.entry(slot).or_insert((before, before));
-            if entry.state == EntryState::Active(which as u8) {
+            if entry.holds_bytes(which) {
                 let (from, to) = (self.page_range(page), self.page_range(low).start);
                 if !self.store.copy_within(from, to) {
                     self.map.release(&taken);

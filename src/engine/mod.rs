@@ -22,6 +22,9 @@
 //! - `freeze`: the writer's side of snapshots (freezing a state, and what
 //!   live snapshots forbid it);
 //! - `protected`: the directory of protected pages and their copies;
+//! - `sub_pages`, `sub_slots`: sub-pages, parent pages cut into equal
+//!   parts whose allocation the directory records, and which of their parts
+//!   may be handed out;
 //! - `copy`: a state written into a new file;
 //! - `length`: the file's length, grown and cut (the one place that
 //!   decides it), within the bounds of `limits`;
@@ -52,6 +55,8 @@ mod placement;
 mod protected;
 mod reclaim;
 mod snapshots;
+mod sub_pages;
+mod sub_slots;
 mod transaction;
 
 pub use durability::Durability;

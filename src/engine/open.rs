@@ -100,7 +100,7 @@ pub(crate) struct Loaded {
 /// Memory sized from the root's counts is bounded before it is taken:
 /// `total_pages` by the file's length (one bit per page, P5), the directory
 /// by the slots that verified pages or the log show in use (a root may claim
-/// up to `total_pages / 2` slots it never used), the log by the root page.
+/// up to `total_pages` slots it never used), the log by the root page.
 /// What remains is allocated fallibly, so a file whose metadata does not fit
 /// in memory is an error, not an abort.
 fn load<'a>(
@@ -118,7 +118,9 @@ fn load<'a>(
             actual: file_len,
         });
     }
-    if root.dir_len > total / 2 {
+    // A slot in use holds at least one page (a sub-page parent; a
+    // protected page holds two).
+    if root.dir_len > total {
         return Err("directory longer than the file can back".into());
     }
     let read = |n: u64| {

@@ -11,16 +11,22 @@ impl Core {
         self.map
             .entry(slot)
             .copied()
-            .filter(DirEntry::in_use)
+            .filter(DirEntry::is_protected)
             .ok_or(MappedPageError::OutOfBounds)
     }
 
     /// The entry of `slot`, to free it: `DoubleFree` for a slot of the
     /// directory that is free (0.2's rule, which free of a regular page
-    /// follows too), `OutOfBounds` only past the directory.
+    /// follows too), `OutOfBounds` past the directory or for a slot that
+    /// holds sub-pages.
     pub(super) fn freeable_entry(&self, slot: u64) -> Result<DirEntry> {
+        let sub_pages = || {
+            self.map
+                .entry(slot)
+                .is_some_and(|e| e.as_parent().is_some())
+        };
         match self.live_entry(slot) {
-            Err(MappedPageError::OutOfBounds) if slot < self.map.dir_len() => {
+            Err(MappedPageError::OutOfBounds) if slot < self.map.dir_len() && !sub_pages() => {
                 Err(MappedPageError::DoubleFree)
             }
             other => other,

@@ -22,11 +22,16 @@
 //!
 //! Every waiting page stays marked in use in the free map, so nothing else
 //! can take it; this type only says which pages wait and gives them back.
+//!
+//! A sub-page a commit frees waits for the same things but the second (a
+//! transaction never writes into a parent page a root checks), and is held
+//! in the free map the same way (see `sub_slots.rs`).
 
 use crate::engine::freemap::FreeMap;
+use crate::engine::sub_slots::FreedSubPages;
 
-/// Pages freed by commits and not reusable yet, by the generation of the
-/// commit that freed them.
+/// Pages and sub-pages freed by commits and not reusable yet, by the
+/// generation of the commit that freed them.
 #[derive(Debug, Default)]
 pub(crate) struct Reclamation {
     /// Waiting for a durable root that neither uses nor checks them
@@ -35,6 +40,10 @@ pub(crate) struct Reclamation {
     /// Freed by durable commits; waiting for the snapshots older than the
     /// commit that freed them (wait 3).
     held: Vec<(u64, Vec<u64>)>,
+    /// Sub-pages freed by commits not yet durable (wait 1).
+    sub_pages_awaiting_sync: Vec<(u64, Vec<FreedSubPages>)>,
+    /// Sub-pages freed by durable commits (wait 3).
+    sub_pages_held: Vec<(u64, Vec<FreedSubPages>)>,
 }
 
 impl Reclamation {
@@ -51,6 +60,13 @@ impl Reclamation {
     pub(super) fn freed(&mut self, generation: u64, pages: Vec<u64>) {
         if !pages.is_empty() {
             self.awaiting_sync.push((generation, pages));
+        }
+    }
+
+    /// The commit of `generation` freed sub-pages (held in the free map).
+    pub(super) fn freed_sub_pages(&mut self, generation: u64, freed: Vec<FreedSubPages>) {
+        if !freed.is_empty() {
+            self.sub_pages_awaiting_sync.push((generation, freed));
         }
     }
 
@@ -98,6 +114,12 @@ impl Reclamation {
             .into_iter()
             .partition(|&(freed_by, _)| freed_by <= generation);
         self.awaiting_sync = later;
+        let (through_subs, later_subs): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.sub_pages_awaiting_sync)
+                .into_iter()
+                .partition(|&(freed_by, _)| freed_by <= generation);
+        self.sub_pages_awaiting_sync = later_subs;
+        self.sub_pages_held.extend(through_subs);
         for (generation, pages) in through {
             let (still_checked, unused): (Vec<u64>, Vec<u64>) =
                 pages.into_iter().partition(|&page| checked(page));
@@ -114,10 +136,19 @@ impl Reclamation {
     /// by a commit no newer than `oldest_snapshot`, the generation of the
     /// oldest live snapshot (`None`: none lives).
     pub(super) fn release(&mut self, map: &mut FreeMap, oldest_snapshot: Option<u64>) {
+        let oldest = oldest_snapshot.unwrap_or(u64::MAX);
+        if !self.sub_pages_held.is_empty() {
+            self.sub_pages_held.retain(|(generation, freed)| {
+                let unpinned = *generation <= oldest;
+                if unpinned {
+                    map.release_sub_pages(freed);
+                }
+                !unpinned
+            });
+        }
         if self.held.is_empty() {
             return;
         }
-        let oldest = oldest_snapshot.unwrap_or(u64::MAX);
         self.held.retain(|(generation, pages)| {
             let unpinned = *generation <= oldest;
             if unpinned {

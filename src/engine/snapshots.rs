@@ -177,8 +177,10 @@ impl Frozen {
             next = page + 1;
         }
         for entry in &self.directory {
-            if let EntryState::Active(copy) = entry.state {
-                pages.push((entry.copies[usize::from(copy)], 1));
+            for (which, &page) in entry.pages().iter().enumerate() {
+                if entry.holds_bytes(which) {
+                    pages.push((page, 1));
+                }
             }
         }
         pages.sort_unstable();
@@ -200,7 +202,10 @@ impl Frozen {
     }
 
     pub(crate) fn protected_page(&self, slot: u64) -> Result<&[u8]> {
-        let entry = self.entry(slot).ok_or(MappedPageError::OutOfBounds)?;
+        let entry = self
+            .entry(slot)
+            .filter(DirEntry::is_protected)
+            .ok_or(MappedPageError::OutOfBounds)?;
         match entry.state {
             EntryState::Active(copy) => self.page(entry.copies[usize::from(copy)]),
             _ => Ok(&self.zero_page),

@@ -44,6 +44,8 @@ use crate::engine::durability::Durability;
 use crate::engine::freemap::{FreeMap, PageUse};
 use crate::engine::journal::{runs, Change};
 use crate::engine::placement::{Use, MAX_RUN};
+use crate::engine::sub_pages::TxnSubPages;
+use crate::engine::sub_slots::FreedSubPages;
 use crate::error::{MappedPageError, Result};
 use crate::format::checksum;
 use crate::format::record::{DirEntry, EntryState, Record};
@@ -53,9 +55,11 @@ use crate::io::{DisjointPages, PageBuffers};
 #[derive(Debug, Default)]
 pub(crate) struct TxnState {
     records: Vec<Record>,
-    undo: Vec<Undo>,
+    pub(super) undo: Vec<Undo>,
     /// Pages the transaction stops using; reusable once its commit is durable.
-    freed: Vec<u64>,
+    pub(super) freed: Vec<u64>,
+    /// What it did with sub-pages.
+    pub(super) sub: TxnSubPages,
     fresh: FreshPages,
     /// Fresh pages written, held in memory until the commit writes them.
     buffers: PageBuffers,
@@ -105,7 +109,7 @@ struct Staged {
 
 /// How to undo one operation.
 #[derive(Debug)]
-enum Undo {
+pub(super) enum Undo {
     /// Regular pages allocated, as runs.
     Alloc(Vec<(u64, u64)>),
     /// Regular pages freed, as runs.
@@ -118,8 +122,16 @@ enum Undo {
     },
     /// A directory entry changed.
     Entry { slot: u64, before: DirEntry },
-    /// A page taken for a staged protected write.
+    /// A page taken for a staged protected write or a sub-page parent.
     Internal(u64),
+    /// Committed sub-pages freed, held since.
+    HeldSubPages(FreedSubPages),
+}
+
+/// Where a call inside a transaction started, to undo just that call.
+pub(super) struct UndoMark {
+    undo_len: usize,
+    directory_len: u64,
 }
 
 /// What the commit protocol needs to undo a transaction it could not publish.
@@ -154,10 +166,18 @@ impl TxnState {
 
     /// Whether committing would change nothing.
     pub(super) fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.staged.is_empty()
+        self.records.is_empty() && self.staged.is_empty() && self.sub.is_empty()
     }
 
-    fn note_slot(&mut self, slot: u64, before: DirEntry) {
+    /// The point to undo a call back to, if it fails half way.
+    pub(super) fn undo_mark(&self, core: &Core) -> UndoMark {
+        UndoMark {
+            undo_len: self.undo.len(),
+            directory_len: core.map.directory().len() as u64,
+        }
+    }
+
+    pub(super) fn note_slot(&mut self, slot: u64, before: DirEntry) {
         self.slots_before.entry(slot).or_insert(before);
     }
 }
@@ -185,7 +205,7 @@ impl Core {
 
     /// Takes `count` free pages placed (see `placement.rs`) for `usage`;
     /// `None`, changing nothing, if fewer are free.
-    fn place_pages(&mut self, count: u64, usage: Use) -> Option<Vec<u64>> {
+    pub(super) fn place_pages(&mut self, count: u64, usage: Use) -> Option<Vec<u64>> {
         let pages = self.placement.take(&mut self.map, count, usage)?;
         // Until the root open took is durable, the older root may still use
         // pages that look free (see `Core::settle_open`).
@@ -565,6 +585,7 @@ impl Core {
                 return Err(err);
             }
         };
+        let subs = self.sub_page_commit(&mut txn);
         let TxnState {
             mut records,
             mut undo,
@@ -574,7 +595,9 @@ impl Core {
             mut slots_before,
             dir_len_before,
             buffers: _,
+            sub: _,
         } = txn;
+        records.extend(subs.records);
         let mut checked: Vec<(u64, Option<u32>)> = fresh
             .written
             .into_iter()
@@ -596,6 +619,7 @@ impl Core {
             stale.extend(staged.was_active);
             freed.extend(staged.replaced);
         }
+        checked.extend(subs.written.into_iter().map(|page| (page, None)));
         checked.sort_unstable();
         let change = Change {
             records,
@@ -603,6 +627,7 @@ impl Core {
             written: checked,
             stale,
             slots_before: slots_before.into_iter().collect(),
+            freed_sub_pages: subs.freed,
             ..Change::default()
         };
         let rollback = Rollback {
@@ -650,8 +675,18 @@ impl Core {
                 }
                 Undo::Entry { slot, before } => self.map.set_entry(slot, before),
                 Undo::Internal(page) => self.map.release(&[page]),
+                Undo::HeldSubPages(freed) => self.map.release_sub_pages(&[freed]),
             }
         }
         self.map.truncate_directory(rollback.dir_len_before);
+    }
+
+    /// Undoes what `txn` did since `mark`: a call that failed half way.
+    pub(super) fn undo_to(&mut self, txn: &mut TxnState, mark: UndoMark) {
+        let undo = txn.undo.split_off(mark.undo_len.min(txn.undo.len()));
+        self.undo(Rollback {
+            undo,
+            dir_len_before: mark.directory_len,
+        });
     }
 }

@@ -66,6 +66,11 @@ pub(crate) mod record {
     pub(crate) const KIND_CHECK: u64 = 4;
     pub(crate) const STATE_SHIFT: u32 = 62;
     pub(crate) const PAGE_MASK: u64 = (1 << STATE_SHIFT) - 1;
+    /// Bit 63 of a directory entry's first word marks a sub-page parent (a
+    /// protected copy's page number is below 2^56); bits 56..63 hold how
+    /// many ways the parent is cut, as a shift.
+    pub(crate) const PARENT_MARK: u64 = 1 << 63;
+    pub(crate) const PARENT_SHIFT_AT: u32 = 56;
 }
 
 /// A check page (`FORMAT.md`, "Check pages").

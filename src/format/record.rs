@@ -4,7 +4,7 @@
 
 pub(crate) use super::layout::record::{
     DIR_ENTRY_LEN, KIND_ALLOC, KIND_CHECK, KIND_ENTRY, KIND_FREE, KIND_SHIFT, PAGE_MASK,
-    RECORD_LEN, STATE_SHIFT,
+    PARENT_MARK, PARENT_SHIFT_AT, RECORD_LEN, STATE_SHIFT,
 };
 use super::{read_u64, write_u64, MAX_PAGES};
 
@@ -17,6 +17,25 @@ pub(crate) enum EntryState {
     Fresh,
     /// The committed bytes are in `copies[0]` or `copies[1]`.
     Active(u8),
+    /// Not a protected page: a parent page cut into `1 << shift` sub-pages
+    /// of `page_size >> shift` bytes, in `copies[0]` (`copies[1]` is 0);
+    /// bit `i` of `used` set means sub-page `i` is allocated. Never 0: a
+    /// parent whose last sub-page is freed leaves the directory.
+    Parent { shift: u8, used: u64 },
+}
+
+/// The fewest and the most sub-pages a parent page is cut into, as shifts:
+/// from halves to sixty-fourths of a page.
+pub(crate) const MIN_SUB_SHIFT: u8 = 1;
+pub(crate) const MAX_SUB_SHIFT: u8 = 6;
+
+/// The bits of `used` that name sub-pages of a parent cut `1 << shift` ways.
+pub(crate) const fn sub_mask(shift: u8) -> u64 {
+    if shift >= 6 {
+        u64::MAX
+    } else {
+        (1u64 << (1u32 << shift)) - 1
+    }
 }
 
 /// One slot of the protected-page directory.
@@ -32,16 +51,64 @@ impl DirEntry {
         state: EntryState::Free,
     };
 
+    /// A sub-page parent entry: `page` cut `1 << shift` ways, `used` its
+    /// allocated sub-pages.
+    pub fn parent(page: u64, shift: u8, used: u64) -> DirEntry {
+        DirEntry {
+            copies: [page, 0],
+            state: EntryState::Parent { shift, used },
+        }
+    }
+
     pub fn in_use(&self) -> bool {
         self.state != EntryState::Free
     }
 
+    /// Whether the slot holds a protected page (not free, not a parent).
+    pub fn is_protected(&self) -> bool {
+        matches!(self.state, EntryState::Fresh | EntryState::Active(_))
+    }
+
+    /// The parent page, its shift and its used sub-pages, for a parent entry.
+    pub fn as_parent(&self) -> Option<(u64, u8, u64)> {
+        match self.state {
+            EntryState::Parent { shift, used } => Some((self.copies[0], shift, used)),
+            _ => None,
+        }
+    }
+
+    /// The pages this entry holds: both copies of a protected page, the
+    /// parent page of sub-pages, none for a free slot.
+    pub fn pages(&self) -> &[u64] {
+        match self.state {
+            EntryState::Free => &[],
+            EntryState::Parent { .. } => &self.copies[..1],
+            EntryState::Fresh | EntryState::Active(_) => &self.copies,
+        }
+    }
+
+    /// Whether the page `self.pages()[which]` holds bytes a reader reads:
+    /// the committed copy of a protected page, or a parent page.
+    pub fn holds_bytes(&self, which: usize) -> bool {
+        match self.state {
+            EntryState::Active(copy) => usize::from(copy) == which,
+            EntryState::Parent { .. } => which == 0,
+            EntryState::Free | EntryState::Fresh => false,
+        }
+    }
+
     pub fn encode(&self, out: &mut [u8]) {
+        if let EntryState::Parent { shift, used } = self.state {
+            let word0 = PARENT_MARK | (u64::from(shift) << PARENT_SHIFT_AT) | self.copies[0];
+            write_u64(out, 0, word0);
+            write_u64(out, 8, used);
+            return;
+        }
         let state = match self.state {
             EntryState::Free => 0u64,
             EntryState::Fresh => 1,
             EntryState::Active(0) => 2,
-            EntryState::Active(_) => 3,
+            EntryState::Active(_) | EntryState::Parent { .. } => 3,
         };
         write_u64(out, 0, self.copies[0]);
         write_u64(out, 8, self.copies[1] | (state << STATE_SHIFT));
@@ -51,6 +118,15 @@ impl DirEntry {
     pub fn decode(bytes: &[u8]) -> Option<DirEntry> {
         let copy0 = read_u64(bytes, 0)?;
         let word1 = read_u64(bytes, 8)?;
+        if copy0 & PARENT_MARK != 0 {
+            let shift = u8::try_from((copy0 & !PARENT_MARK) >> PARENT_SHIFT_AT).ok()?;
+            let page = copy0 & (MAX_PAGES - 1);
+            let well_formed = (MIN_SUB_SHIFT..=MAX_SUB_SHIFT).contains(&shift)
+                && word1 != 0
+                && word1 & !sub_mask(shift) == 0
+                && page != 0;
+            return well_formed.then_some(DirEntry::parent(page, shift, word1));
+        }
         let copy1 = word1 & PAGE_MASK;
         let state = match word1 >> STATE_SHIFT {
             0 => EntryState::Free,
@@ -212,6 +288,40 @@ mod tests {
         entry.encode(&mut buf);
         assert_eq!(read_u64(&buf, 0), Some(0x11));
         assert_eq!(read_u64(&buf, 8), Some(0x22 | (1 << 62)));
+    }
+
+    #[test]
+    fn parent_entries_round_trip_and_reject_what_cannot_be_one() {
+        for (shift, used) in [(1, 0b10), (3, 0xFF), (6, u64::MAX), (6, 1 << 63)] {
+            let entry = DirEntry::parent(1 << 40, shift, used);
+            let mut buf = [0u8; DIR_ENTRY_LEN];
+            entry.encode(&mut buf);
+            assert_eq!(DirEntry::decode(&buf), Some(entry));
+            assert_eq!(read_u64(&buf, 8), Some(used));
+            let record = Record::Entry { slot: 9, entry };
+            let mut rec = [0u8; RECORD_LEN];
+            record.encode(&mut rec);
+            assert_eq!(Record::decode(&rec), Some(record));
+        }
+        let encoded = |page: u64, shift: u64, used: u64| {
+            let mut buf = [0u8; DIR_ENTRY_LEN];
+            write_u64(&mut buf, 0, PARENT_MARK | (shift << PARENT_SHIFT_AT) | page);
+            write_u64(&mut buf, 8, used);
+            DirEntry::decode(&buf)
+        };
+        assert!(encoded(7, 2, 0b1010).is_some());
+        // No sub-page used, a used bit past the parent's sub-pages, a shift
+        // out of range, page 0.
+        assert_eq!(encoded(7, 2, 0), None);
+        assert_eq!(encoded(7, 2, 1 << 4), None);
+        assert_eq!(encoded(7, 0, 1), None);
+        assert_eq!(encoded(7, 7, 1), None);
+        assert_eq!(encoded(0, 2, 1), None);
+        assert_eq!(DirEntry::parent(5, 2, 1).pages(), &[5]);
+        assert_eq!(DirEntry::FREE.pages(), &[] as &[u64]);
+        assert!(!DirEntry::parent(5, 2, 1).is_protected());
+        assert_eq!(sub_mask(1), 0b11);
+        assert_eq!(sub_mask(5), u64::from(u32::MAX));
     }
 
     #[test]

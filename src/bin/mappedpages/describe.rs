@@ -164,6 +164,11 @@ pub(crate) fn describe_kind(kind: PageKind) -> String {
                 "staging copy"
             }
         ),
+        PageKind::SubPageParent {
+            slot,
+            sub_pages,
+            used,
+        } => format!("parent of {sub_pages} sub-pages ({used} in use), directory slot {slot}"),
         PageKind::BitmapPage => "free-space bitmap page".to_string(),
         PageKind::DirectoryPage => "protected directory page".to_string(),
         PageKind::Unclaimed => "in use, but claimed by no structure".to_string(),
@@ -183,6 +188,7 @@ pub(crate) fn kind_name(kind: PageKind) -> &'static str {
         PageKind::Root(_) => "metadata_root",
         PageKind::Regular => "regular",
         PageKind::ProtectedCopy { .. } => "protected_copy",
+        PageKind::SubPageParent { .. } => "sub_page_parent",
         PageKind::BitmapPage => "bitmap",
         PageKind::DirectoryPage => "directory",
         PageKind::Unclaimed => "unclaimed",

@@ -148,6 +148,14 @@ pub(crate) fn print_root(root: &RootInfo) {
             LogEntry::Slot {
                 slot,
                 copies,
+                state: SlotState::SubPages { sub_pages, used },
+            } => format!(
+                "directory slot {slot}: page {} cut into {sub_pages} sub-pages, used {used:#x}",
+                copies[0]
+            ),
+            LogEntry::Slot {
+                slot,
+                copies,
                 state,
             } => {
                 let state = match state {

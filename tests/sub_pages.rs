@@ -1,0 +1,676 @@
+//! Durable sub-pages (`SubPage`): allocated, written and freed inside
+//! transactions, committed with them, read through snapshots, and found
+//! again on reopen with nothing to rebuild. A property test runs random
+//! transactions, reopens, snapshots and writes in place against a model;
+//! directed tests cover bad ids, space and readers on other threads.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mappedpages::inspect::{Inspector, PageKind};
+use mappedpages::{Durability, MappedPageError, Pager, Snapshot, SubPage, Transaction};
+use proptest::prelude::*;
+
+const PS: usize = 4096;
+type P = Pager<PS>;
+
+/// The sub-page sizes the tests use, by class: 64, 512 and 2048 bytes.
+const SIZES: [usize; 3] = [64, 512, 2048];
+
+/// A sub-page of any of the classes: (class, raw id).
+type Key = (usize, u64);
+
+fn temp() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub.pages");
+    (dir, path)
+}
+
+// The API is generic over the size; the tests pick it at run time.
+fn txn_alloc(
+    txn: &mut Transaction<'_, PS>,
+    class: usize,
+    n: usize,
+) -> Result<Vec<u64>, MappedPageError> {
+    Ok(match class {
+        0 => txn
+            .alloc_sub_pages::<64>(n)?
+            .iter()
+            .map(|id| id.0)
+            .collect(),
+        1 => txn
+            .alloc_sub_pages::<512>(n)?
+            .iter()
+            .map(|id| id.0)
+            .collect(),
+        _ => txn
+            .alloc_sub_pages::<2048>(n)?
+            .iter()
+            .map(|id| id.0)
+            .collect(),
+    })
+}
+
+fn txn_free(txn: &mut Transaction<'_, PS>, keys: &[Key]) -> Result<(), MappedPageError> {
+    let class = keys.first().map_or(0, |k| k.0);
+    assert!(keys.iter().all(|k| k.0 == class));
+    match class {
+        0 => txn.free_sub_pages(&keys.iter().map(|k| SubPage::<64>(k.1)).collect::<Vec<_>>()),
+        1 => txn.free_sub_pages(&keys.iter().map(|k| SubPage::<512>(k.1)).collect::<Vec<_>>()),
+        _ => txn.free_sub_pages(
+            &keys
+                .iter()
+                .map(|k| SubPage::<2048>(k.1))
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
+fn txn_write<'a>(
+    txn: &'a mut Transaction<'_, PS>,
+    (class, raw): Key,
+) -> Result<&'a mut [u8], MappedPageError> {
+    match class {
+        0 => txn.sub_page_mut(SubPage::<64>(raw)),
+        1 => txn.sub_page_mut(SubPage::<512>(raw)),
+        _ => txn.sub_page_mut(SubPage::<2048>(raw)),
+    }
+}
+
+fn txn_read<'a>(
+    txn: &'a Transaction<'_, PS>,
+    (class, raw): Key,
+) -> Result<&'a [u8], MappedPageError> {
+    match class {
+        0 => txn.sub_page(SubPage::<64>(raw)),
+        1 => txn.sub_page(SubPage::<512>(raw)),
+        _ => txn.sub_page(SubPage::<2048>(raw)),
+    }
+}
+
+fn read(pager: &P, (class, raw): Key) -> Result<&[u8], MappedPageError> {
+    match class {
+        0 => pager.sub_page(SubPage::<64>(raw)),
+        1 => pager.sub_page(SubPage::<512>(raw)),
+        _ => pager.sub_page(SubPage::<2048>(raw)),
+    }
+}
+
+fn write_in_place(pager: &mut P, (class, raw): Key) -> Result<&mut [u8], MappedPageError> {
+    match class {
+        0 => pager.sub_page_mut(SubPage::<64>(raw)),
+        1 => pager.sub_page_mut(SubPage::<512>(raw)),
+        _ => pager.sub_page_mut(SubPage::<2048>(raw)),
+    }
+}
+
+fn snapshot_read(snapshot: &Snapshot<PS>, (class, raw): Key) -> Result<&[u8], MappedPageError> {
+    match class {
+        0 => snapshot.sub_page(SubPage::<64>(raw)),
+        1 => snapshot.sub_page(SubPage::<512>(raw)),
+        _ => snapshot.sub_page(SubPage::<2048>(raw)),
+    }
+}
+
+/// The bytes a write with `seed` leaves in a sub-page of `len` bytes.
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (seed.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8)
+        .collect()
+}
+
+/// What reading `key` must give where `live` is the state: its bytes, or
+/// `InvalidSubPage` for an id that names nothing.
+fn check_reads(
+    live: &BTreeMap<Key, Vec<u8>>,
+    ever: &BTreeSet<Key>,
+    read: impl Fn(Key) -> Result<Vec<u8>, MappedPageError>,
+    ctx: &str,
+) {
+    for (&key, bytes) in live {
+        match read(key) {
+            Ok(got) => assert!(got == *bytes, "{ctx}: sub-page {key:?} holds other bytes"),
+            Err(err) => panic!("{ctx}: live sub-page {key:?} unreadable: {err}"),
+        }
+    }
+    for key in ever.iter().filter(|k| !live.contains_key(k)) {
+        match read(*key) {
+            Err(MappedPageError::InvalidSubPage { id }) => assert_eq!(id, key.1),
+            other => panic!("{ctx}: dead sub-page {key:?} read as {other:?}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// Allocate `n` sub-pages of a class, each written with a seed.
+    Alloc(usize, usize, u64),
+    /// Free the `i`th live sub-page (committed or fresh).
+    Free(usize),
+    /// Free the `i`th live sub-page twice in one call: `DoubleFree`, nothing changes.
+    FreeTwice(usize),
+    /// Copy-on-write the `i`th live sub-page: allocate, write, free the old.
+    Rewrite(usize, u64),
+    /// A committed sub-page written in the transaction: `CommittedSubPage`.
+    WriteCommitted(usize),
+    /// A made-up id: an error unless it happens to name a live sub-page.
+    Forged(u64),
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Txn(Vec<Step>, bool),
+    Reopen(bool),
+    TakeSnapshot,
+    DropSnapshot(usize),
+    /// Write the `i`th live sub-page in place, outside a transaction.
+    InPlace(usize, u64),
+    Sync,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..3usize, 1..6usize, any::<u64>()).prop_map(|(c, n, s)| Step::Alloc(c, n, s)),
+        3 => any::<usize>().prop_map(Step::Free),
+        1 => any::<usize>().prop_map(Step::FreeTwice),
+        2 => (any::<usize>(), any::<u64>()).prop_map(|(i, s)| Step::Rewrite(i, s)),
+        1 => any::<usize>().prop_map(Step::WriteCommitted),
+        1 => any::<u64>().prop_map(Step::Forged),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (prop::collection::vec(step(), 1..8), prop::bool::weighted(0.8))
+            .prop_map(|(s, c)| Op::Txn(s, c)),
+        1 => any::<bool>().prop_map(Op::Reopen),
+        1 => Just(Op::TakeSnapshot),
+        1 => any::<usize>().prop_map(Op::DropSnapshot),
+        1 => (any::<usize>(), any::<u64>()).prop_map(|(i, s)| Op::InPlace(i, s)),
+        1 => Just(Op::Sync),
+    ]
+}
+
+/// A snapshot held, with the sub-pages of its state and their births.
+type Held = (Snapshot<PS>, BTreeMap<Key, Vec<u8>>, BTreeMap<Key, u64>);
+
+struct Run {
+    path: std::path::PathBuf,
+    durability: Durability,
+    pager: Option<P>,
+    live: BTreeMap<Key, Vec<u8>>,
+    /// Every sub-page ever allocated, with the number of its newest
+    /// allocation: an id freed and allocated again names another object.
+    born: BTreeMap<Key, u64>,
+    births: u64,
+    /// Each snapshot held, with the sub-pages of its state and their births.
+    snapshots: Vec<Held>,
+}
+
+impl Run {
+    fn pager(&mut self) -> &mut P {
+        self.pager.as_mut().unwrap()
+    }
+
+    fn nth_live(&self, i: usize) -> Option<Key> {
+        let n = self.live.len();
+        (n > 0).then(|| *self.live.keys().nth(i % n).unwrap())
+    }
+
+    fn txn(&mut self, steps: &[Step], commit: bool) {
+        let before = self.live.clone();
+        let mut next = self.live.clone();
+        let mut fresh: BTreeSet<Key> = BTreeSet::new();
+        let mut born = self.born.clone();
+        let mut births = self.births;
+        let pager = self.pager.as_mut().unwrap();
+        let mut txn = pager.transaction().unwrap();
+        let nth = |next: &BTreeMap<Key, Vec<u8>>, i: usize| {
+            let n = next.len();
+            (n > 0).then(|| *next.keys().nth(i % n).unwrap())
+        };
+        for step in steps {
+            match *step {
+                Step::Alloc(class, n, seed) => {
+                    let ids = txn_alloc(&mut txn, class, n).unwrap();
+                    assert_eq!(ids.len(), n);
+                    for (k, raw) in ids.into_iter().enumerate() {
+                        let key = (class, raw);
+                        assert!(!next.contains_key(&key), "{key:?} handed out while live");
+                        assert!(
+                            txn_read(&txn, key).unwrap().iter().all(|&b| b == 0),
+                            "a new sub-page does not read as zeros"
+                        );
+                        let bytes = pattern(seed.wrapping_add(k as u64), SIZES[class]);
+                        txn_write(&mut txn, key).unwrap().copy_from_slice(&bytes);
+                        next.insert(key, bytes);
+                        fresh.insert(key);
+                        births += 1;
+                        born.insert(key, births);
+                    }
+                }
+                Step::Free(i) => {
+                    if let Some(key) = nth(&next, i) {
+                        txn_free(&mut txn, &[key]).unwrap();
+                        next.remove(&key);
+                        fresh.remove(&key);
+                    }
+                }
+                Step::FreeTwice(i) => {
+                    if let Some(key) = nth(&next, i) {
+                        let err = txn_free(&mut txn, &[key, key]).unwrap_err();
+                        assert!(matches!(err, MappedPageError::DoubleFree), "{err:?}");
+                        assert_eq!(txn_read(&txn, key).unwrap(), &next[&key][..]);
+                    }
+                }
+                Step::Rewrite(i, seed) => {
+                    if let Some(old) = nth(&next, i) {
+                        let class = old.0;
+                        let raw = txn_alloc(&mut txn, class, 1).unwrap()[0];
+                        let key = (class, raw);
+                        let mut bytes = next[&old].clone();
+                        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+                        txn_write(&mut txn, key).unwrap().copy_from_slice(&bytes);
+                        txn_free(&mut txn, &[old]).unwrap();
+                        next.remove(&old);
+                        fresh.remove(&old);
+                        next.insert(key, bytes);
+                        fresh.insert(key);
+                        births += 1;
+                        born.insert(key, births);
+                    }
+                }
+                Step::WriteCommitted(i) => {
+                    let committed: Vec<Key> = next
+                        .keys()
+                        .filter(|k| !fresh.contains(k))
+                        .copied()
+                        .collect();
+                    if !committed.is_empty() {
+                        let key = committed[i % committed.len()];
+                        let err = txn_write(&mut txn, key).unwrap_err();
+                        assert!(
+                            matches!(err, MappedPageError::CommittedSubPage { id } if id == key.1),
+                            "{err:?}"
+                        );
+                    }
+                }
+                Step::Forged(raw) => {
+                    for class in 0..SIZES.len() {
+                        let key = (class, raw);
+                        match (txn_read(&txn, key), next.get(&key)) {
+                            (Ok(got), Some(bytes)) => assert_eq!(got, &bytes[..]),
+                            (Err(MappedPageError::InvalidSubPage { .. }), None) => {}
+                            (got, want) => panic!("forged {key:?}: {got:?}, model {want:?}"),
+                        }
+                        if !next.contains_key(&key) {
+                            let err = txn_free(&mut txn, &[key]).unwrap_err();
+                            assert!(
+                                matches!(
+                                    err,
+                                    MappedPageError::InvalidSubPage { .. }
+                                        | MappedPageError::DoubleFree
+                                ),
+                                "{err:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        check_reads(
+            &next,
+            &BTreeSet::new(),
+            |key| txn_read(&txn, key).map(<[u8]>::to_vec),
+            "inside the transaction",
+        );
+        if commit {
+            txn.commit().unwrap();
+            self.live = next;
+        } else {
+            drop(txn);
+            assert_eq!(self.live, before);
+        }
+        self.born = born;
+        self.births = births;
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Txn(steps, commit) => self.txn(steps, *commit),
+            Op::Reopen(switch) => {
+                drop(self.pager.take());
+                self.snapshots.clear();
+                if *switch {
+                    self.durability = match self.durability {
+                        Durability::Immediate => Durability::Deferred,
+                        _ => Durability::Immediate,
+                    };
+                }
+                self.pager = Some(
+                    P::options()
+                        .durability(self.durability)
+                        .open(&self.path)
+                        .unwrap(),
+                );
+            }
+            Op::TakeSnapshot => {
+                let snapshot = self.pager().snapshot().unwrap();
+                let born = self.live.keys().map(|key| (*key, self.born[key])).collect();
+                self.snapshots.push((snapshot, self.live.clone(), born));
+            }
+            Op::DropSnapshot(i) => {
+                if !self.snapshots.is_empty() {
+                    let n = self.snapshots.len();
+                    self.snapshots.remove(i % n);
+                }
+            }
+            Op::InPlace(i, seed) => {
+                let Some(key) = self.nth_live(*i) else {
+                    return;
+                };
+                // A snapshot reads this very object, not an earlier one
+                // that had its id.
+                let read_by_snapshot = self
+                    .snapshots
+                    .iter()
+                    .any(|(_, _, born)| born.get(&key) == self.born.get(&key));
+                let bytes = pattern(*seed, SIZES[key.0]);
+                match write_in_place(self.pager(), key) {
+                    Ok(target) => {
+                        assert!(
+                            !read_by_snapshot,
+                            "{key:?} written in place under a snapshot"
+                        );
+                        target.copy_from_slice(&bytes);
+                        self.live.insert(key, bytes);
+                    }
+                    Err(MappedPageError::InUseBySnapshot { .. }) => assert!(read_by_snapshot),
+                    Err(err) => panic!("write in place of {key:?}: {err}"),
+                }
+            }
+            Op::Sync => self.pager().sync().unwrap(),
+        }
+    }
+
+    fn check(&self, ctx: &str) {
+        let pager = self.pager.as_ref().unwrap();
+        let ever: BTreeSet<Key> = self.born.keys().copied().collect();
+        check_reads(
+            &self.live,
+            &ever,
+            |key| read(pager, key).map(<[u8]>::to_vec),
+            ctx,
+        );
+        for (snapshot, live, _) in &self.snapshots {
+            check_reads(
+                live,
+                &ever,
+                |key| snapshot_read(snapshot, key).map(<[u8]>::to_vec),
+                ctx,
+            );
+        }
+    }
+}
+
+fn sub_page_parents(path: &std::path::Path) -> u64 {
+    Inspector::open(path)
+        .unwrap()
+        .page_runs()
+        .unwrap()
+        .iter()
+        .filter(|run| matches!(run.kind, PageKind::SubPageParent { .. }))
+        .map(|run| run.count)
+        .sum()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: if std::env::var_os("MAPPEDPAGES_DEEP_TESTS").is_some() { 256 } else { 48 },
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn sub_pages_follow_the_model(
+        ops in prop::collection::vec(op(), 1..40),
+        deferred in any::<bool>(),
+    ) {
+        let (_dir, path) = temp();
+        let durability = if deferred { Durability::Deferred } else { Durability::Immediate };
+        let pager = P::options().durability(durability).create(&path).unwrap();
+        let mut run = Run {
+            path: path.clone(),
+            durability,
+            pager: Some(pager),
+            live: BTreeMap::new(),
+            born: BTreeMap::new(),
+            births: 0,
+            snapshots: Vec::new(),
+        };
+        for (i, op) in ops.iter().enumerate() {
+            run.apply(op);
+            run.check(&format!("after op {i}: {op:?}"));
+        }
+        // Everything freed and no snapshot left: no parent page stays.
+        run.snapshots.clear();
+        let mut by_class: BTreeMap<usize, Vec<Key>> = BTreeMap::new();
+        for &key in run.live.keys() {
+            by_class.entry(key.0).or_default().push(key);
+        }
+        let pager = run.pager.as_mut().unwrap();
+        let mut txn = pager.transaction().unwrap();
+        for keys in by_class.values() {
+            txn_free(&mut txn, keys).unwrap();
+        }
+        txn.commit().unwrap();
+        pager.sync().unwrap();
+        drop(run.pager.take());
+        prop_assert_eq!(sub_page_parents(&path), 0);
+        let pager = P::open(&path).unwrap();
+        for key in run.born.keys() {
+            prop_assert!(read(&pager, *key).is_err());
+        }
+    }
+}
+
+#[test]
+fn bad_ids_are_typed_errors_and_change_nothing() {
+    let (_dir, path) = temp();
+    let mut pager = P::create(&path).unwrap();
+    let protected = pager.alloc_protected().unwrap();
+    let mut txn = pager.transaction().unwrap();
+    let small = txn.alloc_sub_pages::<64>(3).unwrap();
+    let big = txn.alloc_sub_page::<2048>().unwrap();
+    txn.commit().unwrap();
+    let generation = pager.generation();
+    for raw in [
+        u64::MAX,
+        1 << 63,
+        small[2].0 + 1,
+        big.0 + 1,
+        protected.0 << 6,
+    ] {
+        let id = SubPage::<64>(raw);
+        assert!(
+            matches!(pager.sub_page(id), Err(MappedPageError::InvalidSubPage { id }) if id == raw),
+            "{raw:#x}"
+        );
+        let mut txn = pager.transaction().unwrap();
+        assert!(matches!(
+            txn.free_sub_page(id),
+            Err(MappedPageError::InvalidSubPage { .. } | MappedPageError::DoubleFree)
+        ));
+        drop(txn);
+    }
+    // The same raw id read as another size names nothing.
+    assert!(matches!(
+        pager.sub_page(SubPage::<2048>(small[0].0)),
+        Err(MappedPageError::InvalidSubPage { .. })
+    ));
+    assert!(matches!(
+        pager.sub_page(SubPage::<64>(big.0)),
+        Err(MappedPageError::InvalidSubPage { .. })
+    ));
+    // A sub-page parent is not a protected page, whatever its slot.
+    let parent_slot = small[0].0 >> 6;
+    assert!(pager
+        .snapshot()
+        .unwrap()
+        .get_protected(mappedpages::ProtectedPageId(parent_slot))
+        .is_err());
+    assert!(pager
+        .free_protected(mappedpages::ProtectedPageId(parent_slot))
+        .is_err());
+    // A bulk free with one bad id frees none of the good ones.
+    let mut txn = pager.transaction().unwrap();
+    let err = txn
+        .free_sub_pages(&[small[0], SubPage(u64::MAX), small[1]])
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        MappedPageError::InvalidSubPage { id: u64::MAX }
+    ));
+    let err = txn.free_sub_pages(&[small[0], small[0]]).unwrap_err();
+    assert!(matches!(err, MappedPageError::DoubleFree));
+    txn.commit().unwrap();
+    assert_eq!(pager.generation(), generation, "nothing to commit");
+    for id in &small {
+        assert!(pager.sub_page(*id).is_ok());
+    }
+}
+
+#[test]
+fn a_parent_goes_back_when_its_last_sub_page_is_freed_and_no_snapshot_reads_it() {
+    let (_dir, path) = temp();
+    let mut pager = P::create(&path).unwrap();
+    let free_at_start = pager.free_page_count();
+    let mut txn = pager.transaction().unwrap();
+    let ids = txn.alloc_sub_pages::<512>(8).unwrap(); // one parent
+    txn.commit().unwrap();
+    assert_eq!(pager.free_page_count(), free_at_start - 1);
+
+    let snapshot = pager.snapshot().unwrap();
+    let mut txn = pager.transaction().unwrap();
+    txn.free_sub_pages(&ids).unwrap();
+    txn.commit().unwrap();
+    // The snapshot still reads them: the parent waits.
+    assert!(snapshot.sub_page(ids[3]).is_ok());
+    assert_eq!(pager.free_page_count(), free_at_start - 1);
+    drop(snapshot);
+    // The next allocation takes the page back, not a new one.
+    let mut txn = pager.transaction().unwrap();
+    txn.alloc().unwrap();
+    txn.commit().unwrap();
+    assert_eq!(pager.free_page_count(), free_at_start - 1);
+}
+
+#[test]
+fn sub_pages_freed_under_a_snapshot_are_not_handed_out_until_it_is_dropped() {
+    let (_dir, path) = temp();
+    let mut pager = P::create(&path).unwrap();
+    let mut txn = pager.transaction().unwrap();
+    let ids = txn.alloc_sub_pages::<1024>(4).unwrap(); // a full parent
+    for (i, id) in ids.iter().enumerate() {
+        txn.sub_page_mut(*id).unwrap().fill(i as u8 + 1);
+    }
+    let keep = txn.alloc_sub_page::<1024>().unwrap(); // a second parent
+    txn.commit().unwrap();
+    let snapshot = pager.snapshot().unwrap();
+    let mut txn = pager.transaction().unwrap();
+    txn.free_sub_pages(&ids[..2]).unwrap();
+    txn.commit().unwrap();
+    // Two slots free in the first parent, three in the second: the new
+    // ones must not be the freed ones while the snapshot lives.
+    let mut txn = pager.transaction().unwrap();
+    let new = txn.alloc_sub_pages::<1024>(5).unwrap();
+    for id in &new {
+        txn.sub_page_mut(*id).unwrap().fill(0xEE);
+    }
+    assert!(!new.contains(&ids[0]) && !new.contains(&ids[1]));
+    txn.commit().unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        assert!(snapshot
+            .sub_page(*id)
+            .unwrap()
+            .iter()
+            .all(|&b| b == i as u8 + 1));
+    }
+    drop(snapshot);
+    let mut txn = pager.transaction().unwrap();
+    let again = txn.alloc_sub_pages::<1024>(2).unwrap();
+    assert!(
+        again.contains(&ids[0]) && again.contains(&ids[1]),
+        "{again:?}"
+    );
+    drop(txn);
+    assert!(pager.sub_page(keep).is_ok());
+}
+
+#[test]
+fn readers_on_other_threads_see_their_state_while_the_writer_churns() {
+    let (_dir, path) = temp();
+    let mut pager = P::options()
+        .durability(Durability::Deferred)
+        .create(&path)
+        .unwrap();
+    let stamp = |bytes: &mut [u8], id: u64, round: u64| {
+        for chunk in bytes.chunks_exact_mut(16) {
+            chunk[..8].copy_from_slice(&id.to_le_bytes());
+            chunk[8..].copy_from_slice(&round.to_le_bytes());
+        }
+    };
+    let mut live: Vec<SubPage<128>> = Vec::new();
+    let (tx, rx) = std::sync::mpsc::channel::<(Snapshot<PS>, Vec<(SubPage<128>, u64)>)>();
+    let rx = std::sync::Mutex::new(rx);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let next = rx.lock().unwrap().recv();
+                let Ok((snapshot, expected)) = next else {
+                    return;
+                };
+                for _ in 0..3 {
+                    for (id, round) in &expected {
+                        let bytes = snapshot.sub_page(*id).unwrap();
+                        for chunk in bytes.chunks_exact(16) {
+                            assert_eq!(chunk[..8], id.0.to_le_bytes());
+                            assert_eq!(chunk[8..], round.to_le_bytes());
+                        }
+                    }
+                }
+            });
+        }
+        let mut rounds: BTreeMap<u64, u64> = BTreeMap::new();
+        for round in 0..300u64 {
+            let mut txn = pager.transaction().unwrap();
+            // Rewrite a few, free a few, add a few.
+            let mut next = Vec::new();
+            for (i, id) in live.iter().enumerate() {
+                match (i as u64 + round) % 5 {
+                    0 => txn.free_sub_page(*id).unwrap(),
+                    1 => {
+                        let new = txn.alloc_sub_page::<128>().unwrap();
+                        stamp(txn.sub_page_mut(new).unwrap(), new.0, round);
+                        txn.free_sub_page(*id).unwrap();
+                        rounds.insert(new.0, round);
+                        next.push(new);
+                    }
+                    _ => next.push(*id),
+                }
+            }
+            for _ in 0..4 {
+                let new = txn.alloc_sub_page::<128>().unwrap();
+                stamp(txn.sub_page_mut(new).unwrap(), new.0, round);
+                rounds.insert(new.0, round);
+                next.push(new);
+            }
+            txn.commit().unwrap();
+            live = next;
+            if round % 10 == 0 {
+                pager.sync().unwrap();
+            }
+            let expected = live.iter().map(|id| (*id, rounds[&id.0])).collect();
+            tx.send((pager.snapshot().unwrap(), expected)).unwrap();
+        }
+        drop(tx);
+    });
+}
