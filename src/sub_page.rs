@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use crate::engine::sub_page_ids;
 use crate::error::Result;
 use crate::pager::Pager;
 use crate::snapshot::Snapshot;
@@ -277,6 +278,30 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
         let shift = const { shift_of::<PAGE_SIZE, SIZE>() };
         self.core_mut().sub_page_mut(shift, id.0)
     }
+
+    /// The allocated sub-pages of `SIZE` bytes, ascending: what a reopen
+    /// finds, with nothing to rebuild. It walks the parents of every size,
+    /// so it costs what the file holds, not what is asked for.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::{Pager, SubPage};
+    /// let mut pager = Pager::<4096>::create(&path)?;
+    /// let mut txn = pager.transaction()?;
+    /// let ids: Vec<SubPage<256>> = txn.alloc_sub_pages(20)?;
+    /// txn.alloc_sub_page::<64>()?;
+    /// txn.commit()?;
+    /// drop(pager);
+    /// let pager = Pager::<4096>::open(&path)?;
+    /// assert_eq!(pager.iter_sub_pages::<256>().collect::<Vec<_>>(), ids);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    pub fn iter_sub_pages<const SIZE: usize>(&self) -> impl Iterator<Item = SubPage<SIZE>> + '_ {
+        let shift = const { shift_of::<PAGE_SIZE, SIZE>() };
+        sub_page_ids(self.core().directory(), shift).map(SubPage)
+    }
 }
 
 impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
@@ -308,5 +333,28 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     pub fn sub_page<const SIZE: usize>(&self, id: SubPage<SIZE>) -> Result<&[u8]> {
         let shift = const { shift_of::<PAGE_SIZE, SIZE>() };
         self.state.sub_page(shift, id.0)
+    }
+
+    /// The sub-pages of `SIZE` bytes allocated in this state, ascending.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
+    /// let mut txn = pager.transaction()?;
+    /// let id = txn.alloc_sub_page::<128>()?;
+    /// txn.commit()?;
+    /// let snapshot = pager.snapshot()?;
+    /// let mut txn = pager.transaction()?;
+    /// txn.free_sub_page(id)?;
+    /// txn.commit()?;
+    /// assert_eq!(snapshot.iter_sub_pages::<128>().collect::<Vec<_>>(), [id]);
+    /// assert_eq!(pager.iter_sub_pages::<128>().count(), 0);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    pub fn iter_sub_pages<const SIZE: usize>(&self) -> impl Iterator<Item = SubPage<SIZE>> + '_ {
+        let shift = const { shift_of::<PAGE_SIZE, SIZE>() };
+        sub_page_ids(self.state.directory(), shift).map(SubPage)
     }
 }

@@ -103,6 +103,24 @@ fn write_in_place(pager: &mut P, (class, raw): Key) -> Result<&mut [u8], MappedP
     }
 }
 
+/// The allocated sub-pages of every class, as listed.
+fn listed(pager: &P) -> BTreeSet<Key> {
+    let mut keys: BTreeSet<Key> = pager.iter_sub_pages::<64>().map(|id| (0, id.0)).collect();
+    keys.extend(pager.iter_sub_pages::<512>().map(|id| (1, id.0)));
+    keys.extend(pager.iter_sub_pages::<2048>().map(|id| (2, id.0)));
+    keys
+}
+
+fn snapshot_listed(snapshot: &Snapshot<PS>) -> BTreeSet<Key> {
+    let mut keys: BTreeSet<Key> = snapshot
+        .iter_sub_pages::<64>()
+        .map(|id| (0, id.0))
+        .collect();
+    keys.extend(snapshot.iter_sub_pages::<512>().map(|id| (1, id.0)));
+    keys.extend(snapshot.iter_sub_pages::<2048>().map(|id| (2, id.0)));
+    keys
+}
+
 fn snapshot_read(snapshot: &Snapshot<PS>, (class, raw): Key) -> Result<&[u8], MappedPageError> {
     match class {
         0 => snapshot.sub_page(SubPage::<64>(raw)),
@@ -395,6 +413,11 @@ impl Run {
     fn check(&self, ctx: &str) {
         let pager = self.pager.as_ref().unwrap();
         let ever: BTreeSet<Key> = self.born.keys().copied().collect();
+        assert!(
+            listed(pager).iter().eq(self.live.keys()),
+            "{ctx}: sub-pages listed"
+        );
+        assert_eq!(pager.iter_allocated_protected_pages().count(), 0, "{ctx}");
         check_reads(
             &self.live,
             &ever,
@@ -402,6 +425,8 @@ impl Run {
             ctx,
         );
         for (snapshot, live, _) in &self.snapshots {
+            assert!(snapshot_listed(snapshot).iter().eq(live.keys()), "{ctx}");
+            assert_eq!(snapshot.iter_allocated_protected_pages().count(), 0);
             check_reads(
                 live,
                 &ever,

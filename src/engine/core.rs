@@ -17,6 +17,7 @@ use crate::engine::reclaim::Reclamation;
 use crate::engine::snapshots::Registry;
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
+use crate::format::record::DirEntry;
 use crate::format::root::{Root, FLAG_SYNCED};
 use crate::format::{superblock, FIRST_DATA_PAGE, ROOT_PAGES, SUPERBLOCK_PAGE};
 use crate::io::Storage;
@@ -364,8 +365,16 @@ impl Core {
     pub(crate) fn next_protected(&self, from: u64) -> Option<u64> {
         let directory = self.map.directory();
         let start = usize::try_from(from).ok()?;
-        let offset = directory.get(start..)?.iter().position(|e| e.in_use())?;
+        let offset = directory
+            .get(start..)?
+            .iter()
+            .position(|e| e.is_protected())?;
         Some((start + offset) as u64)
+    }
+
+    /// The directory: protected pages and sub-page parents, by slot.
+    pub(crate) fn directory(&self) -> &[DirEntry] {
+        self.map.directory()
     }
 
     /// The generation of the last commit.

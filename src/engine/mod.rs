@@ -69,4 +69,5 @@ pub(crate) use freemap::{FreeMap, PageUse};
 pub(crate) use limits::MIN_FILE_PAGES;
 pub(crate) use open::{choose_root, open_state, ChooseError, Chosen};
 pub(crate) use snapshots::Frozen;
+pub(crate) use sub_pages::sub_page_ids;
 pub(crate) use transaction::{FreshPages, TxnState};

@@ -55,6 +55,23 @@ fn split(id: u64) -> (u64, u32) {
     (id >> INDEX_BITS, (id & ((1 << INDEX_BITS) - 1)) as u32)
 }
 
+/// The ids of the allocated sub-pages of parents cut `1 << shift` ways in
+/// `directory`, ascending.
+pub(crate) fn sub_page_ids(directory: &[DirEntry], shift: u8) -> impl Iterator<Item = u64> + '_ {
+    directory
+        .iter()
+        .enumerate()
+        .filter_map(move |(slot, entry)| match entry.as_parent() {
+            Some((_, s, used)) if s == shift => Some((slot as u64, used)),
+            _ => None,
+        })
+        .flat_map(|(slot, used)| {
+            (0..64u32)
+                .filter(move |index| used & (1 << index) != 0)
+                .map(move |index| sub_page_id(slot, index))
+        })
+}
+
 /// The sub-page changes of one transaction.
 #[derive(Debug, Default)]
 pub(crate) struct TxnSubPages {
