@@ -558,8 +558,8 @@ fn a_damaged_superblock_is_corrupt_superblock() {
 #[test]
 fn an_unknown_version_is_unsupported_version() {
     let history = build(Last::Alloc, Durability::Immediate);
-    // In the superblock (this build reads versions 1 to 3).
-    for version in [0u32, 4, 99, u32::MAX] {
+    // In the superblock (this build reads versions 1 to 4).
+    for version in [0u32, 5, 99, u32::MAX] {
         let path = copy_of(&history, "v.pages");
         let mut sb = read_page(&path, 0);
         sb[OFF_VERSION..OFF_VERSION + 4].copy_from_slice(&version.to_le_bytes());
@@ -567,7 +567,7 @@ fn an_unknown_version_is_unsupported_version() {
         write_at(&path, 0, &sb);
         match P::open(&path) {
             Err(MappedPageError::UnsupportedVersion { found, supported }) => {
-                assert_eq!((found, supported), (version, 3));
+                assert_eq!((found, supported), (version, 4));
             }
             other => panic!("superblock version {version}: got {other:?}"),
         }
@@ -577,12 +577,12 @@ fn an_unknown_version_is_unsupported_version() {
     let path = copy_of(&history, "rv.pages");
     let page = ROOT_PAGES[history.newest_copy];
     let mut root = read_page(&path, page);
-    root[OFF_VERSION..OFF_VERSION + 4].copy_from_slice(&4u32.to_le_bytes());
+    root[OFF_VERSION..OFF_VERSION + 4].copy_from_slice(&5u32.to_le_bytes());
     fix_root_crc(&mut root);
     write_at(&path, page * PS as u64, &root);
     match P::open(&path) {
-        Err(MappedPageError::UnsupportedVersion { found: 4, .. }) => {}
-        other => panic!("root version 4: got {other:?}"),
+        Err(MappedPageError::UnsupportedVersion { found: 5, .. }) => {}
+        other => panic!("root version 5: got {other:?}"),
     }
 }
 

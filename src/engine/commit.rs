@@ -235,6 +235,7 @@ impl Core {
         if checkpoint || self.journal.log.len() > capacity {
             self.checkpoint(&mut freed)?;
         }
+        self.journal.sub_pages |= self.map.has_sub_pages();
         let checks = self.gather_checks(&written, &stale, &freed);
         if self.journal.log.len() + checks.len() > capacity {
             self.extend_chain(&checks)?;
@@ -277,6 +278,7 @@ impl Core {
             checks: journal.unsynced_checks.clone(),
             check_pages: chain.head,
             check_pages_len: chain.len,
+            sub_pages: journal.sub_pages || self.map.has_sub_pages(),
         };
         // Only the root's own bytes, at most one OS page: a kill cannot tear
         // that write, and an unsynced commit rewrites the one slot that
@@ -472,6 +474,8 @@ impl Core {
                 .write_at(write.page * self.page_size as u64, &write.bytes)?;
         }
         self.journal.log.clear();
+        // The trees now hold the whole directory and the log nothing.
+        self.journal.sub_pages = self.map.has_sub_pages();
         Ok(())
     }
 }

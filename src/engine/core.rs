@@ -202,6 +202,7 @@ impl Core {
             checks: Vec::new(),
             check_pages: Default::default(),
             check_pages_len: 0,
+            sub_pages: false,
         };
         root.encode(&mut page);
         store.write_at(ROOT_PAGES[0] * page_size as u64, &page)?;

@@ -385,6 +385,11 @@ impl FreeMap {
             .map_or(0, |entry| self.subs.available(slot, entry))
     }
 
+    /// Whether any directory slot holds a sub-page parent.
+    pub(super) fn has_sub_pages(&self) -> bool {
+        self.subs.any_parent()
+    }
+
     /// The directory slots of parents cut `1 << shift` ways with a sub-page
     /// to give, lowest first.
     pub(super) fn open_parents(&self, shift: u8) -> impl Iterator<Item = u64> + '_ {

@@ -53,6 +53,10 @@ pub(crate) struct Journal {
     /// The newest commit's root is not written yet: it was made while a
     /// group sync ran (see `engine/group.rs`).
     pub(super) root_pending: bool,
+    /// A root since the last checkpoint may hold sub-page parents, in its
+    /// trees or its log: roots are written as format 4 until the next
+    /// checkpoint finds none.
+    pub(super) sub_pages: bool,
     /// The entry the durable root holds, for each directory slot a commit
     /// since the last sync changed: the copy it names must not be staged
     /// over (see `engine/transaction.rs`).
@@ -79,6 +83,7 @@ impl Journal {
             root_since_sync: false,
             root_pending: false,
             durable_entries: HashMap::new(),
+            sub_pages: false,
         }
     }
 
@@ -111,6 +116,7 @@ impl Journal {
             root_since_sync: false,
             root_pending: false,
             durable_entries: HashMap::new(),
+            sub_pages: root.sub_pages,
         }
     }
 }

@@ -8,9 +8,11 @@
 //! a commit makes the copy; every later one until the next commit shares it.
 //!
 //! # Why reading from other threads is sound
-//! A snapshot reads only two kinds of page: regular pages allocated in its
-//! state, and the committed copy of each protected page in its state. The
-//! writer is the only one who writes the file, and it never writes either:
+//! A snapshot reads only three kinds of bytes: regular pages allocated in
+//! its state, the committed copy of each protected page in its state, and
+//! the sub-pages allocated in its state (a byte range of a parent page).
+//! The writer is the only one who writes the file, and it never writes any
+//! of them:
 //!
 //! 1. **Freed pages wait.** A page freed by the commit of generation `g` is
 //!    not handed out again while a snapshot of a generation before `g`
@@ -28,7 +30,17 @@
 //!    copy of the pair that the newest state does not name; if a live
 //!    snapshot (or the durable root) names it, to a fresh page instead, and
 //!    the old copy is freed under rule 1.
-//! 5. **Mappings outlive growth.** Growing the file maps it anew; the older
+//! 6. **Sub-pages are written only where no snapshot reads.** Rules 1 to 3
+//!    hold for sub-pages too: a freed sub-page is held, not handed out,
+//!    while a snapshot older than the commit that freed it lives
+//!    (`engine/reclaim.rs`, `engine/sub_slots.rs`); a transaction writes
+//!    only sub-pages it allocated; a write in place is refused for a
+//!    sub-page the newest live snapshot counts as allocated. The writer's
+//!    `&mut` covers the sub-page's bytes only, never the rest of its parent
+//!    page, which readers may be reading: the two borrows are disjoint. A
+//!    parent page that moves (a shrink) is copied to a new page; the old
+//!    one is freed under rule 1.
+//! 7. **Mappings outlive growth.** Growing the file maps it anew; the older
 //!    mapping, which a snapshot holds by `Arc`, stays mapped, and the file
 //!    stays locked, until the last snapshot holding it is dropped. The file
 //!    is never cut below a length a snapshot's state counts on.

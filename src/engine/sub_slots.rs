@@ -38,6 +38,8 @@ pub(crate) struct SubSlots {
     open: [BTreeSet<u64>; CLASSES],
     /// Per directory slot and parent page, the held sub-pages.
     held: HashMap<(u64, u64), u64>,
+    /// Parent entries in the directory.
+    parents: u64,
 }
 
 fn class(shift: u8) -> Option<usize> {
@@ -60,9 +62,13 @@ impl SubSlots {
     /// Directory slot `slot` changed from `before` to `after`.
     pub(super) fn changed(&mut self, slot: u64, before: &DirEntry, after: &DirEntry) {
         if let Some((_, shift, _)) = before.as_parent() {
+            self.parents = self.parents.saturating_sub(1);
             if let Some(class) = class(shift) {
                 self.open[class].remove(&slot);
             }
+        }
+        if after.as_parent().is_some() {
+            self.parents += 1;
         }
         self.refile(slot, after);
     }
@@ -103,6 +109,11 @@ impl SubSlots {
         if let Some(entry) = entry {
             self.refile(freed.slot, entry);
         }
+    }
+
+    /// Whether the directory holds any parent.
+    pub(super) fn any_parent(&self) -> bool {
+        self.parents > 0
     }
 
     /// The directory slots of parents cut `1 << shift` ways with a sub-page

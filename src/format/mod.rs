@@ -21,8 +21,10 @@ pub(crate) mod tree_node;
 /// 4096 bytes (a root fills the first 4096 bytes of its page), so files with
 /// smaller pages are still written as version 1, which older builds read.
 /// Version 3 adds check pages to a root whose commit wrote more pages than
-/// the root can list; only such a root is written as version 3.
-pub(crate) const FORMAT_VERSION: u32 = 3;
+/// the root can list; only such a root is written as version 3. Version 4
+/// adds sub-page parents to the directory; only roots of a file that has
+/// them (or had them since the last checkpoint) are written as version 4.
+pub(crate) const FORMAT_VERSION: u32 = 4;
 
 pub(crate) use layout::pages::{FIRST_DATA_PAGE, ROOT_PAGES, SUPERBLOCK_PAGE};
 

@@ -35,6 +35,13 @@ pub(crate) const ROOT_VERSION_ONE_OS_PAGE: u32 = 2;
 /// commit whose pages they cannot check.
 pub(crate) const ROOT_VERSION_CHECK_PAGES: u32 = 3;
 
+/// Root format 4: format 3 (check pages optional) whose directory, in its
+/// tree or its log, may hold sub-page parent entries. Written by every
+/// commit while the file has sub-pages, or had them since the last
+/// checkpoint, so older builds refuse it (`UnsupportedVersion`) instead of
+/// reading those entries as damage.
+pub(crate) const ROOT_VERSION_SUB_PAGES: u32 = 4;
+
 /// The bytes of a root page that a root written by this build uses, and
 /// that a commit writes.
 pub(crate) const fn root_len(page_size: usize) -> usize {
@@ -61,7 +68,9 @@ pub(crate) const fn root_version(page_size: usize) -> u32 {
 const fn area_of(version: u32, page_size: usize) -> Option<usize> {
     match version {
         ROOT_VERSION_WHOLE_PAGE => Some(page_size),
-        ROOT_VERSION_ONE_OS_PAGE | ROOT_VERSION_CHECK_PAGES => Some(root_len(page_size)),
+        ROOT_VERSION_ONE_OS_PAGE | ROOT_VERSION_CHECK_PAGES | ROOT_VERSION_SUB_PAGES => {
+            Some(root_len(page_size))
+        }
         _ => None,
     }
 }
@@ -101,6 +110,8 @@ pub(crate) struct Root {
     /// page (null: none) and how many checks the chain holds.
     pub check_pages: NodeRef,
     pub check_pages_len: u64,
+    /// Whether the directory may hold sub-page parents (format 4).
+    pub sub_pages: bool,
 }
 
 /// Why a root page was not accepted.
@@ -145,7 +156,9 @@ impl Root {
         page.fill(0);
         debug_assert!(self.log.len() + self.checks.len() <= log_capacity(page_size));
         page[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&MAGIC);
-        let version = if self.check_pages.is_null() {
+        let version = if self.sub_pages {
+            ROOT_VERSION_SUB_PAGES
+        } else if self.check_pages.is_null() {
             root_version(page_size)
         } else {
             ROOT_VERSION_CHECK_PAGES
@@ -241,14 +254,21 @@ impl Root {
         let checks = (log_len..log_len + check_len)
             .map(|i| PageCheck::decode(slot(i)).ok_or(Damaged("malformed page check")))
             .collect::<Result<Vec<_>, _>>()?;
-        // Older formats left these bytes zero; only format 3 reads them.
-        let (check_pages, check_pages_len) = if claimed == ROOT_VERSION_CHECK_PAGES {
+        // Older formats left these bytes zero; formats 3 and 4 read them
+        // (format 3 is written only with check pages, format 4 with or
+        // without).
+        let (check_pages, check_pages_len) = if claimed >= ROOT_VERSION_CHECK_PAGES {
             let head = NodeRef {
                 page: u64_at(OFF_CHECK_PAGE)?,
                 crc: u32_at(OFF_CHECK_PAGE_CRC)?,
             };
             let len = u64_at(OFF_CHECK_PAGES_LEN)?;
-            if head.is_null() || len == 0 {
+            if head.is_null() != (len == 0) {
+                return Err(Damaged(
+                    "check pages without a count, or a count without pages",
+                ));
+            }
+            if head.is_null() && claimed == ROOT_VERSION_CHECK_PAGES {
                 return Err(Damaged("a format-3 root without check pages"));
             }
             (head, len)
@@ -267,6 +287,7 @@ impl Root {
             checks,
             check_pages,
             check_pages_len,
+            sub_pages: claimed == ROOT_VERSION_SUB_PAGES,
         };
         if root.generation == 0 || root.generation > MAX_GENERATION {
             return Err(Damaged("generation out of range"));
@@ -323,6 +344,7 @@ mod tests {
             checks: vec![PageCheck { page: 10, crc: 7 }],
             check_pages: NodeRef::NULL,
             check_pages_len: 0,
+            sub_pages: false,
         }
     }
 
@@ -437,5 +459,23 @@ mod tests {
         assert!(Root::decode(&torn, 1024).is_err());
         assert!(Root::decode(&vec![0u8; 1024], 1024).is_err());
         assert!(Root::decode(&page, 2048).is_err());
+    }
+
+    #[test]
+    fn a_root_with_sub_pages_is_format_4_with_or_without_check_pages() {
+        for check_pages in [NodeRef::NULL, NodeRef { page: 90, crc: 7 }] {
+            let mut root = sample();
+            root.sub_pages = true;
+            root.check_pages = check_pages;
+            root.check_pages_len = if check_pages.is_null() { 0 } else { 12 };
+            root.log.push(Record::Entry {
+                slot: 2,
+                entry: DirEntry::parent(40, 3, 0b101),
+            });
+            let mut page = vec![0u8; 4096];
+            root.encode(&mut page);
+            assert_eq!(read_u32(&page, OFF_VERSION), Some(ROOT_VERSION_SUB_PAGES));
+            assert_eq!(Root::decode(&page, 4096), Ok(root));
+        }
     }
 }
