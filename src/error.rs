@@ -195,6 +195,15 @@ pub enum MappedPageError {
         id: u64,
     },
 
+    /// Sub-pages of this size cannot be cut from this file's pages: a
+    /// sub-page is a power of two from a sixty-fourth to half of a page (64
+    /// bytes to 2 KiB with 4 KiB pages). Nothing changed.
+    #[error("sub-pages of {size} bytes cannot be cut from this file's pages")]
+    InvalidSubPageSize {
+        /// The size asked for.
+        size: usize,
+    },
+
     /// A transaction was asked to write a sub-page it did not allocate. As
     /// for pages, a transaction writes copy-on-write: allocate a sub-page,
     /// fill it, free the old one. Nothing changed; the transaction goes on.

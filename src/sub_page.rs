@@ -12,22 +12,26 @@ use crate::snapshot::Snapshot;
 use crate::transaction::Transaction;
 
 /// How many ways a `PAGE_SIZE` page is cut for sub-pages of `SIZE` bytes,
-/// as a shift; a build error for a size that is not a power of two from a
-/// sixty-fourth to half of the page.
-const fn shift_of<const PAGE_SIZE: usize, const SIZE: usize>() -> u8 {
-    assert!(
-        SIZE.is_power_of_two()
-            && SIZE <= PAGE_SIZE / 2
-            && SIZE >= PAGE_SIZE / 64
-            && PAGE_SIZE.is_multiple_of(SIZE),
-        "a sub-page is a power of two from a 64th to half of a page"
-    );
-    (PAGE_SIZE / SIZE).trailing_zeros() as u8
+/// as a shift; `InvalidSubPageSize` for a size that is not a power of two
+/// from a sixty-fourth to half of the page. A check at run time, not a
+/// build error, so that code generic over the page size can pick the size
+/// of its sub-pages from it (the compiler folds it away).
+const fn shift_of<const PAGE_SIZE: usize, const SIZE: usize>() -> Result<u8> {
+    if SIZE.is_power_of_two()
+        && SIZE <= PAGE_SIZE / 2
+        && SIZE >= PAGE_SIZE / 64
+        && PAGE_SIZE.is_multiple_of(SIZE)
+    {
+        Ok((PAGE_SIZE / SIZE).trailing_zeros() as u8)
+    } else {
+        Err(crate::MappedPageError::InvalidSubPageSize { size: SIZE })
+    }
 }
 
 /// The id of a durable sub-page of `SIZE` bytes: a part of a page, from a
-/// sixty-fourth to a half of it (64 bytes to 2 KiB with 4 KiB pages),
-/// allocated in a [`Transaction`] with [`Transaction::alloc_sub_page`].
+/// sixty-fourth to a half of it (64 bytes to 2 KiB with 4 KiB pages; any
+/// other size is an [`InvalidSubPageSize`](crate::MappedPageError::InvalidSubPageSize)
+/// error), allocated in a [`Transaction`] with [`Transaction::alloc_sub_page`].
 ///
 /// Which sub-pages are allocated is recorded in the file and committed with
 /// the transaction that changed it, in its one sync: after a crash a reopen
@@ -75,14 +79,20 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// [`Transaction::sub_page_mut`] until the commit.
     ///
     /// # Errors
-    /// `Io` if the file must grow and cannot (nothing changes).
+    /// `Io` if the file must grow and cannot, `InvalidSubPageSize` for a
+    /// size the pages cannot be cut into (nothing changes).
     ///
     /// # Examples
     /// ```
     /// # let dir = tempfile::tempdir()?;
     /// # let path = dir.path().join("data.pages");
+    /// use mappedpages::MappedPageError;
     /// let mut pager = mappedpages::Pager::<4096>::create(&path)?;
     /// let mut txn = pager.transaction()?;
+    /// assert!(matches!(
+    ///     txn.alloc_sub_page::<100>(),
+    ///     Err(MappedPageError::InvalidSubPageSize { size: 100 })
+    /// ));
     /// let a = txn.alloc_sub_page::<64>()?;
     /// let b = txn.alloc_sub_page::<64>()?;
     /// assert_ne!(a, b);
@@ -116,7 +126,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
         &mut self,
         count: usize,
     ) -> Result<Vec<SubPage<SIZE>>> {
-        let shift = const { shift_of::<PAGE_SIZE, SIZE>() };
+        let shift = shift_of::<PAGE_SIZE, SIZE>()?;
         let (core, txn) = self.parts()?;
         let ids = core.txn_alloc_sub_pages(txn, shift, count as u64)?;
         Ok(ids.into_iter().map(SubPage).collect())
@@ -167,7 +177,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn free_sub_pages<const SIZE: usize>(&mut self, ids: &[SubPage<SIZE>]) -> Result<()> {
-        let shift = const { shift_of::<PAGE_SIZE, SIZE>() };
+        let shift = shift_of::<PAGE_SIZE, SIZE>()?;
         let raw: Vec<u64> = ids.iter().map(|id| id.0).collect();
         let (core, txn) = self.parts()?;
         core.txn_free_sub_pages(txn, shift, &raw)
@@ -191,7 +201,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn sub_page<const SIZE: usize>(&self, id: SubPage<SIZE>) -> Result<&[u8]> {
-        let shift = const { shift_of::<PAGE_SIZE, SIZE>() };
+        let shift = shift_of::<PAGE_SIZE, SIZE>()?;
         self.state()?;
         self.pager.core().sub_page(shift, id.0)
     }
@@ -222,7 +232,7 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn sub_page_mut<const SIZE: usize>(&mut self, id: SubPage<SIZE>) -> Result<&mut [u8]> {
-        let shift = const { shift_of::<PAGE_SIZE, SIZE>() };
+        let shift = shift_of::<PAGE_SIZE, SIZE>()?;
         let (core, txn) = self.parts()?;
         core.txn_sub_page_mut(txn, shift, id.0)
     }
@@ -247,7 +257,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn sub_page<const SIZE: usize>(&self, id: SubPage<SIZE>) -> Result<&[u8]> {
-        let shift = const { shift_of::<PAGE_SIZE, SIZE>() };
+        let shift = shift_of::<PAGE_SIZE, SIZE>()?;
         self.core().sub_page(shift, id.0)
     }
 
@@ -275,7 +285,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn sub_page_mut<const SIZE: usize>(&mut self, id: SubPage<SIZE>) -> Result<&mut [u8]> {
-        let shift = const { shift_of::<PAGE_SIZE, SIZE>() };
+        let shift = shift_of::<PAGE_SIZE, SIZE>()?;
         self.core_mut().sub_page_mut(shift, id.0)
     }
 
@@ -299,8 +309,12 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn iter_sub_pages<const SIZE: usize>(&self) -> impl Iterator<Item = SubPage<SIZE>> + '_ {
-        let shift = const { shift_of::<PAGE_SIZE, SIZE>() };
-        sub_page_ids(self.core().directory(), shift).map(SubPage)
+        // No sub-page of a size the pages cannot be cut into exists.
+        let shift = shift_of::<PAGE_SIZE, SIZE>().ok();
+        shift
+            .into_iter()
+            .flat_map(|shift| sub_page_ids(self.core().directory(), shift))
+            .map(SubPage)
     }
 }
 
@@ -331,7 +345,7 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn sub_page<const SIZE: usize>(&self, id: SubPage<SIZE>) -> Result<&[u8]> {
-        let shift = const { shift_of::<PAGE_SIZE, SIZE>() };
+        let shift = shift_of::<PAGE_SIZE, SIZE>()?;
         self.state.sub_page(shift, id.0)
     }
 
@@ -354,7 +368,11 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn iter_sub_pages<const SIZE: usize>(&self) -> impl Iterator<Item = SubPage<SIZE>> + '_ {
-        let shift = const { shift_of::<PAGE_SIZE, SIZE>() };
-        sub_page_ids(self.state.directory(), shift).map(SubPage)
+        // No sub-page of a size the pages cannot be cut into exists.
+        let shift = shift_of::<PAGE_SIZE, SIZE>().ok();
+        shift
+            .into_iter()
+            .flat_map(|shift| sub_page_ids(self.state.directory(), shift))
+            .map(SubPage)
     }
 }

@@ -743,3 +743,24 @@ fn roots_are_format_4_while_the_directory_may_hold_parents() {
     drop(pager);
     assert!(P::open(&path).is_ok());
 }
+
+#[test]
+fn sizes_the_pages_cannot_be_cut_into_are_typed_errors() {
+    let (_dir, path) = temp();
+    let mut pager = P::create(&path).unwrap();
+    let mut txn = pager.transaction().unwrap();
+    let bad = |r: Result<(), MappedPageError>, size| {
+        assert!(
+            matches!(r, Err(MappedPageError::InvalidSubPageSize { size: s }) if s == size),
+            "{size}: {r:?}"
+        );
+    };
+    bad(txn.alloc_sub_page::<32>().map(drop), 32);
+    bad(txn.alloc_sub_page::<4096>().map(drop), 4096);
+    bad(txn.alloc_sub_page::<96>().map(drop), 96);
+    bad(txn.alloc_sub_page::<0>().map(drop), 0);
+    bad(txn.free_sub_page(SubPage::<3>(0)), 3);
+    txn.commit().unwrap();
+    assert_eq!(pager.iter_sub_pages::<32>().count(), 0);
+    bad(pager.sub_page(SubPage::<8192>(0)).map(drop), 8192);
+}
