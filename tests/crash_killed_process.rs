@@ -73,11 +73,12 @@ fn kills(page_size: usize) -> u64 {
 
 fn workload(seed: u64, page_size: usize) -> Workload {
     let mut workload = Workload::sized(seed, page_size);
-    // Kills while snapshots hold pages, while relocations are in flight
-    // and while copies are made.
+    // Kills while snapshots hold pages, while relocations are in flight,
+    // while copies are made and while sub-pages are written.
     workload.snapshot_percent = 4;
     workload.relocate_percent = 30;
     workload.copy_percent = 2;
+    workload.sub_page_percent = 30;
     if page_size > 4096 {
         // A transaction checking more pages than a root holds would write
         // 170 pages or more: megabytes per call.

@@ -1122,12 +1122,13 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
     }
     workload.shrink_percent = config.shrink_percent;
     // Snapshots held across calls, transactions that relocate their
-    // highest pages, and copies of the file: crash images taken while pages
-    // are held for a snapshot, while relocated copies are in flight, and
-    // after copies were made.
+    // highest pages, copies of the file and sub-pages: crash images taken
+    // while pages are held for a snapshot, while relocated copies are in
+    // flight, after copies were made, and while parent pages are written.
     workload.snapshot_percent = 4;
     workload.relocate_percent = 30;
     workload.copy_percent = 2;
+    workload.sub_page_percent = 30;
     let mut driver = drive(&path, pager, options);
     let mut rng = Rng::new(config.seed ^ 0xC0FFEE);
 

@@ -16,17 +16,12 @@ impl Core {
     }
 
     /// The entry of `slot`, to free it: `DoubleFree` for a slot of the
-    /// directory that is free (0.2's rule, which free of a regular page
-    /// follows too), `OutOfBounds` past the directory or for a slot that
-    /// holds sub-pages.
+    /// directory that holds no protected page (free, or taken since by a
+    /// sub-page parent: 0.2's rule, which free of a regular page follows
+    /// too), `OutOfBounds` only past the directory.
     pub(super) fn freeable_entry(&self, slot: u64) -> Result<DirEntry> {
-        let sub_pages = || {
-            self.map
-                .entry(slot)
-                .is_some_and(|e| e.as_parent().is_some())
-        };
         match self.live_entry(slot) {
-            Err(MappedPageError::OutOfBounds) if slot < self.map.dir_len() && !sub_pages() => {
+            Err(MappedPageError::OutOfBounds) if slot < self.map.dir_len() => {
                 Err(MappedPageError::DoubleFree)
             }
             other => other,

@@ -19,6 +19,7 @@ use mappedpages::{
 
 use super::model::{ids, pick, plan_free_bulk, resolve_bad, BulkPlan, Model};
 use super::ops::{describe, BadId, BulkFlaw, End, Op, Patch, Slot, Step, Target};
+use super::sub::{self as sub_pages, SubKey};
 
 type Result<T> = std::result::Result<T, MappedPageError>;
 
@@ -130,7 +131,8 @@ fn unused_slot(model: &Model, stale: Option<usize>) -> Option<u64> {
                 .chain(&model.freed_protected)
                 .max()
                 .map_or(0, |m| m + 1)
-                + 1000,
+                // Past every slot sub-page parents may take too.
+                + (1 << 32),
         ),
     }
 }
@@ -923,6 +925,28 @@ pub fn check_shows<const N: usize>(
             ctx()
         );
     }
+    let listed = sub_pages::list(pager);
+    assert!(
+        listed.iter().eq(model.sub_pages.keys()),
+        "sub-pages differ: {listed:?} {}",
+        ctx()
+    );
+    for (&key, bytes) in &model.sub_pages {
+        let got = sub_pages::read(pager, key).unwrap();
+        assert!(
+            got == bytes.as_slice(),
+            "bytes of sub-page {key:?} differ {}",
+            ctx()
+        );
+    }
+    for &key in model.freed_sub_pages.iter().take(16) {
+        let err = sub_pages::read(pager, key).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(err, MappedPageError::InvalidSubPage { .. }),
+            "freed sub-page {key:?} gave {err:?} {}",
+            ctx()
+        );
+    }
 }
 
 /// A snapshot held must go on reading exactly the state it was taken in
@@ -953,6 +977,20 @@ fn check_snapshot<const N: usize>(snap: &Snapshot<N>, model: &Model, ctx: &dyn F
             ctx()
         );
     }
+    let listed = sub_pages::list_snapshot(snap);
+    assert!(
+        listed.iter().eq(model.sub_pages.keys()),
+        "sub-pages differ {}",
+        ctx()
+    );
+    for (&key, bytes) in &model.sub_pages {
+        let now = sub_pages::read_snapshot(snap, key).unwrap();
+        assert!(
+            now == bytes.as_slice(),
+            "sub-page {key:?} changed under it {}",
+            ctx()
+        );
+    }
 }
 
 /// A transaction as the model says it must look.
@@ -964,6 +1002,8 @@ struct TxnModel {
     fresh: Vec<u64>,
     /// Slots it allocated, in order.
     fresh_slots: Vec<u64>,
+    /// Sub-pages it allocated and holds: the writable ones.
+    fresh_sub_pages: BTreeSet<SubKey>,
     /// Regular pages it freed (fresh ones too).
     freed: BTreeSet<u64>,
     /// Fresh pages it wrote.
@@ -993,6 +1033,7 @@ impl TxnModel {
             next: model.clone(),
             fresh: Vec::new(),
             fresh_slots: Vec::new(),
+            fresh_sub_pages: BTreeSet::new(),
             freed: BTreeSet::new(),
             written: BTreeSet::new(),
             allocated: Vec::new(),
@@ -1104,6 +1145,9 @@ impl TxnModel {
         outcome: &mut Outcome,
     ) -> Result<()> {
         match step {
+            Step::SubAlloc(..) | Step::SubFree(_) | Step::SubRewrite(..) | Step::SubBad(..) => {
+                return self.apply_sub(txn, step);
+            }
             Step::Alloc => {
                 let id = txn.alloc()?;
                 self.note_alloc(txn, &[id], outcome);
@@ -1448,8 +1492,102 @@ impl TxnModel {
         Ok(())
     }
 
+    /// The sub-page steps.
+    fn apply_sub<const N: usize>(
+        &mut self,
+        txn: &mut Transaction<'_, N>,
+        step: &Step,
+    ) -> Result<()> {
+        match *step {
+            Step::SubAlloc(class, count, seed) => {
+                let size = sub_pages::sizes(N)[class % 3];
+                let raws = sub_pages::alloc(txn, size, count)?;
+                assert_eq!(raws.len(), count);
+                self.may_grow = true;
+                self.taken += count as u64;
+                for (k, raw) in raws.into_iter().enumerate() {
+                    let key = (size, raw);
+                    assert!(
+                        sub_pages::read_in(txn, key)?.iter().all(|&b| b == 0),
+                        "new sub-page {key:?} does not read as zeros"
+                    );
+                    let bytes = sub_pages::pattern(seed.wrapping_add(k as u64), size);
+                    sub_pages::write(txn, key)?.copy_from_slice(&bytes);
+                    self.next.alloc_sub_page(key, bytes);
+                    self.fresh_sub_pages.insert(key);
+                    self.changed = true;
+                }
+            }
+            Step::SubFree(i) => {
+                if let Some(key) = self.next.sub_page_at(i) {
+                    sub_pages::free(txn, key.0, &[key.1])?;
+                    self.next.free_sub_page(key);
+                    self.fresh_sub_pages.remove(&key);
+                    self.changed = true;
+                }
+            }
+            Step::SubRewrite(i, seed) => {
+                if let Some(old) = self.next.sub_page_at(i) {
+                    let raw = sub_pages::alloc(txn, old.0, 1)?[0];
+                    let key = (old.0, raw);
+                    let mut bytes = self.next.sub_pages[&old].to_vec();
+                    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+                    sub_pages::write(txn, key)?.copy_from_slice(&bytes);
+                    sub_pages::free(txn, old.0, &[old.1])?;
+                    self.next.free_sub_page(old);
+                    self.fresh_sub_pages.remove(&old);
+                    self.next.alloc_sub_page(key, bytes);
+                    self.fresh_sub_pages.insert(key);
+                    self.may_grow = true;
+                    self.taken += 1;
+                    self.changed = true;
+                }
+            }
+            Step::SubBad(i, raw) => {
+                if let Some(key) = self.next.sub_page_at(i) {
+                    let err = sub_pages::free(txn, key.0, &[key.1, key.1]).unwrap_err();
+                    assert!(matches!(err, MappedPageError::DoubleFree), "{err:?}");
+                    if !self.fresh_sub_pages.contains(&key) {
+                        let err = sub_pages::write(txn, key).map(|_| ()).unwrap_err();
+                        assert!(
+                            matches!(err, MappedPageError::CommittedSubPage { id } if id == key.1),
+                            "write of committed sub-page {key:?} gave {err:?}"
+                        );
+                    }
+                }
+                for size in sub_pages::sizes(N) {
+                    let key = (size, raw);
+                    match (sub_pages::read_in(txn, key), self.next.sub_pages.get(&key)) {
+                        (Ok(got), Some(bytes)) => assert!(got == bytes.as_slice()),
+                        (Err(MappedPageError::InvalidSubPage { id }), None) => assert_eq!(id, raw),
+                        (got, want) => panic!("made-up sub-page {key:?}: {got:?}, model {want:?}"),
+                    }
+                }
+            }
+            _ => unreachable!("not a sub-page step"),
+        }
+        Ok(())
+    }
+
     /// Compares everything the transaction shows with the model.
     fn check<const N: usize>(&self, txn: &Transaction<'_, N>, ctx: &dyn Fn() -> String) {
+        for (&key, bytes) in &self.next.sub_pages {
+            let got = sub_pages::read_in(txn, key)
+                .unwrap_or_else(|e| panic!("sub-page {key:?}: {e:?} {}", ctx()));
+            assert!(
+                got == bytes.as_slice(),
+                "bytes of sub-page {key:?} in the transaction differ {}",
+                ctx()
+            );
+        }
+        for &key in self.next.freed_sub_pages.iter().take(16) {
+            let err = sub_pages::read_in(txn, key).map(|_| ()).unwrap_err();
+            assert!(
+                matches!(err, MappedPageError::InvalidSubPage { .. }),
+                "freed sub-page {key:?} in the transaction gave {err:?} {}",
+                ctx()
+            );
+        }
         for (&page, bytes) in &self.next.regular {
             let id = PageId::<N>(page);
             let got = txn

@@ -12,7 +12,9 @@
 //!   checking every result and typed error; the model's transitions live
 //!   there, once;
 //! - [`strategy`] (proptest) and [`workload`] (seeded, for the crash tests):
-//!   the two generators, both of `Op`.
+//!   the two generators, both of `Op`;
+//! - [`sub`]: sub-pages named by size at run time, for code generic over the
+//!   page size.
 
 #![allow(dead_code)]
 
@@ -20,4 +22,5 @@ pub mod driver;
 pub mod model;
 pub mod ops;
 pub mod strategy;
+pub mod sub;
 pub mod workload;

@@ -8,15 +8,18 @@ use std::sync::Arc;
 use mappedpages::{PageId, Pager};
 
 use super::ops::{BadId, BulkFlaw, Slot, Target};
+use super::sub::{self as sub_pages, SubKey};
 
-/// What the public API shows of a file: the allocated regular pages and the
-/// protected pages in use with their committed bytes. Regular bytes are
-/// left out: after a crash they are the caller's (contract D3), checked
-/// apart.
+/// What the public API shows of a file: the allocated regular pages, the
+/// protected pages in use with their committed bytes and the sub-pages
+/// allocated with theirs (a transaction's writes, checked by its commit).
+/// Regular bytes are left out: after a crash they are the caller's
+/// (contract D3), checked apart.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     pub regular: BTreeSet<u64>,
     pub protected: BTreeMap<u64, Arc<Vec<u8>>>,
+    pub sub_pages: BTreeMap<SubKey, Arc<Vec<u8>>>,
 }
 
 impl State {
@@ -30,7 +33,17 @@ impl State {
                 .map_err(|e| format!("protected page {} listed but unreadable: {e}", id.0))?;
             protected.insert(id.0, Arc::new(bytes.as_bytes().to_vec()));
         }
-        Ok(State { regular, protected })
+        let mut sub_pages = BTreeMap::new();
+        for key in sub_pages::list(pager) {
+            let bytes = sub_pages::read(pager, key)
+                .map_err(|e| format!("sub-page {key:?} listed but unreadable: {e}"))?;
+            sub_pages.insert(key, Arc::new(bytes.to_vec()));
+        }
+        Ok(State {
+            regular,
+            protected,
+            sub_pages,
+        })
     }
 
     /// A short description of how `self` differs from `other`.
@@ -45,8 +58,20 @@ impl State {
             .filter(|(k, v)| other.protected.get(k).is_some_and(|o| o != *v))
             .map(|(k, _)| k)
             .collect();
+        let sub_pages: Vec<_> = self
+            .sub_pages
+            .iter()
+            .filter(|(k, v)| other.sub_pages.get(k) != Some(*v))
+            .map(|(k, _)| k)
+            .chain(
+                other
+                    .sub_pages
+                    .keys()
+                    .filter(|k| !self.sub_pages.contains_key(k)),
+            )
+            .collect();
         format!(
-            "regular +{extra:?} -{missing:?}; protected {pk:?} vs {ok:?}; bytes differ in {differing:?}"
+            "regular +{extra:?} -{missing:?}; protected {pk:?} vs {ok:?}; bytes differ in {differing:?}; sub-pages differ: {sub_pages:?}"
         )
     }
 }
@@ -63,6 +88,10 @@ pub struct Model {
     pub freed: BTreeSet<u64>,
     /// Protected ids freed and not handed out again.
     pub freed_protected: BTreeSet<u64>,
+    /// Allocated sub-pages and their bytes.
+    pub sub_pages: BTreeMap<SubKey, Arc<Vec<u8>>>,
+    /// Sub-page ids freed and not handed out again.
+    pub freed_sub_pages: BTreeSet<SubKey>,
     /// Generation of the newest commit.
     pub generation: u64,
 }
@@ -79,11 +108,17 @@ impl Model {
             .iter_allocated_protected_pages()
             .map(|id| (id.0, Arc::new(id.get(pager).unwrap().as_bytes().to_vec())))
             .collect();
+        let sub_pages = sub_pages::list(pager)
+            .into_iter()
+            .map(|key| (key, Arc::new(sub_pages::read(pager, key).unwrap().to_vec())))
+            .collect();
         Model {
             regular,
             protected,
             freed: BTreeSet::new(),
             freed_protected: BTreeSet::new(),
+            sub_pages,
+            freed_sub_pages: BTreeSet::new(),
             generation: pager.generation(),
         }
     }
@@ -93,6 +128,7 @@ impl Model {
         State {
             regular: self.regular.keys().copied().collect(),
             protected: self.protected.clone(),
+            sub_pages: self.sub_pages.clone(),
         }
     }
 
@@ -125,6 +161,29 @@ impl Model {
     pub fn free_protected(&mut self, slot: u64) {
         self.protected.remove(&slot).unwrap();
         self.freed_protected.insert(slot);
+    }
+
+    /// Sub-page `key` was handed out, holding `bytes`.
+    pub fn alloc_sub_page(&mut self, key: SubKey, bytes: Vec<u8>) {
+        assert!(
+            !self.sub_pages.contains_key(&key),
+            "sub-page {key:?} handed out twice"
+        );
+        self.freed_sub_pages.remove(&key);
+        self.sub_pages.insert(key, Arc::new(bytes));
+    }
+
+    pub fn free_sub_page(&mut self, key: SubKey) {
+        self.sub_pages
+            .remove(&key)
+            .unwrap_or_else(|| panic!("sub-page {key:?} freed but not live in the model"));
+        self.freed_sub_pages.insert(key);
+    }
+
+    /// The `i`th (modulo their number) live sub-page.
+    pub fn sub_page_at(&self, i: usize) -> Option<SubKey> {
+        let n = self.sub_pages.len();
+        (n > 0).then(|| *self.sub_pages.keys().nth(i % n).unwrap())
     }
 
     /// The page `target` names among the live ones (`fresh`: the pages the

@@ -236,6 +236,20 @@ pub enum Step {
     /// `relocate` of these pages (resolved all at once, before the first
     /// moves), in order.
     Relocate(Vec<Target>),
+    /// Allocate sub-pages of the model's size `class % 3` (see
+    /// `sub::sizes`), this many, each written with bytes from the seed.
+    SubAlloc(usize, usize, u64),
+    /// Free the `i`th (modulo their number) live sub-page, committed or
+    /// allocated in the transaction.
+    SubFree(usize),
+    /// Rewrite the `i`th live sub-page copy-on-write: a new one with its
+    /// bytes changed (the seed in the first 8), the old one freed.
+    SubRewrite(usize, u64),
+    /// Bad sub-page calls: the `i`th live sub-page freed twice in one call
+    /// (`DoubleFree`) and, if committed, written (`CommittedSubPage`); a
+    /// made-up raw id read at every size (an error unless it names a live
+    /// sub-page).
+    SubBad(usize, u64),
 }
 
 /// `op` for a violation message: patches and steps in short.

@@ -114,6 +114,10 @@ pub fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(w, r, c)| Step::Pages(w, r, c)),
         1 => Just(Step::KillCopy),
         2 => (1usize..5).prop_map(|n| Step::Relocate((0..n).map(Target::Top).collect())),
+        4 => (0usize..3, 1usize..12, any::<u64>()).prop_map(|(c, n, s)| Step::SubAlloc(c, n, s)),
+        3 => any::<usize>().prop_map(Step::SubFree),
+        2 => (any::<usize>(), any::<u64>()).prop_map(|(i, s)| Step::SubRewrite(i, s)),
+        1 => (any::<usize>(), any::<u64>()).prop_map(|(i, r)| Step::SubBad(i, r)),
     ]
 }
 

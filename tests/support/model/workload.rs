@@ -62,6 +62,9 @@ pub fn pages_written(steps: &[Step]) -> usize {
         .sum()
 }
 
+/// About the most sub-pages a workload keeps live.
+pub const MAX_SUB_PAGES: usize = 96;
+
 /// The most snapshots a workload holds at once.
 pub const MAX_HELD_SNAPSHOTS: usize = 2;
 
@@ -94,6 +97,9 @@ pub struct Workload {
     /// Percentage of ops that copy the file (`Snapshot::copy_to`), from
     /// a snapshot held when there is one, half the time.
     pub copy_percent: u64,
+    /// Percentage of the transactions that allocate, rewrite and free
+    /// sub-pages too.
+    pub sub_page_percent: u64,
     /// The regular pages of each snapshot held, oldest first: they may not
     /// be written in place while it lives.
     held: Vec<BTreeSet<u64>>,
@@ -115,6 +121,7 @@ impl Workload {
             snapshot_percent: 0,
             relocate_percent: 0,
             copy_percent: 0,
+            sub_page_percent: 0,
             held: Vec::new(),
         }
     }
@@ -243,6 +250,10 @@ impl Workload {
                 top.into_iter().rev().map(Target::Id).collect(),
             ));
         }
+        // Only workloads that use sub-pages draw for them (as for relocation).
+        if self.sub_page_percent > 0 && self.rng.chance(self.sub_page_percent) {
+            self.sub_page_steps(state, call, &mut steps);
+        }
         // Protected pages: the committed ones still usable, the fresh ones.
         let mut slots: Vec<Slot> = state.protected.keys().map(|&s| Slot::Id(s)).collect();
         let mut fresh_slots = 0;
@@ -271,6 +282,23 @@ impl Workload {
             End::Rollback
         };
         Op::Txn(steps, end)
+    }
+
+    /// Sub-page steps of a transaction: allocations of every size, rewrites
+    /// and frees, keeping about [`MAX_SUB_PAGES`] live.
+    fn sub_page_steps(&mut self, state: &State, call: u64, steps: &mut Vec<Step>) {
+        let live = state.sub_pages.len();
+        for _ in 0..1 + self.rng.index(4) {
+            let seed = call << 16 | self.rng.below(1 << 16);
+            match self.rng.below(100) {
+                0..=44 if live < MAX_SUB_PAGES => {
+                    let count = 1 + self.rng.index(12);
+                    steps.push(Step::SubAlloc(self.rng.index(3), count, seed));
+                }
+                45..=69 => steps.push(Step::SubRewrite(self.rng.index(1 << 16), seed)),
+                _ => steps.push(Step::SubFree(self.rng.index(1 << 16))),
+            }
+        }
     }
 
     /// A shrink, or the free of the highest regular pages that comes
