@@ -458,7 +458,7 @@ fn main() -> Result<()> {
         .map(|i| {
             Op::Put(
                 key(i),
-                format!("updated {i}; ").repeat(1 + i % 150).into_bytes(),
+                format!("updated {i}; ").repeat(1 + i % 140).into_bytes(),
             )
         })
         .collect();
