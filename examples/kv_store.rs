@@ -1,21 +1,31 @@
 //! A small persistent key-value store on top of `mappedpages`: what the crate
-//! is for. It survives a kill at any moment and never leaks a page.
+//! is for. It survives a kill at any moment and never leaks a page or a
+//! sub-page.
 //!
 //! The store is a hash table of 256 buckets. Each bucket is a chain of
-//! regular pages holding fixed-size records; the table's root (the entry
-//! count and every bucket's first page) lives in a protected page. Each batch
-//! of changes is one transaction, written copy-on-write:
+//! regular pages holding fixed-size records, one per key: the key, and where
+//! its value is. Values live out of line, each in a durable sub-page
+//! (`SubPage`) of the smallest size that holds it, from 64 bytes to 2 KiB:
+//! a ten-byte value takes 64 bytes of the file, not a page, and rewriting a
+//! bucket copies its small records, never the values of the keys it keeps.
+//! The table's root (the entry count and every bucket's first page) lives
+//! in a protected page. Each batch of changes is one transaction, written
+//! copy-on-write:
 //!
-//! 1. every bucket the batch changes is written to freshly allocated pages,
+//! 1. every value the batch puts is written to a freshly allocated sub-page
+//!    (a committed sub-page is never written again);
+//! 2. every bucket the batch changes is written to freshly allocated pages,
 //!    filled straight from its old pages (which are only read, so the
 //!    committed table stays intact until the commit);
-//! 2. the old pages are freed and the root is repointed at the new ones;
-//! 3. the commit publishes all of it atomically, with one sync.
+//! 3. the old pages, and the sub-pages of the values the batch replaces or
+//!    deletes, are freed, and the root is repointed at the new pages;
+//! 4. the commit publishes all of it atomically, with one sync: the pages,
+//!    the sub-pages, which ones are allocated, and the root.
 //!
 //! A kill before the commit leaves the table of the batch before, with this
 //! batch's allocations undone; a kill after it, the new table with the old
-//! pages freed. No page is ever allocated that the table does not reach, so
-//! opening has nothing to clean up.
+//! pages and values freed. No page or sub-page is ever allocated that the
+//! table does not reach, so opening has nothing to clean up.
 //!
 //! Run it with `cargo run --release --example kv_store [PATH]` (default: a
 //! file in a temporary directory).
@@ -25,19 +35,25 @@ use std::error::Error;
 use std::path::Path;
 use std::time::Instant;
 
-use mappedpages::{PageId, Pager, ProtectedPageId};
+use mappedpages::{PageId, Pager, ProtectedPageId, SubPage, Transaction};
 
 const PAGE: usize = 4096;
 const BUCKETS: usize = 256;
-const ROOT_MAGIC: &[u8; 8] = b"KVSTORE1";
+const ROOT_MAGIC: &[u8; 8] = b"KVSTORE2";
 /// Root page: magic, entry count, then the first page of each bucket (0: empty).
 const ROOT_HEADS: usize = 16;
 /// Bucket page: next page of the chain (0: last), record count, records.
 const NODE_HEADER: usize = 16;
 pub const MAX_KEY: usize = 32;
-pub const MAX_VALUE: usize = 94;
-const RECORD: usize = 2 + MAX_KEY + MAX_VALUE; // key length, value length, bytes
+/// The largest value: the largest sub-page, half a page.
+pub const MAX_VALUE: usize = 64 << (CLASSES - 1);
+/// Record: key length, value class, value length (2 bytes), 4 unused bytes,
+/// the value's sub-page id (8 bytes), the key's bytes.
+const RECORD: usize = 16 + MAX_KEY;
 const PER_PAGE: usize = (PAGE - NODE_HEADER) / RECORD;
+/// Value classes: a value of class `c` lives in a sub-page of `64 << c`
+/// bytes, the smallest that holds it.
+pub const CLASSES: u8 = 6;
 
 pub type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -53,6 +69,14 @@ pub struct KvStore {
     root: ProtectedPageId<PAGE>,
 }
 
+/// Where a value is: its class, its length and its sub-page's id.
+#[derive(Clone, Copy, Debug)]
+struct Value {
+    class: u8,
+    len: u16,
+    id: u64,
+}
+
 /// What a batch leaves of each key it names, by bucket: `None` for deleted.
 type Changes<'a> = BTreeMap<usize, BTreeMap<&'a [u8], Option<&'a [u8]>>>;
 
@@ -62,6 +86,81 @@ fn bucket_of(key: &[u8]) -> usize {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     (hash % BUCKETS as u64) as usize
+}
+
+/// The class of a value of `len` bytes: the smallest sub-page that holds it.
+fn class_of(len: usize) -> u8 {
+    len.div_ceil(64).next_power_of_two().trailing_zeros() as u8
+}
+
+/// Evaluates `$body` with `$size` the sub-page size of value class
+/// `$class`, as a constant: the crate takes a sub-page's size as a const
+/// generic, and the store reads the class from a record.
+macro_rules! with_class_size {
+    ($class:expr, $size:ident => $body:expr) => {{
+        let result: Result<_> = match $class {
+            0 => {
+                const $size: usize = 64;
+                $body
+            }
+            1 => {
+                const $size: usize = 128;
+                $body
+            }
+            2 => {
+                const $size: usize = 256;
+                $body
+            }
+            3 => {
+                const $size: usize = 512;
+                $body
+            }
+            4 => {
+                const $size: usize = 1024;
+                $body
+            }
+            5 => {
+                const $size: usize = 2048;
+                $body
+            }
+            class => Err(format!("damaged record: no value class {class}").into()),
+        };
+        result
+    }};
+}
+
+/// Allocates a sub-page of the value's class and writes the value into it.
+fn write_value(txn: &mut Transaction<'_, PAGE>, bytes: &[u8]) -> Result<Value> {
+    let class = class_of(bytes.len());
+    let id = with_class_size!(class, SIZE => {
+        let id = txn.alloc_sub_page::<SIZE>()?;
+        txn.sub_page_mut(id)?[..bytes.len()].copy_from_slice(bytes);
+        Ok(id.0)
+    })?;
+    let len = bytes.len() as u16;
+    Ok(Value { class, len, id })
+}
+
+/// Frees a value's sub-page: snapshots and the committed table still read
+/// it until the commit.
+fn free_value(txn: &mut Transaction<'_, PAGE>, value: Value) -> Result<()> {
+    with_class_size!(value.class, SIZE => {
+        Ok(txn.free_sub_page(SubPage::<SIZE>(value.id))?)
+    })
+}
+
+fn read_value(pager: &Pager<PAGE>, value: Value) -> Result<Vec<u8>> {
+    with_class_size!(value.class, SIZE => {
+        let bytes = pager.sub_page(SubPage::<SIZE>(value.id))?;
+        Ok(bytes[..usize::from(value.len)].to_vec())
+    })
+}
+
+/// The ids of the allocated sub-pages of one class, as the file lists them.
+fn allocated_of_class(pager: &Pager<PAGE>, class: u8) -> Result<Vec<u64>> {
+    with_class_size!(class, SIZE => {
+        Ok(pager.iter_sub_pages::<SIZE>().map(|id| id.0).collect())
+    })
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> Result<u64> {
@@ -75,21 +174,27 @@ fn records(page: &[u8]) -> impl Iterator<Item = &[u8]> {
     page[NODE_HEADER..].chunks_exact(RECORD).take(count)
 }
 
-/// A record's key and value.
-fn decode(record: &[u8]) -> Result<(&[u8], &[u8])> {
-    let (kl, vl) = (usize::from(record[0]), usize::from(record[1]));
-    if kl > MAX_KEY || vl > MAX_VALUE {
+/// A record's key and where its value is.
+fn decode(record: &[u8]) -> Result<(&[u8], Value)> {
+    let key_len = usize::from(record[0]);
+    let value = Value {
+        class: record[1],
+        len: u16::from_le_bytes([record[2], record[3]]),
+        id: u64_at(record, 8)?,
+    };
+    if key_len > MAX_KEY || value.class >= CLASSES || usize::from(value.len) > 64 << value.class {
         return Err("damaged record".into());
     }
-    Ok((&record[2..2 + kl], &record[2 + MAX_KEY..2 + MAX_KEY + vl]))
+    Ok((&record[16..16 + key_len], value))
 }
 
-fn encode(slot: &mut [u8], key: &[u8], value: &[u8]) {
+fn encode(slot: &mut [u8], key: &[u8], value: Value) {
     slot.fill(0);
     slot[0] = key.len() as u8;
-    slot[1] = value.len() as u8;
-    slot[2..2 + key.len()].copy_from_slice(key);
-    slot[2 + MAX_KEY..2 + MAX_KEY + value.len()].copy_from_slice(value);
+    slot[1] = value.class;
+    slot[2..4].copy_from_slice(&value.len.to_le_bytes());
+    slot[8..16].copy_from_slice(&value.id.to_le_bytes());
+    slot[16..16 + key.len()].copy_from_slice(key);
 }
 
 impl KvStore {
@@ -134,27 +239,35 @@ impl KvStore {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         for id in self.chain(bucket_of(key))? {
             for record in records(id.get(&self.pager)?.as_bytes()) {
-                let (k, v) = decode(record)?;
+                let (k, value) = decode(record)?;
                 if k == key {
-                    return Ok(Some(v.to_vec()));
+                    return read_value(&self.pager, value).map(Some);
                 }
             }
         }
         Ok(None)
     }
 
-    /// Every entry, in no particular order.
-    pub fn entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    /// Every record's key and where its value is, in no particular order.
+    fn all_records(&self) -> Result<Vec<(Vec<u8>, Value)>> {
         let mut all = Vec::new();
         for bucket in 0..BUCKETS {
             for id in self.chain(bucket)? {
                 for record in records(id.get(&self.pager)?.as_bytes()) {
-                    let (k, v) = decode(record)?;
-                    all.push((k.to_vec(), v.to_vec()));
+                    let (key, value) = decode(record)?;
+                    all.push((key.to_vec(), value));
                 }
             }
         }
         Ok(all)
+    }
+
+    /// Every entry, in no particular order.
+    pub fn entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.all_records()?
+            .into_iter()
+            .map(|(key, value)| Ok((key, read_value(&self.pager, value)?)))
+            .collect()
     }
 
     /// The pages of `bucket`'s chain.
@@ -178,6 +291,28 @@ impl KvStore {
             pages += self.chain(bucket)?.len() as u64;
         }
         Ok(pages)
+    }
+
+    /// The sub-pages the table's records name, as (class, id), sorted.
+    pub fn sub_pages_in_use(&self) -> Result<Vec<(u8, u64)>> {
+        let mut used: Vec<(u8, u64)> = self
+            .all_records()?
+            .into_iter()
+            .map(|(_, value)| (value.class, value.id))
+            .collect();
+        used.sort_unstable();
+        Ok(used)
+    }
+
+    /// The sub-pages allocated in the file, as (class, id), sorted: the same
+    /// as [`KvStore::sub_pages_in_use`] when nothing leaked.
+    pub fn sub_pages_allocated(&self) -> Result<Vec<(u8, u64)>> {
+        let mut all = Vec::new();
+        for class in 0..CLASSES {
+            let ids = allocated_of_class(&self.pager, class)?;
+            all.extend(ids.into_iter().map(|id| (class, id)));
+        }
+        Ok(all)
     }
 
     /// Applies `batch` as one transaction: after a crash, all of it or none.
@@ -223,6 +358,13 @@ impl KvStore {
         let mut fresh = txn.alloc_bulk(needed)?.into_iter();
         let mut heads = Vec::new();
         for (bucket, changed, old, count) in plans {
+            // The values put, each in a fresh sub-page.
+            let mut put = Vec::new();
+            for (&key, value) in changed {
+                if let Some(value) = value {
+                    put.push((key, write_value(&mut txn, value)?));
+                }
+            }
             let new: Vec<PageId<PAGE>> = fresh.by_ref().take(count.div_ceil(PER_PAGE)).collect();
             // The old pages readable and the new ones writable at once: the
             // kept records go from one to the other without a buffer.
@@ -241,9 +383,13 @@ impl KvStore {
                 );
             }
             let mut slots = slots.into_iter();
+            let mut replaced = Vec::new();
             for &id in &old {
                 for record in records(pages.get(id)?.as_bytes()) {
-                    if !changed.contains_key(decode(record)?.0) {
+                    let (key, value) = decode(record)?;
+                    if changed.contains_key(key) {
+                        replaced.push(value); // put again or deleted
+                    } else {
                         slots
                             .next()
                             .ok_or("more records than counted")?
@@ -251,12 +397,13 @@ impl KvStore {
                     }
                 }
             }
-            for (key, value) in changed {
-                if let Some(value) = value {
-                    encode(slots.next().ok_or("more records than counted")?, key, value);
-                }
+            for (key, value) in put {
+                encode(slots.next().ok_or("more records than counted")?, key, value);
             }
             txn.free_bulk(old)?;
+            for value in replaced {
+                free_value(&mut txn, value)?;
+            }
             heads.push((bucket, new.first().map_or(0, |p| p.0)));
         }
         let root = txn.write_protected(self.root)?.as_bytes_mut();
@@ -265,7 +412,7 @@ impl KvStore {
             let at = ROOT_HEADS + 8 * bucket;
             root[at..at + 8].copy_from_slice(&head.to_le_bytes());
         }
-        txn.commit()?; // one sync: the new pages, the frees and the root
+        txn.commit()?; // one sync: pages, sub-pages, frees and the root
         Ok(())
     }
 }
@@ -305,9 +452,15 @@ fn main() -> Result<()> {
     let inserts: Vec<Op> = (0..KEYS)
         .map(|i| Op::Put(key(i), format!("value {i}").into_bytes()))
         .collect();
+    // Longer values, of every class up to 2 KiB.
     let updates: Vec<Op> = (0..KEYS)
         .step_by(3)
-        .map(|i| Op::Put(key(i), format!("updated {i}").into_bytes()))
+        .map(|i| {
+            Op::Put(
+                key(i),
+                format!("updated {i}; ").repeat(1 + i % 140).into_bytes(),
+            )
+        })
         .collect();
     let deletes: Vec<Op> = (0..KEYS).step_by(5).map(|i| Op::Delete(key(i))).collect();
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
@@ -337,12 +490,21 @@ fn main() -> Result<()> {
         return Err("wrong entry count after reopening".into());
     }
     let (allocated, reached) = (store.pager.allocated_page_count(), store.pages_in_use()?);
+    let values = store.sub_pages_in_use()?;
+    let mut by_size = BTreeMap::new();
+    for &(class, _) in &values {
+        *by_size.entry(64 << class).or_insert(0) += 1;
+    }
     println!(
-        "verified {KEYS} lookups, {} entries; {allocated} pages allocated, {reached} reached by the table",
+        "verified {KEYS} lookups, {} entries; {allocated} pages allocated, {reached} reached by \
+         the table; values in sub-pages of (bytes: count) {by_size:?}",
         store.len()?
     );
     if allocated != reached {
         return Err("pages leaked".into());
+    }
+    if values != store.sub_pages_allocated()? {
+        return Err("sub-pages leaked".into());
     }
     Ok(())
 }

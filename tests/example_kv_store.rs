@@ -1,7 +1,7 @@
 //! The key-value store of `examples/kv_store.rs`: it matches a model across
 //! reopening, commits each batch with one sync, and survives being killed at
-//! any moment without leaking a page (the test binary re-runs itself as a
-//! child and kills it with SIGKILL mid-work).
+//! any moment without leaking a page or a sub-page (the test binary re-runs
+//! itself as a child and kills it with SIGKILL mid-work).
 
 #[path = "../examples/kv_store.rs"]
 #[allow(dead_code)]
@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use crash_support::{temp_dir, Rng};
 use kv::{key, KvStore, Op};
+use mappedpages::inspect::{Inspector, PageKind};
 use proptest::prelude::*;
 
 /// How long a child is given to start before the kill window opens: a
@@ -29,12 +30,14 @@ const CHILD_START_MS: u64 = if cfg!(mappedpages_wine) { 1500 } else { 20 };
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// Batch `i` of the torture workload; it also records `i` under `batch`.
+/// Its values have every size class, from empty to `MAX_VALUE` bytes.
 fn batch(i: u64) -> Vec<Op> {
     let k = |n: u64| key((n % 700) as usize);
+    let long = (i * 37 % (kv::MAX_VALUE as u64 + 1)) as usize;
     vec![
         Op::Put(b"batch".to_vec(), i.to_le_bytes().to_vec()),
         Op::Put(k(i * 7), format!("value {i}").into_bytes()),
-        Op::Put(k(i * 11 + 3), vec![i as u8; (i % 90) as usize]),
+        Op::Put(k(i * 11 + 3), vec![i as u8; long]),
         Op::Delete(k(i * 13 + 1)),
         Op::Put(k(i * 17 + 5), format!("again {i}").into_bytes()),
     ]
@@ -76,8 +79,9 @@ fn apply_with_one_sync(store: &mut KvStore, ops: &[Op]) {
     );
 }
 
-/// Every allocated page is one the table reaches, and the root is the only
-/// protected page.
+/// Every allocated page is one the table reaches, the root is the only
+/// protected page, and the allocated sub-pages are exactly those the
+/// table's records name, each named once.
 fn assert_nothing_leaked(store: &KvStore, when: &str) {
     assert_eq!(
         store.pager.allocated_page_count(),
@@ -85,6 +89,32 @@ fn assert_nothing_leaked(store: &KvStore, when: &str) {
         "{when}: allocated pages the table does not reach"
     );
     assert_eq!(store.pager.iter_allocated_protected_pages().count(), 1);
+    let (named, allocated) = (
+        store.sub_pages_in_use().unwrap(),
+        store.sub_pages_allocated().unwrap(),
+    );
+    assert!(
+        named == allocated,
+        "{when}: the table names {} sub-pages, {} are allocated, not the same",
+        named.len(),
+        allocated.len()
+    );
+    assert_eq!(allocated.len() as u64, store.len().unwrap());
+}
+
+/// Sub-pages in use in the closed file at `path`, counted in its parent
+/// pages as the file's own listing shows them; none of those pages may be
+/// empty (a parent goes back to the file with its last sub-page).
+fn sub_pages_in_parents(path: &Path, when: &str) -> u64 {
+    let runs = Inspector::open(path).unwrap().page_runs().unwrap();
+    let mut in_use = 0;
+    for run in runs {
+        if let PageKind::SubPageParent { used, .. } = run.kind {
+            assert!(used > 0, "{when}: an empty parent page at {}", run.start);
+            in_use += u64::from(used) * run.count;
+        }
+    }
+    in_use
 }
 
 #[test]
@@ -99,7 +129,7 @@ fn matches_a_model_across_reopening_with_one_sync_per_batch() {
         apply_to_model(&mut model, &ops);
     }
     // A batch larger than a bucket page: chains of several pages.
-    let big: Vec<Op> = (0..10_000)
+    let big: Vec<Op> = (0..30_000)
         .map(|i| Op::Put(key(100_000 + i), vec![7; 90]))
         .collect();
     apply_with_one_sync(&mut store, &big);
@@ -123,11 +153,15 @@ fn matches_a_model_across_reopening_with_one_sync_per_batch() {
         .apply(&[Op::Put(vec![0; kv::MAX_KEY + 1], vec![])])
         .is_err());
     assert_eq!(store.pager.generation(), generation, "a bad batch commits");
-    // Deleting everything gives every bucket page back.
+    // Deleting everything gives every bucket page and every sub-page back,
+    // and with them their parent pages.
     let all: Vec<Op> = model.keys().map(|k| Op::Delete(k.clone())).collect();
     apply_with_one_sync(&mut store, &all);
     assert!(store.is_empty().unwrap());
     assert_eq!(store.pager.allocated_page_count(), 0);
+    assert_eq!(store.sub_pages_allocated().unwrap(), []);
+    drop(store);
+    assert_eq!(sub_pages_in_parents(&path, "after deleting everything"), 0);
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -206,8 +240,11 @@ fn survives_a_kill_at_any_moment_and_leaks_nothing() {
         assert!(!stderr.contains("panicked"), "round {round}: {stderr}");
         assert!(os_support::killed(&child.status), "round {round}");
 
+        let when = format!("round {round}");
+        let in_parents = sub_pages_in_parents(&path, &when);
         let store = KvStore::open(&path).unwrap();
-        assert_nothing_leaked(&store, &format!("round {round}"));
+        assert_nothing_leaked(&store, &when);
+        assert_eq!(in_parents, store.len().unwrap(), "{when}: parents' count");
         let reached = last_batch(&store);
         assert!(reached >= modeled, "round {round}: went back in time");
         progressed += usize::from(reached > modeled);

@@ -3,8 +3,8 @@
 //! old snapshot holds), measured side by side in one run, on files in one
 //! directory. One file per contract section: `performance.rs` (P1, P2, P3),
 //! `page_access.rs` (P4), `open.rs` (P5), `transactions.rs` (T3, T4, T5),
-//! `readers.rs` (R4, R6), `space.rs` (the pages a snapshot holds);
-//! `strace.rs` holds the sync-counting modes and `report.rs` the closing
+//! `readers.rs` (R4, R6), `space.rs` (the pages a snapshot holds),
+//! `sub_pages.rs` (durable sub-pages against whole pages); `strace.rs` holds the sync-counting modes and `report.rs` the closing
 //! table's rows. What `bench/compare` measures the same way (statistics,
 //! raw baselines, T3's and R6's transactions) is in `benches/support/`.
 //!
@@ -39,14 +39,17 @@
 //! `t3-K` (K = 1, 16, 256, …) runs 100 transactions of T3 (allocate K
 //! pages, write them, free K older ones, write the protected root, commit);
 //! `t4` opens the file `Deferred` and runs 100 transactions of one fresh
-//! page, written (then one more that frees them). The first write after an
+//! page, written (then one more that frees them). `sub-K` runs 100
+//! transactions that each allocate K sub-pages of 128 bytes, write them and
+//! free the K of the transaction before (then one more that frees the last
+//! K). The first write after an
 //! open syncs once more (the root open took is made durable first), and
 //! dropping a `Deferred` pager syncs: strace's total counts both, the
 //! pager's own count printed per phase counts the first.
 
 //!
 //! `PARTS` lists the parts to run, comma-separated: p1 (with P2), t3, t4,
-//! t5, p3, p4, r4, r6, space, group, p5; all by default.
+//! t5, p3, p4, r4, r6, space, sub_pages, group, p5; all by default.
 
 mod group;
 mod open;
@@ -56,6 +59,7 @@ mod readers;
 mod report;
 mod space;
 mod strace;
+mod sub_pages;
 #[path = "../support/mod.rs"]
 mod support;
 mod transactions;
@@ -144,8 +148,8 @@ fn fs_available(dir: &Path) -> BoxResult<u64> {
 }
 
 /// Whether the part named `name` runs: all by default, else those listed in
-/// `PARTS` (comma-separated: p1, t3, t4, t5, p3, p4, r4, r6, space, group, p5; P2 runs
-/// with P1).
+/// `PARTS` (comma-separated: p1, t3, t4, t5, p3, p4, r4, r6, space,
+/// sub_pages, group, p5; P2 runs with P1).
 fn enabled(name: &str) -> bool {
     match std::env::var("PARTS") {
         Ok(list) if !list.trim().is_empty() => {
@@ -285,6 +289,15 @@ pub fn main() -> BoxResult<()> {
             "space",
             "Space held by an old snapshot",
             Box::new(|| space::run_space(dir)),
+        ),
+        (
+            "sub_pages",
+            "Durable sub-pages vs whole pages: transactions, snapshot reads, space after churn",
+            Box::new(|| {
+                Ok(sub_pages::sub_page_rows(sub_pages::run_sub_pages(
+                    &cfg, dir,
+                )?))
+            }),
         ),
         (
             "group",

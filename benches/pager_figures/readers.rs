@@ -23,7 +23,7 @@ use super::support::{BoxResult, PAGE};
 use super::Config;
 
 #[inline(never)]
-fn snapshot_head_loop<const PS: usize>(snap: &Snapshot<PS>, ids: &[PageId<PS>]) -> u64 {
+pub fn snapshot_head_loop<const PS: usize>(snap: &Snapshot<PS>, ids: &[PageId<PS>]) -> u64 {
     let mut sum = 0u64;
     for &id in ids {
         let page = snap.get(id).expect("a page of the snapshot");

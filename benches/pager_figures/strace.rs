@@ -9,6 +9,7 @@ use std::path::Path;
 
 use mappedpages::{Durability, PageId, Pager};
 
+use super::sub_pages::replace_sub_pages;
 use super::support::workloads::replace_pages;
 use super::support::{BoxResult, PAGE};
 use super::transactions::T3_KS;
@@ -86,6 +87,20 @@ fn t4(pager: &mut Pager<PAGE>) -> BoxResult<u64> {
     Ok(syncs)
 }
 
+/// The `sub-K` phase: `STRACE_OPS` transactions that each allocate K
+/// sub-pages of `sub_pages::SUB` bytes, write them and free the K of the one before;
+/// then one more that frees the last K, so the file can be used again.
+fn sub(pager: &mut Pager<PAGE>, k: usize) -> BoxResult<u64> {
+    let before = pager.sync_count();
+    let mut older = Vec::new();
+    for i in 0..STRACE_OPS {
+        older = replace_sub_pages(pager, &older, k, i as u8)?;
+    }
+    let syncs = pager.sync_count() - before;
+    replace_sub_pages(pager, &older, 0, 0)?;
+    Ok(syncs)
+}
+
 pub fn ops(path: &Path, phase: &str) -> BoxResult<()> {
     let options = if phase == "t4" {
         options().durability(Durability::Deferred)
@@ -102,6 +117,12 @@ pub fn ops(path: &Path, phase: &str) -> BoxResult<()> {
     }
     if phase == "t4" {
         report.push(("t4", t4(&mut pager)?));
+    }
+    if let Some(k) = phase.strip_prefix("sub-") {
+        let k: usize = k
+            .parse()
+            .map_err(|_| format!("sub-K: K a number, not {k:?}"))?;
+        report.push(("sub", sub(&mut pager, k)?));
     }
     let mut ids = Vec::new();
     if matches!(phase, "alloc" | "all") {
@@ -143,10 +164,12 @@ pub fn ops(path: &Path, phase: &str) -> BoxResult<()> {
     }
     if !matches!(phase, "open" | "alloc" | "free" | "commit" | "all" | "t4")
         && !phase.starts_with("t3-")
+        && !phase.starts_with("sub-")
     {
-        return Err(
-            format!("unknown phase {phase:?}: open, alloc, free, commit, all, t3-K or t4").into(),
-        );
+        return Err(format!(
+            "unknown phase {phase:?}: open, alloc, free, commit, all, t3-K, t4 or sub-K"
+        )
+        .into());
     }
     drop(pager);
     for (name, syncs) in report {
