@@ -215,6 +215,19 @@ pub enum MappedPageError {
         id: u64,
     },
 
+    /// A [`SubPageAllocator`](crate::SubPageAllocator) free would give back
+    /// parent page `page`, which it learned through `restore`, while
+    /// sub-pages of it that were in use before the restart may not have
+    /// been restored yet: they would be freed with the page. Restore every
+    /// sub-page still in use, then call
+    /// [`finish_restore`](crate::SubPageAllocator::finish_restore). Nothing
+    /// changed.
+    #[error("parent page {page} was restored, and may hold sub-pages not restored yet; call finish_restore once all are")]
+    IncompleteRestore {
+        /// The parent page.
+        page: u64,
+    },
+
     /// The file was never completely created: `create` was stopped part way
     /// (the process or the machine crashed during it), so the file has no
     /// superblock and holds no data. Nothing in it can be recovered: delete

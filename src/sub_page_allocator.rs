@@ -1,5 +1,6 @@
 //! `SubPageAllocator`: cuts the pages of a `Pager` into smaller, uniform
-//! sub-pages, with in-memory bookkeeping.
+//! sub-pages, with in-memory bookkeeping, as 0.2 did (the durable,
+//! transactional sub-pages are `crate::sub_page`).
 //!
 //! Each checked-out parent page has a 64-bit mask of used slots. The parents
 //! that still have a free slot sit in a vector (each parent knows its place in
@@ -128,6 +129,11 @@ struct Parent {
     /// The parent's index in `SubPageAllocator::partial` while it has a free
     /// slot.
     partial_at: Option<usize>,
+    /// Learned through `restore` and not yet vouched for by
+    /// `finish_restore`: sub-pages of it may be in use that this allocator
+    /// was never told about, so it neither hands out its free slots nor
+    /// gives the page back.
+    restored: bool,
 }
 
 /// Divides pages of a [`Pager<PARENT_SIZE>`] into sub-pages of `SUB_SIZE`
@@ -143,8 +149,20 @@ struct Parent {
 /// **The sub-allocation state is in memory only.** Sub-pages live in the bytes
 /// of ordinary regular pages, which are durable like any regular page, but
 /// which slots are in use is not written to the file. After a restart, rebuild
-/// the state from your own records with [`SubPageAllocator::restore`] before
-/// using sub-page handles again.
+/// the state from your own records with [`SubPageAllocator::restore`], then
+/// say it is complete with [`SubPageAllocator::finish_restore`]: until then
+/// a restored parent page lends no free slot and is not given back (a free
+/// that would give it back is
+/// [`IncompleteRestore`](MappedPageError::IncompleteRestore)), since sub-pages
+/// of it not restored yet may still be in use.
+///
+/// For new code, prefer durable sub-pages ([`SubPage`](crate::SubPage)):
+/// allocated, written and freed inside a [`Transaction`](crate::Transaction),
+/// committed with it, recorded in the file, read through snapshots, with
+/// nothing to rebuild after a restart. This allocator keeps 0.2's behaviour
+/// for code written against it: a sub-page allocation that fits in a parent
+/// already checked out costs no commit, and nothing about it survives a
+/// restart but the bytes.
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
@@ -384,9 +402,13 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
     /// `slot()` of handles you recorded. The bytes are left as they are.
     ///
     /// `parent` must be an allocated regular page of the pager; from now on
-    /// this allocator owns it and gives it back to the pager when all its
-    /// sub-pages are freed. Restoring a slot already in use returns its
-    /// handle again.
+    /// this allocator owns it. Restoring a slot already in use returns its
+    /// handle again. Once every sub-page still in use is restored, call
+    /// [`finish_restore`](SubPageAllocator::finish_restore): until then the
+    /// restored parents lend no free slot to allocations, and a free that
+    /// would give one back to the pager fails with
+    /// [`IncompleteRestore`](MappedPageError::IncompleteRestore) (sub-pages of
+    /// it that you have not restored yet would go with it).
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -418,9 +440,12 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
             Ok(s) if slot < Self::SUB_PAGES_PER_PAGE => s,
             _ => return Err(MappedPageError::OutOfBounds),
         };
-        if !self.parents.contains_key(&parent.0) {
-            self.add_parent(parent.0);
-        }
+        // Off the list of parents with room until `finish_restore`.
+        self.parents.entry(parent.0).or_insert(Parent {
+            used: 0,
+            partial_at: None,
+            restored: true,
+        });
         let id = self.id(parent.0, slot);
         if !self.is_used(parent.0, slot) {
             self.mark_used(parent.0, slot);
@@ -470,9 +495,73 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
             Parent {
                 used: 0,
                 partial_at: Some(self.partial.len()),
+                restored: false,
             },
         );
         self.partial.push(page);
+    }
+
+    /// Says that every sub-page still in use has been handed back with
+    /// [`restore`](SubPageAllocator::restore): the parents restored so far
+    /// are known whole from now on, so their free slots are handed out again
+    /// and a parent whose last sub-page is freed goes back to the pager.
+    ///
+    /// Until this is called, a restored parent is neither: sub-pages of it
+    /// that were in use before the restart, but not restored yet, would be
+    /// handed out over their bytes, or freed with the page. A free that
+    /// would give a restored parent back fails with
+    /// [`IncompleteRestore`](MappedPageError::IncompleteRestore) instead.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.bin");
+    /// use mappedpages::{MappedPageError, PageAllocator, Pager, SubPageAllocator};
+    /// let mut sub = SubPageAllocator::<4096, 1024>::new(Pager::<4096>::create(&path)?);
+    /// let (a, b) = (sub.alloc()?, sub.alloc()?);
+    /// let records = [(a.parent(), a.slot()), (b.parent(), b.slot())];
+    /// drop(sub);
+    ///
+    /// let mut sub = SubPageAllocator::<4096, 1024>::new(Pager::<4096>::open(&path)?);
+    /// let a = sub.restore(records[0].0, records[0].1)?;
+    /// // `b` is still in use, but not restored yet: freeing `a` must not
+    /// // give their parent back.
+    /// assert!(matches!(sub.free(a), Err(MappedPageError::IncompleteRestore { .. })));
+    /// let b = sub.restore(records[1].0, records[1].1)?;
+    /// sub.finish_restore();
+    /// sub.free(a)?;
+    /// sub.free(b)?; // the parent goes back to the pager
+    /// assert_eq!(sub.parent_page_count(), 0);
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    pub fn finish_restore(&mut self) {
+        let pages: Vec<u64> = self
+            .parents
+            .iter()
+            .filter(|(_, p)| p.restored)
+            .map(|(&page, _)| page)
+            .collect();
+        for page in pages {
+            let Some(p) = self.parents.get_mut(&page) else {
+                continue;
+            };
+            p.restored = false;
+            if p.used != Self::FULL && p.partial_at.is_none() {
+                p.partial_at = Some(self.partial.len());
+                self.partial.push(page);
+            }
+        }
+    }
+
+    /// Fails with `IncompleteRestore` if freeing `bits` of `page` would give
+    /// back a parent learned through `restore` before `finish_restore`.
+    fn check_release(&self, page: u64, bits: u64) -> Result<()> {
+        match self.parents.get(&page) {
+            Some(p) if p.restored && p.used & !bits == 0 => {
+                Err(MappedPageError::IncompleteRestore { page })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Removes `page` from the list of parents with a free slot.
@@ -590,7 +679,8 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize> SubPageAllocator<PARENT_SI
             self.parents.remove(&page);
             return true;
         }
-        if at.is_none() {
+        let restored = self.parents.get(&page).is_some_and(|p| p.restored);
+        if at.is_none() && !restored {
             if let Some(p) = self.parents.get_mut(&page) {
                 p.partial_at = Some(self.partial.len());
             }
@@ -716,10 +806,13 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize>
     ///
     /// # Errors
     /// `DoubleFree` (naming the parent page) for a sub-page already free,
-    /// `OutOfBounds` for a handle of another allocator, or the errors of
+    /// `OutOfBounds` for a handle of another allocator, `IncompleteRestore`
+    /// for the last sub-page of a parent restored before
+    /// [`finish_restore`](SubPageAllocator::finish_restore), or the errors of
     /// [`Pager::free`]. Nothing changes on error.
     fn free(&mut self, handle: SubPageId<PARENT_SIZE, SUB_SIZE>) -> Result<()> {
         self.check_freeable(&handle)?;
+        self.check_release(handle.parent, 1u64 << handle.slot)?;
         let last = self
             .parents
             .get(&handle.parent)
@@ -769,7 +862,8 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize>
     /// # Errors
     /// An empty list does nothing. `DoubleFree` for a sub-page already
     /// free or named twice; `OutOfBounds` for a handle of another allocator;
-    /// those of [`Pager::free_bulk`]. Nothing changes on error.
+    /// `IncompleteRestore` as for `free`; those of [`Pager::free_bulk`].
+    /// Nothing changes on error.
     fn free_bulk(&mut self, handles: Vec<SubPageId<PARENT_SIZE, SUB_SIZE>>) -> Result<()> {
         if handles.is_empty() {
             return Ok(());
@@ -783,6 +877,9 @@ impl<const PARENT_SIZE: usize, const SUB_SIZE: usize>
                 return Err(MappedPageError::DoubleFree);
             }
             *bits |= bit;
+        }
+        for (&page, &bits) in &clearing {
+            self.check_release(page, bits)?;
         }
         let emptied: Vec<PageId<PARENT_SIZE>> = clearing
             .iter()

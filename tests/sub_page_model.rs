@@ -356,6 +356,14 @@ fn restore_rebuilds_the_state_after_reopening() {
     assert_eq!(sub.allocated_count(), 6);
     assert!(sub.restore(records[0].0, 4).is_err());
     assert!(sub.restore(mappedpages::PageId(1), 0).is_err());
+    // Until every sub-page in use is said to be restored, the restored
+    // parents lend no slot: a new one comes from a new parent.
+    let early = sub.alloc().unwrap();
+    assert!(records.iter().all(|&(parent, _)| parent != early.parent()));
+    assert_eq!(sub.parent_page_count(), 3);
+    sub.free(early).unwrap();
+    assert_eq!(sub.parent_page_count(), 2);
+    sub.finish_restore();
     // The two free slots of the second parent are used before a new parent.
     sub.alloc_bulk(2).unwrap();
     assert_eq!(sub.parent_page_count(), 2);
