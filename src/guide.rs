@@ -295,6 +295,38 @@
 //!
 //! # Sub-page allocation
 //!
+//! **Durable sub-pages** ([`SubPage<SIZE>`](crate::SubPage)) are the ones to
+//! build on: allocated, written and freed inside a transaction, committed
+//! with it, recorded in the file and read through snapshots. A committed
+//! sub-page is rewritten copy-on-write, as a page is:
+//!
+//! ```
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("data.bin");
+//! use mappedpages::{Pager, SubPage};
+//!
+//! let mut pager = Pager::<4096>::create(&path)?;
+//! let mut txn = pager.transaction()?;
+//! let v1: SubPage<512> = txn.alloc_sub_page()?;
+//! txn.sub_page_mut(v1)?.fill(1);
+//! txn.commit()?;
+//!
+//! let mut txn = pager.transaction()?;
+//! let v2 = txn.alloc_sub_page::<512>()?;
+//! let old = txn.sub_page(v1)?.to_vec();
+//! txn.sub_page_mut(v2)?.copy_from_slice(&old);
+//! txn.sub_page_mut(v2)?[0] = 2;
+//! txn.free_sub_page(v1)?;
+//! txn.commit()?; // both, or neither, after a crash
+//! drop(pager);
+//!
+//! let pager = Pager::<4096>::open(&path)?;
+//! assert_eq!(pager.iter_sub_pages::<512>().collect::<Vec<_>>(), [v2]);
+//! assert_eq!(pager.sub_page(v2)?[..2], [2, 1]);
+//! # Ok::<(), mappedpages::MappedPageError>(())
+//! ```
+//!
+//! The 0.2 allocator stays for code written against it:
 //! [`SubPageAllocator<PARENT_SIZE, SUB_SIZE>`](crate::SubPageAllocator) wraps
 //! a `Pager<PARENT_SIZE>`, cuts each page it checks out into
 //! `PARENT_SIZE / SUB_SIZE` sub-pages (at most 64), and hands them out as
@@ -305,7 +337,8 @@
 //! **The sub-allocation state is in memory only.** The sub-pages' bytes live
 //! in ordinary regular pages, but which slots are used is not written to the
 //! file: after a restart, rebuild it from your own records with
-//! [`SubPageAllocator::restore`](crate::SubPageAllocator::restore).
+//! [`SubPageAllocator::restore`](crate::SubPageAllocator::restore), then
+//! [`finish_restore`](crate::SubPageAllocator::finish_restore).
 //!
 //! ```
 //! # let dir = tempfile::tempdir()?;

@@ -40,7 +40,10 @@
 //! allocated and protected-page writes, published by one commit with one
 //! sync ([`Durability::Immediate`]) or none ([`Durability::Deferred`]), and
 //! undone by dropping it. After a crash the file reopens to the state before
-//! the transaction or after it, never a part.
+//! the transaction or after it, never a part. Small objects live in durable
+//! sub-pages ([`SubPage`], a page cut into 2 to 64 parts), allocated, written
+//! and freed in the same transactions, recorded in the file (nothing to
+//! rebuild after a restart) and read through snapshots like pages.
 //!
 //! Readers never wait for the writer. A [`Snapshot`] ([`Pager::snapshot`])
 //! is a read view of one committed state, `Send + Sync` and cheap to clone,
