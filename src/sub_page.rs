@@ -344,6 +344,7 @@ impl<const PAGE_SIZE: usize> Snapshot<PAGE_SIZE> {
     /// assert!(pager.sub_page(id).is_err());
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
+    #[inline]
     pub fn sub_page<const SIZE: usize>(&self, id: SubPage<SIZE>) -> Result<&[u8]> {
         let shift = shift_of::<PAGE_SIZE, SIZE>()?;
         self.state.sub_page(shift, id.0)

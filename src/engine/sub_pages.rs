@@ -40,7 +40,7 @@ use crate::engine::snapshots::Frozen;
 use crate::engine::sub_slots::FreedSubPages;
 use crate::engine::transaction::{TxnState, Undo};
 use crate::error::{MappedPageError, Result};
-use crate::format::record::{DirEntry, Record, MAX_SUB_SHIFT};
+use crate::format::record::{DirEntry, EntryState, Record, MAX_SUB_SHIFT};
 
 /// Bits of a sub-page id below its directory slot: the index in the parent.
 pub(crate) const INDEX_BITS: u32 = MAX_SUB_SHIFT as u32;
@@ -383,17 +383,28 @@ impl Core {
 
 impl Frozen {
     /// The bytes of a sub-page allocated in this state.
+    #[inline]
     pub(crate) fn sub_page(&self, shift: u8, id: u64) -> Result<&[u8]> {
         let (slot, index) = split(id);
-        match self.entry(slot).as_ref().and_then(DirEntry::as_parent) {
-            Some((page, s, used)) if s == shift && used & (1 << index) != 0 => {
+        let entry = usize::try_from(slot)
+            .ok()
+            .and_then(|slot| self.directory().get(slot));
+        if let Some(&DirEntry {
+            copies: [page, _],
+            state: EntryState::Parent { shift: s, used },
+        }) = entry
+        {
+            if s == shift && used & (1 << index) != 0 {
                 let size = self.page_size() >> shift;
                 let start = index as usize * size;
-                self.page(page)?
-                    .get(start..start + size)
-                    .ok_or(MappedPageError::OutOfBounds)
+                // A `match`, not `ok_or`: an error built eagerly is dropped
+                // on every read.
+                return match self.page(page)?.get(start..start + size) {
+                    Some(bytes) => Ok(bytes),
+                    None => Err(MappedPageError::OutOfBounds),
+                };
             }
-            _ => Err(MappedPageError::InvalidSubPage { id }),
         }
+        Err(MappedPageError::InvalidSubPage { id })
     }
 }
