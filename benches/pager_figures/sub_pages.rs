@@ -75,19 +75,6 @@ pub struct SubPageResults {
     space: Vec<Row>,
 }
 
-fn rounds(cfg: &Config, k: usize) -> usize {
-    let full = match k {
-        1 => 300,
-        16 => 200,
-        _ => 60,
-    };
-    if cfg.quick {
-        full / 3
-    } else {
-        full
-    }
-}
-
 /// Runs `f` on `pager`: its time and the sync calls it made.
 fn measure(
     pager: &mut Pager<PAGE>,
@@ -124,7 +111,7 @@ fn run_txns(cfg: &Config, dir: &Path) -> BoxResult<Vec<TxnCase>> {
             sub_syncs: Vec::new(),
             page_syncs: Vec::new(),
         };
-        let rounds = rounds(cfg, k);
+        let rounds = super::transactions::t3_rounds(cfg, k);
         let warmup = (rounds / 10).max(5);
         for round in 0..warmup + rounds {
             let record = round >= warmup;

@@ -140,7 +140,9 @@ const PLACEMENTS: [(Placement, &str); 3] = [
     ),
 ];
 
-fn t3_rounds(cfg: &Config, k: usize) -> usize {
+/// How many transactions of k pages a figure times (the sub-page part times
+/// the same counts).
+pub(crate) fn t3_rounds(cfg: &Config, k: usize) -> usize {
     let full = match k {
         1 => 300,
         16 => 200,

@@ -925,20 +925,12 @@ pub fn check_shows<const N: usize>(
             ctx()
         );
     }
-    let listed = sub_pages::list(pager);
-    assert!(
-        listed.iter().eq(model.sub_pages.keys()),
-        "sub-pages differ: {listed:?} {}",
-        ctx()
+    check_sub_pages(
+        &sub_pages::list(pager),
+        |key| sub_pages::read(pager, key),
+        model,
+        ctx,
     );
-    for (&key, bytes) in &model.sub_pages {
-        let got = sub_pages::read(pager, key).unwrap();
-        assert!(
-            got == bytes.as_slice(),
-            "bytes of sub-page {key:?} differ {}",
-            ctx()
-        );
-    }
     for &key in model.freed_sub_pages.iter().take(16) {
         let err = sub_pages::read(pager, key).map(|_| ()).unwrap_err();
         assert!(
@@ -977,17 +969,32 @@ fn check_snapshot<const N: usize>(snap: &Snapshot<N>, model: &Model, ctx: &dyn F
             ctx()
         );
     }
-    let listed = sub_pages::list_snapshot(snap);
+    check_sub_pages(
+        &sub_pages::list_snapshot(snap),
+        |key| sub_pages::read_snapshot(snap, key),
+        model,
+        ctx,
+    );
+}
+
+/// The sub-pages `listed` and read through `read` are the model's, byte for
+/// byte.
+fn check_sub_pages<'a>(
+    listed: &[SubKey],
+    read: impl Fn(SubKey) -> Result<&'a [u8]>,
+    model: &Model,
+    ctx: &dyn Fn() -> String,
+) {
     assert!(
         listed.iter().eq(model.sub_pages.keys()),
-        "sub-pages differ {}",
+        "sub-pages differ: {listed:?} {}",
         ctx()
     );
     for (&key, bytes) in &model.sub_pages {
-        let now = sub_pages::read_snapshot(snap, key).unwrap();
+        let got = read(key).unwrap_or_else(|e| panic!("sub-page {key:?}: {e:?} {}", ctx()));
         assert!(
-            now == bytes.as_slice(),
-            "sub-page {key:?} changed under it {}",
+            got == bytes.as_slice(),
+            "bytes of sub-page {key:?} differ {}",
             ctx()
         );
     }

@@ -148,29 +148,29 @@ pub fn read_snapshot<const N: usize>(
 
 /// Every sub-page of the model's sizes allocated in `pager`, ascending.
 pub fn list<const N: usize>(pager: &Pager<N>) -> Vec<SubKey> {
-    let mut keys: Vec<SubKey> = sizes(N)
-        .into_iter()
-        .flat_map(|size| {
-            with_size!(size, |S| pager
-                .iter_sub_pages::<S>()
-                .map(|id| (size, id.0))
-                .collect::<Vec<_>>())
-        })
-        .collect();
-    keys.sort_unstable();
-    keys
+    list_of(N, |size| {
+        with_size!(size, |S| pager
+            .iter_sub_pages::<S>()
+            .map(|id| id.0)
+            .collect())
+    })
 }
 
 /// [`list`] of a snapshot.
 pub fn list_snapshot<const N: usize>(snapshot: &Snapshot<N>) -> Vec<SubKey> {
-    let mut keys: Vec<SubKey> = sizes(N)
+    list_of(N, |size| {
+        with_size!(size, |S| snapshot
+            .iter_sub_pages::<S>()
+            .map(|id| id.0)
+            .collect())
+    })
+}
+
+/// The sub-pages of every size of the model, from `ids_of(size)`, ascending.
+fn list_of(page_size: usize, ids_of: impl Fn(usize) -> Vec<u64>) -> Vec<SubKey> {
+    let mut keys: Vec<SubKey> = sizes(page_size)
         .into_iter()
-        .flat_map(|size| {
-            with_size!(size, |S| snapshot
-                .iter_sub_pages::<S>()
-                .map(|id| (size, id.0))
-                .collect::<Vec<_>>())
-        })
+        .flat_map(|size| ids_of(size).into_iter().map(move |raw| (size, raw)))
         .collect();
     keys.sort_unstable();
     keys
