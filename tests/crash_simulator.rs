@@ -2089,11 +2089,12 @@ fn crash_images_shrink_at_a_bitmap_leaf_boundary() {
     }
 }
 
-/// Calls of a small-file workload: `n`, and half as many under Wine, where
-/// every image opens through the Windows layer and is read whole. Half a
-/// workload still grows its file many times, commits transactions and
-/// shrinks it through the Windows code; the images' checks are the same
-/// on every platform, and the native run makes every call.
+/// Calls of a small-file workload (and commits per thread of a group-commit
+/// one): `n`, and half as many under Wine, where every image opens through
+/// the Windows layer and is read whole. Half a workload still grows its
+/// file many times, commits transactions, shrinks it and runs group syncs
+/// through the Windows code; the images' checks are the same on every
+/// platform, and the native run makes every call.
 fn wine_calls(n: u64) -> u64 {
     if cfg!(mappedpages_wine) {
         n / 2
