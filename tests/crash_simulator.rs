@@ -61,6 +61,20 @@
 //! must open to a root no older than the one made durable before the cut
 //! and no longer than the file. Each run prints what those images opened to.
 //!
+//! The group-commit run (`crash_images_group_commit`) has four threads
+//! commit through `ConcurrentPager::write_and_sync` (transactions that
+//! allocate and fill pages, some more than a root checks, free older pages
+//! and write protected pages) on a file where a sync takes real time, so
+//! that commits are made while a group sync runs and leave their root to
+//! the next one. A group sync runs without the writer's lock and the hook
+//! sees only its start, so its crash point stays open while it may run and
+//! takes the writes of those commits too (see `GroupRecorder`). Every
+//! power-loss image of every sync point, and the page cache before every
+//! write and after every commit, must open to a prefix of the commits in
+//! the order they were made, holding every commit whose call had returned
+//! before the point (and the one the last finished sync made durable), and
+//! after the last call returned, every commit.
+//!
 //! Without `MAPPEDPAGES_DEEP_TESTS=1` (see `depth_support`) each
 //! configuration runs a seed or two instead of its full matrix.
 //! `MAPPEDPAGES_SOAK=<n>` multiplies the seeds of the default tests by `n`;
@@ -89,13 +103,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crash_support::{
-    check_file_sized, describe, drive, options, pages_written, root_capacity, soak_factor,
-    temp_dir, End, Expect, History, Op, Rng, State, Workload, GROWTH_STEP_PAGES, INITIAL_PAGES, P,
-    PS,
+    check_file_sized, describe, drive, options, options_sized, pages_written, root_capacity,
+    soak_factor, temp_dir, End, Expect, History, Op, Rng, State, Workload, GROWTH_STEP_PAGES,
+    INITIAL_PAGES, P, PS,
 };
 use depth_support::depth;
 use mappedpages::fault::{IoEvent, IoHook};
-use mappedpages::{Durability, Pager};
+use mappedpages::{ConcurrentPager, Durability, PageId, Pager, ProtectedPageId};
 
 const SECTOR: usize = 512;
 
@@ -408,6 +422,8 @@ struct Recorder {
     cut_root: u64,
     /// Nothing was written or grown since the last sync.
     since_sync: bool,
+    /// Set for a group-commit workload (`simulate_group`).
+    group: Option<GroupRecorder>,
 }
 
 impl Recorder {
@@ -441,6 +457,7 @@ impl Recorder {
             cut: false,
             cut_root: 0,
             since_sync: false,
+            group: None,
         }
     }
 
@@ -463,6 +480,9 @@ impl Recorder {
                 continue;
             }
             let now = Arc::clone(now);
+            if let Some(group) = &mut self.group {
+                group.saw(page, &now);
+            }
             let durable_differs = now != *self.page(&self.durable, page);
             let list = self.versions.entry(page).or_default();
             if durable_differs && !list.contains(&now) {
@@ -504,6 +524,11 @@ impl Recorder {
             IoEvent::Grow { new_len } => {
                 self.current_len = new_len as usize;
                 self.after_grow = true;
+                // A growth made while a group sync may run: a power loss
+                // before the sync ends may find the file at either length.
+                if let Some(window) = self.group.as_mut().and_then(|g| g.window.as_mut()) {
+                    window.current_len = window.current_len.max(self.current_len);
+                }
             }
             // A growth's own step, the undo of a failed growth, or a cut after
             // a shrink's root is durable: until the next sync the disk may
@@ -512,6 +537,9 @@ impl Recorder {
                 let len = len as usize;
                 if len < self.current_len && self.active {
                     self.cut = true;
+                    // Not what a commit does while a group sync runs: the
+                    // sync's point takes no more writes.
+                    self.close_window();
                     // A cut straight after a sync follows a shrink's root.
                     // A dropped transaction's growth given back does not
                     // (no root counted on it) and asks nothing new.
@@ -526,15 +554,28 @@ impl Recorder {
                 self.observe(&snap);
                 let page = offset as usize / self.page_size;
                 let root = page == 1 || page == 2;
+                // The page cache holds a root no older than the one of the
+                // last sync started.
+                let lo = match &self.group {
+                    Some(group) => group.floor(&self.durable),
+                    None => self.call - 1,
+                };
                 if root {
                     self.root_calls.insert(self.call);
-                    self.root_write = Some((page, Arc::clone(self.page(&snap, page))));
+                    if let Some(group) = &mut self.group {
+                        // The pager writes a root only once it has applied
+                        // the outcome of the group sync that ran.
+                        group.root_in_commit |= group.in_commit;
+                        self.close_window();
+                    } else {
+                        self.root_write = Some((page, Arc::clone(self.page(&snap, page))));
+                    }
                 } else {
                     self.tree_writes += 1;
                 }
                 self.cache_images.push(CacheImage {
                     image: snap,
-                    lo: self.call - 1,
+                    lo,
                     hi: self.call,
                     durable_before: self.call,
                     always: root,
@@ -547,10 +588,12 @@ impl Recorder {
                 let mut snap = self.read_file();
                 snap.set_len(self.current_len);
                 self.observe(&snap);
+                // A sync starts only once the one before has ended.
+                self.close_window();
                 let versions = std::mem::take(&mut self.versions);
                 let durable = std::mem::replace(&mut self.durable, snap);
                 let cut_root = (self.current_len < durable.len).then_some(self.cut_root);
-                self.points.push(CrashPoint {
+                let mut point = CrashPoint {
                     durable,
                     current_len: self.current_len,
                     versions,
@@ -559,7 +602,23 @@ impl Recorder {
                     durable_before: self.prev_sync_call,
                     tree_writes: std::mem::take(&mut self.tree_writes),
                     cut_root,
-                });
+                };
+                if let Some(group) = &mut self.group {
+                    point.floor = group.floor(&point.durable);
+                    point.durable_before = point.floor + 1;
+                    if group.in_commit {
+                        // A sync made with the writer's lock held, inside
+                        // a commit: over before the next write.
+                        self.points.push(point);
+                    } else {
+                        // A group sync: the writer goes on while it runs.
+                        group.group_syncs += 1;
+                        group.window = Some(point);
+                        group.window_took = false;
+                    }
+                    return;
+                }
+                self.points.push(point);
                 // Once this sync returns, every call before this one is
                 // durable, and the pager counts on it: the next root goes to
                 // the other slot. The sync a growth makes is not counted so:
@@ -588,6 +647,215 @@ impl Recorder {
         });
         if self.durability == Durability::Immediate {
             self.floor = self.call;
+        }
+    }
+
+    /// Ends the crash point of a running group sync, if any (see
+    /// [`GroupRecorder`]): of the writes made in the commit going on, only
+    /// those of its own fresh pages join it.
+    fn close_window(&mut self) {
+        let Some(group) = &mut self.group else {
+            return;
+        };
+        let Some(mut window) = group.window.take() else {
+            return;
+        };
+        for (page, versions) in std::mem::take(&mut group.tentative) {
+            if group.own_pages.contains(&page) {
+                for bytes in &versions {
+                    group.window_took |= add_version(&mut window, page, bytes);
+                }
+            }
+        }
+        group.windows_with_writes += u64::from(group.window_took);
+        window.call = self.call;
+        self.points.push(window);
+    }
+
+    /// A commit of the group workload starts: its thread holds the writer's
+    /// lock. What was written before belongs to what came before.
+    fn commit_begins(&mut self) {
+        let snap = self.read_file();
+        self.observe(&snap);
+        let group = self.group.as_mut().expect("a group workload");
+        group.in_commit = true;
+        group.root_in_commit = false;
+        group.own_pages.clear();
+        group.tentative.clear();
+        self.call = group.commits() + 1;
+    }
+
+    /// The commit going on wrote these fresh pages, taken before its commit
+    /// could apply a group sync's outcome.
+    fn commit_writes(&mut self, pages: impl IntoIterator<Item = usize>) {
+        let group = self.group.as_mut().expect("a group workload");
+        group.own_pages.extend(pages);
+    }
+
+    /// The commit going on committed, making `generation`; its thread still
+    /// holds the writer's lock. Had it found a group sync running, it wrote
+    /// no root, and all it wrote joins that sync's crash point.
+    fn commit_ends(&mut self, generation: u64) {
+        let snap = self.read_file();
+        self.observe(&snap);
+        let group = self.group.as_mut().expect("a group workload");
+        group.in_commit = false;
+        let tentative = std::mem::take(&mut group.tentative);
+        if let Some(window) = &mut group.window {
+            // A root written, or a sync, would have closed it.
+            group.commits_during_sync += 1;
+            for (page, versions) in tentative {
+                for bytes in &versions {
+                    group.window_took |= add_version(window, page, bytes);
+                }
+            }
+        }
+        assert!(
+            group.generations.last() < Some(&generation),
+            "commit {} made generation {generation}, not past the one before",
+            self.call
+        );
+        group.generations.push(generation);
+        let lo = group.floor(&self.durable);
+        self.cache_images.push(CacheImage {
+            image: snap,
+            lo,
+            hi: self.call,
+            durable_before: self.call,
+            always: true,
+        });
+    }
+
+    /// The `write_and_sync` call of commit `commit` has returned `Ok`.
+    fn returned(&mut self, commit: u64) {
+        let group = self.group.as_mut().expect("a group workload");
+        group.returned = group.returned.max(commit);
+    }
+
+    /// Every call of the group workload has returned: the crash point of
+    /// the last group sync ends, and a power loss now, with what was written
+    /// since (nothing a root uses), must keep every commit.
+    fn finish(&mut self) {
+        self.close_window();
+        let mut snap = self.read_file();
+        snap.set_len(self.current_len);
+        self.observe(&snap);
+        let group = self.group.as_ref().expect("a group workload");
+        let floor = group.floor(&self.durable);
+        assert_eq!(group.returned, group.commits(), "a call did not return");
+        self.points.push(CrashPoint {
+            durable: self.durable.clone(),
+            current_len: self.current_len,
+            versions: std::mem::take(&mut self.versions),
+            floor,
+            call: group.commits(),
+            durable_before: floor + 1,
+            tree_writes: std::mem::take(&mut self.tree_writes),
+            cut_root: None,
+        });
+    }
+}
+
+/// Adds `bytes` to the versions of `page` at `point`, unless they are its
+/// durable bytes or one of its versions already; whether it did.
+fn add_version(point: &mut CrashPoint, page: usize, bytes: &Page) -> bool {
+    let durable = match point.durable.get(page) {
+        Some(durable) => durable == bytes,
+        None => bytes.iter().all(|&b| b == 0),
+    };
+    if durable || point.versions.get(&page).is_some_and(|v| v.contains(bytes)) {
+        return false;
+    }
+    point
+        .versions
+        .entry(page)
+        .or_default()
+        .push(Arc::clone(bytes));
+    true
+}
+
+/// What the recorder keeps of a group-commit workload (`simulate_group`).
+///
+/// A group sync runs without the writer's lock, and the hook sees only its
+/// start. Until it ends, a power loss may leave the image the sync before
+/// made durable with any of the writes made since, those of the commits
+/// made while it runs included (they write fresh pages and leave their root
+/// pending). So the crash point of a group sync stays open (`window`) and
+/// takes those writes, until the pager shows that the sync is over: it
+/// writes a root or starts a sync only once it has applied the sync's
+/// outcome. The commit that applies it may, before its root, write pages
+/// that outcome made free (tree pages, check pages): what a commit writes
+/// goes to `tentative` first, and joins the window whole if the commit
+/// wrote no root, else only for the fresh pages it took before (its
+/// `own_pages`).
+#[derive(Default)]
+struct GroupRecorder {
+    /// A commit's closure runs (its thread holds the writer's lock).
+    in_commit: bool,
+    /// The crash point of the group sync started last, while it may run.
+    window: Option<CrashPoint>,
+    /// The window took writes made after its sync started.
+    window_took: bool,
+    /// Versions written during the commit going on, while a window is open.
+    tentative: BTreeMap<usize, Vec<Page>>,
+    /// The fresh pages the commit going on wrote.
+    own_pages: BTreeSet<usize>,
+    /// The commit going on wrote a root.
+    root_in_commit: bool,
+    /// The generation of each commit; commit 0 is the file as the workload
+    /// found it.
+    generations: Vec<u64>,
+    /// The newest commit whose call had returned, as its thread noted
+    /// after the return.
+    returned: u64,
+    /// Group syncs started, commits made while one ran (their roots left
+    /// pending), and group syncs whose crash point took writes made while
+    /// they ran.
+    group_syncs: u64,
+    commits_during_sync: u64,
+    windows_with_writes: u64,
+}
+
+impl GroupRecorder {
+    fn new(generation: u64) -> GroupRecorder {
+        GroupRecorder {
+            generations: vec![generation],
+            ..GroupRecorder::default()
+        }
+    }
+
+    /// Commits made so far.
+    fn commits(&self) -> u64 {
+        self.generations.len() as u64 - 1
+    }
+
+    /// The commit that made `generation`, or the last one before it.
+    fn commit_of(&self, generation: u64) -> u64 {
+        let after = self.generations.partition_point(|&g| g <= generation);
+        after.saturating_sub(1) as u64
+    }
+
+    /// The oldest commit a power loss on `durable` (the image the last
+    /// finished sync made durable, with any later writes) may show: the
+    /// one of its newest root, and every commit whose call had returned
+    /// (its sync had ended before this sync started).
+    fn floor(&self, durable: &Image) -> u64 {
+        self.commit_of(durable.newest_root().generation)
+            .max(self.returned)
+    }
+
+    /// `page` now holds `bytes` (it changed since the last look).
+    fn saw(&mut self, page: usize, bytes: &Page) {
+        let Some(window) = &mut self.window else {
+            return;
+        };
+        if self.in_commit {
+            let versions = self.tentative.entry(page).or_default();
+            if !versions.contains(bytes) {
+                versions.push(Arc::clone(bytes));
+            }
+        } else {
+            self.window_took |= add_version(window, page, bytes);
         }
     }
 }
@@ -627,7 +895,24 @@ struct Tally {
     relocations: u64,
     /// Copies of the file made (and opened to the model's state) by calls.
     copies: u64,
+    group: GroupTally,
     violations: Vec<String>,
+}
+
+/// Figures of the group-commit runs.
+#[derive(Default, Debug)]
+struct GroupTally {
+    /// Commits made through `write_and_sync`, group syncs, commits made
+    /// while a group sync ran, and group syncs whose crash point took
+    /// writes made while they ran.
+    commits: u64,
+    group_syncs: u64,
+    commits_during_sync: u64,
+    windows_with_writes: u64,
+    /// Power-loss images that opened to the oldest commit they may show,
+    /// and to a newer one.
+    at_floor: u64,
+    newer: u64,
 }
 
 /// Figures of the shrinks of one run (contract C2).
@@ -1363,6 +1648,22 @@ fn report(name: &str, tally: &Tally, started: Instant) {
         started.elapsed().as_secs_f64(),
         tally.violations.len()
     );
+    let group = &tally.group;
+    if group.commits > 0 {
+        println!(
+            "{name}: group commit: {} commits, {} group syncs, {} commits made while one ran, \
+             {} group syncs whose crash point took writes made while they ran; power-loss \
+             images opened to the oldest commit they may show {} times, to a newer one {}",
+            group.commits,
+            group.group_syncs,
+            group.commits_during_sync,
+            group.windows_with_writes,
+            group.at_floor,
+            group.newer
+        );
+        report_violations(tally);
+        return;
+    }
     println!(
         "{name}: transactions: {} committed ({} writing more pages than a root checks), {} \
          dropped; {} sync points with a commit pending ({} with two or more, {} with check \
@@ -1400,6 +1701,10 @@ fn report(name: &str, tally: &Tally, started: Instant) {
             shrink.cut_pending_points,
         );
     }
+    report_violations(tally);
+}
+
+fn report_violations(tally: &Tally) {
     for v in tally.violations.iter().take(10) {
         println!("  violation: {v}");
     }
@@ -1424,12 +1729,13 @@ struct Run {
 }
 
 impl Run {
+    /// Small files (see `wine_calls` for `calls` under Wine).
     fn small(name: &'static str, durability: Durability, seeds: u64, calls: u64) -> Run {
         Run {
             name,
             durability,
             seeds,
-            calls,
+            calls: wine_calls(calls),
             random_images: 12,
             max_singles: None,
             txns: None,
@@ -1519,6 +1825,244 @@ impl Run {
     }
 }
 
+/// The shared state of a group-commit workload, taken under the writer's
+/// lock (so in commit order): the model, and the seeded choices.
+struct GroupWork {
+    history: History,
+    rng: Rng,
+}
+
+/// Regular pages the group workload keeps at most: it frees what is past.
+const GROUP_MAX_REGULAR: usize = 48;
+
+/// One commit of the group workload, made in `write_and_sync`'s closure:
+/// a transaction that allocates fresh pages and fills each with a byte
+/// (now and then more pages than a root checks, so that check pages are
+/// written while a sync runs), frees older pages (which no commit may reuse
+/// before a root that no longer uses them is durable), and now and then
+/// allocates, writes or frees a protected page. Returns the commit's index
+/// in the history.
+fn group_commit<const N: usize>(
+    pager: &mut Pager<N>,
+    work: &Mutex<GroupWork>,
+    recorder: &Mutex<Recorder>,
+) -> mappedpages::Result<u64> {
+    recorder.lock().unwrap().commit_begins();
+    let mut work = work.lock().unwrap();
+    let GroupWork { history, rng } = &mut *work;
+    let before = history.states.last().unwrap().clone();
+    let mut txn = pager.transaction()?;
+    let count = if rng.chance(6) {
+        root_capacity(N) + 4
+    } else {
+        1 + rng.index(3)
+    };
+    let mut fills = Vec::new();
+    for _ in 0..count {
+        let id = txn.alloc()?;
+        let value = 1 + rng.below(255) as u8;
+        txn.get_mut(id)?.as_bytes_mut().fill(value);
+        fills.push((id.0, value));
+    }
+    let mut older: Vec<u64> = before.regular.iter().copied().collect();
+    let excess = (older.len() + count).saturating_sub(GROUP_MAX_REGULAR);
+    let frees = excess.max(usize::from(rng.chance(50))).min(older.len());
+    for _ in 0..frees {
+        let page = older.swap_remove(rng.index(older.len()));
+        txn.free(PageId(page))?;
+    }
+    if rng.chance(25) {
+        let slots: Vec<u64> = before.protected.keys().copied().collect();
+        let value = 1 + rng.below(255) as u8;
+        if slots.len() < 3 || rng.chance(20) {
+            let id = txn.alloc_protected()?;
+            txn.write_protected(id)?.as_bytes_mut().fill(value);
+        } else {
+            let id = ProtectedPageId(slots[rng.index(slots.len())]);
+            if rng.chance(20) {
+                txn.free_protected(id)?;
+            } else {
+                txn.write_protected(id)?.as_bytes_mut().fill(value);
+            }
+        }
+    }
+    recorder
+        .lock()
+        .unwrap()
+        .commit_writes(fills.iter().map(|&(page, _)| page as usize));
+    txn.commit()?;
+    let state = State::observe(pager).unwrap_or_else(|e| panic!("after a commit: {e}"));
+    history.push_commit(state, &fills);
+    recorder.lock().unwrap().commit_ends(pager.generation());
+    Ok(history.last())
+}
+
+/// Runs one group-commit workload (`threads` threads making `commits`
+/// commits each through `ConcurrentPager::write_and_sync`) and checks every
+/// crash image; adds to `tally`.
+fn simulate_group<const N: usize>(run: &GroupRun, seed: u64, tally: &mut Tally) {
+    let durability = run.durability;
+    // The workload's file is on the system's temporary directory (a disk,
+    // where a sync takes long enough for other threads to commit while it
+    // runs), the images in memory where the system can.
+    let dir = tempfile::tempdir().unwrap();
+    let images_dir = temp_dir();
+    let path = dir.path().join("group.bin");
+    let scratch = images_dir.path().join("image.bin");
+    let options = options_sized::<N>(durability);
+    drop(options.clone().create(&path).unwrap());
+
+    let mut recorder = Recorder::new(&path, N, durability);
+    recorder.group = Some(GroupRecorder::new(
+        recorder.durable.newest_root().generation,
+    ));
+    recorder.active = true;
+    let recorder = Arc::new(Mutex::new(recorder));
+    let zero = Arc::clone(&recorder.lock().unwrap().zero);
+    let hook_recorder = Arc::clone(&recorder);
+    let hook = IoHook::new(move |event| {
+        if let Ok(mut r) = hook_recorder.lock() {
+            r.on_event(event);
+        }
+        Ok(())
+    });
+    // Open writes and syncs nothing; the first commit syncs the root it found.
+    let shared = ConcurrentPager::new(options.io_hook(hook).open(&path).unwrap()).unwrap();
+    let work = Arc::new(Mutex::new(GroupWork {
+        history: History::starting_from(State::default(), N),
+        rng: Rng::new(seed),
+    }));
+    let threads: Vec<_> = (0..run.threads)
+        .map(|_| {
+            let (shared, work, recorder) =
+                (shared.clone(), Arc::clone(&work), Arc::clone(&recorder));
+            let commits = run.commits;
+            std::thread::spawn(move || {
+                for _ in 0..commits {
+                    let commit = shared
+                        .write_and_sync(|pager| group_commit(pager, &work, &recorder))
+                        .unwrap_or_else(|e| panic!("{durability:?} seed {seed}: {e}"));
+                    recorder.lock().unwrap().returned(commit);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let (points, cache) = {
+        let mut r = recorder.lock().unwrap();
+        r.finish();
+        r.active = false;
+        let group = r.group.as_ref().unwrap();
+        let figures = &mut tally.group;
+        figures.commits += group.commits();
+        figures.group_syncs += group.group_syncs;
+        figures.commits_during_sync += group.commits_during_sync;
+        figures.windows_with_writes += group.windows_with_writes;
+        (
+            std::mem::take(&mut r.points),
+            std::mem::take(&mut r.cache_images),
+        )
+    };
+    drop(shared.into_inner().unwrap());
+    let work = work.lock().unwrap();
+    let history = &work.history;
+    tally.calls += history.last();
+
+    let mut rng = Rng::new(seed ^ 0x6A09_E667);
+    for point in &points {
+        tally.sync_points += 1;
+        tally.grow_points += u64::from(point.current_len > point.durable.len);
+        tally.checkpoint_points += u64::from(point.tree_writes > 0);
+        let singles = pick_singles(point, Some(run.max_singles), &mut rng);
+        let expect = Expect {
+            history,
+            lo: point.floor,
+            hi: point.call,
+            durable_before: point.durable_before,
+            root_calls: None,
+            deep: true,
+        };
+        for image in power_images(point, &zero, &singles, &mut rng, run.random_images) {
+            tally.power_images += 1;
+            let what = format!(
+                "{durability:?} {N}-byte pages seed {seed} power loss at a sync point \
+                 (commits {}..={} may show: {} is durable or its call returned), {} pages \
+                 changed, len {}",
+                point.floor,
+                point.call,
+                point.floor,
+                point.versions.len(),
+                image.len / N
+            );
+            match check_image::<N>(&image, &scratch, &expect, &what, tally) {
+                Some(shown) if shown == point.floor => tally.group.at_floor += 1,
+                Some(_) => tally.group.newer += 1,
+                None => {}
+            }
+        }
+    }
+    for image in &cache {
+        tally.cache_images += 1;
+        let expect = Expect {
+            history,
+            lo: image.lo,
+            hi: image.hi,
+            durable_before: image.durable_before,
+            root_calls: None,
+            deep: false,
+        };
+        let what = format!(
+            "{durability:?} {N}-byte pages seed {seed} process crash in commit {} \
+             (commits {}..={} may show)",
+            image.hi, image.lo, image.hi
+        );
+        check_image::<N>(&image.image, &scratch, &expect, &what, tally);
+    }
+    tally.workloads += 1;
+}
+
+/// A group-commit test's configuration: `seeds` workloads of `threads`
+/// threads making `commits` commits each.
+struct GroupRun {
+    name: &'static str,
+    durability: Durability,
+    seeds: u64,
+    threads: usize,
+    commits: u64,
+    random_images: usize,
+    max_singles: usize,
+}
+
+impl GroupRun {
+    /// Runs every seed at `N`-byte pages and fails on any violation, or if
+    /// no commit was made while a group sync ran.
+    fn go<const N: usize>(self) {
+        let started = Instant::now();
+        let mut tally = Tally::default();
+        let offset = if self.durability == Durability::Deferred {
+            1000
+        } else {
+            0
+        };
+        for seed in 0..self.seeds {
+            simulate_group::<N>(&self, seed + offset, &mut tally);
+        }
+        report(self.name, &tally, started);
+        assert!(
+            tally.violations.is_empty(),
+            "{}: crash images violate the contract",
+            self.name
+        );
+        assert!(
+            tally.group.windows_with_writes > 0,
+            "{}: no commit was made while a group sync ran",
+            self.name
+        );
+    }
+}
+
 /// Shrinks whose new end sits at, just before and just after the end of the
 /// first bitmap leaf, where the shrink's checkpoint needs one more tree page
 /// than below it: every crash image opens, to a root no older than the one
@@ -1546,6 +2090,20 @@ fn crash_images_shrink_at_a_bitmap_leaf_boundary() {
     }
 }
 
+/// Calls of a small-file workload (and commits per thread of a group-commit
+/// one): `n`, and half as many under Wine, where every image opens through
+/// the Windows layer and is read whole. Half a workload still grows its
+/// file many times, commits transactions, shrinks it and runs group syncs
+/// through the Windows code; the images' checks are the same on every
+/// platform, and the native run makes every call.
+fn wine_calls(n: u64) -> u64 {
+    if cfg!(mappedpages_wine) {
+        n / 2
+    } else {
+        n
+    }
+}
+
 /// Seeds of a default run: `n`, times `MAPPEDPAGES_SOAK`. Under Wine (the
 /// Windows suite on Linux CI), where every image opens through the Windows
 /// layer and is read whole (no `SEEK_DATA`), a quarter of them (at least
@@ -1562,6 +2120,30 @@ fn seeds(n: u64) -> u64 {
 #[test]
 fn crash_images_immediate() {
     Run::small("immediate", Durability::Immediate, seeds(depth(2, 12)), 250).go::<PS>();
+}
+
+/// Group commit (`ConcurrentPager::write_and_sync`): threads commit while
+/// group syncs run. At every sync point, and while each group sync runs,
+/// every power-loss image and every page-cache image opens to a prefix of
+/// the commits in the order they were made, holding every commit whose call
+/// had returned.
+#[test]
+fn crash_images_group_commit() {
+    for (name, durability) in [
+        ("group commit immediate", Durability::Immediate),
+        ("group commit deferred", Durability::Deferred),
+    ] {
+        GroupRun {
+            name,
+            durability,
+            seeds: seeds(depth(1, 4)),
+            threads: 4,
+            commits: wine_calls(depth(12, 20)),
+            random_images: 12,
+            max_singles: 24,
+        }
+        .go::<PS>();
+    }
 }
 
 #[test]
@@ -1757,7 +2339,7 @@ fn process_killed_mid_root_write_immediate() {
     Run {
         random_images: 0,
         torn_roots: true,
-        ..Run::small("torn root immediate", Durability::Immediate, 2, 150)
+        ..Run::small("torn root immediate", Durability::Immediate, seeds(2), 150)
     }
     .go::<PS>();
 }

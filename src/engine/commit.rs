@@ -255,18 +255,18 @@ impl Core {
             // The slot this root would go to holds the root a running sync
             // makes durable (see `engine/group.rs`): the next leader writes
             // this one.
-            self.journal.root_pending = true;
+            self.journal.pending_root = Some(self.newest_root(false));
             return Ok(());
         }
         self.write_root(synced)
     }
 
-    /// Writes the root of the newest commit from the journal, into the slot
-    /// that does not hold the durable root, and syncs if `synced`.
-    pub(super) fn write_root(&mut self, synced: bool) -> Result<()> {
+    /// The root of the newest commit, from the journal and the map: made
+    /// at the commit, when the map holds exactly what it committed.
+    fn newest_root(&self, synced: bool) -> Root {
         let journal = &self.journal;
         let chain = &journal.chain;
-        let root = Root {
+        Root {
             generation: journal.generation,
             total_pages: self.map.total_pages(),
             regular_count: self.map.regular_count(),
@@ -279,7 +279,28 @@ impl Core {
             check_pages: chain.head,
             check_pages_len: chain.len,
             sub_pages: journal.sub_pages || self.map.has_sub_pages(),
-        };
+        }
+    }
+
+    /// Writes the root of the newest commit, which was just made, into the
+    /// slot that does not hold the durable root, and syncs if `synced`.
+    pub(super) fn write_root(&mut self, synced: bool) -> Result<()> {
+        let root = self.newest_root(synced);
+        self.put_root(&root, synced)
+    }
+
+    /// Writes the root a commit made during a group sync left pending, if
+    /// any (see `engine/group.rs`).
+    pub(super) fn write_pending_root(&mut self) -> Result<()> {
+        match self.journal.pending_root.take() {
+            Some(root) => self.put_root(&root, false),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes `root` into the slot that does not hold the durable root, and
+    /// syncs if `synced`.
+    fn put_root(&mut self, root: &Root, synced: bool) -> Result<()> {
         // Only the root's own bytes, at most one OS page: a kill cannot tear
         // that write, and an unsynced commit rewrites the one slot that
         // holds the newest commits that returned (see `FORMAT.md`).
@@ -290,7 +311,7 @@ impl Core {
             .write_at(ROOT_PAGES[slot] * self.page_size as u64, &page)?;
         self.journal.last_slot = slot;
         self.journal.root_since_sync = true;
-        self.journal.root_pending = false;
+        self.journal.pending_root = None;
         self.journal.root_total = root.total_pages;
         if synced {
             self.sync_everything()?;
@@ -379,9 +400,7 @@ impl Core {
     /// becomes unavailable (reopening reads what the disk really holds).
     pub(super) fn sync_everything(&mut self) -> Result<()> {
         self.settle_flight()?;
-        if self.journal.root_pending {
-            self.write_root(false)?;
-        }
+        self.write_pending_root()?;
         if let Err(err) = self.store.sync() {
             self.poisoned = true;
             return Err(err.into());

@@ -88,9 +88,7 @@ impl Core {
             self.sync_everything()?;
             return Ok(None);
         }
-        if self.journal.root_pending {
-            self.write_root(false)?;
-        }
+        self.write_pending_root()?;
         let sync = match self.store.detach_sync() {
             Ok(sync) => sync,
             Err(err) => {
@@ -243,7 +241,7 @@ mod tests {
             .expect("a sync to run");
         let before = roots(&path);
         let pages = core.alloc_regular(2).unwrap();
-        assert!(core.journal.root_pending);
+        assert!(core.journal.pending_root.is_some());
         assert_eq!(roots(&path), before, "a root was written during the sync");
         // Another sync cannot start while this one runs.
         assert!(core.start_group_sync(core.generation()).unwrap().is_none());
@@ -255,7 +253,7 @@ mod tests {
             .start_group_sync(second)
             .unwrap()
             .expect("a sync to run");
-        assert!(!core.journal.root_pending);
+        assert!(core.journal.pending_root.is_none());
         sync.run();
         assert!(matches!(core.flight.wait_for(second), Wait::Durable));
         core.settle_flight().unwrap();
@@ -263,6 +261,45 @@ mod tests {
         let reopened = Core::open(&path, settings()).unwrap();
         assert_eq!(reopened.generation(), second);
         assert!(pages.iter().all(|&page| reopened.is_regular(page)));
+    }
+
+    /// A root left pending by a commit made during a group sync, and
+    /// written later by a sync that an open transaction makes (here its
+    /// growth), is that commit's root: it counts none of the pages the open
+    /// transaction took. A process killed then leaves a file that opens at
+    /// that commit. Found by the crash simulator's group-commit run: the
+    /// pending root counted the open transaction's pages, so open rejected
+    /// it and fell back to the commit before, losing one whose call had
+    /// returned once that sync was done.
+    #[test]
+    fn a_pending_root_written_inside_a_transaction_is_its_commits_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("group.pages");
+        let mut core = core(&path);
+        core.set_grouped(true);
+        core.alloc_regular(1).unwrap();
+        let sync = core
+            .start_group_sync(core.generation())
+            .unwrap()
+            .expect("a sync to run");
+        core.alloc_regular(1).unwrap();
+        assert!(core.journal.pending_root.is_some());
+        let pending = core.generation();
+        sync.run();
+        let mut txn = core.begin_transaction().unwrap();
+        core.txn_alloc_regular(&mut txn, 1).unwrap();
+        // More than is free: the file grows, and its sync first writes the
+        // pending root.
+        let free = core.map.free_pages();
+        core.txn_alloc_regular(&mut txn, free + 1).unwrap();
+        assert!(core.journal.pending_root.is_none());
+        let killed = dir.path().join("killed.pages");
+        std::fs::write(&killed, core.store.bytes()).unwrap();
+        core.rollback_txn(txn);
+        drop(core);
+        let reopened = Core::open(&killed, settings()).unwrap();
+        assert_eq!(reopened.generation(), pending);
+        assert!(!reopened.recovery().fell_back);
     }
 
     /// A failed group sync makes the pager unavailable, and waiters whose

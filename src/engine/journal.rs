@@ -50,9 +50,11 @@ pub(crate) struct Journal {
     /// A root was written since the last sync (which then makes it the
     /// durable one).
     pub(super) root_since_sync: bool,
-    /// The newest commit's root is not written yet: it was made while a
-    /// group sync ran (see `engine/group.rs`).
-    pub(super) root_pending: bool,
+    /// The root of the newest commit, not written yet: it was made while
+    /// a group sync ran (see `engine/group.rs`). Made at that commit, as a
+    /// transaction open when it is written may have taken pages and slots
+    /// since.
+    pub(super) pending_root: Option<Root>,
     /// A root since the last checkpoint may hold sub-page parents, in its
     /// trees or its log: roots are written as format 4 until the next
     /// checkpoint finds none.
@@ -81,7 +83,7 @@ impl Journal {
             durable_checked: HashSet::new(),
             stale_check_pages: Vec::new(),
             root_since_sync: false,
-            root_pending: false,
+            pending_root: None,
             durable_entries: HashMap::new(),
             sub_pages: false,
         }
@@ -114,7 +116,7 @@ impl Journal {
             durable_checked: checked.iter().copied().collect(),
             stale_check_pages: check_pages,
             root_since_sync: false,
-            root_pending: false,
+            pending_root: None,
             durable_entries: HashMap::new(),
             sub_pages: root.sub_pages,
         }

@@ -216,6 +216,18 @@ impl History {
         self.states.push(state);
     }
 
+    /// Records a committed transaction made outside a [`Driver`] as call
+    /// `last() + 1`: it left `state`, and filled each fresh page of `fills`
+    /// with its byte (so its root checks those bytes).
+    pub fn push_commit(&mut self, state: State, fills: &[(u64, u8)]) {
+        let outcome = Outcome {
+            fills: fills.to_vec(),
+            committed: true,
+            ..Outcome::default()
+        };
+        self.push(state, &Op::Txn(Vec::new(), End::Commit), &outcome);
+    }
+
     /// Records a call that left the state as it was.
     pub fn push_same(&mut self) {
         let state = self.states.last().unwrap().clone();
