@@ -7,133 +7,28 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mappedpages::inspect::{Inspector, PageKind};
-use mappedpages::{Durability, MappedPageError, Pager, Snapshot, SubPage, Transaction};
+use mappedpages::{Durability, MappedPageError, Pager, Snapshot, SubPage};
 use proptest::prelude::*;
+
+#[path = "support/model/mod.rs"]
+mod model_support;
+
+// The API is generic over the size; the tests pick it at run time, through
+// the shared model's calls by size.
+use model_support::sub::{self, SubKey as Key};
 
 const PS: usize = 4096;
 type P = Pager<PS>;
 
-/// The sub-page sizes the tests use, by class: 64, 512 and 2048 bytes.
-const SIZES: [usize; 3] = [64, 512, 2048];
-
-/// A sub-page of any of the classes: (class, raw id).
-type Key = (usize, u64);
+/// The size of sub-pages of class `class`: 64, 512 or 2048 bytes.
+fn size_of(class: usize) -> usize {
+    sub::sizes(PS)[class % 3]
+}
 
 fn temp() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub.pages");
     (dir, path)
-}
-
-// The API is generic over the size; the tests pick it at run time.
-fn txn_alloc(
-    txn: &mut Transaction<'_, PS>,
-    class: usize,
-    n: usize,
-) -> Result<Vec<u64>, MappedPageError> {
-    Ok(match class {
-        0 => txn
-            .alloc_sub_pages::<64>(n)?
-            .iter()
-            .map(|id| id.0)
-            .collect(),
-        1 => txn
-            .alloc_sub_pages::<512>(n)?
-            .iter()
-            .map(|id| id.0)
-            .collect(),
-        _ => txn
-            .alloc_sub_pages::<2048>(n)?
-            .iter()
-            .map(|id| id.0)
-            .collect(),
-    })
-}
-
-fn txn_free(txn: &mut Transaction<'_, PS>, keys: &[Key]) -> Result<(), MappedPageError> {
-    let class = keys.first().map_or(0, |k| k.0);
-    assert!(keys.iter().all(|k| k.0 == class));
-    match class {
-        0 => txn.free_sub_pages(&keys.iter().map(|k| SubPage::<64>(k.1)).collect::<Vec<_>>()),
-        1 => txn.free_sub_pages(&keys.iter().map(|k| SubPage::<512>(k.1)).collect::<Vec<_>>()),
-        _ => txn.free_sub_pages(
-            &keys
-                .iter()
-                .map(|k| SubPage::<2048>(k.1))
-                .collect::<Vec<_>>(),
-        ),
-    }
-}
-
-fn txn_write<'a>(
-    txn: &'a mut Transaction<'_, PS>,
-    (class, raw): Key,
-) -> Result<&'a mut [u8], MappedPageError> {
-    match class {
-        0 => txn.sub_page_mut(SubPage::<64>(raw)),
-        1 => txn.sub_page_mut(SubPage::<512>(raw)),
-        _ => txn.sub_page_mut(SubPage::<2048>(raw)),
-    }
-}
-
-fn txn_read<'a>(
-    txn: &'a Transaction<'_, PS>,
-    (class, raw): Key,
-) -> Result<&'a [u8], MappedPageError> {
-    match class {
-        0 => txn.sub_page(SubPage::<64>(raw)),
-        1 => txn.sub_page(SubPage::<512>(raw)),
-        _ => txn.sub_page(SubPage::<2048>(raw)),
-    }
-}
-
-fn read(pager: &P, (class, raw): Key) -> Result<&[u8], MappedPageError> {
-    match class {
-        0 => pager.sub_page(SubPage::<64>(raw)),
-        1 => pager.sub_page(SubPage::<512>(raw)),
-        _ => pager.sub_page(SubPage::<2048>(raw)),
-    }
-}
-
-fn write_in_place(pager: &mut P, (class, raw): Key) -> Result<&mut [u8], MappedPageError> {
-    match class {
-        0 => pager.sub_page_mut(SubPage::<64>(raw)),
-        1 => pager.sub_page_mut(SubPage::<512>(raw)),
-        _ => pager.sub_page_mut(SubPage::<2048>(raw)),
-    }
-}
-
-/// The allocated sub-pages of every class, as listed.
-fn listed(pager: &P) -> BTreeSet<Key> {
-    let mut keys: BTreeSet<Key> = pager.iter_sub_pages::<64>().map(|id| (0, id.0)).collect();
-    keys.extend(pager.iter_sub_pages::<512>().map(|id| (1, id.0)));
-    keys.extend(pager.iter_sub_pages::<2048>().map(|id| (2, id.0)));
-    keys
-}
-
-fn snapshot_listed(snapshot: &Snapshot<PS>) -> BTreeSet<Key> {
-    let mut keys: BTreeSet<Key> = snapshot
-        .iter_sub_pages::<64>()
-        .map(|id| (0, id.0))
-        .collect();
-    keys.extend(snapshot.iter_sub_pages::<512>().map(|id| (1, id.0)));
-    keys.extend(snapshot.iter_sub_pages::<2048>().map(|id| (2, id.0)));
-    keys
-}
-
-fn snapshot_read(snapshot: &Snapshot<PS>, (class, raw): Key) -> Result<&[u8], MappedPageError> {
-    match class {
-        0 => snapshot.sub_page(SubPage::<64>(raw)),
-        1 => snapshot.sub_page(SubPage::<512>(raw)),
-        _ => snapshot.sub_page(SubPage::<2048>(raw)),
-    }
-}
-
-/// The bytes a write with `seed` leaves in a sub-page of `len` bytes.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (seed.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8)
-        .collect()
 }
 
 /// What reading `key` must give where `live` is the state: its bytes, or
@@ -249,17 +144,18 @@ impl Run {
         for step in steps {
             match *step {
                 Step::Alloc(class, n, seed) => {
-                    let ids = txn_alloc(&mut txn, class, n).unwrap();
+                    let size = size_of(class);
+                    let ids = sub::alloc(&mut txn, size, n).unwrap();
                     assert_eq!(ids.len(), n);
                     for (k, raw) in ids.into_iter().enumerate() {
-                        let key = (class, raw);
+                        let key = (size, raw);
                         assert!(!next.contains_key(&key), "{key:?} handed out while live");
                         assert!(
-                            txn_read(&txn, key).unwrap().iter().all(|&b| b == 0),
+                            sub::read_in(&txn, key).unwrap().iter().all(|&b| b == 0),
                             "a new sub-page does not read as zeros"
                         );
-                        let bytes = pattern(seed.wrapping_add(k as u64), SIZES[class]);
-                        txn_write(&mut txn, key).unwrap().copy_from_slice(&bytes);
+                        let bytes = sub::pattern(seed.wrapping_add(k as u64), size);
+                        sub::write(&mut txn, key).unwrap().copy_from_slice(&bytes);
                         next.insert(key, bytes);
                         fresh.insert(key);
                         births += 1;
@@ -268,27 +164,26 @@ impl Run {
                 }
                 Step::Free(i) => {
                     if let Some(key) = nth(&next, i) {
-                        txn_free(&mut txn, &[key]).unwrap();
+                        sub::free(&mut txn, key.0, &[key.1]).unwrap();
                         next.remove(&key);
                         fresh.remove(&key);
                     }
                 }
                 Step::FreeTwice(i) => {
                     if let Some(key) = nth(&next, i) {
-                        let err = txn_free(&mut txn, &[key, key]).unwrap_err();
+                        let err = sub::free(&mut txn, key.0, &[key.1, key.1]).unwrap_err();
                         assert!(matches!(err, MappedPageError::DoubleFree), "{err:?}");
-                        assert_eq!(txn_read(&txn, key).unwrap(), &next[&key][..]);
+                        assert_eq!(sub::read_in(&txn, key).unwrap(), &next[&key][..]);
                     }
                 }
                 Step::Rewrite(i, seed) => {
                     if let Some(old) = nth(&next, i) {
-                        let class = old.0;
-                        let raw = txn_alloc(&mut txn, class, 1).unwrap()[0];
-                        let key = (class, raw);
+                        let raw = sub::alloc(&mut txn, old.0, 1).unwrap()[0];
+                        let key = (old.0, raw);
                         let mut bytes = next[&old].clone();
                         bytes[..8].copy_from_slice(&seed.to_le_bytes());
-                        txn_write(&mut txn, key).unwrap().copy_from_slice(&bytes);
-                        txn_free(&mut txn, &[old]).unwrap();
+                        sub::write(&mut txn, key).unwrap().copy_from_slice(&bytes);
+                        sub::free(&mut txn, old.0, &[old.1]).unwrap();
                         next.remove(&old);
                         fresh.remove(&old);
                         next.insert(key, bytes);
@@ -305,7 +200,7 @@ impl Run {
                         .collect();
                     if !committed.is_empty() {
                         let key = committed[i % committed.len()];
-                        let err = txn_write(&mut txn, key).unwrap_err();
+                        let err = sub::write(&mut txn, key).unwrap_err();
                         assert!(
                             matches!(err, MappedPageError::CommittedSubPage { id } if id == key.1),
                             "{err:?}"
@@ -313,15 +208,15 @@ impl Run {
                     }
                 }
                 Step::Forged(raw) => {
-                    for class in 0..SIZES.len() {
-                        let key = (class, raw);
-                        match (txn_read(&txn, key), next.get(&key)) {
+                    for size in sub::sizes(PS) {
+                        let key = (size, raw);
+                        match (sub::read_in(&txn, key), next.get(&key)) {
                             (Ok(got), Some(bytes)) => assert_eq!(got, &bytes[..]),
                             (Err(MappedPageError::InvalidSubPage { .. }), None) => {}
                             (got, want) => panic!("forged {key:?}: {got:?}, model {want:?}"),
                         }
                         if !next.contains_key(&key) {
-                            let err = txn_free(&mut txn, &[key]).unwrap_err();
+                            let err = sub::free(&mut txn, size, &[raw]).unwrap_err();
                             assert!(
                                 matches!(
                                     err,
@@ -338,7 +233,7 @@ impl Run {
         check_reads(
             &next,
             &BTreeSet::new(),
-            |key| txn_read(&txn, key).map(<[u8]>::to_vec),
+            |key| sub::read_in(&txn, key).map(<[u8]>::to_vec),
             "inside the transaction",
         );
         if commit {
@@ -392,8 +287,8 @@ impl Run {
                     .snapshots
                     .iter()
                     .any(|(_, _, born)| born.get(&key) == self.born.get(&key));
-                let bytes = pattern(*seed, SIZES[key.0]);
-                match write_in_place(self.pager(), key) {
+                let bytes = sub::pattern(*seed, key.0);
+                match sub::write_in_place(self.pager(), key) {
                     Ok(target) => {
                         assert!(
                             !read_by_snapshot,
@@ -414,23 +309,23 @@ impl Run {
         let pager = self.pager.as_ref().unwrap();
         let ever: BTreeSet<Key> = self.born.keys().copied().collect();
         assert!(
-            listed(pager).iter().eq(self.live.keys()),
+            sub::list(pager).iter().eq(self.live.keys()),
             "{ctx}: sub-pages listed"
         );
         assert_eq!(pager.iter_allocated_protected_pages().count(), 0, "{ctx}");
         check_reads(
             &self.live,
             &ever,
-            |key| read(pager, key).map(<[u8]>::to_vec),
+            |key| sub::read(pager, key).map(<[u8]>::to_vec),
             ctx,
         );
         for (snapshot, live, _) in &self.snapshots {
-            assert!(snapshot_listed(snapshot).iter().eq(live.keys()), "{ctx}");
+            assert!(sub::list_snapshot(snapshot).iter().eq(live.keys()), "{ctx}");
             assert_eq!(snapshot.iter_allocated_protected_pages().count(), 0);
             check_reads(
                 live,
                 &ever,
-                |key| snapshot_read(snapshot, key).map(<[u8]>::to_vec),
+                |key| sub::read_snapshot(snapshot, key).map(<[u8]>::to_vec),
                 ctx,
             );
         }
@@ -477,14 +372,14 @@ proptest! {
         }
         // Everything freed and no snapshot left: no parent page stays.
         run.snapshots.clear();
-        let mut by_class: BTreeMap<usize, Vec<Key>> = BTreeMap::new();
-        for &key in run.live.keys() {
-            by_class.entry(key.0).or_default().push(key);
+        let mut by_size: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+        for &(size, raw) in run.live.keys() {
+            by_size.entry(size).or_default().push(raw);
         }
         let pager = run.pager.as_mut().unwrap();
         let mut txn = pager.transaction().unwrap();
-        for keys in by_class.values() {
-            txn_free(&mut txn, keys).unwrap();
+        for (&size, raws) in &by_size {
+            sub::free(&mut txn, size, raws).unwrap();
         }
         txn.commit().unwrap();
         pager.sync().unwrap();
@@ -492,7 +387,7 @@ proptest! {
         prop_assert_eq!(sub_page_parents(&path), 0);
         let pager = P::open(&path).unwrap();
         for key in run.born.keys() {
-            prop_assert!(read(&pager, *key).is_err());
+            prop_assert!(sub::read(&pager, *key).is_err());
         }
     }
 }

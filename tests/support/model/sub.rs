@@ -139,6 +139,13 @@ pub fn read<const N: usize>(
     with_size!(size, |S| pager.sub_page(SubPage::<S>(raw)))
 }
 
+pub fn write_in_place<const N: usize>(
+    pager: &mut Pager<N>,
+    (size, raw): SubKey,
+) -> Result<&mut [u8], MappedPageError> {
+    with_size!(size, |S| pager.sub_page_mut(SubPage::<S>(raw)))
+}
+
 pub fn read_snapshot<const N: usize>(
     snapshot: &Snapshot<N>,
     (size, raw): SubKey,
