@@ -110,15 +110,8 @@ impl Reclamation {
     /// `generation` only (a group sync, while later commits went on): pages
     /// freed after it go on waiting.
     pub(super) fn synced_through(&mut self, generation: u64, checked: impl Fn(u64) -> bool) {
-        let (through, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.awaiting_sync)
-            .into_iter()
-            .partition(|&(freed_by, _)| freed_by <= generation);
-        self.awaiting_sync = later;
-        let (through_subs, later_subs): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.sub_pages_awaiting_sync)
-                .into_iter()
-                .partition(|&(freed_by, _)| freed_by <= generation);
-        self.sub_pages_awaiting_sync = later_subs;
+        let through = take_through(&mut self.awaiting_sync, generation);
+        let through_subs = take_through(&mut self.sub_pages_awaiting_sync, generation);
         self.sub_pages_held.extend(through_subs);
         for (generation, pages) in through {
             let (still_checked, unused): (Vec<u64>, Vec<u64>) =
@@ -137,26 +130,36 @@ impl Reclamation {
     /// oldest live snapshot (`None`: none lives).
     pub(super) fn release(&mut self, map: &mut FreeMap, oldest_snapshot: Option<u64>) {
         let oldest = oldest_snapshot.unwrap_or(u64::MAX);
-        if !self.sub_pages_held.is_empty() {
-            self.sub_pages_held.retain(|(generation, freed)| {
-                let unpinned = *generation <= oldest;
-                if unpinned {
-                    map.release_sub_pages(freed);
-                }
-                !unpinned
-            });
-        }
-        if self.held.is_empty() {
-            return;
-        }
-        self.held.retain(|(generation, pages)| {
-            let unpinned = *generation <= oldest;
-            if unpinned {
-                map.release(pages);
-            }
-            !unpinned
+        give_back_through(&mut self.sub_pages_held, oldest, |freed| {
+            map.release_sub_pages(freed)
         });
+        give_back_through(&mut self.held, oldest, |pages| map.release(pages));
     }
+}
+
+/// Takes out of `lists` those freed by commits up to `generation`.
+fn take_through<T>(lists: &mut Vec<(u64, Vec<T>)>, generation: u64) -> Vec<(u64, Vec<T>)> {
+    let (through, later) = std::mem::take(lists)
+        .into_iter()
+        .partition(|&(freed_by, _)| freed_by <= generation);
+    *lists = later;
+    through
+}
+
+/// Hands to `give_back`, and drops from `lists`, those freed by commits no
+/// newer than `oldest`.
+fn give_back_through<T>(
+    lists: &mut Vec<(u64, Vec<T>)>,
+    oldest: u64,
+    mut give_back: impl FnMut(&[T]),
+) {
+    lists.retain(|(freed_by, items)| {
+        let unpinned = *freed_by <= oldest;
+        if unpinned {
+            give_back(items);
+        }
+        !unpinned
+    });
 }
 
 #[cfg(test)]
