@@ -1100,7 +1100,9 @@ pub struct PageRun {
 /// are not tree pages are looked up by page, not found by a scan.
 struct Kinds<'a> {
     chosen: &'a Chosen,
-    protected: HashMap<u64, PageKind>,
+    /// The pages the directory names: protected copies and sub-page
+    /// parents.
+    named_by_directory: HashMap<u64, PageKind>,
     check_pages: HashSet<u64>,
     bitmap_pages: HashSet<u64>,
     directory_pages: HashSet<u64>,
@@ -1108,7 +1110,7 @@ struct Kinds<'a> {
 
 impl<'a> Kinds<'a> {
     fn new(chosen: &'a Chosen) -> Self {
-        let mut protected = HashMap::new();
+        let mut named_by_directory = HashMap::new();
         for (slot, entry) in chosen.map().directory().iter().enumerate() {
             if let Some((page, shift, used)) = entry.as_parent() {
                 let kind = PageKind::SubPageParent {
@@ -1116,7 +1118,7 @@ impl<'a> Kinds<'a> {
                     sub_pages: 1 << shift,
                     used: used.count_ones(),
                 };
-                protected.insert(page, kind);
+                named_by_directory.insert(page, kind);
                 continue;
             }
             for (copy, &page) in entry.pages().iter().enumerate() {
@@ -1125,7 +1127,7 @@ impl<'a> Kinds<'a> {
                     copy: copy as u8,
                     committed: entry.state == EntryState::Active(copy as u8),
                 };
-                protected.insert(page, kind);
+                named_by_directory.insert(page, kind);
             }
         }
         let check_pages = chosen.check_pages().iter().copied().collect();
@@ -1133,7 +1135,7 @@ impl<'a> Kinds<'a> {
         let directory_pages = chosen.directory_tree_pages().collect();
         Kinds {
             chosen,
-            protected,
+            named_by_directory,
             check_pages,
             bitmap_pages,
             directory_pages,
@@ -1155,7 +1157,7 @@ impl<'a> Kinds<'a> {
             PageUse::Internal if self.bitmap_pages.contains(&page) => PageKind::BitmapPage,
             PageUse::Internal if self.directory_pages.contains(&page) => PageKind::DirectoryPage,
             PageUse::Internal => self
-                .protected
+                .named_by_directory
                 .get(&page)
                 .copied()
                 .unwrap_or(PageKind::Unclaimed),

@@ -40,7 +40,7 @@ use crate::engine::snapshots::Frozen;
 use crate::engine::sub_slots::FreedSubPages;
 use crate::engine::transaction::{TxnState, Undo};
 use crate::error::{MappedPageError, Result};
-use crate::format::record::{DirEntry, EntryState, Record, MAX_SUB_SHIFT};
+use crate::format::record::{DirEntry, Record, MAX_SUB_SHIFT};
 
 /// Bits of a sub-page id below its directory slot: the index in the parent.
 pub(crate) const INDEX_BITS: u32 = MAX_SUB_SHIFT as u32;
@@ -53,6 +53,15 @@ pub(crate) fn sub_page_id(slot: u64, index: u32) -> u64 {
 /// The directory slot and index an id names.
 fn split(id: u64) -> (u64, u32) {
     (id >> INDEX_BITS, (id & ((1 << INDEX_BITS) - 1)) as u32)
+}
+
+/// The bytes of sub-page `index` within a `page_size` parent cut
+/// `1 << shift` ways.
+#[inline]
+fn within_parent(page_size: usize, shift: u8, index: u32) -> std::ops::Range<usize> {
+    let size = page_size >> shift;
+    let start = index as usize * size;
+    start..start + size
 }
 
 /// The ids of the allocated sub-pages of parents cut `1 << shift` ways in
@@ -88,7 +97,9 @@ pub(crate) struct TxnSubPages {
 
 impl TxnSubPages {
     pub(super) fn is_empty(&self) -> bool {
-        self.touched.is_empty() && self.written.is_empty()
+        // Every parent written into holds a sub-page allocated here, whose
+        // slot was touched.
+        self.touched.is_empty()
     }
 
     /// Whether this transaction allocated sub-page `id`.
@@ -111,13 +122,17 @@ impl Core {
     fn sub_page_at(&self, shift: u8, id: u64) -> Result<(u64, std::ops::Range<usize>)> {
         self.check_usable()?;
         let (slot, index) = split(id);
-        match self.map.entry(slot).and_then(DirEntry::as_parent) {
-            Some((page, s, used)) if s == shift && used & (1 << index) != 0 => {
-                let size = self.page_size >> shift;
-                let start = self.page_range(page).start + index as usize * size;
-                Ok((page, start..start + size))
+        match self
+            .map
+            .entry(slot)
+            .and_then(|e| e.sub_page_parent(shift, index))
+        {
+            Some(page) => {
+                let base = self.page_range(page).start;
+                let within = within_parent(self.page_size, shift, index);
+                Ok((page, base + within.start..base + within.end))
             }
-            _ => Err(MappedPageError::InvalidSubPage { id }),
+            None => Err(MappedPageError::InvalidSubPage { id }),
         }
     }
 
@@ -158,10 +173,11 @@ impl Core {
             return Ok(());
         };
         let (slot, index) = split(id);
-        match newest.entry(slot).and_then(|entry| entry.as_parent()) {
-            Some((p, s, used)) if p == page && s == shift && used & (1 << index) != 0 => {
-                Err(MappedPageError::InUseBySnapshot { page })
-            }
+        match newest
+            .entry(slot)
+            .and_then(|e| e.sub_page_parent(shift, index))
+        {
+            Some(p) if p == page => Err(MappedPageError::InUseBySnapshot { page }),
             _ => Ok(()),
         }
     }
@@ -198,10 +214,7 @@ impl Core {
                     }
                 },
             };
-            let Some(&before) = self.map.entry(slot) else {
-                return Err(MappedPageError::Unavailable);
-            };
-            let Some((page, _, used)) = before.as_parent() else {
+            let Some((page, _, used)) = self.map.entry(slot).and_then(DirEntry::as_parent) else {
                 return Err(MappedPageError::Unavailable);
             };
             let mut available = self.map.sub_pages_available(slot);
@@ -212,21 +225,15 @@ impl Core {
                 taken |= 1 << index;
                 ids.push(sub_page_id(slot, index));
             }
-            txn.note_slot(slot, before);
-            txn.undo.push(Undo::Entry { slot, before });
-            self.map
-                .set_entry(slot, DirEntry::parent(page, shift, used | taken));
-            self.touch_slot(slot);
+            self.txn_set_entry(txn, slot, DirEntry::parent(page, shift, used | taken));
             txn.sub.touched.insert(slot);
             // New sub-pages read as zeros, whatever a freed one left.
-            let size = self.page_size >> shift;
             let base = self.page_range(page).start;
             let mut bits = taken;
             while bits != 0 {
-                let index = bits.trailing_zeros() as usize;
+                let within = within_parent(self.page_size, shift, bits.trailing_zeros());
                 bits &= bits - 1;
-                let start = base + index * size;
-                if let Some(bytes) = self.store.range_mut(start..start + size) {
+                if let Some(bytes) = self.store.range_mut(base + within.start..base + within.end) {
                     bytes.fill(0);
                 }
             }
@@ -257,12 +264,7 @@ impl Core {
             .ok_or(MappedPageError::Unavailable)?;
         txn.undo.push(Undo::Internal(page));
         let slot = self.map.free_slot();
-        txn.note_slot(slot, DirEntry::FREE);
-        txn.undo.push(Undo::Entry {
-            slot,
-            before: DirEntry::FREE,
-        });
-        self.map.set_entry(slot, DirEntry::parent(page, shift, 0));
+        self.txn_set_entry(txn, slot, DirEntry::parent(page, shift, 0));
         Ok(slot)
     }
 
@@ -292,10 +294,7 @@ impl Core {
             *named |= bit;
         }
         for (slot, bits) in by_slot {
-            let Some(&before) = self.map.entry(slot) else {
-                continue;
-            };
-            let Some((page, _, used)) = before.as_parent() else {
+            let Some((page, _, used)) = self.map.entry(slot).and_then(DirEntry::as_parent) else {
                 continue;
             };
             let mut committed = 0;
@@ -304,8 +303,6 @@ impl Core {
                     committed |= 1 << index;
                 }
             }
-            txn.note_slot(slot, before);
-            txn.undo.push(Undo::Entry { slot, before });
             let left = used & !bits;
             let after = if left == 0 {
                 txn.freed.push(page);
@@ -313,7 +310,7 @@ impl Core {
             } else {
                 DirEntry::parent(page, shift, left)
             };
-            self.map.set_entry(slot, after);
+            self.txn_set_entry(txn, slot, after);
             if committed != 0 {
                 let freed = FreedSubPages {
                     slot,
@@ -324,7 +321,6 @@ impl Core {
                 txn.undo.push(Undo::HeldSubPages(freed));
                 txn.sub.freed.push(freed);
             }
-            self.touch_slot(slot);
             txn.sub.touched.insert(slot);
         }
         Ok(())
@@ -386,25 +382,21 @@ impl Frozen {
     #[inline]
     pub(crate) fn sub_page(&self, shift: u8, id: u64) -> Result<&[u8]> {
         let (slot, index) = split(id);
-        let entry = usize::try_from(slot)
+        let parent = usize::try_from(slot)
             .ok()
-            .and_then(|slot| self.directory().get(slot));
-        if let Some(&DirEntry {
-            copies: [page, _],
-            state: EntryState::Parent { shift: s, used },
-        }) = entry
+            .and_then(|slot| self.directory().get(slot))
+            .and_then(|e| e.sub_page_parent(shift, index));
+        let Some(page) = parent else {
+            return Err(MappedPageError::InvalidSubPage { id });
+        };
+        // A `match`, not `ok_or`: an error built eagerly is dropped on
+        // every read.
+        match self
+            .page(page)?
+            .get(within_parent(self.page_size(), shift, index))
         {
-            if s == shift && used & (1 << index) != 0 {
-                let size = self.page_size() >> shift;
-                let start = index as usize * size;
-                // A `match`, not `ok_or`: an error built eagerly is dropped
-                // on every read.
-                return match self.page(page)?.get(start..start + size) {
-                    Some(bytes) => Ok(bytes),
-                    None => Err(MappedPageError::OutOfBounds),
-                };
-            }
+            Some(bytes) => Ok(bytes),
+            None => Err(MappedPageError::OutOfBounds),
         }
-        Err(MappedPageError::InvalidSubPage { id })
     }
 }

@@ -177,7 +177,7 @@ impl TxnState {
         }
     }
 
-    pub(super) fn note_slot(&mut self, slot: u64, before: DirEntry) {
+    fn note_slot(&mut self, slot: u64, before: DirEntry) {
         self.slots_before.entry(slot).or_insert(before);
     }
 }
@@ -477,16 +477,23 @@ impl Core {
                     txn.freed.push(staged.page);
                 }
             }
-            txn.note_slot(slot, before);
-            txn.undo.push(Undo::Entry { slot, before });
-            self.map.set_entry(slot, DirEntry::FREE);
-            self.touch_slot(slot);
+            self.txn_set_entry(txn, slot, DirEntry::FREE);
             txn.records.push(Record::Entry {
                 slot,
                 entry: DirEntry::FREE,
             });
         }
         Ok(())
+    }
+
+    /// Sets directory slot `slot` to `after` inside `txn`: its entry before
+    /// is noted for the commit and put back by a rollback.
+    pub(super) fn txn_set_entry(&mut self, txn: &mut TxnState, slot: u64, after: DirEntry) {
+        let before = self.map.entry(slot).copied().unwrap_or(DirEntry::FREE);
+        txn.note_slot(slot, before);
+        txn.undo.push(Undo::Entry { slot, before });
+        self.map.set_entry(slot, after);
+        self.touch_slot(slot);
     }
 
     /// The page that holds `slot`'s bytes as this transaction writes them,

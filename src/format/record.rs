@@ -77,6 +77,18 @@ impl DirEntry {
         }
     }
 
+    /// The parent page, if this entry is a parent cut `1 << shift` ways
+    /// whose sub-page `index` (below 64) is allocated.
+    #[inline]
+    pub fn sub_page_parent(&self, shift: u8, index: u32) -> Option<u64> {
+        match self.state {
+            EntryState::Parent { shift: s, used } if s == shift && used & (1 << index) != 0 => {
+                Some(self.copies[0])
+            }
+            _ => None,
+        }
+    }
+
     /// The pages this entry holds: both copies of a protected page, the
     /// parent page of sub-pages, none for a free slot.
     pub fn pages(&self) -> &[u64] {
