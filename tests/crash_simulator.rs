@@ -427,6 +427,21 @@ struct Recorder {
 }
 
 impl Recorder {
+    /// The recorder, shared with an I/O hook that shows it every event, and
+    /// its page of zeros.
+    fn hooked(self) -> (Arc<Mutex<Recorder>>, Page, IoHook) {
+        let zero = Arc::clone(&self.zero);
+        let recorder = Arc::new(Mutex::new(self));
+        let hook_recorder = Arc::clone(&recorder);
+        let hook = IoHook::new(move |event| {
+            if let Ok(mut r) = hook_recorder.lock() {
+                r.on_event(event);
+            }
+            Ok(())
+        });
+        (recorder, zero, hook)
+    }
+
     fn new(path: &Path, page_size: usize, durability: Durability) -> Recorder {
         let empty = Image {
             page_size,
@@ -1376,15 +1391,7 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
         }
     };
 
-    let recorder = Arc::new(Mutex::new(Recorder::new(&path, N, config.durability)));
-    let zero = Arc::clone(&recorder.lock().unwrap().zero);
-    let hook_recorder = Arc::clone(&recorder);
-    let hook = IoHook::new(move |event| {
-        if let Ok(mut r) = hook_recorder.lock() {
-            r.on_event(event);
-        }
-        Ok(())
-    });
+    let (recorder, zero, hook) = Recorder::new(&path, N, config.durability).hooked();
     {
         let mut r = recorder.lock().unwrap();
         r.active = true;
@@ -1917,15 +1924,7 @@ fn simulate_group<const N: usize>(run: &GroupRun, seed: u64, tally: &mut Tally) 
         recorder.durable.newest_root().generation,
     ));
     recorder.active = true;
-    let recorder = Arc::new(Mutex::new(recorder));
-    let zero = Arc::clone(&recorder.lock().unwrap().zero);
-    let hook_recorder = Arc::clone(&recorder);
-    let hook = IoHook::new(move |event| {
-        if let Ok(mut r) = hook_recorder.lock() {
-            r.on_event(event);
-        }
-        Ok(())
-    });
+    let (recorder, zero, hook) = recorder.hooked();
     // Open writes and syncs nothing; the first commit syncs the root it found.
     let shared = ConcurrentPager::new(options.io_hook(hook).open(&path).unwrap()).unwrap();
     let work = Arc::new(Mutex::new(GroupWork {
