@@ -508,6 +508,14 @@ impl Storage {
         self.map.len() as u64
     }
 
+    /// The file's length in bytes as the file system has it: longer than
+    /// the map after a cut that failed or waits for a snapshot's view to go
+    /// (see [`Storage::give_back`]), or after an open of a file longer than
+    /// its roots count on.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
     /// The whole file.
     #[inline]
     pub fn bytes(&self) -> &[u8] {
@@ -795,6 +803,15 @@ impl Storage {
     fn views_block_cut(&mut self) -> bool {
         self.retired.retain(|region| region.strong_count() > 0);
         !self.retired.is_empty() || Arc::strong_count(&self.map) > 1
+    }
+
+    /// At close: makes a cut that a snapshot's view deferred if no view
+    /// blocks it any more, so that a closed file is no longer than its
+    /// roots count on. Best effort, like every deferred cut.
+    pub fn finish_deferred_cut(&mut self) {
+        if platform::CUT_NEEDS_UNMAP {
+            let _ = self.retry_deferred_cut();
+        }
     }
 
     /// Makes the cut deferred by [`Storage::cut_to`] if no snapshot's view

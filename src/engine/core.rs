@@ -423,5 +423,8 @@ impl Drop for Core {
             // consistent commit, which is what Deferred promises anyway.
             let _ = self.sync_and_retire_checks();
         }
+        // Where a mapped file cannot be cut, a cut that a snapshot dropped
+        // since deferred would otherwise wait for the next writer's sync.
+        self.store.finish_deferred_cut();
     }
 }

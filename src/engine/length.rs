@@ -257,7 +257,22 @@ impl Core {
                 break;
             }
         }
+        self.cut_past_counted_pages();
         Ok(before.saturating_sub(self.map.total_pages()))
+    }
+
+    /// Cuts the bytes past the pages the pager counts on, which a file can
+    /// hold with no tail to give back: after a cut that failed, or one a
+    /// snapshot's view deferred (where a mapped file cannot be cut) and the
+    /// pager closed before it was made, or after a crash that followed a
+    /// growth. Never below the newest durable root's pages.
+    fn cut_past_counted_pages(&mut self) {
+        let page_size = self.page_size as u64;
+        let counted = self.map.total_pages().max(self.journal.root_total) * page_size;
+        if self.store.file_len() > counted {
+            // Best effort, as every cut: a longer file is valid.
+            let _ = self.store.give_back(counted);
+        }
     }
 
     /// One round of [`Core::shrink`]; whether it gave back pages.
