@@ -51,8 +51,9 @@ pub(crate) struct FreeMap {
     /// The protected-page directory, one entry per slot, up to the last slot
     /// in use (or beyond); slots from here to `dir_len` are free.
     directory: Vec<DirEntry>,
-    /// The directory's length as the roots record it. Never shrinks, so the
-    /// trees and logs of earlier roots stay in range. Read from a file, it
+    /// The directory's length as the roots record it. Never shrinks below
+    /// what a root recorded, so the trees and logs of earlier roots stay in
+    /// range (slots a transaction grew and then undid go away with it). Read from a file, it
     /// sizes no memory: a file may claim many slots it never used.
     dir_len: u64,
     /// One bit per entry of `directory`: in use.
@@ -355,6 +356,16 @@ impl FreeMap {
         if keep < self.directory.len() && self.directory[keep..].iter().all(|e| !e.in_use()) {
             self.directory.truncate(keep);
             self.slots.truncate(len);
+        }
+    }
+
+    /// After a whole transaction was undone: the directory's length goes
+    /// back to `committed`, the length the newest root records, if the
+    /// slots past it are gone (the only time it shrinks: no root names
+    /// those slots).
+    pub(super) fn uncommitted_slots_gone(&mut self, committed: u64) {
+        if self.directory.len() as u64 <= committed {
+            self.dir_len = self.dir_len.min(committed);
         }
     }
 

@@ -138,6 +138,10 @@ pub(super) struct UndoMark {
 pub(crate) struct Rollback {
     undo: Vec<Undo>,
     dir_len_before: u64,
+    /// The whole transaction is undone: `dir_len_before` is the directory
+    /// length the newest root records, which the directory's slots grown
+    /// since (none committed) go back to.
+    whole: bool,
 }
 
 impl TxnState {
@@ -640,6 +644,7 @@ impl Core {
         let rollback = Rollback {
             undo,
             dir_len_before,
+            whole: true,
         };
         self.commit(change, move |core| core.undo(rollback))?;
         if self.durability == Durability::Immediate {
@@ -658,6 +663,7 @@ impl Core {
         self.undo(Rollback {
             undo: txn.undo,
             dir_len_before: txn.dir_len_before,
+            whole: true,
         });
         self.give_back_growth();
     }
@@ -686,6 +692,11 @@ impl Core {
             }
         }
         self.map.truncate_directory(rollback.dir_len_before);
+        if rollback.whole {
+            // Else the next root would record slots no commit made, past
+            // the end of a file whose growth the rollback gave back.
+            self.map.uncommitted_slots_gone(rollback.dir_len_before);
+        }
     }
 
     /// Undoes what `txn` did since `mark`: a call that failed half way.
@@ -694,6 +705,7 @@ impl Core {
         self.undo(Rollback {
             undo,
             dir_len_before: mark.directory_len,
+            whole: false,
         });
     }
 }
