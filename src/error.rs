@@ -235,6 +235,29 @@ pub enum MappedPageError {
     #[error("the file was never completely created (create was interrupted); delete it and create it again")]
     IncompleteCreate,
 
+    /// The file beside the data file where readers in other processes
+    /// register (its path with `-readers` appended) holds something else;
+    /// it is left as it is.
+    #[error("{path} is not a reader table")]
+    NotAReaderTable {
+        /// The file that is not a reader table.
+        path: PathBuf,
+    },
+
+    /// The file has no reader table, so no reader of another process may
+    /// follow its writer: a writer makes one when it opens the file with
+    /// `PagerOptions::process_readers(true)`.
+    #[error("{path} has no reader table: its writer must open it with process_readers(true)")]
+    NoReaderTable {
+        /// The data file.
+        path: PathBuf,
+    },
+
+    /// Every slot of the file's reader table is held by a live reader (126
+    /// readers at once, over all processes).
+    #[error("every slot of the reader table is held by a live reader")]
+    ReaderTableFull,
+
     /// A lock of a [`ConcurrentPager`](crate::ConcurrentPager) was not taken
     /// (a writer panicked, or a `try_` call found the lock held). This lets
     /// `shared.write()?` work in a function that returns this crate's

@@ -42,6 +42,7 @@
 #![allow(unsafe_code)]
 
 mod platform;
+pub(crate) mod reader_table;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -56,6 +57,7 @@ use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{MappedPageError, Result};
 use crate::fault::{HookSlot, IoEvent};
+use reader_table::ReaderSlot;
 
 pub(crate) use platform::read_exact_at;
 
@@ -319,6 +321,24 @@ impl MapRegion {
     /// No one may write these bytes while the returned slice lives: the
     /// writer writes only ranges no live snapshot reads (module docs).
     #[inline]
+    /// The bytes of a region [`LiveFile::map`] made, to read the pages of
+    /// the state `slot` registered in the reader table, and no others.
+    ///
+    /// A writer (of this process or another) may be writing the file: the
+    /// pages it leaves alone are those of every state a live reader
+    /// registered, and the caller, holding `slot` with its registration,
+    /// reads only those (see `io/reader_table.rs`). The pages a writer may
+    /// be writing (the roots) are read with [`LiveFile::read_at`], copied.
+    pub fn registered_pages(&self, slot: &ReaderSlot) -> &[u8] {
+        debug_assert!(slot.registered().is_some());
+        // SAFETY: a live mapping of `self.map.len()` bytes that lives as
+        // long as `self`; the bytes the caller reads are those of a state it
+        // registered, which no writer that honours the table changes while
+        // the registration lasts (the file is not cut below that state's
+        // pages either), so none changes under the borrow.
+        unsafe { View::of(self).range(0..self.map.len()) }.unwrap_or_default()
+    }
+
     pub unsafe fn range(&self, range: std::ops::Range<usize>) -> Option<&[u8]> {
         // SAFETY: the view of this mapping, which lives as long as `self`
         // (the file is not cut below it while it is mapped, see
@@ -376,6 +396,48 @@ pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<Fil
         return Err(MappedPageError::NotARegularFile);
     }
     Ok(file)
+}
+
+/// A data file opened to follow the writer that may be writing it (in this
+/// process or another): no lock is taken, so writers are not kept out (the
+/// reader table keeps them off what its readers read, see
+/// `io/reader_table.rs`).
+#[derive(Debug)]
+pub(crate) struct LiveFile {
+    file: Arc<File>,
+}
+
+impl LiveFile {
+    /// Opens `path` for reading.
+    pub fn open(path: &Path) -> Result<LiveFile> {
+        let file = open_regular(path, OpenOptions::new().read(true))?;
+        Ok(LiveFile {
+            file: Arc::new(file),
+        })
+    }
+
+    /// Copies the bytes at `offset` into `buf`: how the pages a writer may
+    /// be writing at that moment are read, never in place.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        platform::read_exact_at(&self.file, buf, offset)
+    }
+
+    /// The file's length now.
+    pub fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    /// Maps the first `len` bytes of the file read-only.
+    pub fn map(&self, len: u64) -> Result<MapRegion> {
+        check_mappable(len)?;
+        let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        let map = MmapOptions::new().len(len).map_raw_read_only(&*self.file)?;
+        Ok(MapRegion {
+            map,
+            _file: Arc::clone(&self.file),
+            read_only: false,
+        })
+    }
 }
 
 /// Takes the exclusive lock, or fails with `Locked`.

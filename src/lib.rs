@@ -117,6 +117,7 @@ mod format;
 pub mod guide;
 pub mod inspect;
 mod io;
+mod live_reader;
 mod options;
 mod page;
 mod pager;
@@ -138,6 +139,7 @@ pub use crate::engine::{
     Durability, RecoveryReport, DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD, MIN_GROWTH_STEP,
 };
 pub use crate::error::{ConcurrentError, MappedPageError, Result};
+pub use crate::live_reader::{LiveReader, ReaderInfo};
 pub use crate::options::{PagerOptions, DEFAULT_INITIAL_PAGES};
 pub use crate::page::{MappedPage, PageId};
 pub use crate::pager::{AllocatedPageIter, AllocatedProtectedPageIter, Pager};

@@ -33,6 +33,7 @@ pub struct PagerOptions<const PAGE_SIZE: usize> {
     pub(crate) preallocate: bool,
     pub(crate) shrink_threshold: Option<u64>,
     pub(crate) hook: HookSlot,
+    pub(crate) process_readers: bool,
     _page_size: PhantomData<[u8; PAGE_SIZE]>,
 }
 
@@ -57,6 +58,7 @@ impl<const PAGE_SIZE: usize> Default for PagerOptions<PAGE_SIZE> {
             preallocate: true,
             shrink_threshold: Some(DEFAULT_SHRINK_THRESHOLD),
             hook: HookSlot::default(),
+            process_readers: false,
             _page_size: PhantomData,
         }
     }
@@ -184,6 +186,32 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// ```
     pub fn preallocate(mut self, preallocate: bool) -> Self {
         self.preallocate = preallocate;
+        self
+    }
+
+    /// Whether readers in other processes may follow this writer, default
+    /// `false`. With `true`, opening or creating the file makes its reader
+    /// table if it has none: a small file beside it, named after it with
+    /// `-readers` appended, in which each reader records the committed
+    /// state it reads. The writer then reuses no page such a reader may
+    /// still read, and cuts the file no shorter than its state, as it does
+    /// for its own [`Snapshot`](crate::Snapshot)s; a reader that dies is
+    /// found dead by its lock, and what it pinned is reused.
+    ///
+    /// A file whose reader table exists is written this way whatever this
+    /// option says, so that no writer can overlook readers a previous one
+    /// accepted. The table is never removed by the crate.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let _pager = mappedpages::Pager::<4096>::options().process_readers(true).create(&path)?;
+    /// assert!(dir.path().join("data.pages-readers").exists());
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    pub fn process_readers(mut self, accept: bool) -> Self {
+        self.process_readers = accept;
         self
     }
 

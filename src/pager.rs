@@ -103,6 +103,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
             preallocate: options.preallocate,
             initial_pages: options.initial_pages,
             hook: options.hook.clone(),
+            process_readers: options.process_readers,
         }
     }
 
@@ -528,6 +529,37 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// ```
     pub fn allocated_page_count(&self) -> u64 {
         self.core.regular_count()
+    }
+
+    /// The readers that follow this writer from other processes (and the
+    /// [`LiveReader`](crate::LiveReader)s of this one), from the file's
+    /// reader table: the commit each reads, how many commits it is behind,
+    /// the pages its commit counts. Empty when the file has no reader table
+    /// (see [`PagerOptions::process_readers`](crate::PagerOptions::process_readers)).
+    /// Readers found dead on the way are cleared, and what they pinned is
+    /// reused.
+    ///
+    /// # Errors
+    /// `Io` if the table cannot be read.
+    ///
+    /// # Examples
+    /// ```
+    /// use mappedpages::{LiveReader, Pager};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = Pager::<4096>::options().process_readers(true).create(&path)?;
+    /// assert!(pager.readers()?.is_empty());
+    /// let reader = LiveReader::<4096>::open(&path)?;
+    /// let snapshot = reader.snapshot()?;
+    /// pager.alloc()?;
+    /// let readers = pager.readers()?;
+    /// assert_eq!((readers.len(), readers[0].behind), (1, 1));
+    /// assert_eq!(readers[0].generation, snapshot.generation());
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    pub fn readers(&self) -> Result<Vec<crate::ReaderInfo>> {
+        let entries = self.core.process_readers()?;
+        Ok(crate::ReaderInfo::listed(entries, self.core.generation()))
     }
 
     /// The generation of the newest commit (one per committing call).

@@ -6,8 +6,8 @@
 //! [`Pager::open`](crate::Pager::open) fails with `Locked`, and while a `Pager` has it open,
 //! [`ReadOnlyPager::open`] does. So a read-only pager never sees a writer's
 //! half-done state: it reads the newest valid commit as open would, and that
-//! state cannot change under it. (Following a live writer from another
-//! process, as LMDB's reader table allows, is not built.)
+//! state cannot change under it. To read alongside a live writer instead,
+//! see [`LiveReader`](crate::LiveReader).
 
 use std::ops::Deref;
 use std::path::Path;

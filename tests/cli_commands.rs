@@ -561,3 +561,75 @@ fn copy_shows_progress_on_request() {
     assert!(last.starts_with("copying "), "{stderr:?}");
     assert!(last.contains("160.00 KiB/160.00 KiB"), "{stderr:?}");
 }
+
+#[test]
+fn copy_reads_beside_a_writer_that_accepts_readers_of_other_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = good_file(dir.path(), "good.pages");
+    let mut writer = Pager::<PS>::options()
+        .process_readers(true)
+        .open(&src)
+        .unwrap();
+    let expect = contents(&writer.snapshot().unwrap());
+    let dst = dir.path().join("copy.pages");
+    let out = run(&["copy", src.to_str().unwrap(), dst.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The writer goes on, and the copy holds the commit it read.
+    writer.alloc().unwrap();
+    let copied = Pager::<PS>::open(&dst).unwrap();
+    assert_eq!(contents(&copied.snapshot().unwrap()), expect);
+    assert!(
+        writer.readers().unwrap().is_empty(),
+        "the copy's reader is gone"
+    );
+}
+
+#[test]
+fn readers_lists_the_reader_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = good_file(dir.path(), "good.pages");
+    let arg = src.to_str().unwrap();
+    // No table yet: a one-line error that says what to do.
+    let out = run(&["readers", arg]);
+    assert_one_line_error(&out, 2, arg);
+    assert!(
+        text(&out.stderr).contains("process_readers"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let mut writer = Pager::<PS>::options()
+        .process_readers(true)
+        .open(&src)
+        .unwrap();
+    let out = run(&["readers", arg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("readers     0"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let reader = mappedpages::LiveReader::<PS>::open(&src).unwrap();
+    let snapshot = reader.snapshot().unwrap();
+    writer.alloc().unwrap();
+    writer.alloc().unwrap();
+    let out = run(&["readers", "--json", arg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json = text(&out.stdout);
+    assert!(
+        json.contains(&format!("\"process_id\":{}", std::process::id())),
+        "{json}"
+    );
+    assert!(
+        json.contains(&format!("\"generation\":{}", snapshot.generation())),
+        "{json}"
+    );
+    assert!(json.contains("\"behind\":2"), "{json}");
+    let out = run(&["readers", arg]);
+    assert!(
+        text(&out.stdout).contains("readers     1"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -49,12 +49,14 @@
 
 //!
 //! `PARTS` lists the parts to run, comma-separated: p1 (with P2), t3, t4,
-//! t5, p3, p4, r4, r6, space, sub_pages, group, p5; all by default.
+//! t5, p3, p4, r4, r6, process_readers, space, sub_pages, group, p5; all by
+//! default.
 
 mod group;
 mod open;
 mod page_access;
 mod performance;
+mod process_readers;
 mod readers;
 mod report;
 mod space;
@@ -148,8 +150,8 @@ fn fs_available(dir: &Path) -> BoxResult<u64> {
 }
 
 /// Whether the part named `name` runs: all by default, else those listed in
-/// `PARTS` (comma-separated: p1, t3, t4, t5, p3, p4, r4, r6, space,
-/// sub_pages, group, p5; P2 runs with P1).
+/// `PARTS` (comma-separated: p1, t3, t4, t5, p3, p4, r4, r6,
+/// process_readers, space, sub_pages, group, p5; P2 runs with P1).
 fn enabled(name: &str) -> bool {
     match std::env::var("PARTS") {
         Ok(list) if !list.trim().is_empty() => {
@@ -172,6 +174,13 @@ pub fn main() -> BoxResult<()> {
                 Some("4096") => open::open_child::<4096>(Path::new(path), cold),
                 _ => open::open_child::<1024>(Path::new(path), cold),
             };
+        }
+        Some("live-reader-child") => {
+            const USAGE: &str = "live-reader-child PATH MILLIS FIRST";
+            let path = args.get(1).ok_or(USAGE)?;
+            let millis = args.get(2).ok_or(USAGE)?.parse()?;
+            let first = args.get(3).ok_or(USAGE)?.parse()?;
+            return process_readers::live_reader_child(Path::new(path), millis, first);
         }
         Some("t5-child") => {
             let path = args.get(1).ok_or("t5-child PATH kill|close")?;
@@ -284,6 +293,15 @@ pub fn main() -> BoxResult<()> {
             "r6",
             "R6: readers while a writer commits",
             Box::new(|| Ok(readers::r6_rows(&readers::run_r6(&cfg, dir)?))),
+        ),
+        (
+            "process_readers",
+            "Readers in other processes (LiveReader) beside the writer",
+            Box::new(|| {
+                Ok(process_readers::process_reader_rows(
+                    &process_readers::run_process_readers(&cfg, dir)?,
+                ))
+            }),
         ),
         (
             "space",

@@ -42,6 +42,7 @@ impl Frozen {
             preallocate: false,
             initial_pages: total,
             hook: HookSlot::default(),
+            process_readers: false,
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::fault::HookSlot;
 use crate::format::record::DirEntry;
 use crate::format::root::{Root, FLAG_SYNCED};
 use crate::format::{superblock, FIRST_DATA_PAGE, ROOT_PAGES, SUPERBLOCK_PAGE};
+use crate::io::reader_table::ReaderTable;
 use crate::io::Storage;
 
 #[derive(Debug)]
@@ -64,6 +65,9 @@ pub(crate) struct Core {
     pub(super) sealed: Option<Sealed>,
     /// Commits are grouped: not synced by the commit (`group.rs`).
     pub(super) grouped: bool,
+    /// The table of readers in other processes, if the file has one
+    /// (`readers.rs`).
+    pub(super) readers: Option<Arc<ReaderTable>>,
 }
 
 /// Settings the engine needs, independent of the page-size type parameter.
@@ -76,6 +80,8 @@ pub(crate) struct Settings {
     pub(crate) preallocate: bool,
     pub(crate) initial_pages: u64,
     pub(crate) hook: HookSlot,
+    /// Make the file's reader table if it has none (`readers.rs`).
+    pub(crate) process_readers: bool,
 }
 
 impl Core {
@@ -110,6 +116,7 @@ impl Core {
             flight: Arc::default(),
             sealed: None,
             grouped: false,
+            readers: None,
         };
         // The state open or create found is durable as far as waiters are
         // concerned: a commit made after it is what they wait for.
@@ -139,7 +146,15 @@ impl Core {
             fell_back: false,
             other_copy_problem: None,
         };
-        Ok(Core::assemble(store, map, journal, settings, recovery))
+        let make_table = settings.process_readers;
+        let mut core = Core::assemble(store, map, journal, settings, recovery);
+        if let Err(err) = core.attach_readers(path, make_table) {
+            // The file is ours, made just now; nothing counts on it yet.
+            drop(core);
+            let _ = std::fs::remove_file(path);
+            return Err(err);
+        }
+        Ok(core)
     }
 
     /// Opens an existing file (see the module docs).
@@ -173,9 +188,11 @@ impl Core {
         let other_root_checks = page(ROOT_PAGES[1 - chosen_slot])
             .and_then(|bytes| Root::decode(bytes, page_size).ok())
             .is_some_and(|root| !root.checks.is_empty() || !root.check_pages.is_null());
+        let make_table = settings.process_readers;
         let mut core = Core::assemble(store, map, journal, settings, chosen.recovery);
         core.open_unsettled = true;
         core.other_root_checks = other_root_checks;
+        core.attach_readers(path, make_table)?;
         Ok(core)
     }
 
@@ -259,7 +276,11 @@ impl Core {
     #[inline]
     pub(crate) fn regular_page_mut(&mut self, page: u64) -> Result<&mut [u8]> {
         self.check_regular(page)?;
-        if self.open_unsettled || self.any_guarded() || self.snapshots_alive() {
+        if self.open_unsettled
+            || self.any_guarded()
+            || self.snapshots_alive()
+            || self.readers.is_some()
+        {
             self.prepare_write_in_place(page)?;
         }
         self.data_dirty = true;

@@ -39,9 +39,13 @@ impl Core {
     }
 
     /// Fails with `InUseBySnapshot` if a live snapshot reads `page` (rule 3
-    /// of the module docs).
+    /// of the module docs), or a reader in another process reads any state
+    /// (`readers.rs`).
     #[inline]
     pub(crate) fn check_not_in_snapshot(&self, page: u64) -> Result<()> {
+        if self.readers.is_some() && self.process_reader_reads() {
+            return Err(MappedPageError::InUseBySnapshot { page });
+        }
         if !self.snapshots.any_alive() {
             return Ok(());
         }
@@ -52,13 +56,16 @@ impl Core {
         Ok(())
     }
 
-    /// Whether a live snapshot names `page` as the committed copy of `slot`
+    /// Whether a live snapshot (or, for all the writer knows, a reader in
+    /// another process) names `page` as the committed copy of `slot`
     /// (rule 4).
     pub(super) fn snapshot_names(&self, slot: u64, page: u64) -> bool {
-        self.snapshots
-            .live()
-            .iter()
-            .any(|state| state.names_copy(slot, page))
+        self.process_reader_reads()
+            || self
+                .snapshots
+                .live()
+                .iter()
+                .any(|state| state.names_copy(slot, page))
     }
 
     /// The generation of the oldest live snapshot, if any.
@@ -66,10 +73,19 @@ impl Core {
         self.snapshots.oldest_generation()
     }
 
-    /// Makes the pages held for snapshots reusable once no live snapshot is
-    /// older than the commit that freed them (rule 1).
+    /// Makes the pages held for snapshots reusable once no live snapshot,
+    /// and no reader in another process (`readers.rs`), is older than the
+    /// commit that freed them (rule 1).
     pub(super) fn release_unpinned(&mut self) {
-        let oldest = self.oldest_snapshot();
+        let Some(freed_through) = self.journal.reclaim.newest_releasable() else {
+            return;
+        };
+        let snapshot = self.oldest_snapshot();
+        let reader = self.oldest_process_reader(freed_through);
+        let oldest = match (snapshot, reader) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.journal.reclaim.release(&mut self.map, oldest);
     }
 }

@@ -207,6 +207,7 @@ mod tests {
             preallocate: true,
             initial_pages: 64,
             hook: HookSlot::default(),
+            process_readers: false,
         }
     }
 

@@ -180,7 +180,8 @@ impl Core {
     /// length the newest root counts on, giving back what the failed call
     /// grew. Best effort: a file longer than its roots count on is valid.
     pub(super) fn give_back_growth(&mut self) {
-        let keep = self.journal.root_total;
+        // A directory of `n` slots needs a file of `n` pages.
+        let keep = self.journal.root_total.max(self.map.dir_len());
         if self.map.total_pages() <= keep || !self.map.can_shrink(keep) {
             return;
         }
@@ -293,7 +294,11 @@ impl Core {
             self.commit_trees_whole()?;
         }
         let total = self.map.total_pages();
-        let keep = self.shrink_end(slack).max(floor);
+        // Readers in other processes read as far as their states count.
+        let keep = self
+            .shrink_end(slack)
+            .max(floor)
+            .max(self.process_readers_pages());
         if keep >= total || !self.map.shrink(keep) {
             return Ok(false);
         }

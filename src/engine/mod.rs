@@ -17,6 +17,8 @@
 //!   durable by one sync, run without the writer's lock) and the state its
 //!   waiters share;
 //! - `reclaim`: when a freed page may be handed out again;
+//! - `readers`: the writer's side of readers in other processes (the
+//!   reader table it honours when it reuses pages or cuts the file);
 //! - `snapshots`: the committed states given out to readers, and why
 //!   reading them from other threads is sound;
 //! - `freeze`: the writer's side of snapshots (freezing a state, and what
@@ -53,6 +55,7 @@ mod open;
 mod page_tree;
 mod placement;
 mod protected;
+mod readers;
 mod reclaim;
 mod snapshots;
 mod sub_pages;
@@ -67,7 +70,8 @@ pub(crate) use self::core::{Core, Settings};
 pub(crate) use flight::{Flight, GroupSync, Wait};
 pub(crate) use freemap::{FreeMap, PageUse};
 pub(crate) use limits::MIN_FILE_PAGES;
-pub(crate) use open::{choose_root, open_state, ChooseError, Chosen};
+pub(crate) use open::{choose_root, load_state_of_root, open_state, ChooseError, Chosen};
+pub(crate) use readers::table_error;
 pub(crate) use snapshots::Frozen;
 pub(crate) use sub_pages::sub_page_ids;
 pub(crate) use transaction::{FreshPages, TxnState};

@@ -497,6 +497,30 @@ pub(super) fn file_page(file: &[u8], page_size: usize, n: u64) -> Option<&[u8]> 
     file.get(start..start.checked_add(page_size)?)
 }
 
+/// Loads the state of the root in root slot `slot` of a file a writer may
+/// be writing, for a reader that registered that root's generation in the
+/// reader table: `root` is a copy of the root's page (the writer may be
+/// writing it), the other root is not looked at (the pages of its state
+/// may be in reuse), and every other page is read from `file` (those of
+/// the registered state, which no writer changes).
+pub(crate) fn load_state_of_root(
+    file: &[u8],
+    page_size: usize,
+    slot: usize,
+    root: &[u8],
+) -> Result<Chosen> {
+    let page = |n: u64| {
+        if n == ROOT_PAGES[slot] {
+            Some(root)
+        } else if ROOT_PAGES.contains(&n) {
+            None
+        } else {
+            file_page(file, page_size, n)
+        }
+    };
+    Ok(choose_root(file.len() as u64, page_size, page)?)
+}
+
 /// Checks the superblock of `file` (all of it, as mapped) and loads the
 /// state of its newest valid root: what `open` does before it builds a
 /// pager, shared with the read-only pager.

@@ -18,7 +18,8 @@
 //! 3. **No live snapshot older than the commit that freed it** (see
 //!    `snapshot.rs`, rule 1): a snapshot reads the state it was taken in,
 //!    where the page may still be in use. Dropping the snapshot ends this
-//!    wait ([`Reclamation::release`]).
+//!    wait ([`Reclamation::release`]). Readers in other processes count
+//!    as snapshots (`readers.rs`).
 //!
 //! Every waiting page stays marked in use in the free map, so nothing else
 //! can take it; this type only says which pages wait and gives them back.
@@ -123,6 +124,20 @@ impl Reclamation {
                 self.held.push((generation, unused));
             }
         }
+    }
+
+    /// The newest generation whose freed pages or sub-pages wait only for
+    /// snapshots: the most a [`Reclamation::release`] may give back.
+    pub(super) fn newest_releasable(&self) -> Option<u64> {
+        self.held
+            .iter()
+            .map(|(generation, _)| *generation)
+            .chain(
+                self.sub_pages_held
+                    .iter()
+                    .map(|(generation, _)| *generation),
+            )
+            .max()
     }
 
     /// Gives back to `map` the pages no live snapshot may read: those freed

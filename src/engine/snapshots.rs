@@ -44,6 +44,14 @@
 //!    mapping, which a snapshot holds by `Arc`, stays mapped, and the file
 //!    stays locked, until the last snapshot holding it is dropped. The file
 //!    is never cut below a length a snapshot's state counts on.
+//! 8. **Readers of other processes are snapshots too.** A `LiveReader`'s
+//!    state is registered in the reader table (`io/reader_table.rs`) before
+//!    any of its pages is read through the map, and the writer (of any
+//!    process) treats every registered generation as a live snapshot for
+//!    rule 1, and as one that may count every page for rules 3 and 4
+//!    (`engine/readers.rs`); the file is not cut below its pages. The pages
+//!    the writer may be writing meanwhile (the roots) are copied with a
+//!    read call, never borrowed from the map.
 //!
 //! So no byte a snapshot can read is written while it lives: there is no
 //! data race and no torn read, on any thread. The writer's own metadata
@@ -59,6 +67,7 @@ use crate::engine::bitmap::BitVec;
 use crate::engine::freemap::{not_regular, FreeMap};
 use crate::error::{MappedPageError, Result};
 use crate::format::record::{DirEntry, EntryState};
+use crate::io::reader_table::ReaderSlot;
 use crate::io::{MapRegion, View};
 
 /// The committed state a snapshot reads.
@@ -74,6 +83,10 @@ pub(crate) struct Frozen {
     view: View,
     zero_page: Arc<[u8]>,
     alive: Arc<AtomicUsize>,
+    /// For a state read by a reader that follows a writer of another
+    /// process (`LiveReader`): its registration in the reader table, which
+    /// keeps the writer off its pages until the state is dropped.
+    _registration: Option<ReaderSlot>,
 }
 
 impl Drop for Frozen {
@@ -104,7 +117,15 @@ impl Frozen {
             map: region,
             zero_page,
             alive: Arc::clone(alive),
+            _registration: None,
         }
+    }
+
+    /// This state, read under `registration` in the reader table: the
+    /// registration lasts as long as the state.
+    pub(crate) fn registered_by(mut self, registration: ReaderSlot) -> Frozen {
+        self._registration = Some(registration);
+        self
     }
 
     #[inline]

@@ -169,6 +169,9 @@ impl Core {
     /// slot may name another parent in a snapshot, whose bytes are not
     /// these.
     fn check_sub_page_not_in_snapshot(&self, page: u64, shift: u8, id: u64) -> Result<()> {
+        if self.process_reader_reads() {
+            return Err(MappedPageError::InUseBySnapshot { page });
+        }
         let Some(newest) = self.snapshots.newest() else {
             return Ok(());
         };

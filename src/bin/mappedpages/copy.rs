@@ -1,12 +1,14 @@
 //! `copy`: the source opened as a `ReadOnlyPager` of the page size its
-//! superblock gives, copied with a progress bar.
+//! superblock gives (or, while a writer that accepts readers of other
+//! processes holds it, read through a `LiveReader` snapshot), copied with a
+//! progress bar.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use indicatif::ProgressStyle;
 use mappedpages::inspect::Inspector;
-use mappedpages::{MappedPageError, ReadOnlyPager, Snapshot};
+use mappedpages::{LiveReader, MappedPageError, ReadOnlyPager, Snapshot};
 
 use crate::progress::LazyBar;
 use crate::{one_line, COPY_PROGRESS_FROM, EXIT_ERROR};
@@ -65,7 +67,7 @@ pub(crate) trait Source {
     fn generation(&self) -> u64;
 }
 
-impl<const P: usize> Source for ReadOnlyPager<P> {
+impl<const P: usize> Source for Snapshot<P> {
     fn copy(&self, dst: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<(), MappedPageError> {
         self.copy_to_with_progress(dst, progress)
     }
@@ -81,8 +83,19 @@ impl<const P: usize> Source for ReadOnlyPager<P> {
 
 pub(crate) type Opener = fn(&Path) -> Result<Box<dyn Source>, MappedPageError>;
 
+/// The source under a shared lock; while a writer holds it, a snapshot of
+/// its newest commit through the file's reader table, if it has one (the
+/// copy then runs beside the writer, which goes on).
 pub(crate) fn open_source<const P: usize>(src: &Path) -> Result<Box<dyn Source>, MappedPageError> {
-    Ok(Box::new(ReadOnlyPager::<P>::open(src)?))
+    match ReadOnlyPager::<P>::open(src) {
+        Ok(pager) => Ok(Box::new(Snapshot::clone(&pager))),
+        Err(MappedPageError::Locked) => match LiveReader::<P>::open(src) {
+            Ok(reader) => Ok(Box::new(reader.snapshot()?)),
+            Err(MappedPageError::NoReaderTable { .. }) => Err(MappedPageError::Locked),
+            Err(err) => Err(err),
+        },
+        Err(err) => Err(err),
+    }
 }
 
 /// The opener for files of `page_size`: the page size is a type parameter

@@ -6,14 +6,18 @@
 //! mappedpages dump FILE PAGE   hex and ASCII of one page, decoded fields for pages 0-2
 //! mappedpages pages FILE       every page by kind, and the protected slots
 //! mappedpages copy SRC DST     a consistent copy of the newest commit of SRC
+//! mappedpages readers FILE     the readers of other processes following its writer
 //! ```
 //!
 //! `info`, `check`, `dump` and `pages` read the file without the pager's
 //! lock, so they also look at a file that a writer holds or that does not
-//! open; `info`, `check` and `pages` print JSON with `--json`. `copy` opens
-//! the source as a `ReadOnlyPager` (a shared lock: refused while a `Pager`
-//! writes it) so that the copy is one committed state. No command writes the
-//! file it inspects or copies. Page numbers are decimal or hexadecimal
+//! open; `info`, `check`, `pages` and `readers` print JSON with `--json`.
+//! `copy` opens the source as a `ReadOnlyPager` (a shared lock) so that the
+//! copy is one committed state; while a `Pager` writes it, it copies a
+//! snapshot read through the file's reader table if the writer accepts
+//! readers of other processes, and is refused if not. No command writes the
+//! file it inspects or copies (`readers` and a copy beside a writer
+//! register in, or clear dead readers from, the reader table). Page numbers are decimal or hexadecimal
 //! (`0x1f`).
 //!
 //! Exit status: 0 on success; 1 when `check` finds anything wrong, the file
@@ -26,6 +30,7 @@ mod describe;
 mod dump;
 mod json;
 mod progress;
+mod readers;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -107,9 +112,11 @@ enum Command {
     /// and bytes, free pages left out (a sparse file, cut after its last
     /// page in use), synced before it returns.
     ///
-    /// SRC is opened read-only under a shared lock: while another process
-    /// (or this one) has it open with a `Pager`, the copy is refused with
-    /// "the file is locked by another Pager". A SRC that does not open
+    /// SRC is opened read-only under a shared lock. While another process
+    /// (or this one) has it open with a `Pager`, the copy reads a snapshot
+    /// of its newest commit through the file's reader table, beside the
+    /// writer, if the writer accepts readers of other processes; if not, it
+    /// is refused with "the file is locked by another Pager". A SRC that does not open
     /// (damaged, not a page file) is refused and no DST is made. DST must
     /// not exist; it is built under a temporary name beside it
     /// (DST.<pid>-<n>-<time>.partial) and linked to DST when complete,
@@ -124,6 +131,17 @@ enum Command {
         /// copy is small.
         #[arg(long)]
         progress: bool,
+    },
+    /// The readers of other processes that follow the file's writer, from
+    /// its reader table: slot, process id, the generation each reads, how
+    /// many commits it is behind, the pages its commit counts, and for how
+    /// long it has read it. Readers found dead are cleared on the way.
+    Readers {
+        /// The page file.
+        file: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -155,6 +173,7 @@ fn main() -> ExitCode {
         } => (file, dump(file, *page, *page_size)),
         Command::Pages { file, json } => (file, pages(file, *json)),
         Command::Copy { src, dst, progress } => (src, copy(src, dst, *progress)),
+        Command::Readers { file, json } => (file, readers::readers(file, *json)),
     };
     match outcome {
         Ok(code) => code,

@@ -86,6 +86,59 @@ pub(crate) fn try_lock_shared(file: &File) -> Result<(), TryLockError> {
     file.try_lock_shared()
 }
 
+// Linux's locks belong to the open file description (`F_OFD_SETLK`); the
+// other systems have only process-owned `F_SETLK` locks, which any close of
+// the file by the process releases: the reader table is opened once per
+// process for that reason.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SET_BYTE_LOCK: libc::c_int = libc::F_OFD_SETLK;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SET_BYTE_LOCK: libc::c_int = libc::F_SETLK;
+
+/// Tries to take, without waiting, an exclusive lock on the byte at
+/// `offset` of `file` (which need not reach it). It is held until
+/// [`unlock_byte`], or until the file is closed or the process ends, which
+/// is what the reader table reads a reader's liveness from.
+pub(crate) fn try_lock_byte(file: &File, offset: u32) -> Result<(), TryLockError> {
+    match set_byte_lock(file, offset, libc::F_WRLCK as libc::c_short) {
+        Ok(()) => Ok(()),
+        Err(err)
+            if matches!(
+                err.raw_os_error(),
+                Some(code) if code == libc::EAGAIN || code == libc::EACCES
+            ) =>
+        {
+            Err(TryLockError::WouldBlock)
+        }
+        Err(err) => Err(TryLockError::Error(err)),
+    }
+}
+
+/// Releases a lock [`try_lock_byte`] took.
+pub(crate) fn unlock_byte(file: &File, offset: u32) -> io::Result<()> {
+    set_byte_lock(file, offset, libc::F_UNLCK as libc::c_short)
+}
+
+fn set_byte_lock(file: &File, offset: u32, kind: libc::c_short) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: `flock` is plain data, valid when zeroed (and `l_pid` must be
+    // zero for `F_OFD_SETLK`).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // Below 2^31: `off_t` is 32 bits on some 32-bit targets.
+    lock.l_start = offset as libc::off_t;
+    lock.l_len = 1;
+    // SAFETY: the descriptor is owned by `file` for the call; `lock` is a
+    // valid `flock` that lives across it, and the command does not wait.
+    let done = unsafe { libc::fcntl(file.as_raw_fd(), SET_BYTE_LOCK, &mut lock) };
+    if done == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// The longest file the OS lets this process write, in bytes: the largest
 /// file offset, and the file-size limit (`RLIMIT_FSIZE`: writing past it
 /// raises `SIGXFSZ`, which ends the process).

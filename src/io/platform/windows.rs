@@ -11,7 +11,7 @@ use std::path::Path;
 use memmap2::MmapRaw;
 use windows_sys::Win32::Foundation::{ERROR_IO_PENDING, ERROR_LOCK_VIOLATION, HANDLE};
 use windows_sys::Win32::Storage::FileSystem::{
-    LockFileEx, LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
+    LockFileEx, UnlockFileEx, LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
 };
 use windows_sys::Win32::System::IO::OVERLAPPED;
 
@@ -113,11 +113,41 @@ pub(crate) fn try_lock_shared(file: &File) -> Result<(), TryLockError> {
     lock_byte(file, 0)
 }
 
-fn lock_byte(file: &File, mode: u32) -> Result<(), TryLockError> {
+/// Tries to take, without waiting, an exclusive lock on the byte at
+/// `offset` of `file` (which need not reach it), held until
+/// [`unlock_byte`], or until the handle is closed or the process ends.
+pub(crate) fn try_lock_byte(file: &File, offset: u32) -> Result<(), TryLockError> {
+    lock_byte_at(file, u64::from(offset), LOCKFILE_EXCLUSIVE_LOCK)
+}
+
+/// Releases a lock [`try_lock_byte`] took.
+pub(crate) fn unlock_byte(file: &File, offset: u32) -> io::Result<()> {
+    let mut at = overlapped_at(u64::from(offset));
+    let handle = file.as_raw_handle() as HANDLE;
+    // SAFETY: the handle is owned by `file` for the duration of the call;
+    // `at` lives on this stack frame and the call does not wait.
+    let ok = unsafe { UnlockFileEx(handle, 0, 1, 0, &mut at) };
+    if ok != 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn overlapped_at(offset: u64) -> OVERLAPPED {
     // SAFETY: OVERLAPPED is plain data, valid when zeroed.
     let mut at: OVERLAPPED = unsafe { std::mem::zeroed() };
-    at.Anonymous.Anonymous.Offset = LOCK_OFFSET as u32;
-    at.Anonymous.Anonymous.OffsetHigh = (LOCK_OFFSET >> 32) as u32;
+    at.Anonymous.Anonymous.Offset = offset as u32;
+    at.Anonymous.Anonymous.OffsetHigh = (offset >> 32) as u32;
+    at
+}
+
+fn lock_byte(file: &File, mode: u32) -> Result<(), TryLockError> {
+    lock_byte_at(file, LOCK_OFFSET, mode)
+}
+
+fn lock_byte_at(file: &File, offset: u64, mode: u32) -> Result<(), TryLockError> {
+    let mut at = overlapped_at(offset);
     let handle = file.as_raw_handle() as HANDLE;
     // SAFETY: the handle is owned by `file` for the duration of the call; the
     // lock is asked not to wait (`LOCKFILE_FAIL_IMMEDIATELY`), so the call

@@ -1,0 +1,257 @@
+//! Readers in other processes (`LiveReader`): the cost of a snapshot of a
+//! new commit against an in-process snapshot, random reads per second in 1,
+//! 2 and 4 reader processes against as many threads reading in-process
+//! snapshots, and the writer's commit time with 4 reader processes attached
+//! against none.
+
+use std::hint::black_box;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mappedpages::{Durability, LiveReader, PageId, Pager, Snapshot};
+
+use super::readers::snapshot_head_loop;
+use super::report::{info_ratio_row, row, Row};
+use super::support::stats::{fmt_ns, median, ns, Rng};
+use super::support::{BoxResult, PAGE};
+use super::Config;
+
+/// Pages of the file the readers read.
+const PAGES: u64 = 1 << 14;
+/// Reads per batch (each batch on a snapshot of the newest commit).
+const BATCH: usize = 4096;
+
+pub struct ProcessReaderFigures {
+    snapshot_in_process: Vec<f64>,
+    snapshot_live: Vec<f64>,
+    /// (readers, reads per second in processes, reads per second in threads)
+    reads: Vec<(usize, f64, f64)>,
+    commit_alone: Vec<f64>,
+    commit_with_readers: Vec<f64>,
+}
+
+fn window(cfg: &Config) -> Duration {
+    Duration::from_millis(if cfg.quick { 300 } else { 1500 })
+}
+
+/// The child: reads batches of random pages from `first` on (pages the
+/// writer never frees) through a new `LiveReader` snapshot each, for
+/// `millis`, then prints how many pages it read.
+pub fn live_reader_child(path: &Path, millis: u64, first: u64) -> BoxResult<()> {
+    let reader = LiveReader::<PAGE>::open(path)?;
+    let ids = ids_of(&reader.snapshot()?, first);
+    println!("READY");
+    let mut rng = Rng(u64::from(std::process::id()) | 1);
+    let start = Instant::now();
+    let mut reads = 0u64;
+    while start.elapsed() < Duration::from_millis(millis) {
+        let snapshot = reader.snapshot()?;
+        let batch: Vec<PageId<PAGE>> = (0..BATCH)
+            .map(|_| ids[(rng.next() % ids.len() as u64) as usize])
+            .collect();
+        black_box(snapshot_head_loop(&snapshot, &batch));
+        reads += BATCH as u64;
+    }
+    println!("READS {reads} {}", start.elapsed().as_nanos());
+    Ok(())
+}
+
+/// The pages of `snapshot` from `first` on.
+fn ids_of(snapshot: &Snapshot<PAGE>, first: u64) -> Vec<PageId<PAGE>> {
+    snapshot
+        .iter_allocated_pages()
+        .filter(|id| id.0 >= first)
+        .collect()
+}
+
+/// A reader process and its output.
+type Reader = (Child, BufReader<std::process::ChildStdout>);
+
+/// Starts `n` reader processes for `millis`, reading pages from `first` on,
+/// and waits until each is ready.
+fn start_readers(path: &Path, n: usize, millis: u64, first: u64) -> BoxResult<Vec<Reader>> {
+    let mut children = Vec::new();
+    for _ in 0..n {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("live-reader-child")
+            .arg(path)
+            .arg(millis.to_string())
+            .arg(first.to_string())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut out = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut line = String::new();
+        out.read_line(&mut line)?;
+        if line.trim() != "READY" {
+            return Err(format!("a reader process said {line:?}").into());
+        }
+        children.push((child, out));
+    }
+    Ok(children)
+}
+
+/// Waits for the reader processes; their reads per second, summed.
+fn finish_readers(children: Vec<Reader>) -> BoxResult<f64> {
+    let mut rate = 0.0;
+    for (mut child, mut out) in children {
+        let mut line = String::new();
+        out.read_line(&mut line)?;
+        child.wait()?;
+        let mut words = line.split_whitespace().skip(1);
+        let reads: f64 = words.next().ok_or("no READS line")?.parse()?;
+        let nanos: f64 = words.next().ok_or("no time")?.parse()?;
+        rate += reads / (nanos / 1e9);
+    }
+    Ok(rate)
+}
+
+/// `threads` threads reading like the children, each batch through a
+/// snapshot taken from the writer's `Pager` (shared, as nothing writes
+/// while they read).
+fn thread_reads(pager: &Pager<PAGE>, threads: usize, window: Duration, first: u64) -> f64 {
+    let ids = ids_of(&pager.snapshot().expect("a snapshot"), first);
+    let start = Instant::now();
+    let reads: u64 = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let ids = &ids;
+                scope.spawn(move || {
+                    let mut rng = Rng(t as u64 * 7919 + 1);
+                    let mut reads = 0u64;
+                    while start.elapsed() < window {
+                        let snapshot = pager.snapshot().expect("a snapshot");
+                        let batch: Vec<PageId<PAGE>> = (0..BATCH)
+                            .map(|_| ids[(rng.next() % ids.len() as u64) as usize])
+                            .collect();
+                        black_box(snapshot_head_loop(&snapshot, &batch));
+                        reads += BATCH as u64;
+                    }
+                    reads
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    });
+    reads as f64 / start.elapsed().as_secs_f64()
+}
+
+/// One commit of the writer: a page allocated and written, the previous
+/// one freed.
+fn commit(pager: &mut Pager<PAGE>, previous: &mut Option<PageId<PAGE>>) -> BoxResult<f64> {
+    let start = Instant::now();
+    let mut txn = pager.transaction()?;
+    let id = txn.alloc()?;
+    txn.get_mut(id)?.as_bytes_mut()[..8].copy_from_slice(&id.0.to_le_bytes());
+    if let Some(old) = previous.replace(id) {
+        txn.free(old)?;
+    }
+    txn.commit()?;
+    Ok(ns(start.elapsed()))
+}
+
+pub fn run_process_readers(cfg: &Config, dir: &Path) -> BoxResult<ProcessReaderFigures> {
+    let path = dir.join("process-readers.pages");
+    let mut pager = Pager::<PAGE>::options()
+        .durability(Durability::Immediate)
+        .process_readers(true)
+        .initial_pages(PAGES + 1024)
+        .create(&path)?;
+    let ids = pager.alloc_bulk(PAGES as usize)?;
+    let mut txn = pager.transaction()?;
+    let fresh = txn.alloc_bulk(PAGES as usize)?;
+    for id in &fresh {
+        txn.get_mut(*id)?.as_bytes_mut()[..8].copy_from_slice(&id.0.to_le_bytes());
+    }
+    txn.free_bulk(ids)?;
+    txn.commit()?;
+    // The readers read these; the writer's commits below take and free
+    // other pages.
+    let first = fresh.iter().map(|id| id.0).min().ok_or("no page")?;
+    let live = LiveReader::<PAGE>::open(&path)?;
+
+    // A snapshot of a new commit, both ways, interleaved.
+    let rounds = if cfg.quick { 30 } else { 200 };
+    let mut previous = None;
+    let (mut snapshot_in_process, mut snapshot_live) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        commit(&mut pager, &mut previous)?;
+        let start = Instant::now();
+        let snapshot = pager.snapshot()?;
+        snapshot_in_process.push(ns(start.elapsed()));
+        drop(snapshot);
+        let start = Instant::now();
+        let snapshot = live.snapshot()?;
+        snapshot_live.push(ns(start.elapsed()));
+        drop(snapshot);
+    }
+    drop(live);
+
+    let window = window(cfg);
+    let millis = window.as_millis() as u64;
+    let mut reads = Vec::new();
+    for n in [1, 2, 4] {
+        let children = start_readers(&path, n, millis, first)?;
+        let processes = finish_readers(children)?;
+        let threads = thread_reads(&pager, n, window, first);
+        println!("{n} reader(s): {processes:.0} reads/s in processes, {threads:.0} in threads");
+        reads.push((n, processes, threads));
+    }
+
+    // The writer's commits, alone and with 4 reader processes reading,
+    // alternately.
+    let (mut commit_alone, mut commit_with_readers) = (Vec::new(), Vec::new());
+    let spells = if cfg.quick { 2 } else { 4 };
+    for _ in 0..spells {
+        let start = Instant::now();
+        while start.elapsed() < window / 2 {
+            commit_alone.push(commit(&mut pager, &mut previous)?);
+        }
+        let children = start_readers(&path, 4, millis / 2, first)?;
+        let start = Instant::now();
+        while start.elapsed() < window / 2 {
+            commit_with_readers.push(commit(&mut pager, &mut previous)?);
+        }
+        finish_readers(children)?;
+    }
+    Ok(ProcessReaderFigures {
+        snapshot_in_process,
+        snapshot_live,
+        reads,
+        commit_alone,
+        commit_with_readers,
+    })
+}
+
+pub fn process_reader_rows(f: &ProcessReaderFigures) -> Vec<Row> {
+    let mut rows = vec![info_ratio_row(
+        &format!(
+            "snapshot of a new commit through a `LiveReader` (a reader process's), {PAGES} pages, vs `Pager::snapshot` in the writer's process"
+        ),
+        median(&f.snapshot_live),
+        median(&f.snapshot_in_process),
+        "info: loads the commit's page trees from the file",
+    )];
+    for &(n, processes, threads) in &f.reads {
+        rows.push(row(
+            format!("random 8-byte page reads, {n} reader process(es) (a new snapshot per {BATCH} reads) vs {n} thread(s) in the writer's process"),
+            format!("{:.1} M/s", processes / 1e6),
+            format!("{:.1} M/s", threads / 1e6),
+            format!("{:.2}×", processes / threads),
+            "info",
+            "—",
+        ));
+    }
+    let alone = median(&f.commit_alone);
+    let with = median(&f.commit_with_readers);
+    rows.push(row(
+        "the writer's durable one-page commit with 4 reader processes attached vs none (R6 across processes)",
+        fmt_ns(with),
+        fmt_ns(alone),
+        format!("{:.2}×", with / alone),
+        "≤ 1.1×",
+        super::report::yes_no(with / alone <= 1.1),
+    ));
+    rows
+}

@@ -1,0 +1,98 @@
+//! The writer's side of readers in other processes: the one place the
+//! engine reads the reader table (`io/reader_table.rs`) from.
+//!
+//! A file whose reader table exists is written as if every reader in it
+//! were a live snapshot of this process: a page freed by a commit after the
+//! generation a reader reads is not reused while it reads it (rule 1 of the
+//! argument in `engine/snapshots.rs`), and the file is not cut below the
+//! pages its state counts. A writer opens the table when it opens the file
+//! if the table exists, and makes it when asked to (`process_readers`), so
+//! a reader that finds a table can count on every writer honouring it.
+
+use std::path::Path;
+
+use crate::engine::core::Core;
+use crate::error::{MappedPageError, Result};
+use crate::io::reader_table::{table_path, ReaderEntry, ReaderTable, TableError};
+
+/// The error a table that cannot be used is reported as.
+pub(crate) fn table_error(err: TableError, data: &Path) -> MappedPageError {
+    match err {
+        TableError::Io(err) => MappedPageError::Io(err),
+        TableError::NotATable => MappedPageError::NotAReaderTable {
+            path: table_path(data),
+        },
+        TableError::Full => MappedPageError::ReaderTableFull,
+    }
+}
+
+impl Core {
+    /// Opens the reader table of the file at `path` if it exists or
+    /// `make` asks for one, at the generation the writer starts from. The
+    /// pages that are free in that state may be in use in the older state
+    /// of a reader that followed an earlier writer: while such a reader
+    /// lives they all wait, as if freed by this generation.
+    pub(crate) fn attach_readers(&mut self, path: &Path, make: bool) -> Result<()> {
+        if !make && !table_path(path).exists() {
+            return Ok(());
+        }
+        let table = ReaderTable::open(path, true).map_err(|err| table_error(err, path))?;
+        let generation = self.journal.generation;
+        let oldest = table.before_reuse(generation)?;
+        if oldest.is_some_and(|oldest| oldest < generation) {
+            let free: Vec<u64> = (0..self.map.total_pages())
+                .filter(|&page| self.map.is_free(page))
+                .collect();
+            let withheld = self.map.withhold(&free);
+            self.journal.reclaim.freed(generation, withheld);
+        }
+        self.readers = Some(table);
+        Ok(())
+    }
+
+    /// The readers of other processes (and this one's `LiveReader`s)
+    /// registered in the file's reader table; none without a table.
+    pub(crate) fn process_readers(&self) -> Result<Vec<ReaderEntry>> {
+        match &self.readers {
+            Some(table) => Ok(table.readers()?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The oldest generation a reader in another process reads, once the
+    /// table was told that pages freed by commits up to `freed_through`
+    /// are about to be reused (see `io/reader_table.rs` for the race this
+    /// closes). A table that cannot be read pins everything.
+    pub(super) fn oldest_process_reader(&self, freed_through: u64) -> Option<u64> {
+        let table = self.readers.as_ref()?;
+        match table.before_reuse(freed_through) {
+            Ok(oldest) => oldest,
+            Err(err) => {
+                log::warn!("reader table unreadable, no freed page is reused: {err}");
+                Some(0)
+            }
+        }
+    }
+
+    /// Whether a reader in another process reads some state now. The writer
+    /// cannot see which pages that state counts, so while one does, no page
+    /// is written in place and a staged protected write goes to a fresh
+    /// page (rules 3 and 4 of `engine/snapshots.rs`, kept for every page
+    /// such a state may count). A table that cannot be read counts as read.
+    pub(super) fn process_reader_reads(&self) -> bool {
+        self.readers
+            .as_ref()
+            .is_some_and(|table| table.readers().map_or(true, |readers| !readers.is_empty()))
+    }
+
+    /// The fewest pages the file may be cut to: those the state of every
+    /// reader in another process counts (0 without readers). A table that
+    /// cannot be read forbids every cut.
+    pub(super) fn process_readers_pages(&self) -> u64 {
+        match self.readers.as_ref().map(|table| table.pages_in_use()) {
+            None => 0,
+            Some(Ok(pages)) => pages,
+            Some(Err(_)) => u64::MAX,
+        }
+    }
+}
