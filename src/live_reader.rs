@@ -109,12 +109,24 @@ pub struct ReaderInfo {
     pub behind: u64,
     /// The pages its commit counts: the file is not cut below them.
     pub pages: u64,
+    /// The freed pages the writer keeps from reuse because a reader as old
+    /// as this one may read them (those freed by later commits and synced
+    /// since): what it costs the file. Known to the writer only: `Some`
+    /// from [`Pager::readers`](crate::Pager::readers), `None` from
+    /// [`LiveReader::readers`].
+    pub pins: Option<u64>,
     /// When it began reading that commit.
     pub since: SystemTime,
 }
 
 impl ReaderInfo {
-    pub(crate) fn listed(entries: Vec<ReaderEntry>, newest: u64) -> Vec<ReaderInfo> {
+    /// The table's entries as shown to users; `pins(generation)` gives the
+    /// pages a reader of that generation keeps from reuse, where known.
+    pub(crate) fn listed(
+        entries: Vec<ReaderEntry>,
+        newest: u64,
+        pins: impl Fn(u64) -> Option<u64>,
+    ) -> Vec<ReaderInfo> {
         entries
             .into_iter()
             .map(|entry| ReaderInfo {
@@ -124,6 +136,7 @@ impl ReaderInfo {
                 generation: entry.generation,
                 behind: newest.saturating_sub(entry.generation),
                 pages: entry.pages,
+                pins: pins(entry.generation),
                 since: UNIX_EPOCH + Duration::from_millis(entry.since_ms),
             })
             .collect()
@@ -299,6 +312,6 @@ impl<const PAGE_SIZE: usize> LiveReader<PAGE_SIZE> {
     /// ```
     pub fn readers(&self) -> Result<Vec<ReaderInfo>> {
         let newest = self.newest_root()?.map_or(0, |root| root.generation);
-        Ok(ReaderInfo::listed(self.table.readers()?, newest))
+        Ok(ReaderInfo::listed(self.table.readers()?, newest, |_| None))
     }
 }

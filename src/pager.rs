@@ -534,7 +534,8 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// The readers that follow this writer from other processes (and the
     /// [`LiveReader`](crate::LiveReader)s of this one), from the file's
     /// reader table: the commit each reads, how many commits it is behind,
-    /// the pages its commit counts. Empty when the file has no reader table
+    /// the pages its commit counts and the freed pages it keeps from reuse
+    /// (`pins`). Empty when the file has no reader table
     /// (see [`PagerOptions::process_readers`](crate::PagerOptions::process_readers)).
     /// Readers found dead on the way are cleared, and what they pinned is
     /// reused.
@@ -554,12 +555,15 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
     /// pager.alloc()?;
     /// let readers = pager.readers()?;
     /// assert_eq!((readers.len(), readers[0].behind), (1, 1));
+    /// assert_eq!(readers[0].pins, Some(0)); // nothing freed since it began
     /// assert_eq!(readers[0].generation, snapshot.generation());
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn readers(&self) -> Result<Vec<crate::ReaderInfo>> {
         let entries = self.core.process_readers()?;
-        Ok(crate::ReaderInfo::listed(entries, self.core.generation()))
+        let core = &self.core;
+        let pins = |generation| Some(core.pages_pinned_by(generation));
+        Ok(crate::ReaderInfo::listed(entries, core.generation(), pins))
     }
 
     /// The generation of the newest commit (one per committing call).

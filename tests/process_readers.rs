@@ -119,7 +119,20 @@ fn a_snapshot_reads_its_commit_while_the_writer_frees_and_reuses_pages() {
         let newest = read_all(&now).unwrap();
         assert_eq!(newest.len(), live.len());
         assert!(live.iter().all(|id| newest.contains_key(&id.0)));
-        // The first snapshot pinned the pages it reads: the file grew.
+        // The first snapshot pinned the pages it reads, and the writer
+        // says how many: every page freed since, once synced.
+        pager.sync().unwrap();
+        let listed = pager.readers().unwrap();
+        let pins = |generation| {
+            listed
+                .iter()
+                .find(|r| r.generation == generation)
+                .and_then(|r| r.pins)
+                .unwrap()
+        };
+        assert!(pins(first.generation()) >= 900, "{listed:?}");
+        assert_eq!(pins(now.generation()), 0, "{listed:?}");
+        assert!(reader.readers().unwrap().iter().all(|r| r.pins.is_none()));
         let pinned_size = pager.page_count();
         drop((first, now));
         for round in 200..600 {

@@ -85,6 +85,12 @@ impl Core {
             .is_some_and(|table| table.readers().map_or(true, |readers| !readers.is_empty()))
     }
 
+    /// How many freed pages wait for readers as old as `generation`: those
+    /// freed by later commits that a sync has made durable.
+    pub(crate) fn pages_pinned_by(&self, generation: u64) -> u64 {
+        self.journal.reclaim.held_after(generation)
+    }
+
     /// The fewest pages the file may be cut to: those the state of every
     /// reader in another process counts (0 without readers). A table that
     /// cannot be read forbids every cut.

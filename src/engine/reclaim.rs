@@ -126,6 +126,16 @@ impl Reclamation {
         }
     }
 
+    /// How many pages wait only for snapshots (or readers) older than the
+    /// commits that freed them, among those freed after `generation`.
+    pub(super) fn held_after(&self, generation: u64) -> u64 {
+        self.held
+            .iter()
+            .filter(|(freed_by, _)| *freed_by > generation)
+            .map(|(_, pages)| pages.len() as u64)
+            .sum()
+    }
+
     /// The newest generation whose freed pages or sub-pages wait only for
     /// snapshots: the most a [`Reclamation::release`] may give back.
     pub(super) fn newest_releasable(&self) -> Option<u64> {
