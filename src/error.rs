@@ -253,6 +253,20 @@ pub enum MappedPageError {
         path: PathBuf,
     },
 
+    /// The oldest reader of another process keeps more freed pages from
+    /// reuse than `PagerOptions::max_reader_pins` allows: the commit (or
+    /// the new transaction) is refused and nothing changed. It goes through
+    /// once that reader drops its snapshot, moves on, or dies.
+    #[error("a reader (process {process_id}, reading generation {generation}) keeps {pins} freed pages from reuse, over the limit")]
+    ReaderPinsTooMany {
+        /// The reader's process id.
+        process_id: u64,
+        /// The generation of the commit it reads.
+        generation: u64,
+        /// The freed pages it keeps from reuse.
+        pins: u64,
+    },
+
     /// Every slot of the file's reader table is held by a live reader (126
     /// readers at once, over all processes).
     #[error("every slot of the reader table is held by a live reader")]

@@ -34,6 +34,7 @@ pub struct PagerOptions<const PAGE_SIZE: usize> {
     pub(crate) shrink_threshold: Option<u64>,
     pub(crate) hook: HookSlot,
     pub(crate) process_readers: bool,
+    pub(crate) max_reader_pins: Option<u64>,
     _page_size: PhantomData<[u8; PAGE_SIZE]>,
 }
 
@@ -59,6 +60,7 @@ impl<const PAGE_SIZE: usize> Default for PagerOptions<PAGE_SIZE> {
             shrink_threshold: Some(DEFAULT_SHRINK_THRESHOLD),
             hook: HookSlot::default(),
             process_readers: false,
+            max_reader_pins: None,
             _page_size: PhantomData,
         }
     }
@@ -212,6 +214,45 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// ```
     pub fn process_readers(mut self, accept: bool) -> Self {
         self.process_readers = accept;
+        self
+    }
+
+    /// Bounds the space a slow reader of another process can hold, default
+    /// `None` (no bound). A reader keeps from reuse every page freed after
+    /// the commit it reads, so one that never moves on makes the file grow
+    /// without end. With `Some(pages)`, once the oldest reader keeps more
+    /// than `pages` freed pages, every commit that changes something, and
+    /// every new transaction, fails with `ReaderPinsTooMany`, which names
+    /// the reader (its process id and the commit it reads) and changes
+    /// nothing (a transaction's commit that fails so is undone, as one that
+    /// cannot get disk space is).
+    ///
+    /// The reader is never cut off: it reads on, and its snapshots stay
+    /// whole. The writer goes on once the reader drops its snapshot, moves
+    /// to a newer commit, or dies (ending the process is the caller's
+    /// choice: a dead reader is found dead by its lock at the next commit).
+    /// [`Pager::sync`], [`Pager::shrink`] and reads keep working.
+    ///
+    /// # Examples
+    /// ```
+    /// use mappedpages::{LiveReader, MappedPageError, Pager};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = Pager::<4096>::options()
+    ///     .process_readers(true)
+    ///     .max_reader_pins(Some(8))
+    ///     .create(&path)?;
+    /// let ids = pager.alloc_bulk(20)?;
+    /// let slow = LiveReader::<4096>::open(&path)?.snapshot()?;
+    /// pager.free_bulk(ids)?; // 20 pages the slow reader may read
+    /// pager.sync()?;
+    /// assert!(matches!(pager.alloc(), Err(MappedPageError::ReaderPinsTooMany { .. })));
+    /// drop(slow);
+    /// pager.alloc()?; // the pages are reused
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    pub fn max_reader_pins(mut self, pages: Option<u64>) -> Self {
+        self.max_reader_pins = pages;
         self
     }
 

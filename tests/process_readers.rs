@@ -301,6 +301,13 @@ fn process_child() {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
+        "hold" => {
+            let reader = LiveReader::<PS>::open(&path).unwrap();
+            let snapshot = reader.snapshot().unwrap();
+            writeln!(out, "HELD {}", snapshot.generation()).unwrap();
+            out.flush().unwrap();
+            std::thread::sleep(Duration::from_secs(600));
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -432,4 +439,73 @@ fn readers_in_other_processes_follow_a_writer_through_kills() {
         "the file grew from {size} to {} pages under a steady churn",
         pager.page_count()
     );
+}
+
+/// A reader process that never moves on, under a bound on what it may pin:
+/// the writer's commits are refused with an error naming it (changing
+/// nothing), the reader reads on, and once it is killed the writer goes on
+/// and reuses what it pinned.
+#[test]
+fn a_bound_on_pins_stops_the_writer_not_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp(&dir);
+    let mut pager = writer(&path, Durability::Immediate);
+    let mut live = Vec::new();
+    churn(&mut pager, &mut live, 0, 0, 60);
+    drop(pager);
+    let mut pager = P::options().max_reader_pins(Some(40)).open(&path).unwrap();
+    let mut reader = Running::spawn("hold", &path);
+    let held: u64 = reader.wait_for("HELD", 1)[0][5..].trim().parse().unwrap();
+    let mut refused = None;
+    for round in 0..100 {
+        let before = (pager.generation(), pager.page_count());
+        let mut txn = match pager.transaction() {
+            Ok(txn) => txn,
+            Err(err) => {
+                refused = Some(err);
+                break;
+            }
+        };
+        let write = before.0 + 1;
+        let old = live.swap_remove((round * 7) % live.len());
+        txn.free(old).unwrap();
+        let id = txn.alloc().unwrap();
+        fill(txn.get_mut(id).unwrap().as_bytes_mut(), id.0, write);
+        match txn.commit() {
+            Ok(()) => live.push(id),
+            Err(err) => {
+                // Undone: the pager is as it was.
+                assert_eq!((pager.generation(), pager.page_count()), before);
+                live.push(old);
+                refused = Some(err);
+                break;
+            }
+        }
+    }
+    match refused {
+        Some(MappedPageError::ReaderPinsTooMany {
+            process_id,
+            generation,
+            pins,
+        }) => {
+            assert_eq!(process_id, u64::from(reader.child.id()));
+            assert_eq!(generation, held);
+            assert!(pins > 40);
+        }
+        other => panic!("expected ReaderPinsTooMany, got {other:?}"),
+    }
+    assert!(
+        pager.alloc().is_err(),
+        "still refused while the reader lives"
+    );
+    reader.kill();
+    // The dead reader is found dead by its lock; its pins are reused.
+    let size = pager.page_count();
+    churn(&mut pager, &mut live, 1, 5, 5);
+    pager.sync().unwrap();
+    assert!(pager.readers().unwrap().is_empty());
+    for round in 2..40 {
+        churn(&mut pager, &mut live, round, 5, 5);
+    }
+    assert!(pager.page_count() <= size);
 }

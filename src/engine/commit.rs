@@ -164,7 +164,13 @@ impl Core {
             // it has ended, its outcome is applied first.
             self.settle_flight()?;
         }
-        if let Err(err) = self.reserve(&change) {
+        let changes_something = !change.records.is_empty() || !change.freed_sub_pages.is_empty();
+        let allowed = if changes_something {
+            self.check_reader_pins()
+        } else {
+            Ok(())
+        };
+        if let Err(err) = allowed.and_then(|()| self.reserve(&change)) {
             if !self.poisoned {
                 undo(self);
                 self.give_back_growth();

@@ -43,6 +43,7 @@ impl Frozen {
             initial_pages: total,
             hook: HookSlot::default(),
             process_readers: false,
+            max_reader_pins: None,
         }
     }
 }

@@ -68,6 +68,8 @@ pub(crate) struct Core {
     /// The table of readers in other processes, if the file has one
     /// (`readers.rs`).
     pub(super) readers: Option<Arc<ReaderTable>>,
+    /// See [`Settings::max_reader_pins`].
+    pub(super) max_reader_pins: Option<u64>,
 }
 
 /// Settings the engine needs, independent of the page-size type parameter.
@@ -82,6 +84,9 @@ pub(crate) struct Settings {
     pub(crate) hook: HookSlot,
     /// Make the file's reader table if it has none (`readers.rs`).
     pub(crate) process_readers: bool,
+    /// Refuse commits while a reader of another process keeps more freed
+    /// pages than this from reuse (`readers.rs`).
+    pub(crate) max_reader_pins: Option<u64>,
 }
 
 impl Core {
@@ -117,6 +122,7 @@ impl Core {
             sealed: None,
             grouped: false,
             readers: None,
+            max_reader_pins: settings.max_reader_pins,
         };
         // The state open or create found is durable as far as waiters are
         // concerned: a commit made after it is what they wait for.

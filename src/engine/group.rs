@@ -208,6 +208,7 @@ mod tests {
             initial_pages: 64,
             hook: HookSlot::default(),
             process_readers: false,
+            max_reader_pins: None,
         }
     }
 

@@ -91,6 +91,28 @@ impl Core {
         self.journal.reclaim.held_after(generation)
     }
 
+    /// Fails with `ReaderPinsTooMany` if the oldest reader of another
+    /// process keeps more freed pages from reuse than the pager's bound
+    /// (`PagerOptions::max_reader_pins`); checked before a commit that
+    /// changes something and before a transaction begins.
+    pub(super) fn check_reader_pins(&self) -> Result<()> {
+        let (Some(limit), Some(table)) = (self.max_reader_pins, &self.readers) else {
+            return Ok(());
+        };
+        let Some(oldest) = table.readers()?.into_iter().min_by_key(|r| r.generation) else {
+            return Ok(());
+        };
+        let pins = self.pages_pinned_by(oldest.generation);
+        if pins > limit {
+            return Err(MappedPageError::ReaderPinsTooMany {
+                process_id: oldest.pid,
+                generation: oldest.generation,
+                pins,
+            });
+        }
+        Ok(())
+    }
+
     /// The fewest pages the file may be cut to: those the state of every
     /// reader in another process counts (0 without readers). A table that
     /// cannot be read forbids every cut.
