@@ -315,12 +315,6 @@ impl MapRegion {
             .flatten()
     }
 
-    /// The bytes of `range`, if it lies within the mapping.
-    ///
-    /// # Safety
-    /// No one may write these bytes while the returned slice lives: the
-    /// writer writes only ranges no live snapshot reads (module docs).
-    #[inline]
     /// The bytes of a region [`LiveFile::map`] made, to read the pages of
     /// the state `slot` registered in the reader table, and no others.
     ///
@@ -339,6 +333,12 @@ impl MapRegion {
         unsafe { View::of(self).range(0..self.map.len()) }.unwrap_or_default()
     }
 
+    /// The bytes of `range`, if it lies within the mapping.
+    ///
+    /// # Safety
+    /// No one may write these bytes while the returned slice lives: the
+    /// writer writes only ranges no live snapshot reads (module docs).
+    #[inline]
     pub unsafe fn range(&self, range: std::ops::Range<usize>) -> Option<&[u8]> {
         // SAFETY: the view of this mapping, which lives as long as `self`
         // (the file is not cut below it while it is mapped, see

@@ -53,8 +53,9 @@ pub(crate) struct FreeMap {
     directory: Vec<DirEntry>,
     /// The directory's length as the roots record it. Never shrinks below
     /// what a root recorded, so the trees and logs of earlier roots stay in
-    /// range (slots a transaction grew and then undid go away with it). Read from a file, it
-    /// sizes no memory: a file may claim many slots it never used.
+    /// range (slots a transaction grew and then undid go away with it).
+    /// Read from a file, it sizes no memory: a file may claim many slots it
+    /// never used.
     dir_len: u64,
     /// One bit per entry of `directory`: in use.
     slots: SummaryBitVec,

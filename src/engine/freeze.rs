@@ -43,7 +43,7 @@ impl Core {
     /// (`readers.rs`).
     #[inline]
     pub(crate) fn check_not_in_snapshot(&self, page: u64) -> Result<()> {
-        if self.readers.is_some() && self.process_reader_reads() {
+        if self.process_reader_reads() {
             return Err(MappedPageError::InUseBySnapshot { page });
         }
         if !self.snapshots.any_alive() {
