@@ -98,20 +98,7 @@ pub(crate) fn open_source<const P: usize>(src: &Path) -> Result<Box<dyn Source>,
     }
 }
 
-/// The opener for files of `page_size`: the page size is a type parameter
-/// of the pager, so each supported size is its own instance.
+/// The opener for files of `page_size`.
 pub(crate) fn opener(page_size: u64) -> Option<Opener> {
-    macro_rules! by_shift {
-        ($($shift:literal)*) => {
-            match page_size.trailing_zeros() {
-                $($shift => Some(open_source::<{ 1 << $shift }> as Opener),)*
-                _ => None,
-            }
-        };
-    }
-    if !page_size.is_power_of_two() {
-        return None;
-    }
-    // The page sizes a file may have: 2^10 to 2^30.
-    by_shift!(10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30)
+    for_page_size!(page_size, open_source as Opener)
 }

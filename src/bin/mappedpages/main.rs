@@ -25,6 +25,26 @@
 //! command cannot do its job (the file missing, not a page file, unreadable,
 //! locked, or a destination that exists) or the arguments are wrong.
 
+/// The instance of the generic function `$f` for files of `$page_size`
+/// bytes per page, as a `$ty` function pointer; `None` for a size no file
+/// can have. The page size is a type parameter of the crate's types, so
+/// each size a file may have (2^10 to 2^30) is its own instance.
+macro_rules! for_page_size {
+    ($page_size:expr, $f:ident as $ty:ty) => {
+        for_page_size!(@shifts $page_size, $f, $ty,
+            10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30)
+    };
+    (@shifts $page_size:expr, $f:ident, $ty:ty, $($shift:literal)*) => {
+        match $page_size {
+            size if size.is_power_of_two() => match size.trailing_zeros() {
+                $($shift => Some($f::<{ 1 << $shift }> as $ty),)*
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+}
+
 mod copy;
 mod describe;
 mod dump;

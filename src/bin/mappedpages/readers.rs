@@ -63,17 +63,15 @@ pub(crate) fn readers(path: &Path, json: bool) -> Result<ExitCode, MappedPageErr
     Ok(ExitCode::SUCCESS)
 }
 
+type Lister = fn(&Path) -> Result<Vec<ReaderInfo>, MappedPageError>;
+
 /// The readers, through a `LiveReader` of the file's page size.
 fn list(path: &Path, page_size: u64) -> Result<Vec<ReaderInfo>, MappedPageError> {
-    macro_rules! by_shift {
-        ($($shift:literal)*) => {
-            match page_size.trailing_zeros() {
-                $($shift if page_size.is_power_of_two() => {
-                    LiveReader::<{ 1 << $shift }>::open(path)?.readers()
-                })*
-                _ => Err(MappedPageError::InvalidPageSize),
-            }
-        };
-    }
-    by_shift!(10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30)
+    let list =
+        for_page_size!(page_size, list_of as Lister).ok_or(MappedPageError::InvalidPageSize)?;
+    list(path)
+}
+
+fn list_of<const P: usize>(path: &Path) -> Result<Vec<ReaderInfo>, MappedPageError> {
+    LiveReader::<P>::open(path)?.readers()
 }
