@@ -390,6 +390,21 @@ struct CacheImage {
     always: bool,
 }
 
+impl CacheImage {
+    /// What the image may show: one of the states from `lo` to `hi`, with
+    /// the writes of calls before `durable_before` in it.
+    fn expect<'a>(&self, history: &'a History) -> Expect<'a> {
+        Expect {
+            history,
+            lo: self.lo,
+            hi: self.hi,
+            durable_before: self.durable_before,
+            root_calls: None,
+            deep: false,
+        }
+    }
+}
+
 struct Recorder {
     page_size: usize,
     zero: Page,
@@ -1615,14 +1630,7 @@ fn simulate<const N: usize>(config: &Config, tally: &mut Tally) {
                 } else {
                     tally.cache_images += 1;
                 }
-                let expect = Expect {
-                    history: &history,
-                    lo: image.lo,
-                    hi: image.hi,
-                    durable_before: image.durable_before,
-                    root_calls: None,
-                    deep: false,
-                };
+                let expect = image.expect(&history);
                 let what = format!(
                     "{:?} {N}-byte pages seed {} {kind} {call} ({})",
                     config.durability,
@@ -2004,14 +2012,7 @@ fn simulate_group<const N: usize>(run: &GroupRun, seed: u64, tally: &mut Tally) 
     }
     for image in &cache {
         tally.cache_images += 1;
-        let expect = Expect {
-            history,
-            lo: image.lo,
-            hi: image.hi,
-            durable_before: image.durable_before,
-            root_calls: None,
-            deep: false,
-        };
+        let expect = image.expect(history);
         let what = format!(
             "{durability:?} {N}-byte pages seed {seed} process crash in commit {} \
              (commits {}..={} may show)",
