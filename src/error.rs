@@ -267,6 +267,22 @@ pub enum MappedPageError {
         pins: u64,
     },
 
+    /// The oldest reader of another process reads a commit further behind
+    /// the newest than `PagerOptions::max_reader_lag` allows once the next
+    /// commit lands: the commit (or the new transaction) is refused and
+    /// nothing changed. It goes through once that reader moves on, drops
+    /// its snapshot, or dies.
+    #[error("a reader (process {process_id}, reading generation {generation}) would be {behind} commits behind, over the limit")]
+    ReaderTooFarBehind {
+        /// The reader's process id.
+        process_id: u64,
+        /// The generation of the commit it reads.
+        generation: u64,
+        /// How many commits behind the newest it would be after the
+        /// refused commit.
+        behind: u64,
+    },
+
     /// Every slot of the file's reader table is held by a live reader (126
     /// readers at once, over all processes).
     #[error("every slot of the reader table is held by a live reader")]

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::path::Path;
 
 use crate::engine::{
-    Durability, DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD, MIN_FILE_PAGES,
+    Durability, ReaderBounds, DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD, MIN_FILE_PAGES,
 };
 use crate::error::Result;
 use crate::fault::HookSlot;
@@ -34,7 +34,7 @@ pub struct PagerOptions<const PAGE_SIZE: usize> {
     pub(crate) shrink_threshold: Option<u64>,
     pub(crate) hook: HookSlot,
     pub(crate) process_readers: bool,
-    pub(crate) max_reader_pins: Option<u64>,
+    pub(crate) reader_bounds: ReaderBounds,
     _page_size: PhantomData<[u8; PAGE_SIZE]>,
 }
 
@@ -60,7 +60,7 @@ impl<const PAGE_SIZE: usize> Default for PagerOptions<PAGE_SIZE> {
             shrink_threshold: Some(DEFAULT_SHRINK_THRESHOLD),
             hook: HookSlot::default(),
             process_readers: false,
-            max_reader_pins: None,
+            reader_bounds: ReaderBounds::default(),
             _page_size: PhantomData,
         }
     }
@@ -252,7 +252,46 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn max_reader_pins(mut self, pages: Option<u64>) -> Self {
-        self.max_reader_pins = pages;
+        self.reader_bounds.pins = pages;
+        self
+    }
+
+    /// Bounds how far behind the newest commit a reader of another process
+    /// may fall, in commits, default `None` (no bound). With
+    /// `Some(commits)`, a commit that would leave the oldest reader more
+    /// than `commits` commits behind, and a new transaction once the next
+    /// commit would, fails with `ReaderTooFarBehind`, which names the
+    /// reader and changes nothing, as [`max_reader_pins`](Self::max_reader_pins)
+    /// does. A lag bound holds whatever the commits free, so it also keeps
+    /// a reader of a file that mostly grows close to the writer.
+    ///
+    /// The reader is never cut off: its snapshots stay whole. The writer
+    /// goes on once the reader takes a newer snapshot, drops its old one,
+    /// or dies. Both bounds may be set; the first one passed is reported.
+    ///
+    /// # Examples
+    /// ```
+    /// use mappedpages::{LiveReader, MappedPageError, Pager};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = Pager::<4096>::options()
+    ///     .process_readers(true)
+    ///     .max_reader_lag(Some(3))
+    ///     .create(&path)?;
+    /// let reader = LiveReader::<4096>::open(&path)?;
+    /// let slow = reader.snapshot()?;
+    /// for _ in 0..3 {
+    ///     pager.alloc()?; // one commit each
+    /// }
+    /// let refused = pager.alloc();
+    /// assert!(matches!(refused, Err(MappedPageError::ReaderTooFarBehind { behind: 4, .. })));
+    /// drop(slow);
+    /// let _fresh = reader.snapshot()?; // the reader moves on
+    /// pager.alloc()?;
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    pub fn max_reader_lag(mut self, commits: Option<u64>) -> Self {
+        self.reader_bounds.lag = commits;
         self
     }
 

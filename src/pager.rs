@@ -104,7 +104,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
             initial_pages: options.initial_pages,
             hook: options.hook.clone(),
             process_readers: options.process_readers,
-            max_reader_pins: options.max_reader_pins,
+            reader_bounds: options.reader_bounds,
         }
     }
 

@@ -509,3 +509,55 @@ fn a_bound_on_pins_stops_the_writer_not_the_reader() {
     }
     assert!(pager.page_count() <= size);
 }
+
+/// A reader process that never moves on, under a bound on its lag: exactly
+/// the commits that keep it within the bound go through, the next one is
+/// refused with an error naming it (changing nothing), and once it is
+/// killed the writer goes on.
+#[test]
+fn a_bound_on_lag_stops_the_writer_at_the_bound() {
+    const LAG: u64 = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp(&dir);
+    let mut pager = writer(&path, Durability::Immediate);
+    let mut live = Vec::new();
+    churn(&mut pager, &mut live, 0, 0, 20);
+    drop(pager);
+    let mut pager = P::options().max_reader_lag(Some(LAG)).open(&path).unwrap();
+    let mut reader = Running::spawn("hold", &path);
+    let held: u64 = reader.wait_for("HELD", 1)[0][5..].trim().parse().unwrap();
+    assert_eq!(held, pager.generation());
+    for round in 1..=LAG {
+        churn(&mut pager, &mut live, round, 1, 1);
+        assert_eq!(pager.generation(), held + round);
+    }
+    let before = (pager.generation(), pager.page_count(), live.clone());
+    match pager.alloc() {
+        Err(MappedPageError::ReaderTooFarBehind {
+            process_id,
+            generation,
+            behind,
+        }) => {
+            assert_eq!(process_id, u64::from(reader.child.id()));
+            assert_eq!((generation, behind), (held, LAG + 1));
+        }
+        other => panic!("expected ReaderTooFarBehind, got {other:?}"),
+    }
+    assert!(matches!(
+        pager.transaction(),
+        Err(MappedPageError::ReaderTooFarBehind { .. })
+    ));
+    assert_eq!(
+        (pager.generation(), pager.page_count()),
+        (before.0, before.1)
+    );
+    let snapshot = pager.snapshot().unwrap();
+    for id in &before.2 {
+        assert!(written(snapshot.get(*id).unwrap().as_bytes(), id.0).is_ok());
+    }
+    drop(snapshot);
+    reader.kill();
+    churn(&mut pager, &mut live, LAG + 1, 1, 1);
+    assert_eq!(pager.generation(), held + LAG + 1);
+    assert!(pager.readers().unwrap().is_empty());
+}

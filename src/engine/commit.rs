@@ -164,12 +164,8 @@ impl Core {
             // it has ended, its outcome is applied first.
             self.settle_flight()?;
         }
-        let changes_something = !change.records.is_empty() || !change.freed_sub_pages.is_empty();
-        let allowed = if changes_something {
-            self.check_reader_pins()
-        } else {
-            Ok(())
-        };
+        let frees = !change.records.is_empty() || !change.freed_sub_pages.is_empty();
+        let allowed = self.check_reader_bounds(frees);
         if let Err(err) = allowed.and_then(|()| self.reserve(&change)) {
             if !self.poisoned {
                 undo(self);

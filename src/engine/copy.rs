@@ -6,6 +6,7 @@ use crate::engine::core::{Core, Settings};
 use crate::engine::durability::Durability;
 use crate::engine::freemap::FreeMap;
 use crate::engine::limits::MIN_FILE_PAGES;
+use crate::engine::readers::ReaderBounds;
 use crate::engine::snapshots::Frozen;
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
@@ -43,7 +44,7 @@ impl Frozen {
             initial_pages: total,
             hook: HookSlot::default(),
             process_readers: false,
-            max_reader_pins: None,
+            reader_bounds: ReaderBounds::default(),
         }
     }
 }

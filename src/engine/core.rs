@@ -13,6 +13,7 @@ use crate::engine::limits::{max_total_pages, new_file_pages};
 use crate::engine::open::RecoveryReport;
 use crate::engine::open::{file_page, open_state};
 use crate::engine::placement::Placement;
+use crate::engine::readers::ReaderBounds;
 use crate::engine::reclaim::Reclamation;
 use crate::engine::snapshots::Registry;
 use crate::error::{MappedPageError, Result};
@@ -68,8 +69,8 @@ pub(crate) struct Core {
     /// The table of readers in other processes, if the file has one
     /// (`readers.rs`).
     pub(super) readers: Option<Arc<ReaderTable>>,
-    /// See [`Settings::max_reader_pins`].
-    pub(super) max_reader_pins: Option<u64>,
+    /// See [`Settings::reader_bounds`].
+    pub(super) reader_bounds: ReaderBounds,
 }
 
 /// Settings the engine needs, independent of the page-size type parameter.
@@ -84,9 +85,9 @@ pub(crate) struct Settings {
     pub(crate) hook: HookSlot,
     /// Make the file's reader table if it has none (`readers.rs`).
     pub(crate) process_readers: bool,
-    /// Refuse commits while a reader of another process keeps more freed
-    /// pages than this from reuse (`readers.rs`).
-    pub(crate) max_reader_pins: Option<u64>,
+    /// When commits are refused because of a slow reader of another
+    /// process (`readers.rs`).
+    pub(crate) reader_bounds: ReaderBounds,
 }
 
 impl Core {
@@ -122,7 +123,7 @@ impl Core {
             sealed: None,
             grouped: false,
             readers: None,
-            max_reader_pins: settings.max_reader_pins,
+            reader_bounds: settings.reader_bounds,
         };
         // The state open or create found is durable as far as waiters are
         // concerned: a commit made after it is what they wait for.

@@ -193,6 +193,7 @@ mod tests {
     use crate::engine::core::Settings;
     use crate::engine::durability::Durability;
     use crate::engine::flight::Wait;
+    use crate::engine::readers::ReaderBounds;
     use crate::fault::HookSlot;
     use crate::format::ROOT_PAGES;
 
@@ -208,7 +209,7 @@ mod tests {
             initial_pages: 64,
             hook: HookSlot::default(),
             process_readers: false,
-            max_reader_pins: None,
+            reader_bounds: ReaderBounds::default(),
         }
     }
 

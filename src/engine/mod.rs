@@ -71,7 +71,7 @@ pub(crate) use flight::{Flight, GroupSync, Wait};
 pub(crate) use freemap::{FreeMap, PageUse};
 pub(crate) use limits::MIN_FILE_PAGES;
 pub(crate) use open::{choose_root, load_state_of_root, open_state, ChooseError, Chosen};
-pub(crate) use readers::table_error;
+pub(crate) use readers::{table_error, ReaderBounds};
 pub(crate) use snapshots::Frozen;
 pub(crate) use sub_pages::sub_page_ids;
 pub(crate) use transaction::{FreshPages, TxnState};

@@ -26,6 +26,23 @@ pub(crate) fn table_error(err: TableError, data: &Path) -> MappedPageError {
     }
 }
 
+/// How far a reader of another process may fall behind before the writer's
+/// commits are refused (`PagerOptions::max_reader_pins` and
+/// `max_reader_lag`); no bound by default.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ReaderBounds {
+    /// Freed pages the oldest reader may keep from reuse.
+    pub(crate) pins: Option<u64>,
+    /// Commits the oldest reader may be behind the newest.
+    pub(crate) lag: Option<u64>,
+}
+
+impl ReaderBounds {
+    fn any(self) -> bool {
+        self.pins.is_some() || self.lag.is_some()
+    }
+}
+
 impl Core {
     /// Opens the reader table of the file at `path` if it exists or
     /// `make` asks for one, at the generation the writer starts from. The
@@ -91,23 +108,35 @@ impl Core {
         self.journal.reclaim.held_after(generation)
     }
 
-    /// Fails with `ReaderPinsTooMany` if the oldest reader of another
-    /// process keeps more freed pages from reuse than the pager's bound
-    /// (`PagerOptions::max_reader_pins`); checked before a commit that
-    /// changes something and before a transaction begins.
-    pub(super) fn check_reader_pins(&self) -> Result<()> {
-        let (Some(limit), Some(table)) = (self.max_reader_pins, &self.readers) else {
+    /// Fails if the oldest reader of another process is past a bound of
+    /// the pager's (`PagerOptions::max_reader_lag` and `max_reader_pins`):
+    /// with `ReaderTooFarBehind` if the next commit would leave it more
+    /// commits behind than allowed, with `ReaderPinsTooMany` if it keeps
+    /// more freed pages from reuse (checked only when `pins`: before a
+    /// commit that changes the allocation, and before a transaction).
+    /// Checked before every commit, so a refused one changes nothing.
+    pub(super) fn check_reader_bounds(&self, pins: bool) -> Result<()> {
+        let bounds = self.reader_bounds;
+        let Some(table) = self.readers.as_ref().filter(|_| bounds.any()) else {
             return Ok(());
         };
         let Some(oldest) = table.readers()?.into_iter().min_by_key(|r| r.generation) else {
             return Ok(());
         };
-        let pins = self.pages_pinned_by(oldest.generation);
-        if pins > limit {
+        let behind = (self.journal.generation + 1).saturating_sub(oldest.generation);
+        if bounds.lag.is_some_and(|limit| behind > limit) {
+            return Err(MappedPageError::ReaderTooFarBehind {
+                process_id: oldest.pid,
+                generation: oldest.generation,
+                behind,
+            });
+        }
+        let pinned = self.pages_pinned_by(oldest.generation);
+        if pins && bounds.pins.is_some_and(|limit| pinned > limit) {
             return Err(MappedPageError::ReaderPinsTooMany {
                 process_id: oldest.pid,
                 generation: oldest.generation,
-                pins,
+                pins: pinned,
             });
         }
         Ok(())

@@ -226,7 +226,7 @@ impl Core {
     /// Starts a transaction of the public `Transaction` type.
     pub(crate) fn begin_transaction(&mut self) -> Result<TxnState> {
         self.check_usable()?;
-        self.check_reader_pins()?;
+        self.check_reader_bounds(true)?;
         // A transaction writes fresh pages through the map without a write
         // call; make the root open found durable first, as any write does.
         self.settle_open()?;
