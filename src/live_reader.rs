@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::engine::{load_state_of_root, table_error, Frozen};
+use crate::engine::{load_state_of_root, table_error, Chosen, Frozen};
 use crate::error::{MappedPageError, Result};
 use crate::format::root::Root;
 use crate::format::{superblock, ROOT_PAGES};
@@ -88,6 +88,27 @@ struct NewestRoot {
 struct Latest {
     region: Option<Arc<MapRegion>>,
     state: Weak<Frozen>,
+    /// The state last loaded from the file, kept after its snapshots are
+    /// dropped: a reader that takes a snapshot of the same commit again
+    /// (the writer has not committed since) registers it anew and skips
+    /// reading its page trees.
+    loaded: Option<LoadedRoot>,
+}
+
+/// A root and the state loaded from it.
+struct LoadedRoot {
+    slot: usize,
+    root: Vec<u8>,
+    chosen: Chosen,
+}
+
+impl std::fmt::Debug for LoadedRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedRoot")
+            .field("slot", &self.slot)
+            .field("generation", &self.chosen.root().generation)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A reader registered in a file's reader table: what
@@ -240,17 +261,27 @@ impl<const PAGE_SIZE: usize> LiveReader<PAGE_SIZE> {
                     region
                 }
             };
-            let bytes = region.registered_pages(&registration);
-            let chosen = match load_state_of_root(bytes, PAGE_SIZE, slot, &root) {
-                Ok(chosen) => chosen,
-                Err(err) => {
-                    last_error = err;
-                    continue;
+            // The same root bytes name the same state, and the registration
+            // that just succeeded keeps every page of it from reuse, so a
+            // state loaded from them before (unregistered since) is still
+            // the file's; otherwise the trees are read under the new one.
+            let known = matches!(&latest.loaded, Some(l) if l.slot == slot && l.root == root);
+            if !known {
+                let bytes = region.registered_pages(&registration);
+                match load_state_of_root(bytes, PAGE_SIZE, slot, &root) {
+                    Ok(chosen) => latest.loaded = Some(LoadedRoot { slot, root, chosen }),
+                    Err(err) => {
+                        last_error = err;
+                        continue;
+                    }
                 }
+            }
+            let Some(loaded) = &latest.loaded else {
+                continue;
             };
             let state = Frozen::new(
                 generation,
-                chosen.map(),
+                loaded.chosen.map(),
                 Arc::clone(&region),
                 Arc::clone(&self.zero_page),
                 &self.alive,

@@ -186,6 +186,30 @@ fn snapshots_of_one_commit_share_a_slot_and_each_commit_takes_its_own() {
     assert!(pager.readers().unwrap().is_empty());
 }
 
+/// A snapshot of a commit taken again after every earlier one was dropped
+/// (the reader keeps what it loaded of that commit) registers it again:
+/// the writer then keeps its pages, and the snapshot reads them as
+/// committed while the writer frees and rewrites them.
+#[test]
+fn a_commit_read_again_is_registered_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp(&dir);
+    let mut pager = writer(&path, Durability::Immediate);
+    let mut live = Vec::new();
+    churn(&mut pager, &mut live, 0, 0, 40);
+    let reader = LiveReader::<PS>::open(&path).unwrap();
+    let first = reader.snapshot().unwrap();
+    let expected = read_all(&first).unwrap();
+    drop(first);
+    assert!(pager.readers().unwrap().is_empty());
+    let again = reader.snapshot().unwrap();
+    assert_eq!(pager.readers().unwrap().len(), 1);
+    for round in 1..30 {
+        churn(&mut pager, &mut live, round, 10, 10);
+    }
+    assert_eq!(read_all(&again), Ok(expected));
+}
+
 #[test]
 fn a_file_without_a_reader_table_or_with_a_foreign_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -176,11 +176,12 @@ pub fn main() -> BoxResult<()> {
             };
         }
         Some("live-reader-child") => {
-            const USAGE: &str = "live-reader-child PATH MILLIS FIRST";
+            const USAGE: &str = "live-reader-child PATH MILLIS FIRST [raw]";
             let path = args.get(1).ok_or(USAGE)?;
             let millis = args.get(2).ok_or(USAGE)?.parse()?;
             let first = args.get(3).ok_or(USAGE)?.parse()?;
-            return process_readers::live_reader_child(Path::new(path), millis, first);
+            let raw = args.get(4).is_some_and(|m| m == "raw");
+            return process_readers::live_reader_child(Path::new(path), millis, first, raw);
         }
         Some("t5-child") => {
             let path = args.get(1).ok_or("t5-child PATH kill|close")?;

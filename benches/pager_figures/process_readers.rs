@@ -2,7 +2,8 @@
 //! new commit against an in-process snapshot, random reads per second in 1,
 //! 2 and 4 reader processes against as many threads reading in-process
 //! snapshots, and the writer's commit time with 4 reader processes attached
-//! against none.
+//! against none and against 4 processes reading a plain map of the file
+//! (the same work on the cores, without the reader table).
 
 use std::hint::black_box;
 use std::io::{BufRead, BufReader};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use mappedpages::{Durability, LiveReader, PageId, Pager, Snapshot};
 
+use super::page_access::raw_head_loop;
 use super::readers::snapshot_head_loop;
 use super::report::{info_ratio_row, ratio_row, row, Row};
 use super::support::stats::{fmt_ns, median, ns, Rng};
@@ -26,10 +28,12 @@ const BATCH: usize = 4096;
 pub struct ProcessReaderFigures {
     snapshot_in_process: Vec<f64>,
     snapshot_live: Vec<f64>,
+    snapshot_live_again: Vec<f64>,
     /// (readers, reads per second in processes, reads per second in threads)
     reads: Vec<(usize, f64, f64)>,
     commit_alone: Vec<f64>,
     commit_with_readers: Vec<f64>,
+    commit_with_raw_readers: Vec<f64>,
 }
 
 fn window(cfg: &Config) -> Duration {
@@ -37,21 +41,29 @@ fn window(cfg: &Config) -> Duration {
 }
 
 /// The child: reads batches of random pages from `first` on (pages the
-/// writer never frees) through a new `LiveReader` snapshot each, for
+/// writer never frees) through a new `LiveReader` snapshot each, or with
+/// `raw` through a plain shared map of the file (no reader table), for
 /// `millis`, then prints how many pages it read.
-pub fn live_reader_child(path: &Path, millis: u64, first: u64) -> BoxResult<()> {
+pub fn live_reader_child(path: &Path, millis: u64, first: u64, raw: bool) -> BoxResult<()> {
     let reader = LiveReader::<PAGE>::open(path)?;
     let ids = ids_of(&reader.snapshot()?, first);
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the benchmark's writer never writes the pages from `first`
+    // on after the readers start, and never shortens the file below them.
+    let plain = unsafe { memmap2::Mmap::map(&file)? };
     println!("READY");
     let mut rng = Rng(u64::from(std::process::id()) | 1);
     let start = Instant::now();
     let mut reads = 0u64;
     while start.elapsed() < Duration::from_millis(millis) {
-        let snapshot = reader.snapshot()?;
         let batch: Vec<PageId<PAGE>> = (0..BATCH)
             .map(|_| ids[(rng.next() % ids.len() as u64) as usize])
             .collect();
-        black_box(snapshot_head_loop(&snapshot, &batch));
+        if raw {
+            black_box(raw_head_loop(&plain, &batch));
+        } else {
+            black_box(snapshot_head_loop(&reader.snapshot()?, &batch));
+        }
         reads += BATCH as u64;
     }
     println!("READS {reads} {}", start.elapsed().as_nanos());
@@ -69,9 +81,15 @@ fn ids_of(snapshot: &Snapshot<PAGE>, first: u64) -> Vec<PageId<PAGE>> {
 /// A reader process and its output.
 type Reader = (Child, BufReader<std::process::ChildStdout>);
 
-/// Starts `n` reader processes for `millis`, reading pages from `first` on,
-/// and waits until each is ready.
-fn start_readers(path: &Path, n: usize, millis: u64, first: u64) -> BoxResult<Vec<Reader>> {
+/// Starts `n` reader processes for `millis`, reading pages from `first` on
+/// (through a plain map with `raw`), and waits until each is ready.
+fn start_readers(
+    path: &Path,
+    n: usize,
+    millis: u64,
+    first: u64,
+    raw: bool,
+) -> BoxResult<Vec<Reader>> {
     let mut children = Vec::new();
     for _ in 0..n {
         let mut child = Command::new(std::env::current_exe()?)
@@ -79,6 +97,7 @@ fn start_readers(path: &Path, n: usize, millis: u64, first: u64) -> BoxResult<Ve
             .arg(path)
             .arg(millis.to_string())
             .arg(first.to_string())
+            .arg(if raw { "raw" } else { "live" })
             .stdout(Stdio::piped())
             .spawn()?;
         let mut out = BufReader::new(child.stdout.take().ok_or("no stdout")?);
@@ -175,6 +194,7 @@ pub fn run_process_readers(cfg: &Config, dir: &Path) -> BoxResult<ProcessReaderF
     let rounds = if cfg.quick { 30 } else { 200 };
     let mut previous = None;
     let (mut snapshot_in_process, mut snapshot_live) = (Vec::new(), Vec::new());
+    let mut snapshot_live_again = Vec::new();
     for _ in 0..rounds {
         commit(&mut pager, &mut previous)?;
         let start = Instant::now();
@@ -185,6 +205,10 @@ pub fn run_process_readers(cfg: &Config, dir: &Path) -> BoxResult<ProcessReaderF
         let snapshot = live.snapshot()?;
         snapshot_live.push(ns(start.elapsed()));
         drop(snapshot);
+        let start = Instant::now();
+        let snapshot = live.snapshot()?;
+        snapshot_live_again.push(ns(start.elapsed()));
+        drop(snapshot);
     }
     drop(live);
 
@@ -192,35 +216,43 @@ pub fn run_process_readers(cfg: &Config, dir: &Path) -> BoxResult<ProcessReaderF
     let millis = window.as_millis() as u64;
     let mut reads = Vec::new();
     for n in [1, 2, 4] {
-        let children = start_readers(&path, n, millis, first)?;
+        let children = start_readers(&path, n, millis, first, false)?;
         let processes = finish_readers(children)?;
         let threads = thread_reads(&pager, n, window, first);
         println!("{n} reader(s): {processes:.0} reads/s in processes, {threads:.0} in threads");
         reads.push((n, processes, threads));
     }
 
-    // The writer's commits, alone and with 4 reader processes reading,
-    // alternately.
+    // The writer's commits, alone, with 4 reader processes reading, and
+    // with 4 processes reading a plain map, in turn.
     let (mut commit_alone, mut commit_with_readers) = (Vec::new(), Vec::new());
+    let mut commit_with_raw_readers = Vec::new();
     let spells = if cfg.quick { 2 } else { 4 };
     for _ in 0..spells {
         let start = Instant::now();
         while start.elapsed() < window / 2 {
             commit_alone.push(commit(&mut pager, &mut previous)?);
         }
-        let children = start_readers(&path, 4, millis / 2, first)?;
-        let start = Instant::now();
-        while start.elapsed() < window / 2 {
-            commit_with_readers.push(commit(&mut pager, &mut previous)?);
+        for (raw, times) in [
+            (false, &mut commit_with_readers),
+            (true, &mut commit_with_raw_readers),
+        ] {
+            let children = start_readers(&path, 4, millis / 2, first, raw)?;
+            let start = Instant::now();
+            while start.elapsed() < window / 2 {
+                times.push(commit(&mut pager, &mut previous)?);
+            }
+            finish_readers(children)?;
         }
-        finish_readers(children)?;
     }
     Ok(ProcessReaderFigures {
         snapshot_in_process,
         snapshot_live,
+        snapshot_live_again,
         reads,
         commit_alone,
         commit_with_readers,
+        commit_with_raw_readers,
     })
 }
 
@@ -233,6 +265,12 @@ pub fn process_reader_rows(f: &ProcessReaderFigures) -> Vec<Row> {
         median(&f.snapshot_in_process),
         "info: loads the commit's page trees from the file",
     )];
+    rows.push(info_ratio_row(
+        "snapshot of the same commit again through a `LiveReader`, the earlier one dropped, vs `Pager::snapshot`",
+        median(&f.snapshot_live_again),
+        median(&f.snapshot_in_process),
+        "info: reads the roots, registers, reuses the trees it loaded",
+    ));
     for &(n, processes, threads) in &f.reads {
         rows.push(row(
             format!("random 8-byte page reads, {n} reader process(es) (a new snapshot per {BATCH} reads) vs {n} thread(s) in the writer's process"),
@@ -250,6 +288,12 @@ pub fn process_reader_rows(f: &ProcessReaderFigures) -> Vec<Row> {
         1.1,
         "≤ 1.1×",
         fmt_ns,
+    ));
+    rows.push(info_ratio_row(
+        "the same commit with 4 reader processes attached vs 4 processes doing the same reads through a plain map of the file (no reader table)",
+        median(&f.commit_with_readers),
+        median(&f.commit_with_raw_readers),
+        "info: what the reader table itself costs the writer",
     ));
     rows
 }

@@ -99,7 +99,7 @@ impl Core {
     pub(super) fn process_reader_reads(&self) -> bool {
         self.readers
             .as_ref()
-            .is_some_and(|table| table.readers().map_or(true, |readers| !readers.is_empty()))
+            .is_some_and(|table| table.any_reader().unwrap_or(true))
     }
 
     /// How many freed pages wait for readers as old as `generation`: those

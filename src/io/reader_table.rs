@@ -61,6 +61,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -130,7 +131,17 @@ pub(crate) struct ReaderTable {
     /// The slots this process holds (a process's own locks do not exclude
     /// it, so they are tracked here); every take and test of a slot's lock
     /// happens under this mutex.
-    held: Mutex<Vec<bool>>,
+    held: Mutex<HeldSlots>,
+}
+
+/// The slots a process holds, and one it keeps when no reader uses it.
+#[derive(Debug)]
+struct HeldSlots {
+    held: Vec<bool>,
+    /// A held slot that registers nothing, kept for the next reader: a
+    /// reader that takes a snapshot of each commit then takes its slot
+    /// without a system call. It pins nothing and is not listed.
+    spare: Option<usize>,
 }
 
 /// The path of the reader table of the data file at `data`.
@@ -190,7 +201,10 @@ impl ReaderTable {
         let table = Arc::new(ReaderTable {
             file,
             map,
-            held: Mutex::new(vec![false; SLOTS]),
+            held: Mutex::new(HeldSlots {
+                held: vec![false; SLOTS],
+                spare: None,
+            }),
         });
         tables.retain(|_, table| table.strong_count() > 0);
         tables.insert(key, Arc::downgrade(&table));
@@ -213,7 +227,7 @@ impl ReaderTable {
         self.word(HEADER_BYTES + slot * SLOT_BYTES + field)
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, Vec<bool>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, HeldSlots> {
         // A panic while it was held left no half-made change behind.
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -221,14 +235,20 @@ impl ReaderTable {
     /// Takes a free slot for a reader of this process: the first whose lock
     /// nobody holds (a slot a dead process left is free, and is cleared).
     pub(crate) fn claim(self: &Arc<Self>) -> Result<ReaderSlot, TableError> {
-        let mut held = self.held();
+        let mut slots = self.held();
+        if let Some(slot) = slots.spare.take() {
+            return Ok(ReaderSlot {
+                table: Arc::clone(self),
+                slot,
+            });
+        }
         for slot in 0..SLOTS {
-            if held[slot] {
+            if slots.held[slot] {
                 continue;
             }
             match platform::try_lock_byte(&self.file, SLOT_LOCK_BASE + slot as u32) {
                 Ok(()) => {
-                    held[slot] = true;
+                    slots.held[slot] = true;
                     self.clear(slot);
                     self.slot_word(slot, PID_AT)
                         .store(u64::from(std::process::id()), SeqCst);
@@ -271,35 +291,79 @@ impl ReaderTable {
         }
     }
 
-    /// The entries of every live reader that registers a generation; the
-    /// slots of dead readers found on the way are cleared.
-    pub(crate) fn readers(&self) -> io::Result<Vec<ReaderEntry>> {
-        let held = self.held();
-        let mut entries = Vec::new();
+    /// Hands `visit` the entry of each live reader registering a generation
+    /// that `wanted` picks, in slot order, until it breaks. Only those
+    /// slots' locks are tried (a system call each), and the slots of dead
+    /// readers found on the way are cleared.
+    fn scan(
+        &self,
+        wanted: impl Fn(u64) -> bool,
+        mut visit: impl FnMut(ReaderEntry) -> ControlFlow<()>,
+    ) -> io::Result<()> {
+        let slots = self.held();
         for slot in 0..SLOTS {
             let generation = self.slot_word(slot, GENERATION_AT).load(SeqCst);
-            if generation == 0 || !self.is_live(&held, slot)? {
+            if generation == 0 || !wanted(generation) || !self.is_live(&slots.held, slot)? {
                 continue;
             }
-            entries.push(ReaderEntry {
+            let entry = ReaderEntry {
                 slot,
                 generation,
                 pages: self.slot_word(slot, PAGES_AT).load(SeqCst),
                 pid: self.slot_word(slot, PID_AT).load(SeqCst),
                 since_ms: self.slot_word(slot, SINCE_AT).load(SeqCst),
-                ours: held[slot],
-            });
+                ours: slots.held[slot],
+            };
+            if visit(entry).is_break() {
+                break;
+            }
         }
+        Ok(())
+    }
+
+    /// The entries of every live reader that registers a generation.
+    pub(crate) fn readers(&self) -> io::Result<Vec<ReaderEntry>> {
+        let mut entries = Vec::new();
+        self.scan(
+            |_| true,
+            |entry| {
+                entries.push(entry);
+                ControlFlow::Continue(())
+            },
+        )?;
         Ok(entries)
+    }
+
+    /// Whether a live reader registers some generation.
+    pub(crate) fn any_reader(&self) -> io::Result<bool> {
+        let mut found = false;
+        self.scan(
+            |_| true,
+            |_| {
+                found = true;
+                ControlFlow::Break(())
+            },
+        )?;
+        Ok(found)
     }
 
     /// The writer's side of the race in the module docs: raises the horizon
     /// to `freed_through`, the newest generation whose freed pages it is
     /// about to give back, then returns the oldest generation a live reader
-    /// reads (`None`: no reader), the bound for those pages.
+    /// reads if it is older than `freed_through` (`None`: no reader is),
+    /// the bound for those pages. A reader of `freed_through` or newer
+    /// reads no page those commits freed, so its liveness is not tried:
+    /// readers that follow the writer cost it no system call.
     pub(crate) fn before_reuse(&self, freed_through: u64) -> io::Result<Option<u64>> {
         self.word(HORIZON_AT).fetch_max(freed_through, SeqCst);
-        let oldest = self.readers()?.iter().map(|entry| entry.generation).min();
+        let mut oldest: Option<u64> = None;
+        self.scan(
+            |generation| generation < freed_through,
+            |entry| {
+                oldest = Some(oldest.map_or(entry.generation, |o| o.min(entry.generation)));
+                ControlFlow::Continue(())
+            },
+        )?;
         Ok(oldest)
     }
 
@@ -432,12 +496,17 @@ impl ReaderSlot {
 
 impl Drop for ReaderSlot {
     fn drop(&mut self) {
-        let mut held = self.table.held();
+        let mut slots = self.table.held();
+        if slots.spare.is_none() {
+            self.unregister();
+            slots.spare = Some(self.slot);
+            return;
+        }
         self.table.clear(self.slot);
         // Best effort: a lock that stays is released when the table's file
         // is closed, and until then the slot reads as free but taken.
         let _ = platform::unlock_byte(&self.table.file, SLOT_LOCK_BASE + self.slot as u32);
-        held[self.slot] = false;
+        slots.held[self.slot] = false;
     }
 }
 
@@ -468,6 +537,25 @@ mod tests {
         drop(slots);
         assert_eq!(table.claim().unwrap().index(), 0);
         assert!(freed > 0);
+    }
+
+    /// Only readers older than the commits whose pages are to be reused
+    /// bound them; one of those commits or newer bounds nothing.
+    #[test]
+    fn readers_at_or_past_the_freed_commits_bound_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = ReaderTable::open(&data_path(&dir), true).unwrap();
+        assert!(!table.any_reader().unwrap());
+        let (old, new) = (table.claim().unwrap(), table.claim().unwrap());
+        assert!(old.register(7, 10) && new.register(9, 10));
+        assert!(table.any_reader().unwrap());
+        assert_eq!(table.before_reuse(7).unwrap(), None);
+        assert_eq!(table.before_reuse(8).unwrap(), Some(7));
+        assert_eq!(table.before_reuse(12).unwrap(), Some(7));
+        old.unregister();
+        assert_eq!(table.before_reuse(12).unwrap(), Some(9));
+        new.unregister();
+        assert!(!table.any_reader().unwrap());
     }
 
     #[test]
@@ -560,10 +648,10 @@ mod tests {
         assert_eq!(entry.pid, u64::from(child.id()));
         assert!(!entry.ours);
         assert_eq!(table.before_reuse(20).unwrap(), Some(7));
-        // The slot is taken: a claim here gets another one.
+        // The slot is taken: a claim here gets another one (held to the
+        // end, so that it is not kept as this process's spare).
         let other = table.claim().unwrap();
         assert_ne!(other.index(), slot);
-        drop(other);
 
         child.kill().unwrap();
         child.wait().unwrap();
@@ -578,5 +666,28 @@ mod tests {
             slot,
             "the dead reader's slot is free"
         );
+        drop(other);
+    }
+
+    /// A dropped slot is kept, registering nothing, for the next claim of
+    /// this process; a second dropped one is given back to every process.
+    #[test]
+    fn one_dropped_slot_is_kept_for_the_next_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = ReaderTable::open(&data_path(&dir), true).unwrap();
+        let (a, b) = (table.claim().unwrap(), table.claim().unwrap());
+        assert!(a.register(3, 8) && b.register(4, 8));
+        let (kept, given_back) = (a.index(), b.index());
+        drop(a);
+        drop(b);
+        assert!(
+            table.readers().unwrap().is_empty(),
+            "a kept slot pins nothing"
+        );
+        assert!(table.held().held[kept] && !table.held().held[given_back]);
+        let again = table.claim().unwrap();
+        assert_eq!(again.index(), kept);
+        assert_eq!(again.registered(), None);
+        assert_eq!(table.claim().unwrap().index(), given_back);
     }
 }
