@@ -379,6 +379,12 @@ impl Running {
         seen
     }
 
+    /// The generation of the next commit the child (a writer) reports.
+    fn generation(&mut self) -> u64 {
+        let line = self.wait_for("COMMITTED", 1).remove(0);
+        line["COMMITTED ".len()..].trim().parse().unwrap()
+    }
+
     fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -396,7 +402,8 @@ impl Drop for Children {
     }
 }
 
-/// A writer process and three reader processes: readers are killed and
+/// A writer process and three reader processes, over thousands of commits:
+/// readers are killed and
 /// started again at random points, the writer is killed and a new one
 /// started; every snapshot every reader takes reads every page as its
 /// commit wrote it, before and after the writer moved on, and once the
@@ -433,6 +440,9 @@ fn readers_in_other_processes_follow_a_writer_through_kills() {
             writer.wait_for("COMMITTED", 3);
         }
     }
+    // Thousands of commits with the readers following them.
+    let commits = if cfg!(mappedpages_wine) { 500 } else { 3000 };
+    while writer.generation() < commits {}
     for reader in &mut readers.0 {
         checked += reader.wait_for("CHECKED", 3).len();
     }
