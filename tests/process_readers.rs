@@ -403,11 +403,10 @@ impl Drop for Children {
 }
 
 /// A writer process and three reader processes, over thousands of commits:
-/// readers are killed and
-/// started again at random points, the writer is killed and a new one
-/// started; every snapshot every reader takes reads every page as its
-/// commit wrote it, before and after the writer moved on, and once the
-/// readers are gone the file's size stays bounded.
+/// readers are killed and started again at random points, the writer is
+/// killed and a new one started; every snapshot every reader takes reads
+/// every page as its commit wrote it, before and after the writer moved on,
+/// and once the readers are gone the file's size stays bounded.
 #[test]
 fn readers_in_other_processes_follow_a_writer_through_kills() {
     let dir = tempfile::tempdir().unwrap();
