@@ -176,12 +176,15 @@ pub fn main() -> BoxResult<()> {
             };
         }
         Some("live-reader-child") => {
-            const USAGE: &str = "live-reader-child PATH MILLIS FIRST [raw]";
+            const USAGE: &str = "live-reader-child PATH MILLIS FIRST live|paced|plain";
             let path = args.get(1).ok_or(USAGE)?;
             let millis = args.get(2).ok_or(USAGE)?.parse()?;
             let first = args.get(3).ok_or(USAGE)?.parse()?;
-            let raw = args.get(4).is_some_and(|m| m == "raw");
-            return process_readers::live_reader_child(Path::new(path), millis, first, raw);
+            let mode = args
+                .get(4)
+                .and_then(|m| process_readers::ReadMode::from_name(m));
+            let mode = mode.ok_or(USAGE)?;
+            return process_readers::live_reader_child(Path::new(path), millis, first, mode);
         }
         Some("t5-child") => {
             let path = args.get(1).ok_or("t5-child PATH kill|close")?;

@@ -34,6 +34,38 @@ pub struct ProcessReaderFigures {
     commit_alone: Vec<f64>,
     commit_with_readers: Vec<f64>,
     commit_with_raw_readers: Vec<f64>,
+    commit_with_paced_readers: Vec<f64>,
+}
+
+/// How a reader process reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Through a new `LiveReader` snapshot per batch, without pause.
+    Live,
+    /// The same, with a pause of [`PACE`] after each batch: readers
+    /// attached and reading, without taking the writer's cores.
+    Paced,
+    /// Through a plain shared map of the file, no reader table.
+    Plain,
+}
+
+/// The pause of a paced reader between its batches.
+const PACE: Duration = Duration::from_millis(1);
+
+impl ReadMode {
+    const ALL: [ReadMode; 3] = [ReadMode::Live, ReadMode::Paced, ReadMode::Plain];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadMode::Live => "live",
+            ReadMode::Paced => "paced",
+            ReadMode::Plain => "plain",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ReadMode> {
+        ReadMode::ALL.into_iter().find(|mode| mode.name() == name)
+    }
 }
 
 fn window(cfg: &Config) -> Duration {
@@ -41,10 +73,9 @@ fn window(cfg: &Config) -> Duration {
 }
 
 /// The child: reads batches of random pages from `first` on (pages the
-/// writer never frees) through a new `LiveReader` snapshot each, or with
-/// `raw` through a plain shared map of the file (no reader table), for
-/// `millis`, then prints how many pages it read.
-pub fn live_reader_child(path: &Path, millis: u64, first: u64, raw: bool) -> BoxResult<()> {
+/// writer never frees) as `mode` says, for `millis`, then prints how many
+/// pages it read.
+pub fn live_reader_child(path: &Path, millis: u64, first: u64, mode: ReadMode) -> BoxResult<()> {
     let reader = LiveReader::<PAGE>::open(path)?;
     let ids = ids_of(&reader.snapshot()?, first);
     let file = std::fs::File::open(path)?;
@@ -59,12 +90,15 @@ pub fn live_reader_child(path: &Path, millis: u64, first: u64, raw: bool) -> Box
         let batch: Vec<PageId<PAGE>> = (0..BATCH)
             .map(|_| ids[(rng.next() % ids.len() as u64) as usize])
             .collect();
-        if raw {
+        if mode == ReadMode::Plain {
             black_box(raw_head_loop(&plain, &batch));
         } else {
             black_box(snapshot_head_loop(&reader.snapshot()?, &batch));
         }
         reads += BATCH as u64;
+        if mode == ReadMode::Paced {
+            std::thread::sleep(PACE);
+        }
     }
     println!("READS {reads} {}", start.elapsed().as_nanos());
     Ok(())
@@ -82,13 +116,13 @@ fn ids_of(snapshot: &Snapshot<PAGE>, first: u64) -> Vec<PageId<PAGE>> {
 type Reader = (Child, BufReader<std::process::ChildStdout>);
 
 /// Starts `n` reader processes for `millis`, reading pages from `first` on
-/// (through a plain map with `raw`), and waits until each is ready.
+/// as `mode` says, and waits until each is ready.
 fn start_readers(
     path: &Path,
     n: usize,
     millis: u64,
     first: u64,
-    raw: bool,
+    mode: ReadMode,
 ) -> BoxResult<Vec<Reader>> {
     let mut children = Vec::new();
     for _ in 0..n {
@@ -97,7 +131,7 @@ fn start_readers(
             .arg(path)
             .arg(millis.to_string())
             .arg(first.to_string())
-            .arg(if raw { "raw" } else { "live" })
+            .arg(mode.name())
             .stdout(Stdio::piped())
             .spawn()?;
         let mut out = BufReader::new(child.stdout.take().ok_or("no stdout")?);
@@ -216,28 +250,31 @@ pub fn run_process_readers(cfg: &Config, dir: &Path) -> BoxResult<ProcessReaderF
     let millis = window.as_millis() as u64;
     let mut reads = Vec::new();
     for n in [1, 2, 4] {
-        let children = start_readers(&path, n, millis, first, false)?;
+        let children = start_readers(&path, n, millis, first, ReadMode::Live)?;
         let processes = finish_readers(children)?;
         let threads = thread_reads(&pager, n, window, first);
         println!("{n} reader(s): {processes:.0} reads/s in processes, {threads:.0} in threads");
         reads.push((n, processes, threads));
     }
 
-    // The writer's commits, alone, with 4 reader processes reading, and
-    // with 4 processes reading a plain map, in turn.
+    // The writer's commits, alone, with 4 reader processes reading without
+    // pause, with 4 reading in paced batches, and with 4 processes reading
+    // a plain map, in turn.
     let (mut commit_alone, mut commit_with_readers) = (Vec::new(), Vec::new());
     let mut commit_with_raw_readers = Vec::new();
+    let mut commit_with_paced_readers = Vec::new();
     let spells = if cfg.quick { 2 } else { 4 };
     for _ in 0..spells {
         let start = Instant::now();
         while start.elapsed() < window / 2 {
             commit_alone.push(commit(&mut pager, &mut previous)?);
         }
-        for (raw, times) in [
-            (false, &mut commit_with_readers),
-            (true, &mut commit_with_raw_readers),
+        for (mode, times) in [
+            (ReadMode::Live, &mut commit_with_readers),
+            (ReadMode::Paced, &mut commit_with_paced_readers),
+            (ReadMode::Plain, &mut commit_with_raw_readers),
         ] {
-            let children = start_readers(&path, 4, millis / 2, first, raw)?;
+            let children = start_readers(&path, 4, millis / 2, first, mode)?;
             let start = Instant::now();
             while start.elapsed() < window / 2 {
                 times.push(commit(&mut pager, &mut previous)?);
@@ -253,6 +290,7 @@ pub fn run_process_readers(cfg: &Config, dir: &Path) -> BoxResult<ProcessReaderF
         commit_alone,
         commit_with_readers,
         commit_with_raw_readers,
+        commit_with_paced_readers,
     })
 }
 
@@ -282,8 +320,16 @@ pub fn process_reader_rows(f: &ProcessReaderFigures) -> Vec<Row> {
         ));
     }
     rows.push(ratio_row(
-        "the writer's durable one-page commit with 4 reader processes attached vs none (R6 across processes)",
+        "the writer's durable one-page commit with 4 reader processes attached, reading without pause (4 busy processes besides the writer), vs none (R6 across processes)",
         median(&f.commit_with_readers),
+        median(&f.commit_alone),
+        1.1,
+        "≤ 1.1×",
+        fmt_ns,
+    ));
+    rows.push(ratio_row(
+        &format!("the same commit with 4 reader processes attached, each reading a batch of {BATCH} pages through a new snapshot every {} ms, vs none (R6 across processes, readers that leave the writer its cores)", PACE.as_millis()),
+        median(&f.commit_with_paced_readers),
         median(&f.commit_alone),
         1.1,
         "≤ 1.1×",
