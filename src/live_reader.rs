@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::engine::{load_state_of_root, table_error, Chosen, Frozen};
 use crate::error::{MappedPageError, Result};
-use crate::format::root::Root;
-use crate::format::{superblock, ROOT_PAGES};
+use crate::format::root::{Root, OFF_GENERATION};
+use crate::format::{read_u64, superblock, ROOT_PAGES};
 use crate::io::reader_table::{ReaderEntry, ReaderTable, TableError};
 use crate::io::{LiveFile, MapRegion};
 use crate::snapshot::Snapshot;
@@ -82,6 +82,9 @@ struct NewestRoot {
     generation: u64,
     total_pages: u64,
     bytes: Vec<u8>,
+    /// The root decoded; `None` for the root of the state loaded last
+    /// ([`Latest::loaded`]), read again unchanged and not decoded again.
+    decoded: Option<Root>,
 }
 
 #[derive(Debug, Default)]
@@ -230,8 +233,9 @@ impl<const PAGE_SIZE: usize> LiveReader<PAGE_SIZE> {
                 slot,
                 generation,
                 total_pages,
-                bytes: root,
-            }) = self.newest_root()?
+                bytes,
+                decoded,
+            }) = self.newest_root(latest.loaded.as_ref())?
             else {
                 continue;
             };
@@ -264,12 +268,17 @@ impl<const PAGE_SIZE: usize> LiveReader<PAGE_SIZE> {
             // The same root bytes name the same state, and the registration
             // that just succeeded keeps every page of it from reuse, so a
             // state loaded from them before (unregistered since) is still
-            // the file's; otherwise the trees are read under the new one.
-            let known = matches!(&latest.loaded, Some(l) if l.slot == slot && l.root == root);
-            if !known {
-                let bytes = region.registered_pages(&registration);
-                match load_state_of_root(bytes, PAGE_SIZE, slot, &root) {
-                    Ok(chosen) => latest.loaded = Some(LoadedRoot { slot, root, chosen }),
+            // the file's; a new root's trees are read under the new one.
+            if let Some(root) = decoded {
+                let file = region.registered_pages(&registration);
+                match load_state_of_root(file, PAGE_SIZE, slot, root) {
+                    Ok(chosen) => {
+                        latest.loaded = Some(LoadedRoot {
+                            slot,
+                            root: bytes,
+                            chosen,
+                        })
+                    }
                     Err(err) => {
                         last_error = err;
                         continue;
@@ -296,12 +305,36 @@ impl<const PAGE_SIZE: usize> LiveReader<PAGE_SIZE> {
 
     /// The newest valid root, copied; `None` if neither root is valid now
     /// (both being written at once cannot happen, so they are read again;
-    /// a file whose roots stay invalid fails after [`ATTEMPTS`]).
-    fn newest_root(&self) -> Result<Option<NewestRoot>> {
-        let mut newest: Option<NewestRoot> = None;
-        for (slot, &page) in ROOT_PAGES.iter().enumerate() {
+    /// a file whose roots stay invalid fails after [`ATTEMPTS`]). `known`,
+    /// the root of the state loaded last, is valid without being decoded
+    /// again where its bytes are read unchanged.
+    fn newest_root(&self, known: Option<&LoadedRoot>) -> Result<Option<NewestRoot>> {
+        let mut pages = Vec::with_capacity(ROOT_PAGES.len());
+        for &page in &ROOT_PAGES {
             let mut bytes = vec![0u8; PAGE_SIZE];
             self.file.read_at(&mut bytes, page * PAGE_SIZE as u64)?;
+            pages.push(bytes);
+        }
+        let mut newest: Option<NewestRoot> = None;
+        if let Some(known) = known.filter(|known| pages[known.slot] == known.root) {
+            let root = known.chosen.root();
+            newest = Some(NewestRoot {
+                slot: known.slot,
+                generation: root.generation,
+                total_pages: root.total_pages,
+                bytes: std::mem::take(&mut pages[known.slot]),
+                decoded: None,
+            });
+        }
+        for (slot, bytes) in pages.into_iter().enumerate() {
+            // A root that claims no newer generation than a valid one
+            // found cannot be the newest valid root: not decoded.
+            let claimed = read_u64(&bytes, OFF_GENERATION);
+            let beaten =
+                |n: &NewestRoot| n.slot == slot || claimed.is_none_or(|c| c <= n.generation);
+            if newest.as_ref().is_some_and(beaten) {
+                continue;
+            }
             if let Ok(root) = Root::decode(&bytes, PAGE_SIZE) {
                 if newest
                     .as_ref()
@@ -312,6 +345,7 @@ impl<const PAGE_SIZE: usize> LiveReader<PAGE_SIZE> {
                         generation: root.generation,
                         total_pages: root.total_pages,
                         bytes,
+                        decoded: Some(root),
                     });
                 }
             }
@@ -342,7 +376,7 @@ impl<const PAGE_SIZE: usize> LiveReader<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn readers(&self) -> Result<Vec<ReaderInfo>> {
-        let newest = self.newest_root()?.map_or(0, |root| root.generation);
+        let newest = self.newest_root(None)?.map_or(0, |root| root.generation);
         Ok(ReaderInfo::listed(self.table.readers()?, newest, |_| None))
     }
 }

@@ -439,13 +439,7 @@ pub(crate) fn choose_root<'a>(
                 problems[slot] = Some(format!("generation {}: {why}", root.generation));
                 rejected_newer = true;
             }
-            Err(LoadError::NoMemory) => {
-                return Err(MappedPageError::Io(std::io::Error::new(
-                    std::io::ErrorKind::OutOfMemory,
-                    "not enough memory for the state the file's metadata describes",
-                ))
-                .into());
-            }
+            Err(LoadError::NoMemory) => return Err(no_memory().into()),
         }
     }
     let describe = |p: &Option<String>| match p.as_deref() {
@@ -497,28 +491,53 @@ pub(super) fn file_page(file: &[u8], page_size: usize, n: u64) -> Option<&[u8]> 
     file.get(start..start.checked_add(page_size)?)
 }
 
-/// Loads the state of the root in root slot `slot` of a file a writer may
-/// be writing, for a reader that registered that root's generation in the
-/// reader table: `root` is a copy of the root's page (the writer may be
-/// writing it), the other root is not looked at (the pages of its state
-/// may be in reuse), and every other page is read from `file` (those of
-/// the registered state, which no writer changes).
+/// Loads the state of `root`, decoded from a copy of root slot `slot` of a
+/// file a writer may be writing, for a reader that registered that root's
+/// generation in the reader table: neither root page is read again (the
+/// writer may be writing them, and the pages of the other root's state may
+/// be in reuse), and every other page is read from `file` (those of the
+/// registered state, which no writer changes). A root whose state does not
+/// load is `CorruptMetadata`.
 pub(crate) fn load_state_of_root(
     file: &[u8],
     page_size: usize,
     slot: usize,
-    root: &[u8],
+    root: Root,
 ) -> Result<Chosen> {
     let page = |n: u64| {
-        if n == ROOT_PAGES[slot] {
-            Some(root)
-        } else if ROOT_PAGES.contains(&n) {
+        if ROOT_PAGES.contains(&n) {
             None
         } else {
             file_page(file, page_size, n)
         }
     };
-    Ok(choose_root(file.len() as u64, page_size, page)?)
+    match load(file.len() as u64, page_size, &root, &page) {
+        Ok(loaded) => Ok(Chosen {
+            recovery: RecoveryReport {
+                generation: root.generation,
+                root_copy: slot as u8,
+                last_commit_synced: root.flags & FLAG_SYNCED != 0,
+                fell_back: false,
+                other_copy_problem: None,
+            },
+            root,
+            slot,
+            loaded,
+        }),
+        Err(LoadError::Truncated { expected, actual }) => {
+            Err(MappedPageError::FileTruncated { expected, actual })
+        }
+        Err(LoadError::Damaged(_)) => Err(MappedPageError::CorruptMetadata),
+        Err(LoadError::NoMemory) => Err(no_memory()),
+    }
+}
+
+/// The error of a state that does not fit in memory.
+fn no_memory() -> MappedPageError {
+    MappedPageError::Io(std::io::Error::new(
+        std::io::ErrorKind::OutOfMemory,
+        "not enough memory for the state the file's metadata describes",
+    ))
 }
 
 /// Checks the superblock of `file` (all of it, as mapped) and loads the

@@ -248,12 +248,16 @@ impl Root {
             let at = OFF_LOG + i * RECORD_LEN;
             page.get(at..at + RECORD_LEN).unwrap_or_default()
         };
-        let log = (0..log_len)
-            .map(|i| Record::decode(slot(i)).ok_or(Damaged("malformed log record")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let checks = (log_len..log_len + check_len)
-            .map(|i| PageCheck::decode(slot(i)).ok_or(Damaged("malformed page check")))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Sized up front: a collect through `Result` cannot know the length,
+        // and a full log would grow its vector eight times.
+        let mut log = Vec::with_capacity(log_len);
+        for i in 0..log_len {
+            log.push(Record::decode(slot(i)).ok_or(Damaged("malformed log record"))?);
+        }
+        let mut checks = Vec::with_capacity(check_len);
+        for i in log_len..log_len + check_len {
+            checks.push(PageCheck::decode(slot(i)).ok_or(Damaged("malformed page check"))?);
+        }
         // Older formats left these bytes zero; formats 3 and 4 read them
         // (format 3 is written only with check pages, format 4 with or
         // without).

@@ -14,7 +14,9 @@
 //! before wrote; W4 bulk allocation; W5 random reads; W6 open; W7 W1-W3
 //! without sync; T4 one page committed without sync; W8 space after churn;
 //! R6 random reads on one and two threads while a writer commits durable
-//! transactions, and the writer's commit time with a reader running.
+//! transactions, and the writer's commit time with a reader running. RP:
+//! readers in other processes following a live writer (`LiveReader`,
+//! LMDB's reader table; see `workloads/rp.rs`).
 //! KV: redb's published workload (24-byte keys, 150-byte values, random
 //! order) on the B+tree of `examples/btree`, redb, LMDB and SQLite (see
 //! `workloads/kv.rs`). G: group commit, durable commits per second of
@@ -71,7 +73,7 @@ mod workloads;
 use report::{chart, loadavg, machine, slug, table, today, Row};
 use support::{fs_type, positional_args, quick_mode};
 use workloads::single::{run_group, NOSYNC_GROUPS, SYNC_GROUPS, T3_GROUPS, T4_GROUP};
-use workloads::{children, group, kv, r6, single, syncs, w5, w8};
+use workloads::{children, group, kv, r6, rp, single, syncs, w5, w8};
 
 type R<T> = support::BoxResult<T>;
 /// One timed operation: returns nanoseconds (or, for read loops, ns/page).
@@ -125,6 +127,12 @@ fn main() -> R<()> {
         Some("child-build") => {
             let n: u64 = args.get(3).ok_or("child-build SYS PATH N")?.parse()?;
             return children::child_build(&args[1], Path::new(&args[2]), n);
+        }
+        Some("child-rp") => {
+            const USAGE: &str = "child-rp SYS DIR MILLIS busy|paced";
+            let millis: u64 = args.get(3).ok_or(USAGE)?.parse()?;
+            let pace = args.get(4).ok_or(USAGE)?;
+            return rp::child_rp(&args[1], Path::new(&args[2]), millis, pace);
         }
         Some("child-open") => {
             let path = args.get(2).ok_or("child-open SYS PATH")?;
@@ -197,6 +205,10 @@ fn main() -> R<()> {
     if on("r6") {
         step("r6", &mut rows, r6::run(&cfg, dir));
         done.push("r6");
+    }
+    if on("rp") {
+        step("rp", &mut rows, rp::run(&cfg, dir));
+        done.push("rp");
     }
     if on("w7") {
         for g in NOSYNC_GROUPS {

@@ -16,6 +16,7 @@ use crate::support::PAGE;
 use crate::workloads::group::{Committer, GroupStore, Stamped};
 use crate::workloads::kv::{print, KvReader, KvStore, Pair, KEY};
 use crate::workloads::r6::{text, R6Keys, R6Store, R6_ROOT};
+use crate::workloads::rp::R6Follower;
 use crate::workloads::w8::{Churn, CHURN_BATCH};
 use crate::{Op, R};
 
@@ -138,8 +139,26 @@ impl Engine for Lmdb {
         ))
     }
 
+    fn r6_followed(&self, dir: &Path) -> R<Box<dyn R6Store>> {
+        // LMDB's readers in other processes need nothing more.
+        self.r6(dir)
+    }
+
+    fn r6_follower(&self, dir: &Path) -> R<Box<dyn R6Follower>> {
+        let mut opts = EnvOpenOptions::new();
+        opts.map_size(R6_MAP_SIZE).max_dbs(1);
+        // SAFETY: the environment's writer is the parent process, which
+        // opened it with the same options; LMDB coordinates them through
+        // its lock file.
+        let env = unsafe { opts.open(dir.join("lmdb"))? };
+        let rtxn = env.read_txn()?;
+        let db: Db = env.open_database(&rtxn, None)?.ok_or("no database")?;
+        drop(rtxn);
+        Ok(Box::new(LmdbFollower { env, db }))
+    }
+
     fn r6(&self, dir: &Path) -> R<Box<dyn R6Store>> {
-        let (env, db) = filled(dir, R6_PAGES, 1 << 30)?;
+        let (env, db) = filled(dir, R6_PAGES, R6_MAP_SIZE)?;
         Ok(Box::new(LmdbR6 {
             env,
             db,
@@ -196,6 +215,35 @@ impl Engine for Lmdb {
             db,
             path: dir.join("data.mdb"),
         }))
+    }
+}
+
+/// R6's map size.
+const R6_MAP_SIZE: usize = 1 << 30;
+
+/// RP: an environment opened in a reader process.
+struct LmdbFollower {
+    env: heed::Env,
+    db: Db,
+}
+
+impl R6Follower for LmdbFollower {
+    fn read_batch(&mut self, rng: &mut Rng) -> Result<(u64, f64), String> {
+        let start = Instant::now();
+        let r = self.env.read_txn().map_err(text)?;
+        let begin = ns(start.elapsed());
+        let mask = R6_PAGES - 1;
+        let mut sum = 0u64;
+        for _ in 0..R6_BATCH {
+            let k = rng.next() & mask;
+            let v = self.db.get(&r, &k).map_err(text)?.ok_or("missing")?;
+            let first = head(v);
+            if first != k {
+                return Err(format!("value {k} starts with {first}"));
+            }
+            sum = sum.wrapping_add(first);
+        }
+        Ok((sum, begin))
     }
 }
 

@@ -22,6 +22,7 @@ use crate::support::PAGE;
 use crate::workloads::group::GroupStore;
 use crate::workloads::kv::KvStore;
 use crate::workloads::r6::R6Store;
+use crate::workloads::rp::R6Follower;
 use crate::workloads::w8::Churn;
 use crate::{Op, R};
 
@@ -154,6 +155,20 @@ pub trait Engine {
     fn r6(&self, dir: &Path) -> R<Box<dyn R6Store>> {
         let _ = dir;
         Err(format!("no system {} in R6", self.id()).into())
+    }
+
+    /// RP: R6's store, made so that readers in other processes can follow
+    /// its writer, in the new directory `dir`.
+    fn r6_followed(&self, dir: &Path) -> R<Box<dyn R6Store>> {
+        let _ = dir;
+        Err(format!("no system {} in RP", self.id()).into())
+    }
+
+    /// RP, in a reader process: a reader of the store `r6_followed` made in
+    /// `dir`, while its writer goes on.
+    fn r6_follower(&self, dir: &Path) -> R<Box<dyn R6Follower>> {
+        let _ = dir;
+        Err(format!("no system {} in RP", self.id()).into())
     }
 
     /// W8: the churn, in the new directory `dir`: its row label and the

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use mappedpages::{ConcurrentPager, Durability, PageId, Pager, ProtectedPageId};
+use mappedpages::{ConcurrentPager, Durability, LiveReader, PageId, Pager, ProtectedPageId};
 
 use super::{Engine, ReadData, Work};
 use crate::support::stats::{ns, Rng};
 use crate::support::workloads::{
-    check_root, head, read_batch, replace_pages, written_pages, R6Writer, R6_PAGES,
+    check_root, head, read_batch, replace_pages, written_pages, R6Writer, R6_BATCH, R6_PAGES,
 };
 use crate::support::PAGE;
 use crate::tree::Db;
@@ -20,6 +20,7 @@ use crate::tree::ReadTxn;
 use crate::workloads::group::{text, Committer, GroupStore, Stamped, THREADS};
 use crate::workloads::kv::{print, KvReader, KvStore, Pair, KEY};
 use crate::workloads::r6::R6Store;
+use crate::workloads::rp::R6Follower;
 use crate::workloads::w8::Churn;
 use crate::{Op, R};
 
@@ -242,15 +243,23 @@ impl Engine for Mappedpages {
     }
 
     fn r6(&self, dir: &Path) -> R<Box<dyn R6Store>> {
-        let (mut pager, ids) =
-            written_pages(&dir.join("r6.pages"), R6_PAGES, 4096, Durability::Immediate)?;
-        let root = pager.alloc_protected()?;
-        Ok(Box::new(OursR6 {
-            shared: ConcurrentPager::new(pager)?,
-            root,
-            ids,
-            writer: Mutex::new(R6Writer::new(root)),
-        }))
+        Ok(Box::new(OursR6::create(dir, false)?))
+    }
+
+    fn r6_followed(&self, dir: &Path) -> R<Box<dyn R6Store>> {
+        Ok(Box::new(OursR6::create(dir, true)?))
+    }
+
+    fn r6_follower(&self, dir: &Path) -> R<Box<dyn R6Follower>> {
+        let reader = LiveReader::<PAGE>::open(dir.join(R6_FILE))?;
+        // The pages written first are the lowest, and the writer never
+        // frees them.
+        let ids = reader
+            .snapshot()?
+            .iter_allocated_pages()
+            .take(R6_PAGES as usize)
+            .collect();
+        Ok(Box::new(OursFollower { reader, ids }))
     }
 
     fn churn(&self, dir: &Path, churn: &Churn) -> R<(String, PathBuf)> {
@@ -314,6 +323,55 @@ struct OursR6 {
     /// The writer's state; only the writer thread locks it, so the lock is
     /// never contended.
     writer: Mutex<R6Writer>,
+}
+
+/// R6's file in its directory.
+const R6_FILE: &str = "r6.pages";
+
+impl OursR6 {
+    /// R6's store in `dir`; with `process_readers`, one that readers in
+    /// other processes can follow.
+    fn create(dir: &Path, process_readers: bool) -> R<OursR6> {
+        let path = dir.join(R6_FILE);
+        let (mut pager, ids) = written_pages(&path, R6_PAGES, 4096, Durability::Immediate)?;
+        if process_readers {
+            drop(pager);
+            pager = Pager::options().process_readers(true).open(&path)?;
+        }
+        let root = pager.alloc_protected()?;
+        Ok(OursR6 {
+            shared: ConcurrentPager::new(pager)?,
+            root,
+            ids,
+            writer: Mutex::new(R6Writer::new(root)),
+        })
+    }
+}
+
+/// RP: a `LiveReader` of R6's file, reading its first pages.
+struct OursFollower {
+    reader: LiveReader<PAGE>,
+    ids: Vec<PageId<PAGE>>,
+}
+
+impl R6Follower for OursFollower {
+    fn read_batch(&mut self, rng: &mut Rng) -> Result<(u64, f64), String> {
+        let start = Instant::now();
+        let snap = self.reader.snapshot().map_err(|e| e.to_string())?;
+        let begin = ns(start.elapsed());
+        let mask = self.ids.len() as u64 - 1;
+        let mut sum = 0u64;
+        for _ in 0..R6_BATCH {
+            let id = self.ids[(rng.next() & mask) as usize];
+            let page = snap.get(id).map_err(|e| e.to_string())?;
+            let first = head(page.as_bytes());
+            if first != id.0 {
+                return Err(format!("page {} starts with {first}", id.0));
+            }
+            sum = sum.wrapping_add(first);
+        }
+        Ok((sum, begin))
+    }
 }
 
 impl R6Store for OursR6 {

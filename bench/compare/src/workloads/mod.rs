@@ -5,6 +5,7 @@ pub mod children;
 pub mod group;
 pub mod kv;
 pub mod r6;
+pub mod rp;
 pub mod single;
 pub mod syncs;
 pub mod w5;
