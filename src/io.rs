@@ -322,7 +322,8 @@ impl MapRegion {
     /// pages it leaves alone are those of every state a live reader
     /// registered, and the caller, holding `slot` with its registration,
     /// reads only those (see `io/reader_table.rs`). The pages a writer may
-    /// be writing (the roots) are read with [`LiveFile::read_at`], copied.
+    /// be writing (the roots) are copied, with [`LiveFile::read_at`] or
+    /// [`MapRegion::copy_changing`].
     pub fn registered_pages(&self, slot: &ReaderSlot) -> &[u8] {
         debug_assert!(slot.registered().is_some());
         // SAFETY: a live mapping of `self.map.len()` bytes that lives as
@@ -331,6 +332,38 @@ impl MapRegion {
         // the registration lasts (the file is not cut below that state's
         // pages either), so none changes under the borrow.
         unsafe { View::of(self).range(0..self.map.len()) }.unwrap_or_default()
+    }
+
+    /// Copies the bytes at `offset` into `buf`, one machine word at a time
+    /// with volatile reads: how a reader reads through its map the pages a
+    /// writer may be writing at that very moment (the roots), which no
+    /// reference may cover. A copy made while they change may be torn, so
+    /// the caller checks what it copied (a root's checksum, or its equality
+    /// with a root known valid). Copies nothing and returns `false` unless
+    /// `offset` and `buf.len()` are whole words and the bytes lie within
+    /// the mapping.
+    pub fn copy_changing(&self, offset: usize, buf: &mut [u8]) -> bool {
+        const WORD: usize = std::mem::size_of::<usize>();
+        let within = offset
+            .checked_add(buf.len())
+            .is_some_and(|end| end <= self.map.len());
+        if !within || !offset.is_multiple_of(WORD) || !buf.len().is_multiple_of(WORD) {
+            return false;
+        }
+        let base = self.map.as_ptr();
+        for (i, chunk) in buf.chunks_exact_mut(WORD).enumerate() {
+            // SAFETY: the word lies within this live mapping (checked
+            // above), whose base is page-aligned, so the pointer is valid
+            // for reads and aligned for a `usize`. The bytes are changed
+            // only by writes from outside this program's memory model (a
+            // writer's `pwrite`, through the kernel, in this process or
+            // another) and no reference to them exists; a volatile read
+            // sees whole words, and a torn copy is the caller's to detect.
+            let word =
+                unsafe { std::ptr::read_volatile(base.add(offset + i * WORD).cast::<usize>()) };
+            chunk.copy_from_slice(&word.to_ne_bytes());
+        }
+        true
     }
 
     /// The bytes of `range`, if it lies within the mapping.
@@ -1146,5 +1179,29 @@ impl PageBuffers {
             .get_mut(&page)
             .filter(|bytes| bytes.len() == len)?;
         Some(held.as_mut_ptr())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_changing_copies_whole_words_within_the_map_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        let bytes: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let region = LiveFile::open(&path).unwrap().map(4096).unwrap();
+        let mut buf = vec![0u8; 64];
+        assert!(region.copy_changing(128, &mut buf));
+        assert_eq!(buf, bytes[128..192]);
+        let untouched = vec![0xAAu8; 64];
+        let cases = [(4096 - 32, 64), (3, 64), (128, 63), (usize::MAX - 7, 8)];
+        for (offset, len) in cases {
+            let mut buf = untouched[..len].to_vec();
+            assert!(!region.copy_changing(offset, &mut buf), "{offset} {len}");
+            assert_eq!(buf, untouched[..len], "nothing copied");
+        }
     }
 }

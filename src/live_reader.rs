@@ -235,7 +235,7 @@ impl<const PAGE_SIZE: usize> LiveReader<PAGE_SIZE> {
                 total_pages,
                 bytes,
                 decoded,
-            }) = self.newest_root(latest.loaded.as_ref())?
+            }) = self.newest_root(latest.region.as_deref(), latest.loaded.as_ref())?
             else {
                 continue;
             };
@@ -305,14 +305,26 @@ impl<const PAGE_SIZE: usize> LiveReader<PAGE_SIZE> {
 
     /// The newest valid root, copied; `None` if neither root is valid now
     /// (both being written at once cannot happen, so they are read again;
-    /// a file whose roots stay invalid fails after [`ATTEMPTS`]). `known`,
-    /// the root of the state loaded last, is valid without being decoded
-    /// again where its bytes are read unchanged.
-    fn newest_root(&self, known: Option<&LoadedRoot>) -> Result<Option<NewestRoot>> {
+    /// a file whose roots stay invalid fails after [`ATTEMPTS`]). The roots
+    /// are copied through `region` when there is one (no system call),
+    /// else read from the file. `known`, the root of the state loaded
+    /// last, is valid without being decoded again where its bytes are read
+    /// unchanged.
+    fn newest_root(
+        &self,
+        region: Option<&MapRegion>,
+        known: Option<&LoadedRoot>,
+    ) -> Result<Option<NewestRoot>> {
         let mut pages = Vec::with_capacity(ROOT_PAGES.len());
         for &page in &ROOT_PAGES {
             let mut bytes = vec![0u8; PAGE_SIZE];
-            self.file.read_at(&mut bytes, page * PAGE_SIZE as u64)?;
+            let offset = page * PAGE_SIZE as u64;
+            let copied = region.is_some_and(|region| {
+                usize::try_from(offset).is_ok_and(|offset| region.copy_changing(offset, &mut bytes))
+            });
+            if !copied {
+                self.file.read_at(&mut bytes, offset)?;
+            }
             pages.push(bytes);
         }
         let mut newest: Option<NewestRoot> = None;
@@ -376,7 +388,9 @@ impl<const PAGE_SIZE: usize> LiveReader<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn readers(&self) -> Result<Vec<ReaderInfo>> {
-        let newest = self.newest_root(None)?.map_or(0, |root| root.generation);
+        let newest = self
+            .newest_root(None, None)?
+            .map_or(0, |root| root.generation);
         Ok(ReaderInfo::listed(self.table.readers()?, newest, |_| None))
     }
 }
