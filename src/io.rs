@@ -1196,7 +1196,7 @@ mod tests {
         let mut buf = vec![0u8; 64];
         assert!(region.copy_changing(128, &mut buf));
         assert_eq!(buf, bytes[128..192]);
-        let untouched = vec![0xAAu8; 64];
+        let untouched = [0xAAu8; 64];
         let cases = [(4096 - 32, 64), (3, 64), (128, 63), (usize::MAX - 7, 8)];
         for (offset, len) in cases {
             let mut buf = untouched[..len].to_vec();
