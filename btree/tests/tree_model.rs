@@ -1,19 +1,13 @@
-//! The B+tree store of `examples/btree/`: it matches a `BTreeMap` through
-//! inserts, removes, scans, commits, dropped transactions and reopening,
-//! never holds a page its tree does not reach, commits with one sync, and
-//! its read transactions show one commit on other threads while the writer
-//! goes on.
+//! The B+tree store: it matches a `BTreeMap` through inserts, removes,
+//! scans, commits, dropped transactions and reopening, never holds a page
+//! its tree does not reach, commits with one sync, and its read
+//! transactions show one commit on other threads while the writer goes on.
 
-#[path = "../examples/btree/node.rs"]
-#[allow(dead_code)]
-mod node;
-#[path = "../examples/btree/tree.rs"]
-#[allow(dead_code)]
-mod tree;
-
-#[path = "support/crash/mod.rs"]
+// The page crate's test support: in-memory temporary directories, the
+// seeded generator, and what a killed process looks like on each OS.
+#[path = "../../tests/support/crash/mod.rs"]
 mod crash_support;
-#[path = "support/os/mod.rs"]
+#[path = "../../tests/support/os/mod.rs"]
 mod os_support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,8 +19,9 @@ use std::thread;
 use std::time::Duration;
 
 use crash_support::{temp_dir, Rng};
+use mappedpages_btree::node::{ENTRY_OVERHEAD, HEADER, PAGE};
+use mappedpages_btree::{Db, Error, ReadTxn, WriteTxn, MAX_INLINE, MAX_KEY, MAX_VALUE};
 use proptest::prelude::*;
-use tree::{Db, Error, ReadTxn, MAX_INLINE, MAX_KEY, MAX_VALUE};
 
 /// How long a child is given to start before the kill window opens: a
 /// process starts in milliseconds, except under Wine, where it takes most
@@ -89,8 +84,8 @@ fn value_len() -> impl Strategy<Value = usize> {
     prop_oneof![
         4 => 0..64usize,
         4 => 0..=MAX_INLINE + 1,
-        2 => MAX_INLINE..4 * node::PAGE,
-        1 => 4 * node::PAGE..40 * node::PAGE,
+        2 => MAX_INLINE..4 * PAGE,
+        1 => 4 * PAGE..40 * PAGE,
     ]
 }
 
@@ -137,7 +132,7 @@ fn expected_range(
 }
 
 fn collect<'a>(
-    scan: impl Iterator<Item = tree::Result<tree::Entry<'a>>>,
+    scan: impl Iterator<Item = mappedpages_btree::Result<mappedpages_btree::Entry<'a>>>,
 ) -> Vec<(Vec<u8>, Vec<u8>)> {
     scan.map(|entry| entry.map(|(k, v)| (k.to_vec(), v.into_owned())).unwrap())
         .collect()
@@ -167,7 +162,7 @@ fn assert_committed(db: &Db, model: &Model, when: &str) {
     );
 }
 
-fn run_op(txn: &mut tree::WriteTxn, model: &mut Model, op: &Op) {
+fn run_op(txn: &mut WriteTxn, model: &mut Model, op: &Op) {
     match *op {
         Op::Insert { key: n, len, stamp } => {
             let (k, v) = (key(n), value(n, len, stamp));
@@ -299,8 +294,8 @@ fn an_ascending_load_fills_its_leaves() {
     }
     assert_committed(&db, &model, "after the load");
     let (k, v) = pair(0);
-    let entry = node::ENTRY_OVERHEAD + k.len() + v.len();
-    let halved = PAIRS / ((node::PAGE - node::HEADER) / 2 / entry + 1);
+    let entry = ENTRY_OVERHEAD + k.len() + v.len();
+    let halved = PAIRS / ((PAGE - HEADER) / 2 / entry + 1);
     let pages = db.pager().allocated_page_count() as usize;
     assert!(
         pages * 10 <= halved * 6,
@@ -400,7 +395,7 @@ fn batch(i: u64) -> Vec<Op> {
             } else {
                 // One value in ten lies in overflow pages.
                 let len = match rng.chance(10) {
-                    true => MAX_INLINE + rng.below(6 * node::PAGE as u64) as usize,
+                    true => MAX_INLINE + rng.below(6 * PAGE as u64) as usize,
                     false => rng.below(700) as usize,
                 };
                 Op::Insert {
