@@ -1,7 +1,8 @@
 //! The B+tree store: it matches a `BTreeMap` through inserts, removes,
-//! scans, commits, dropped transactions and reopening, never holds a page
-//! its tree does not reach, commits with one sync, and its read
-//! transactions show one commit on other threads while the writer goes on.
+//! pops, range removals, `retain` and `extract_if`, scans, commits, dropped
+//! transactions, compactions and reopening, never holds a page its tree
+//! does not reach, commits with one sync, and its read transactions show
+//! one commit on other threads while the writer goes on.
 
 // The page crate's test support: in-memory temporary directories, the
 // seeded generator, and what a killed process looks like on each OS.
@@ -9,8 +10,9 @@
 mod crash_support;
 #[path = "../../tests/support/os/mod.rs"]
 mod os_support;
+#[path = "support/store.rs"]
+mod store;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -22,13 +24,12 @@ use crash_support::{temp_dir, Rng};
 use mappedpages_btree::node::{ENTRY_OVERHEAD, HEADER, PAGE};
 use mappedpages_btree::{Db, Error, ReadTxn, WriteTxn, MAX_INLINE, MAX_KEY, MAX_VALUE};
 use proptest::prelude::*;
+use store::{assert_committed, collect, expected_range, Model};
 
 /// How long a child is given to start before the kill window opens: a
 /// process starts in milliseconds, except under Wine, where it takes most
 /// of a second (the children would otherwise die before their first batch).
 const CHILD_START_MS: u64 = if cfg!(mappedpages_wine) { 1500 } else { 20 };
-
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// Key `n` of a small key space of varied lengths, up to the largest:
 /// keys `2m` and `2m + 1` share a prefix, one being the prefix of the
@@ -52,10 +53,21 @@ fn value(n: u16, len: usize, stamp: u8) -> Vec<u8> {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Insert { key: u16, len: usize, stamp: u8 },
+    Insert {
+        key: u16,
+        len: usize,
+        stamp: u8,
+    },
     Remove(u16),
     Get(u16),
     Range(Bound<u16>, Bound<u16>),
+    PopFirst,
+    PopLast,
+    RemoveRange(Bound<u16>, Bound<u16>),
+    /// Keeps the pairs [`picked`] does not pick with this salt.
+    Retain(u8),
+    /// Takes the pairs [`picked`] picks with this salt.
+    ExtractIf(u8),
 }
 
 #[derive(Clone, Debug)]
@@ -66,6 +78,8 @@ enum Step {
         commit: bool,
     },
     Reopen,
+    /// A compaction of the file, after which it is no longer.
+    Compact,
 }
 
 const KEYS: u16 = 300;
@@ -96,7 +110,19 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..KEYS).prop_map(Op::Remove),
         1 => (0..KEYS).prop_map(Op::Get),
         1 => (bound(), bound()).prop_map(|(a, b)| Op::Range(a, b)),
+        1 => Just(Op::PopFirst),
+        1 => Just(Op::PopLast),
+        1 => (bound(), bound()).prop_map(|(a, b)| Op::RemoveRange(a, b)),
+        1 => any::<u8>().prop_map(Op::Retain),
+        1 => any::<u8>().prop_map(Op::ExtractIf),
     ]
+}
+
+/// Whether a `retain` or `extract_if` with `salt` picks the pair: about a
+/// third of the pairs, by their key and value.
+fn picked(key: &[u8], value: &[u8], salt: u8) -> bool {
+    let sum = key.iter().map(|&b| u32::from(b)).sum::<u32>();
+    (sum + value.len() as u32 + u32::from(salt)) % 3 == 0
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -104,6 +130,7 @@ fn step() -> impl Strategy<Value = Step> {
         8 => (prop::collection::vec(op(), 0..60), prop::bool::weighted(0.8))
             .prop_map(|(ops, commit)| Step::Write { ops, commit }),
         1 => Just(Step::Reopen),
+        1 => Just(Step::Compact),
     ]
 }
 
@@ -119,47 +146,6 @@ fn key_bounds(a: Bound<u16>, b: Bound<u16>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) 
         (Some(x), Some(y)) if x == y => (Bound::Included(x), Bound::Included(y)),
         _ => (a, b),
     }
-}
-
-fn expected_range(
-    model: &Model,
-    bounds: &(Bound<Vec<u8>>, Bound<Vec<u8>>),
-) -> Vec<(Vec<u8>, Vec<u8>)> {
-    model
-        .range(bounds.clone())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
-fn collect<'a>(
-    scan: impl Iterator<Item = mappedpages_btree::Result<mappedpages_btree::Entry<'a>>>,
-) -> Vec<(Vec<u8>, Vec<u8>)> {
-    scan.map(|entry| entry.map(|(k, v)| (k.to_vec(), v.into_owned())).unwrap())
-        .collect()
-}
-
-/// The last commit is `model`, its tree is well formed, and every page the
-/// file holds is one the tree reaches.
-fn assert_committed(db: &Db, model: &Model, when: &str) {
-    let read = db.read().unwrap();
-    assert_eq!(read.len(), model.len() as u64, "{when}: length");
-    assert_eq!(
-        collect(read.iter().unwrap()),
-        expected_range(model, &(Bound::Unbounded, Bound::Unbounded)),
-        "{when}"
-    );
-    let reached = read.check().unwrap();
-    let reached_set: BTreeSet<u64> = reached.iter().copied().collect();
-    assert_eq!(
-        reached_set.len(),
-        reached.len(),
-        "{when}: a page reached twice"
-    );
-    let allocated: BTreeSet<u64> = db.pager().iter_allocated_pages().map(|p| p.0).collect();
-    assert_eq!(
-        allocated, reached_set,
-        "{when}: allocated pages against pages of the tree"
-    );
 }
 
 fn run_op(txn: &mut WriteTxn, model: &mut Model, op: &Op) {
@@ -185,6 +171,35 @@ fn run_op(txn: &mut WriteTxn, model: &mut Model, op: &Op) {
                 expected_range(model, &bounds),
                 "{op:?}"
             );
+        }
+        Op::PopFirst => assert_eq!(txn.pop_first().unwrap(), model.pop_first(), "{op:?}"),
+        Op::PopLast => assert_eq!(txn.pop_last().unwrap(), model.pop_last(), "{op:?}"),
+        Op::RemoveRange(a, b) => {
+            let bounds = key_bounds(a, b);
+            let expected = expected_range(model, &bounds);
+            for (k, _) in &expected {
+                model.remove(k);
+            }
+            let removed = txn.remove_range(bounds).unwrap();
+            assert_eq!(removed, expected.len() as u64, "{op:?}");
+        }
+        Op::Retain(salt) => {
+            let before = model.len();
+            model.retain(|k, v| !picked(k, v, salt));
+            let removed = txn.retain(|k, v| !picked(k, v, salt)).unwrap();
+            assert_eq!(removed, (before - model.len()) as u64, "{op:?}");
+        }
+        Op::ExtractIf(salt) => {
+            let expected: Vec<_> = model
+                .iter()
+                .filter(|(k, v)| picked(k, v, salt))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (k, _) in &expected {
+                model.remove(k);
+            }
+            let taken = txn.extract_if(|k, v| picked(k, v, salt)).unwrap();
+            assert_eq!(taken, expected, "{op:?}");
         }
     }
     assert_eq!(txn.len(), model.len() as u64, "after {op:?}");
@@ -217,6 +232,13 @@ fn run(path: &Path, steps: &[Step]) {
             Step::Reopen => {
                 drop(db);
                 db = Db::open(path).unwrap();
+            }
+            Step::Compact => {
+                let pages = db.pager().page_count();
+                let compaction = db.compact().unwrap();
+                assert_eq!(compaction.file_pages_before, pages);
+                assert_eq!(compaction.file_pages_after, db.pager().page_count());
+                assert!(compaction.file_pages_after <= pages, "{compaction:?}");
             }
         }
         assert_committed(&db, &committed, &format!("after step {n}"));
@@ -413,7 +435,7 @@ fn apply_to_model(model: &mut Model, i: u64) {
         match op {
             Op::Insert { key: n, len, stamp } => model.insert(key(n), value(n, len, stamp)),
             Op::Remove(n) => model.remove(&key(n)),
-            Op::Get(_) | Op::Range(..) => None,
+            _ => unreachable!("a batch only inserts and removes"),
         };
     }
     model.insert(BATCH_KEY.to_vec(), i.to_le_bytes().to_vec());
