@@ -14,8 +14,9 @@
 //! round (one transaction) may run out of free pages below the goal for the
 //! last nodes it rewrites, which then land past it; the next round moves
 //! them. The walk rewrites the nodes near the root last, so such leftovers
-//! are few, and the rounds stop when one moves nothing from past the goal.
-//! Then [`Pager::shrink`](mappedpages::Pager::shrink) cuts the file.
+//! are few. When a round finds nothing past the goal to move,
+//! [`Pager::shrink`](mappedpages::Pager::shrink) cuts the file; the rounds
+//! stop when the cut gives nothing back.
 
 use mappedpages::PageId;
 
@@ -91,13 +92,19 @@ impl Db {
             let mut txn = self.write()?;
             let moved = txn.move_below(goal)?;
             if moved.from_past_goal == 0 {
-                break;
+                drop(txn);
+                // Cutting the file can free pages of the pager's own (those
+                // that described the part cut off), which lowers the goal:
+                // then there may be more to move.
+                if self.pager.shrink()? == 0 {
+                    break;
+                }
+                continue;
             }
             txn.commit()?;
             rounds += 1;
             pages_moved += moved.pages;
         }
-        self.pager.shrink()?;
         Ok(Compaction {
             rounds,
             pages_moved,

@@ -82,6 +82,11 @@ impl ReadTxn {
         self.meta.version
     }
 
+    #[cfg(test)]
+    pub(crate) fn meta_for_tests(&self) -> Meta {
+        self.meta
+    }
+
     /// The levels of nodes from the root to the leaves (0 when empty).
     pub fn height(&self) -> u64 {
         self.meta.height

@@ -467,3 +467,103 @@ impl<'a> WriteTxn<'a> {
         Ok(self.txn.commit()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::node::{Kind, NodeRef, PAGE};
+    use crate::pages::Pages;
+    use crate::Db;
+
+    fn key(i: u32) -> Vec<u8> {
+        format!("{i:06}").into_bytes()
+    }
+
+    /// The kinds and entry counts of the root's children.
+    fn children_of_root(db: &Db) -> Vec<(Kind, usize)> {
+        let read = db.pager().snapshot().unwrap();
+        let meta = db.read().unwrap().meta_for_tests();
+        let root = read.node(meta.root).unwrap();
+        (0..root.len())
+            .map(|i| {
+                let child: NodeRef = read.node(root.child(i).unwrap()).unwrap();
+                (child.kind(), child.len())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_full_leaf_splits_under_a_new_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::create(dir.path().join("tree.db")).unwrap();
+        let mut txn = db.write().unwrap();
+        // Entries of about 120 bytes: 33 fill a page.
+        let mut i = 0;
+        while txn.meta.height == 1 || i == 0 {
+            txn.insert(&key(i), &[1; 110]).unwrap();
+            i += 1;
+        }
+        assert!(i > 30, "split after {i} pairs");
+        assert_eq!(txn.meta.height, 2);
+        txn.commit().unwrap();
+        // Ascending keys: the left leaf is left full, the right one holds the last.
+        assert_eq!(
+            children_of_root(&db),
+            [(Kind::Leaf, i as usize - 1), (Kind::Leaf, 1)]
+        );
+    }
+
+    #[test]
+    fn a_small_leaf_merges_into_its_neighbour() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::create(dir.path().join("tree.db")).unwrap();
+        let mut txn = db.write().unwrap();
+        for i in (0..90).rev() {
+            txn.insert(&key(i), &[1; 110]).unwrap();
+        }
+        txn.commit().unwrap();
+        let leaves = children_of_root(&db).len();
+        assert!(leaves >= 3, "{leaves} leaves");
+        let mut txn = db.write().unwrap();
+        // Emptying the first leaf but for a few pairs makes it small: it
+        // goes into its neighbour, if both fit a page.
+        let first_len = {
+            let root = txn.txn.node(txn.meta.root).unwrap();
+            txn.txn.node(root.child(0).unwrap()).unwrap().len() as u32
+        };
+        for i in 0..first_len - 2 {
+            txn.remove(&key(i)).unwrap();
+        }
+        txn.commit().unwrap();
+        let after = children_of_root(&db);
+        assert_eq!(after.len(), leaves - 1, "{after:?}");
+        assert!(after[0].1 * 120 <= PAGE);
+    }
+
+    #[test]
+    fn a_small_branch_merges_into_its_neighbour() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::create(dir.path().join("tree.db")).unwrap();
+        let long = |i: u32| [vec![b'k'; 600], key(i)].concat();
+        let mut txn = db.write().unwrap();
+        // Six pairs to a leaf, six children to a branch: three levels.
+        for i in 0..150 {
+            txn.insert(&long(i), b"v").unwrap();
+        }
+        assert_eq!(txn.meta.height, 3);
+        txn.commit().unwrap();
+        let branches = children_of_root(&db);
+        assert!(branches.len() >= 3 && branches.iter().all(|b| b.0 == Kind::Branch));
+        // Leave three pairs in the first branch's subtree, and the last
+        // three children of the second: the first becomes small and is
+        // folded into the second, which now has room for it.
+        let mut txn = db.write().unwrap();
+        let root = txn.txn.node(txn.meta.root).unwrap();
+        let second = txn.txn.node(root.child(1).unwrap()).unwrap();
+        let end = second.key(second.len() - 3).unwrap().to_vec();
+        assert!(txn.remove_range(long(3)..end).unwrap() > 0);
+        txn.commit().unwrap();
+        let after = children_of_root(&db);
+        assert!(after.len() < branches.len(), "{branches:?} then {after:?}");
+        db.read().unwrap().check().unwrap();
+    }
+}

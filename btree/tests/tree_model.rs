@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use crash_support::{temp_dir, Rng};
 use mappedpages_btree::node::{ENTRY_OVERHEAD, HEADER, PAGE};
-use mappedpages_btree::{Db, Error, ReadTxn, WriteTxn, MAX_INLINE, MAX_KEY, MAX_VALUE};
+use mappedpages_btree::{Db, Durability, Error, ReadTxn, WriteTxn, MAX_INLINE, MAX_KEY, MAX_VALUE};
 use proptest::prelude::*;
 use store::{assert_committed, collect, expected_range, Model};
 
@@ -455,7 +455,14 @@ fn killed_child() {
     let Some(path) = std::env::var_os("BTREE_KILLED_PATH") else {
         return;
     };
-    let mut db = Db::open(Path::new(&path)).unwrap();
+    let durability = match std::env::var("BTREE_KILLED_DEFERRED").as_deref() {
+        Ok("1") => Durability::Deferred,
+        _ => Durability::Immediate,
+    };
+    let mut db = Db::options()
+        .durability(durability)
+        .open(Path::new(&path))
+        .unwrap();
     let mut model: Model = collect(db.read().unwrap().iter().unwrap())
         .into_iter()
         .collect();
@@ -477,6 +484,17 @@ fn killed_child() {
 /// no page outside the tree.
 #[test]
 fn survives_being_killed_at_any_moment() {
+    survives_kills(Durability::Immediate);
+}
+
+/// The same with commits that make no sync: a killed process loses none
+/// of them either (the page cache keeps them).
+#[test]
+fn survives_being_killed_at_any_moment_with_deferred_commits() {
+    survives_kills(Durability::Deferred);
+}
+
+fn survives_kills(durability: Durability) {
     // Under Wine, where a child takes over a second to start, half the
     // rounds: the Windows kill and reopen are the same in each, and the
     // native run kills at 16 moments.
@@ -490,6 +508,14 @@ fn survives_being_killed_at_any_moment() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["killed_child", "--exact", "--ignored", "--nocapture"])
             .env("BTREE_KILLED_PATH", &path)
+            .env(
+                "BTREE_KILLED_DEFERRED",
+                if durability == Durability::Deferred {
+                    "1"
+                } else {
+                    ""
+                },
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
