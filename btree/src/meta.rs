@@ -30,6 +30,8 @@ const ROOT_AT: usize = 8;
 const LEN_AT: usize = 16;
 const VERSION_AT: usize = 24;
 const HEIGHT_AT: usize = 32;
+/// The size of each field after the magic (u64).
+const FIELD_SIZE: usize = 8;
 
 /// What the root record holds.
 #[derive(Clone, Copy, Debug, Default)]
@@ -44,12 +46,14 @@ impl Meta {
     /// Reads the record of a file of `pages` pages: a path down a tree
     /// visits each page at most once, so no valid height is larger.
     pub(crate) fn read(page: &[u8], pages: u64) -> Result<Meta> {
-        let complete = page.len() >= HEIGHT_AT + 8;
+        let complete = page.len() >= HEIGHT_AT + FIELD_SIZE;
         if !complete || page.get(MAGIC_AT..MAGIC_AT + MAGIC.len()) != Some(MAGIC) {
             return Err(Error::Corrupt("no tree in the first protected page"));
         }
         let at = |offset: usize| {
-            let field = page[offset..offset + 8].try_into().expect("8 bytes");
+            let field = page[offset..offset + FIELD_SIZE]
+                .try_into()
+                .expect("a u64 field");
             u64::from_le_bytes(field)
         };
         let meta = Meta {
@@ -73,7 +77,7 @@ impl Meta {
             (HEIGHT_AT, self.height),
         ];
         for (at, value) in fields {
-            page[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            page[at..at + FIELD_SIZE].copy_from_slice(&value.to_le_bytes());
         }
     }
 

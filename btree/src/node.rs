@@ -78,7 +78,7 @@ pub const COUNT_AT: usize = 2;
 /// The bytes before a node's offset table.
 pub const HEADER: usize = 4;
 /// The size of one offset of the offset table (u16).
-pub const OFFSET_SIZE: usize = 2;
+pub const OFFSET_SIZE: usize = U16_SIZE;
 
 /// Where an entry holds its key's length (u16), from the entry's start.
 pub const KEY_LEN_AT: usize = 0;
@@ -89,8 +89,13 @@ pub const ENTRY_HEADER: usize = 4;
 /// What an entry costs beside its key and payload: its offset and lengths.
 pub const ENTRY_OVERHEAD: usize = OFFSET_SIZE + ENTRY_HEADER;
 
-/// The size of a branch entry's payload: the child's page id (u64).
-pub const CHILD_SIZE: usize = 8;
+/// The size of a page id wherever the format holds one (u64).
+pub const PAGE_ID_SIZE: usize = 8;
+/// The size of a length or offset field (u16).
+const U16_SIZE: usize = 2;
+
+/// The size of a branch entry's payload: the child's page id.
+pub const CHILD_SIZE: usize = PAGE_ID_SIZE;
 
 /// Where a leaf payload holds its tag.
 pub const TAG_AT: usize = 0;
@@ -105,12 +110,12 @@ pub const VALUE_LEN_AT: usize = 1;
 /// Where an overflow leaf payload holds the chain's first page (u64).
 pub const FIRST_PAGE_AT: usize = 5;
 /// The size of an overflow leaf payload.
-pub const OVERFLOW_PAYLOAD: usize = FIRST_PAGE_AT + 8;
+pub const OVERFLOW_PAYLOAD: usize = FIRST_PAGE_AT + PAGE_ID_SIZE;
 
 /// Where an overflow page holds the next page of its chain (u64).
 pub const NEXT_PAGE_AT: usize = 0;
 /// The bytes of an overflow page before its part of the value.
-pub const OVERFLOW_HEADER: usize = 8;
+pub const OVERFLOW_HEADER: usize = NEXT_PAGE_AT + PAGE_ID_SIZE;
 /// The bytes of a value one overflow page holds.
 pub const OVERFLOW_DATA: usize = PAGE - OVERFLOW_HEADER;
 
@@ -134,7 +139,7 @@ const _: () = assert!(
 
 /// The u16 at `at`; `None` past the end of `bytes`.
 fn u16_at(bytes: &[u8], at: usize) -> Option<usize> {
-    let field = bytes.get(at..at + 2)?;
+    let field = bytes.get(at..at + U16_SIZE)?;
     Some(usize::from(u16::from_le_bytes([field[0], field[1]])))
 }
 
@@ -152,7 +157,7 @@ fn length_at(bytes: &[u8], at: usize) -> Result<usize> {
 /// Writes `value` (under 2^16: a page offset, count or length) at `at`.
 fn set_u16(bytes: &mut [u8], at: usize, value: usize) {
     debug_assert!(value <= usize::from(u16::MAX));
-    bytes[at..at + 2].copy_from_slice(&(value as u16).to_le_bytes());
+    bytes[at..at + U16_SIZE].copy_from_slice(&(value as u16).to_le_bytes());
 }
 
 /// Writes a node page's header: its kind and entry count.
@@ -185,14 +190,14 @@ fn entries_start(len: usize) -> usize {
 /// ```
 pub fn next_overflow_page(page: &[u8]) -> Result<u64> {
     let field = page
-        .get(NEXT_PAGE_AT..NEXT_PAGE_AT + 8)
+        .get(NEXT_PAGE_AT..NEXT_PAGE_AT + PAGE_ID_SIZE)
         .ok_or(Error::Corrupt("an overflow page too short"))?;
     u64_of(field, "an overflow page too short")
 }
 
 /// Writes the next page of an overflow chain into an overflow page.
 pub fn set_next_overflow_page(page: &mut [u8], next: u64) {
-    page[NEXT_PAGE_AT..NEXT_PAGE_AT + 8].copy_from_slice(&next.to_le_bytes());
+    page[NEXT_PAGE_AT..NEXT_PAGE_AT + PAGE_ID_SIZE].copy_from_slice(&next.to_le_bytes());
 }
 
 /// Points entry `i` of the node in `page` at page `id`, in place: a
@@ -223,7 +228,7 @@ pub fn set_page_ref(page: &mut [u8], i: usize, id: u64) -> Result<()> {
             LeafValue::Inline(_) => return Err(Error::Corrupt("an inline value names no page")),
         },
     };
-    page[at..at + 8].copy_from_slice(&id.to_le_bytes());
+    page[at..at + PAGE_ID_SIZE].copy_from_slice(&id.to_le_bytes());
     Ok(())
 }
 

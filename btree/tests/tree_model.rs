@@ -122,7 +122,7 @@ fn op() -> impl Strategy<Value = Op> {
 /// third of the pairs, by their key and value.
 fn picked(key: &[u8], value: &[u8], salt: u8) -> bool {
     let sum = key.iter().map(|&b| u32::from(b)).sum::<u32>();
-    (sum + value.len() as u32 + u32::from(salt)) % 3 == 0
+    (sum + value.len() as u32 + u32::from(salt)).is_multiple_of(3)
 }
 
 fn step() -> impl Strategy<Value = Step> {
