@@ -39,9 +39,9 @@ pub struct Compaction {
     /// Pages written to another place: moved down, or copied because a
     /// page they name moved.
     pub pages_moved: u64,
-    /// The file's length in pages before and after.
+    /// The file's length in pages before.
     pub file_pages_before: u64,
-    /// See `file_pages_before`.
+    /// The file's length in pages after: the compacted size.
     pub file_pages_after: u64,
 }
 
