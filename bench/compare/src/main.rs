@@ -18,7 +18,7 @@
 //! readers in other processes following a live writer (`LiveReader`,
 //! LMDB's reader table; see `workloads/rp.rs`).
 //! KV: redb's published workload (24-byte keys, 150-byte values, random
-//! order) on the B+tree of `examples/btree`, redb, LMDB and SQLite (see
+//! order) on the B+tree of `mappedpages-btree` (`btree/`), redb, LMDB and SQLite (see
 //! `workloads/kv.rs`). G: group commit, durable commits per second of
 //! one-value transactions from 1 to 64 threads (this crate's
 //! `ConcurrentPager::write_and_sync` and its `Immediate` commits, LMDB, redb,
@@ -57,17 +57,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 mod engines;
-// The B+tree of examples/btree, compiled in as it stands (not copied); the
-// bench uses only part of its API.
-#[allow(dead_code)]
-#[path = "../../../examples/btree/node.rs"]
-mod node;
 mod report;
 #[path = "../../../benches/support/mod.rs"]
 mod support;
-#[allow(dead_code)]
-#[path = "../../../examples/btree/tree.rs"]
-mod tree;
 mod workloads;
 
 use report::{chart, loadavg, machine, slug, table, today, Row};

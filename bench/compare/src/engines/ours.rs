@@ -1,7 +1,7 @@
 //! This crate, in the ways the single-operation workloads use it (one call
 //! per operation, one transaction, a `Deferred` write and `sync()`,
 //! `Deferred` transactions with an occasional sync), and the B+tree of
-//! `examples/btree` on it for KV.
+//! `mappedpages-btree` on it for KV.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -15,8 +15,7 @@ use crate::support::workloads::{
     check_root, head, read_batch, replace_pages, written_pages, R6Writer, R6_BATCH, R6_PAGES,
 };
 use crate::support::PAGE;
-use crate::tree::Db;
-use crate::tree::ReadTxn;
+use mappedpages_btree::{Db, ReadTxn};
 use crate::workloads::group::{text, Committer, GroupStore, Stamped, THREADS};
 use crate::workloads::kv::{print, KvReader, KvStore, Pair, KEY};
 use crate::workloads::r6::R6Store;
@@ -474,7 +473,7 @@ impl Drop for OursCommitter<'_> {
     }
 }
 
-/// KV on the B+tree of `examples/btree`.
+/// KV on the B+tree of `mappedpages-btree`.
 struct BtreeKv {
     db: Box<Db>,
     path: PathBuf,
@@ -482,7 +481,7 @@ struct BtreeKv {
 
 impl KvStore for BtreeKv {
     fn label(&self) -> &'static str {
-        "B+tree on mappedpages (this crate, examples/btree), Immediate"
+        "B+tree on mappedpages (this crate, mappedpages-btree), Immediate"
     }
 
     fn short(&self) -> &'static str {

@@ -1,5 +1,5 @@
 //! KV: the workload redb publishes (its `lmdb_benchmark`: keys of 24 bytes,
-//! values of 150 bytes, random order), on the B+tree of `examples/btree`
+//! values of 150 bytes, random order), on the B+tree of `mappedpages-btree`
 //! built on this crate, redb, LMDB (heed) and SQLite.
 //!
 //! Phases, on one store per system, all stores open side by side: a bulk

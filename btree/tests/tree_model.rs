@@ -1,22 +1,18 @@
-//! The B+tree store of `examples/btree/`: it matches a `BTreeMap` through
-//! inserts, removes, scans, commits, dropped transactions and reopening,
-//! never holds a page its tree does not reach, commits with one sync, and
-//! its read transactions show one commit on other threads while the writer
-//! goes on.
+//! The B+tree store: it matches a `BTreeMap` through inserts, removes,
+//! pops, range removals, `retain` and `extract_if`, scans, commits, dropped
+//! transactions, compactions and reopening, never holds a page its tree
+//! does not reach, commits with one sync, and its read transactions show
+//! one commit on other threads while the writer goes on.
 
-#[path = "../examples/btree/node.rs"]
-#[allow(dead_code)]
-mod node;
-#[path = "../examples/btree/tree.rs"]
-#[allow(dead_code)]
-mod tree;
-
-#[path = "support/crash/mod.rs"]
+// The page crate's test support: in-memory temporary directories, the
+// seeded generator, and what a killed process looks like on each OS.
+#[path = "../../tests/support/crash/mod.rs"]
 mod crash_support;
-#[path = "support/os/mod.rs"]
+#[path = "../../tests/support/os/mod.rs"]
 mod os_support;
+#[path = "support/store.rs"]
+mod store;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -25,15 +21,15 @@ use std::thread;
 use std::time::Duration;
 
 use crash_support::{temp_dir, Rng};
+use mappedpages_btree::node::{ENTRY_OVERHEAD, HEADER, PAGE};
+use mappedpages_btree::{Db, Durability, Error, ReadTxn, WriteTxn, MAX_INLINE, MAX_KEY, MAX_VALUE};
 use proptest::prelude::*;
-use tree::{Db, Error, ReadTxn, MAX_INLINE, MAX_KEY, MAX_VALUE};
+use store::{assert_committed, collect, expected_range, Model};
 
 /// How long a child is given to start before the kill window opens: a
 /// process starts in milliseconds, except under Wine, where it takes most
 /// of a second (the children would otherwise die before their first batch).
 const CHILD_START_MS: u64 = if cfg!(mappedpages_wine) { 1500 } else { 20 };
-
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// Key `n` of a small key space of varied lengths, up to the largest:
 /// keys `2m` and `2m + 1` share a prefix, one being the prefix of the
@@ -57,10 +53,21 @@ fn value(n: u16, len: usize, stamp: u8) -> Vec<u8> {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Insert { key: u16, len: usize, stamp: u8 },
+    Insert {
+        key: u16,
+        len: usize,
+        stamp: u8,
+    },
     Remove(u16),
     Get(u16),
     Range(Bound<u16>, Bound<u16>),
+    PopFirst,
+    PopLast,
+    RemoveRange(Bound<u16>, Bound<u16>),
+    /// Keeps the pairs [`picked`] does not pick with this salt.
+    Retain(u8),
+    /// Takes the pairs [`picked`] picks with this salt.
+    ExtractIf(u8),
 }
 
 #[derive(Clone, Debug)]
@@ -71,6 +78,8 @@ enum Step {
         commit: bool,
     },
     Reopen,
+    /// A compaction of the file, after which it is no longer.
+    Compact,
 }
 
 const KEYS: u16 = 300;
@@ -89,8 +98,8 @@ fn value_len() -> impl Strategy<Value = usize> {
     prop_oneof![
         4 => 0..64usize,
         4 => 0..=MAX_INLINE + 1,
-        2 => MAX_INLINE..4 * node::PAGE,
-        1 => 4 * node::PAGE..40 * node::PAGE,
+        2 => MAX_INLINE..4 * PAGE,
+        1 => 4 * PAGE..40 * PAGE,
     ]
 }
 
@@ -101,7 +110,19 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..KEYS).prop_map(Op::Remove),
         1 => (0..KEYS).prop_map(Op::Get),
         1 => (bound(), bound()).prop_map(|(a, b)| Op::Range(a, b)),
+        1 => Just(Op::PopFirst),
+        1 => Just(Op::PopLast),
+        1 => (bound(), bound()).prop_map(|(a, b)| Op::RemoveRange(a, b)),
+        1 => any::<u8>().prop_map(Op::Retain),
+        1 => any::<u8>().prop_map(Op::ExtractIf),
     ]
+}
+
+/// Whether a `retain` or `extract_if` with `salt` picks the pair: about a
+/// third of the pairs, by their key and value.
+fn picked(key: &[u8], value: &[u8], salt: u8) -> bool {
+    let sum = key.iter().map(|&b| u32::from(b)).sum::<u32>();
+    (sum + value.len() as u32 + u32::from(salt)).is_multiple_of(3)
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -109,6 +130,7 @@ fn step() -> impl Strategy<Value = Step> {
         8 => (prop::collection::vec(op(), 0..60), prop::bool::weighted(0.8))
             .prop_map(|(ops, commit)| Step::Write { ops, commit }),
         1 => Just(Step::Reopen),
+        1 => Just(Step::Compact),
     ]
 }
 
@@ -126,48 +148,7 @@ fn key_bounds(a: Bound<u16>, b: Bound<u16>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) 
     }
 }
 
-fn expected_range(
-    model: &Model,
-    bounds: &(Bound<Vec<u8>>, Bound<Vec<u8>>),
-) -> Vec<(Vec<u8>, Vec<u8>)> {
-    model
-        .range(bounds.clone())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
-fn collect<'a>(
-    scan: impl Iterator<Item = tree::Result<tree::Entry<'a>>>,
-) -> Vec<(Vec<u8>, Vec<u8>)> {
-    scan.map(|entry| entry.map(|(k, v)| (k.to_vec(), v.into_owned())).unwrap())
-        .collect()
-}
-
-/// The last commit is `model`, its tree is well formed, and every page the
-/// file holds is one the tree reaches.
-fn assert_committed(db: &Db, model: &Model, when: &str) {
-    let read = db.read().unwrap();
-    assert_eq!(read.len(), model.len() as u64, "{when}: length");
-    assert_eq!(
-        collect(read.iter().unwrap()),
-        expected_range(model, &(Bound::Unbounded, Bound::Unbounded)),
-        "{when}"
-    );
-    let reached = read.check().unwrap();
-    let reached_set: BTreeSet<u64> = reached.iter().copied().collect();
-    assert_eq!(
-        reached_set.len(),
-        reached.len(),
-        "{when}: a page reached twice"
-    );
-    let allocated: BTreeSet<u64> = db.pager().iter_allocated_pages().map(|p| p.0).collect();
-    assert_eq!(
-        allocated, reached_set,
-        "{when}: allocated pages against pages of the tree"
-    );
-}
-
-fn run_op(txn: &mut tree::WriteTxn, model: &mut Model, op: &Op) {
+fn run_op(txn: &mut WriteTxn, model: &mut Model, op: &Op) {
     match *op {
         Op::Insert { key: n, len, stamp } => {
             let (k, v) = (key(n), value(n, len, stamp));
@@ -190,6 +171,35 @@ fn run_op(txn: &mut tree::WriteTxn, model: &mut Model, op: &Op) {
                 expected_range(model, &bounds),
                 "{op:?}"
             );
+        }
+        Op::PopFirst => assert_eq!(txn.pop_first().unwrap(), model.pop_first(), "{op:?}"),
+        Op::PopLast => assert_eq!(txn.pop_last().unwrap(), model.pop_last(), "{op:?}"),
+        Op::RemoveRange(a, b) => {
+            let bounds = key_bounds(a, b);
+            let expected = expected_range(model, &bounds);
+            for (k, _) in &expected {
+                model.remove(k);
+            }
+            let removed = txn.remove_range(bounds).unwrap();
+            assert_eq!(removed, expected.len() as u64, "{op:?}");
+        }
+        Op::Retain(salt) => {
+            let before = model.len();
+            model.retain(|k, v| !picked(k, v, salt));
+            let removed = txn.retain(|k, v| !picked(k, v, salt)).unwrap();
+            assert_eq!(removed, (before - model.len()) as u64, "{op:?}");
+        }
+        Op::ExtractIf(salt) => {
+            let expected: Vec<_> = model
+                .iter()
+                .filter(|(k, v)| picked(k, v, salt))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (k, _) in &expected {
+                model.remove(k);
+            }
+            let taken = txn.extract_if(|k, v| picked(k, v, salt)).unwrap();
+            assert_eq!(taken, expected, "{op:?}");
         }
     }
     assert_eq!(txn.len(), model.len() as u64, "after {op:?}");
@@ -222,6 +232,13 @@ fn run(path: &Path, steps: &[Step]) {
             Step::Reopen => {
                 drop(db);
                 db = Db::open(path).unwrap();
+            }
+            Step::Compact => {
+                let pages = db.pager().page_count();
+                let compaction = db.compact().unwrap();
+                assert_eq!(compaction.file_pages_before, pages);
+                assert_eq!(compaction.file_pages_after, db.pager().page_count());
+                assert!(compaction.file_pages_after <= pages, "{compaction:?}");
             }
         }
         assert_committed(&db, &committed, &format!("after step {n}"));
@@ -299,8 +316,8 @@ fn an_ascending_load_fills_its_leaves() {
     }
     assert_committed(&db, &model, "after the load");
     let (k, v) = pair(0);
-    let entry = node::ENTRY_OVERHEAD + k.len() + v.len();
-    let halved = PAIRS / ((node::PAGE - node::HEADER) / 2 / entry + 1);
+    let entry = ENTRY_OVERHEAD + k.len() + v.len();
+    let halved = PAIRS / ((PAGE - HEADER) / 2 / entry + 1);
     let pages = db.pager().allocated_page_count() as usize;
     assert!(
         pages * 10 <= halved * 6,
@@ -400,7 +417,7 @@ fn batch(i: u64) -> Vec<Op> {
             } else {
                 // One value in ten lies in overflow pages.
                 let len = match rng.chance(10) {
-                    true => MAX_INLINE + rng.below(6 * node::PAGE as u64) as usize,
+                    true => MAX_INLINE + rng.below(6 * PAGE as u64) as usize,
                     false => rng.below(700) as usize,
                 };
                 Op::Insert {
@@ -418,7 +435,7 @@ fn apply_to_model(model: &mut Model, i: u64) {
         match op {
             Op::Insert { key: n, len, stamp } => model.insert(key(n), value(n, len, stamp)),
             Op::Remove(n) => model.remove(&key(n)),
-            Op::Get(_) | Op::Range(..) => None,
+            _ => unreachable!("a batch only inserts and removes"),
         };
     }
     model.insert(BATCH_KEY.to_vec(), i.to_le_bytes().to_vec());
@@ -438,7 +455,14 @@ fn killed_child() {
     let Some(path) = std::env::var_os("BTREE_KILLED_PATH") else {
         return;
     };
-    let mut db = Db::open(Path::new(&path)).unwrap();
+    let durability = match std::env::var("BTREE_KILLED_DEFERRED").as_deref() {
+        Ok("1") => Durability::Deferred,
+        _ => Durability::Immediate,
+    };
+    let mut db = Db::options()
+        .durability(durability)
+        .open(Path::new(&path))
+        .unwrap();
     let mut model: Model = collect(db.read().unwrap().iter().unwrap())
         .into_iter()
         .collect();
@@ -460,6 +484,17 @@ fn killed_child() {
 /// no page outside the tree.
 #[test]
 fn survives_being_killed_at_any_moment() {
+    survives_kills(Durability::Immediate);
+}
+
+/// The same with commits that make no sync: a killed process loses none
+/// of them either (the page cache keeps them).
+#[test]
+fn survives_being_killed_at_any_moment_with_deferred_commits() {
+    survives_kills(Durability::Deferred);
+}
+
+fn survives_kills(durability: Durability) {
     // Under Wine, where a child takes over a second to start, half the
     // rounds: the Windows kill and reopen are the same in each, and the
     // native run kills at 16 moments.
@@ -473,6 +508,14 @@ fn survives_being_killed_at_any_moment() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["killed_child", "--exact", "--ignored", "--nocapture"])
             .env("BTREE_KILLED_PATH", &path)
+            .env(
+                "BTREE_KILLED_DEFERRED",
+                if durability == Durability::Deferred {
+                    "1"
+                } else {
+                    ""
+                },
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,20 +1,16 @@
-//! A copy-on-write B+tree key-value store on `mappedpages`, in two short
-//! files: `node.rs`, the page format of a node, and `tree.rs`, the tree and
-//! its transactions. The crate does the page and crash work: each write
-//! transaction is one pager transaction (one sync at its commit), readers
-//! read snapshots from other threads while the writer goes on, and durable
-//! write transactions from many threads share syncs.
+//! The B+tree store of `mappedpages-btree` at work: each write transaction
+//! is one pager transaction (one sync at its commit), readers read
+//! snapshots from other threads while the writer goes on, a range of keys
+//! goes in one walk, compaction gives the space of removed pairs back, and
+//! durable write transactions from many threads share syncs.
 //!
 //! Run it with `cargo run --release --example btree [PATH]` (default: a file
 //! in a temporary directory).
 
-mod node;
-mod tree;
-
 use std::error::Error;
 use std::thread;
 
-use tree::{Db, WriteTxn};
+use mappedpages_btree::{Db, WriteTxn};
 
 const PAIRS: u64 = 10_000;
 const PER_TXN: u64 = 2_000;
@@ -36,8 +32,8 @@ fn value(i: u64) -> Vec<u8> {
 fn write(
     db: &mut Db,
     what: &str,
-    work: impl FnOnce(&mut WriteTxn) -> tree::Result<()>,
-) -> tree::Result<()> {
+    work: impl FnOnce(&mut WriteTxn) -> mappedpages_btree::Result<()>,
+) -> mappedpages_btree::Result<()> {
     let syncs = db.pager().sync_count();
     let mut txn = db.write()?;
     work(&mut txn)?;
@@ -109,7 +105,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
 
     drop(db);
-    let db = Db::open(&path)?;
+    let mut db = Db::open(&path)?;
     let read = db.read()?;
     for i in 0..PAIRS {
         let expected = (i % 3 != 0).then(|| value(i));
@@ -128,6 +124,24 @@ fn main() -> Result<(), Box<dyn Error>> {
         std::fs::metadata(&path)?.len() / 1024
     );
     assert_eq!(reached, allocated, "every allocated page is in the tree");
+    drop(read);
+
+    // A range of keys goes in one walk: the leaves inside it are freed
+    // without being copied. Compaction then gives their space back.
+    let mut removed = 0;
+    write(&mut db, "remove the keys from key00005000 on", |txn| {
+        removed = txn.remove_range(&b"key00005000"[..]..)?;
+        Ok(())
+    })?;
+    let compaction = db.compact()?;
+    println!(
+        "{removed} pairs removed; compaction: {} pages moved in {} round(s), file {} KiB -> {} KiB",
+        compaction.pages_moved,
+        compaction.rounds,
+        compaction.file_pages_before * 4,
+        compaction.file_bytes_after() / 1024
+    );
+    let pairs = db.read()?.len();
 
     // Durable writes from several threads at once: each thread's write
     // transaction returns once it is durable, and the transactions made
@@ -137,7 +151,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let shared = shared.clone();
-            thread::spawn(move || -> tree::Result<()> {
+            thread::spawn(move || -> mappedpages_btree::Result<()> {
                 for i in 0..WRITES_EACH {
                     let k = format!("thread {w} write {i}").into_bytes();
                     shared.write_durably(|txn| txn.insert(&k, b"durable").map(drop))?;
@@ -154,6 +168,6 @@ fn main() -> Result<(), Box<dyn Error>> {
         "{durable} durable write transactions from {WRITERS} threads: {} syncs",
         shared.sync_count()? - syncs
     );
-    assert_eq!(shared.read()?.len(), read.len() + durable);
+    assert_eq!(shared.read()?.len(), pairs + durable);
     Ok(())
 }

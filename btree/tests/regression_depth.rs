@@ -1,21 +1,14 @@
-//! The B+tree example never follows child pointers for ever: a damaged
-//! page whose child points back up the tree makes lookups, scans, writes
-//! and the shape check return an error, bounded by the tree's height.
-
-#[path = "../examples/btree/node.rs"]
-#[allow(dead_code)]
-mod node;
-#[path = "../examples/btree/tree.rs"]
-#[allow(dead_code)]
-mod tree;
+//! The B+tree never follows child pointers for ever: a damaged page whose
+//! child points back up the tree makes lookups, scans, writes, removals and
+//! the shape check return an error, bounded by the tree's height.
 
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use mappedpages::{PageId, Pager, ProtectedPageId};
-use node::{Kind, Node, NodeRef, PAGE};
-use tree::{Db, Error};
+use mappedpages_btree::node::{Kind, Node, NodeRef, PAGE};
+use mappedpages_btree::{Db, Error};
 
 fn key(i: u32) -> Vec<u8> {
     format!("key{i:05}").into_bytes()
@@ -54,7 +47,7 @@ fn make_branch_to(path: &Path, page: u64, child: u64) {
 /// of its own, and asserts each ends in `Corrupt` within a few seconds.
 fn assert_every_walk_is_refused(path: &Path) {
     type Walk = fn(&Path) -> Result<(), Error>;
-    let walks: [(&str, Walk); 6] = [
+    let walks: [(&str, Walk); 12] = [
         ("get", |p| Db::open(p)?.read()?.get(&key(0)).map(drop)),
         ("iter", |p| {
             Db::open(p)?.read()?.iter()?.try_for_each(|e| e.map(drop))
@@ -76,6 +69,32 @@ fn assert_every_walk_is_refused(path: &Path) {
             let removed = db.write()?.remove(&key(0)).map(drop);
             removed
         }),
+        ("pop_first", |p| {
+            let mut db = Db::open(p)?;
+            let popped = db.write()?.pop_first().map(drop);
+            popped
+        }),
+        ("pop_last", |p| {
+            let mut db = Db::open(p)?;
+            let popped = db.write()?.pop_last().map(drop);
+            popped
+        }),
+        ("remove_range", |p| {
+            let mut db = Db::open(p)?;
+            let removed = db.write()?.remove_range(key(1)..key(500)).map(drop);
+            removed
+        }),
+        ("retain", |p| {
+            let mut db = Db::open(p)?;
+            let removed = db.write()?.retain(|_, _| true).map(drop);
+            removed
+        }),
+        ("extract_if", |p| {
+            let mut db = Db::open(p)?;
+            let taken = db.write()?.extract_if(|_, _| false).map(drop);
+            taken
+        }),
+        ("compact", |p| Db::open(p)?.compact().map(drop)),
     ];
     for (name, walk) in walks {
         let (tx, rx) = mpsc::channel();
@@ -91,17 +110,21 @@ fn assert_every_walk_is_refused(path: &Path) {
     }
 }
 
+/// The first and the last leaf (so that the walks down either edge meet
+/// one) made branches whose child is the root.
 #[test]
-fn a_leaf_made_a_branch_to_the_root_is_an_error_not_a_loop() {
+fn leaves_made_branches_to_the_root_are_an_error_not_a_loop() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tree.pages");
     let root = two_level_tree(&path);
-    let first_leaf = {
+    let edges = {
         let pager = Pager::<PAGE>::open(&path).unwrap();
         let node = NodeRef::new(PageId::<PAGE>(root).get(&pager).unwrap().as_bytes()).unwrap();
-        node.child(0).unwrap()
+        [node.child(0).unwrap(), node.child(node.len() - 1).unwrap()]
     };
-    make_branch_to(&path, first_leaf, root);
+    for leaf in edges {
+        make_branch_to(&path, leaf, root);
+    }
     assert_every_walk_is_refused(&path);
 }
 
