@@ -35,6 +35,7 @@ pub struct ProcessReaderFigures {
     commit_with_readers: Vec<f64>,
     commit_with_raw_readers: Vec<f64>,
     commit_with_paced_readers: Vec<f64>,
+    commit_with_paced_plain_readers: Vec<f64>,
 }
 
 /// How a reader process reads.
@@ -47,20 +48,36 @@ pub enum ReadMode {
     Paced,
     /// Through a plain shared map of the file, no reader table.
     Plain,
+    /// The same, paced as [`ReadMode::Paced`].
+    PacedPlain,
 }
 
 /// The pause of a paced reader between its batches.
 const PACE: Duration = Duration::from_millis(1);
 
 impl ReadMode {
-    const ALL: [ReadMode; 3] = [ReadMode::Live, ReadMode::Paced, ReadMode::Plain];
+    const ALL: [ReadMode; 4] = [
+        ReadMode::Live,
+        ReadMode::Paced,
+        ReadMode::Plain,
+        ReadMode::PacedPlain,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             ReadMode::Live => "live",
             ReadMode::Paced => "paced",
             ReadMode::Plain => "plain",
+            ReadMode::PacedPlain => "paced-plain",
         }
+    }
+
+    fn plain(self) -> bool {
+        matches!(self, ReadMode::Plain | ReadMode::PacedPlain)
+    }
+
+    fn paced(self) -> bool {
+        matches!(self, ReadMode::Paced | ReadMode::PacedPlain)
     }
 
     pub fn from_name(name: &str) -> Option<ReadMode> {
@@ -90,13 +107,13 @@ pub fn live_reader_child(path: &Path, millis: u64, first: u64, mode: ReadMode) -
         let batch: Vec<PageId<PAGE>> = (0..BATCH)
             .map(|_| ids[(rng.next() % ids.len() as u64) as usize])
             .collect();
-        if mode == ReadMode::Plain {
+        if mode.plain() {
             black_box(raw_head_loop(&plain, &batch));
         } else {
             black_box(snapshot_head_loop(&reader.snapshot()?, &batch));
         }
         reads += BATCH as u64;
-        if mode == ReadMode::Paced {
+        if mode.paced() {
             std::thread::sleep(PACE);
         }
     }
@@ -263,6 +280,7 @@ pub fn run_process_readers(cfg: &Config, dir: &Path) -> BoxResult<ProcessReaderF
     let (mut commit_alone, mut commit_with_readers) = (Vec::new(), Vec::new());
     let mut commit_with_raw_readers = Vec::new();
     let mut commit_with_paced_readers = Vec::new();
+    let mut commit_with_paced_plain_readers = Vec::new();
     let spells = if cfg.quick { 2 } else { 4 };
     for _ in 0..spells {
         let start = Instant::now();
@@ -273,6 +291,7 @@ pub fn run_process_readers(cfg: &Config, dir: &Path) -> BoxResult<ProcessReaderF
             (ReadMode::Live, &mut commit_with_readers),
             (ReadMode::Paced, &mut commit_with_paced_readers),
             (ReadMode::Plain, &mut commit_with_raw_readers),
+            (ReadMode::PacedPlain, &mut commit_with_paced_plain_readers),
         ] {
             let children = start_readers(&path, 4, millis / 2, first, mode)?;
             let start = Instant::now();
@@ -291,6 +310,7 @@ pub fn run_process_readers(cfg: &Config, dir: &Path) -> BoxResult<ProcessReaderF
         commit_with_readers,
         commit_with_raw_readers,
         commit_with_paced_readers,
+        commit_with_paced_plain_readers,
     })
 }
 
@@ -339,6 +359,12 @@ pub fn process_reader_rows(f: &ProcessReaderFigures) -> Vec<Row> {
         "the same commit with 4 reader processes attached vs 4 processes doing the same reads through a plain map of the file (no reader table)",
         median(&f.commit_with_readers),
         median(&f.commit_with_raw_readers),
+        "info: what the reader table itself costs the writer",
+    ));
+    rows.push(info_ratio_row(
+        "the same commit with 4 paced reader processes attached vs 4 processes reading as often through a plain map of the file (no reader table)",
+        median(&f.commit_with_paced_readers),
+        median(&f.commit_with_paced_plain_readers),
         "info: what the reader table itself costs the writer",
     ));
     rows
