@@ -22,6 +22,15 @@
 /// txn.commit()?; // atomic, but no sync
 /// assert_eq!(pager.sync_count(), syncs);
 /// pager.sync()?; // now durable
+/// drop(pager);
+///
+/// let mut pager = Pager::<4096>::options()
+///     .durability(Durability::Deferred)
+///     .open(&path)?;
+/// let syncs = pager.sync_count();
+/// pager.alloc()?; // the first write after an open syncs the root open found
+/// pager.alloc()?;
+/// assert_eq!(pager.sync_count(), syncs + 1);
 /// # Ok::<(), mappedpages::MappedPageError>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,11 +50,18 @@ pub enum Durability {
     /// (the page cache keeps them); a power loss may take back the commits
     /// since the last sync, never part of one. Pages a transaction wrote
     /// are listed with their CRC in the commit's root instead of synced, so
-    /// a root whose pages were lost is not opened. Regular pages written in
-    /// place through `get_mut` are still synced before the next commit's
-    /// metadata. [`Pager::sync`](crate::Pager::sync), or a commit in a pager opened with
-    /// `Immediate`, makes everything before it durable; dropping the pager
-    /// syncs too.
+    /// a root whose pages were lost is not opened. [`Pager::sync`](crate::Pager::sync),
+    /// or a commit in a pager opened with `Immediate`, makes everything
+    /// before it durable; dropping the pager syncs too.
+    ///
+    /// A commit syncs all the same (once, before it writes anything) when:
+    /// regular pages were written in place through `get_mut` since the last
+    /// sync (they must reach the disk before the next commit's metadata);
+    /// it is the first write after an open (which makes the root open found
+    /// durable); it needs more free pages than the file has while pages
+    /// freed since the last sync wait for one (a sync makes them reusable,
+    /// which is cheaper than growing the file); or the pages written since
+    /// the last sync would pass the bound below.
     ///
     /// What open checks: after a sync or a clean close, nothing (the root
     /// they leave lists no page). After a killed process or a power loss,
