@@ -16,7 +16,7 @@ use mappedpages::{Durability, LiveReader, PageId, Pager, Snapshot};
 use super::page_access::raw_head_loop;
 use super::readers::snapshot_head_loop;
 use super::report::{info_ratio_row, ratio_row, row, Row};
-use super::support::stats::{fmt_ns, median, ns, Rng};
+use super::support::stats::{fmt_ns, median, ns, thread_cpu_ns, Rng};
 use super::support::{BoxResult, PAGE};
 use super::Config;
 
@@ -31,11 +31,37 @@ pub struct ProcessReaderFigures {
     snapshot_live_again: Vec<f64>,
     /// (readers, reads per second in processes, reads per second in threads)
     reads: Vec<(usize, f64, f64)>,
-    commit_alone: Vec<f64>,
-    commit_with_readers: Vec<f64>,
-    commit_with_raw_readers: Vec<f64>,
-    commit_with_paced_readers: Vec<f64>,
-    commit_with_paced_plain_readers: Vec<f64>,
+    commit_alone: Commits,
+    commit_with_readers: Commits,
+    commit_with_raw_readers: Commits,
+    commit_with_paced_readers: Commits,
+    commit_with_paced_plain_readers: Commits,
+}
+
+/// The writer's commits of one kind of spell: their times, and the CPU
+/// time each took where the platform tells.
+#[derive(Default)]
+struct Commits {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Commits {
+    /// Commits for `window`.
+    fn run(
+        &mut self,
+        pager: &mut Pager<PAGE>,
+        previous: &mut Option<PageId<PAGE>>,
+        window: Duration,
+    ) -> BoxResult<()> {
+        let start = Instant::now();
+        while start.elapsed() < window {
+            let (wall, cpu) = timed_commit(pager, previous)?;
+            self.wall.push(wall);
+            self.cpu.extend(cpu);
+        }
+        Ok(())
+    }
 }
 
 /// How a reader process reads.
@@ -208,8 +234,16 @@ fn thread_reads(pager: &Pager<PAGE>, threads: usize, window: Duration, first: u6
 }
 
 /// One commit of the writer: a page allocated and written, the previous
-/// one freed.
+/// one freed. Its time, and the CPU time it took where the platform tells.
 fn commit(pager: &mut Pager<PAGE>, previous: &mut Option<PageId<PAGE>>) -> BoxResult<f64> {
+    Ok(timed_commit(pager, previous)?.0)
+}
+
+fn timed_commit(
+    pager: &mut Pager<PAGE>,
+    previous: &mut Option<PageId<PAGE>>,
+) -> BoxResult<(f64, Option<f64>)> {
+    let cpu = thread_cpu_ns();
     let start = Instant::now();
     let mut txn = pager.transaction()?;
     let id = txn.alloc()?;
@@ -218,7 +252,11 @@ fn commit(pager: &mut Pager<PAGE>, previous: &mut Option<PageId<PAGE>>) -> BoxRe
         txn.free(old)?;
     }
     txn.commit()?;
-    Ok(ns(start.elapsed()))
+    let wall = ns(start.elapsed());
+    let cpu = cpu
+        .zip(thread_cpu_ns())
+        .map(|(before, after)| after - before);
+    Ok((wall, cpu))
 }
 
 pub fn run_process_readers(cfg: &Config, dir: &Path) -> BoxResult<ProcessReaderFigures> {
@@ -277,16 +315,14 @@ pub fn run_process_readers(cfg: &Config, dir: &Path) -> BoxResult<ProcessReaderF
     // The writer's commits, alone, with 4 reader processes reading without
     // pause, with 4 reading in paced batches, and with 4 processes reading
     // a plain map, in turn.
-    let (mut commit_alone, mut commit_with_readers) = (Vec::new(), Vec::new());
-    let mut commit_with_raw_readers = Vec::new();
-    let mut commit_with_paced_readers = Vec::new();
-    let mut commit_with_paced_plain_readers = Vec::new();
+    let mut commit_alone = Commits::default();
+    let mut commit_with_readers = Commits::default();
+    let mut commit_with_raw_readers = Commits::default();
+    let mut commit_with_paced_readers = Commits::default();
+    let mut commit_with_paced_plain_readers = Commits::default();
     let spells = if cfg.quick { 2 } else { 4 };
     for _ in 0..spells {
-        let start = Instant::now();
-        while start.elapsed() < window / 2 {
-            commit_alone.push(commit(&mut pager, &mut previous)?);
-        }
+        commit_alone.run(&mut pager, &mut previous, window / 2)?;
         for (mode, times) in [
             (ReadMode::Live, &mut commit_with_readers),
             (ReadMode::Paced, &mut commit_with_paced_readers),
@@ -294,10 +330,7 @@ pub fn run_process_readers(cfg: &Config, dir: &Path) -> BoxResult<ProcessReaderF
             (ReadMode::PacedPlain, &mut commit_with_paced_plain_readers),
         ] {
             let children = start_readers(&path, 4, millis / 2, first, mode)?;
-            let start = Instant::now();
-            while start.elapsed() < window / 2 {
-                times.push(commit(&mut pager, &mut previous)?);
-            }
+            times.run(&mut pager, &mut previous, window / 2)?;
             finish_readers(children)?;
         }
     }
@@ -341,30 +374,38 @@ pub fn process_reader_rows(f: &ProcessReaderFigures) -> Vec<Row> {
     }
     rows.push(ratio_row(
         "the writer's durable one-page commit with 4 reader processes attached, reading without pause (4 busy processes besides the writer), vs none (R6 across processes)",
-        median(&f.commit_with_readers),
-        median(&f.commit_alone),
+        median(&f.commit_with_readers.wall),
+        median(&f.commit_alone.wall),
         1.1,
         "≤ 1.1×",
         fmt_ns,
     ));
     rows.push(ratio_row(
         &format!("the same commit with 4 reader processes attached, each reading a batch of {BATCH} pages through a new snapshot every {} ms, vs none (R6 across processes, readers that leave the writer its cores)", PACE.as_millis()),
-        median(&f.commit_with_paced_readers),
-        median(&f.commit_alone),
+        median(&f.commit_with_paced_readers.wall),
+        median(&f.commit_alone.wall),
         1.1,
         "≤ 1.1×",
         fmt_ns,
     ));
     rows.push(info_ratio_row(
         "the same commit with 4 reader processes attached vs 4 processes doing the same reads through a plain map of the file (no reader table)",
-        median(&f.commit_with_readers),
-        median(&f.commit_with_raw_readers),
+        median(&f.commit_with_readers.wall),
+        median(&f.commit_with_raw_readers.wall),
         "info: what the reader table itself costs the writer",
     ));
+    if !f.commit_alone.cpu.is_empty() {
+        rows.push(info_ratio_row(
+            "the writer's CPU time per commit with 4 paced reader processes attached vs none (the writer's own work, apart from waiting for a core or the disk)",
+            median(&f.commit_with_paced_readers.cpu),
+            median(&f.commit_alone.cpu),
+            "info: what the readers cost the writer's work",
+        ));
+    }
     rows.push(info_ratio_row(
         "the same commit with 4 paced reader processes attached vs 4 processes reading as often through a plain map of the file (no reader table)",
-        median(&f.commit_with_paced_readers),
-        median(&f.commit_with_paced_plain_readers),
+        median(&f.commit_with_paced_readers.wall),
+        median(&f.commit_with_paced_plain_readers.wall),
         "info: what the reader table itself costs the writer",
     ));
     rows

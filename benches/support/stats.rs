@@ -24,6 +24,27 @@ pub fn ns(d: Duration) -> f64 {
     d.as_secs_f64() * 1e9
 }
 
+/// The CPU time the calling thread has used, in nanoseconds, where the
+/// platform tells it (`None` elsewhere): what a thread's work costs apart
+/// from waiting for a core or the disk.
+#[allow(dead_code)] // Not every bench that includes this module uses it.
+pub fn thread_cpu_ns() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid `timespec` for the call to fill.
+        let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+        (status == 0).then_some(now.tv_sec as f64 * 1e9 + now.tv_nsec as f64)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// Nanoseconds in the unit that keeps three or four digits; a figure that
 /// was never measured (NaN) as a dash.
 pub fn fmt_ns(value: f64) -> String {
