@@ -15,13 +15,13 @@ use crate::support::workloads::{
     check_root, head, read_batch, replace_pages, written_pages, R6Writer, R6_BATCH, R6_PAGES,
 };
 use crate::support::PAGE;
-use mappedpages_btree::{Db, ReadTxn};
 use crate::workloads::group::{text, Committer, GroupStore, Stamped, THREADS};
 use crate::workloads::kv::{print, KvReader, KvStore, Pair, KEY};
 use crate::workloads::r6::R6Store;
 use crate::workloads::rp::R6Follower;
 use crate::workloads::w8::Churn;
 use crate::{Op, R};
+use mappedpages_btree::{Db, ReadTxn};
 
 /// How a single-operation workload drives the pager.
 pub enum Mappedpages {

@@ -73,6 +73,20 @@ impl KeyState {
     }
 }
 
+/// A reader thread: read batches of `store` (random values from `seed`)
+/// until `stop`; its reads per second.
+pub fn read_until(store: &dyn R6Store, seed: u64, stop: &AtomicBool) -> Result<f64, String> {
+    let mut rng = Rng(seed);
+    let (mut reads, mut sum) = (0u64, 0u64);
+    let start = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        sum = sum.wrapping_add(store.read_batch(&mut rng)?);
+        reads += R6_BATCH;
+    }
+    std::hint::black_box(sum);
+    Ok(reads as f64 / start.elapsed().as_secs_f64())
+}
+
 /// One window: `readers` reader threads and, with `writes`, the writer
 /// committing one transaction after another, for `window`. Returns the
 /// commit times and the readers' total reads per second.
@@ -96,18 +110,8 @@ fn r6_window(
         }
         let handles: Vec<_> = (0..readers)
             .map(|r| {
-                s.spawn(move || -> Result<f64, String> {
-                    let mut rng = Rng(seed.wrapping_mul(31) + r as u64 * 7919 + 1);
-                    let mut reads = 0u64;
-                    let mut sum = 0u64;
-                    let start = Instant::now();
-                    while !stop.load(Ordering::Relaxed) {
-                        sum = sum.wrapping_add(store.read_batch(&mut rng)?);
-                        reads += R6_BATCH;
-                    }
-                    std::hint::black_box(sum);
-                    Ok(reads as f64 / start.elapsed().as_secs_f64())
-                })
+                let seed = seed.wrapping_mul(31) + r as u64 * 7919 + 1;
+                s.spawn(move || read_until(store, seed, stop))
             })
             .collect();
         let writing = writes.then(|| {

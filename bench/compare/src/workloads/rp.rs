@@ -20,7 +20,7 @@ use crate::engines::{engine, Engine, LMDB, OURS};
 use crate::report::{time_row, Row};
 use crate::support::stats::{fmt_ns, median, ns, Rng};
 use crate::support::workloads::R6_BATCH;
-use crate::workloads::r6::R6Store;
+use crate::workloads::r6::{read_until, R6Store};
 use crate::{Config, R};
 
 /// A reader in a process of its own, following the writer of a store made
@@ -165,17 +165,7 @@ fn thread_reads(store: &dyn R6Store, threads: usize, window: Duration) -> R<f64>
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let stop = &stop;
-                s.spawn(move || -> Result<f64, String> {
-                    let mut rng = Rng(t as u64 * 7919 + 1);
-                    let (mut reads, mut sum) = (0u64, 0u64);
-                    let start = Instant::now();
-                    while !stop.load(Ordering::Relaxed) {
-                        sum = sum.wrapping_add(store.read_batch(&mut rng)?);
-                        reads += R6_BATCH;
-                    }
-                    std::hint::black_box(sum);
-                    Ok(reads as f64 / start.elapsed().as_secs_f64())
-                })
+                s.spawn(move || read_until(store, t as u64 * 7919 + 1, stop))
             })
             .collect();
         std::thread::sleep(window);
