@@ -7,14 +7,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use heed::types::{Bytes, U64};
-use heed::{byteorder::BigEndian, EnvFlags, EnvOpenOptions};
+use heed::{
+    byteorder::BigEndian, CompactionOption, EnvFlags, EnvOpenOptions, FlagSetMode, PutFlags,
+};
 
 use super::{Engine, ReadData, Work};
 use crate::support::stats::{ns, Rng};
 use crate::support::workloads::{head, R6_BATCH, R6_K, R6_PAGES};
 use crate::support::PAGE;
 use crate::workloads::group::{Committer, GroupStore, Stamped};
-use crate::workloads::kv::{print, KvReader, KvStore, Pair, KEY};
+use crate::workloads::kv::{KvConnection, KvRead, KvStore, Pair, SortedPair, KEY};
 use crate::workloads::r6::{text, R6Keys, R6Store, R6_ROOT};
 use crate::workloads::rp::R6Follower;
 use crate::workloads::w8::{Churn, CHURN_BATCH};
@@ -201,20 +203,13 @@ impl Engine for Lmdb {
     }
 
     fn kv(&self, dir: &Path) -> R<Box<dyn KvStore>> {
-        let mut opts = EnvOpenOptions::new();
-        // Default flags: a sync at every commit.
-        opts.map_size(8 << 30).max_dbs(1);
-        // SAFETY: the directory is new and opened once, by this process
-        // only.
-        let env = unsafe { opts.open(dir)? };
+        // As redb's benchmark opens it: a 4 GiB map, default flags (a sync
+        // at every commit), the unnamed database.
+        let env = open_kv(dir)?;
         let mut w = env.write_txn()?;
         let db: KvDb = env.create_database(&mut w, None)?;
         w.commit()?;
-        Ok(Box::new(LmdbKv {
-            env,
-            db,
-            path: dir.join("data.mdb"),
-        }))
+        Ok(Box::new(LmdbKv { env: Some(env), db }))
     }
 }
 
@@ -340,80 +335,208 @@ impl Committer for LmdbCommitter<'_> {
     }
 }
 
+/// KV's map size, redb's benchmark's.
+const KV_MAP_SIZE: usize = 4 << 30;
+
+/// KV's environment in `dir`.
+fn open_kv(dir: &Path) -> R<heed::Env> {
+    let mut opts = EnvOpenOptions::new();
+    opts.map_size(KV_MAP_SIZE);
+    // SAFETY: the directory is opened once at a time, by this process only.
+    Ok(unsafe { opts.open(dir)? })
+}
+
 struct LmdbKv {
-    env: heed::Env,
+    /// None only while compaction replaces its file.
+    env: Option<heed::Env>,
     db: KvDb,
-    path: PathBuf,
+}
+
+impl LmdbKv {
+    fn env(&self) -> R<&heed::Env> {
+        Ok(self.env.as_ref().ok_or("the environment is closed")?)
+    }
+
+    /// One write transaction doing `work`, committed.
+    fn write<T>(&mut self, work: impl FnOnce(KvDb, &mut heed::RwTxn) -> R<T>) -> R<T> {
+        let mut w = self.env()?.write_txn()?;
+        let done = work(self.db, &mut w)?;
+        w.commit()?;
+        Ok(done)
+    }
+}
+
+/// Removes at a cursor the pairs `take` picks from `pairs`, in order, with
+/// `del_current` (how redb's benchmark drives LMDB's pop, retain and
+/// extract_if), stopping after `most`: how many it removed.
+fn delete_picked<'t>(
+    pairs: &mut heed::RwRange<'t, Bytes, Bytes>,
+    most: u64,
+    take: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> R<u64> {
+    let mut removed = 0;
+    while removed < most {
+        let Some(pair) = pairs.next() else { break };
+        let (k, v) = pair?;
+        if take(k, v) {
+            // SAFETY: nothing borrowed from the cursor's page is held
+            // across the delete.
+            unsafe { pairs.del_current()? };
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 impl KvStore for LmdbKv {
     fn label(&self) -> &'static str {
-        "LMDB (heed), default sync"
+        "LMDB (heed), default flags (sync at commit), 4 GiB map"
     }
 
     fn short(&self) -> &'static str {
         "LMDB"
     }
 
-    fn put(&mut self, pairs: &[Pair]) -> R<()> {
-        let mut w = self.env.write_txn()?;
-        for (k, v) in pairs {
-            self.db.put(&mut w, k, v)?;
-        }
-        w.commit()?;
+    fn insert(&mut self, pairs: &mut dyn Iterator<Item = Pair>) -> R<()> {
+        self.write(|db, w| {
+            for (k, v) in pairs {
+                db.put(w, &k, &v)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn insert_sorted(&mut self, pairs: &[SortedPair]) -> R<()> {
+        self.write(|db, w| {
+            for (k, v) in pairs {
+                db.put_with_flags(w, PutFlags::APPEND, k, v)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn sorted_by(&self) -> &'static str {
+        "APPEND puts"
+    }
+
+    fn unsynced_by(&self) -> &'static str {
+        "NO_SYNC set on the environment"
+    }
+
+    fn set_sync(&mut self, sync: bool) -> R<()> {
+        let mode = if sync {
+            FlagSetMode::Disable
+        } else {
+            FlagSetMode::Enable
+        };
+        // SAFETY: no other thread uses the environment meanwhile.
+        unsafe { self.env()?.set_flags(EnvFlags::NO_SYNC, mode)? };
         Ok(())
     }
 
-    fn remove(&mut self, keys: &[[u8; KEY]]) -> R<()> {
-        let mut w = self.env.write_txn()?;
-        for k in keys {
-            if !self.db.delete(&mut w, k)? {
-                return Err("a removed key was missing".into());
+    fn remove(&mut self, keys: &mut dyn Iterator<Item = [u8; KEY]>) -> R<u64> {
+        self.write(|db, w| {
+            let mut found = 0;
+            for k in keys {
+                found += u64::from(db.delete(w, &k)?);
             }
-        }
-        w.commit()?;
+            Ok(found)
+        })
+    }
+
+    fn retain(&mut self, keep: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> R<u64> {
+        self.write(|db, w| {
+            let mut all = db.range_mut(w, &(Bound::<&[u8]>::Unbounded, Bound::Unbounded))?;
+            delete_picked(&mut all, u64::MAX, &mut |k, v| !keep(k, v))
+        })
+    }
+
+    fn extract_if(
+        &mut self,
+        from: &[u8],
+        to: &[u8],
+        pick: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> R<u64> {
+        self.write(|db, w| {
+            let mut range = db.range_mut(w, &(Bound::Included(from), Bound::Excluded(to)))?;
+            delete_picked(&mut range, u64::MAX, pick)
+        })
+    }
+
+    fn pop(&mut self, count: usize) -> R<()> {
+        self.write(|db, w| {
+            for i in 0..count {
+                let all = (Bound::<&[u8]>::Unbounded, Bound::Unbounded);
+                let popped = if i % 2 == 0 {
+                    delete_picked(&mut db.range_mut(w, &all)?, 1, &mut |_, _| true)?
+                } else {
+                    let mut last = db.rev_range_mut(w, &all)?;
+                    let Some(pair) = last.next() else { break };
+                    pair?;
+                    // SAFETY: nothing borrowed from the cursor's page is
+                    // held across the delete.
+                    u64::from(unsafe { last.del_current()? })
+                };
+                if popped != 1 {
+                    return Err("pop found nothing".into());
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn connect(&self) -> R<Box<dyn KvConnection + '_>> {
+        Ok(Box::new(LmdbConnection(self.env()?, self.db)))
+    }
+
+    fn compact(&mut self) -> R<()> {
+        // As redb's benchmark compacts LMDB: a compacting copy into a new
+        // file, which replaces the data file, and the environment reopened.
+        let env = self.env.take().ok_or("the environment is closed")?;
+        let dir = env.path().to_path_buf();
+        let copy = dir.join("data2.mdb");
+        let mut file = std::fs::File::create_new(&copy)?;
+        env.copy_to_file(&mut file, CompactionOption::Enabled)?;
+        file.sync_all()?;
+        drop(file);
+        env.prepare_for_closing().wait();
+        std::fs::rename(&copy, dir.join("data.mdb"))?;
+        let env = open_kv(&dir)?;
+        let r = env.read_txn()?;
+        self.db = env
+            .open_database(&r, None)?
+            .ok_or("the compacted file has no database")?;
+        drop(r);
+        self.env = Some(env);
         Ok(())
-    }
-
-    fn reader(&self) -> R<Box<dyn KvReader + '_>> {
-        Ok(Box::new(LmdbReader(&self.env, self.db)))
-    }
-
-    fn ranges(&self, starts: &[[u8; KEY]], len: usize) -> R<(u64, usize)> {
-        let (mut sum, mut count) = (0u64, 0usize);
-        let r = self.env.read_txn()?;
-        for s in starts {
-            for e in self
-                .db
-                .range(&r, &(Bound::Included(&s[..]), Bound::Unbounded))?
-                .take(len)
-            {
-                sum += print(e?.1);
-                count += 1;
-            }
-        }
-        Ok((sum, count))
-    }
-
-    fn files(&self) -> PathBuf {
-        self.path.clone()
     }
 }
 
-#[derive(Clone, Copy)]
-struct LmdbReader<'a>(&'a heed::Env, KvDb);
+struct LmdbConnection<'a>(&'a heed::Env, KvDb);
 
-impl KvReader for LmdbReader<'_> {
-    fn get(&self, keys: &[[u8; KEY]]) -> R<u64> {
-        let mut sum = 0u64;
-        let r = self.0.read_txn()?;
-        for k in keys {
-            sum += print(self.1.get(&r, k)?.ok_or("a read key was missing")?);
-        }
-        Ok(sum)
+impl KvConnection for LmdbConnection<'_> {
+    fn begin(&self) -> R<Box<dyn KvRead + '_>> {
+        Ok(Box::new(LmdbRead(self.0.read_txn()?, self.1)))
+    }
+}
+
+struct LmdbRead<'a>(heed::RoTxn<'a, heed::WithTls>, KvDb);
+
+impl KvRead for LmdbRead<'_> {
+    fn len(&mut self) -> R<u64> {
+        Ok(self.1.len(&self.0)?)
     }
 
-    fn twin(&self) -> Box<dyn KvReader + '_> {
-        Box::new(*self)
+    fn first_byte(&mut self, key: &[u8]) -> R<Option<u8>> {
+        Ok(self.1.get(&self.0, key)?.map(|v| v[0]))
+    }
+
+    fn scan(&mut self, from: &[u8], len: usize) -> R<u64> {
+        let mut sum = 0;
+        let range = (Bound::Included(from), Bound::Unbounded);
+        for e in self.1.range(&self.0, &range)?.take(len) {
+            sum += u64::from(e?.1[0]);
+        }
+        Ok(sum)
     }
 }

@@ -16,12 +16,12 @@ use crate::support::workloads::{
 };
 use crate::support::PAGE;
 use crate::workloads::group::{text, Committer, GroupStore, Stamped, THREADS};
-use crate::workloads::kv::{print, KvReader, KvStore, Pair, KEY};
+use crate::workloads::kv::{KvConnection, KvRead, KvStore, Pair, SortedPair, KEY};
 use crate::workloads::r6::R6Store;
 use crate::workloads::rp::R6Follower;
 use crate::workloads::w8::Churn;
 use crate::{Op, R};
-use mappedpages_btree::{Db, ReadTxn};
+use mappedpages_btree::{Db, ReadTxn, WriteTxn};
 
 /// How a single-operation workload drives the pager.
 pub enum Mappedpages {
@@ -307,7 +307,7 @@ impl Engine for Mappedpages {
         // Db::create: the pager's defaults, Durability::Immediate.
         let path = dir.join("kv.pages");
         Ok(Box::new(BtreeKv {
-            db: Box::new(Db::create(&path)?),
+            db: Some(Db::create(&path)?),
             path,
         }))
     }
@@ -475,8 +475,23 @@ impl Drop for OursCommitter<'_> {
 
 /// KV on the B+tree of `mappedpages-btree`.
 struct BtreeKv {
-    db: Box<Db>,
+    /// None only while it is reopened with another durability.
+    db: Option<Db>,
     path: PathBuf,
+}
+
+impl BtreeKv {
+    fn db(&mut self) -> R<&mut Db> {
+        Ok(self.db.as_mut().ok_or("the store is closed")?)
+    }
+
+    /// One write transaction doing `work`, committed.
+    fn write<T>(&mut self, work: impl FnOnce(&mut WriteTxn<'_>) -> R<T>) -> R<T> {
+        let mut w = self.db()?.write()?;
+        let done = work(&mut w)?;
+        w.commit()?;
+        Ok(done)
+    }
 }
 
 impl KvStore for BtreeKv {
@@ -488,63 +503,131 @@ impl KvStore for BtreeKv {
         "this crate"
     }
 
-    fn put(&mut self, pairs: &[Pair]) -> R<()> {
-        let mut w = self.db.write()?;
-        for (k, v) in pairs {
-            w.insert(k, v)?;
-        }
-        w.commit()?;
-        Ok(())
-    }
-
-    fn remove(&mut self, keys: &[[u8; KEY]]) -> R<()> {
-        let mut w = self.db.write()?;
-        for k in keys {
-            w.remove(k)?.ok_or("a removed key was missing")?;
-        }
-        w.commit()?;
-        Ok(())
-    }
-
-    fn reader(&self) -> R<Box<dyn KvReader + '_>> {
-        Ok(Box::new(BtreeReader(self.db.read()?)))
-    }
-
-    fn ranges(&self, starts: &[[u8; KEY]], len: usize) -> R<(u64, usize)> {
-        let (mut sum, mut count) = (0u64, 0usize);
-        let r = self.db.read()?;
-        for s in starts {
-            for e in r.range(&s[..]..)?.take(len) {
-                sum += print(&e?.1);
-                count += 1;
+    fn insert(&mut self, pairs: &mut dyn Iterator<Item = Pair>) -> R<()> {
+        self.write(|w| {
+            for (k, v) in pairs {
+                w.insert(&k, &v)?;
             }
-        }
-        Ok((sum, count))
+            Ok(())
+        })
     }
 
-    fn files(&self) -> PathBuf {
-        self.path.clone()
+    fn insert_sorted(&mut self, pairs: &[SortedPair]) -> R<()> {
+        self.write(|w| {
+            for (k, v) in pairs {
+                w.insert(k, v)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn sorted_by(&self) -> &'static str {
+        "plain inserts: the tree has no appending path"
+    }
+
+    fn unsynced_by(&self) -> &'static str {
+        "Durability::Deferred: the store reopened so, synced and reopened Immediate after (untimed)"
+    }
+
+    fn set_sync(&mut self, sync: bool) -> R<()> {
+        // The durability is chosen when the store is opened: the no-sync
+        // phase reopens it Deferred, and after it syncs what it deferred
+        // and reopens it Immediate.
+        let durability = if sync {
+            self.db()?.sync()?;
+            Durability::Immediate
+        } else {
+            Durability::Deferred
+        };
+        drop(self.db.take());
+        self.db = Some(Db::options().durability(durability).open(&self.path)?);
+        Ok(())
+    }
+
+    fn remove(&mut self, keys: &mut dyn Iterator<Item = [u8; KEY]>) -> R<u64> {
+        self.write(|w| {
+            let mut found = 0;
+            for k in keys {
+                found += u64::from(w.remove(&k)?.is_some());
+            }
+            Ok(found)
+        })
+    }
+
+    fn retain(&mut self, keep: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> R<u64> {
+        self.write(|w| Ok(w.retain(keep)?))
+    }
+
+    fn extract_if(
+        &mut self,
+        from: &[u8],
+        to: &[u8],
+        pick: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> R<u64> {
+        // The tree's extract_if takes no range: the predicate keeps to it,
+        // and `pick` sees only the keys in it.
+        self.write(|w| {
+            let taken = w.extract_if(|k, v| k >= from && k < to && pick(k, v))?;
+            Ok(taken.len() as u64)
+        })
+    }
+
+    fn pop(&mut self, count: usize) -> R<()> {
+        self.write(|w| {
+            for i in 0..count {
+                let popped = if i % 2 == 0 {
+                    w.pop_first()?
+                } else {
+                    w.pop_last()?
+                };
+                popped.ok_or("pop found nothing")?;
+            }
+            Ok(())
+        })
+    }
+
+    fn connect(&self) -> R<Box<dyn KvConnection + '_>> {
+        // A snapshot of the last commit: what a thread reads from.
+        let db = self.db.as_ref().ok_or("the store is closed")?;
+        Ok(Box::new(BtreeConnection(db.read()?)))
+    }
+
+    fn compact(&mut self) -> R<()> {
+        self.db()?.compact()?;
+        Ok(())
     }
 
     fn sync_count(&self) -> Option<u64> {
-        Some(self.db.pager().sync_count())
+        self.db.as_ref().map(|db| db.pager().sync_count())
     }
 }
 
-/// A read transaction, cloned for a second thread: the same snapshot.
-#[derive(Clone)]
-struct BtreeReader(ReadTxn);
+/// A read transaction, taken on the thread that connects and read on the
+/// one it is sent to.
+struct BtreeConnection(ReadTxn);
 
-impl KvReader for BtreeReader {
-    fn get(&self, keys: &[[u8; KEY]]) -> R<u64> {
-        let mut sum = 0u64;
-        for k in keys {
-            sum += print(&self.0.get(k)?.ok_or("a read key was missing")?);
-        }
-        Ok(sum)
+impl KvConnection for BtreeConnection {
+    fn begin(&self) -> R<Box<dyn KvRead + '_>> {
+        Ok(Box::new(BtreeRead(&self.0)))
+    }
+}
+
+struct BtreeRead<'a>(&'a ReadTxn);
+
+impl KvRead for BtreeRead<'_> {
+    fn len(&mut self) -> R<u64> {
+        Ok(self.0.len())
     }
 
-    fn twin(&self) -> Box<dyn KvReader + '_> {
-        Box::new(self.clone())
+    fn first_byte(&mut self, key: &[u8]) -> R<Option<u8>> {
+        Ok(self.0.get(key)?.map(|v| v[0]))
+    }
+
+    fn scan(&mut self, from: &[u8], len: usize) -> R<u64> {
+        let mut sum = 0;
+        for e in self.0.range(from..)?.take(len) {
+            sum += u64::from(e?.1[0]);
+        }
+        Ok(sum)
     }
 }

@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use redb::TableDefinition;
+use redb::{ReadableTableMetadata, TableDefinition};
 
 use super::{Engine, ReadData, Work};
 use crate::support::stats::{ns, Rng};
 use crate::support::workloads::{head, R6_BATCH, R6_K, R6_PAGES};
 use crate::support::PAGE;
 use crate::workloads::group::{Committer, GroupStore, Stamped};
-use crate::workloads::kv::{print, KvReader, KvStore, Pair, KEY};
+use crate::workloads::kv::{KvConnection, KvRead, KvStore, Pair, SortedPair, KEY};
 use crate::workloads::r6::{text, R6Keys, R6Store, R6_ROOT};
 use crate::workloads::w8::{Churn, CHURN_BATCH};
 use crate::{Op, R};
@@ -20,6 +20,8 @@ pub struct Redb;
 
 const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("t");
 const KV_TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
+/// KV's cache, redb's benchmark's.
+const KV_CACHE: usize = 4 << 30;
 
 fn create(dir: &Path, sync: bool) -> R<(redb::Database, redb::Durability)> {
     let db = redb::Database::create(dir.join("redb.db"))?;
@@ -190,15 +192,15 @@ impl Engine for Redb {
     }
 
     fn kv(&self, dir: &Path) -> R<Box<dyn KvStore>> {
-        // redb's defaults: Durability::Immediate, a 1 GiB cache.
-        let db = redb::Database::create(dir.join("kv.redb"))?;
+        // As redb's benchmark makes it: a 4 GiB cache, and its default
+        // Durability::Immediate.
+        let db = redb::Database::builder()
+            .set_cache_size(KV_CACHE)
+            .create(dir.join("kv.redb"))?;
         let tx = db.begin_write()?;
         tx.open_table(KV_TABLE)?;
         tx.commit()?;
-        Ok(Box::new(RedbKv {
-            db,
-            path: dir.join("kv.redb"),
-        }))
+        Ok(Box::new(RedbKv { db, sync: true }))
     }
 }
 
@@ -296,79 +298,147 @@ impl Committer for RedbCommitter<'_> {
 
 struct RedbKv {
     db: redb::Database,
-    path: PathBuf,
+    /// Off: commits with Durability::None.
+    sync: bool,
+}
+
+impl RedbKv {
+    /// One write transaction doing `work` on the table, committed.
+    fn write<T>(&mut self, work: impl FnOnce(&mut redb::Table<&[u8], &[u8]>) -> R<T>) -> R<T> {
+        let mut tx = self.db.begin_write()?;
+        if !self.sync {
+            tx.set_durability(redb::Durability::None);
+        }
+        let done = work(&mut tx.open_table(KV_TABLE)?)?;
+        tx.commit()?;
+        Ok(done)
+    }
 }
 
 impl KvStore for RedbKv {
     fn label(&self) -> &'static str {
-        "redb, Durability::Immediate"
+        "redb 2, Durability::Immediate, 4 GiB cache"
     }
 
     fn short(&self) -> &'static str {
         "redb"
     }
 
-    fn put(&mut self, pairs: &[Pair]) -> R<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(KV_TABLE)?;
+    fn insert(&mut self, pairs: &mut dyn Iterator<Item = Pair>) -> R<()> {
+        self.write(|t| {
             for (k, v) in pairs {
                 t.insert(&k[..], &v[..])?;
             }
-        }
-        tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn insert_sorted(&mut self, pairs: &[SortedPair]) -> R<()> {
+        self.write(|t| {
+            for (k, v) in pairs {
+                t.insert(&k[..], &v[..])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn sorted_by(&self) -> &'static str {
+        "plain inserts: redb 2 has no appending cursor"
+    }
+
+    fn unsynced_by(&self) -> &'static str {
+        "Durability::None"
+    }
+
+    fn set_sync(&mut self, sync: bool) -> R<()> {
+        self.sync = sync;
         Ok(())
     }
 
-    fn remove(&mut self, keys: &[[u8; KEY]]) -> R<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(KV_TABLE)?;
+    fn remove(&mut self, keys: &mut dyn Iterator<Item = [u8; KEY]>) -> R<u64> {
+        self.write(|t| {
+            let mut found = 0;
             for k in keys {
-                t.remove(&k[..])?.ok_or("a removed key was missing")?;
+                found += u64::from(t.remove(&k[..])?.is_some());
             }
-        }
-        tx.commit()?;
+            Ok(found)
+        })
+    }
+
+    fn retain(&mut self, keep: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> R<u64> {
+        self.write(|t| {
+            let mut removed = 0;
+            t.retain(|k, v| {
+                let kept = keep(k, v);
+                removed += u64::from(!kept);
+                kept
+            })?;
+            Ok(removed)
+        })
+    }
+
+    fn extract_if(
+        &mut self,
+        from: &[u8],
+        to: &[u8],
+        pick: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> R<u64> {
+        self.write(|t| {
+            let mut taken = 0;
+            for e in t.extract_from_if(from..to, |k, v| pick(k, v))? {
+                e?;
+                taken += 1;
+            }
+            Ok(taken)
+        })
+    }
+
+    fn pop(&mut self, count: usize) -> R<()> {
+        self.write(|t| {
+            for i in 0..count {
+                let popped = if i % 2 == 0 {
+                    t.pop_first()?
+                } else {
+                    t.pop_last()?
+                };
+                popped.ok_or("pop found nothing")?;
+            }
+            Ok(())
+        })
+    }
+
+    fn connect(&self) -> R<Box<dyn KvConnection + '_>> {
+        Ok(Box::new(RedbConnection(&self.db)))
+    }
+
+    fn compact(&mut self) -> R<()> {
+        self.db.compact()?;
         Ok(())
-    }
-
-    fn reader(&self) -> R<Box<dyn KvReader + '_>> {
-        Ok(Box::new(RedbReader(&self.db)))
-    }
-
-    fn ranges(&self, starts: &[[u8; KEY]], len: usize) -> R<(u64, usize)> {
-        let (mut sum, mut count) = (0u64, 0usize);
-        let r = self.db.begin_read()?;
-        let t = r.open_table(KV_TABLE)?;
-        for s in starts {
-            for e in t.range(&s[..]..)?.take(len) {
-                sum += print(e?.1.value());
-                count += 1;
-            }
-        }
-        Ok((sum, count))
-    }
-
-    fn files(&self) -> PathBuf {
-        self.path.clone()
     }
 }
 
-#[derive(Clone, Copy)]
-struct RedbReader<'a>(&'a redb::Database);
+struct RedbConnection<'a>(&'a redb::Database);
 
-impl KvReader for RedbReader<'_> {
-    fn get(&self, keys: &[[u8; KEY]]) -> R<u64> {
-        let mut sum = 0u64;
-        let r = self.0.begin_read()?;
-        let t = r.open_table(KV_TABLE)?;
-        for k in keys {
-            sum += print(t.get(&k[..])?.ok_or("a read key was missing")?.value());
-        }
-        Ok(sum)
+impl KvConnection for RedbConnection<'_> {
+    fn begin(&self) -> R<Box<dyn KvRead + '_>> {
+        Ok(Box::new(self.0.begin_read()?.open_table(KV_TABLE)?))
+    }
+}
+
+impl KvRead for redb::ReadOnlyTable<&'static [u8], &'static [u8]> {
+    fn len(&mut self) -> R<u64> {
+        Ok(ReadableTableMetadata::len(self)?)
     }
 
-    fn twin(&self) -> Box<dyn KvReader + '_> {
-        Box::new(*self)
+    fn first_byte(&mut self, key: &[u8]) -> R<Option<u8>> {
+        Ok(self.get(key)?.map(|v| v.value()[0]))
+    }
+
+    fn scan(&mut self, from: &[u8], len: usize) -> R<u64> {
+        let mut sum = 0;
+        for e in self.range(from..)?.take(len) {
+            sum += u64::from(e?.1.value()[0]);
+        }
+        Ok(sum)
     }
 }
