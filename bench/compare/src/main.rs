@@ -295,7 +295,14 @@ fn main() -> R<()> {
          (system, configuration) pair runs for a window of its own (200 ms; 100 \
          in quick mode), all pairs once per round in a new random order, after \
          one round of warm-up; read rates are medians over windows, commit \
-         times medians over all commits of the windows. KV: redb's key-value \
+         times medians over all commits of the windows. RP: rounds (five; two \
+         in quick mode) taking the engines in a new random order, each \
+         running on its own store the writer's commits alone, then beside 4 \
+         reader processes reading without pause and 4 reading a batch every \
+         millisecond, then 1, 2 and 4 reader processes without a writer and \
+         as many threads of the writer's process, each for a window of its \
+         own (400 ms; 150 in quick mode); figures are medians over all \
+         commits, windows or readers. KV: redb's key-value \
          benchmark, phase for phase in its order with its counts (quick \
          mode: about 1/50 of them) and its pairs (fastrand, seed 3), the \
          peers configured as redb's harness configures them (redb: 4 GiB \
