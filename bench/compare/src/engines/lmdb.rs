@@ -16,7 +16,7 @@ use crate::support::stats::{ns, Rng};
 use crate::support::workloads::{head, R6_BATCH, R6_K, R6_PAGES};
 use crate::support::PAGE;
 use crate::workloads::group::{Committer, GroupStore, Stamped};
-use crate::workloads::kv::{KvConnection, KvRead, KvStore, Pair, SortedPair, KEY};
+use crate::workloads::kv::{pop_alternately, KvConnection, KvRead, KvStore, Pair, SortedPair, KEY};
 use crate::workloads::r6::{text, R6Keys, R6Store, R6_ROOT};
 use crate::workloads::rp::R6Follower;
 use crate::workloads::w8::{Churn, CHURN_BATCH};
@@ -465,23 +465,22 @@ impl KvStore for LmdbKv {
 
     fn pop(&mut self, count: usize) -> R<()> {
         self.write(|db, w| {
-            for i in 0..count {
+            pop_alternately(count, |first| {
                 let all = (Bound::<&[u8]>::Unbounded, Bound::Unbounded);
-                let popped = if i % 2 == 0 {
-                    delete_picked(&mut db.range_mut(w, &all)?, 1, &mut |_, _| true)?
-                } else {
-                    let mut last = db.rev_range_mut(w, &all)?;
-                    let Some(pair) = last.next() else { break };
-                    pair?;
-                    // SAFETY: nothing borrowed from the cursor's page is
-                    // held across the delete.
-                    u64::from(unsafe { last.del_current()? })
-                };
-                if popped != 1 {
-                    return Err("pop found nothing".into());
+                if first {
+                    return Ok(
+                        delete_picked(&mut db.range_mut(w, &all)?, 1, &mut |_, _| true)? == 1,
+                    );
                 }
-            }
-            Ok(())
+                let mut last = db.rev_range_mut(w, &all)?;
+                let Some(pair) = last.next() else {
+                    return Ok(false);
+                };
+                pair?;
+                // SAFETY: nothing borrowed from the cursor's page is held
+                // across the delete.
+                Ok(unsafe { last.del_current()? })
+            })
         })
     }
 

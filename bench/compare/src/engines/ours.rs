@@ -16,7 +16,7 @@ use crate::support::workloads::{
 };
 use crate::support::PAGE;
 use crate::workloads::group::{text, Committer, GroupStore, Stamped, THREADS};
-use crate::workloads::kv::{KvConnection, KvRead, KvStore, Pair, SortedPair, KEY};
+use crate::workloads::kv::{pop_alternately, KvConnection, KvRead, KvStore, Pair, SortedPair, KEY};
 use crate::workloads::r6::R6Store;
 use crate::workloads::rp::R6Follower;
 use crate::workloads::w8::Churn;
@@ -574,15 +574,10 @@ impl KvStore for BtreeKv {
 
     fn pop(&mut self, count: usize) -> R<()> {
         self.write(|w| {
-            for i in 0..count {
-                let popped = if i % 2 == 0 {
-                    w.pop_first()?
-                } else {
-                    w.pop_last()?
-                };
-                popped.ok_or("pop found nothing")?;
-            }
-            Ok(())
+            pop_alternately(count, |first| {
+                let popped = if first { w.pop_first()? } else { w.pop_last()? };
+                Ok(popped.is_some())
+            })
         })
     }
 

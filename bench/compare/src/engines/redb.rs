@@ -11,7 +11,7 @@ use crate::support::stats::{ns, Rng};
 use crate::support::workloads::{head, R6_BATCH, R6_K, R6_PAGES};
 use crate::support::PAGE;
 use crate::workloads::group::{Committer, GroupStore, Stamped};
-use crate::workloads::kv::{KvConnection, KvRead, KvStore, Pair, SortedPair, KEY};
+use crate::workloads::kv::{pop_alternately, KvConnection, KvRead, KvStore, Pair, SortedPair, KEY};
 use crate::workloads::r6::{text, R6Keys, R6Store, R6_ROOT};
 use crate::workloads::w8::{Churn, CHURN_BATCH};
 use crate::{Op, R};
@@ -395,15 +395,10 @@ impl KvStore for RedbKv {
 
     fn pop(&mut self, count: usize) -> R<()> {
         self.write(|t| {
-            for i in 0..count {
-                let popped = if i % 2 == 0 {
-                    t.pop_first()?
-                } else {
-                    t.pop_last()?
-                };
-                popped.ok_or("pop found nothing")?;
-            }
-            Ok(())
+            pop_alternately(count, |first| {
+                let popped = if first { t.pop_first()? } else { t.pop_last()? };
+                Ok(popped.is_some())
+            })
         })
     }
 

@@ -9,7 +9,7 @@ use super::{Engine, Work};
 use crate::support::stats::ns;
 use crate::support::PAGE;
 use crate::workloads::group::{text, Committer, GroupStore, Stamped, THREADS};
-use crate::workloads::kv::{KvConnection, KvRead, KvStore, Pair, SortedPair, KEY};
+use crate::workloads::kv::{pop_alternately, KvConnection, KvRead, KvStore, Pair, SortedPair, KEY};
 use crate::workloads::w8::{Churn, CHURN_BATCH};
 use crate::{Op, R};
 
@@ -333,15 +333,14 @@ impl KvStore for SqliteKv {
     fn pop(&mut self, count: usize) -> R<()> {
         self.write(|tx| {
             let mut del = tx.prepare_cached("DELETE FROM kv WHERE rowid = ?1")?;
-            for i in 0..count {
-                let order = if i % 2 == 0 { "ASC" } else { "DESC" };
-                let mut first = tx.prepare_cached(&format!(
+            pop_alternately(count, |first| {
+                let order = if first { "ASC" } else { "DESC" };
+                let mut edge = tx.prepare_cached(&format!(
                     "SELECT rowid, key, value FROM kv ORDER BY key {order} LIMIT 1"
                 ))?;
-                let rowid: i64 = first.query_row([], |r| r.get(0))?;
-                del.execute([rowid])?;
-            }
-            Ok(())
+                let rowid: i64 = edge.query_row([], |r| r.get(0))?;
+                Ok(del.execute([rowid])? == 1)
+            })
         })
     }
 

@@ -196,6 +196,18 @@ impl Iterator for Pairs {
 }
 
 /// One store of one engine, as redb's harness drives it.
+/// The pop phase's removals: `count` pops, `pop(true)` (the first pair)
+/// then `pop(false)` (the last) in turn, each returning whether it removed
+/// a pair; fails if one finds nothing.
+pub fn pop_alternately(count: usize, mut pop: impl FnMut(bool) -> R<bool>) -> R<()> {
+    for i in 0..count {
+        if !pop(i % 2 == 0)? {
+            return Err("pop found nothing".into());
+        }
+    }
+    Ok(())
+}
+
 pub trait KvStore {
     /// Its rows' label.
     fn label(&self) -> &'static str;
