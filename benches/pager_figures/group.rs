@@ -3,6 +3,12 @@
 //! returning once its commit is durable; beside them, the same transaction
 //! committed `Immediate` (each paying its own sync) by one thread and by 16,
 //! and the raw disk's syncs per second (one 4 KiB pwrite + fdatasync).
+//! Beside those, the disk's ceiling for grouped commits: the pages per
+//! second it takes in syncs of [`GROUP_CEILING_PAGES`] pages in a row and a
+//! root page apart. With 16 threads the commits run in two halves (one
+//! half's sync runs while the other half commits), so a sync covers about
+//! eight one-page commits; on a disk whose sync time grows with the pages
+//! it writes, that ceiling, not one thread's rate, bounds the gain.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,12 +16,15 @@ use std::time::{Duration, Instant};
 use mappedpages::{ConcurrentPager, PageId, Pager};
 
 use super::report::{row, yes_no, Row};
-use super::support::raw::RawWrites;
+use super::support::raw::{RawT3, RawWrites};
 use super::support::stats::{fmt_ns, ns, percentile};
 use super::support::{BoxResult, PAGE};
 use super::Config;
 
 const THREADS: [usize; 6] = [1, 2, 4, 8, 16, 64];
+
+/// The pages of one sync in the raw ceiling for grouped commits.
+const GROUP_CEILING_PAGES: usize = 8;
 
 type P = Pager<PAGE>;
 
@@ -29,6 +38,8 @@ pub struct Rate {
 
 pub struct GroupResults {
     raw: Rate,
+    /// Per second: pages, in syncs of `GROUP_CEILING_PAGES`.
+    ceiling: Rate,
     immediate: Vec<Rate>,
     grouped: Vec<Rate>,
 }
@@ -120,6 +131,33 @@ pub fn run_group(cfg: &Config, dir: &Path) -> BoxResult<GroupResults> {
         per_second: raw_latencies.len() as f64 / start.elapsed().as_secs_f64(),
         latencies: raw_latencies,
     };
+    let mut ceiling_file = RawT3::create(
+        &dir.join("group-ceiling.bin"),
+        GROUP_CEILING_PAGES,
+        0,
+        false,
+    )?;
+    let mut ceiling_latencies = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < window {
+        ceiling_latencies.push(ns(ceiling_file.commit()?));
+    }
+    let ceiling = Rate {
+        label: format!(
+            "raw {GROUP_CEILING_PAGES} 4 KiB pwrites in a row + a root page's + fdatasync, 1 thread"
+        ),
+        threads: 1,
+        per_second: (GROUP_CEILING_PAGES * ceiling_latencies.len()) as f64
+            / start.elapsed().as_secs_f64(),
+        latencies: ceiling_latencies,
+    };
+    println!(
+        "{}: {:.0} pages/s, call median {}, p99 {}",
+        ceiling.label,
+        ceiling.per_second,
+        fmt_ns(percentile(&ceiling.latencies, 0.5)),
+        fmt_ns(percentile(&ceiling.latencies, 0.99)),
+    );
     let mut immediate = Vec::new();
     let mut grouped = Vec::new();
     // Interleaved, so that drift on a shared machine hits both alike.
@@ -137,6 +175,7 @@ pub fn run_group(cfg: &Config, dir: &Path) -> BoxResult<GroupResults> {
     }
     Ok(GroupResults {
         raw,
+        ceiling,
         immediate,
         grouped,
     })
@@ -213,8 +252,23 @@ pub fn group_rows(results: &GroupResults) -> Vec<Row> {
             },
         ));
     }
+    let sixteen = results.grouped.iter().find(|r| r.threads == 16);
+    if let Some(sixteen) = sixteen {
+        let ceiling = &results.ceiling;
+        rows.push(row(
+            format!(
+                "G 16 threads: write_and_sync vs the disk's ceiling for groups of {GROUP_CEILING_PAGES}: {} ({})",
+                ceiling.label,
+                latency(ceiling)
+            ),
+            format!("{:.0}/s", sixteen.per_second),
+            format!("{:.0} pages/s", ceiling.per_second),
+            format!("{:.2}×", sixteen.per_second / ceiling.per_second),
+            "info: what the disk allows",
+            "—",
+        ));
+    }
     if let Some(each) = results.immediate.get(1) {
-        let sixteen = results.grouped.iter().find(|r| r.threads == 16);
         if let Some(sixteen) = sixteen {
             rows.push(row(
                 format!(

@@ -403,6 +403,7 @@ impl Core {
     pub(super) fn sync_everything(&mut self) -> Result<()> {
         self.settle_flight()?;
         self.write_pending_root()?;
+        self.placement.sync_started();
         if let Err(err) = self.store.sync() {
             self.poisoned = true;
             return Err(err.into());

@@ -89,12 +89,13 @@ impl Core {
             return Ok(None);
         }
         self.write_pending_root()?;
+        self.placement.sync_started();
         let sync = match self.store.detach_sync() {
             Ok(sync) => sync,
             Err(err) => {
                 self.poisoned = true;
                 self.flight.lock().failed = true;
-                self.flight.wake_all();
+                self.flight.wake();
                 return Err(err.into());
             }
         };
@@ -305,6 +306,50 @@ mod tests {
         assert!(!reopened.recovery().fell_back);
     }
 
+    /// A grouped one-page transaction; its page.
+    fn one_page(core: &mut Core) -> u64 {
+        let mut txn = core.begin_transaction().unwrap();
+        let page = core.txn_alloc_regular(&mut txn, 1).unwrap()[0];
+        core.commit_txn(txn).unwrap();
+        page
+    }
+
+    /// The commits a group sync will cover together get pages side by
+    /// side, past one-page holes, once a sync period showed how many there
+    /// are; commits that are not grouped still fill the lowest hole.
+    #[test]
+    fn commits_synced_together_get_pages_side_by_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("group.pages");
+        let mut core = core(&path);
+        let pages = core.alloc_regular(40).unwrap();
+        let holes: Vec<u64> = pages.iter().copied().step_by(2).collect();
+        core.free_regular(&holes).unwrap();
+        core.sync().unwrap();
+        core.set_grouped(true);
+        let mut periods = Vec::new();
+        for _ in 0..3 {
+            let sync = core.start_group_sync(core.generation()).unwrap();
+            // Six commits while the sync runs: the next sync covers them.
+            let period: Vec<u64> = (0..6).map(|_| one_page(&mut core)).collect();
+            drop(sync);
+            core.settle_flight().unwrap();
+            periods.push(period);
+        }
+        let in_a_row = |pages: &[u64]| pages.windows(2).all(|w| w[1] == w[0] + 1);
+        assert!(
+            periods[0].iter().all(|page| holes.contains(page)),
+            "the first period, expecting one commit, fills holes: {:?}",
+            periods[0]
+        );
+        for period in &periods[1..] {
+            assert!(in_a_row(period), "not side by side: {period:?}");
+        }
+        core.set_grouped(false);
+        let lowest_hole = *holes.iter().find(|&&page| core.map.is_free(page)).unwrap();
+        assert_eq!(one_page(&mut core), lowest_hole);
+    }
+
     /// A failed group sync makes the pager unavailable, and waiters whose
     /// commit it did not reach are told so.
     #[test]
@@ -327,7 +372,7 @@ mod tests {
             state.failed = true;
             state.ended = Some(Err("injected".into()));
         }
-        flight.wake_all();
+        flight.wake();
         drop(sync);
         assert!(matches!(flight.wait_for(generation), Wait::Failed));
         assert!(matches!(

@@ -16,6 +16,12 @@
 //!   (growth is decided by counts alone), so a file fragmented past any run
 //!   is filled hole by hole and gets no longer than lowest-free would make it.
 //!
+//! Grouped commits (`group.rs`) are synced together, so their pages go side
+//! by side too: a grouped transaction's first page goes right after the
+//! last page the grouped commits since the last sync took, when that one
+//! is free. Other commits start afresh: an `Immediate` commit is synced
+//! alone, and a `Deferred` run keeps filling the lowest holes.
+//!
 //! Only a [`Transaction`](crate::Transaction) is placed so: a seed call
 //! (`alloc`, `alloc_bulk`, a protected commit) takes the lowest free pages,
 //! as it always did, and its pages do not change what a transaction is
@@ -51,7 +57,15 @@ const ZERO_AHEAD_BYTES: usize = 256 * 1024;
 pub(crate) struct Placement {
     /// A [`Transaction`](crate::Transaction) is open (not a seed call).
     active: bool,
+    /// It is grouped.
+    grouped: bool,
     last: Option<u64>,
+    /// The last page grouped commits took since the last sync started.
+    grouped_last: Option<u64>,
+    /// The pages grouped commits took since the last sync started, and
+    /// in the sync period before: what the next period is expected to take.
+    grouped_taken: u64,
+    grouped_expected: u64,
     taken: u64,
     expected: u64,
     /// Pages from here to the end may never have been written (a guess for
@@ -63,7 +77,11 @@ impl Placement {
     pub(super) fn new(unwritten_from: u64) -> Placement {
         Placement {
             active: false,
+            grouped: false,
             last: None,
+            grouped_last: None,
+            grouped_taken: 0,
+            grouped_expected: 1,
             taken: 0,
             expected: 1,
             unwritten_from,
@@ -81,9 +99,14 @@ impl Placement {
                 return Some(next);
             }
         }
-        // At least what the call wants, so that its pages stay ascending.
-        let want = self
-            .expected
+        // At least what the call wants, so that its pages stay ascending;
+        // the first grouped commit after a sync, what its period will take.
+        let expected = if self.grouped && self.grouped_last.is_none() && self.taken == 0 {
+            self.grouped_expected.max(self.expected)
+        } else {
+            self.expected
+        };
+        let want = expected
             .saturating_sub(self.taken)
             .max(remaining)
             .clamp(1, MAX_RUN);
@@ -95,20 +118,35 @@ impl Placement {
         map.lowest_free()
     }
 
-    /// A [`Transaction`](crate::Transaction) begins.
-    pub(super) fn begin_transaction(&mut self) {
+    /// A [`Transaction`](crate::Transaction) begins; a `grouped` one goes
+    /// on after the grouped commits before it.
+    pub(super) fn begin_transaction(&mut self, grouped: bool) {
         self.active = true;
+        self.grouped = grouped;
+        self.last = if grouped { self.grouped_last } else { None };
     }
 
     /// The transaction ended (committed or not): the next one is expected
-    /// to take as many pages.
-    pub(super) fn end_transaction(&mut self) {
+    /// to take as many pages, and a grouped one goes on after it.
+    pub(super) fn end_transaction(&mut self, grouped: bool) {
         if self.active && self.taken > 0 {
             self.expected = self.taken;
+        }
+        if grouped && self.active {
+            self.grouped_last = self.last.or(self.grouped_last);
+            self.grouped_taken += self.taken;
         }
         self.active = false;
         self.taken = 0;
         self.last = None;
+    }
+
+    /// A sync started: the pages taken from now on are synced by the next.
+    pub(super) fn sync_started(&mut self) {
+        self.grouped_last = None;
+        if self.grouped_taken > 0 {
+            self.grouped_expected = std::mem::take(&mut self.grouped_taken);
+        }
     }
 
     /// The file was cut to `total` pages.

@@ -231,7 +231,7 @@ impl Core {
         // call; make the root open found durable first, as any write does.
         self.settle_open()?;
         let txn = TxnState::new(self);
-        self.placement.begin_transaction();
+        self.placement.begin_transaction(self.grouped);
         Ok(txn)
     }
 
@@ -581,7 +581,7 @@ impl Core {
     /// transaction is rolled back (or the pager is unavailable, see
     /// [`Core::commit`]).
     pub(crate) fn commit_txn(&mut self, txn: TxnState) -> Result<()> {
-        self.placement.end_transaction();
+        self.placement.end_transaction(self.grouped);
         if txn.is_empty() {
             self.rollback_txn(txn);
             return self.check_usable();
@@ -657,7 +657,7 @@ impl Core {
 
     /// Undoes everything `txn` did and gives back what it grew the file by.
     pub(crate) fn rollback_txn(&mut self, txn: TxnState) {
-        self.placement.end_transaction();
+        self.placement.end_transaction(self.grouped);
         if self.poisoned {
             return;
         }
