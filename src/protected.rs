@@ -164,9 +164,13 @@ impl<const PAGE_SIZE: usize> ProtectedPageWriter<'_, PAGE_SIZE> {
     /// ```
     pub fn page_mut(&mut self) -> &mut MappedPage {
         let core = self.pager.core_mut();
-        // The range was checked when the writer was made, and the map cannot
-        // change while the writer borrows the pager.
-        MappedPage::from_bytes_mut(core.page_bytes_mut(self.page).unwrap_or_default())
+        // Staged when the writer was made, and held until the commit: only
+        // a pager made unavailable meanwhile leaves nothing to return.
+        let bytes = match self.txn.as_mut() {
+            Some(txn) => core.txn_protected_mut(txn, self.slot).unwrap_or_default(),
+            None => Default::default(),
+        };
+        MappedPage::from_bytes_mut(bytes)
     }
 
     /// The staged bytes.
@@ -183,8 +187,9 @@ impl<const PAGE_SIZE: usize> ProtectedPageWriter<'_, PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn page(&self) -> &MappedPage {
-        let core = self.pager.core();
-        MappedPage::from_bytes(core.page_bytes(self.page).unwrap_or_default())
+        let held = self.txn.as_ref().and_then(|txn| txn.held(self.page));
+        let bytes = held.or_else(|| self.pager.core().page_bytes(self.page).ok());
+        MappedPage::from_bytes(bytes.unwrap_or_default())
     }
 
     /// Makes the staged bytes the page's committed bytes, atomically. With

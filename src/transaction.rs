@@ -434,10 +434,14 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// ```
     pub fn get_protected(&self, id: ProtectedPageId<PAGE_SIZE>) -> Result<&MappedPage> {
         let core = self.pager.core();
-        match self.state()?.staged_page(id.0) {
+        let state = self.state()?;
+        match state.staged_page(id.0) {
             Some(page) => {
                 core.live_entry(id.0)?;
-                core.page_bytes(page).map(MappedPage::from_bytes)
+                match state.held(page) {
+                    Some(bytes) => Ok(MappedPage::from_bytes(bytes)),
+                    None => core.page_bytes(page).map(MappedPage::from_bytes),
+                }
             }
             None => core.protected_page(id.0).map(MappedPage::from_bytes),
         }
@@ -470,8 +474,8 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
     /// ```
     pub fn write_protected(&mut self, id: ProtectedPageId<PAGE_SIZE>) -> Result<&mut MappedPage> {
         let (core, txn) = self.parts()?;
-        let page = core.txn_stage_protected(txn, id.0)?;
-        core.page_bytes_mut(page).map(MappedPage::from_bytes_mut)
+        core.txn_protected_mut(txn, id.0)
+            .map(MappedPage::from_bytes_mut)
     }
 
     /// Publishes everything this transaction did in one atomic commit. With

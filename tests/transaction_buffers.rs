@@ -284,6 +284,56 @@ fn a_rollback_leaves_the_file_as_it_was() {
 /// 3000 pages of 4 KiB: 12 MiB, past the 8 MiB the buffers hold.
 const PAST_CAP: usize = 3000;
 
+/// A protected page's staged bytes are held like a fresh page's: reads in
+/// the transaction (or through a `ProtectedPageWriter`) see them, the file
+/// does not until the commit, a rollback leaves it as it was, and bytes
+/// held past the cap and written out early are held again for the next
+/// write.
+#[test]
+fn protected_writes_are_held_until_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let mut pager = create(&path, Durability::Immediate);
+    let root = pager.alloc_protected().unwrap();
+    let mut writer = root.get_mut(&mut pager).unwrap();
+    writer.page_mut().as_bytes_mut()[..2].copy_from_slice(b"v1");
+    writer.commit().unwrap();
+    pager.sync().unwrap();
+    let before = std::fs::read(&path).unwrap();
+
+    let mut txn = pager.transaction().unwrap();
+    txn.write_protected(root).unwrap().as_bytes_mut()[..2].copy_from_slice(b"v2");
+    assert_eq!(&txn.get_protected(root).unwrap().as_bytes()[..2], b"v2");
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "staged bytes in the file"
+    );
+    txn.rollback();
+    let mut writer = root.get_mut(&mut pager).unwrap();
+    writer.page_mut().as_bytes_mut()[..2].copy_from_slice(b"w2");
+    assert_eq!(&writer.page().as_bytes()[..2], b"w2");
+    drop(writer);
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "a dropped writer wrote"
+    );
+    assert_eq!(&root.get(&pager).unwrap().as_bytes()[..2], b"v1");
+
+    // Staged, written out early with fresh pages past the cap, written again.
+    let mut txn = pager.transaction().unwrap();
+    txn.write_protected(root).unwrap().as_bytes_mut()[..2].copy_from_slice(b"v3");
+    for id in txn.alloc_bulk(PAST_CAP).unwrap() {
+        txn.get_mut(id).unwrap().as_bytes_mut().fill(0x33);
+    }
+    assert_eq!(&txn.get_protected(root).unwrap().as_bytes()[..2], b"v3");
+    txn.write_protected(root).unwrap().as_bytes_mut()[2] = b'!';
+    txn.commit().unwrap();
+    assert_eq!(&root.get(&pager).unwrap().as_bytes()[..3], b"v3!");
+    drop(pager);
+    let pager = P::open(&path).unwrap();
+    assert_eq!(&root.get(&pager).unwrap().as_bytes()[..3], b"v3!");
+}
+
 #[test]
 fn a_transaction_past_the_cap_keeps_every_byte() {
     for durability in [Durability::Immediate, Durability::Deferred] {

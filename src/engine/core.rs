@@ -433,15 +433,6 @@ impl Core {
             None => Err(MappedPageError::OutOfBounds),
         }
     }
-
-    /// [`Core::page_bytes`], writable.
-    pub(crate) fn page_bytes_mut(&mut self, page: u64) -> Result<&mut [u8]> {
-        let range = self.page_range(page);
-        match self.store.range_mut(range) {
-            Some(bytes) => Ok(bytes),
-            None => Err(MappedPageError::OutOfBounds),
-        }
-    }
 }
 
 impl Drop for Core {
