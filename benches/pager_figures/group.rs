@@ -44,7 +44,7 @@ pub struct GroupResults {
     grouped: Vec<Rate>,
 }
 
-/// How long each configuration runs.
+/// How long each configuration runs in all, in windows spread over rounds.
 fn window(cfg: &Config) -> Duration {
     Duration::from_millis(if cfg.quick { 400 } else { 2000 })
 }
@@ -65,8 +65,14 @@ fn one_commit(
     txn.commit()
 }
 
-/// `threads` threads committing for `window`, grouped or each `Immediate`.
-fn run_threads(dir: &Path, threads: usize, grouped: bool, window: Duration) -> BoxResult<Rate> {
+/// `threads` threads committing for `window`, grouped or each `Immediate`:
+/// every call's time, and the window's time until the last call returned.
+fn run_threads(
+    dir: &Path,
+    threads: usize,
+    grouped: bool,
+    window: Duration,
+) -> BoxResult<(Vec<f64>, f64)> {
     let path = dir.join(format!("group-{threads}-{grouped}.pages"));
     let _ = std::fs::remove_file(&path);
     let shared = ConcurrentPager::new(P::create(&path)?)?;
@@ -107,12 +113,7 @@ fn run_threads(dir: &Path, threads: usize, grouped: bool, window: Duration) -> B
     let elapsed = start.elapsed().as_secs_f64();
     drop(shared);
     let _ = std::fs::remove_file(&path);
-    Ok(Rate {
-        label: String::new(),
-        threads,
-        per_second: latencies.len() as f64 / elapsed,
-        latencies,
-    })
+    Ok((latencies, elapsed))
 }
 
 pub fn run_group(cfg: &Config, dir: &Path) -> BoxResult<GroupResults> {
@@ -158,20 +159,50 @@ pub fn run_group(cfg: &Config, dir: &Path) -> BoxResult<GroupResults> {
         fmt_ns(percentile(&ceiling.latencies, 0.5)),
         fmt_ns(percentile(&ceiling.latencies, 0.99)),
     );
+    // Every configuration runs a window of its own in every round, the
+    // order reversed every other round, so that the disk's drift on a
+    // shared machine (its syncs per second change by several times within
+    // seconds) hits all alike; a configuration's rate pools its windows.
+    let configs: Vec<(usize, bool)> = THREADS
+        .iter()
+        .flat_map(|&threads| {
+            let immediate = (threads == 1 || threads == 16).then_some((threads, false));
+            immediate.into_iter().chain([(threads, true)])
+        })
+        .collect();
+    let rounds = if cfg.quick { 2 } else { 8 };
+    let mut pooled: Vec<(Vec<f64>, f64)> = vec![(Vec::new(), 0.0); configs.len()];
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..configs.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let (threads, grouped) = configs[i];
+            let (latencies, seconds) = run_threads(dir, threads, grouped, window / rounds)?;
+            pooled[i].0.extend(latencies);
+            pooled[i].1 += seconds;
+        }
+    }
     let mut immediate = Vec::new();
     let mut grouped = Vec::new();
-    // Interleaved, so that drift on a shared machine hits both alike.
-    for &threads in &THREADS {
-        if threads == 1 || threads == 16 {
-            let mut rate = run_threads(dir, threads, false, window)?;
-            rate.label = format!("Immediate commits through write(), {threads} thread(s)");
-            println!("{}", describe(&rate));
+    for (&(threads, is_grouped), (latencies, seconds)) in configs.iter().zip(pooled) {
+        let rate = Rate {
+            label: if is_grouped {
+                format!("write_and_sync, {threads} thread(s)")
+            } else {
+                format!("Immediate commits through write(), {threads} thread(s)")
+            },
+            threads,
+            per_second: latencies.len() as f64 / seconds,
+            latencies,
+        };
+        println!("{}", describe(&rate));
+        if is_grouped {
+            grouped.push(rate);
+        } else {
             immediate.push(rate);
         }
-        let mut rate = run_threads(dir, threads, true, window)?;
-        rate.label = format!("write_and_sync, {threads} thread(s)");
-        println!("{}", describe(&rate));
-        grouped.push(rate);
     }
     Ok(GroupResults {
         raw,

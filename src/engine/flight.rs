@@ -37,6 +37,8 @@ pub(super) struct FlightState {
     waiters: Vec<Waiter>,
     /// The token of the next waiter registered.
     next_token: u64,
+    /// The writer waits in `Core::settle_flight` for the sync to end.
+    pub(super) writer_waiting: bool,
 }
 
 /// A thread parked until its commit is durable.
@@ -176,11 +178,16 @@ impl Flight {
     /// `FlightState::take_concerned`), the writer waiting for a sync to end
     /// and every async waiter.
     pub(super) fn wake(&self) {
-        let woken = self.lock().take_concerned();
+        let (woken, writer_waiting) = {
+            let mut state = self.lock();
+            (state.take_concerned(), state.writer_waiting)
+        };
         for thread in woken {
             thread.unpark();
         }
-        self.changed.notify_all();
+        if writer_waiting {
+            self.changed.notify_all();
+        }
         #[cfg(feature = "async")]
         self.notify.notify_waiters();
     }

@@ -136,12 +136,14 @@ impl Core {
         let ended = {
             let mut state = self.flight.lock();
             while state.in_flight {
+                state.writer_waiting = true;
                 state = self
                     .flight
                     .changed
                     .wait(state)
                     .unwrap_or_else(|p| p.into_inner());
             }
+            state.writer_waiting = false;
             state.ended.take()
         };
         if !matches!(ended, Some(Ok(()))) {
