@@ -152,13 +152,7 @@ pub fn run_group(cfg: &Config, dir: &Path) -> BoxResult<GroupResults> {
             / start.elapsed().as_secs_f64(),
         latencies: ceiling_latencies,
     };
-    println!(
-        "{}: {:.0} pages/s, call median {}, p99 {}",
-        ceiling.label,
-        ceiling.per_second,
-        fmt_ns(percentile(&ceiling.latencies, 0.5)),
-        fmt_ns(percentile(&ceiling.latencies, 0.99)),
-    );
+    println!("{}", describe(&ceiling, "pages/s"));
     // Every configuration runs a window of its own in every round, the
     // order reversed every other round, so that the disk's drift on a
     // shared machine (its syncs per second change by several times within
@@ -197,7 +191,7 @@ pub fn run_group(cfg: &Config, dir: &Path) -> BoxResult<GroupResults> {
             per_second: latencies.len() as f64 / seconds,
             latencies,
         };
-        println!("{}", describe(&rate));
+        println!("{}", describe(&rate, "durable commits/s"));
         if is_grouped {
             grouped.push(rate);
         } else {
@@ -212,9 +206,10 @@ pub fn run_group(cfg: &Config, dir: &Path) -> BoxResult<GroupResults> {
     })
 }
 
-fn describe(rate: &Rate) -> String {
+/// A rate's line: `unit` per second, and each call's time.
+fn describe(rate: &Rate, unit: &str) -> String {
     format!(
-        "{}: {:.0} durable commits/s, call median {}, p99 {}",
+        "{}: {:.0} {unit}, call median {}, p99 {}",
         rate.label,
         rate.per_second,
         fmt_ns(percentile(&rate.latencies, 0.5)),
