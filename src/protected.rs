@@ -187,8 +187,11 @@ impl<const PAGE_SIZE: usize> ProtectedPageWriter<'_, PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn page(&self) -> &MappedPage {
-        let held = self.txn.as_ref().and_then(|txn| txn.held(self.page));
-        let bytes = held.or_else(|| self.pager.core().page_bytes(self.page).ok());
+        let core = self.pager.core();
+        let bytes = match self.txn.as_ref() {
+            Some(txn) => core.txn_held_or_file(txn, self.page),
+            None => core.page_bytes(self.page),
+        };
         MappedPage::from_bytes(bytes.unwrap_or_default())
     }
 

@@ -438,10 +438,8 @@ impl<const PAGE_SIZE: usize> Transaction<'_, PAGE_SIZE> {
         match state.staged_page(id.0) {
             Some(page) => {
                 core.live_entry(id.0)?;
-                match state.held(page) {
-                    Some(bytes) => Ok(MappedPage::from_bytes(bytes)),
-                    None => core.page_bytes(page).map(MappedPage::from_bytes),
-                }
+                core.txn_held_or_file(state, page)
+                    .map(MappedPage::from_bytes)
             }
             None => core.protected_page(id.0).map(MappedPage::from_bytes),
         }

@@ -128,11 +128,11 @@ impl Placement {
 
     /// The transaction ended (committed or not): the next one is expected
     /// to take as many pages, and a grouped one goes on after it.
-    pub(super) fn end_transaction(&mut self, grouped: bool) {
+    pub(super) fn end_transaction(&mut self) {
         if self.active && self.taken > 0 {
             self.expected = self.taken;
         }
-        if grouped && self.active {
+        if self.grouped && self.active {
             self.grouped_last = self.last.or(self.grouped_last);
             self.grouped_taken += self.taken;
         }

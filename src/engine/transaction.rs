@@ -171,11 +171,6 @@ impl TxnState {
         self.staged.get(&slot).map(|staged| staged.page)
     }
 
-    /// The bytes held for `page` until the commit, if any.
-    pub(crate) fn held(&self, page: u64) -> Option<&[u8]> {
-        self.buffers.get(page)
-    }
-
     /// Whether committing would change nothing.
     pub(super) fn is_empty(&self) -> bool {
         self.records.is_empty() && self.staged.is_empty() && self.sub.is_empty()
@@ -265,6 +260,14 @@ impl Core {
         if !txn.is_fresh(page) {
             return Err(MappedPageError::CommittedPage { page });
         }
+        txn.fresh.note_written(page);
+        self.held_mut(txn, page)
+    }
+
+    /// The bytes `txn` holds for `page`, writable; held first, as the file
+    /// has them, if they are not (never written, or written out early by
+    /// [`Core::room_to_hold`]).
+    fn held_mut<'a>(&'a mut self, txn: &'a mut TxnState, page: u64) -> Result<&'a mut [u8]> {
         if txn.buffers.get(page).is_none() {
             self.room_to_hold(txn)?;
             if self.store.reads_zeros(self.page_range(page)) {
@@ -274,10 +277,18 @@ impl Core {
                 txn.buffers.insert(page, self.page_bytes(page)?);
             }
         }
-        txn.fresh.note_written(page);
         txn.buffers
             .get_mut(page)
             .ok_or(MappedPageError::Unavailable)
+    }
+
+    /// The bytes of `page` as `txn` sees them: those it holds, else the
+    /// file's.
+    pub(crate) fn txn_held_or_file<'a>(&'a self, txn: &'a TxnState, page: u64) -> Result<&'a [u8]> {
+        match txn.buffers.get(page) {
+            Some(bytes) => Ok(bytes),
+            None => self.page_bytes(page),
+        }
     }
 
     /// Writes the pages `txn` holds out early when no more fit, and forgets
@@ -579,15 +590,7 @@ impl Core {
         slot: u64,
     ) -> Result<&'a mut [u8]> {
         let page = self.txn_stage_protected(txn, slot)?;
-        if txn.buffers.get(page).is_none() {
-            // Written out early with the other pages held (see
-            // `room_to_hold`): held again from the file.
-            self.room_to_hold(txn)?;
-            txn.buffers.insert(page, self.page_bytes(page)?);
-        }
-        txn.buffers
-            .get_mut(page)
-            .ok_or(MappedPageError::Unavailable)
+        self.held_mut(txn, page)
     }
 
     /// Whether the durable root names `page` as the committed copy of
@@ -609,7 +612,7 @@ impl Core {
     /// transaction is rolled back (or the pager is unavailable, see
     /// [`Core::commit`]).
     pub(crate) fn commit_txn(&mut self, txn: TxnState) -> Result<()> {
-        self.placement.end_transaction(self.grouped);
+        self.placement.end_transaction();
         if txn.is_empty() {
             self.rollback_txn(txn);
             return self.check_usable();
@@ -685,7 +688,7 @@ impl Core {
 
     /// Undoes everything `txn` did and gives back what it grew the file by.
     pub(crate) fn rollback_txn(&mut self, txn: TxnState) {
-        self.placement.end_transaction(self.grouped);
+        self.placement.end_transaction();
         if self.poisoned {
             return;
         }
