@@ -41,11 +41,12 @@
 
 #![allow(unsafe_code)]
 
+mod page_buffers;
 mod platform;
 pub(crate) mod reader_table;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::marker::PhantomData;
@@ -59,6 +60,7 @@ use crate::error::{MappedPageError, Result};
 use crate::fault::{HookSlot, IoEvent};
 use reader_table::ReaderSlot;
 
+pub(crate) use page_buffers::PageBuffers;
 pub(crate) use platform::read_exact_at;
 
 /// The open, locked, mapped file.
@@ -978,8 +980,8 @@ impl Storage {
 /// the same record: the buffers are borrowed uniquely for `'a` too, and a
 /// buffer is a heap allocation of its own that nothing here frees or
 /// resizes while the borrow lasts ([`PageBuffers`] only adds buffers while
-/// lent, and adding one moves the `Vec`s that own the others, never their
-/// bytes). The pointers are taken with `Vec::as_ptr`/`as_mut_ptr`, which
+/// lent, and adding one moves the boxes that own the others, never their
+/// bytes). The pointers are taken with `as_ptr`/`as_mut_ptr`, which
 /// make no reference to the bytes, and a buffer is only reached through a
 /// `&mut` (`PageBuffers::ptr_mut`) for a page not lent at all.
 pub(crate) struct DisjointPages<'a> {
@@ -1086,99 +1088,6 @@ impl<'a> DisjointPages<'a> {
         // for `'a`.
         let bytes = unsafe { std::slice::from_raw_parts_mut(self.base.add(start), self.page_size) };
         Ok(bytes)
-    }
-}
-
-/// Pages a transaction wrote, held in memory until they are written with
-/// [`Storage::write_pages`]: each page's buffer starts as the page's bytes
-/// in the file, so holding a page changes nothing anyone reads. At most
-/// [`PageBuffers::MAX_BYTES`] are held; the engine writes them out early
-/// when they are full, and [`DisjointPages`] lends from the map instead.
-#[derive(Debug, Default)]
-pub(crate) struct PageBuffers {
-    held: BTreeMap<u64, Vec<u8>>,
-    bytes: usize,
-}
-
-impl PageBuffers {
-    /// The most bytes held at once.
-    pub const MAX_BYTES: usize = 8 << 20;
-    /// The longest write [`Storage::write_pages`] makes.
-    pub const MAX_WRITE: usize = 1 << 20;
-
-    /// Whether one more page of `page_size` bytes fits.
-    pub fn has_room(&self, page_size: usize) -> bool {
-        self.bytes.saturating_add(page_size) <= Self::MAX_BYTES
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
-    }
-
-    /// The bytes held for `page`.
-    pub fn get(&self, page: u64) -> Option<&[u8]> {
-        self.held.get(&page).map(Vec::as_slice)
-    }
-
-    /// The bytes held for `page`, writable.
-    pub fn get_mut(&mut self, page: u64) -> Option<&mut [u8]> {
-        self.held.get_mut(&page).map(Vec::as_mut_slice)
-    }
-
-    /// Holds `bytes` (a page's bytes in the file) for `page`, which has no
-    /// buffer, if there is room; returns the buffer's bytes.
-    pub fn insert(&mut self, page: u64, bytes: &[u8]) -> Option<&mut [u8]> {
-        self.make(page, bytes).map(Vec::as_mut_slice)
-    }
-
-    /// Forgets `page`'s buffer, if it has one.
-    pub fn remove(&mut self, page: u64) {
-        if let Some(bytes) = self.held.remove(&page) {
-            self.bytes -= bytes.len();
-        }
-    }
-
-    /// Forgets every buffer.
-    pub fn clear(&mut self) {
-        self.held.clear();
-        self.bytes = 0;
-    }
-
-    /// The pages held, ascending, with their bytes.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
-        self.held
-            .iter()
-            .map(|(&page, bytes)| (page, bytes.as_slice()))
-    }
-
-    /// Makes `page`'s buffer, a copy of `bytes`, if there is room; a pointer
-    /// to it, made without a reference to its bytes.
-    fn hold(&mut self, page: u64, bytes: &[u8]) -> Option<*mut u8> {
-        self.make(page, bytes).map(Vec::as_mut_ptr)
-    }
-
-    fn make(&mut self, page: u64, bytes: &[u8]) -> Option<&mut Vec<u8>> {
-        if !self.has_room(bytes.len()) || self.held.contains_key(&page) {
-            return None;
-        }
-        self.bytes += bytes.len();
-        Some(self.held.entry(page).or_insert_with(|| bytes.to_vec()))
-    }
-
-    /// A pointer to `page`'s buffer, if it has one of `len` bytes, made
-    /// without a reference to its bytes.
-    fn ptr(&self, page: u64, len: usize) -> Option<*const u8> {
-        let held = self.held.get(&page).filter(|bytes| bytes.len() == len)?;
-        Some(held.as_ptr())
-    }
-
-    /// As [`PageBuffers::ptr`], through a unique borrow of the buffer.
-    fn ptr_mut(&mut self, page: u64, len: usize) -> Option<*mut u8> {
-        let held = self
-            .held
-            .get_mut(&page)
-            .filter(|bytes| bytes.len() == len)?;
-        Some(held.as_mut_ptr())
     }
 }
 

@@ -120,6 +120,7 @@ mod io;
 mod live_reader;
 mod options;
 mod page;
+mod page_hash;
 mod pager;
 mod protected;
 mod read_only;
@@ -136,7 +137,8 @@ mod nonblocking;
 
 pub use crate::concurrent::{ConcurrentPager, WriteGuard};
 pub use crate::engine::{
-    Durability, RecoveryReport, DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD, MIN_GROWTH_STEP,
+    Durability, RecoveryReport, DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD,
+    DEFAULT_TRANSACTION_MEMORY, MIN_GROWTH_STEP,
 };
 pub use crate::error::{ConcurrentError, MappedPageError, Result};
 pub use crate::live_reader::{LiveReader, ReaderInfo};

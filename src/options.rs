@@ -5,7 +5,8 @@ use std::marker::PhantomData;
 use std::path::Path;
 
 use crate::engine::{
-    Durability, ReaderBounds, DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD, MIN_FILE_PAGES,
+    Durability, ReaderBounds, DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD,
+    DEFAULT_TRANSACTION_MEMORY, MIN_FILE_PAGES,
 };
 use crate::error::Result;
 use crate::fault::HookSlot;
@@ -31,6 +32,7 @@ pub struct PagerOptions<const PAGE_SIZE: usize> {
     pub(crate) initial_pages: u64,
     pub(crate) max_growth_step: u64,
     pub(crate) preallocate: bool,
+    pub(crate) transaction_memory: usize,
     pub(crate) shrink_threshold: Option<u64>,
     pub(crate) hook: HookSlot,
     pub(crate) process_readers: bool,
@@ -57,6 +59,7 @@ impl<const PAGE_SIZE: usize> Default for PagerOptions<PAGE_SIZE> {
             initial_pages: DEFAULT_INITIAL_PAGES,
             max_growth_step: DEFAULT_MAX_GROWTH_STEP,
             preallocate: true,
+            transaction_memory: DEFAULT_TRANSACTION_MEMORY,
             shrink_threshold: Some(DEFAULT_SHRINK_THRESHOLD),
             hook: HookSlot::default(),
             process_readers: false,
@@ -188,6 +191,41 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// ```
     pub fn preallocate(mut self, preallocate: bool) -> Self {
         self.preallocate = preallocate;
+        self
+    }
+
+    /// The most bytes of pages one transaction holds in memory, default
+    /// [`DEFAULT_TRANSACTION_MEMORY`] (256 MiB); one page at least.
+    ///
+    /// A [`Transaction`](crate::Transaction) writes the pages it allocated
+    /// into memory it holds, and its commit writes them to the file. Past
+    /// this many bytes it writes them out early and goes on with empty
+    /// buffers: a transaction of any size commits, and memory stays bounded,
+    /// but a page written again after that is copied back from the file and
+    /// written once more. An engine that writes each page once per
+    /// transaction loses little under a small bound; one that rewrites pages
+    /// at random (a B+tree loading unsorted keys) wants a bound that holds
+    /// its whole working set. Only what a transaction writes is held:
+    /// small transactions hold a few pages whatever the bound.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data.pages");
+    /// let mut pager = mappedpages::Pager::<4096>::options()
+    ///     .transaction_memory(1 << 20) // 256 pages
+    ///     .create(&path)?;
+    /// let mut txn = pager.transaction()?;
+    /// let ids = txn.alloc_bulk(1000)?;
+    /// for &id in &ids {
+    ///     txn.get_mut(id)?.as_bytes_mut().fill(7); // written out every 256 pages
+    /// }
+    /// txn.commit()?;
+    /// assert!(ids.iter().all(|&id| pager.get(id).is_ok_and(|p| p.as_bytes()[0] == 7)));
+    /// # Ok::<(), mappedpages::MappedPageError>(())
+    /// ```
+    pub fn transaction_memory(mut self, bytes: usize) -> Self {
+        self.transaction_memory = bytes.max(PAGE_SIZE);
         self
     }
 

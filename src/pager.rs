@@ -101,6 +101,7 @@ impl<const PAGE_SIZE: usize> Pager<PAGE_SIZE> {
             max_growth_pages: options.max_growth_pages(),
             shrink_threshold_pages: options.shrink_threshold_pages(),
             preallocate: options.preallocate,
+            transaction_memory: options.transaction_memory,
             initial_pages: options.initial_pages,
             hook: options.hook.clone(),
             process_readers: options.process_readers,

@@ -2,7 +2,8 @@
 //! reach the file with positional writes at the commit. What the caller
 //! sees must not change: reads inside the transaction see its writes, a
 //! `PageSet` lends them, `relocate` moves them, a transaction past the
-//! buffers' cap (8 MiB) still sees and commits every byte, a rollback
+//! memory it may hold (set to 1 MiB here) still sees and commits every
+//! byte, a rollback
 //! leaves the file's bytes as they were, and after the commit the pager,
 //! a snapshot and a reopen all read the bytes written.
 
@@ -27,9 +28,14 @@ fn file_page(path: &Path, page: u64) -> Vec<u8> {
     bytes[start..start + PS].to_vec()
 }
 
+/// The transaction memory these tests set: small, so that a few thousand
+/// pages pass it several times.
+const CAP: usize = 1 << 20;
+
 fn create(path: &Path, durability: Durability) -> P {
     P::options()
         .durability(durability)
+        .transaction_memory(CAP)
         .initial_pages(256)
         .create(path)
         .unwrap()
@@ -281,7 +287,7 @@ fn a_rollback_leaves_the_file_as_it_was() {
     assert!(file_page(&path, keep.0).iter().all(|&x| x == 0x11));
 }
 
-/// 3000 pages of 4 KiB: 12 MiB, past the 8 MiB the buffers hold.
+/// 3000 pages of 4 KiB: 12 MiB, eleven times the 1 MiB the buffers hold.
 const PAST_CAP: usize = 3000;
 
 /// A protected page's staged bytes are held like a fresh page's: reads in
@@ -470,6 +476,7 @@ mod with_hook {
         });
         let pager = P::options()
             .durability(durability)
+            .transaction_memory(CAP)
             .initial_pages(256)
             .io_hook(hook)
             .create(path)
@@ -518,7 +525,7 @@ mod with_hook {
             }
         }
         let early = early.expect("pages written out before the commit");
-        assert_eq!(early, (8 << 20) / PS, "written out when 8 MiB are held");
+        assert_eq!(early, CAP / PS, "written out when the limit is held");
         txn.commit().unwrap();
         for (i, &id) in ids.iter().enumerate() {
             assert!(pager

@@ -8,6 +8,7 @@ use crate::engine::freemap::FreeMap;
 use crate::engine::limits::MIN_FILE_PAGES;
 use crate::engine::readers::ReaderBounds;
 use crate::engine::snapshots::Frozen;
+use crate::engine::transaction::DEFAULT_TRANSACTION_MEMORY;
 use crate::error::{MappedPageError, Result};
 use crate::fault::HookSlot;
 use crate::format::FIRST_DATA_PAGE;
@@ -41,6 +42,7 @@ impl Frozen {
             max_growth_pages: u64::MAX,
             shrink_threshold_pages: None,
             preallocate: false,
+            transaction_memory: DEFAULT_TRANSACTION_MEMORY,
             initial_pages: total,
             hook: HookSlot::default(),
             process_readers: false,

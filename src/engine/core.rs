@@ -42,6 +42,8 @@ pub(crate) struct Core {
     /// longest file this process can map (see `io::max_file_bytes`).
     pub(super) max_total_pages: u64,
     pub(super) preallocate: bool,
+    /// See [`Settings::transaction_memory`].
+    pub(super) transaction_memory: usize,
     /// Regular pages written through the map since the last sync.
     pub(super) data_dirty: bool,
     /// The root `open` took may so far live only in the page cache (after a
@@ -81,6 +83,9 @@ pub(crate) struct Settings {
     pub(crate) max_growth_pages: u64,
     pub(crate) shrink_threshold_pages: Option<u64>,
     pub(crate) preallocate: bool,
+    /// The most bytes of pages a transaction holds in memory
+    /// (`transaction.rs`).
+    pub(crate) transaction_memory: usize,
     pub(crate) initial_pages: u64,
     pub(crate) hook: HookSlot,
     /// Make the file's reader table if it has none (`readers.rs`).
@@ -111,6 +116,7 @@ impl Core {
             initial_pages: settings.initial_pages,
             max_total_pages: max_total_pages(settings.page_size),
             preallocate: settings.preallocate,
+            transaction_memory: settings.transaction_memory,
             data_dirty: false,
             open_unsettled: false,
             other_root_checks: false,

@@ -209,6 +209,7 @@ mod tests {
             max_growth_pages: 64,
             shrink_threshold_pages: None,
             preallocate: true,
+            transaction_memory: crate::engine::DEFAULT_TRANSACTION_MEMORY,
             initial_pages: 64,
             hook: HookSlot::default(),
             process_readers: false,

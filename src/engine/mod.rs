@@ -65,6 +65,7 @@ mod transaction;
 pub use durability::Durability;
 pub use limits::{DEFAULT_MAX_GROWTH_STEP, DEFAULT_SHRINK_THRESHOLD, MIN_GROWTH_STEP};
 pub use open::RecoveryReport;
+pub use transaction::DEFAULT_TRANSACTION_MEMORY;
 
 pub(crate) use self::core::{Core, Settings};
 pub(crate) use flight::{Flight, GroupSync, Wait};

@@ -27,11 +27,17 @@
 //! make the commit's sync ten times slower on ext4 (a transaction that
 //! wrote a protected root through the map: 2.5 ms; held: 0.22 ms). A buffer
 //! starts as the page's bytes in the file, so what the transaction reads is
-//! what a write through the map would have left. Past
-//! [`PageBuffers::MAX_BYTES`] held, the buffers are written out early (a
-//! `PageSet`, which cannot, lends from the map instead), so a transaction
-//! that writes many pages holds a bounded amount of memory. A rollback
-//! drops the buffers unwritten.
+//! what a write through the map would have left. Past the pager's
+//! transaction memory held ([`DEFAULT_TRANSACTION_MEMORY`] unless set), the
+//! buffers are written out early (a `PageSet`, which cannot, lends from the
+//! map instead), so a transaction that writes many pages holds a bounded
+//! amount of memory; a page written out and written again is held again
+//! from the file. The bound is large because an engine that rewrites its
+//! pages at random (a B+tree loading unsorted keys) pays a copy and a write
+//! per page for every round past it: a million random pairs loaded into
+//! the B+tree example in one transaction took about twice as long under an
+//! 8 MiB bound as under one that held them all. A rollback drops the
+//! buffers unwritten.
 //!
 //! The commit's root lists every such page with its CRC-32C. Open rejects a
 //! root whose pages did not all land and falls back to the one before, so
@@ -40,7 +46,7 @@
 //! inside the transaction, and nothing after it before that, overwrites a
 //! page the durable root uses.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::engine::core::Core;
 use crate::engine::durability::Durability;
@@ -53,6 +59,23 @@ use crate::error::{MappedPageError, Result};
 use crate::format::checksum;
 use crate::format::record::{DirEntry, EntryState, Record};
 use crate::io::{DisjointPages, PageBuffers};
+use crate::page_hash::PageSet;
+
+/// How many bytes of pages a transaction holds in memory by default before
+/// it writes them to the file early (256 MiB); see
+/// [`PagerOptions::transaction_memory`](crate::PagerOptions::transaction_memory).
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.pages");
+/// use mappedpages::{Pager, DEFAULT_TRANSACTION_MEMORY};
+/// // A process that runs many writers at once may hold less each.
+/// let options = Pager::<4096>::options().transaction_memory(DEFAULT_TRANSACTION_MEMORY / 8);
+/// # drop(options.create(&path)?);
+/// # Ok::<(), mappedpages::MappedPageError>(())
+/// ```
+pub const DEFAULT_TRANSACTION_MEMORY: usize = 256 << 20;
 
 /// A transaction in progress: what it changed, and how to undo it.
 #[derive(Debug, Default)]
@@ -76,19 +99,33 @@ pub(crate) struct TxnState {
 /// The regular pages a transaction allocated, and those of them it wrote.
 #[derive(Debug, Default)]
 pub(crate) struct FreshPages {
-    /// Runs of regular pages allocated by this transaction: start -> count.
+    /// Pages this transaction allocated one at a time, as an engine
+    /// copying a tree allocates: looked up on every write, so by hash.
+    single: PageSet,
+    /// Longer runs of regular pages it allocated: start -> count.
     runs: BTreeMap<u64, u64>,
     /// Fresh pages handed out writable: their CRCs go into the root.
-    written: BTreeSet<u64>,
+    written: PageSet,
 }
 
 impl FreshPages {
     /// Whether `page` was allocated by this transaction.
     pub(crate) fn is_fresh(&self, page: u64) -> bool {
-        self.runs
-            .range(..=page)
-            .next_back()
-            .is_some_and(|(&start, &count)| page - start < count)
+        self.single.contains(&page)
+            || self
+                .runs
+                .range(..=page)
+                .next_back()
+                .is_some_and(|(&start, &count)| page - start < count)
+    }
+
+    /// Notes that this transaction allocated `count` pages from `start`.
+    fn allocated(&mut self, start: u64, count: u64) {
+        if count == 1 {
+            self.single.insert(start);
+        } else {
+            self.runs.insert(start, count);
+        }
     }
 
     /// Notes that `page`, a fresh page, was handed out writable.
@@ -151,6 +188,7 @@ impl TxnState {
     pub(crate) fn new(core: &Core) -> TxnState {
         TxnState {
             dir_len_before: core.map.dir_len(),
+            buffers: PageBuffers::new(core.transaction_memory),
             ..TxnState::default()
         }
     }
@@ -391,7 +429,7 @@ impl Core {
         let runs = runs(&pages);
         for &(start, count) in &runs {
             txn.records.push(Record::Alloc { start, count });
-            txn.fresh.runs.insert(start, count);
+            txn.fresh.allocated(start, count);
         }
         txn.undo.push(Undo::Alloc(runs));
         Ok(pages)

@@ -1,0 +1,187 @@
+//! The pages a transaction holds in memory until its commit writes them
+//! (see the module docs of `engine/transaction.rs`).
+//!
+//! A transaction may touch one page many times and thousands of pages
+//! once: a B+tree loading random keys rewrites the same leaves, and when
+//! the buffers are full it writes them out and holds the next pages in the
+//! same memory. So a page is found by hash, not by a search, and a buffer
+//! whose page was written out or freed is kept for the next page held
+//! instead of going back to the allocator: allocating page-sized blocks
+//! between the small allocations of the caller's own code is where a
+//! general-purpose allocator is slowest.
+
+use crate::page_hash::PageMap;
+
+/// Pages a transaction wrote, held in memory until they are written with
+/// [`Storage::write_pages`](super::Storage::write_pages): each page's buffer
+/// starts as the page's bytes in the file, so holding a page changes nothing
+/// anyone reads. At most its limit is held (one page at least); the engine
+/// writes them out early when they are full, and
+/// [`DisjointPages`](super::DisjointPages) lends from the map instead.
+///
+/// Each buffer is a heap allocation of its own, which stays where it is
+/// while it is held: adding a page may move the boxes that own the others,
+/// never their bytes, so a pointer into a held buffer stays valid until that
+/// page is removed or the buffers are cleared.
+#[derive(Debug, Default)]
+pub(crate) struct PageBuffers {
+    held: PageMap<Box<[u8]>>,
+    /// Buffers of pages no longer held, for the next pages held.
+    spare: Vec<Box<[u8]>>,
+    bytes: usize,
+    /// The most bytes held at once (one page is held whatever it says).
+    limit: usize,
+}
+
+impl PageBuffers {
+    /// Buffers that hold up to `limit` bytes at once.
+    pub fn new(limit: usize) -> PageBuffers {
+        PageBuffers {
+            limit,
+            ..PageBuffers::default()
+        }
+    }
+
+    /// The longest write [`Storage::write_pages`](super::Storage::write_pages) makes.
+    pub const MAX_WRITE: usize = 1 << 20;
+
+    /// Whether one more page of `page_size` bytes fits.
+    pub fn has_room(&self, page_size: usize) -> bool {
+        self.bytes == 0 || self.bytes.saturating_add(page_size) <= self.limit
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// The bytes held for `page`.
+    pub fn get(&self, page: u64) -> Option<&[u8]> {
+        self.held.get(&page).map(|bytes| &bytes[..])
+    }
+
+    /// The bytes held for `page`, writable.
+    pub fn get_mut(&mut self, page: u64) -> Option<&mut [u8]> {
+        self.held.get_mut(&page).map(|bytes| &mut bytes[..])
+    }
+
+    /// Holds `bytes` (a page's bytes in the file) for `page`, which has no
+    /// buffer, if there is room; returns the buffer's bytes.
+    pub fn insert(&mut self, page: u64, bytes: &[u8]) -> Option<&mut [u8]> {
+        self.make(page, bytes).map(|held| &mut held[..])
+    }
+
+    /// Forgets `page`'s buffer, if it has one.
+    pub fn remove(&mut self, page: u64) {
+        if let Some(bytes) = self.held.remove(&page) {
+            self.bytes -= bytes.len();
+            self.spare.push(bytes);
+        }
+    }
+
+    /// Forgets every buffer, keeping their memory for the pages held next.
+    pub fn clear(&mut self) {
+        self.spare.extend(self.held.drain().map(|(_, bytes)| bytes));
+        self.bytes = 0;
+    }
+
+    /// The pages held, ascending, with their bytes.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let mut pages: Vec<(u64, &[u8])> = self
+            .held
+            .iter()
+            .map(|(&page, bytes)| (page, &bytes[..]))
+            .collect();
+        pages.sort_unstable_by_key(|&(page, _)| page);
+        pages.into_iter()
+    }
+
+    /// Makes `page`'s buffer, a copy of `bytes`, if there is room; a pointer
+    /// to it, made without a reference to its bytes.
+    pub(super) fn hold(&mut self, page: u64, bytes: &[u8]) -> Option<*mut u8> {
+        self.make(page, bytes).map(|held| held.as_mut_ptr())
+    }
+
+    fn make(&mut self, page: u64, bytes: &[u8]) -> Option<&mut Box<[u8]>> {
+        if !self.has_room(bytes.len()) || self.held.contains_key(&page) {
+            return None;
+        }
+        let buffer = match self.spare.pop() {
+            Some(mut spare) if spare.len() == bytes.len() => {
+                spare.copy_from_slice(bytes);
+                spare
+            }
+            _ => Box::from(bytes),
+        };
+        self.bytes += bytes.len();
+        Some(self.held.entry(page).or_insert(buffer))
+    }
+
+    /// A pointer to `page`'s buffer, if it has one of `len` bytes, made
+    /// without a reference to its bytes.
+    pub(super) fn ptr(&self, page: u64, len: usize) -> Option<*const u8> {
+        let held = self.held.get(&page).filter(|bytes| bytes.len() == len)?;
+        Some(held.as_ptr())
+    }
+
+    /// As [`PageBuffers::ptr`], through a unique borrow of the buffer.
+    pub(super) fn ptr_mut(&mut self, page: u64, len: usize) -> Option<*mut u8> {
+        let held = self
+            .held
+            .get_mut(&page)
+            .filter(|bytes| bytes.len() == len)?;
+        Some(held.as_mut_ptr())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_pages_read_back_in_order_and_buffers_are_reused() {
+        let mut buffers = PageBuffers::new(1 << 20);
+        for page in [9u64, 3, 7, 1] {
+            let bytes = [page as u8; 64];
+            assert!(buffers.insert(page, &bytes).is_some());
+        }
+        assert!(buffers.insert(3, &[0; 64]).is_none(), "held already");
+        buffers.get_mut(7).unwrap()[0] = 0xEE;
+        let pages: Vec<(u64, u8, u8)> = buffers.iter().map(|(p, b)| (p, b[0], b[63])).collect();
+        assert_eq!(pages, [(1, 1, 1), (3, 3, 3), (7, 0xEE, 7), (9, 9, 9)]);
+
+        let first = buffers.ptr(1, 64).unwrap();
+        buffers.remove(1);
+        assert!(buffers.get(1).is_none());
+        // The freed buffer holds the next page, with that page's bytes.
+        let again = buffers.hold(5, &[5; 64]).unwrap();
+        assert_eq!(again.cast_const(), first);
+        assert_eq!(buffers.get(5), Some(&[5u8; 64][..]));
+
+        buffers.clear();
+        assert!(buffers.is_empty() && buffers.iter().next().is_none());
+        assert_eq!(buffers.spare.len(), 4);
+        // A spare of another size is not used for a page of this one.
+        assert_eq!(buffers.insert(2, &[2; 128]).map(|b| b.len()), Some(128));
+    }
+
+    #[test]
+    fn no_more_than_the_limit_is_held() {
+        let mut buffers = PageBuffers::new(40_000);
+        let page = vec![1u8; 4096];
+        let fit = 9;
+        for i in 0..fit as u64 {
+            assert!(buffers.insert(i, &page).is_some());
+        }
+        assert!(!buffers.has_room(4096));
+        assert!(buffers.insert(fit as u64, &page).is_none());
+        buffers.remove(0);
+        assert!(buffers.insert(fit as u64, &page).is_some());
+
+        // One page is held even past a smaller limit: a transaction always
+        // has room for the page it writes.
+        let mut tiny = PageBuffers::new(100);
+        assert!(tiny.has_room(4096));
+        assert!(tiny.insert(1, &page).is_some());
+        assert!(!tiny.has_room(4096));
+    }
+}
