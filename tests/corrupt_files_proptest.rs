@@ -18,7 +18,7 @@ mod depth_support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use corrupt_support::{
     build_bases, claimed_len, damage, exercise_bytes, exercise_crafted, fix_checksums,
@@ -124,6 +124,21 @@ fn bases() -> &'static [Vec<u8>] {
     BASES.get_or_init(|| build_bases(scratch_dir().path()))
 }
 
+/// The cap is one for the whole binary, and its tests run in parallel: a
+/// case whose crafted counts make a reader take most of it (a bitmap for
+/// billions of pages, or the refusal of one past it) runs alone, or a small
+/// allocation of a test beside it would find the cap reached and abort the
+/// binary. Every other case shares.
+static HEAP_USERS: RwLock<()> = RwLock::new(());
+
+fn sharing_the_heap() -> RwLockReadGuard<'static, ()> {
+    HEAP_USERS.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn alone_on_the_heap() -> RwLockWriteGuard<'static, ()> {
+    HEAP_USERS.write().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A file per test thread.
 fn case_path() -> PathBuf {
     let name = format!("{:?}.bin", std::thread::current().id()).replace(['(', ')'], "");
@@ -171,6 +186,7 @@ fn damage_strategy() -> impl Strategy<Value = Damage> {
 }
 
 fn check(bytes: &[u8]) -> Result<bool, TestCaseError> {
+    let _shared = sharing_the_heap();
     exercise_bytes(&case_path(), bytes).map_err(TestCaseError::fail)
 }
 
@@ -276,6 +292,7 @@ proptest! {
         edits in prop::collection::vec((0..2usize, 0..ROOT_COUNTS.len(), huge_count()), 1..4),
         sparse in any::<bool>(),
     ) {
+        let _alone = alone_on_the_heap();
         let (file, len) = crafted_case(base, &edits, sparse);
         exercise_crafted(&case_path(), &file, len).map_err(TestCaseError::fail)?;
     }
@@ -289,6 +306,7 @@ proptest! {
 /// past the heap this test allows, so both readers fail with `OutOfMemory`.
 #[test]
 fn a_root_claiming_billions_of_slots_is_not_an_abort() {
+    let _alone = alone_on_the_heap();
     let (file, len) = crafted_case(1, &[(1, 2, 1 << 33), (1, 6, 1 << 32)], true);
     assert_eq!(len, (1 << 33) * PS as u64);
     let path = case_path();
@@ -312,6 +330,34 @@ fn a_root_claiming_billions_of_slots_is_not_an_abort() {
     );
 }
 
+/// Regression found by `roots_with_huge_counts_are_bounded`: a root
+/// claiming a little under 2^32 pages, whose bitmap and its copy fit in
+/// the heap this test allows but whose summary levels (a 64th of that) do
+/// not. The summary was allocated as if memory never ran out, and the
+/// process aborted. Now open reports `OutOfMemory`. The counts step through
+/// the band where that happens here (at 2^32 - 2^25 pages, about 16 TiB of
+/// sparse file) and a little to either side of it, for a heap a little
+/// larger or smaller than this build's; every case must return, opened or
+/// not.
+#[test]
+#[cfg_attr(
+    mappedpages_wine,
+    ignore = "maps 16 TiB of sparse file; Wine refuses maps of 64 GiB or more"
+)]
+#[cfg_attr(
+    target_pointer_width = "32",
+    ignore = "maps 16 TiB of sparse file; a 32-bit process maps at most 2 GiB"
+)]
+fn a_root_whose_bitmap_nearly_fills_the_heap_is_not_an_abort() {
+    let _alone = alone_on_the_heap();
+    for step in 15..=17u64 {
+        let pages = (1u64 << 32) - step * (2 << 20);
+        let (file, len) = crafted_case(1, &[(1, 2, pages)], true);
+        let exercised = exercise_crafted(&case_path(), &file, len);
+        assert!(exercised.is_ok(), "{pages} pages: {exercised:?}");
+    }
+}
+
 /// As above at 2^28 pages and 2^27 slots: a directory sized from the count
 /// would take 3 GiB, the bitmaps take 64 MiB, so the file opens at the newer
 /// root, and works.
@@ -326,6 +372,7 @@ fn a_root_claiming_billions_of_slots_is_not_an_abort() {
               and refuses the file with FileTooLarge (checked above)"
 )]
 fn a_root_claiming_many_unused_slots_opens_without_their_memory() {
+    let _alone = alone_on_the_heap();
     let (file, len) = crafted_case(1, &[(1, 2, 1 << 28), (1, 6, 1 << 27)], true);
     let path = case_path();
     assert_eq!(exercise_crafted(&path, &file, len), Ok(true));
@@ -350,6 +397,7 @@ fn a_root_claiming_many_unused_slots_opens_without_their_memory() {
 /// commit made since is silently dropped (D1).
 #[test]
 fn root_generation_at_the_limit() {
+    let _shared = sharing_the_heap();
     let (mut fell_back, mut refused) = (0, 0);
     for base in bases() {
         let path = case_path();
@@ -401,6 +449,7 @@ fn root_generation_at_the_limit() {
 /// test nothing behind them.
 #[test]
 fn damage_reaches_past_the_checksums() {
+    let _shared = sharing_the_heap();
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let strategy = (0..6usize, prop::collection::vec(damage_strategy(), 1..4));
     let cases = depth(150, 600);
@@ -437,6 +486,7 @@ fn damage_reaches_past_the_checksums() {
 /// The undamaged bases open and pass every check (the harness itself works).
 #[test]
 fn undamaged_bases_open() {
+    let _shared = sharing_the_heap();
     for (i, base) in bases().iter().enumerate() {
         assert_eq!(exercise_bytes(&case_path(), base), Ok(true), "base {i}");
         let mut fixed = base.clone();

@@ -8,6 +8,14 @@ fn words_for(bits: u64) -> usize {
     bits.div_ceil(WORD_BITS) as usize
 }
 
+/// An empty vector with room for `words` words; `None` if the memory is not
+/// there.
+fn level_with_room(words: usize) -> Option<Vec<u64>> {
+    let mut level = Vec::new();
+    level.try_reserve_exact(words).ok()?;
+    Some(level)
+}
+
 /// A growable set of bits, all zero when created.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct BitVec {
@@ -190,16 +198,22 @@ impl SummaryBitVec {
         set
     }
 
-    /// A set whose first `len` bits are the bits of `words`.
-    pub(super) fn from_words(words: Vec<u64>, len: u64) -> SummaryBitVec {
+    /// A set whose first `len` bits are the bits of `words`; `None` if the
+    /// memory of its summary levels is not there (open reports it, rather
+    /// than the process aborting on a file that claims a huge length).
+    pub(super) fn from_words(mut words: Vec<u64>, len: u64) -> Option<SummaryBitVec> {
+        let need = words_for(len);
+        words
+            .try_reserve_exact(need.saturating_sub(words.len()))
+            .ok()?;
+        words.resize(need, 0);
         let mut set = SummaryBitVec {
             levels: vec![words],
             len,
             zeros: 0,
         };
-        set.levels[0].resize(words_for(len), 0);
-        set.rebuild();
-        set
+        set.try_rebuild()?;
+        Some(set)
     }
 
     pub(super) fn len(&self) -> u64 {
@@ -240,9 +254,21 @@ impl SummaryBitVec {
         self.rebuild();
     }
 
+    /// [`SummaryBitVec::try_rebuild`] where running out of memory ends the
+    /// process, as it does for any growth of a `Vec`.
+    fn rebuild(&mut self) {
+        if self.try_rebuild().is_none() {
+            let words = self.levels[0].len().div_ceil(64);
+            let layout =
+                std::alloc::Layout::array::<u64>(words).unwrap_or(std::alloc::Layout::new::<u64>());
+            std::alloc::handle_alloc_error(layout);
+        }
+    }
+
     /// Recomputes padding, the summary levels and the zero count from level 0.
     /// One pass over the words (this runs on open, over up to 2^32 bits).
-    fn rebuild(&mut self) {
+    /// `None`, with the summary levels gone, if their memory is not there.
+    fn try_rebuild(&mut self) -> Option<()> {
         let len = self.len;
         let base = &mut self.levels[0];
         if base.is_empty() {
@@ -258,7 +284,9 @@ impl SummaryBitVec {
             }
         }
         let mut zeros = 0u64;
-        let mut level = Vec::with_capacity(base.len().div_ceil(64));
+        self.levels.truncate(1);
+        let base = &self.levels[0];
+        let mut level = level_with_room(base.len().div_ceil(64))?;
         for chunk in base.chunks(64) {
             let mut full = !0u64;
             for (i, &word) in chunk.iter().enumerate() {
@@ -271,13 +299,13 @@ impl SummaryBitVec {
         }
         let more_than_one_word = base.len() > 1;
         self.zeros = zeros;
-        self.levels.truncate(1);
         if more_than_one_word {
             self.levels.push(level);
         }
         while self.levels.last().is_some_and(|l| l.len() > 1) {
             let below = self.levels.last().map(Vec::as_slice).unwrap_or_default();
-            let mut level = vec![!0u64; below.len().div_ceil(64)];
+            let mut level = level_with_room(below.len().div_ceil(64))?;
+            level.resize(below.len().div_ceil(64), !0u64);
             for (i, word) in below.iter().enumerate() {
                 if *word != !0 {
                     level[i / 64] &= !(1u64 << (i % 64));
@@ -285,6 +313,7 @@ impl SummaryBitVec {
             }
             self.levels.push(level);
         }
+        Some(())
     }
 
     pub(super) fn get(&self, bit: u64) -> bool {
@@ -542,7 +571,7 @@ mod tests {
         let mut words = vec![!0u64; words_for(len)];
         let hole = len - 5;
         words[(hole / 64) as usize] &= !(1 << (hole % 64));
-        let set = SummaryBitVec::from_words(words, len);
+        let set = SummaryBitVec::from_words(words, len).unwrap();
         assert_eq!(set.first_zero(), Some(hole));
         assert_eq!(set.zeros(), 1);
     }

@@ -106,7 +106,7 @@ impl FreeMap {
             regular_count += u64::from(w.count_ones());
             w
         }));
-        let mut used = SummaryBitVec::from_words(used_words, total);
+        let mut used = SummaryBitVec::from_words(used_words, total).ok_or(LoadFault::NoMemory)?;
         for page in 0..FIRST_DATA_PAGE.min(total) {
             used.set(page);
         }
