@@ -93,6 +93,9 @@ pub(crate) struct Storage {
     unmapped: Option<io::ErrorKind>,
     /// Bytes known to read as zeros (see [`KnownZeros`]).
     zeros: KnownZeros,
+    /// Bytes of zeros written ahead into unused pages, for tests.
+    #[cfg(test)]
+    unused_zeros: u64,
 }
 
 /// A range of the file's bytes known to read as zeros: the file grew over
@@ -588,6 +591,8 @@ impl Storage {
             retired: Vec::new(),
             unmapped: None,
             zeros: KnownZeros::default(),
+            #[cfg(test)]
+            unused_zeros: 0,
         })
     }
 
@@ -754,7 +759,17 @@ impl Storage {
     /// crash or a reader can see, so crash and fault tests need not count
     /// it. Best effort, as its caller treats it.
     pub fn write_unused_zeros(&mut self, offset: u64, zeros: &[u8]) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            self.unused_zeros += zeros.len() as u64;
+        }
         self.write_within(offset, zeros)
+    }
+
+    /// How many bytes [`Storage::write_unused_zeros`] has written.
+    #[cfg(test)]
+    pub fn unused_zeros_written(&self) -> u64 {
+        self.unused_zeros
     }
 
     /// `pwrite` of `data` at `offset`, refused past the end of the file.

@@ -35,7 +35,13 @@
 //! write: that sync converts them all at once, and the commits after it find
 //! written blocks. Zeros go only into free pages, which no reader, snapshot
 //! or root can see, and only in a file that preallocates its growth: one
-//! created sparse (`preallocate(false)`) asked to keep its holes.
+//! created sparse (`preallocate(false)`) asked to keep its holes. A
+//! transaction writes zeros ahead once: the pages it takes after them are
+//! converted by the same sync as its first, and zeros written ahead of each
+//! of them would double what a large transaction writes (a bulk load into
+//! a growing file spent a sixth of its time there). Nor are zeros written
+//! for commits no sync follows (`Deferred`, not grouped): the next sync
+//! converts all their blocks at once anyway.
 
 use crate::engine::freemap::FreeMap;
 use crate::io::Storage;
@@ -71,6 +77,8 @@ pub(crate) struct Placement {
     /// Pages from here to the end may never have been written (a guess for
     /// a file opened: the pages after the last one in use).
     unwritten_from: u64,
+    /// The open transaction wrote zeros ahead already.
+    zeroed: bool,
 }
 
 impl Placement {
@@ -85,6 +93,7 @@ impl Placement {
             taken: 0,
             expected: 1,
             unwritten_from,
+            zeroed: false,
         }
     }
 
@@ -122,6 +131,7 @@ impl Placement {
     /// on after the grouped commits before it.
     pub(super) fn begin_transaction(&mut self, grouped: bool) {
         self.active = true;
+        self.zeroed = false;
         self.grouped = grouped;
         self.last = if grouped { self.grouped_last } else { None };
     }
@@ -204,12 +214,15 @@ impl Placement {
     ) {
         // A seed `alloc` may never write its pages (and should cost what it
         // did); a transaction's and the pager's own pages get written.
-        if !(self.active || usage == Use::Internal) || page + 1 < self.unwritten_from {
+        if !(self.active || usage == Use::Internal)
+            || (self.active && self.zeroed)
+            || page + 1 < self.unwritten_from
+        {
             return;
         }
+        static ZEROS: [u8; ZERO_AHEAD_BYTES] = [0; ZERO_AHEAD_BYTES];
         let pages = (ZERO_AHEAD_BYTES / page_size).max(1) as u64;
         let end = (page + 1 + pages).min(map.total_pages());
-        let zeros = vec![0u8; ZERO_AHEAD_BYTES.max(page_size)];
         let mut at = page + 1;
         while at < end {
             if !map.is_free(at) {
@@ -217,10 +230,85 @@ impl Placement {
                 continue;
             }
             let run_end = (at..end).find(|&p| !map.is_free(p)).unwrap_or(end);
-            let len = (run_end - at) as usize * page_size;
-            let _ = store.write_unused_zeros(at * page_size as u64, &zeros[..len]);
+            let (mut offset, run_bytes) =
+                (at * page_size as u64, (run_end - at) * page_size as u64);
+            let run_stop = offset + run_bytes;
+            while offset < run_stop {
+                let len = (run_stop - offset).min(ZEROS.len() as u64) as usize;
+                let _ = store.write_unused_zeros(offset, &ZEROS[..len]);
+                offset += len as u64;
+            }
             at = run_end;
         }
         self.unwritten_from = self.unwritten_from.max(end);
+        self.zeroed = self.active;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::core::{Core, Settings};
+    use crate::engine::durability::Durability;
+    use crate::engine::readers::ReaderBounds;
+    use crate::engine::DEFAULT_TRANSACTION_MEMORY;
+    use crate::fault::HookSlot;
+
+    use super::ZERO_AHEAD_BYTES;
+
+    const PS: usize = 1024;
+
+    fn core(path: &std::path::Path, durability: Durability) -> Core {
+        let settings = Settings {
+            page_size: PS,
+            durability,
+            max_growth_pages: 1 << 20,
+            shrink_threshold_pages: None,
+            preallocate: true,
+            transaction_memory: DEFAULT_TRANSACTION_MEMORY,
+            initial_pages: 4096,
+            hook: HookSlot::default(),
+            process_readers: false,
+            reader_bounds: ReaderBounds::default(),
+        };
+        Core::create(path, settings).unwrap()
+    }
+
+    /// One transaction taking `pages` pages one call at a time, each
+    /// written, then committed; the bytes of zeros written ahead meanwhile.
+    fn zeros_of_a_transaction(core: &mut Core, pages: usize) -> u64 {
+        let before = core.store.unused_zeros_written();
+        let mut txn = core.begin_transaction().unwrap();
+        for _ in 0..pages {
+            let page = core.txn_alloc_regular(&mut txn, 1).unwrap()[0];
+            core.txn_page_mut(&mut txn, page).unwrap().fill(0xAB);
+        }
+        core.commit_txn(txn).unwrap();
+        core.store.unused_zeros_written() - before
+    }
+
+    /// A transaction whose pages reach never-written blocks writes zeros
+    /// ahead of them once, however many pages it takes past them; the next
+    /// transaction there does again; commits that no sync follows write
+    /// none.
+    #[test]
+    fn zeros_go_ahead_once_per_synced_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut synced = core(&dir.path().join("immediate"), Durability::Immediate);
+        let run = ZERO_AHEAD_BYTES as u64;
+        let first = zeros_of_a_transaction(&mut synced, 1000);
+        assert!(first > 0 && first <= run, "{first} bytes of zeros");
+        let next = zeros_of_a_transaction(&mut synced, 1);
+        assert!(next > 0 && next <= run, "{next} bytes of zeros");
+        // Its page was among those zeroed: the one after needs none.
+        assert_eq!(zeros_of_a_transaction(&mut synced, 1), 0);
+
+        let mut deferred = core(&dir.path().join("deferred"), Durability::Deferred);
+        assert_eq!(zeros_of_a_transaction(&mut deferred, 1000), 0);
+        assert_eq!(zeros_of_a_transaction(&mut deferred, 1), 0);
+        deferred.set_grouped(true);
+        assert!(
+            zeros_of_a_transaction(&mut deferred, 1) > 0,
+            "grouped commits are synced"
+        );
     }
 }
