@@ -253,10 +253,8 @@ impl Core {
     pub(super) fn place_pages(&mut self, count: u64, usage: Use) -> Option<Vec<u64>> {
         let pages = self.placement.take(&mut self.map, count, usage)?;
         // Until the root open took is durable, the older root may still use
-        // pages that look free (see `Core::settle_open`). Zeros pay off only
-        // when a sync follows the commit (see `placement.rs`).
-        let synced = self.durability == Durability::Immediate || self.grouped;
-        if self.preallocate && !self.open_unsettled && synced {
+        // pages that look free (see `Core::settle_open`).
+        if self.preallocate && !self.open_unsettled {
             if let Some(&last) = pages.last() {
                 let (map, store) = (&self.map, &mut self.store);
                 self.placement
