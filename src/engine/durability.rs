@@ -58,9 +58,10 @@ pub enum Durability {
     /// regular pages were written in place through `get_mut` since the last
     /// sync (they must reach the disk before the next commit's metadata);
     /// it is the first write after an open (which makes the root open found
-    /// durable); it needs more free pages than the file has while pages
-    /// freed since the last sync wait for one (a sync makes them reusable,
-    /// which is cheaper than growing the file); or the pages written since
+    /// durable); it needs more free pages than the file has while many pages
+    /// freed since the last sync wait for one (an eighth of a growth step or
+    /// more: a sync makes them reusable, which is cheaper than growing the
+    /// file; with fewer, the file grows instead); or the pages written since
     /// the last sync would pass the bound below.
     ///
     /// What open checks: after a sync or a clean close, nothing (the root

@@ -77,12 +77,8 @@ impl Core {
     ) -> Result<()> {
         // Snapshots dropped since the last commit give their pages back.
         self.release_unpinned();
-        if self.map.free_pages() < need(self, self.map.total_pages())
-            && self.journal.reclaim.awaits_sync()
-        {
-            // Pages freed since the last sync become reusable once it is
-            // made: cheaper than growing the file (Deferred mode only; in
-            // Immediate mode nothing waits after a commit returns).
+        let short = need(self, self.map.total_pages()).saturating_sub(self.map.free_pages());
+        if short > 0 && self.sync_makes_room(short) {
             self.sync_everything()?;
         }
         let total = self.map.total_pages();
@@ -125,6 +121,20 @@ impl Core {
             preferred = minimum;
         }
         self.grow_file(minimum, preferred)
+    }
+
+    /// Whether a sync is how to find `short` more free pages: it makes the
+    /// pages freed since the last sync reusable (Deferred mode only; in
+    /// Immediate mode nothing waits after a commit returns). A growth syncs
+    /// too, so a sync is the better buy only when enough pages wait: one
+    /// that frees a handful buys a handful of commits before the next (a
+    /// Deferred B+tree copying a path per commit synced every 19 commits
+    /// so). Past an eighth of a growth step (or what the call needs, if
+    /// more) a sync; else the file grows, once: by the time its step is
+    /// used, a step's worth of pages waits for the sync after.
+    fn sync_makes_room(&self, short: u64) -> bool {
+        let worth = (self.growth_step(self.map.total_pages()) / GROWTH_DIVISOR).max(short);
+        self.journal.reclaim.awaiting_sync_count() >= worth
     }
 
     /// One growth step for a file of `total` pages: an eighth of it, at

@@ -77,6 +77,14 @@ impl Reclamation {
         !self.awaiting_sync.is_empty()
     }
 
+    /// How many pages wait for a sync.
+    pub(super) fn awaiting_sync_count(&self) -> u64 {
+        self.awaiting_sync
+            .iter()
+            .map(|(_, pages)| pages.len() as u64)
+            .sum()
+    }
+
     /// How many pages wait, for anything.
     pub(super) fn count(&self) -> u64 {
         self.lists().map(|pages| pages.len() as u64).sum()

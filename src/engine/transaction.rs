@@ -35,7 +35,7 @@
 //! from the file. The bound is large because an engine that rewrites its
 //! pages at random (a B+tree loading unsorted keys) pays a copy and a write
 //! per page for every round past it: a million random pairs loaded into
-//! the B+tree example in one transaction took about twice as long under an
+//! the B+tree example in one transaction took 1.7 times as long under an
 //! 8 MiB bound as under one that held them all. A rollback drops the
 //! buffers unwritten.
 //!
