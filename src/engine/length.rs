@@ -127,9 +127,9 @@ impl Core {
     /// pages freed since the last sync reusable (Deferred mode only; in
     /// Immediate mode nothing waits after a commit returns). A growth syncs
     /// too, so a sync is the better buy only when enough pages wait: one
-    /// that frees a handful buys a handful of commits before the next (a
-    /// Deferred B+tree copying a path per commit synced every 19 commits
-    /// so). Past an eighth of a growth step (or what the call needs, if
+    /// that frees a handful buys a handful of commits before the next
+    /// (four-page commits in a file with 20 free pages synced every third
+    /// commit so). Past an eighth of a growth step (or what the call needs, if
     /// more) a sync; else the file grows, once: by the time its step is
     /// used, a step's worth of pages waits for the sync after.
     fn sync_makes_room(&self, short: u64) -> bool {
