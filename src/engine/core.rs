@@ -95,6 +95,28 @@ pub(crate) struct Settings {
     pub(crate) reader_bounds: ReaderBounds,
 }
 
+#[cfg(test)]
+impl Settings {
+    /// Settings for an engine unit test: `page_size` pages, `Immediate`,
+    /// 64 pages grown 64 at a time, no shrink, blocks reserved, the default
+    /// transaction memory, no hook, no reader table. A test changes what
+    /// it is about with struct update syntax.
+    pub(crate) fn for_tests(page_size: usize) -> Settings {
+        Settings {
+            page_size,
+            durability: Durability::Immediate,
+            max_growth_pages: 64,
+            shrink_threshold_pages: None,
+            preallocate: true,
+            transaction_memory: crate::engine::DEFAULT_TRANSACTION_MEMORY,
+            initial_pages: 64,
+            hook: HookSlot::default(),
+            process_readers: false,
+            reader_bounds: ReaderBounds::default(),
+        }
+    }
+}
+
 impl Core {
     pub(super) fn assemble(
         store: Storage,

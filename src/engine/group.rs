@@ -194,27 +194,13 @@ impl Core {
 mod tests {
     use super::*;
     use crate::engine::core::Settings;
-    use crate::engine::durability::Durability;
     use crate::engine::flight::Wait;
-    use crate::engine::readers::ReaderBounds;
-    use crate::fault::HookSlot;
     use crate::format::ROOT_PAGES;
 
     const PS: usize = 1024;
 
     fn settings() -> Settings {
-        Settings {
-            page_size: PS,
-            durability: Durability::Immediate,
-            max_growth_pages: 64,
-            shrink_threshold_pages: None,
-            preallocate: true,
-            transaction_memory: crate::engine::DEFAULT_TRANSACTION_MEMORY,
-            initial_pages: 64,
-            hook: HookSlot::default(),
-            process_readers: false,
-            reader_bounds: ReaderBounds::default(),
-        }
+        Settings::for_tests(PS)
     }
 
     fn core(path: &std::path::Path) -> Core {

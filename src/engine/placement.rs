@@ -249,9 +249,6 @@ impl Placement {
 mod tests {
     use crate::engine::core::{Core, Settings};
     use crate::engine::durability::Durability;
-    use crate::engine::readers::ReaderBounds;
-    use crate::engine::DEFAULT_TRANSACTION_MEMORY;
-    use crate::fault::HookSlot;
 
     use super::ZERO_AHEAD_BYTES;
 
@@ -259,16 +256,10 @@ mod tests {
 
     fn core(path: &std::path::Path, durability: Durability) -> Core {
         let settings = Settings {
-            page_size: PS,
             durability,
             max_growth_pages: 1 << 20,
-            shrink_threshold_pages: None,
-            preallocate: true,
-            transaction_memory: DEFAULT_TRANSACTION_MEMORY,
             initial_pages: 4096,
-            hook: HookSlot::default(),
-            process_readers: false,
-            reader_bounds: ReaderBounds::default(),
+            ..Settings::for_tests(PS)
         };
         Core::create(path, settings).unwrap()
     }
