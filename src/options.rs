@@ -225,7 +225,7 @@ impl<const PAGE_SIZE: usize> PagerOptions<PAGE_SIZE> {
     /// # Ok::<(), mappedpages::MappedPageError>(())
     /// ```
     pub fn transaction_memory(mut self, bytes: usize) -> Self {
-        self.transaction_memory = bytes.max(PAGE_SIZE);
+        self.transaction_memory = bytes;
         self
     }
 
