@@ -14,8 +14,8 @@ use mappedpages::{PageId, Pager, Transaction};
 use crate::error::{Error, Result};
 use crate::meta::{Meta, META};
 use crate::node::{
-    set_next_overflow_page, Edit, Kind, LeafValue, Node, NodeRef, INLINE_TAG, MAX_INLINE, MAX_KEY,
-    MAX_VALUE, OVERFLOW_DATA, OVERFLOW_HEADER, OVERFLOW_PAYLOAD, PAGE,
+    set_next_overflow_page, Edit, Kind, LeafValue, Node, NodeRef, HEADER, INLINE_TAG, MAX_INLINE,
+    MAX_KEY, MAX_VALUE, OVERFLOW_DATA, OVERFLOW_HEADER, OVERFLOW_PAYLOAD, PAGE,
 };
 use crate::pages::{chain, Pages};
 use crate::range::{lookup, Range};
@@ -300,7 +300,7 @@ impl<'a> WriteTxn<'a> {
     /// `child` (0: gone); merges it into a neighbour if it became small.
     /// Returns the branch's page (0: gone).
     fn update_child(&mut self, id: u64, i: usize, before: u64, child: u64) -> Result<u64> {
-        let small = child != 0 && self.is_small(child)?;
+        let small = child != 0 && self.can_merge(&self.txn.node(id)?, i, child)?;
         let child_bytes = child.to_le_bytes();
         let edit = match (child, small) {
             // A child rewritten where it was and not small enough to merge
@@ -328,6 +328,36 @@ impl<'a> WriteTxn<'a> {
         Ok(self.txn.node(id)?.used()? <= PAGE / 4)
     }
 
+    /// Whether child `i` of the branch `parent`, now page `child`, is small
+    /// and fits in one page with the neighbour [`WriteTxn::merge`] folds it
+    /// into. Read from the pages, without decoding them: a small node next
+    /// to a full one cannot merge, and pops from one end of the tree meet
+    /// that case at every removal until the node has shrunk enough.
+    fn can_merge(&self, parent: &NodeRef<'_>, i: usize, child: u64) -> Result<bool> {
+        if parent.len() < 2 || !self.is_small(child)? {
+            return Ok(false);
+        }
+        let left = i.saturating_sub(1);
+        let (left_id, right_id) = match left == i {
+            true => (child, parent.child(i + 1)?),
+            false => (parent.child(left)?, child),
+        };
+        self.merged_fits(left_id, right_id, parent.key(left + 1)?)
+    }
+
+    /// Whether nodes `left_id` and `right_id`, neighbours filed apart by
+    /// `bound` in their parent, fit in one page together. A merged node
+    /// takes what both take, but one header, and a branch gains `bound` as
+    /// the key of the right node's first child (held empty in that node).
+    fn merged_fits(&self, left_id: u64, right_id: u64, bound: &[u8]) -> Result<bool> {
+        let (left, right) = (self.txn.node(left_id)?, self.txn.node(right_id)?);
+        let bound = match left.kind() {
+            Kind::Branch => bound.len(),
+            Kind::Leaf => 0,
+        };
+        Ok(left.used()? + right.used()? - HEADER + bound <= PAGE)
+    }
+
     /// Folds child `i` of `node` into a neighbour when it is small and both
     /// fit in one page, so that removals leave no trail of near-empty nodes.
     /// Returns whether it did; child `i`, or `i - 1`, is then the merged one.
@@ -337,6 +367,9 @@ impl<'a> WriteTxn<'a> {
         }
         let left = i.saturating_sub(1);
         let (left_id, right_id) = (node.child(left)?, node.child(left + 1)?);
+        if !self.merged_fits(left_id, right_id, &node.entries[left + 1].0)? {
+            return Ok(false);
+        }
         let mut merged = self.txn.node(left_id)?.decode()?;
         let mut right = self.txn.node(right_id)?.decode()?.entries;
         if merged.kind == Kind::Branch {
@@ -537,6 +570,56 @@ mod tests {
         let after = children_of_root(&db);
         assert_eq!(after.len(), leaves - 1, "{after:?}");
         assert!(after[0].1 * 120 <= PAGE);
+    }
+
+    /// The check made on pages, without decoding, agrees with the size of
+    /// the merged node, for every pair of neighbours in a tree of mixed
+    /// entry sizes, leaves and branches alike.
+    #[test]
+    fn merged_fits_agrees_with_the_decoded_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::create(dir.path().join("tree.db")).unwrap();
+        let mut txn = db.write().unwrap();
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |below: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % below
+        };
+        for i in 0..4000 {
+            let key = [vec![b'k'; next(300) as usize], key(i)].concat();
+            txn.insert(&key, &vec![7; next(400) as usize]).unwrap();
+            if next(3) == 0 {
+                txn.pop_first().unwrap();
+            }
+        }
+        let (mut fits, mut apart) = (0, 0);
+        let mut branches = vec![txn.meta.root];
+        while let Some(id) = branches.pop() {
+            let branch = txn.txn.node(id).unwrap();
+            if branch.kind() == Kind::Leaf {
+                continue;
+            }
+            for i in 0..branch.len() {
+                branches.push(branch.child(i).unwrap());
+            }
+            for i in 1..branch.len() {
+                let (left, right) = (branch.child(i - 1).unwrap(), branch.child(i).unwrap());
+                let bound = branch.key(i).unwrap();
+                let mut merged = txn.txn.node(left).unwrap().decode().unwrap();
+                let mut entries = txn.txn.node(right).unwrap().decode().unwrap().entries;
+                if merged.kind == Kind::Branch {
+                    entries[0].0 = bound.to_vec();
+                }
+                merged.entries.extend(entries);
+                let decoded = merged.size() <= PAGE;
+                assert_eq!(txn.merged_fits(left, right, bound).unwrap(), decoded);
+                *if decoded { &mut fits } else { &mut apart } += 1;
+            }
+        }
+        assert!(txn.meta.height >= 3, "branches merged too");
+        assert!(fits > 0 && apart > 0, "{fits} pairs fit, {apart} do not");
     }
 
     #[test]
