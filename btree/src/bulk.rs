@@ -69,6 +69,11 @@ impl Prune<'_> {
     }
 }
 
+/// A bound of a caller's range, with its key copied.
+fn owned<K: AsRef<[u8]>>(bound: Bound<&K>) -> Bound<Vec<u8>> {
+    bound.map(|key| key.as_ref().to_vec())
+}
+
 /// A child of a branch met by the walk, with the key span of its subtree.
 struct Child {
     id: u64,
@@ -96,10 +101,9 @@ impl WriteTxn<'_> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn remove_range<K: AsRef<[u8]>>(&mut self, range: impl RangeBounds<K>) -> Result<u64> {
-        let own = |b: Bound<&K>| b.map(|k| k.as_ref().to_vec());
         let mut prune = Prune {
-            start: own(range.start_bound()),
-            end: own(range.end_bound()),
+            start: owned(range.start_bound()),
+            end: owned(range.end_bound()),
             predicate: None,
             taken: None,
         };
@@ -133,8 +137,11 @@ impl WriteTxn<'_> {
         self.prune(&mut prune)
     }
 
-    /// Removes the pairs for which `pick` returns `true` and returns them,
-    /// in key order, from one walk over the tree.
+    /// Removes the pairs with a key in `range` for which `pick` returns
+    /// `true`, and returns them in key order, from one walk over the part
+    /// of the tree that holds the range (as std's `BTreeMap::extract_if`
+    /// takes a range). For every pair, `..` with the key type named:
+    /// `extract_if::<&[u8]>(.., pick)`.
     ///
     /// They come as a `Vec`, not as a lazy iterator like std's
     /// `extract_if`: a lazy one would have to hold the leaf it is changing
@@ -147,22 +154,26 @@ impl WriteTxn<'_> {
     /// # let dir = tempfile::tempdir()?;
     /// let mut db = Db::create(dir.path().join("store.db"))?;
     /// let mut txn = db.write()?;
-    /// for key in [&b"apple"[..], b"bread", b"avocado"] {
+    /// for key in [&b"apple"[..], b"bread", b"avocado", b"cherry"] {
     ///     txn.insert(key, b"")?;
     /// }
-    /// let taken = txn.extract_if(|key, _value| key.starts_with(b"a"))?;
+    /// let taken = txn.extract_if::<&[u8]>(.., |key, _value| key.starts_with(b"a"))?;
     /// let keys: Vec<&[u8]> = taken.iter().map(|(key, _)| key.as_slice()).collect();
     /// assert_eq!(keys, [&b"apple"[..], b"avocado"]);
+    /// // Only the keys from "b" up to "c" are looked at.
+    /// let taken = txn.extract_if(&b"b"[..]..&b"c"[..], |_key, _value| true)?;
+    /// assert_eq!(taken, [(b"bread".to_vec(), Vec::new())]);
     /// assert_eq!(txn.len(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn extract_if(
+    pub fn extract_if<K: AsRef<[u8]>>(
         &mut self,
+        range: impl RangeBounds<K>,
         mut pick: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut prune = Prune {
-            start: Bound::Unbounded,
-            end: Bound::Unbounded,
+            start: owned(range.start_bound()),
+            end: owned(range.end_bound()),
             predicate: Some(&mut pick),
             taken: Some(Vec::new()),
         };

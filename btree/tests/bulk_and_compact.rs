@@ -132,13 +132,16 @@ fn pops_walk_one_edge_and_retain_of_everything_writes_nothing() {
 
     let written = pages_written(&mut db, |txn| {
         assert_eq!(txn.retain(|_, _| true).unwrap(), 0);
-        assert!(txn.extract_if(|_, _| false).unwrap().is_empty());
+        assert!(txn
+            .extract_if::<&[u8]>(.., |_, _| false)
+            .unwrap()
+            .is_empty());
     });
     assert_eq!(written, 0, "nothing removed, nothing copied");
 
     // Everything: the tree is empty, and its pages are all free.
     let mut txn = db.write().unwrap();
-    let taken = txn.extract_if(|_, _| true).unwrap();
+    let taken = txn.extract_if::<&[u8]>(.., |_, _| true).unwrap();
     assert_eq!(taken, model.into_iter().collect::<Vec<_>>());
     assert!(txn.is_empty());
     assert_eq!(txn.pop_first().unwrap(), None);

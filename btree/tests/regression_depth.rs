@@ -91,7 +91,7 @@ fn assert_every_walk_is_refused(path: &Path) {
         }),
         ("extract_if", |p| {
             let mut db = Db::open(p)?;
-            let taken = db.write()?.extract_if(|_, _| false).map(drop);
+            let taken = db.write()?.extract_if::<&[u8]>(.., |_, _| false).map(drop);
             taken
         }),
         ("compact", |p| Db::open(p)?.compact().map(drop)),

@@ -67,7 +67,7 @@ enum Op {
     /// Keeps the pairs [`picked`] does not pick with this salt.
     Retain(u8),
     /// Takes the pairs [`picked`] picks with this salt.
-    ExtractIf(u8),
+    ExtractIf(Bound<u16>, Bound<u16>, u8),
 }
 
 #[derive(Clone, Debug)]
@@ -114,7 +114,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::PopLast),
         1 => (bound(), bound()).prop_map(|(a, b)| Op::RemoveRange(a, b)),
         1 => any::<u8>().prop_map(Op::Retain),
-        1 => any::<u8>().prop_map(Op::ExtractIf),
+        1 => (bound(), bound(), any::<u8>()).prop_map(|(a, b, salt)| Op::ExtractIf(a, b, salt)),
     ]
 }
 
@@ -189,16 +189,14 @@ fn run_op(txn: &mut WriteTxn, model: &mut Model, op: &Op) {
             let removed = txn.retain(|k, v| !picked(k, v, salt)).unwrap();
             assert_eq!(removed, (before - model.len()) as u64, "{op:?}");
         }
-        Op::ExtractIf(salt) => {
-            let expected: Vec<_> = model
-                .iter()
-                .filter(|(k, v)| picked(k, v, salt))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+        Op::ExtractIf(a, b, salt) => {
+            let bounds = key_bounds(a, b);
+            let mut expected = expected_range(model, &bounds);
+            expected.retain(|(k, v)| picked(k, v, salt));
             for (k, _) in &expected {
                 model.remove(k);
             }
-            let taken = txn.extract_if(|k, v| picked(k, v, salt)).unwrap();
+            let taken = txn.extract_if(bounds, |k, v| picked(k, v, salt)).unwrap();
             assert_eq!(taken, expected, "{op:?}");
         }
     }

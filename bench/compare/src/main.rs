@@ -320,8 +320,7 @@ fn main() -> R<()> {
          redb's newest uses for sorted inserts (this crate's tree has no \
          appending path either; LMDB appends); SQLite's statements are \
          prepared once, not at every call; every pop is timed (redb \
-         extrapolates slow engines from 5 000); this crate's extract_if \
-         walks the whole tree, its predicate keeping to the range; \
+         extrapolates slow engines from 5 000); \
          compaction's time is a row. Reads and ranges: the median of three \
          passes. Ratios are to this crate's row, whose note gives its ratio \
          to the best peer. The KV sync count's child loads 10 000 pairs \

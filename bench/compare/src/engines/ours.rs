@@ -564,10 +564,8 @@ impl KvStore for BtreeKv {
         to: &[u8],
         pick: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> R<u64> {
-        // The tree's extract_if takes no range: the predicate keeps to it,
-        // and `pick` sees only the keys in it.
         self.write(|w| {
-            let taken = w.extract_if(|k, v| k >= from && k < to && pick(k, v))?;
+            let taken = w.extract_if(from..to, |k, v| pick(k, v))?;
             Ok(taken.len() as u64)
         })
     }

@@ -77,9 +77,6 @@
 //! - redb's harness estimates the pop phase from its first 5 000 pops when
 //!   they take over a second; every engine here is fast enough to do all
 //!   500 000.
-//! - This crate's `extract_if` takes no range: it walks the whole tree with
-//!   a predicate that picks only keys in the range (a leaf it takes nothing
-//!   from is not copied). redb's and LMDB's walk only the range.
 //! - Compaction's time is a row here; redb's harness prints it but puts
 //!   only the compacted size in its table.
 //! - The file sizes are measured per engine directory (LMDB: data.mdb and
