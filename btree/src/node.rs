@@ -664,6 +664,27 @@ impl Plan {
     }
 }
 
+/// The lower bound a parent files a node under whose first key is
+/// `first`, cut off after a node of `kind` whose last key is `last`. For
+/// leaves, the shortest prefix of `first` above `last`, so that branches
+/// keep short keys; for branches, `first` itself (the node cut off gives up
+/// its first key to its parent).
+///
+/// ```
+/// use mappedpages_btree::node::{separator, Kind};
+/// assert_eq!(separator(Kind::Leaf, b"apple", b"apricot"), b"apr");
+/// assert_eq!(separator(Kind::Branch, b"apple", b"apricot"), b"apricot");
+/// ```
+pub fn separator(kind: Kind, last: &[u8], first: &[u8]) -> Vec<u8> {
+    match kind {
+        Kind::Branch => first.to_vec(),
+        Kind::Leaf => {
+            let common = last.iter().zip(first).take_while(|(a, b)| a == b).count();
+            first[..(common + 1).min(first.len())].to_vec()
+        }
+    }
+}
+
 /// A node being changed: its entries copied out of their page.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
@@ -825,15 +846,8 @@ impl Node {
     /// leaves, the shortest prefix of its first key above this piece's last,
     /// so branches keep short keys; a branch gives up its first key.
     fn bound_before(&self, next: &Node) -> Vec<u8> {
-        let first = &next.entries[0].0;
-        match self.kind {
-            Kind::Branch => first.clone(),
-            Kind::Leaf => {
-                let last = &self.entries[self.entries.len() - 1].0;
-                let common = last.iter().zip(first).take_while(|(a, b)| a == b).count();
-                first[..(common + 1).min(first.len())].to_vec()
-            }
-        }
+        let last = &self.entries[self.entries.len() - 1].0;
+        separator(self.kind, last, &next.entries[0].0)
     }
 
     /// Writes the node into a page.

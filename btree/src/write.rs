@@ -14,8 +14,8 @@ use mappedpages::{PageId, Pager, Transaction};
 use crate::error::{Error, Result};
 use crate::meta::{Meta, META};
 use crate::node::{
-    set_next_overflow_page, Edit, Kind, LeafValue, Node, NodeRef, HEADER, INLINE_TAG, MAX_INLINE,
-    MAX_KEY, MAX_VALUE, OVERFLOW_DATA, OVERFLOW_HEADER, OVERFLOW_PAYLOAD, PAGE,
+    separator, set_next_overflow_page, Edit, Kind, LeafValue, Node, NodeRef, HEADER, INLINE_TAG,
+    MAX_INLINE, MAX_KEY, MAX_VALUE, OVERFLOW_DATA, OVERFLOW_HEADER, OVERFLOW_PAYLOAD, PAGE,
 };
 use crate::pages::{chain, Pages};
 use crate::range::{lookup, Range};
@@ -185,6 +185,15 @@ impl<'a> WriteTxn<'a> {
                     let moved = moved.to_le_bytes();
                     let edit = Edit::Replace(i, [&moved, &[]]);
                     return Ok((self.change(id, edit, false)?, old));
+                }
+                // A child that split where it was (a page this transaction
+                // wrote already, or a full node that an append left as it
+                // was) adds one child after it: an edit of this node's page,
+                // not a decode of all its children.
+                [(_, same), (bound, second)] if *same == child => {
+                    let second = second.to_le_bytes();
+                    let edit = Edit::Insert(i + 1, bound, [&second, &[]]);
+                    return Ok((self.change(id, edit, fill)?, old));
                 }
                 _ => {}
             }
@@ -443,6 +452,11 @@ impl<'a> WriteTxn<'a> {
     /// ([`WriteTxn::store`]) only if the result does not fit a page.
     pub(crate) fn change(&mut self, id: u64, edit: Edit, fill: bool) -> Result<Pieces> {
         let plan = self.txn.node(id)?.plan(&edit)?;
+        if let (false, true, Edit::Insert(i, key, payload)) = (plan.fits(), fill, edit) {
+            if i == self.txn.node(id)?.len() {
+                return self.append_split(id, key, payload);
+            }
+        }
         if !plan.fits() {
             let mut node = self.txn.node(id)?.decode()?;
             node.apply(&edit);
@@ -461,6 +475,29 @@ impl<'a> WriteTxn<'a> {
             new.0
         };
         Ok(vec![(Vec::new(), new)])
+    }
+
+    /// Splits node `id`, full, for an entry appended to it on the tree's
+    /// right edge, as [`Node::split`] with `fill` would, without decoding
+    /// it: the node stays as it is, and the entry starts a new node after it.
+    fn append_split(&mut self, id: u64, key: &[u8], payload: [&[u8]; 2]) -> Result<Pieces> {
+        let full = self.txn.node(id)?;
+        let kind = full.kind();
+        let bound = separator(kind, full.key(full.len() - 1)?, key);
+        let first_key = match kind {
+            Kind::Branch => Vec::new(),
+            Kind::Leaf => key.to_vec(),
+        };
+        let node = Node {
+            kind,
+            entries: vec![(first_key, payload.concat())],
+        };
+        if node.size() > PAGE {
+            return Err(Error::Corrupt("an entry larger than a page"));
+        }
+        let new = self.txn.alloc()?;
+        node.encode(self.txn.get_mut(new)?.as_bytes_mut());
+        Ok(vec![(Vec::new(), id), (bound, new.0)])
     }
 
     /// Writes `node`, which replaces page `id`: into `id` itself if this
@@ -503,6 +540,8 @@ impl<'a> WriteTxn<'a> {
 
 #[cfg(test)]
 mod tests {
+    use mappedpages::PageId;
+
     use crate::node::{Kind, NodeRef, PAGE};
     use crate::pages::Pages;
     use crate::Db;
@@ -570,6 +609,65 @@ mod tests {
         let after = children_of_root(&db);
         assert_eq!(after.len(), leaves - 1, "{after:?}");
         assert!(after[0].1 * 120 <= PAGE);
+    }
+
+    /// The leaves down the tree's right edge, root first.
+    fn right_edge(db: &Db) -> Vec<u64> {
+        let read = db.pager().snapshot().unwrap();
+        let mut edge = vec![db.read().unwrap().meta_for_tests().root];
+        loop {
+            let node = read.node(*edge.last().unwrap()).unwrap();
+            if node.kind() == Kind::Leaf {
+                return edge;
+            }
+            edge.push(node.child(node.len() - 1).unwrap());
+        }
+    }
+
+    /// An ascending key that a full committed leaf on the right edge has no
+    /// room for leaves that leaf where and as it is, and starts a new leaf
+    /// holding the key alone, filed after it in the same parent.
+    #[test]
+    fn an_append_to_a_full_leaf_leaves_it_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::create(dir.path().join("tree.db")).unwrap();
+        let mut txn = db.write().unwrap();
+        let mut i = 0;
+        while txn.meta.height < 3 {
+            txn.insert(&key(i), &[1; 110]).unwrap();
+            i += 1;
+        }
+        txn.commit().unwrap();
+        // Fill the last leaf, one commit a pair (each copies it to a new
+        // page), until the next pair finds it full.
+        loop {
+            let leaf = *right_edge(&db).last().unwrap();
+            let before = db
+                .pager()
+                .snapshot()
+                .unwrap()
+                .get(PageId(leaf))
+                .unwrap()
+                .as_bytes()
+                .to_vec();
+            let mut txn = db.write().unwrap();
+            txn.insert(&key(i), &[2; 110]).unwrap();
+            txn.commit().unwrap();
+            let now = right_edge(&db);
+            let read = db.pager().snapshot().unwrap();
+            let last = read.node(*now.last().unwrap()).unwrap();
+            if last.len() == 1 {
+                let parent = read.node(now[now.len() - 2]).unwrap();
+                let n = parent.len();
+                assert!(n >= 2, "the leaf and the new one share a parent");
+                assert_eq!(parent.child(n - 2).unwrap(), leaf, "the full leaf stays");
+                assert_eq!(read.get(PageId(leaf)).unwrap().as_bytes(), &before[..]);
+                assert_eq!(last.key(0).unwrap(), &key(i)[..]);
+                break;
+            }
+            i += 1;
+        }
+        db.read().unwrap().check().unwrap();
     }
 
     /// The check made on pages, without decoding, agrees with the size of
