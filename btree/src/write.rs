@@ -322,14 +322,49 @@ impl<'a> WriteTxn<'a> {
         if let Some(edit) = edit {
             return Ok(self.change(id, edit, false)?[0].1);
         }
-        let mut node = self.txn.node(id)?.decode()?;
-        if child == 0 {
-            node.remove_child(i);
-        } else {
-            node.set_child(i, child);
-            self.merge(&mut node, i)?;
+        if small {
+            return self.merge_child(id, i, child);
         }
+        // The first child gone: the next one's key becomes the empty one.
+        let mut node = self.txn.node(id)?.decode()?;
+        node.remove_child(i);
         self.store_shrunk(id, node)
+    }
+
+    /// Folds child `i` of branch `id`, now page `child`, into the neighbour
+    /// [`WriteTxn::can_merge`] found it fits one page with. The branch's page
+    /// is edited (one child fewer, the merged one's page filed), not
+    /// decoded: a branch holds hundreds of children, and pops from one end
+    /// merge every few dozen removals. Returns the branch's page.
+    fn merge_child(&mut self, id: u64, i: usize, child: u64) -> Result<u64> {
+        let parent = self.txn.node(id)?;
+        let left = i.saturating_sub(1);
+        let (left_id, right_id) = match left == i {
+            true => (child, parent.child(i + 1)?),
+            false => (parent.child(left)?, child),
+        };
+        let bound = parent.key(left + 1)?.to_vec();
+        let merged = self.merged(left_id, right_id, bound)?;
+        if merged.size() > PAGE {
+            return Err(Error::Corrupt("nodes that fit one page do not"));
+        }
+        self.txn.free(PageId(right_id))?;
+        let merged = self.store(left_id, merged, false)?[0].1.to_le_bytes();
+        let id = self.change(id, Edit::Remove(left + 1), false)?[0].1;
+        Ok(self.change(id, Edit::Replace(left, [&merged, &[]]), false)?[0].1)
+    }
+
+    /// Nodes `left_id` and `right_id`, neighbours filed apart by `bound` in
+    /// their parent, as one node (which may not fit a page).
+    fn merged(&self, left_id: u64, right_id: u64, bound: Vec<u8>) -> Result<Node> {
+        let mut merged = self.txn.node(left_id)?.decode()?;
+        let mut right = self.txn.node(right_id)?.decode()?.entries;
+        if merged.kind == Kind::Branch {
+            // The right node's lower bound, dropped from it, comes back from the parent.
+            right[0].0 = bound;
+        }
+        merged.entries.extend(right);
+        Ok(merged)
     }
 
     /// Whether node `id` uses little enough of its page to be merged.
@@ -379,13 +414,7 @@ impl<'a> WriteTxn<'a> {
         if !self.merged_fits(left_id, right_id, &node.entries[left + 1].0)? {
             return Ok(false);
         }
-        let mut merged = self.txn.node(left_id)?.decode()?;
-        let mut right = self.txn.node(right_id)?.decode()?.entries;
-        if merged.kind == Kind::Branch {
-            // The right node's lower bound, dropped from it, comes back from the parent.
-            right[0].0 = node.entries[left + 1].0.clone();
-        }
-        merged.entries.extend(right);
+        let merged = self.merged(left_id, right_id, node.entries[left + 1].0.clone())?;
         if merged.size() > PAGE {
             return Ok(false);
         }
