@@ -317,8 +317,8 @@ fn main() -> R<()> {
          all alike; the figure is the time per operation, with redb's rate \
          (keys/s, txn/s, scan/s) in the note; RocksDB and fjall are not \
          compared; redb is its 2.x release, without the appending cursor \
-         redb's newest uses for sorted inserts (this crate's tree has no \
-         appending path either; LMDB appends); SQLite's statements are \
+         redb's newest uses for sorted inserts (this crate's tree takes \
+         plain inserts, which fill the right-edge leaf; LMDB appends); SQLite's statements are \
          prepared once, not at every call; every pop is timed (redb \
          extrapolates slow engines from 5 000); \
          compaction's time is a row. Reads and ranges: the median of three \

@@ -522,7 +522,7 @@ impl KvStore for BtreeKv {
     }
 
     fn sorted_by(&self) -> &'static str {
-        "plain inserts: the tree has no appending path"
+        "plain inserts: a key past the last one fills the right-edge leaf and starts the next"
     }
 
     fn unsynced_by(&self) -> &'static str {

@@ -70,8 +70,9 @@
 //!   builds no C++ and keeps to the engines it already compares.
 //! - redb is the 2.x release the other workloads use, not redb's newest:
 //!   it has no appending cursor, so its sorted inserts are plain inserts
-//!   (redb's newest uses one), and this crate's B+tree has no appending
-//!   path either; LMDB appends.
+//!   (redb's newest uses one); this crate's B+tree takes plain inserts too
+//!   (a key past the last fills the right-edge leaf and starts a new one,
+//!   without a separate call); LMDB appends.
 //! - SQLite's statements are prepared once per connection (`prepare_cached`),
 //!   where redb's adapter prepares its inserts and removals at every call.
 //! - redb's harness estimates the pop phase from its first 5 000 pops when
