@@ -50,6 +50,7 @@ pub struct Db {
 #[derive(Clone, Debug, Default)]
 pub struct DbOptions {
     durability: Durability,
+    transaction_memory: Option<usize>,
 }
 
 impl DbOptions {
@@ -70,8 +71,40 @@ impl DbOptions {
         self
     }
 
+    /// The most bytes of changed pages a write transaction holds in memory
+    /// before it writes them to the file early, default the pager's
+    /// ([`DEFAULT_TRANSACTION_MEMORY`](mappedpages::DEFAULT_TRANSACTION_MEMORY)).
+    /// A transaction that changes more pages than that (a load of
+    /// millions of unsorted keys) writes out what it holds and copies back
+    /// each page it changes again: a bound that holds the pages it changes
+    /// made a load of 5 M pairs almost twice as fast. Memory is taken only
+    /// as pages are changed; like the durability, it is chosen at every
+    /// open.
+    ///
+    /// ```
+    /// use mappedpages_btree::Db;
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut db = Db::options()
+    ///     .transaction_memory(1 << 30)
+    ///     .create(dir.path().join("store.db"))?;
+    /// let mut txn = db.write()?;
+    /// for i in 0..10_000u32 {
+    ///     txn.insert(&i.wrapping_mul(2_654_435_761).to_be_bytes(), b"value")?;
+    /// }
+    /// txn.commit()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn transaction_memory(mut self, bytes: usize) -> DbOptions {
+        self.transaction_memory = Some(bytes);
+        self
+    }
+
     fn pager(&self) -> PagerOptions<PAGE> {
-        Pager::<PAGE>::options().durability(self.durability)
+        let options = Pager::<PAGE>::options().durability(self.durability);
+        match self.transaction_memory {
+            Some(bytes) => options.transaction_memory(bytes),
+            None => options,
+        }
     }
 
     /// A new, empty store in a new file; fails if the file exists.

@@ -234,3 +234,37 @@ fn deferred_commits_sync_only_when_asked() {
         .unwrap();
     assert_committed(&db, &model, "reopened");
 }
+
+/// A transaction that changes far more pages than its memory holds writes
+/// them out early and copies back the ones it changes again: what it
+/// commits, and what a reopen finds, is what it wrote.
+#[test]
+fn a_transaction_larger_than_its_memory_commits_whole() {
+    let dir = temp_dir();
+    let path = dir.path().join("tree.db");
+    let options = Db::options().transaction_memory(16 * 4096);
+    let mut db = options.create(&path).unwrap();
+    let (mut model, mut rng) = (Model::new(), Rng::new(7));
+    let mut txn = db.write().unwrap();
+    for _ in 0..3000 {
+        let i = rng.below(2000);
+        if rng.below(4) == 0 {
+            assert_eq!(txn.remove(&key(i)).unwrap(), model.remove(&key(i)));
+        } else {
+            let value = vec![rng.below(256) as u8; rng.below(300) as usize];
+            assert_eq!(
+                txn.insert(&key(i), &value).unwrap(),
+                model.insert(key(i), value)
+            );
+        }
+    }
+    txn.commit().unwrap();
+    assert!(
+        db.pager().allocated_page_count() > 64,
+        "more pages than it held"
+    );
+    assert_committed(&db, &model, "after the commit");
+    drop(db);
+    let db = options.open(&path).unwrap();
+    assert_committed(&db, &model, "reopened");
+}

@@ -308,7 +308,9 @@ fn main() -> R<()> {
          peers configured as redb's harness configures them (redb: 4 GiB \
          cache; LMDB: 4 GiB map, default flags, NO_SYNC for the no-sync \
          phase, APPEND for sorted inserts; SQLite: its defaults, rollback \
-         journal and synchronous=FULL, OFF for the no-sync phase); this \
+         journal and synchronous=FULL, OFF for the no-sync phase; this \
+         crate: a 4 GiB bound on the pages a transaction holds, as redb's \
+         cache); this \
          crate's no-sync phase reopens its store Durability::Deferred and \
          syncs after it, untimed. Where it differs from redb's harness: the \
          systems run one phase after another, each on its own store, all \

@@ -21,7 +21,7 @@ use crate::workloads::r6::R6Store;
 use crate::workloads::rp::R6Follower;
 use crate::workloads::w8::Churn;
 use crate::{Op, R};
-use mappedpages_btree::{Db, ReadTxn, WriteTxn};
+use mappedpages_btree::{Db, DbOptions, ReadTxn, WriteTxn};
 
 /// How a single-operation workload drives the pager.
 pub enum Mappedpages {
@@ -304,14 +304,27 @@ impl Engine for Mappedpages {
     }
 
     fn kv(&self, dir: &Path) -> R<Box<dyn KvStore>> {
-        // Db::create: the pager's defaults, Durability::Immediate.
+        // Durability::Immediate, and the memory redb's harness gives redb's
+        // cache as the bound on the pages a transaction holds.
         let path = dir.join("kv.pages");
         Ok(Box::new(BtreeKv {
-            db: Some(Db::create(&path)?),
+            db: Some(kv_options(Durability::Immediate).create(&path)?),
             path,
         }))
     }
 }
+
+/// The KV store's options: `durability`, and a transaction holding up to
+/// as many bytes of changed pages as redb's harness gives redb's cache.
+fn kv_options(durability: Durability) -> DbOptions {
+    Db::options()
+        .durability(durability)
+        .transaction_memory(KV_TRANSACTION_MEMORY)
+}
+
+/// The KV store's bound on a transaction's changed pages: 4 GiB, redb's
+/// cache in redb's harness (on 32-bit targets, what an address space allows).
+const KV_TRANSACTION_MEMORY: usize = if usize::BITS >= 64 { 4 << 30 } else { 1 << 30 };
 
 /// R6 on a `ConcurrentPager`: readers take snapshots while the writer
 /// commits.
@@ -496,7 +509,7 @@ impl BtreeKv {
 
 impl KvStore for BtreeKv {
     fn label(&self) -> &'static str {
-        "B+tree on mappedpages (this crate, mappedpages-btree), Immediate"
+        "B+tree on mappedpages (this crate, mappedpages-btree), Immediate, 4 GiB transaction memory"
     }
 
     fn short(&self) -> &'static str {
@@ -540,7 +553,7 @@ impl KvStore for BtreeKv {
             Durability::Deferred
         };
         drop(self.db.take());
-        self.db = Some(Db::options().durability(durability).open(&self.path)?);
+        self.db = Some(kv_options(durability).open(&self.path)?);
         Ok(())
     }
 

@@ -47,9 +47,12 @@
 //! its default page cache), one table `kv (key BLOB PRIMARY KEY, value
 //! BLOB)`, `INSERT OR REPLACE`, pop as the first (last) row by key then a
 //! delete by rowid, retain and extract_if as a scan by key and deletes of
-//! the rows picked, `VACUUM` to compact; this crate with `Db::create`
-//! (`Durability::Immediate`), its `pop_first`/`pop_last`, `retain`,
-//! `extract_if`, `len` and `compact`. For phase 4 this crate's store is
+//! the rows picked, `VACUUM` to compact; this crate with
+//! `Durability::Immediate` and a 4 GiB bound on the pages a transaction
+//! holds in memory (`DbOptions::transaction_memory`, the memory redb's
+//! harness gives redb's cache; the default, 256 MiB, made the 5 M-pair
+//! load write out and copy back pages it changes again), its
+//! `pop_first`/`pop_last`, `retain`, `extract_if`, `len` and `compact`. For phase 4 this crate's store is
 //! dropped and reopened with `Durability::Deferred`, the 50 000 commits
 //! timed, then `Db::sync` and a reopen with `Durability::Immediate`,
 //! untimed, as the other engines switch their sync off and on outside
