@@ -338,11 +338,7 @@ impl<'a> WriteTxn<'a> {
     /// merge every few dozen removals. Returns the branch's page.
     fn merge_child(&mut self, id: u64, i: usize, child: u64) -> Result<u64> {
         let parent = self.txn.node(id)?;
-        let left = i.saturating_sub(1);
-        let (left_id, right_id) = match left == i {
-            true => (child, parent.child(i + 1)?),
-            false => (parent.child(left)?, child),
-        };
+        let (left, left_id, right_id) = merge_pair(&parent, i, child)?;
         let bound = parent.key(left + 1)?.to_vec();
         let merged = self.merged(left_id, right_id, bound)?;
         if merged.size() > PAGE {
@@ -381,11 +377,7 @@ impl<'a> WriteTxn<'a> {
         if parent.len() < 2 || !self.is_small(child)? {
             return Ok(false);
         }
-        let left = i.saturating_sub(1);
-        let (left_id, right_id) = match left == i {
-            true => (child, parent.child(i + 1)?),
-            false => (parent.child(left)?, child),
-        };
+        let (left, left_id, right_id) = merge_pair(parent, i, child)?;
         self.merged_fits(left_id, right_id, parent.key(left + 1)?)
     }
 
@@ -565,6 +557,16 @@ impl<'a> WriteTxn<'a> {
             .write(self.txn.write_protected(META)?.as_bytes_mut());
         Ok(self.txn.commit()?)
     }
+}
+
+/// The neighbours a merge of child `i` of `parent` (now page `child`)
+/// joins: the index of the left one and both pages. The first child joins
+/// the second; any other, the one before it.
+fn merge_pair(parent: &NodeRef<'_>, i: usize, child: u64) -> Result<(usize, u64, u64)> {
+    Ok(match i {
+        0 => (0, child, parent.child(1)?),
+        _ => (i - 1, parent.child(i - 1)?, child),
+    })
 }
 
 #[cfg(test)]
