@@ -42,8 +42,17 @@ impl PageBuffers {
         }
     }
 
-    /// The longest write [`Storage::write_pages`](super::Storage::write_pages) makes.
-    pub const MAX_WRITE: usize = 1 << 20;
+    /// The longest write [`Storage::write_pages`](super::Storage::write_pages)
+    /// makes: 16 KiB, four 4 KiB pages. Not more, because Linux (ext4 since
+    /// 6.16) caches a file in folios as large as the writes that filled
+    /// them, and a later one-page write into a large folio, or its
+    /// writeback, walks every block of the folio: with 1 MiB writes,
+    /// batches of 1 000 random B+tree inserts took 24 ms against 22 ms, and
+    /// `Deferred` one-insert commits 64 to 74 µs against 58 µs, on a tree
+    /// of a million pairs. Longer writes gained nothing measurable where a
+    /// transaction writes many adjacent pages (256 pages new to the file:
+    /// 0.76× the raw one-page writes in 16 KiB writes, 0.75× in one).
+    pub const MAX_WRITE: usize = 16 << 10;
 
     /// Whether one more page of `page_size` bytes fits.
     pub fn has_room(&self, page_size: usize) -> bool {
