@@ -13,8 +13,8 @@ use std::ops::{Bound, RangeBounds};
 
 use mappedpages::PageId;
 
-use crate::error::Result;
-use crate::node::{Edit, Kind};
+use crate::error::{Error, Result};
+use crate::node::{encode_entries, Edit, Kind, NodeRef, ENTRY_OVERHEAD, HEADER, PAGE};
 use crate::pages::{chain, read_value, Pages};
 use crate::range::{above_start, below_end};
 use crate::write::WriteTxn;
@@ -309,15 +309,44 @@ impl WriteTxn<'_> {
                 0
             }
             &[i] => self.change(id, Edit::Remove(i), false)?[0].1,
-            _ => {
-                let mut node = self.txn.node(id)?.decode()?;
-                for &i in picked.iter().rev() {
-                    node.entries.remove(i);
-                }
-                self.store_shrunk(id, node)?
-            }
+            _ => self.write_leaf_without(id, &picked)?,
         };
         Ok((picked.len() as u64, page))
+    }
+
+    /// Writes leaf `id` without its entries `picked` (ascending, not all of
+    /// them): where it lies if this transaction wrote it already, else into
+    /// a fresh page. The kept entries are copied from the page as they are,
+    /// none decoded. Returns the leaf's page.
+    fn write_leaf_without(&mut self, id: u64, picked: &[usize]) -> Result<u64> {
+        let mut source = [0u8; PAGE];
+        source.copy_from_slice(self.txn.get(PageId(id))?.as_bytes());
+        let leaf = NodeRef::new(&source)?;
+        let mut kept = Vec::with_capacity(leaf.len() - picked.len());
+        let mut picked = picked.iter().peekable();
+        for i in 0..leaf.len() {
+            match picked.peek() {
+                Some(&&next) if next == i => drop(picked.next()),
+                _ => kept.push(leaf.entry(i)?),
+            }
+        }
+        // Entries of a damaged page may overlap: only a sound one's fit.
+        let size: usize = kept
+            .iter()
+            .map(|(k, p)| ENTRY_OVERHEAD + k.len() + p.len())
+            .sum();
+        if HEADER + size > PAGE {
+            return Err(Error::Corrupt("a node grew by losing entries"));
+        }
+        let target = if self.txn.is_writable(PageId(id)) {
+            id
+        } else {
+            self.txn.free(PageId(id))?;
+            self.txn.alloc()?.0
+        };
+        let page = self.txn.get_mut(PageId(target))?.as_bytes_mut();
+        encode_entries(page, leaf.kind(), kept.into_iter());
+        Ok(target)
     }
 
     /// Frees the subtree of node `id` at `depth`, nodes and overflow pages,

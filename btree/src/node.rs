@@ -857,17 +857,33 @@ impl Node {
     /// fit) or has no entry.
     pub fn encode(&self, page: &mut [u8]) {
         assert!(self.size() <= page.len() && !self.entries.is_empty());
-        page.fill(0);
-        write_header(page, self.kind, self.entries.len());
-        let mut at = entries_start(self.entries.len());
-        for (i, (key, payload)) in self.entries.iter().enumerate() {
-            set_u16(page, HEADER + OFFSET_SIZE * i, at);
-            write_lengths(page, at, key.len(), payload.len());
-            let key_at = at + ENTRY_HEADER;
-            page[key_at..][..key.len()].copy_from_slice(key);
-            page[key_at + key.len()..][..payload.len()].copy_from_slice(payload);
-            at = key_at + key.len() + payload.len();
-        }
+        let entries = self.entries.iter().map(|(k, p)| (&k[..], &p[..]));
+        encode_entries(page, self.kind, entries);
+    }
+}
+
+/// Writes a node of `kind` holding `entries` (keys and payloads, in order)
+/// into `page`, as [`Node::encode`] does, from borrowed bytes: a node that
+/// only loses entries is written without copying each one out first.
+///
+/// # Panics
+/// If the entries do not fit `page`.
+pub fn encode_entries<'e>(
+    page: &mut [u8],
+    kind: Kind,
+    entries: impl ExactSizeIterator<Item = (&'e [u8], &'e [u8])>,
+) {
+    page.fill(0);
+    let len = entries.len();
+    write_header(page, kind, len);
+    let mut at = entries_start(len);
+    for (i, (key, payload)) in entries.enumerate() {
+        set_u16(page, HEADER + OFFSET_SIZE * i, at);
+        write_lengths(page, at, key.len(), payload.len());
+        let key_at = at + ENTRY_HEADER;
+        page[key_at..][..key.len()].copy_from_slice(key);
+        page[key_at + key.len()..][..payload.len()].copy_from_slice(payload);
+        at = key_at + key.len() + payload.len();
     }
 }
 

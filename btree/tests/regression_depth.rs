@@ -136,3 +136,43 @@ fn a_root_that_is_its_own_child_is_an_error_not_a_loop() {
     make_branch_to(&path, root, root);
     assert_every_walk_is_refused(&path);
 }
+
+/// A leaf whose offsets all name its largest entry (so its entries, read
+/// one by one, add up to more than a page) makes a removal of several of
+/// its pairs an error, not a write past the page.
+#[test]
+fn a_leaf_of_overlapping_entries_is_an_error_for_retain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tree.db");
+    let mut db = Db::create(&path).unwrap();
+    let mut txn = db.write().unwrap();
+    // Small pairs, and a last one of 1 500 bytes.
+    for i in 0..20 {
+        let len = if i == 19 { 1500 } else { 20 };
+        txn.insert(&key(i), &vec![i as u8; len]).unwrap();
+    }
+    txn.commit().unwrap();
+    drop(db);
+    let mut pager = Pager::<PAGE>::open(&path).unwrap();
+    let meta = ProtectedPageId::<PAGE>(0).get(&pager).unwrap().as_bytes();
+    let root = u64::from_le_bytes(meta[8..16].try_into().unwrap());
+    let page = PageId::<PAGE>(root).get_mut(&mut pager).unwrap();
+    let bytes = page.as_bytes_mut();
+    let leaf = NodeRef::new(bytes).unwrap();
+    assert_eq!((leaf.kind(), leaf.len()), (Kind::Leaf, 20), "one leaf");
+    // Every offset (a u16 after the 4-byte header) names the last entry.
+    let last = [bytes[4 + 2 * 19], bytes[4 + 2 * 19 + 1]];
+    for i in 0..20 {
+        bytes[4 + 2 * i..4 + 2 * i + 2].copy_from_slice(&last);
+    }
+    pager.sync().unwrap();
+    drop(pager);
+    let mut db = Db::open(&path).unwrap();
+    let mut txn = db.write().unwrap();
+    let mut n = 0;
+    let removed = txn.retain(|_, _| {
+        n += 1;
+        n % 4 != 0
+    });
+    assert!(matches!(removed, Err(Error::Corrupt(_))), "{removed:?}");
+}
