@@ -14,7 +14,7 @@ use std::ops::{Bound, RangeBounds};
 use mappedpages::PageId;
 
 use crate::error::{Error, Result};
-use crate::node::{encode_entries, Edit, Kind, NodeRef, ENTRY_OVERHEAD, HEADER, PAGE};
+use crate::node::{encode_entries, node_size, Edit, Kind, NodeRef, PAGE};
 use crate::pages::{chain, read_value, Pages};
 use crate::range::{above_start, below_end};
 use crate::write::WriteTxn;
@@ -331,11 +331,7 @@ impl WriteTxn<'_> {
             }
         }
         // Entries of a damaged page may overlap: only a sound one's fit.
-        let size: usize = kept
-            .iter()
-            .map(|(k, p)| ENTRY_OVERHEAD + k.len() + p.len())
-            .sum();
-        if HEADER + size > PAGE {
+        if node_size(kept.iter().copied()) > PAGE {
             return Err(Error::Corrupt("a node grew by losing entries"));
         }
         let target = if self.txn.is_writable(PageId(id)) {

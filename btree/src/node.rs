@@ -772,12 +772,7 @@ impl Node {
 
     /// The bytes the node takes in a page.
     pub fn size(&self) -> usize {
-        HEADER
-            + self
-                .entries
-                .iter()
-                .map(|(k, p)| ENTRY_OVERHEAD + k.len() + p.len())
-                .sum::<usize>()
+        node_size(self.entries.iter().map(|(k, p)| (&k[..], &p[..])))
     }
 
     /// Cuts a node too large for a page into pieces that fit, each with the
@@ -860,6 +855,14 @@ impl Node {
         let entries = self.entries.iter().map(|(k, p)| (&k[..], &p[..]));
         encode_entries(page, self.kind, entries);
     }
+}
+
+/// The bytes a node holding `entries` (keys and payloads) takes in a page.
+pub fn node_size<'e>(entries: impl Iterator<Item = (&'e [u8], &'e [u8])>) -> usize {
+    HEADER
+        + entries
+            .map(|(key, payload)| ENTRY_OVERHEAD + key.len() + payload.len())
+            .sum::<usize>()
 }
 
 /// Writes a node of `kind` holding `entries` (keys and payloads, in order)

@@ -472,14 +472,15 @@ impl<'a> WriteTxn<'a> {
     /// already, else while copying it to a fresh page; decodes and stores it
     /// ([`WriteTxn::store`]) only if the result does not fit a page.
     pub(crate) fn change(&mut self, id: u64, edit: Edit, fill: bool) -> Result<Pieces> {
-        let plan = self.txn.node(id)?.plan(&edit)?;
-        if let (false, true, Edit::Insert(i, key, payload)) = (plan.fits(), fill, edit) {
-            if i == self.txn.node(id)?.len() {
-                return self.append_split(id, key, payload);
-            }
-        }
+        let page = self.txn.node(id)?;
+        let (plan, len) = (page.plan(&edit)?, page.len());
         if !plan.fits() {
-            let mut node = self.txn.node(id)?.decode()?;
+            if let (true, Edit::Insert(i, key, payload)) = (fill, edit) {
+                if i == len {
+                    return self.append_split(id, key, payload);
+                }
+            }
+            let mut node = page.decode()?;
             node.apply(&edit);
             return self.store(id, node, fill);
         }
