@@ -725,31 +725,67 @@ impl Storage {
     /// announced to the fault hook as a write. The pages are ones no live
     /// snapshot reads (module docs). On error some of them may have been
     /// written.
-    pub fn write_pages(&mut self, buffers: &PageBuffers, page_size: usize) -> io::Result<()> {
-        let per_write = (PageBuffers::MAX_WRITE / page_size).max(1);
-        let mut run: Vec<(u64, &[u8])> = Vec::new();
+    ///
+    /// Pages between two held ones that `unused` says no state uses, and
+    /// that nothing wrote since the file grew over them, are written as
+    /// zeros in the same write. A file system that preallocated them keeps
+    /// every such page left between written ones as an extent of its own: a
+    /// B+tree's removals left 130 000 in a 3 GB file, which then took 9 s
+    /// to truncate on ext4, against 0.5 s for the same length written
+    /// whole.
+    pub fn write_pages(
+        &mut self,
+        buffers: &PageBuffers,
+        page_size: usize,
+        unused: impl Fn(u64) -> bool,
+    ) -> io::Result<()> {
+        let per_write = (PageBuffers::MAX_WRITE / page_size).max(1) as u64;
+        // The run's pages from `first`: a held page's bytes, or `None` for
+        // a page between two of them written as zeros.
+        let mut run: Vec<Option<&[u8]>> = Vec::new();
+        let mut first = 0;
         let mut joined = Vec::new();
+        let page_bytes = |page: u64| page.saturating_mul(page_size as u64);
         let mut pages = buffers.iter().peekable();
         while let Some((page, bytes)) = pages.next() {
-            run.push((page, bytes));
-            let next_adjacent = pages
-                .peek()
-                .is_some_and(|&(next, _)| page.checked_add(1) == Some(next));
-            if next_adjacent && run.len() < per_write {
-                continue;
+            if run.is_empty() {
+                first = page;
             }
-            let (first, _) = run[0];
-            let offset = first * page_size as u64;
-            if let [(_, only)] = run.as_slice() {
+            run.push(Some(bytes));
+            // The pages up to the next held one, when they join it.
+            let mut gap = None;
+            if let Some(&(next, _)) = pages.peek() {
+                let len = next.saturating_sub(page.saturating_add(1));
+                let joins = len == 0
+                    || len < per_write
+                        && self.zeros.contains(page_bytes(page + 1), page_bytes(next))
+                        && (page + 1..next).all(&unused);
+                if joins && run.len() as u64 + len < per_write {
+                    run.extend((0..len).map(|_| None));
+                    continue;
+                }
+                gap = joins.then_some(len);
+            }
+            let offset = page_bytes(first);
+            if let [Some(only)] = run.as_slice() {
                 self.write_at(offset, only)?;
             } else {
                 joined.clear();
-                for (_, bytes) in &run {
-                    joined.extend_from_slice(bytes);
+                for bytes in &run {
+                    match bytes {
+                        Some(bytes) => joined.extend_from_slice(bytes),
+                        None => joined.resize(joined.len() + page_size, 0),
+                    }
                 }
                 self.write_at(offset, &joined)?;
             }
             run.clear();
+            // A write full before a gap of zeros: the next one starts with
+            // them.
+            if let Some(len) = gap.filter(|&len| len > 0) {
+                first = page + 1;
+                run.extend((0..len).map(|_| None));
+            }
         }
         Ok(())
     }

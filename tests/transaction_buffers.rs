@@ -513,6 +513,67 @@ mod with_hook {
     }
 
     #[test]
+    fn pages_between_held_ones_that_read_zeros_join_their_writes() {
+        for preallocate in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f");
+            let writes = Arc::new(Mutex::new(Writes::default()));
+            let seen = Arc::clone(&writes);
+            let hook = IoHook::new(move |event| {
+                if let IoEvent::Write { offset, len } = event {
+                    seen.lock().unwrap().seen.push((offset, len));
+                }
+                Ok(())
+            });
+            let mut pager = P::options()
+                .initial_pages(256)
+                .preallocate(preallocate)
+                .io_hook(hook)
+                .create(&path)
+                .unwrap();
+            let mut txn = pager.transaction().unwrap();
+            let ids = txn.alloc_bulk(16).unwrap();
+            assert!(ids.windows(2).all(|w| w[1].0 == w[0].0 + 1));
+            // Pages 4 and 6 of the run are freed again, 9 to 11 allocated
+            // but never written: only free pages may be written as zeros.
+            let skipped = |i: usize| matches!(i, 4 | 6 | 9..=11);
+            for (i, &id) in ids.iter().enumerate() {
+                match i {
+                    4 | 6 => txn.free(id).unwrap(),
+                    9..=11 => {}
+                    _ => txn.get_mut(id).unwrap().as_bytes_mut().fill(i as u8 + 1),
+                }
+            }
+            writes.lock().unwrap().seen.clear();
+            txn.commit().unwrap();
+            let seen = writes.lock().unwrap().seen.clone();
+            let first = ids[0].0 * PS as u64;
+            let at = |page: usize, pages: usize| (first + (page * PS) as u64, pages * PS);
+            let expected = if preallocate {
+                // Free pages between held ones are written as the zeros
+                // they read, the first of them starting a write when the
+                // one before is full; allocated ones are not.
+                vec![at(0, 4), at(4, 4), at(8, 1), at(12, 4)]
+            } else {
+                // A sparse file keeps its holes.
+                vec![at(0, 4), at(5, 1), at(7, 2), at(12, 4)]
+            };
+            for write in &expected {
+                assert!(seen.contains(write), "{preallocate}: {write:?} in {seen:?}");
+            }
+            assert_eq!(seen.len(), expected.len() + 1, "and the root: {seen:?}");
+            drop(pager);
+            for (i, &id) in ids.iter().enumerate() {
+                let want = if skipped(i) { 0 } else { i as u8 + 1 };
+                assert!(
+                    file_page(&path, id.0).iter().all(|&x| x == want),
+                    "page {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn past_the_cap_pages_are_written_out_early() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");

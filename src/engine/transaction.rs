@@ -84,6 +84,8 @@ pub(crate) struct TxnState {
     pub(super) undo: Vec<Undo>,
     /// Pages the transaction stops using; reusable once its commit is durable.
     pub(super) freed: Vec<u64>,
+    /// Those of them it had allocated itself: in no root, read by nobody.
+    freed_fresh: PageSet,
     /// What it did with sub-pages.
     pub(super) sub: TxnSubPages,
     fresh: FreshPages,
@@ -335,7 +337,7 @@ impl Core {
     /// from the file). On error they stay held and nothing changed.
     fn room_to_hold(&mut self, txn: &mut TxnState) -> Result<()> {
         if !txn.buffers.has_room(self.page_size) {
-            self.store.write_pages(&txn.buffers, self.page_size)?;
+            self.write_buffers(txn)?;
             txn.buffers.clear();
         }
         Ok(())
@@ -347,7 +349,7 @@ impl Core {
         if txn.buffers.is_empty() {
             return Ok(HashMap::new());
         }
-        self.store.write_pages(&txn.buffers, self.page_size)?;
+        self.write_buffers(txn)?;
         let crcs = txn
             .buffers
             .iter()
@@ -355,6 +357,21 @@ impl Core {
             .collect();
         txn.buffers.clear();
         Ok(crcs)
+    }
+
+    /// Writes the pages `txn` holds. Pages it allocated and freed again
+    /// that lie between them may be written as zeros (see
+    /// `Storage::write_pages`), where the file preallocates its growth: no
+    /// root names them, no snapshot reads them, and none is handed out
+    /// again before the commit is durable, so before the sync that covers
+    /// the zeros too.
+    fn write_buffers(&mut self, txn: &TxnState) -> Result<()> {
+        let fill = self.preallocate;
+        self.store
+            .write_pages(&txn.buffers, self.page_size, |page| {
+                fill && txn.freed_fresh.contains(&page)
+            })?;
+        Ok(())
     }
 
     /// Moves `page` to the lowest free page below it, with its bytes, and
@@ -464,6 +481,9 @@ impl Core {
         for &page in &sorted {
             // A fresh page freed again: its bytes need not be written.
             txn.buffers.remove(page);
+            if txn.fresh.is_fresh(page) {
+                txn.freed_fresh.insert(page);
+            }
         }
         self.touch_pages(sorted.iter().copied());
         let runs = runs(&sorted);
@@ -676,6 +696,7 @@ impl Core {
             mut slots_before,
             dir_len_before,
             buffers: _,
+            freed_fresh: _,
             sub: _,
         } = txn;
         records.extend(subs.records);
