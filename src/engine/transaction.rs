@@ -84,8 +84,6 @@ pub(crate) struct TxnState {
     pub(super) undo: Vec<Undo>,
     /// Pages the transaction stops using; reusable once its commit is durable.
     pub(super) freed: Vec<u64>,
-    /// Those of them it had allocated itself: in no root, read by nobody.
-    freed_fresh: PageSet,
     /// What it did with sub-pages.
     pub(super) sub: TxnSubPages,
     fresh: FreshPages,
@@ -366,10 +364,11 @@ impl Core {
     /// again before the commit is durable, so before the sync that covers
     /// the zeros too.
     fn write_buffers(&mut self, txn: &TxnState) -> Result<()> {
-        let fill = self.preallocate;
+        let (map, fill) = (&self.map, self.preallocate);
+        // A fresh page stops being regular only when the transaction frees it.
         self.store
             .write_pages(&txn.buffers, self.page_size, |page| {
-                fill && txn.freed_fresh.contains(&page)
+                fill && txn.is_fresh(page) && !map.is_regular(page)
             })?;
         Ok(())
     }
@@ -481,9 +480,6 @@ impl Core {
         for &page in &sorted {
             // A fresh page freed again: its bytes need not be written.
             txn.buffers.remove(page);
-            if txn.fresh.is_fresh(page) {
-                txn.freed_fresh.insert(page);
-            }
         }
         self.touch_pages(sorted.iter().copied());
         let runs = runs(&sorted);
@@ -696,7 +692,6 @@ impl Core {
             mut slots_before,
             dir_len_before,
             buffers: _,
-            freed_fresh: _,
             sub: _,
         } = txn;
         records.extend(subs.records);
