@@ -451,6 +451,7 @@ fn snapshots_and_later_transactions_see_committed_bytes() {
 mod with_hook {
     use super::*;
     use mappedpages::fault::{IoEvent, IoHook};
+    use mappedpages::PagerOptions;
     use std::sync::{Arc, Mutex};
 
     /// Records the writes announced, and fails those at or past `fail_from`
@@ -462,6 +463,14 @@ mod with_hook {
     }
 
     fn hooked(path: &Path, durability: Durability) -> (P, Arc<Mutex<Writes>>) {
+        hooked_with(
+            path,
+            P::options().durability(durability).transaction_memory(CAP),
+        )
+    }
+
+    /// A pager of 256 pages created with `options` and the recording hook.
+    fn hooked_with(path: &Path, options: PagerOptions<PS>) -> (P, Arc<Mutex<Writes>>) {
         let writes = Arc::new(Mutex::new(Writes::default()));
         let seen = Arc::clone(&writes);
         let hook = IoHook::new(move |event| {
@@ -474,9 +483,7 @@ mod with_hook {
             }
             Ok(())
         });
-        let pager = P::options()
-            .durability(durability)
-            .transaction_memory(CAP)
+        let pager = options
             .initial_pages(256)
             .io_hook(hook)
             .create(path)
@@ -517,20 +524,7 @@ mod with_hook {
         for preallocate in [true, false] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("f");
-            let writes = Arc::new(Mutex::new(Writes::default()));
-            let seen = Arc::clone(&writes);
-            let hook = IoHook::new(move |event| {
-                if let IoEvent::Write { offset, len } = event {
-                    seen.lock().unwrap().seen.push((offset, len));
-                }
-                Ok(())
-            });
-            let mut pager = P::options()
-                .initial_pages(256)
-                .preallocate(preallocate)
-                .io_hook(hook)
-                .create(&path)
-                .unwrap();
+            let (mut pager, writes) = hooked_with(&path, P::options().preallocate(preallocate));
             let mut txn = pager.transaction().unwrap();
             let ids = txn.alloc_bulk(16).unwrap();
             assert!(ids.windows(2).all(|w| w[1].0 == w[0].0 + 1));
