@@ -22,7 +22,7 @@ use crate::format::record::DirEntry;
 use crate::format::root::{Root, FLAG_SYNCED};
 use crate::format::{superblock, FIRST_DATA_PAGE, ROOT_PAGES, SUPERBLOCK_PAGE};
 use crate::io::reader_table::ReaderTable;
-use crate::io::Storage;
+use crate::io::{PageBuffers, Storage};
 
 #[derive(Debug)]
 pub(crate) struct Core {
@@ -44,6 +44,9 @@ pub(crate) struct Core {
     pub(super) preallocate: bool,
     /// See [`Settings::transaction_memory`].
     pub(super) transaction_memory: usize,
+    /// The page buffers of the last transaction, emptied, for the next one
+    /// (see `PageBuffers::reuse`).
+    pub(super) idle_buffers: PageBuffers,
     /// Regular pages written through the map since the last sync.
     pub(super) data_dirty: bool,
     /// The root `open` took may so far live only in the page cache (after a
@@ -139,6 +142,7 @@ impl Core {
             max_total_pages: max_total_pages(settings.page_size),
             preallocate: settings.preallocate,
             transaction_memory: settings.transaction_memory,
+            idle_buffers: PageBuffers::new(settings.transaction_memory),
             data_dirty: false,
             open_unsettled: false,
             other_root_checks: false,

@@ -185,10 +185,10 @@ pub(crate) struct Rollback {
 }
 
 impl TxnState {
-    pub(crate) fn new(core: &Core) -> TxnState {
+    pub(crate) fn new(core: &mut Core) -> TxnState {
         TxnState {
             dir_len_before: core.map.dir_len(),
-            buffers: PageBuffers::new(core.transaction_memory),
+            buffers: core.take_buffers(),
             ..TxnState::default()
         }
     }
@@ -691,9 +691,10 @@ impl Core {
             staged,
             mut slots_before,
             dir_len_before,
-            buffers: _,
+            buffers,
             sub: _,
         } = txn;
+        self.keep_buffers(buffers);
         records.extend(subs.records);
         let mut checked: Vec<(u64, Option<u32>)> = fresh
             .written
@@ -741,8 +742,9 @@ impl Core {
     }
 
     /// Undoes everything `txn` did and gives back what it grew the file by.
-    pub(crate) fn rollback_txn(&mut self, txn: TxnState) {
+    pub(crate) fn rollback_txn(&mut self, mut txn: TxnState) {
         self.placement.end_transaction();
+        self.keep_buffers(std::mem::take(&mut txn.buffers));
         if self.poisoned {
             return;
         }
@@ -752,6 +754,17 @@ impl Core {
             whole: true,
         });
         self.give_back_growth();
+    }
+
+    /// The page buffers the last transaction left, for a new one.
+    fn take_buffers(&mut self) -> PageBuffers {
+        let fresh = PageBuffers::new(self.transaction_memory);
+        std::mem::replace(&mut self.idle_buffers, fresh)
+    }
+
+    /// Keeps the page buffers of a transaction that ended for the next one.
+    fn keep_buffers(&mut self, buffers: PageBuffers) {
+        self.idle_buffers = buffers.reuse(self.transaction_memory);
     }
 
     fn undo(&mut self, rollback: Rollback) {

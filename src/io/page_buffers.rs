@@ -93,6 +93,26 @@ impl PageBuffers {
         self.bytes = 0;
     }
 
+    /// The most bytes of spare buffers [`PageBuffers::reuse`] keeps for the
+    /// next transaction: enough for the pages of a small one (a B+tree
+    /// insert rewrites a leaf and its branches), while what a large one
+    /// held goes back to the allocator.
+    pub const KEPT_BETWEEN_TRANSACTIONS: usize = 256 << 10;
+
+    /// These buffers, emptied, for the next transaction, which may hold up
+    /// to `limit` bytes: a transaction of a few pages then takes no page
+    /// buffer from the allocator, and gives none back.
+    pub fn reuse(mut self, limit: usize) -> PageBuffers {
+        self.clear();
+        let mut kept = 0;
+        self.spare.retain(|spare| {
+            kept += spare.len();
+            kept <= Self::KEPT_BETWEEN_TRANSACTIONS
+        });
+        self.limit = limit;
+        self
+    }
+
     /// The pages held, ascending, with their bytes.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
         let mut pages: Vec<(u64, &[u8])> = self
@@ -171,6 +191,33 @@ mod tests {
         assert_eq!(buffers.spare.len(), 4);
         // A spare of another size is not used for a page of this one.
         assert_eq!(buffers.insert(2, &[2; 128]).map(|b| b.len()), Some(128));
+    }
+
+    /// The buffers of one transaction hold the next one's pages, up to the
+    /// bytes kept between transactions; the rest are given back.
+    #[test]
+    fn a_reused_set_keeps_a_bounded_number_of_buffers() {
+        let page = vec![7u8; 4096];
+        let mut buffers = PageBuffers::new(1 << 30);
+        let many = PageBuffers::KEPT_BETWEEN_TRANSACTIONS / page.len() + 10;
+        for i in 0..many as u64 {
+            buffers.insert(i, &page).unwrap();
+        }
+        let mut next = buffers.reuse(8192);
+        assert!(next.is_empty() && next.get(0).is_none());
+        assert_eq!(
+            next.spare.len(),
+            PageBuffers::KEPT_BETWEEN_TRANSACTIONS / page.len()
+        );
+        let kept: Vec<*const u8> = next.spare.iter().map(|b| b.as_ptr()).collect();
+        // The next pages held take kept buffers, with their own bytes, and
+        // the new limit holds: two pages, not more.
+        let zeros = vec![0u8; 4096];
+        let held = next.hold(5, &zeros).unwrap();
+        assert!(kept.contains(&held.cast_const()));
+        assert_eq!(next.get(5), Some(&zeros[..]));
+        assert!(next.insert(6, &zeros).is_some());
+        assert!(!next.has_room(4096));
     }
 
     #[test]
