@@ -182,6 +182,7 @@ impl WriteTxn<'_> {
     }
 
     fn prune(&mut self, prune: &mut Prune) -> Result<u64> {
+        self.forget_edge_leaves();
         if self.meta.root == 0 {
             return Ok(0);
         }

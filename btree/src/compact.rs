@@ -118,6 +118,7 @@ impl WriteTxn<'_> {
     /// Moves the tree's pages at or past `goal` down, and rewrites what
     /// names them.
     fn move_below(&mut self, goal: u64) -> Result<Moved> {
+        self.forget_edge_leaves();
         let mut moved = Moved::default();
         if self.meta.root != 0 {
             self.meta.root = self.move_node(self.meta.root, 0, goal, &mut moved)?;

@@ -586,6 +586,11 @@ impl Plan {
         self.new_start + self.prefix.len() + self.entry + self.suffix.len()
     }
 
+    /// The bytes the edited node uses.
+    pub fn used_after(&self) -> usize {
+        self.new_used()
+    }
+
     /// Whether the edited node fits a page.
     pub fn fits(&self) -> bool {
         self.new_used() <= PAGE

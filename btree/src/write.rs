@@ -14,8 +14,9 @@ use mappedpages::{PageId, Pager, Transaction};
 use crate::error::{Error, Result};
 use crate::meta::{Meta, META};
 use crate::node::{
-    separator, set_next_overflow_page, Edit, Kind, LeafValue, Node, NodeRef, HEADER, INLINE_TAG,
-    MAX_INLINE, MAX_KEY, MAX_VALUE, OVERFLOW_DATA, OVERFLOW_HEADER, OVERFLOW_PAYLOAD, PAGE,
+    encode_entries, node_size, separator, set_next_overflow_page, Edit, Kind, LeafValue, Node,
+    NodeRef, HEADER, INLINE_TAG, MAX_INLINE, MAX_KEY, MAX_VALUE, OVERFLOW_DATA, OVERFLOW_HEADER,
+    OVERFLOW_PAYLOAD, PAGE,
 };
 use crate::pages::{chain, Pages};
 use crate::range::{lookup, Range};
@@ -43,7 +44,25 @@ use crate::range::{lookup, Range};
 pub struct WriteTxn<'a> {
     pub(crate) txn: Transaction<'a, PAGE>,
     pub(crate) meta: Meta,
+    /// The first and the last leaf, as the last pop from that end left
+    /// them; `None` once anything else changed the tree (see
+    /// [`WriteTxn::pop_from_edge_leaf`]).
+    edge_leaves: [Option<EdgeLeaf>; 2],
 }
+
+/// A leaf at one end of the tree, and what a removal from it needs to know
+/// to tell whether the walk from the root would merge it.
+#[derive(Clone, Copy, Debug)]
+struct EdgeLeaf {
+    id: u64,
+    /// The leaf the walk would merge it with (its parent's next child, or
+    /// the one before at the last end) and the bytes that one uses; `None`
+    /// for the root or an only child, which no walk merges.
+    neighbour: Option<(u64, usize)>,
+}
+
+/// The bytes a node uses at most to be merged into a neighbour.
+const SMALL: usize = PAGE / 4;
 
 /// A node as stored after a change: the pages it now fills, each with the
 /// lower bound its parent files it under (empty for the first).
@@ -58,6 +77,15 @@ enum Target<'k> {
 }
 
 impl Target<'_> {
+    /// Which end of the tree a pop takes from: 0 the first, 1 the last.
+    fn end(self) -> Option<usize> {
+        match self {
+            Target::Key(_) => None,
+            Target::First => Some(0),
+            Target::Last => Some(1),
+        }
+    }
+
     /// The child of a branch whose subtree holds the target.
     fn child(self, node: &NodeRef) -> Result<usize> {
         match self {
@@ -90,7 +118,11 @@ impl<'a> WriteTxn<'a> {
         let pages = pager.page_count();
         let txn = pager.transaction()?;
         let meta = Meta::read(txn.get_protected(META)?.as_bytes(), pages)?;
-        Ok(WriteTxn { txn, meta })
+        Ok(WriteTxn {
+            txn,
+            meta,
+            edge_leaves: [None; 2],
+        })
     }
 
     /// The value of `key`, as this transaction left it.
@@ -135,6 +167,7 @@ impl<'a> WriteTxn<'a> {
         if value.len() > MAX_VALUE {
             return Err(Error::ValueTooLarge(value.len()));
         }
+        self.forget_edge_leaves();
         let overflow = match value.len() > MAX_INLINE {
             true => Some(self.write_overflow(value)?),
             false => None,
@@ -248,12 +281,109 @@ impl<'a> WriteTxn<'a> {
         if self.meta.root == 0 {
             return Ok(None);
         }
+        if let Some(end) = target.end() {
+            if let Some(pair) = self.pop_from_edge_leaf(end)? {
+                self.meta.len -= 1;
+                return Ok(Some(pair));
+            }
+        }
+        self.forget_edge_leaves();
         let Some(taken) = self.remove_at(self.meta.root, 0, target)? else {
             return Ok(None);
         };
         self.set_root_after_removal(taken.node)?;
         self.meta.len -= 1;
+        if target.end().is_some() {
+            // Both ends, for pops that alternate between them. A cache: a
+            // walk that fails leaves it empty, and the next operation meets
+            // the fault itself.
+            self.edge_leaves = [0, 1].map(|end| self.edge_leaf(end).ok().flatten());
+        }
         Ok(Some((taken.key, taken.value)))
+    }
+
+    /// A pop from `end` (0 first, 1 last) done in the leaf at that end
+    /// alone, when the removal changes nothing above it: the leaf is one
+    /// this transaction wrote already (rewritten in place, its parent keeps
+    /// its id), keeps more than its last pair, and is not left small enough
+    /// to merge with its neighbour. Then the walk from the root would read
+    /// every node down the edge only to leave each as it was; `None`
+    /// (nothing done) when it would not. Pops from one end take most pairs
+    /// this way, as LMDB's cursor does, instead of one walk each.
+    fn pop_from_edge_leaf(&mut self, end: usize) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let Some(edge) = self.edge_leaves[end] else {
+            return Ok(None);
+        };
+        if !self.txn.is_writable(PageId(edge.id)) {
+            return Ok(None);
+        }
+        let page = self.txn.node(edge.id)?;
+        if page.kind() != Kind::Leaf || page.len() < 2 {
+            return Ok(None);
+        }
+        let i = if end == 0 { 0 } else { page.len() - 1 };
+        let edit = Edit::Remove(i);
+        let plan = page.plan(&edit)?;
+        let used = plan.used_after();
+        // `can_merge`'s test, with the neighbour as the walk would read it.
+        let merges = used <= SMALL
+            && edge
+                .neighbour
+                .is_some_and(|(_, neighbour)| used + neighbour - HEADER <= PAGE);
+        if merges {
+            return Ok(None);
+        }
+        let key = page.key(i)?.to_vec();
+        let value = self.take_value(edge.id, i, true)?;
+        plan.write(
+            None,
+            self.txn.get_mut(PageId(edge.id))?.as_bytes_mut(),
+            &edit,
+        )?;
+        // The other end's leaf may have this one as its neighbour.
+        if let Some(other) = &mut self.edge_leaves[1 - end] {
+            if let Some((id, neighbour)) = &mut other.neighbour {
+                if *id == edge.id {
+                    *neighbour = used;
+                }
+            }
+        }
+        Ok(Some((key, value)))
+    }
+
+    /// The leaf at `end` of the tree (0 first, 1 last), `None` if empty.
+    fn edge_leaf(&self, end: usize) -> Result<Option<EdgeLeaf>> {
+        let (mut id, mut parent) = (self.meta.root, None);
+        let mut depth = 0;
+        while id != 0 {
+            let page = self.txn.node(id)?;
+            self.meta.check_depth(page.kind(), depth)?;
+            if page.kind() == Kind::Leaf {
+                let neighbour = match parent {
+                    Some(parent) => self.neighbour(&parent, end)?,
+                    None => None,
+                };
+                return Ok(Some(EdgeLeaf { id, neighbour }));
+            }
+            let child = page.child(if end == 0 { 0 } else { page.len() - 1 })?;
+            (id, parent, depth) = (child, Some(page), depth + 1);
+        }
+        Ok(None)
+    }
+
+    /// The neighbour `update_child` would merge the child at `end` of
+    /// `parent` with, and the bytes it uses; none with a single child.
+    fn neighbour(&self, parent: &NodeRef<'_>, end: usize) -> Result<Option<(u64, usize)>> {
+        if parent.len() < 2 {
+            return Ok(None);
+        }
+        let id = parent.child(if end == 0 { 1 } else { parent.len() - 2 })?;
+        Ok(Some((id, self.txn.node(id)?.used()?)))
+    }
+
+    /// Any change but a pop from one end may move the leaves at the ends.
+    pub(crate) fn forget_edge_leaves(&mut self) {
+        self.edge_leaves = [None; 2];
     }
 
     /// Makes `root` the tree's root after removals: a root branch left
@@ -340,32 +470,60 @@ impl<'a> WriteTxn<'a> {
         let parent = self.txn.node(id)?;
         let (left, left_id, right_id) = merge_pair(&parent, i, child)?;
         let bound = parent.key(left + 1)?.to_vec();
-        let merged = self.merged(left_id, right_id, bound)?;
-        if merged.size() > PAGE {
+        let Some(merged) = self.merge_pages(left_id, right_id, &bound)? else {
             return Err(Error::Corrupt("nodes that fit one page do not"));
-        }
-        self.txn.free(PageId(right_id))?;
-        let merged = self.store(left_id, merged, false)?[0].1.to_le_bytes();
+        };
+        let merged = merged.to_le_bytes();
         let id = self.change(id, Edit::Remove(left + 1), false)?[0].1;
         Ok(self.change(id, Edit::Replace(left, [&merged, &[]]), false)?[0].1)
     }
 
-    /// Nodes `left_id` and `right_id`, neighbours filed apart by `bound` in
-    /// their parent, as one node (which may not fit a page).
-    fn merged(&self, left_id: u64, right_id: u64, bound: Vec<u8>) -> Result<Node> {
-        let mut merged = self.txn.node(left_id)?.decode()?;
-        let mut right = self.txn.node(right_id)?.decode()?.entries;
-        if merged.kind == Kind::Branch {
-            // The right node's lower bound, dropped from it, comes back from the parent.
-            right[0].0 = bound;
+    /// Writes nodes `left_id` and `right_id`, neighbours filed apart by
+    /// `bound` in their parent, as one node in the left one's page (a fresh
+    /// one if this transaction did not write it) and frees the right one's;
+    /// returns the merged node's page. `None`, changing nothing, if they do
+    /// not fit one page. The entries are copied from page to page, not
+    /// decoded one by one into allocations of their own.
+    fn merge_pages(&mut self, left_id: u64, right_id: u64, bound: &[u8]) -> Result<Option<u64>> {
+        let mut merged = [0u8; PAGE];
+        {
+            let (left, right) = (self.txn.node(left_id)?, self.txn.node(right_id)?);
+            if left.kind() != right.kind() {
+                return Err(Error::Corrupt("neighbours of different kinds"));
+            }
+            let branch = left.kind() == Kind::Branch;
+            let mut entries = Vec::with_capacity(left.len() + right.len());
+            for i in 0..left.len() {
+                entries.push(left.entry(i)?);
+            }
+            for i in 0..right.len() {
+                let (key, payload) = right.entry(i)?;
+                // A branch's first key is held empty: the right node's lower
+                // bound comes back from the parent.
+                entries.push((if i == 0 && branch { bound } else { key }, payload));
+            }
+            if node_size(entries.iter().copied()) > PAGE {
+                return Ok(None);
+            }
+            encode_entries(&mut merged, left.kind(), entries.into_iter());
         }
-        merged.entries.extend(right);
-        Ok(merged)
+        self.txn.free(PageId(right_id))?;
+        let target = if self.txn.is_writable(PageId(left_id)) {
+            left_id
+        } else {
+            self.txn.free(PageId(left_id))?;
+            self.txn.alloc()?.0
+        };
+        self.txn
+            .get_mut(PageId(target))?
+            .as_bytes_mut()
+            .copy_from_slice(&merged);
+        Ok(Some(target))
     }
 
     /// Whether node `id` uses little enough of its page to be merged.
     pub(crate) fn is_small(&self, id: u64) -> Result<bool> {
-        Ok(self.txn.node(id)?.used()? <= PAGE / 4)
+        Ok(self.txn.node(id)?.used()? <= SMALL)
     }
 
     /// Whether child `i` of the branch `parent`, now page `child`, is small
@@ -406,12 +564,9 @@ impl<'a> WriteTxn<'a> {
         if !self.merged_fits(left_id, right_id, &node.entries[left + 1].0)? {
             return Ok(false);
         }
-        let merged = self.merged(left_id, right_id, node.entries[left + 1].0.clone())?;
-        if merged.size() > PAGE {
+        let Some(id) = self.merge_pages(left_id, right_id, &node.entries[left + 1].0)? else {
             return Ok(false);
-        }
-        self.txn.free(PageId(right_id))?;
-        let id = self.store(left_id, merged, false)?[0].1;
+        };
         node.set_child(left, id);
         node.entries.remove(left + 1);
         Ok(true)

@@ -118,6 +118,22 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Mostly pops from both ends, with the changes that may move the leaves
+/// at the ends between them: pops take most pairs in the end leaf alone
+/// (see `WriteTxn::pop_from_edge_leaf`), which any other change must not
+/// leave stale.
+fn pop_heavy_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => Just(Op::PopFirst),
+        6 => Just(Op::PopLast),
+        3 => (0..KEYS, 0..=MAX_INLINE + 1, any::<u8>())
+            .prop_map(|(key, len, stamp)| Op::Insert { key, len, stamp }),
+        1 => (0..KEYS).prop_map(Op::Remove),
+        1 => (bound(), bound()).prop_map(|(a, b)| Op::RemoveRange(a, b)),
+        1 => (bound(), bound(), any::<u8>()).prop_map(|(a, b, salt)| Op::ExtractIf(a, b, salt)),
+    ]
+}
+
 /// Whether a `retain` or `extract_if` with `salt` picks the pair: about a
 /// third of the pairs, by their key and value.
 fn picked(key: &[u8], value: &[u8], salt: u8) -> bool {
@@ -251,6 +267,59 @@ proptest! {
         let dir = temp_dir();
         run(&dir.path().join("tree.db"), &steps);
     }
+
+    /// A committed tree of many leaves, then transactions of runs of pops
+    /// from both ends among inserts, removals and range removals.
+    #[test]
+    fn pops_match_a_btreemap(
+        load in prop::collection::vec((0..KEYS, 0..=MAX_INLINE + 1, any::<u8>()), 100..300),
+        runs in prop::collection::vec(prop::collection::vec(pop_heavy_op(), 1..200), 1..4),
+    ) {
+        let ops = load
+            .into_iter()
+            .map(|(key, len, stamp)| Op::Insert { key, len, stamp })
+            .collect();
+        let mut steps = vec![Step::Write { ops, commit: true }];
+        steps.extend(runs.into_iter().map(|ops| Step::Write { ops, commit: true }));
+        let dir = temp_dir();
+        run(&dir.path().join("tree.db"), &steps);
+    }
+}
+
+/// Pops alternating between the ends drain a tree three levels deep in one
+/// transaction, each pair in order, and leave no page behind.
+#[test]
+fn pops_from_both_ends_drain_a_deep_tree() {
+    let dir = temp_dir();
+    let path = dir.path().join("tree.db");
+    let mut db = Db::create(&path).unwrap();
+    let mut model = Model::new();
+    let mut txn = db.write().unwrap();
+    for i in 0..6000u32 {
+        let (k, v) = (
+            format!("{:08}", i.wrapping_mul(2_654_435_761) % 100_000).into_bytes(),
+            vec![i as u8; 150],
+        );
+        txn.insert(&k, &v).unwrap();
+        model.insert(k, v);
+    }
+    txn.commit().unwrap();
+    let mut txn = db.write().unwrap();
+    for n in 0..model.len() {
+        if n % 2 == 0 {
+            assert_eq!(txn.pop_first().unwrap(), model.pop_first(), "pop {n}");
+        } else {
+            assert_eq!(txn.pop_last().unwrap(), model.pop_last(), "pop {n}");
+        }
+    }
+    assert_eq!(
+        (txn.pop_first().unwrap(), txn.pop_last().unwrap()),
+        (None, None)
+    );
+    txn.commit().unwrap();
+    assert_committed(&db, &model, "after draining");
+    let left = db.pager().allocated_page_count();
+    assert!(left <= 2, "{left} pages for an empty tree");
 }
 
 /// Enough pairs in few transactions for a tree three levels deep, then
