@@ -310,6 +310,15 @@ impl MapRegion {
         self.map.len()
     }
 
+    /// Grows the mapping to `len` bytes of the file, which is at least that
+    /// long, keeping its pages mapped; false, with the mapping unchanged,
+    /// where the platform cannot (or the call failed: a new mapping then
+    /// reports the error that matters).
+    fn grow_in_place(&mut self, len: u64) -> bool {
+        usize::try_from(len)
+            .is_ok_and(|len| platform::grow_map(&mut self.map, len).unwrap_or(false))
+    }
+
     /// All of a region made by [`MapRegion::open_read_only`]; `None` for
     /// the writer's regions.
     pub fn read_only_bytes(&self) -> Option<&[u8]> {
@@ -890,6 +899,14 @@ impl Storage {
             self.file_len = new_len;
         }
         self.hook.fire(IoEvent::Map { len: new_len })?;
+        // A region no snapshot holds is grown where it is, where the
+        // platform can: its pages stay mapped.
+        if let Some(region) = Arc::get_mut(&mut self.map) {
+            if region.grow_in_place(new_len) {
+                self.view = View::of(&self.map);
+                return Ok(());
+            }
+        }
         let map = Arc::new(MapRegion::new(&self.file, new_len)?);
         self.replace_map(map)
     }
@@ -1147,6 +1164,47 @@ impl<'a> DisjointPages<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A growth keeps every byte written before it, whether the region is
+    /// grown where it is (nothing else holds it: on Linux the same region,
+    /// its pages still mapped) or mapped anew because a snapshot holds it,
+    /// which then still reads the file as far as it reached.
+    #[test]
+    fn a_growth_keeps_the_bytes_whether_or_not_a_snapshot_holds_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        let mut store =
+            Storage::create(&path, 8192, true, HookSlot::default(), |_| Ok(())).unwrap();
+        store.range_mut(0..8192).unwrap().fill(0x5A);
+        let region = Arc::as_ptr(&store.map);
+        store.grow(1 << 20, true).unwrap();
+        assert_eq!(store.len(), 1 << 20);
+        assert_eq!(
+            Arc::as_ptr(&store.map) == region,
+            cfg!(target_os = "linux"),
+            "grown where it is only on Linux"
+        );
+        assert!(store.bytes()[..8192].iter().all(|&b| b == 0x5A));
+        assert!(store.bytes()[8192..].iter().all(|&b| b == 0));
+        store
+            .range_mut((1 << 20) - 4096..1 << 20)
+            .unwrap()
+            .fill(0x77);
+
+        let held = store.region();
+        store.grow(4 << 20, true).unwrap();
+        assert!(
+            !Arc::ptr_eq(&held, &store.map),
+            "a held region is mapped anew"
+        );
+        assert_eq!((held.len(), store.len()), (1 << 20, 4 << 20));
+        // SAFETY: nothing writes the file while these bytes are read.
+        let old = unsafe { held.range(0..held.len()) }.unwrap();
+        assert_eq!(old, &store.bytes()[..1 << 20]);
+        assert!(old[..8192].iter().all(|&b| b == 0x5A));
+        assert!(old[(1 << 20) - 4096..].iter().all(|&b| b == 0x77));
+        assert!(store.bytes()[1 << 20..].iter().all(|&b| b == 0));
+    }
 
     #[test]
     fn copy_changing_copies_whole_words_within_the_map_only() {

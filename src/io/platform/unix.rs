@@ -55,6 +55,26 @@ pub(crate) fn sync_data(file: &File) -> io::Result<()> {
     file.sync_data()
 }
 
+/// Grows `map` to `len` bytes, keeping the pages it maps mapped (`mremap`,
+/// which may move it), so that a growth neither unmaps the file's pages
+/// nor faults them in again; `false` where the platform has no such call
+/// (the caller then maps the file anew).
+pub(crate) fn grow_map(map: &mut MmapRaw, len: usize) -> io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: the caller grew the file to at least `len` bytes first, so
+        // no byte of the grown map lies past its end, and it holds the only
+        // handle to the map: no pointer into the old address is used again.
+        unsafe { map.remap(len, memmap2::RemapOptions::new().may_move(true))? };
+        Ok(true)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (map, len);
+        Ok(false)
+    }
+}
+
 /// Writes back the bytes `offset..offset + len` of `map` that were written
 /// through it, and waits (`msync(MS_SYNC)`): [`sync_data`] alone would not
 /// see them where [`FLUSH_MAP_WRITES`] is true.

@@ -78,6 +78,11 @@ pub(crate) fn sync_data(file: &File) -> io::Result<()> {
     file.sync_data()
 }
 
+/// `false`: a view cannot be grown in place; the caller maps the file anew.
+pub(crate) fn grow_map(_map: &mut MmapRaw, _len: usize) -> io::Result<bool> {
+    Ok(false)
+}
+
 /// `FlushViewOfFile` of the range: hands the pages written through the view
 /// to the cache manager without waiting for the disk, which the
 /// `FlushFileBuffers` of [`sync_data`] that follows does once for all of them.
