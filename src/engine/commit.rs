@@ -227,6 +227,7 @@ impl Core {
             stale,
             slots_before,
             freed_sub_pages,
+            born,
             force_sync: _,
             checkpoint,
         } = change;
@@ -246,10 +247,14 @@ impl Core {
         freed.append(&mut self.journal.stale_check_pages);
         self.journal.generation += 1;
         let generation = self.journal.generation;
-        self.journal.reclaim.freed(generation, freed);
-        self.journal
+        let journal = &mut self.journal;
+        let listed = &journal.chain.checked;
+        journal
             .reclaim
-            .freed_sub_pages(generation, freed_sub_pages);
+            .freed_by_commit(generation, freed, |page| listed.contains(&page));
+        journal.reclaim.freed_sub_pages(generation, freed_sub_pages);
+        // Before the root: a sync this commit makes covers them.
+        self.journal.reclaim.born(born);
         for (slot, before) in slots_before {
             self.journal.durable_entries.entry(slot).or_insert(before);
         }
@@ -404,6 +409,7 @@ impl Core {
         self.settle_flight()?;
         self.write_pending_root()?;
         self.placement.sync_started();
+        self.journal.reclaim.sync_started();
         if let Err(err) = self.store.sync() {
             self.poisoned = true;
             return Err(err.into());

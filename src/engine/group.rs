@@ -90,6 +90,7 @@ impl Core {
         }
         self.write_pending_root()?;
         self.placement.sync_started();
+        self.journal.reclaim.sync_started();
         let sync = match self.store.detach_sync() {
             Ok(sync) => sync,
             Err(err) => {

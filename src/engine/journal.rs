@@ -157,6 +157,10 @@ pub(crate) struct Change {
     pub(super) slots_before: Vec<(u64, DirEntry)>,
     /// Committed sub-pages the change frees (held in the free map).
     pub(super) freed_sub_pages: Vec<FreedSubPages>,
+    /// Regular pages the change allocated and uses: if no sync covers the
+    /// commit, a later one may free them without waiting for a sync (see
+    /// `engine/reclaim.rs`).
+    pub(super) born: Vec<u64>,
     /// Sync the commit whatever the durability mode.
     pub(super) force_sync: bool,
     /// Checkpoint both page trees, whether or not the log is full (a

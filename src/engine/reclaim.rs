@@ -21,6 +21,24 @@
 //!    wait ([`Reclamation::release`]). Readers in other processes count
 //!    as snapshots (`readers.rs`).
 //!
+//! A regular page that a commit since the last sync made (allocated, in
+//! use when that commit ended) and a later commit frees skips waits 1 and
+//! 2 ([`Reclamation::born`]): the durable root, the one a power loss may
+//! fall back to, neither uses nor checks a page that was free in its
+//! state. A newer root that used it checks the page's CRC (every root in
+//! Deferred mode lists the checks of the pages written since the last
+//! sync), so a crash image showing that root beside the page rewritten by
+//! its next owner is rejected, and open falls back to the durable root, as
+//! it does for any unsynced commit a power loss cut short. Not a page whose
+//! check a check page still lists, though: the root of the freeing commit
+//! names that chain too, and a process crash must reopen it. A page the
+//! commit that made it never wrote holds no bytes of the caller's to lose.
+//! Such pages wait only for snapshots. Pages a transaction allocated and
+//! freed again are not among them (the commit never used them, and the
+//! engine may have written them through the map), nor are pages made while
+//! a group sync seals its root (see `engine/group.rs`): the set starts over
+//! when a sync starts.
+//!
 //! Every waiting page stays marked in use in the free map, so nothing else
 //! can take it; this type only says which pages wait and gives them back.
 //!
@@ -30,6 +48,12 @@
 
 use crate::engine::freemap::FreeMap;
 use crate::engine::sub_slots::FreedSubPages;
+use crate::page_hash::PageSet;
+
+/// The most pages [`Reclamation::born`] remembers between two syncs: a
+/// bound on its memory (16 MiB or so) in a long run of `Deferred` commits;
+/// pages made past it wait for a sync as any other.
+const MAX_BORN: usize = 1 << 20;
 
 /// Pages and sub-pages freed by commits and not reusable yet, by the
 /// generation of the commit that freed them.
@@ -45,6 +69,8 @@ pub(crate) struct Reclamation {
     sub_pages_awaiting_sync: Vec<(u64, Vec<FreedSubPages>)>,
     /// Sub-pages freed by durable commits (wait 3).
     sub_pages_held: Vec<(u64, Vec<FreedSubPages>)>,
+    /// Regular pages committed since the last sync started (module docs).
+    born: PageSet,
 }
 
 impl Reclamation {
@@ -62,6 +88,51 @@ impl Reclamation {
         if !pages.is_empty() {
             self.awaiting_sync.push((generation, pages));
         }
+    }
+
+    /// [`Reclamation::freed`] for a commit about to write its root: of
+    /// `pages`, those committed since the last sync started wait only for
+    /// snapshots, unless `listed` says that check pages the new root names
+    /// still hold their checks (written there by the commit that made
+    /// them): that root would be rejected once they are rewritten.
+    pub(super) fn freed_by_commit(
+        &mut self,
+        generation: u64,
+        mut pages: Vec<u64>,
+        listed: impl Fn(u64) -> bool,
+    ) {
+        if !self.born.is_empty() {
+            let mut unsynced = Vec::new();
+            pages.retain(|&page| {
+                let early = !listed(page) && self.born.remove(&page);
+                if early {
+                    unsynced.push(page);
+                }
+                !early
+            });
+            if !unsynced.is_empty() {
+                self.held.push((generation, unsynced));
+            }
+        }
+        self.freed(generation, pages);
+    }
+
+    /// A commit that no sync has started to cover made `pages` (regular
+    /// pages it allocated and still uses): freed before the next sync
+    /// starts, they need not wait for it (module docs).
+    pub(super) fn born(&mut self, pages: impl IntoIterator<Item = u64>) {
+        for page in pages {
+            if self.born.len() >= MAX_BORN {
+                return;
+            }
+            self.born.insert(page);
+        }
+    }
+
+    /// A sync starts: the root it makes durable may use every page made so
+    /// far.
+    pub(super) fn sync_started(&mut self) {
+        self.born.clear();
     }
 
     /// The commit of `generation` freed sub-pages (held in the free map).
@@ -227,6 +298,72 @@ mod tests {
         assert!(map.is_free(6));
         assert_eq!(reclaim.count(), 0);
         assert!(!reclaim.awaits_sync());
+    }
+
+    /// Of the pages a commit frees, one made since the last sync started
+    /// waits only for snapshots; one made before, one a check page lists,
+    /// and one never recorded as made wait for a sync, as before.
+    #[test]
+    fn a_page_made_since_the_last_sync_waits_only_for_snapshots() {
+        let mut map = FreeMap::new(16);
+        for page in [4, 5, 6, 7] {
+            assert!(map.take_internal(page));
+        }
+        let mut reclaim = Reclamation::default();
+        reclaim.born([4]);
+        reclaim.sync_started();
+        reclaim.born([5, 6]);
+        reclaim.freed_by_commit(10, vec![4, 5, 6, 7], |page| page == 6);
+        assert_eq!(reclaim.awaiting_sync_count(), 3, "4, 6 and 7");
+        // A snapshot of generation 9 may still read page 5.
+        reclaim.release(&mut map, Some(9));
+        assert!(!map.is_free(5));
+        reclaim.release(&mut map, None);
+        assert!(map.is_free(5));
+        assert!([4, 6, 7]
+            .iter()
+            .all(|&page| !map.is_free(page) && reclaim.contains(page)));
+        // Made once, reusable early once: taken again without being made
+        // by a commit, it waits for a sync.
+        assert!(map.take_internal(5));
+        reclaim.freed_by_commit(11, vec![5], |_| false);
+        reclaim.release(&mut map, None);
+        assert!(!map.is_free(5));
+        reclaim.synced(|_| false);
+        reclaim.release(&mut map, None);
+        assert!([4, 5, 6, 7].iter().all(|&page| map.is_free(page)));
+    }
+
+    /// A `Deferred` pager hands out again, without a sync, a page a commit
+    /// made and a later one freed; an `Immediate` one syncs every commit
+    /// anyway, and its freed pages are free after it.
+    #[test]
+    fn a_deferred_pager_reuses_a_page_made_and_freed_since_the_last_sync() {
+        use crate::engine::core::{Core, Settings};
+        use crate::engine::Durability;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            durability: Durability::Deferred,
+            ..Settings::for_tests(1024)
+        };
+        let mut core = Core::create(&dir.path().join("deferred.pages"), settings).unwrap();
+        core.sync().unwrap();
+        let one_page = |core: &mut Core| {
+            let mut txn = core.begin_transaction().unwrap();
+            let page = core.txn_alloc_regular(&mut txn, 1).unwrap()[0];
+            core.commit_txn(txn).unwrap();
+            page
+        };
+        let syncs = core.sync_count();
+        let made = one_page(&mut core);
+        core.free_regular(&[made]).unwrap();
+        assert_eq!(one_page(&mut core), made, "handed out again");
+        assert_eq!(core.sync_count(), syncs, "without a sync");
+        // A page made before the last sync waits for the next one.
+        core.sync().unwrap();
+        core.free_regular(&[made]).unwrap();
+        assert_ne!(one_page(&mut core), made);
+        assert!(core.journal.reclaim.contains(made));
     }
 
     #[test]

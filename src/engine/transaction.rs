@@ -696,8 +696,21 @@ impl Core {
         } = txn;
         self.keep_buffers(buffers);
         records.extend(subs.records);
-        let mut checked: Vec<(u64, Option<u32>)> = fresh
-            .written
+        let FreshPages {
+            single, written, ..
+        } = fresh;
+        // Only a commit that may not sync makes pages a later one can free
+        // before the next sync (an `Immediate` one syncs at once); grouped
+        // commits are synced by another caller, later, and their pages wait
+        // for that sync as any other.
+        let born = match self.durability == Durability::Deferred && !self.grouped {
+            true => single
+                .into_iter()
+                .filter(|&page| self.map.is_regular(page))
+                .collect(),
+            false => Vec::new(),
+        };
+        let mut checked: Vec<(u64, Option<u32>)> = written
             .into_iter()
             .filter(|&page| self.map.is_regular(page))
             .map(|page| (page, crcs.get(&page).copied()))
@@ -726,6 +739,7 @@ impl Core {
             stale,
             slots_before: slots_before.into_iter().collect(),
             freed_sub_pages: subs.freed,
+            born,
             ..Change::default()
         };
         let rollback = Rollback {
@@ -737,6 +751,10 @@ impl Core {
         if self.durability == Durability::Immediate {
             // A Deferred commit makes no sync; its pager shrinks at `sync`.
             self.maybe_shrink();
+        } else {
+            // Pages it freed that no sync need make reusable are free now,
+            // as a synced commit's are (see `engine/reclaim.rs`).
+            self.release_unpinned();
         }
         Ok(())
     }

@@ -53,8 +53,15 @@ struct Syncs {
     /// Regular pages freed by commits since the last sync (Deferred mode):
     /// none may be handed out again before one.
     awaiting: BTreeSet<u64>,
+    /// Regular pages committed since the last sync (Deferred mode): freed
+    /// by a later commit, one may be handed out again at once, as the
+    /// durable root never used it (the pager may keep it waiting anyway,
+    /// when a check page lists it).
+    born: BTreeSet<u64>,
     /// Regular pages freed by the op being run.
     freed_now: Vec<u64>,
+    /// Regular pages the op being run committed.
+    born_now: Vec<u64>,
     /// The op being run wrote a page in place.
     wrote_now: bool,
     /// Pages a committed transaction wrote. Writing one in place may first
@@ -198,6 +205,7 @@ impl<const N: usize> Driver<N> {
         let syncs = self.pager().sync_count();
         let (generation, pages) = (self.model.generation, self.pager().page_count());
         self.syncs.freed_now.clear();
+        self.syncs.born_now.clear();
         self.syncs.wrote_now = false;
         self.run(op, outcome)?;
         if self.auto_shrink && !matches!(op, Op::Shrink(_) | Op::Reopen(_)) {
@@ -220,21 +228,31 @@ impl<const N: usize> Driver<N> {
             describe(op)
         );
         let freed = std::mem::take(&mut self.syncs.freed_now);
+        let born = std::mem::take(&mut self.syncs.born_now);
         if let Op::Reopen(_) | Op::Shrink(true) = op {
             // Dropping the pager synced everything; the new one counts anew.
             self.syncs.awaiting.clear();
+            self.syncs.born.clear();
             self.syncs.dirty = false;
             self.syncs.unsettled = true;
             return Ok(());
         }
         if self.pager().sync_count() > syncs {
             self.syncs.awaiting.clear();
+            self.syncs.born.clear();
             self.syncs.dirty = false;
             self.syncs.unsettled = false;
         }
         // An op's syncs all come before its commit publishes its frees.
+        // Its pages count as made since the sync even if its own commit
+        // synced: the model only says which pages may come back early.
         if self.durability == Durability::Deferred {
-            self.syncs.awaiting.extend(freed);
+            for page in freed {
+                if !self.syncs.born.remove(&page) {
+                    self.syncs.awaiting.insert(page);
+                }
+            }
+            self.syncs.born.extend(born);
         }
         if self.syncs.wrote_now {
             self.syncs.dirty = true;
@@ -263,6 +281,7 @@ impl<const N: usize> Driver<N> {
             let bytes = id.get(self.pager()).unwrap().as_bytes().to_vec();
             self.model.alloc(id.0, bytes);
             outcome.pages.push(id.0);
+            self.syncs.born_now.push(id.0);
         }
         self.model.generation += 1;
     }
@@ -802,6 +821,7 @@ impl<const N: usize> Driver<N> {
             }
             self.syncs.txn_written.extend(&t.written);
             self.syncs.freed_now.extend(&t.freed);
+            self.syncs.born_now.extend(&t.fresh);
             self.model = t.next;
             self.model.generation += 1;
         } else {
