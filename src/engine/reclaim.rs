@@ -335,8 +335,8 @@ mod tests {
     }
 
     /// A `Deferred` pager hands out again, without a sync, a page a commit
-    /// made and a later one freed; an `Immediate` one syncs every commit
-    /// anyway, and its freed pages are free after it.
+    /// made and a later one freed; a page made before a sync waits for the
+    /// next one when it is freed.
     #[test]
     fn a_deferred_pager_reuses_a_page_made_and_freed_since_the_last_sync() {
         use crate::engine::core::{Core, Settings};
