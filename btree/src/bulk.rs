@@ -335,12 +335,7 @@ impl WriteTxn<'_> {
         if node_size(kept.iter().copied()) > PAGE {
             return Err(Error::Corrupt("a node grew by losing entries"));
         }
-        let target = if self.txn.is_writable(PageId(id)) {
-            id
-        } else {
-            self.txn.free(PageId(id))?;
-            self.txn.alloc()?.0
-        };
+        let target = self.rewritable(id)?;
         let page = self.txn.get_mut(PageId(target))?.as_bytes_mut();
         encode_entries(page, leaf.kind(), kept.into_iter());
         Ok(target)

@@ -325,11 +325,12 @@ impl<'a> WriteTxn<'a> {
         let edit = Edit::Remove(i);
         let plan = page.plan(&edit)?;
         let used = plan.used_after();
-        // `can_merge`'s test, with the neighbour as the walk would read it.
+        // `can_merge`'s test, with the neighbour as the walk would read it
+        // (leaves: no bound comes down from the parent).
         let merges = used <= SMALL
             && edge
                 .neighbour
-                .is_some_and(|(_, neighbour)| used + neighbour - HEADER <= PAGE);
+                .is_some_and(|(_, neighbour)| fit_together(used, neighbour, 0));
         if merges {
             return Ok(None);
         }
@@ -508,12 +509,7 @@ impl<'a> WriteTxn<'a> {
             encode_entries(&mut merged, left.kind(), entries.into_iter());
         }
         self.txn.free(PageId(right_id))?;
-        let target = if self.txn.is_writable(PageId(left_id)) {
-            left_id
-        } else {
-            self.txn.free(PageId(left_id))?;
-            self.txn.alloc()?.0
-        };
+        let target = self.rewritable(left_id)?;
         self.txn
             .get_mut(PageId(target))?
             .as_bytes_mut()
@@ -540,16 +536,15 @@ impl<'a> WriteTxn<'a> {
     }
 
     /// Whether nodes `left_id` and `right_id`, neighbours filed apart by
-    /// `bound` in their parent, fit in one page together. A merged node
-    /// takes what both take, but one header, and a branch gains `bound` as
-    /// the key of the right node's first child (held empty in that node).
+    /// `bound` in their parent, fit in one page together
+    /// ([`fit_together`]).
     fn merged_fits(&self, left_id: u64, right_id: u64, bound: &[u8]) -> Result<bool> {
         let (left, right) = (self.txn.node(left_id)?, self.txn.node(right_id)?);
         let bound = match left.kind() {
             Kind::Branch => bound.len(),
             Kind::Leaf => 0,
         };
-        Ok(left.used()? + right.used()? - HEADER + bound <= PAGE)
+        Ok(fit_together(left.used()?, right.used()?, bound))
     }
 
     /// Folds child `i` of `node` into a neighbour when it is small and both
@@ -680,13 +675,19 @@ impl<'a> WriteTxn<'a> {
     /// Writes `node`, which replaces page `id`: into `id` itself if this
     /// transaction wrote it already, else into a fresh page, freeing `id`.
     pub(crate) fn store(&mut self, id: u64, node: Node, fill: bool) -> Result<Pieces> {
-        let target = if self.txn.is_writable(PageId(id)) {
-            id
-        } else {
-            self.txn.free(PageId(id))?;
-            self.txn.alloc()?.0
-        };
+        let target = self.rewritable(id)?;
         self.write_pieces(target, node, fill)
+    }
+
+    /// The page a node that replaces page `id` is written into: `id`
+    /// itself if this transaction wrote it already, else a fresh page, `id`
+    /// being freed.
+    pub(crate) fn rewritable(&mut self, id: u64) -> Result<u64> {
+        if self.txn.is_writable(PageId(id)) {
+            return Ok(id);
+        }
+        self.txn.free(PageId(id))?;
+        Ok(self.txn.alloc()?.0)
     }
 
     fn store_new(&mut self, node: Node) -> Result<Pieces> {
@@ -713,6 +714,14 @@ impl<'a> WriteTxn<'a> {
             .write(self.txn.write_protected(META)?.as_bytes_mut());
         Ok(self.txn.commit()?)
     }
+}
+
+/// Whether two neighbour nodes using `left` and `right` bytes fit in one
+/// page together: a merged node takes what both take, but one header, and
+/// a branch gains the `bound` bytes of the key its parent filed the right
+/// one under (the right node's first key is held empty).
+fn fit_together(left: usize, right: usize, bound: usize) -> bool {
+    left + right - HEADER + bound <= PAGE
 }
 
 /// The neighbours a merge of child `i` of `parent` (now page `child`)
