@@ -249,12 +249,12 @@ impl Core {
         let generation = self.journal.generation;
         let journal = &mut self.journal;
         let listed = &journal.chain.checked;
-        journal
+        let early = journal
             .reclaim
             .freed_by_commit(generation, freed, |page| listed.contains(&page));
         journal.reclaim.freed_sub_pages(generation, freed_sub_pages);
         // Before the root: a sync this commit makes covers them.
-        self.journal.reclaim.born(born);
+        journal.reclaim.born(born);
         for (slot, before) in slots_before {
             self.journal.durable_entries.entry(slot).or_insert(before);
         }
@@ -265,7 +265,13 @@ impl Core {
             self.journal.pending_root = Some(self.newest_root(false));
             return Ok(());
         }
-        self.write_root(synced)
+        self.write_root(synced)?;
+        if early {
+            // Pages it freed that no sync need make reusable are free now,
+            // as a synced commit's are (see `engine/reclaim.rs`).
+            self.release_unpinned();
+        }
+        Ok(())
     }
 
     /// The root of the newest commit, from the journal and the map: made

@@ -94,15 +94,17 @@ impl Reclamation {
     /// `pages`, those committed since the last sync started wait only for
     /// snapshots, unless `listed` says that check pages the new root names
     /// still hold their checks (written there by the commit that made
-    /// them): that root would be rejected once they are rewritten.
+    /// them): that root would be rejected once they are rewritten. Returns
+    /// whether any page waits only for snapshots: once the root is written,
+    /// [`Reclamation::release`] may give them back.
     pub(super) fn freed_by_commit(
         &mut self,
         generation: u64,
         mut pages: Vec<u64>,
         listed: impl Fn(u64) -> bool,
-    ) {
+    ) -> bool {
+        let mut unsynced = Vec::new();
         if !self.born.is_empty() {
-            let mut unsynced = Vec::new();
             pages.retain(|&page| {
                 let early = !listed(page) && self.born.remove(&page);
                 if early {
@@ -110,11 +112,13 @@ impl Reclamation {
                 }
                 !early
             });
-            if !unsynced.is_empty() {
-                self.held.push((generation, unsynced));
-            }
         }
         self.freed(generation, pages);
+        let early = !unsynced.is_empty();
+        if early {
+            self.held.push((generation, unsynced));
+        }
+        early
     }
 
     /// A commit that no sync has started to cover made `pages` (regular

@@ -751,10 +751,6 @@ impl Core {
         if self.durability == Durability::Immediate {
             // A Deferred commit makes no sync; its pager shrinks at `sync`.
             self.maybe_shrink();
-        } else {
-            // Pages it freed that no sync need make reusable are free now,
-            // as a synced commit's are (see `engine/reclaim.rs`).
-            self.release_unpinned();
         }
         Ok(())
     }
